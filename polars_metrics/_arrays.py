@@ -1,0 +1,41 @@
+"""Columns to kernel arrays: one dtype and one writeability per argument, so numba compiles a
+single specialization (read-only views from polars would otherwise compile a second one)."""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+
+def _writeable(arr: np.ndarray, dtype) -> np.ndarray:
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    return arr if arr.flags.writeable else arr.copy()
+
+
+def i64(values) -> np.ndarray:
+    if isinstance(values, pl.Series):
+        values = values.to_numpy()
+    return _writeable(values, np.int64)
+
+
+def i32(values) -> np.ndarray:
+    if isinstance(values, pl.Series):
+        values = values.to_numpy()
+    return _writeable(values, np.int32)
+
+
+def f64(values) -> np.ndarray:
+    if isinstance(values, pl.Series):
+        values = values.to_numpy()
+    return _writeable(values, np.float64)
+
+
+def f64_matrix(series: pl.Series, width: int) -> np.ndarray:
+    """A fixed-width Array column as a (n, width) float64 matrix (no nulls allowed here)."""
+    if series.len() == 0:
+        return np.empty((0, width), dtype=np.float64)
+    return _writeable(series.to_numpy().reshape(-1, width), np.float64)
+
+
+def offsets(sorted_codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """CSR offsets (length n_groups + 1) of a sorted array of group codes 0..n_groups-1."""
+    return np.searchsorted(sorted_codes, np.arange(n_groups + 1)).astype(np.int64)

@@ -1,0 +1,167 @@
+"""Greedy IoU-ordered matching per data row (SPEC §5), one walk per confidence threshold.
+
+A walk at IoU threshold 0 gives every IoU threshold at once: pairs are visited by descending
+IoU, so the matches at threshold ``t`` are exactly the ``t = 0`` matches with ``iou > t``
+(prefix property). Each match is therefore emitted once, with its IoU, as a *match event*
+``(confidence index, gt, pd, iou)``; counting events by IoU bin and summing the bins above
+``t`` yields the whole IoU axis.
+
+Tie rule: pairs with equal IoU are visited in the order they are given, which is gt-major
+input order (ground truths in input order, then predictions in input order), because the sort
+below is stable and pair builders emit pairs gt-major.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def greedy_match_by_iou(
+    gt_off, pd_off, gt_feat, pd_feat, pd_npass,
+    pair_off, pair_gt, pair_pd, pair_iou,
+    iou_thr, n_conf, class_aware,
+    rf_off, rf_feat, ev_off,
+    ev_n, ev_gt, ev_pd, ev_iou,
+    rf_ngt, rf_kept, rf_iou_sum,
+    row_counts, row_means, row_iou,
+):
+    """Match every data row at every confidence threshold; fill the preallocated outputs.
+
+    Inputs (all arrays C-contiguous; rows are the CSR groups of ``*_off``):
+    gt_feat, pd_feat : int32 feature codes.  pd_npass : int64, how many confidence thresholds a
+    prediction passes (it is kept at threshold index ``c`` iff ``c < pd_npass``).
+    pair_* : candidate pairs with IoU > 0, gt-major inside each row (global indices).
+    iou_thr : float64 sorted IoU thresholds (T).  class_aware : match only equal features.
+    rf_off, rf_feat : per row, the sorted feature codes present on either side.
+    ev_off : per row, event capacity offsets (n_conf * min(n_gt, n_pd) per row).
+
+    Outputs:
+    ev_n[r, c] events of row r at threshold c, stored from ``ev_off[r] + c * cap_r``;
+    ev_gt, ev_pd, ev_iou : the match events of the IoU-threshold-0 walk.
+    rf_ngt[rf] ground truths, rf_kept[rf, c] kept predictions, rf_iou_sum[rf, c] the sum of
+    IoUs of the class-aware, threshold-free walk (the per-feature IoU metric numerator).
+    row_counts[r, c, t, (tp, fp, fn)], row_means[r, c, t, (precision, recall, f1)] (means of
+    the per-feature values defined on the row; NaN when none), row_iou[r, c] likewise.
+    """
+    n_rows = gt_off.shape[0] - 1
+    n_iou = iou_thr.shape[0]
+    for r in prange(n_rows):
+        g0, g1 = gt_off[r], gt_off[r + 1]
+        p0, p1 = pd_off[r], pd_off[r + 1]
+        k0, k1 = pair_off[r], pair_off[r + 1]
+        f0, f1 = rf_off[r], rf_off[r + 1]
+        n_f = f1 - f0
+        feats = rf_feat[f0:f1]
+        cap = min(g1 - g0, p1 - p0)
+
+        # Stable descending sort keeps gt-major order among equal IoUs (the tie rule).
+        order = np.argsort(-pair_iou[k0:k1], kind="mergesort") + k0
+        pair_bin = np.searchsorted(iou_thr, pair_iou[k0:k1])  # number of thresholds < iou
+
+        gt_slot = np.searchsorted(feats, gt_feat[g0:g1])
+        pd_slot = np.searchsorted(feats, pd_feat[p0:p1])
+        ngt = np.zeros(n_f, dtype=np.int64)
+        for i in range(g1 - g0):
+            ngt[gt_slot[i]] += 1
+        rf_ngt[f0:f1] = ngt
+
+        gt_taken = np.zeros(g1 - g0, dtype=np.bool_)
+        pd_taken = np.zeros(p1 - p0, dtype=np.bool_)
+        tp_bins = np.zeros((n_f, n_iou + 1), dtype=np.int64)
+        kept = np.zeros(n_f, dtype=np.int64)
+        iou_sum = np.zeros(n_f, dtype=np.float64)
+
+        for c in range(n_conf):
+            # --- the matching walk (class-agnostic unless class_aware) ---
+            gt_taken[:] = False
+            pd_taken[:] = False
+            tp_bins[:, :] = 0
+            e = ev_off[r] + c * cap
+            n_ev = 0
+            for k in order:
+                p = pair_pd[k]
+                if pd_npass[p] <= c:
+                    continue
+                g = pair_gt[k]
+                if gt_taken[g - g0] or pd_taken[p - p0]:
+                    continue
+                same = gt_feat[g] == pd_feat[p]
+                if class_aware and not same:
+                    continue
+                gt_taken[g - g0] = True
+                pd_taken[p - p0] = True
+                ev_gt[e + n_ev] = g
+                ev_pd[e + n_ev] = p
+                ev_iou[e + n_ev] = pair_iou[k]
+                n_ev += 1
+                if same:
+                    tp_bins[gt_slot[g - g0], pair_bin[k - k0]] += 1
+            ev_n[r, c] = n_ev
+
+            # --- the per-feature IoU metric: class-aware walk, no threshold ---
+            gt_taken[:] = False
+            pd_taken[:] = False
+            iou_sum[:] = 0.0
+            for k in order:
+                p = pair_pd[k]
+                if pd_npass[p] <= c:
+                    continue
+                g = pair_gt[k]
+                if gt_feat[g] != pd_feat[p] or gt_taken[g - g0] or pd_taken[p - p0]:
+                    continue
+                gt_taken[g - g0] = True
+                pd_taken[p - p0] = True
+                iou_sum[gt_slot[g - g0]] += pair_iou[k]
+            kept[:] = 0
+            for j in range(p1 - p0):
+                if pd_npass[p0 + j] > c:
+                    kept[pd_slot[j]] += 1
+            rf_kept[f0:f1, c] = kept
+            rf_iou_sum[f0:f1, c] = iou_sum
+
+            # --- data-row table: sums over features, means of defined per-feature values ---
+            s_iou = 0.0
+            n_iou_def = 0
+            kept_tot = 0
+            ngt_tot = 0
+            for f in range(n_f):
+                kept_tot += kept[f]
+                ngt_tot += ngt[f]
+                denom = max(kept[f], ngt[f])
+                if denom > 0:
+                    s_iou += iou_sum[f] / denom
+                    n_iou_def += 1
+            row_iou[r, c] = s_iou / n_iou_def if n_iou_def > 0 else np.nan
+            # tp at threshold index t counts the events whose bin is > t: reverse cumulative sum.
+            for f in range(n_f):
+                acc = 0
+                for b in range(n_iou, -1, -1):
+                    acc += tp_bins[f, b]
+                    tp_bins[f, b] = acc
+            for t in range(n_iou):
+                tp_tot = 0
+                s_p = 0.0
+                s_r = 0.0
+                s_f = 0.0
+                n_p = 0
+                n_r = 0
+                n_f1 = 0
+                for f in range(n_f):
+                    tp = tp_bins[f, t + 1]
+                    tp_tot += tp
+                    if kept[f] > 0:
+                        s_p += tp / kept[f]
+                        n_p += 1
+                    if ngt[f] > 0:
+                        s_r += tp / ngt[f]
+                        n_r += 1
+                    if kept[f] + ngt[f] > 0:
+                        s_f += 2.0 * tp / (kept[f] + ngt[f])
+                        n_f1 += 1
+                row_counts[r, c, t, 0] = tp_tot
+                row_counts[r, c, t, 1] = kept_tot - tp_tot
+                row_counts[r, c, t, 2] = ngt_tot - tp_tot
+                row_means[r, c, t, 0] = s_p / n_p if n_p > 0 else np.nan
+                row_means[r, c, t, 1] = s_r / n_r if n_r > 0 else np.nan
+                row_means[r, c, t, 2] = s_f / n_f1 if n_f1 > 0 else np.nan

@@ -1,0 +1,130 @@
+"""Matches → additive count tables: the per-feature cube counts and the sparse confusion cube.
+
+Every quantity is a count (or a sum of IoUs) over data rows, so the tables are additive and a
+partial result over some data rows merges with another by summation (``state.py``).
+
+Match events are *rectangles* in the (confidence index × IoU index) grid: under IoU-ordered
+matching an event found at confidence index ``c`` with ``b`` thresholds below its IoU is a
+match at ``[c, c+1) × [0, b)``; under score-ordered (COCO) matching an event found at IoU index
+``t`` by a detection that passes ``n`` confidence thresholds is a match at ``[0, n) × [t, t+1)``.
+Rectangles are accumulated with 2-D difference arrays (four corner increments and two cumulative
+sums), so no cube cell is ever visited in Python.
+"""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from polars_metrics import schema as s
+
+DENSE_KEY_LIMIT = 1 << 22  # key spaces up to this size use a lookup table instead of np.unique
+
+
+def compress_keys(key: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct keys, index of each key in them)."""
+    if space <= DENSE_KEY_LIMIT:
+        present = np.bincount(key, minlength=space) > 0
+        uniq = np.flatnonzero(present)
+        lut = np.zeros(space, dtype=np.int64)
+        lut[uniq] = np.arange(uniq.shape[0])
+        return uniq, lut[key]
+    uniq, inv = np.unique(key, return_inverse=True)
+    return uniq, inv
+
+
+def rect_counts(inv: np.ndarray, n_keys: int, c_lo, c_hi, t_lo, t_hi, n_conf: int,
+                n_iou: int) -> np.ndarray:
+    """Count, per key and grid cell, the rectangles covering it → int64 (n_keys, C, T)."""
+    shape = (n_keys, n_conf + 1, n_iou + 1)
+    base = inv * shape[1] * shape[2]
+    idx = np.concatenate([
+        base + c_lo * shape[2] + t_lo, base + c_lo * shape[2] + t_hi,
+        base + c_hi * shape[2] + t_lo, base + c_hi * shape[2] + t_hi,
+    ])
+    n = inv.shape[0]
+    sign = np.concatenate([np.ones(n), -np.ones(n), -np.ones(n), np.ones(n)])
+    diff = np.bincount(idx, weights=sign, minlength=int(np.prod(shape))).reshape(shape)
+    return np.rint(diff.cumsum(axis=1).cumsum(axis=2)[:, :n_conf, :n_iou]).astype(np.int64)
+
+
+def count_tables(*, n_slices: int, n_features: int, conf_thr: np.ndarray, iou_thr: np.ndarray,
+                 ev_slice, ev_gt_feat, ev_pd_feat, c_lo, c_hi, t_lo, t_hi,
+                 gt_total: np.ndarray, pd_total: np.ndarray, present: np.ndarray,
+                 iou_sum: np.ndarray, iou_rows: np.ndarray):
+    """Dense per-feature counts and the sparse confusion cells, as index arrays.
+
+    gt_total, pd_total : (S, C, T, F) ground truths / predictions counted at each cell.
+    present : (S, F) features that appear in a slice (they get a complete grid in the cube).
+    iou_sum, iou_rows : (S, C, F) IoU-metric numerators and the number of (row, feature) values.
+    Returns ``(counts, confusion)`` dicts of flat numpy columns; slice and feature are indices,
+    with feature ``F`` standing for the None class in ``confusion``.
+    """
+    S, F, C, T = n_slices, n_features, conf_thr.shape[0], iou_thr.shape[0]
+    W = F + 1
+    key = (ev_slice.astype(np.int64) * W + ev_gt_feat) * W + ev_pd_feat
+    uniq, inv = compress_keys(key, S * W * W)
+    matched = rect_counts(inv, uniq.shape[0], c_lo, c_hi, t_lo, t_hi, C, T)  # (K, C, T)
+    k_s, k_g, k_p = uniq // (W * W), (uniq // W) % W, uniq % W
+
+    matched_gt = np.zeros((S * F, C, T), dtype=np.int64)
+    matched_pd = np.zeros((S * F, C, T), dtype=np.int64)
+    tp = np.zeros((S * F, C, T), dtype=np.int64)
+    np.add.at(matched_gt, k_s * F + k_g, matched)
+    np.add.at(matched_pd, k_s * F + k_p, matched)
+    diag = k_g == k_p
+    np.add.at(tp, k_s[diag] * F + k_g[diag], matched[diag])
+    tp = tp.reshape(S, F, C, T).transpose(0, 2, 3, 1)           # (S, C, T, F)
+    gt_none = gt_total - matched_gt.reshape(S, F, C, T).transpose(0, 2, 3, 1)
+    pd_none = pd_total - matched_pd.reshape(S, F, C, T).transpose(0, 2, 3, 1)
+
+    # --- complete per-feature grid for the features present in each slice ---
+    ps, pf = np.nonzero(present)
+    n = ps.shape[0]
+    cc, tt = np.meshgrid(np.arange(C), np.arange(T), indexing="ij")
+    cc, tt = np.tile(cc.ravel(), n), np.tile(tt.ravel(), n)
+    gs, gf = np.repeat(ps, C * T), np.repeat(pf, C * T)
+    counts = {
+        "slice": gs, "feature": gf, "c": cc, "t": tt,
+        s.TP: tp[gs, cc, tt, gf], "gt_count": gt_total[gs, cc, tt, gf],
+        "pd_count": pd_total[gs, cc, tt, gf],
+        "iou_sum": iou_sum[gs, cc, gf], "iou_rows": iou_rows[gs, cc, gf],
+    }
+
+    # --- sparse confusion: matched cells, then [gt, None] and [None, pd] ---
+    mk, mc, mt = np.nonzero(matched)
+    gs2, gc2, gt2, gf2 = np.nonzero(gt_none)
+    ps3, pc3, pt3, pf3 = np.nonzero(pd_none)
+    confusion = {
+        "slice": np.concatenate([k_s[mk], gs2, ps3]),
+        "c": np.concatenate([mc, gc2, pc3]),
+        "t": np.concatenate([mt, gt2, pt3]),
+        "gt": np.concatenate([k_g[mk], gf2, np.full(ps3.shape[0], F)]),
+        "pd": np.concatenate([k_p[mk], np.full(gs2.shape[0], F), pf3]),
+        s.COUNT: np.concatenate([matched[mk, mc, mt], gt_none[gs2, gc2, gt2, gf2],
+                                 pd_none[ps3, pc3, pt3, pf3]]),
+    }
+    return counts, confusion
+
+
+def label_tables(counts: dict, confusion: dict, *, slices: pl.DataFrame, by, features,
+                 conf_thr, iou_thr) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Index arrays → frames with by-values, feature names and threshold values."""
+    names = pl.Series(s.FEATURE, list(features) + [None], dtype=pl.String)
+    by_values = slices.select(by) if by else None
+
+    def frame(cols: dict, feature_cols: dict) -> pl.DataFrame:
+        out = []
+        if by_values is not None:
+            out.append(by_values[cols["slice"]])
+        parts = {name: names.gather(cols[src]) for name, src in feature_cols.items()}
+        parts[s.CONFIDENCE_THRESHOLD] = conf_thr[cols["c"]]
+        parts[s.IOU_THRESHOLD] = iou_thr[cols["t"]]
+        for k, v in cols.items():
+            if k not in ("slice", "c", "t", "feature", "gt", "pd"):
+                parts[k] = v
+        out.append(pl.DataFrame(parts))
+        return pl.concat(out, how="horizontal") if len(out) > 1 else out[0]
+
+    counts_df = frame(counts, {s.FEATURE: "feature"})
+    confusion_df = frame(confusion, {s.GT_FEATURE: "gt", s.PD_FEATURE: "pd"})
+    return counts_df, confusion_df

@@ -1,0 +1,25 @@
+"""Pairwise IoU as frames, for every kind: the pairs stage exposed on its own."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+
+from polars_metrics import schema as s
+from polars_metrics.pairs import build_pairs
+from polars_metrics.prepare import prepare
+from polars_metrics.profiles import get_profile
+
+
+def pairwise_iou(ground_truth, predictions, *, data_row: str | Sequence[str] = s.DATA_ROW,
+                 on_invalid: str = "raise") -> pl.DataFrame:
+    """All (ground truth, prediction) pairs with IoU > 0 in the same data row.
+
+    Returns (*data-row keys, gt_id, pd_id, iou), in data-row order, gt-major within a row.
+    """
+    keys = [data_row] if isinstance(data_row, str) else list(data_row)
+    prep = prepare(ground_truth, predictions, keys=keys, by=[], data_rows=None,
+                   profile=get_profile("labelbox", rows="all"),
+                   conf_thr=s.normalize_thresholds(None, "confidence_thresholds"),
+                   iou_thr=s.normalize_thresholds(None, "iou_thresholds"), on_invalid=on_invalid)
+    return build_pairs(prep).frame(prep)

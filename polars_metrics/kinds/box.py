@@ -1,0 +1,79 @@
+"""Axis-aligned boxes: ``bbox`` = (x0, y0, x1, y1), continuous area, no +1 pixel convention."""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from polars_metrics import schema as s
+from polars_metrics._arrays import f64_matrix
+from polars_metrics._kernels.box import box_pairs
+from polars_metrics.errors import SchemaError
+from polars_metrics.validation import Check
+
+NAME = "box"
+GEOMETRY = (s.BBOX,)
+
+
+def bbox_from_xywh(x: str | pl.Expr, y: str | pl.Expr, w: str | pl.Expr, h: str | pl.Expr) -> pl.Expr:
+    """Build the ``bbox`` column from top-left corner, width and height (COCO's xywh).
+
+    >>> df = pl.DataFrame({"x": [10.0], "y": [20.0], "w": [30.0], "h": [40.0]})
+    >>> df.select(bbox_from_xywh("x", "y", "w", "h")).item().to_list()
+    [10.0, 20.0, 40.0, 60.0]
+    """
+    x, y, w, h = (pl.col(c) if isinstance(c, str) else c for c in (x, y, w, h))
+    return pl.concat_arr(x, y, x + w, y + h).cast(s.BBOX_DTYPE).alias(s.BBOX)
+
+
+def bbox_from_tlhw(top: str | pl.Expr, left: str | pl.Expr, height: str | pl.Expr,
+                   width: str | pl.Expr) -> pl.Expr:
+    """Build the ``bbox`` column from the labeling platform's top / left / height / width."""
+    return bbox_from_xywh(left, top, width, height)
+
+
+def normalize(frame: pl.DataFrame, table: str) -> pl.DataFrame:
+    """Cast ``bbox`` to Array(Float64, 4); accept List or Array of any numeric type."""
+    dtype = frame.schema[s.BBOX]
+    if dtype == s.BBOX_DTYPE:
+        return frame
+    inner = getattr(dtype, "inner", None)
+    if isinstance(dtype, pl.List | pl.Array) and inner is not None and inner.is_numeric():
+        if isinstance(dtype, pl.List):
+            lengths = frame[s.BBOX].list.len()
+            bad = frame.with_row_index("_r").filter(lengths.is_not_null() & (lengths != 4))
+            if bad.height:
+                r = bad.row(0, named=True)
+                raise SchemaError(
+                    f"{table}.{s.BBOX}: row {r['_r']} has {len(r[s.BBOX])} values; expected 4 "
+                    "(x0, y0, x1, y1). Build boxes with pm.bbox_from_xywh or pm.bbox_from_tlhw."
+                )
+        return frame.with_columns(pl.col(s.BBOX).cast(s.BBOX_DTYPE))
+    raise SchemaError(
+        f"{table}.{s.BBOX} has dtype {dtype}; expected Array(Float64, 4) as (x0, y0, x1, y1). "
+        "Build it with pm.bbox_from_xywh(...) or pm.bbox_from_tlhw(...)."
+    )
+
+
+def checks(table: str) -> list[Check]:
+    box = pl.col(s.BBOX)
+    x0, y0, x1, y1 = (box.arr.get(i) for i in range(4))
+    finite = x0.is_finite() & y0.is_finite() & x1.is_finite() & y1.is_finite()
+    return [
+        Check(s.BBOX, box.is_null(), "bbox is null", "give every box 4 coordinates"),
+        Check(s.BBOX, ~finite, "bbox has a NaN or infinite coordinate",
+              "replace or remove non-finite coordinates"),
+        Check(s.BBOX, finite & ((x1 < x0) | (y1 < y0)), "bbox has x1 < x0 or y1 < y0",
+              "store boxes as (x0, y0, x1, y1) with x0 <= x1 and y0 <= y1 "
+              "(pm.bbox_from_xywh converts x/y/width/height)"),
+    ]
+
+
+def pairs(gt: pl.DataFrame, pd: pl.DataFrame, gt_off: np.ndarray, pd_off: np.ndarray):
+    """Candidate pairs with IoU > 0 per data row (see ``_kernels.box.box_pairs``)."""
+    return box_pairs(f64_matrix(gt[s.BBOX], 4), gt_off, f64_matrix(pd[s.BBOX], 4), pd_off)
+
+
+def aligned_iou(a: pl.Series, b: pl.Series) -> np.ndarray:
+    from polars_metrics._kernels.box import box_iou_aligned
+
+    return box_iou_aligned(f64_matrix(a, 4), f64_matrix(b, 4))

@@ -1,0 +1,84 @@
+"""Pairs → matches: the greedy walks of SPEC §5 for every confidence threshold.
+
+The kernel emits the match events of the IoU-threshold-0 walk at each confidence threshold
+(the prefix property gives every IoU threshold from them), the per-(data row, feature)
+quantities that the cube needs, and the data-row table's per-row aggregates.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from polars_metrics import _arrays
+from polars_metrics._kernels.groups import compact_events, row_features
+from polars_metrics._kernels.matching import greedy_match_by_iou
+from polars_metrics.pairs import Pairs
+from polars_metrics.prepare import FEAT, NPASS, Prepared
+from polars_metrics.profiles import Profile
+
+
+@dataclass(frozen=True)
+class Matches:
+    # match events (matched pairs of the t=0 walk), ordered by data row then confidence index
+    ev_row: np.ndarray
+    ev_c: np.ndarray
+    ev_gt: np.ndarray
+    ev_pd: np.ndarray
+    ev_iou: np.ndarray
+    # per (data row, feature present on the row): CSR over rows
+    rf_off: np.ndarray
+    rf_feat: np.ndarray     # int32 feature code
+    rf_ngt: np.ndarray      # ground truths
+    rf_kept: np.ndarray     # (n_rf, C) kept predictions
+    rf_iou_sum: np.ndarray  # (n_rf, C) Σ IoU of the class-aware, threshold-free walk
+    # per data row
+    row_counts: np.ndarray  # (n_rows, C, T, 3): tp, fp, fn
+    row_means: np.ndarray   # (n_rows, C, T, 3): mean precision, recall, f1 (NaN = undefined)
+    row_iou: np.ndarray     # (n_rows, C): mean IoU metric (NaN = undefined)
+
+    @property
+    def rf_row(self) -> np.ndarray:
+        return np.repeat(np.arange(self.rf_off.shape[0] - 1), np.diff(self.rf_off))
+
+
+def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
+    n_rows, n_conf, n_iou = prep.n_rows, prep.conf_thr.shape[0], prep.iou_thr.shape[0]
+    gt_feat = _arrays.i32(prep.gt.frame[FEAT])
+    pd_feat = _arrays.i32(prep.pd.frame[FEAT])
+    npass = _arrays.i64(prep.pd.frame[NPASS])
+    if not profile.use_confidence:
+        npass = np.full_like(npass, n_conf)
+    rf_off, rf_feat = row_features(prep.gt.off, gt_feat, prep.pd.off, pd_feat)
+    n_rf = rf_feat.shape[0]
+
+    cap = np.minimum(np.diff(prep.gt.off), np.diff(prep.pd.off)) * n_conf
+    ev_off = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(cap, out=ev_off[1:])
+    n_cap = int(ev_off[-1])
+    ev_n = np.zeros((n_rows, n_conf), dtype=np.int64)
+    ev_gt = np.empty(n_cap, dtype=np.int64)
+    ev_pd = np.empty(n_cap, dtype=np.int64)
+    ev_iou = np.empty(n_cap, dtype=np.float64)
+    rf_ngt = np.zeros(n_rf, dtype=np.int64)
+    rf_kept = np.zeros((n_rf, n_conf), dtype=np.int64)
+    rf_iou_sum = np.zeros((n_rf, n_conf), dtype=np.float64)
+    row_counts = np.zeros((n_rows, n_conf, n_iou, 3), dtype=np.int64)
+    row_means = np.full((n_rows, n_conf, n_iou, 3), np.nan)
+    row_iou = np.full((n_rows, n_conf), np.nan)
+    greedy_match_by_iou(
+        prep.gt.off, prep.pd.off, gt_feat, pd_feat, npass,
+        pairs.off, pairs.gt, pairs.pd, pairs.iou,
+        prep.iou_thr, n_conf, profile.class_aware,
+        rf_off, rf_feat, ev_off,
+        ev_n, ev_gt, ev_pd, ev_iou,
+        rf_ngt, rf_kept, rf_iou_sum,
+        row_counts, row_means, row_iou,
+    )
+    out_off = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(ev_n.sum(axis=1), out=out_off[1:])
+    n_ev = int(out_off[-1])
+    out = (np.empty(n_ev, np.int64), np.empty(n_ev, np.int64), np.empty(n_ev, np.int64),
+           np.empty(n_ev, np.int64), np.empty(n_ev, np.float64))
+    compact_events(ev_off, ev_n, ev_gt, ev_pd, ev_iou, out_off, *out)
+    return Matches(*out, rf_off, rf_feat, rf_ngt, rf_kept, rf_iou_sum, row_counts, row_means, row_iou)

@@ -1,0 +1,113 @@
+"""Counts → metrics: the cube's ratios, micro/macro rows, the data-row table, PR curves, best F1.
+
+Undefined ratios (0/0) are null, never a made-up 0 (SPEC §5).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+
+from polars_metrics import schema as s
+from polars_metrics.prepare import Prepared
+
+C_T = (s.CONFIDENCE_THRESHOLD, s.IOU_THRESHOLD)
+
+
+def _ratio(num: pl.Expr, den: pl.Expr) -> pl.Expr:
+    return pl.when(den > 0).then(num / den).otherwise(None)
+
+
+def ratio_columns(tp="tp", fp="fp", fn="fn") -> list[pl.Expr]:
+    tp, fp, fn = pl.col(tp), pl.col(fp), pl.col(fn)
+    return [
+        _ratio(tp, tp + fp).alias(s.PRECISION),
+        _ratio(tp, tp + fn).alias(s.RECALL),
+        _ratio(2 * tp, 2 * tp + fp + fn).alias(s.F1),
+    ]
+
+
+def cube_from_counts(counts: pl.DataFrame, by: Sequence[str], zero_tn: bool) -> pl.DataFrame:
+    """(*by, feature, c, t, tp, fp, tn, fn, precision, recall, f1, iou) from additive counts."""
+    keys = [*by, s.FEATURE, *C_T]
+    tn = pl.lit(0 if zero_tn else None, dtype=pl.Int64).alias(s.TN)
+    return (
+        counts.select(
+            *keys,
+            pl.col(s.TP).cast(pl.Int64),
+            (pl.col("pd_count") - pl.col(s.TP)).cast(pl.Int64).alias(s.FP),
+            tn,
+            (pl.col("gt_count") - pl.col(s.TP)).cast(pl.Int64).alias(s.FN),
+            pl.col("iou_sum"), pl.col("iou_rows"),
+        )
+        .with_columns(*ratio_columns(), _ratio(pl.col("iou_sum"), pl.col("iou_rows")).alias(s.IOU))
+        .drop("iou_sum", "iou_rows")
+        .sort(keys, nulls_last=True)
+    )
+
+
+def overall_from_counts(counts: pl.DataFrame, cube: pl.DataFrame, by: Sequence[str],
+                        zero_tn: bool) -> pl.DataFrame:
+    """Micro rows (ratios of summed counts) and macro rows (means of per-feature ratios)."""
+    keys = [*by, *C_T]
+    sums = counts.group_by(keys).agg(
+        pl.col(s.TP).sum().cast(pl.Int64),
+        (pl.col("pd_count") - pl.col(s.TP)).sum().cast(pl.Int64).alias(s.FP),
+        (pl.col("gt_count") - pl.col(s.TP)).sum().cast(pl.Int64).alias(s.FN),
+        pl.col("iou_sum").sum(), pl.col("iou_rows").sum(),
+    )
+    tn = pl.lit(0 if zero_tn else None, dtype=pl.Int64).alias(s.TN)
+    micro = sums.select(
+        *keys, pl.lit("micro").alias(s.AVERAGE), s.TP, s.FP, tn, s.FN,
+        *ratio_columns(), _ratio(pl.col("iou_sum"), pl.col("iou_rows")).alias(s.IOU),
+    )
+    means = cube.group_by(keys).agg([pl.col(c).mean() for c in s.RATIO_COLUMNS])
+    macro = sums.select(*keys, pl.lit("macro").alias(s.AVERAGE), s.TP, s.FP, tn, s.FN).join(
+        means, on=keys, how="left", nulls_equal=True)
+    return pl.concat([micro, macro]).sort([*by, s.AVERAGE, *C_T], descending=False, nulls_last=True)
+
+
+def data_row_table(prep: Prepared, m, *, zero_tn: bool) -> pl.DataFrame:
+    """Per (data row, c, t): counts summed over features and means of per-feature ratios."""
+    n, C, T = prep.n_rows, prep.conf_thr.shape[0], prep.iou_thr.shape[0]
+    reps = np.repeat(np.arange(n), C * T)
+    head = prep.rows.select(*prep.keys, *prep.by)[reps]
+    counts = m.row_counts.reshape(-1, 3)
+    means = m.row_means.reshape(-1, 3)
+    body = pl.DataFrame([
+        pl.Series(s.CONFIDENCE_THRESHOLD, np.tile(np.repeat(prep.conf_thr, T), n)),
+        pl.Series(s.IOU_THRESHOLD, np.tile(prep.iou_thr, n * C)),
+        pl.Series(s.TP, counts[:, 0]),
+        pl.Series(s.FP, counts[:, 1]),
+        pl.repeat(0 if zero_tn else None, n * C * T, dtype=pl.Int64, eager=True).alias(s.TN),
+        pl.Series(s.FN, counts[:, 2]),
+        pl.Series(s.PRECISION, means[:, 0], nan_to_null=True),
+        pl.Series(s.RECALL, means[:, 1], nan_to_null=True),
+        pl.Series(s.F1, means[:, 2], nan_to_null=True),
+        pl.Series(s.IOU, np.repeat(m.row_iou.ravel(), T), nan_to_null=True),
+    ])
+    return pl.concat([head, body], how="horizontal")
+
+
+def pr_curve_from_cube(cube: pl.DataFrame, overall: pl.DataFrame, by: Sequence[str],
+                       iou: float) -> pl.DataFrame:
+    """Per feature and micro (feature = null): precision, recall, f1 per confidence threshold."""
+    cols = [*by, s.FEATURE, s.CONFIDENCE_THRESHOLD, s.PRECISION, s.RECALL, s.F1]
+    per_feature = cube.filter(pl.col(s.IOU_THRESHOLD) == iou).select(cols)
+    micro = overall.filter((pl.col(s.IOU_THRESHOLD) == iou) & (pl.col(s.AVERAGE) == "micro"))
+    micro = micro.select(*by, pl.lit(None, dtype=pl.String).alias(s.FEATURE), *cols[len(by) + 1:])
+    return pl.concat([per_feature, micro]).sort([*by, s.FEATURE, s.CONFIDENCE_THRESHOLD],
+                                                nulls_last=True)
+
+
+def best_from_curve(curve: pl.DataFrame, by: Sequence[str]) -> pl.DataFrame:
+    """The confidence threshold of maximum F1 per feature (ties → the lowest threshold)."""
+    group = [*by, s.FEATURE]
+    return (
+        curve.filter(pl.col(s.F1).is_not_null())
+        .sort([*group, s.F1, s.CONFIDENCE_THRESHOLD], descending=[False] * len(group) + [True, False],
+              nulls_last=True)
+        .group_by(group, maintain_order=True).first()
+        .sort(group, nulls_last=True)
+    )

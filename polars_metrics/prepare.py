@@ -1,0 +1,307 @@
+"""Input tables → validated, encoded, data-row-sorted arrays (the boundary of the engine).
+
+Everything the kernels trust is established here, once: columns and dtypes, row checks
+(SPEC §7), the data-row index shared by both tables, feature codes, which data rows count under
+the profile (the rest go to ``excluded`` with a reason), slices for ``by=``, and the sort by
+data row that gives every later stage its CSR offsets.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from polars_metrics import _arrays
+from polars_metrics import schema as s
+from polars_metrics.errors import SchemaError
+from polars_metrics.kinds import infer_kind, kind_module
+from polars_metrics.profiles import Profile
+from polars_metrics.validation import (
+    POS,
+    Check,
+    OnInvalid,
+    check_on_invalid,
+    empty_rejects,
+    require_columns,
+    run_checks,
+)
+
+ROW = "_row"      # data-row index among the counted rows, 0..n_rows-1
+FEAT = "_feat"    # feature code, index into Prepared.features
+SLICE = "_slice"  # slice index, index into Prepared.slices
+NPASS = "_npass"  # how many confidence thresholds a prediction passes
+
+EXCLUDED_REASONS = ("no ground truth", "no predictions", "no annotations", "not in ground truth")
+
+
+@dataclass(frozen=True)
+class Side:
+    """One table after preparation: sorted by data row; ``off`` are its CSR offsets."""
+
+    frame: pl.DataFrame
+    off: np.ndarray
+
+
+@dataclass(frozen=True)
+class Prepared:
+    keys: tuple[str, ...]
+    by: tuple[str, ...]
+    rows: pl.DataFrame       # counted data rows: keys, by columns, _slice; row i is data row i
+    slices: pl.DataFrame     # _slice, by columns (one row when by is empty)
+    features: tuple[str, ...]
+    gt: Side
+    pd: Side
+    excluded: pl.DataFrame   # keys, reason, n_gt, n_pd
+    rejects: pl.DataFrame
+    conf_thr: np.ndarray
+    iou_thr: np.ndarray
+
+    @property
+    def n_rows(self) -> int:
+        return self.rows.height
+
+
+def to_frame(table, name: str) -> pl.DataFrame:
+    """Accept a Polars DataFrame / LazyFrame or anything ``pl.DataFrame`` takes (Arrow, dict)."""
+    if isinstance(table, pl.DataFrame):
+        return table
+    if isinstance(table, pl.LazyFrame):
+        return table.collect()
+    try:
+        import pyarrow as pa
+
+        if isinstance(table, pa.Table | pa.RecordBatch):
+            return pl.from_arrow(table)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        return pl.DataFrame(table)
+    except Exception as exc:
+        raise SchemaError(
+            f"{name} must be a Polars DataFrame/LazyFrame or an Arrow table; got {type(table).__name__}."
+        ) from exc
+
+
+def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profile: Profile,
+            conf_thr: np.ndarray, iou_thr: np.ndarray, on_invalid: OnInvalid) -> Prepared:
+    check_on_invalid(on_invalid)
+    keys, by = tuple(keys), tuple(by)
+    gt = _normalize(to_frame(gt, s.GROUND_TRUTH), s.GROUND_TRUTH, keys, is_pd=False)
+    pd = _normalize(to_frame(pd, s.PREDICTIONS), s.PREDICTIONS, keys, is_pd=True)
+    _check_key_dtypes(gt, pd, keys)
+    meta = _data_rows_frame(data_rows, keys, by, gt) if data_rows is not None else None
+
+    gt, gt_rej = _validate(gt, s.GROUND_TRUTH, keys, on_invalid, is_pd=False)
+    pd, pd_rej = _validate(pd, s.PREDICTIONS, keys, on_invalid, is_pd=True)
+    rejects = pl.concat([gt_rej, pd_rej])
+
+    gt_marks, gt = _split_placeholders(gt)
+    _, pd = _split_placeholders(pd)
+
+    # The universe of data rows, sorted by key so that every output is deterministic.
+    parts = [gt.select(keys), gt_marks.select(keys), pd.select(keys)]
+    if meta is not None:
+        parts.append(meta.select(keys))
+    universe = pl.concat(parts).unique().sort(keys).with_row_index(ROW)
+    n_all = universe.height
+    gt_row = _row_codes(gt, universe, keys)
+    pd_row = _row_codes(pd, universe, keys)
+    n_gt = np.bincount(gt_row, minlength=n_all)
+    n_pd = np.bincount(pd_row, minlength=n_all)
+    in_gt = n_gt > 0
+    if gt_marks.height:
+        in_gt[_row_codes(gt_marks, universe, keys)] = True
+
+    if profile.rows == "both":
+        counted = (n_gt > 0) & (n_pd > 0)
+    elif profile.rows == "ground_truth":
+        counted = in_gt
+    else:
+        counted = np.ones(n_all, dtype=bool)
+    reason = np.where(
+        ~in_gt & (n_pd == 0), "no annotations",
+        np.where(~in_gt if profile.rows == "ground_truth" else n_gt == 0,
+                 "not in ground truth" if profile.rows == "ground_truth" else "no ground truth",
+                 "no predictions"),
+    )
+    excluded = universe.filter(pl.Series(~counted)).select(
+        *keys,
+        pl.Series(s.REASON, reason[~counted], dtype=pl.String),
+        pl.Series(s.N_GT, n_gt[~counted], dtype=pl.Int64),
+        pl.Series(s.N_PD, n_pd[~counted], dtype=pl.Int64),
+    )
+
+    # Renumber the counted rows 0..n-1 and keep only their annotations.
+    remap = np.cumsum(counted) - 1
+    rows = universe.filter(pl.Series(counted)).drop(ROW)
+    rows, slices = _slices(rows, keys, by, meta, gt, pd)
+    gt = gt.with_columns(pl.Series(ROW, remap[gt_row])).filter(pl.Series(counted[gt_row]))
+    pd = pd.with_columns(pl.Series(ROW, remap[pd_row])).filter(pl.Series(counted[pd_row]))
+
+    features = tuple(sorted(set(gt[s.FEATURE].unique().to_list()) | set(pd[s.FEATURE].unique().to_list())))
+    enum = pl.Enum(features)
+    gt = gt.with_columns(pl.col(s.FEATURE).cast(enum).to_physical().cast(pl.Int32).alias(FEAT))
+    pd = pd.with_columns(
+        pl.col(s.FEATURE).cast(enum).to_physical().cast(pl.Int32).alias(FEAT),
+        # kept at confidence-threshold index c iff c < _npass, i.e. confidence >= threshold
+        pl.Series(NPASS, np.searchsorted(conf_thr, pd[s.CONFIDENCE].to_numpy(), side="right"),
+                  dtype=pl.Int64),
+    )
+    gt = gt.sort(ROW, maintain_order=True)
+    pd = pd.sort(ROW, maintain_order=True)
+    n_rows = rows.height
+    return Prepared(
+        keys=keys, by=by, rows=rows, slices=slices, features=features,
+        gt=Side(gt, _arrays.offsets(gt[ROW].to_numpy(), n_rows)),
+        pd=Side(pd, _arrays.offsets(pd[ROW].to_numpy(), n_rows)),
+        excluded=excluded, rejects=rejects, conf_thr=conf_thr, iou_thr=iou_thr,
+    )
+
+
+def _normalize(frame: pl.DataFrame, table: str, keys: Sequence[str], *, is_pd: bool) -> pl.DataFrame:
+    require_columns(frame, table, [*keys, s.FEATURE],
+                    hint="Name the data-row key with data_row=... if it is called differently.")
+    feat = frame.schema[s.FEATURE]
+    if isinstance(feat, pl.Categorical | pl.Enum):
+        frame = frame.with_columns(pl.col(s.FEATURE).cast(pl.String))
+    elif feat not in (pl.String, pl.Null):
+        raise SchemaError(f"{table}.{s.FEATURE} has dtype {feat}; expected String (the class name).")
+    elif feat == pl.Null:
+        frame = frame.with_columns(pl.col(s.FEATURE).cast(pl.String))
+    frame = frame.with_row_index(POS)
+    if s.ID not in frame.columns:
+        frame = frame.with_columns(pl.col(POS).cast(pl.Int64).alias(s.ID))
+    if s.KIND not in frame.columns:
+        kind = infer_kind(frame.columns)
+        if kind is None:
+            raise SchemaError(
+                f"{table} has no '{s.KIND}' column and no geometry column to infer it from; "
+                f"add a '{s.BBOX}' column (x0, y0, x1, y1) or a '{s.KIND}' column."
+            )
+        frame = frame.with_columns(pl.lit(kind).alias(s.KIND))
+    else:
+        frame = frame.with_columns(pl.col(s.KIND).cast(pl.String))
+    for kind in frame[s.KIND].drop_nulls().unique().to_list():
+        mod = kind_module(kind)
+        require_columns(frame, table, mod.GEOMETRY, hint=f"(needed by kind {kind!r})")
+        frame = mod.normalize(frame, table)
+    if is_pd:
+        if s.CONFIDENCE not in frame.columns:
+            frame = frame.with_columns(pl.lit(1.0, dtype=pl.Float64).alias(s.CONFIDENCE))
+        elif not frame.schema[s.CONFIDENCE].is_numeric() and frame.schema[s.CONFIDENCE] != pl.Null:
+            raise SchemaError(
+                f"{table}.{s.CONFIDENCE} has dtype {frame.schema[s.CONFIDENCE]}; expected Float64 in [0, 1]."
+            )
+        else:
+            frame = frame.with_columns(pl.col(s.CONFIDENCE).cast(pl.Float64))
+    return frame
+
+
+def _check_key_dtypes(gt: pl.DataFrame, pd: pl.DataFrame, keys: Sequence[str]) -> None:
+    for k in keys:
+        a, b = gt.schema[k], pd.schema[k]
+        if a != b:
+            raise SchemaError(
+                f"data-row key {k!r} is {a} in {s.GROUND_TRUTH} but {b} in {s.PREDICTIONS}; "
+                f"cast one side, e.g. pl.col({k!r}).cast(pl.String)."
+            )
+
+
+def _placeholder(frame: pl.DataFrame) -> pl.Expr:
+    """A row with no feature and no geometry only says 'this data row exists'."""
+    geometry = {c for mod_kind in frame[s.KIND].drop_nulls().unique().to_list()
+                for c in kind_module(mod_kind).GEOMETRY}
+    expr = pl.col(s.FEATURE).is_null()
+    for c in sorted(geometry):
+        expr = expr & pl.col(c).is_null()
+    return expr
+
+
+def _split_placeholders(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    mask = frame.select(_placeholder(frame)).to_series()
+    if not mask.any():
+        return frame.clear(), frame
+    return frame.filter(mask), frame.filter(~mask)
+
+
+def _validate(frame: pl.DataFrame, table: str, keys: Sequence[str], on_invalid: OnInvalid,
+              *, is_pd: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+    if frame.height == 0:
+        return frame, empty_rejects()
+    placeholder = _placeholder(frame)
+    checks = [
+        Check(keys[0] if len(keys) == 1 else "/".join(keys),
+              pl.any_horizontal([pl.col(k).is_null() for k in keys]),
+              "data-row key is null", "give every annotation its data row"),
+        Check(s.FEATURE, pl.col(s.FEATURE).is_null() & ~placeholder, "feature is null",
+              "give every annotation its class name"),
+    ]
+    if is_pd:
+        conf = pl.col(s.CONFIDENCE)
+        checks.append(Check(s.CONFIDENCE, conf.is_nan() | (conf < 0) | (conf > 1),
+                            "confidence is NaN or outside [0, 1]",
+                            "give scores in [0, 1] (null means 1.0)"))
+    checks.append(Check(s.ID, pl.struct([*keys, s.ID]).is_duplicated() & pl.col(s.ID).is_not_null(),
+                        "annotation id is not unique within its data row",
+                        "give each annotation of a data row its own id"))
+    for kind in frame[s.KIND].drop_nulls().unique().to_list():
+        for c in kind_module(kind).checks(table):
+            checks.append(Check(c.column, c.bad & (pl.col(s.KIND) == kind) & ~placeholder, c.reason, c.fix))
+    frame, rejects = run_checks(frame, table, keys, checks, on_invalid)
+    if is_pd:
+        frame = frame.with_columns(pl.col(s.CONFIDENCE).fill_null(1.0))
+    return frame, rejects
+
+
+def _row_codes(frame: pl.DataFrame, universe: pl.DataFrame, keys: Sequence[str]) -> np.ndarray:
+    if frame.height == 0:
+        return np.zeros(0, dtype=np.int64)
+    codes = frame.select(keys).join(universe, on=list(keys), how="left", maintain_order="left")
+    return codes[ROW].to_numpy().astype(np.int64)
+
+
+def _data_rows_frame(data_rows, keys, by, gt) -> pl.DataFrame:
+    meta = to_frame(data_rows, "data_rows")
+    require_columns(meta, "data_rows", keys)
+    for k in keys:
+        if k in gt.columns and meta.schema[k] != gt.schema[k]:
+            raise SchemaError(
+                f"data_rows.{k} is {meta.schema[k]} but {s.GROUND_TRUTH}.{k} is {gt.schema[k]}; cast one side."
+            )
+    dup = meta.select(keys).is_duplicated()
+    if dup.any():
+        first = meta.filter(dup).row(0, named=True)
+        raise SchemaError(f"data_rows has the data row {first} more than once; keep one row per data row.")
+    return meta.select([*keys, *[b for b in by if b in meta.columns]])
+
+
+def _slices(rows: pl.DataFrame, keys, by, meta, gt, pd) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Attach the by= columns to each counted data row and number the distinct slices."""
+    if not by:
+        rows = rows.with_columns(pl.lit(0, dtype=pl.Int64).alias(SLICE))
+        return rows, pl.DataFrame({SLICE: [0]}, schema={SLICE: pl.Int64})
+    for col in by:
+        if meta is not None and col in meta.columns:
+            values = meta.select(*keys, col)
+        else:
+            sources = [f for f in (gt, pd) if col in f.columns]
+            if not sources:
+                raise SchemaError(
+                    f"by column {col!r} is in neither table nor in data_rows; "
+                    "pass data_rows=frame with the data-row key and that column."
+                )
+            values = pl.concat([f.select(*keys, col) for f in sources]).unique()
+            varying = values.group_by(list(keys)).len().filter(pl.col("len") > 1)
+            if varying.height:
+                raise SchemaError(
+                    f"by column {col!r} takes several values within data row "
+                    f"{varying.row(0, named=True)}; slices are per data row, so it must be constant "
+                    "per data row (or give it in data_rows=...)."
+                )
+        rows = rows.join(values, on=list(keys), how="left", maintain_order="left")
+    slices = rows.select(by).unique().sort(list(by), nulls_last=True).with_row_index(SLICE)
+    slices = slices.with_columns(pl.col(SLICE).cast(pl.Int64))
+    rows = rows.join(slices, on=list(by), how="left", maintain_order="left", nulls_equal=True)
+    return rows, slices

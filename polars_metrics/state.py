@@ -1,0 +1,209 @@
+"""Additive partial results and their merge.
+
+Every count in the cube is a sum over data rows, so a :class:`PartialResult` computed on one set
+of data rows merges with one computed on a disjoint set by summation; the data-row table and the
+lists of excluded and rejected rows concatenate. ``evaluate`` itself is
+``finalize(partial(...))``, so evaluating two halves and merging gives exactly the whole result
+(streaming, processes and Ray use the same contract).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from polars_metrics import metrics
+from polars_metrics import schema as s
+from polars_metrics.cube import count_tables, label_tables
+from polars_metrics.errors import PolarsMetricsError
+from polars_metrics.matching import Matches, match
+from polars_metrics.pairs import build_pairs
+from polars_metrics.prepare import FEAT, NPASS, ROW, SLICE, Prepared, prepare
+from polars_metrics.profiles import Profile, get_profile
+
+COUNT_KEYS = (s.FEATURE, s.CONFIDENCE_THRESHOLD, s.IOU_THRESHOLD)
+CONFUSION_KEYS = (s.CONFIDENCE_THRESHOLD, s.IOU_THRESHOLD, s.GT_FEATURE, s.PD_FEATURE)
+
+
+@dataclass
+class PartialResult:
+    """Additive state of an evaluation over some data rows.
+
+    counts : (*by, feature, confidence_threshold, iou_threshold, tp, gt_count, pd_count,
+        iou_sum, iou_rows) — complete grid for the features present in each slice.
+    confusion : (*by, confidence_threshold, iou_threshold, gt_feature, pd_feature, count),
+        nonzero cells, None class = null.
+    data_rows, excluded, rejects : per-row frames (concatenated on merge).
+    """
+
+    profile: Profile
+    keys: tuple[str, ...]
+    by: tuple[str, ...]
+    conf_thr: np.ndarray
+    iou_thr: np.ndarray
+    counts: pl.DataFrame
+    confusion: pl.DataFrame
+    data_rows: pl.DataFrame
+    excluded: pl.DataFrame
+    rejects: pl.DataFrame
+    timings: dict[str, float] = field(default_factory=dict)
+    # Material for examples(): built on first use from the arrays of this run, or merged frames.
+    _matches: pl.DataFrame | None = None
+    _annotations: tuple[pl.DataFrame, pl.DataFrame] | None = None
+    _source: tuple[Prepared, Matches] | None = None
+
+    @property
+    def matches(self) -> pl.DataFrame:
+        """Match events: (*keys, confidence_threshold, gt_id, pd_id, iou, gt_feature, pd_feature).
+
+        The pairs matched by the walk at IoU threshold 0 for each confidence threshold; the
+        matches at IoU threshold ``t`` are those with ``iou > t``.
+        """
+        if self._matches is None:
+            prep, m = self._source
+            names = pl.Series(list(prep.features), dtype=pl.String)
+            self._matches = pl.concat([
+                prep.rows.select(prep.keys)[m.ev_row],
+                pl.DataFrame({
+                    s.CONFIDENCE_THRESHOLD: prep.conf_thr[m.ev_c],
+                    s.GT_ID: prep.gt.frame[s.ID].gather(m.ev_gt),
+                    s.PD_ID: prep.pd.frame[s.ID].gather(m.ev_pd),
+                    s.IOU: m.ev_iou,
+                    s.GT_FEATURE: names.gather(prep.gt.frame[FEAT].to_numpy()[m.ev_gt]),
+                    s.PD_FEATURE: names.gather(prep.pd.frame[FEAT].to_numpy()[m.ev_pd]),
+                }),
+            ], how="horizontal")
+        return self._matches
+
+    @property
+    def annotations(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """The counted ground truths (*keys, id, feature) and predictions (+ confidence)."""
+        if self._annotations is None:
+            prep, _ = self._source
+            cols = [*prep.keys, s.ID, s.FEATURE]
+            self._annotations = (prep.gt.frame.select(cols),
+                                 prep.pd.frame.select(*cols, s.CONFIDENCE))
+        return self._annotations
+
+    def merge(self, other: PartialResult) -> PartialResult:
+        return merge(self, other)
+
+
+def partial(ground_truth, predictions, *, profile: str | Profile = "labelbox",
+            confidence_thresholds=None, iou_thresholds=None, by=None,
+            data_row: str | list[str] = s.DATA_ROW, data_rows=None, on_invalid: str = "raise",
+            **switches: Any) -> PartialResult:
+    """Compute the additive partial result of an evaluation (see ``evaluate`` for arguments)."""
+    prof = get_profile(profile, **switches)
+    if prof.greedy_order != "iou":
+        raise PolarsMetricsError(
+            f"profile {prof.name!r} uses score-ordered matching; use pm.evaluate(..., profile='coco')."
+        )
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    keys = [data_row] if isinstance(data_row, str) else list(data_row)
+    by = [by] if isinstance(by, str) else list(by or [])
+    prep = prepare(
+        ground_truth, predictions, keys=keys, by=by, data_rows=data_rows, profile=prof,
+        conf_thr=s.normalize_thresholds(confidence_thresholds, "confidence_thresholds"),
+        iou_thr=s.normalize_thresholds(iou_thresholds, "iou_thresholds"),
+        on_invalid=on_invalid,
+    )
+    t1 = time.perf_counter()
+    pairs = build_pairs(prep)
+    t2 = time.perf_counter()
+    m = match(prep, pairs, prof)
+    t3 = time.perf_counter()
+    counts, confusion = _iou_ordered_tables(prep, m)
+    data_rows_df = metrics.data_row_table(prep, m, zero_tn=prof.zero_tn)
+    t4 = time.perf_counter()
+    timings.update(prepare=t1 - t0, pairs=t2 - t1, match=t3 - t2, cube=t4 - t3)
+    return PartialResult(
+        profile=prof, keys=prep.keys, by=prep.by, conf_thr=prep.conf_thr, iou_thr=prep.iou_thr,
+        counts=counts, confusion=confusion, data_rows=data_rows_df, excluded=prep.excluded,
+        rejects=prep.rejects, timings=timings, _source=(prep, m),
+    )
+
+
+def _iou_ordered_tables(prep: Prepared, m: Matches) -> tuple[pl.DataFrame, pl.DataFrame]:
+    S, F = prep.slices.height, len(prep.features)
+    C, T = prep.conf_thr.shape[0], prep.iou_thr.shape[0]
+    row_slice = prep.rows[SLICE].to_numpy()
+    gt_s = row_slice[prep.gt.frame[ROW].to_numpy()]
+    pd_s = row_slice[prep.pd.frame[ROW].to_numpy()]
+    gt_f = prep.gt.frame[FEAT].to_numpy().astype(np.int64)
+    pd_f = prep.pd.frame[FEAT].to_numpy().astype(np.int64)
+    n_gt = np.bincount(gt_s * F + gt_f, minlength=S * F).reshape(S, F)
+    n_pd = np.bincount(pd_s * F + pd_f, minlength=S * F).reshape(S, F)
+
+    rf_s = row_slice[m.rf_row]
+    idx = ((rf_s[:, None] * C + np.arange(C)[None, :]) * F + m.rf_feat[:, None]).ravel()
+    size = S * C * F
+    kept = np.rint(np.bincount(idx, weights=m.rf_kept.ravel(), minlength=size)).astype(np.int64)
+    iou_sum = np.bincount(idx, weights=m.rf_iou_sum.ravel(), minlength=size).reshape(S, C, F)
+    has_value = (m.rf_ngt[:, None] > 0) | (m.rf_kept > 0)
+    iou_rows = np.bincount(idx, weights=has_value.ravel(), minlength=size)
+    iou_rows = np.rint(iou_rows).astype(np.int64).reshape(S, C, F)
+
+    tbin = np.searchsorted(prep.iou_thr, m.ev_iou)  # match at IoU index t iff t < tbin
+    zeros = np.zeros_like(m.ev_c)
+    counts, confusion = count_tables(
+        n_slices=S, n_features=F, conf_thr=prep.conf_thr, iou_thr=prep.iou_thr,
+        ev_slice=row_slice[m.ev_row], ev_gt_feat=gt_f[m.ev_gt], ev_pd_feat=pd_f[m.ev_pd],
+        c_lo=m.ev_c, c_hi=m.ev_c + 1, t_lo=zeros, t_hi=tbin,
+        gt_total=np.broadcast_to(n_gt[:, None, None, :], (S, C, T, F)),
+        pd_total=np.broadcast_to(kept.reshape(S, C, 1, F), (S, C, T, F)),
+        present=(n_gt + n_pd) > 0, iou_sum=iou_sum, iou_rows=iou_rows,
+    )
+    return label_tables(counts, confusion, slices=prep.slices, by=prep.by, features=prep.features,
+                        conf_thr=prep.conf_thr, iou_thr=prep.iou_thr)
+
+
+def merge(*parts: PartialResult) -> PartialResult:
+    """Merge partial results computed on disjoint sets of data rows."""
+    if len(parts) == 1 and isinstance(parts[0], list | tuple):
+        parts = tuple(parts[0])
+    if not parts:
+        raise ValueError("merge needs at least one partial result.")
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    for p in parts[1:]:
+        same = (p.profile == first.profile and p.keys == first.keys and p.by == first.by
+                and np.array_equal(p.conf_thr, first.conf_thr)
+                and np.array_equal(p.iou_thr, first.iou_thr))
+        if not same:
+            raise PolarsMetricsError(
+                "partial results differ in profile, data-row key, by= columns or thresholds; "
+                "compute every part with the same arguments."
+            )
+    by = list(first.by)
+    counts = (pl.concat([p.counts for p in parts])
+              .group_by([*by, *COUNT_KEYS]).agg(pl.exclude([*by, *COUNT_KEYS]).sum())
+              .sort([*by, *COUNT_KEYS], nulls_last=True))
+    confusion = (pl.concat([p.confusion for p in parts])
+                 .group_by([*by, *CONFUSION_KEYS]).agg(pl.col(s.COUNT).sum())
+                 .sort([*by, *CONFUSION_KEYS], nulls_last=True))
+    data_rows = pl.concat([p.data_rows for p in parts]).sort(
+        [*first.keys, s.CONFIDENCE_THRESHOLD, s.IOU_THRESHOLD], maintain_order=True)
+    timings = {k: sum(p.timings.get(k, 0.0) for p in parts) for k in first.timings}
+    return PartialResult(
+        profile=first.profile, keys=first.keys, by=first.by, conf_thr=first.conf_thr,
+        iou_thr=first.iou_thr, counts=counts, confusion=confusion, data_rows=data_rows,
+        excluded=pl.concat([p.excluded for p in parts]).sort(list(first.keys)),
+        rejects=pl.concat([p.rejects for p in parts]),
+        timings=timings,
+        _matches=pl.concat([p.matches for p in parts]),
+        _annotations=(pl.concat([p.annotations[0] for p in parts]),
+                      pl.concat([p.annotations[1] for p in parts])),
+    )
+
+
+def finalize(part: PartialResult):
+    """Turn a (merged) partial result into an :class:`~polars_metrics.evaluate.Evaluation`."""
+    from polars_metrics.evaluate import Evaluation
+
+    return Evaluation._from_partial(part)

@@ -1,0 +1,109 @@
+"""Row checks run once at the boundary: raise a precise error, or move rows to the rejects table.
+
+A check is a boolean expression that is True on bad rows. All checks of a table run in one
+``select``; the first failing rows are named in the error with table, column, input row, data
+row and annotation id, and the fix.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import polars as pl
+
+from polars_metrics import schema as s
+from polars_metrics.errors import InvalidAnnotationError, SchemaError
+
+OnInvalid = Literal["raise", "drop"]
+POS = "_pos"  # the row's position in the table the user gave (0-based)
+MAX_EXAMPLES = 5
+
+REJECTS_SCHEMA = {
+    s.TABLE: pl.String, s.ROW: pl.Int64, s.DATA_ROW: pl.String, s.ID: pl.String,
+    s.COLUMN: pl.String, s.REASON: pl.String,
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    column: str
+    bad: pl.Expr  # True on rows that fail
+    reason: str
+    fix: str
+
+
+def empty_rejects() -> pl.DataFrame:
+    return pl.DataFrame(schema=REJECTS_SCHEMA)
+
+
+def key_string(keys: Sequence[str]) -> pl.Expr:
+    """The data-row key as one readable string (composite keys joined with '/')."""
+    if len(keys) == 1:
+        return pl.col(keys[0]).cast(pl.String)
+    return pl.concat_str([pl.col(k).cast(pl.String) for k in keys], separator="/")
+
+
+def check_on_invalid(on_invalid: str) -> None:
+    if on_invalid not in ("raise", "drop"):
+        raise ValueError(f"on_invalid must be 'raise' or 'drop', got {on_invalid!r}.")
+
+
+def run_checks(frame: pl.DataFrame, table: str, keys: Sequence[str], checks: Sequence[Check],
+               on_invalid: OnInvalid) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Apply ``checks``; return (good rows, rejects). Raise on the first failing check when asked.
+
+    ``frame`` must carry ``_pos`` and ``id``.
+    """
+    if not checks or frame.height == 0:
+        return frame, empty_rejects()
+    flags = frame.select([c.bad.fill_null(False).alias(f"_c{i}") for i, c in enumerate(checks)])
+    any_bad = flags.select(pl.any_horizontal(pl.all()).alias("b")).to_series()
+    if not any_bad.any():
+        return frame, empty_rejects()
+    rejects = []
+    for i, check in enumerate(checks):
+        mask = flags[f"_c{i}"]
+        if not mask.any():
+            continue
+        bad = frame.filter(mask)
+        if on_invalid == "raise":
+            raise InvalidAnnotationError(_message(bad, table, keys, check))
+        rejects.append(
+            bad.select(
+                pl.lit(table).alias(s.TABLE),
+                pl.col(POS).cast(pl.Int64).alias(s.ROW),
+                key_string(keys).alias(s.DATA_ROW),
+                pl.col(s.ID).cast(pl.String).alias(s.ID),
+                pl.lit(check.column).alias(s.COLUMN),
+                pl.lit(check.reason).alias(s.REASON),
+            )
+        )
+    # A row failing several checks is reported once per check but removed once.
+    rejected = pl.concat(rejects).unique(subset=[s.ROW, s.COLUMN, s.REASON], maintain_order=True)
+    return frame.filter(~any_bad), rejected
+
+
+def _message(bad: pl.DataFrame, table: str, keys: Sequence[str], check: Check) -> str:
+    lines = [f"{table}.{check.column}: {bad.height} row(s) invalid: {check.reason}."]
+    shown = bad.head(MAX_EXAMPLES)
+    key_vals = shown.select(key_string(keys)).to_series().to_list()
+    col_vals = shown[check.column].to_list() if check.column in shown.columns else [None] * shown.height
+    for pos, key, ident, val in zip(shown[POS].to_list(), key_vals, shown[s.ID].to_list(), col_vals):
+        lines.append(f"  row {pos} ({'/'.join(keys)}={key!r}, id={ident!r}): {check.column}={val!r}")
+    if bad.height > MAX_EXAMPLES:
+        lines.append(f"  ... and {bad.height - MAX_EXAMPLES} more")
+    lines.append(f"Fix: {check.fix}, or pass on_invalid='drop' to move such rows to ev.rejects.")
+    return "\n".join(lines)
+
+
+def require_columns(frame: pl.DataFrame, table: str, columns: Sequence[str], hint: str = "") -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        from polars_metrics.errors import did_you_mean
+
+        sugg = "".join(did_you_mean(m, frame.columns) for m in missing)
+        raise SchemaError(
+            f"{table} is missing column(s) {missing}; it has {frame.columns}.{sugg}"
+            + (f" {hint}" if hint else "")
+        )

@@ -39,3 +39,7 @@ def f64_matrix(series: pl.Series, width: int) -> np.ndarray:
 def offsets(sorted_codes: np.ndarray, n_groups: int) -> np.ndarray:
     """CSR offsets (length n_groups + 1) of a sorted array of group codes 0..n_groups-1."""
     return np.searchsorted(sorted_codes, np.arange(n_groups + 1)).astype(np.int64)
+
+
+def f64_matrix_np(arr: np.ndarray) -> np.ndarray:
+    return _writeable(arr, np.float64)

@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 
 from polars_metrics import schema as s
+from polars_metrics._kernels.cube import accumulate_rectangles
 
 DENSE_KEY_LIMIT = 1 << 22  # key spaces up to this size use a lookup table instead of np.unique
 
@@ -32,19 +33,15 @@ def compress_keys(key: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray]:
     return uniq, inv
 
 
-def rect_counts(inv: np.ndarray, n_keys: int, c_lo, c_hi, t_lo, t_hi, n_conf: int,
-                n_iou: int) -> np.ndarray:
-    """Count, per key and grid cell, the rectangles covering it → int64 (n_keys, C, T)."""
-    shape = (n_keys, n_conf + 1, n_iou + 1)
-    base = inv * shape[1] * shape[2]
-    idx = np.concatenate([
-        base + c_lo * shape[2] + t_lo, base + c_lo * shape[2] + t_hi,
-        base + c_hi * shape[2] + t_lo, base + c_hi * shape[2] + t_hi,
-    ])
-    n = inv.shape[0]
-    sign = np.concatenate([np.ones(n), -np.ones(n), -np.ones(n), np.ones(n)])
-    diff = np.bincount(idx, weights=sign, minlength=int(np.prod(shape))).reshape(shape)
-    return np.rint(diff.cumsum(axis=1).cumsum(axis=2)[:, :n_conf, :n_iou]).astype(np.int64)
+def _sum_rows(values: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
+    """out[i] = sum of values[j] over j with index[j] == i; values (K, C, T) int64."""
+    out = np.zeros((n, *values.shape[1:]), dtype=np.int64)
+    order = np.argsort(index, kind="stable")
+    idx, vals = index[order], values[order]
+    starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]]) if idx.size else idx
+    if idx.size:
+        out[idx[starts]] = np.add.reduceat(vals, starts, axis=0)
+    return out
 
 
 def count_tables(*, n_slices: int, n_features: int, conf_thr: np.ndarray, iou_thr: np.ndarray,
@@ -63,16 +60,15 @@ def count_tables(*, n_slices: int, n_features: int, conf_thr: np.ndarray, iou_th
     W = F + 1
     key = (ev_slice.astype(np.int64) * W + ev_gt_feat) * W + ev_pd_feat
     uniq, inv = compress_keys(key, S * W * W)
-    matched = rect_counts(inv, uniq.shape[0], c_lo, c_hi, t_lo, t_hi, C, T)  # (K, C, T)
+    matched = accumulate_rectangles(inv, *(np.ascontiguousarray(a, dtype=np.int64)
+                                           for a in (c_lo, c_hi, t_lo, t_hi)),
+                                    uniq.shape[0], C, T)  # (K, C, T)
     k_s, k_g, k_p = uniq // (W * W), (uniq // W) % W, uniq % W
 
-    matched_gt = np.zeros((S * F, C, T), dtype=np.int64)
-    matched_pd = np.zeros((S * F, C, T), dtype=np.int64)
-    tp = np.zeros((S * F, C, T), dtype=np.int64)
-    np.add.at(matched_gt, k_s * F + k_g, matched)
-    np.add.at(matched_pd, k_s * F + k_p, matched)
+    matched_gt = _sum_rows(matched, k_s * F + k_g, S * F)
+    matched_pd = _sum_rows(matched, k_s * F + k_p, S * F)
     diag = k_g == k_p
-    np.add.at(tp, k_s[diag] * F + k_g[diag], matched[diag])
+    tp = _sum_rows(matched[diag], k_s[diag] * F + k_g[diag], S * F)
     tp = tp.reshape(S, F, C, T).transpose(0, 2, 3, 1)           # (S, C, T, F)
     gt_none = gt_total - matched_gt.reshape(S, F, C, T).transpose(0, 2, 3, 1)
     pd_none = pd_total - matched_pd.reshape(S, F, C, T).transpose(0, 2, 3, 1)
@@ -90,7 +86,8 @@ def count_tables(*, n_slices: int, n_features: int, conf_thr: np.ndarray, iou_th
         "iou_sum": iou_sum[gs, cc, gf], "iou_rows": iou_rows[gs, cc, gf],
     }
 
-    # --- sparse confusion: matched cells, then [gt, None] and [None, pd] ---
+    # --- sparse confusion: matched cells, [gt, None] and [None, pd]; sorted by
+    # (slice, c, t, gt, pd) with None last, so that no string sort is needed later ---
     mk, mc, mt = np.nonzero(matched)
     gs2, gc2, gt2, gf2 = np.nonzero(gt_none)
     ps3, pc3, pt3, pf3 = np.nonzero(pd_none)
@@ -103,6 +100,10 @@ def count_tables(*, n_slices: int, n_features: int, conf_thr: np.ndarray, iou_th
         s.COUNT: np.concatenate([matched[mk, mc, mt], gt_none[gs2, gc2, gt2, gf2],
                                  pd_none[ps3, pc3, pt3, pf3]]),
     }
+    order = np.argsort(
+        (((confusion["slice"] * C + confusion["c"]) * T + confusion["t"]) * W + confusion["gt"]) * W
+        + confusion["pd"], kind="stable")
+    confusion = {k: v[order] for k, v in confusion.items()}
     return counts, confusion
 
 
@@ -112,19 +113,19 @@ def label_tables(counts: dict, confusion: dict, *, slices: pl.DataFrame, by, fea
     names = pl.Series(s.FEATURE, list(features) + [None], dtype=pl.String)
     by_values = slices.select(by) if by else None
 
-    def frame(cols: dict, feature_cols: dict) -> pl.DataFrame:
+    def frame(cols: dict, feature_cols: dict, features_first: bool) -> pl.DataFrame:
         out = []
         if by_values is not None:
             out.append(by_values[cols["slice"]])
-        parts = {name: names.gather(cols[src]) for name, src in feature_cols.items()}
-        parts[s.CONFIDENCE_THRESHOLD] = conf_thr[cols["c"]]
-        parts[s.IOU_THRESHOLD] = iou_thr[cols["t"]]
+        feats = {name: names.gather(cols[src]) for name, src in feature_cols.items()}
+        grid = {s.CONFIDENCE_THRESHOLD: conf_thr[cols["c"]], s.IOU_THRESHOLD: iou_thr[cols["t"]]}
+        parts = {**feats, **grid} if features_first else {**grid, **feats}
         for k, v in cols.items():
             if k not in ("slice", "c", "t", "feature", "gt", "pd"):
                 parts[k] = v
         out.append(pl.DataFrame(parts))
         return pl.concat(out, how="horizontal") if len(out) > 1 else out[0]
 
-    counts_df = frame(counts, {s.FEATURE: "feature"})
-    confusion_df = frame(confusion, {s.GT_FEATURE: "gt", s.PD_FEATURE: "pd"})
+    counts_df = frame(counts, {s.FEATURE: "feature"}, features_first=True)
+    confusion_df = frame(confusion, {s.GT_FEATURE: "gt", s.PD_FEATURE: "pd"}, features_first=False)
     return counts_df, confusion_df

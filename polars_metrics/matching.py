@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from polars_metrics import _arrays
-from polars_metrics._kernels.groups import compact_events, row_features
+from polars_metrics._kernels.groups import compact_events
 from polars_metrics._kernels.matching import greedy_match_by_iou
 from polars_metrics.pairs import Pairs
-from polars_metrics.prepare import FEAT, NPASS, Prepared
+from polars_metrics.prepare import Prepared
 from polars_metrics.profiles import Profile
 
 
@@ -42,14 +42,28 @@ class Matches:
         return np.repeat(np.arange(self.rf_off.shape[0] - 1), np.diff(self.rf_off))
 
 
+BITMAP_LIMIT = 1 << 26  # (rows × features) cells up to which a bitmap finds row features
+
+
+def row_features(prep: Prepared, gt_feat: np.ndarray, pd_feat: np.ndarray):
+    """Per data row, the sorted distinct feature codes present on either side (CSR)."""
+    n_rows, n_feat = prep.n_rows, len(prep.features)
+    code = np.concatenate([prep.gt.row * n_feat + gt_feat, prep.pd.row * n_feat + pd_feat])
+    if n_rows * n_feat <= BITMAP_LIMIT:
+        seen = np.zeros(n_rows * n_feat, dtype=bool)
+        seen[code] = True
+        code = np.flatnonzero(seen)
+    else:
+        code = np.unique(code)
+    return _arrays.offsets(code // n_feat, n_rows), (code % n_feat).astype(np.int32)
+
+
 def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     n_rows, n_conf, n_iou = prep.n_rows, prep.conf_thr.shape[0], prep.iou_thr.shape[0]
-    gt_feat = _arrays.i32(prep.gt.frame[FEAT])
-    pd_feat = _arrays.i32(prep.pd.frame[FEAT])
-    npass = _arrays.i64(prep.pd.frame[NPASS])
+    gt_feat, pd_feat, npass = prep.gt.feat, prep.pd.feat, prep.pd.npass
     if not profile.use_confidence:
         npass = np.full_like(npass, n_conf)
-    rf_off, rf_feat = row_features(prep.gt.off, gt_feat, prep.pd.off, pd_feat)
+    rf_off, rf_feat = row_features(prep, gt_feat, pd_feat)
     n_rf = rf_feat.shape[0]
 
     cap = np.minimum(np.diff(prep.gt.off), np.diff(prep.pd.off)) * n_conf
@@ -63,9 +77,10 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     rf_ngt = np.zeros(n_rf, dtype=np.int64)
     rf_kept = np.zeros((n_rf, n_conf), dtype=np.int64)
     rf_iou_sum = np.zeros((n_rf, n_conf), dtype=np.float64)
-    row_counts = np.zeros((n_rows, n_conf, n_iou, 3), dtype=np.int64)
-    row_means = np.full((n_rows, n_conf, n_iou, 3), np.nan)
-    row_iou = np.full((n_rows, n_conf), np.nan)
+    # the kernel writes every cell of these
+    row_counts = np.empty((n_rows, n_conf, n_iou, 3), dtype=np.int64)
+    row_means = np.empty((n_rows, n_conf, n_iou, 3), dtype=np.float64)
+    row_iou = np.empty((n_rows, n_conf), dtype=np.float64)
     greedy_match_by_iou(
         prep.gt.off, prep.pd.off, gt_feat, pd_feat, npass,
         pairs.off, pairs.gt, pairs.pd, pairs.iou,

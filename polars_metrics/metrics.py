@@ -65,7 +65,8 @@ def overall_from_counts(counts: pl.DataFrame, cube: pl.DataFrame, by: Sequence[s
     means = cube.group_by(keys).agg([pl.col(c).mean() for c in s.RATIO_COLUMNS])
     macro = sums.select(*keys, pl.lit("macro").alias(s.AVERAGE), s.TP, s.FP, tn, s.FN).join(
         means, on=keys, how="left", nulls_equal=True)
-    return pl.concat([micro, macro]).sort([*by, s.AVERAGE, *C_T], descending=False, nulls_last=True)
+    return (pl.concat([micro, macro]).sort([*by, s.AVERAGE, *C_T], nulls_last=True)
+            .select(*by, s.AVERAGE, *C_T, *s.METRIC_COLUMNS))
 
 
 def data_row_table(prep: Prepared, m, *, zero_tn: bool) -> pl.DataFrame:

@@ -14,7 +14,7 @@ import polars as pl
 from polars_metrics import _arrays
 from polars_metrics import schema as s
 from polars_metrics.kinds import kind_module
-from polars_metrics.prepare import ROW, Prepared
+from polars_metrics.prepare import Prepared
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,8 @@ class Pairs:
             [
                 prep.rows.select(prep.keys)[rows],
                 pl.DataFrame({
-                    s.GT_ID: prep.gt.frame[s.ID].gather(self.gt),
-                    s.PD_ID: prep.pd.frame[s.ID].gather(self.pd),
+                    s.GT_ID: prep.gt.column(s.ID).gather(self.gt),
+                    s.PD_ID: prep.pd.column(s.ID).gather(self.pd),
                     s.IOU: self.iou,
                 }),
             ],
@@ -45,25 +45,20 @@ class Pairs:
 
 def build_pairs(prep: Prepared) -> Pairs:
     gt, pd = prep.gt, prep.pd
-    kinds = sorted(set(gt.frame[s.KIND].unique().to_list()) | set(pd.frame[s.KIND].unique().to_list()))
+    gt_kind, pd_kind = gt.column(s.KIND), pd.column(s.KIND)
+    kinds = sorted(set(gt_kind.unique().to_list()) | set(pd_kind.unique().to_list()))
     if len(kinds) <= 1:
-        if not kinds:
+        if not kinds or len(gt) == 0 or len(pd) == 0:
             return _empty(prep.n_rows)
-        off, g, p, v = kind_module(kinds[0]).pairs(gt.frame, pd.frame, gt.off, pd.off)
-        return Pairs(off, g, p, v)
+        return Pairs(*kind_module(kinds[0]).pairs(gt, pd))
     # Mixed kinds: pairs per kind on the sub-tables, mapped back to global indices, merged.
     parts = []
     for kind in kinds:
-        gi = np.flatnonzero((gt.frame[s.KIND] == kind).to_numpy())
-        pi = np.flatnonzero((pd.frame[s.KIND] == kind).to_numpy())
+        gi = np.flatnonzero((gt_kind == kind).to_numpy())
+        pi = np.flatnonzero((pd_kind == kind).to_numpy())
         if gi.size == 0 or pi.size == 0:
             continue
-        sub_gt, sub_pd = gt.frame[gi], pd.frame[pi]
-        off, g, p, v = kind_module(kind).pairs(
-            sub_gt, sub_pd,
-            _arrays.offsets(sub_gt[ROW].to_numpy(), prep.n_rows),
-            _arrays.offsets(sub_pd[ROW].to_numpy(), prep.n_rows),
-        )
+        _, g, p, v = kind_module(kind).pairs(gt.subset(gi, prep.n_rows), pd.subset(pi, prep.n_rows))
         parts.append((gi[g], pi[p], v))
     if not parts:
         return _empty(prep.n_rows)
@@ -72,8 +67,7 @@ def build_pairs(prep: Prepared) -> Pairs:
     v = np.concatenate([x[2] for x in parts])
     order = np.lexsort((p, g))  # gt-major; gt indices are row-sorted so rows stay grouped
     g, p, v = g[order], p[order], v[order]
-    rows = gt.frame[ROW].to_numpy()[g]
-    return Pairs(_arrays.offsets(rows, prep.n_rows), g, p, v)
+    return Pairs(_arrays.offsets(gt.row[g], prep.n_rows), g, p, v)
 
 
 def _empty(n_rows: int) -> Pairs:

@@ -29,19 +29,46 @@ from polars_metrics.validation import (
 )
 
 ROW = "_row"      # data-row index among the counted rows, 0..n_rows-1
-FEAT = "_feat"    # feature code, index into Prepared.features
 SLICE = "_slice"  # slice index, index into Prepared.slices
-NPASS = "_npass"  # how many confidence thresholds a prediction passes
 
 EXCLUDED_REASONS = ("no ground truth", "no predictions", "no annotations", "not in ground truth")
 
 
 @dataclass(frozen=True)
 class Side:
-    """One table after preparation: sorted by data row; ``off`` are its CSR offsets."""
+    """One table after preparation, viewed in data-row order.
+
+    ``frame`` holds the validated annotations of the counted data rows in input order; ``idx``
+    lists its rows in (data row, input) order (None when it already is in that order), so only
+    the columns a stage needs are gathered, never the whole table. ``row``, ``feat`` and
+    ``npass`` are in data-row order; ``off`` are the CSR offsets over data rows.
+    """
 
     frame: pl.DataFrame
+    idx: np.ndarray | None
     off: np.ndarray
+    row: np.ndarray             # int64 data-row index
+    feat: np.ndarray            # int32 feature code
+    npass: np.ndarray | None    # predictions: confidence thresholds passed (kept iff c < npass)
+
+    def __len__(self) -> int:
+        return self.row.shape[0]
+
+    def column(self, name: str) -> pl.Series:
+        """A column of ``frame`` in data-row order."""
+        col = self.frame[name]
+        return col if self.idx is None else col.gather(self.idx)
+
+    def select(self, *columns: str) -> pl.DataFrame:
+        out = self.frame.select(*columns)
+        return out if self.idx is None else out[self.idx]
+
+    def subset(self, positions: np.ndarray, n_rows: int) -> Side:
+        """The annotations at ``positions`` (indices in data-row order, ascending)."""
+        base = positions if self.idx is None else self.idx[positions]
+        row = self.row[positions]
+        return Side(self.frame, base, _arrays.offsets(row, n_rows), row, self.feat[positions],
+                    None if self.npass is None else self.npass[positions])
 
 
 @dataclass(frozen=True)
@@ -88,13 +115,17 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
             conf_thr: np.ndarray, iou_thr: np.ndarray, on_invalid: OnInvalid) -> Prepared:
     check_on_invalid(on_invalid)
     keys, by = tuple(keys), tuple(by)
+    gt_generated_ids = s.ID not in to_frame(gt, s.GROUND_TRUTH).columns
+    pd_generated_ids = s.ID not in to_frame(pd, s.PREDICTIONS).columns
     gt = _normalize(to_frame(gt, s.GROUND_TRUTH), s.GROUND_TRUTH, keys, is_pd=False)
     pd = _normalize(to_frame(pd, s.PREDICTIONS), s.PREDICTIONS, keys, is_pd=True)
     _check_key_dtypes(gt, pd, keys)
     meta = _data_rows_frame(data_rows, keys, by, gt) if data_rows is not None else None
 
-    gt, gt_rej = _validate(gt, s.GROUND_TRUTH, keys, on_invalid, is_pd=False)
-    pd, pd_rej = _validate(pd, s.PREDICTIONS, keys, on_invalid, is_pd=True)
+    gt, gt_rej = _validate(gt, s.GROUND_TRUTH, keys, on_invalid, is_pd=False,
+                           generated_ids=gt_generated_ids)
+    pd, pd_rej = _validate(pd, s.PREDICTIONS, keys, on_invalid, is_pd=True,
+                           generated_ids=pd_generated_ids)
     rejects = pl.concat([gt_rej, pd_rej])
 
     gt_marks, gt = _split_placeholders(gt)
@@ -137,27 +168,39 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
     remap = np.cumsum(counted) - 1
     rows = universe.filter(pl.Series(counted)).drop(ROW)
     rows, slices = _slices(rows, keys, by, meta, gt, pd)
-    gt = gt.with_columns(pl.Series(ROW, remap[gt_row])).filter(pl.Series(counted[gt_row]))
-    pd = pd.with_columns(pl.Series(ROW, remap[pd_row])).filter(pl.Series(counted[pd_row]))
+    n_rows = rows.height
+    gt, gt_row = _keep(gt, counted[gt_row], remap[gt_row])
+    pd, pd_row = _keep(pd, counted[pd_row], remap[pd_row])
 
     features = tuple(sorted(set(gt[s.FEATURE].unique().to_list()) | set(pd[s.FEATURE].unique().to_list())))
     enum = pl.Enum(features)
-    gt = gt.with_columns(pl.col(s.FEATURE).cast(enum).to_physical().cast(pl.Int32).alias(FEAT))
-    pd = pd.with_columns(
-        pl.col(s.FEATURE).cast(enum).to_physical().cast(pl.Int32).alias(FEAT),
-        # kept at confidence-threshold index c iff c < _npass, i.e. confidence >= threshold
-        pl.Series(NPASS, np.searchsorted(conf_thr, pd[s.CONFIDENCE].to_numpy(), side="right"),
-                  dtype=pl.Int64),
-    )
-    gt = gt.sort(ROW, maintain_order=True)
-    pd = pd.sort(ROW, maintain_order=True)
-    n_rows = rows.height
+    gt_feat = gt[s.FEATURE].cast(enum).to_physical().to_numpy().astype(np.int32)
+    pd_feat = pd[s.FEATURE].cast(enum).to_physical().to_numpy().astype(np.int32)
+    # kept at confidence-threshold index c iff c < npass, i.e. confidence >= threshold
+    npass = np.searchsorted(conf_thr, pd[s.CONFIDENCE].to_numpy(), side="right").astype(np.int64)
     return Prepared(
         keys=keys, by=by, rows=rows, slices=slices, features=features,
-        gt=Side(gt, _arrays.offsets(gt[ROW].to_numpy(), n_rows)),
-        pd=Side(pd, _arrays.offsets(pd[ROW].to_numpy(), n_rows)),
+        gt=_side(gt, gt_row, gt_feat, None, n_rows),
+        pd=_side(pd, pd_row, pd_feat, npass, n_rows),
         excluded=excluded, rejects=rejects, conf_thr=conf_thr, iou_thr=iou_thr,
     )
+
+
+def _keep(frame: pl.DataFrame, keep: np.ndarray, row: np.ndarray) -> tuple[pl.DataFrame, np.ndarray]:
+    if keep.all():
+        return frame, row
+    return frame.filter(pl.Series(keep)), row[keep]
+
+
+def _side(frame: pl.DataFrame, row: np.ndarray, feat: np.ndarray, npass, n_rows: int) -> Side:
+    if row.size and (row[1:] < row[:-1]).any():
+        idx = np.argsort(row, kind="stable")  # ties keep input order: the tie rule
+        row, feat = row[idx], feat[idx]
+        npass = None if npass is None else npass[idx]
+    else:
+        idx = None
+    return Side(frame, idx, _arrays.offsets(row, n_rows), np.ascontiguousarray(row, np.int64),
+                np.ascontiguousarray(feat, np.int32), npass)
 
 
 def _normalize(frame: pl.DataFrame, table: str, keys: Sequence[str], *, is_pd: bool) -> pl.DataFrame:
@@ -227,28 +270,30 @@ def _split_placeholders(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame
 
 
 def _validate(frame: pl.DataFrame, table: str, keys: Sequence[str], on_invalid: OnInvalid,
-              *, is_pd: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+              *, is_pd: bool, generated_ids: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
     if frame.height == 0:
         return frame, empty_rejects()
-    placeholder = _placeholder(frame)
+    annotation = ~frame.select(_placeholder(frame)).to_series().to_numpy()
     checks = [
         Check(keys[0] if len(keys) == 1 else "/".join(keys),
               pl.any_horizontal([pl.col(k).is_null() for k in keys]),
               "data-row key is null", "give every annotation its data row"),
-        Check(s.FEATURE, pl.col(s.FEATURE).is_null() & ~placeholder, "feature is null",
-              "give every annotation its class name"),
+        Check(s.FEATURE, pl.col(s.FEATURE).is_null(), "feature is null",
+              "give every annotation its class name").within(annotation),
     ]
     if is_pd:
         conf = pl.col(s.CONFIDENCE)
         checks.append(Check(s.CONFIDENCE, conf.is_nan() | (conf < 0) | (conf > 1),
                             "confidence is NaN or outside [0, 1]",
                             "give scores in [0, 1] (null means 1.0)"))
-    checks.append(Check(s.ID, pl.struct([*keys, s.ID]).is_duplicated() & pl.col(s.ID).is_not_null(),
-                        "annotation id is not unique within its data row",
-                        "give each annotation of a data row its own id"))
-    for kind in frame[s.KIND].drop_nulls().unique().to_list():
-        for c in kind_module(kind).checks(table):
-            checks.append(Check(c.column, c.bad & (pl.col(s.KIND) == kind) & ~placeholder, c.reason, c.fix))
+    if not generated_ids:
+        checks.append(Check(s.ID, pl.struct([*keys, s.ID]).is_duplicated() & pl.col(s.ID).is_not_null(),
+                            "annotation id is not unique within its data row",
+                            "give each annotation of a data row its own id"))
+    kinds = frame[s.KIND].drop_nulls().unique().to_list()
+    for kind in kinds:
+        scope = annotation if len(kinds) == 1 else annotation & (frame[s.KIND] == kind).to_numpy()
+        checks.extend(c.within(scope) for c in kind_module(kind).checks(table))
     frame, rejects = run_checks(frame, table, keys, checks, on_invalid)
     if is_pd:
         frame = frame.with_columns(pl.col(s.CONFIDENCE).fill_null(1.0))

@@ -17,11 +17,12 @@ import polars as pl
 
 from polars_metrics import metrics
 from polars_metrics import schema as s
+from polars_metrics._kernels.cube import slice_feature_sums
 from polars_metrics.cube import count_tables, label_tables
 from polars_metrics.errors import PolarsMetricsError
 from polars_metrics.matching import Matches, match
 from polars_metrics.pairs import build_pairs
-from polars_metrics.prepare import FEAT, NPASS, ROW, SLICE, Prepared, prepare
+from polars_metrics.prepare import SLICE, Prepared, prepare
 from polars_metrics.profiles import Profile, get_profile
 
 COUNT_KEYS = (s.FEATURE, s.CONFIDENCE_THRESHOLD, s.IOU_THRESHOLD)
@@ -69,11 +70,11 @@ class PartialResult:
                 prep.rows.select(prep.keys)[m.ev_row],
                 pl.DataFrame({
                     s.CONFIDENCE_THRESHOLD: prep.conf_thr[m.ev_c],
-                    s.GT_ID: prep.gt.frame[s.ID].gather(m.ev_gt),
-                    s.PD_ID: prep.pd.frame[s.ID].gather(m.ev_pd),
+                    s.GT_ID: prep.gt.column(s.ID).gather(m.ev_gt),
+                    s.PD_ID: prep.pd.column(s.ID).gather(m.ev_pd),
                     s.IOU: m.ev_iou,
-                    s.GT_FEATURE: names.gather(prep.gt.frame[FEAT].to_numpy()[m.ev_gt]),
-                    s.PD_FEATURE: names.gather(prep.pd.frame[FEAT].to_numpy()[m.ev_pd]),
+                    s.GT_FEATURE: names.gather(prep.gt.feat[m.ev_gt]),
+                    s.PD_FEATURE: names.gather(prep.pd.feat[m.ev_pd]),
                 }),
             ], how="horizontal")
         return self._matches
@@ -84,8 +85,7 @@ class PartialResult:
         if self._annotations is None:
             prep, _ = self._source
             cols = [*prep.keys, s.ID, s.FEATURE]
-            self._annotations = (prep.gt.frame.select(cols),
-                                 prep.pd.frame.select(*cols, s.CONFIDENCE))
+            self._annotations = (prep.gt.select(*cols), prep.pd.select(*cols, s.CONFIDENCE))
         return self._annotations
 
     def merge(self, other: PartialResult) -> PartialResult:
@@ -132,21 +132,13 @@ def _iou_ordered_tables(prep: Prepared, m: Matches) -> tuple[pl.DataFrame, pl.Da
     S, F = prep.slices.height, len(prep.features)
     C, T = prep.conf_thr.shape[0], prep.iou_thr.shape[0]
     row_slice = prep.rows[SLICE].to_numpy()
-    gt_s = row_slice[prep.gt.frame[ROW].to_numpy()]
-    pd_s = row_slice[prep.pd.frame[ROW].to_numpy()]
-    gt_f = prep.gt.frame[FEAT].to_numpy().astype(np.int64)
-    pd_f = prep.pd.frame[FEAT].to_numpy().astype(np.int64)
+    gt_s, pd_s = row_slice[prep.gt.row], row_slice[prep.pd.row]
+    gt_f, pd_f = prep.gt.feat.astype(np.int64), prep.pd.feat.astype(np.int64)
     n_gt = np.bincount(gt_s * F + gt_f, minlength=S * F).reshape(S, F)
     n_pd = np.bincount(pd_s * F + pd_f, minlength=S * F).reshape(S, F)
 
-    rf_s = row_slice[m.rf_row]
-    idx = ((rf_s[:, None] * C + np.arange(C)[None, :]) * F + m.rf_feat[:, None]).ravel()
-    size = S * C * F
-    kept = np.rint(np.bincount(idx, weights=m.rf_kept.ravel(), minlength=size)).astype(np.int64)
-    iou_sum = np.bincount(idx, weights=m.rf_iou_sum.ravel(), minlength=size).reshape(S, C, F)
-    has_value = (m.rf_ngt[:, None] > 0) | (m.rf_kept > 0)
-    iou_rows = np.bincount(idx, weights=has_value.ravel(), minlength=size)
-    iou_rows = np.rint(iou_rows).astype(np.int64).reshape(S, C, F)
+    kept, iou_sum, iou_rows = slice_feature_sums(
+        row_slice[m.rf_row], m.rf_feat, m.rf_ngt, m.rf_kept, m.rf_iou_sum, S, F)
 
     tbin = np.searchsorted(prep.iou_thr, m.ev_iou)  # match at IoU index t iff t < tbin
     zeros = np.zeros_like(m.ev_c)
@@ -155,7 +147,7 @@ def _iou_ordered_tables(prep: Prepared, m: Matches) -> tuple[pl.DataFrame, pl.Da
         ev_slice=row_slice[m.ev_row], ev_gt_feat=gt_f[m.ev_gt], ev_pd_feat=pd_f[m.ev_pd],
         c_lo=m.ev_c, c_hi=m.ev_c + 1, t_lo=zeros, t_hi=tbin,
         gt_total=np.broadcast_to(n_gt[:, None, None, :], (S, C, T, F)),
-        pd_total=np.broadcast_to(kept.reshape(S, C, 1, F), (S, C, T, F)),
+        pd_total=np.broadcast_to(kept[:, :, None, :], (S, C, T, F)),
         present=(n_gt + n_pd) > 0, iou_sum=iou_sum, iou_rows=iou_rows,
     )
     return label_tables(counts, confusion, slices=prep.slices, by=prep.by, features=prep.features,

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from polars_metrics._kernels.sorting import argsort_desc_stable, count_below
+
 
 @njit(cache=True, nogil=True, parallel=True)
 def greedy_match_by_iou(
@@ -56,8 +58,7 @@ def greedy_match_by_iou(
         cap = min(g1 - g0, p1 - p0)
 
         # Stable descending sort keeps gt-major order among equal IoUs (the tie rule).
-        order = np.argsort(-pair_iou[k0:k1], kind="mergesort") + k0
-        pair_bin = np.searchsorted(iou_thr, pair_iou[k0:k1])  # number of thresholds < iou
+        order = argsort_desc_stable(pair_iou[k0:k1]) + k0
 
         gt_slot = np.searchsorted(feats, gt_feat[g0:g1])
         pd_slot = np.searchsorted(feats, pd_feat[p0:p1])
@@ -69,25 +70,48 @@ def greedy_match_by_iou(
         gt_taken = np.zeros(g1 - g0, dtype=np.bool_)
         pd_taken = np.zeros(p1 - p0, dtype=np.bool_)
         tp_bins = np.zeros((n_f, n_iou + 1), dtype=np.int64)
+        is_active = np.zeros(n_f, dtype=np.bool_)
+        active = np.empty(n_f, dtype=np.int64)
         kept = np.zeros(n_f, dtype=np.int64)
         iou_sum = np.zeros(n_f, dtype=np.float64)
+        # The class-aware walk only ever looks at same-feature pairs: list them once, in order.
+        n_same = 0
+        for k in order:
+            if gt_feat[pair_gt[k]] == pd_feat[pair_pd[k]]:
+                n_same += 1
+        same_order = np.empty(n_same, dtype=np.int64)
+        j = 0
+        for k in order:
+            if gt_feat[pair_gt[k]] == pd_feat[pair_pd[k]]:
+                same_order[j] = k
+                j += 1
+        walk = same_order if class_aware else order
 
         for c in range(n_conf):
+            kept[:] = 0
+            n_kept = 0
+            for j in range(p1 - p0):
+                if pd_npass[p0 + j] > c:
+                    kept[pd_slot[j]] += 1
+                    n_kept += 1
+            rf_kept[f0:f1, c] = kept
+            # Once every ground truth or every kept prediction is matched, no pair can match.
+            most = min(g1 - g0, n_kept)
+
             # --- the matching walk (class-agnostic unless class_aware) ---
             gt_taken[:] = False
             pd_taken[:] = False
-            tp_bins[:, :] = 0
             e = ev_off[r] + c * cap
             n_ev = 0
-            for k in order:
+            n_active = 0  # slots with a same-feature match; only they vary along the IoU axis
+            for k in walk:
+                if n_ev == most:
+                    break
                 p = pair_pd[k]
                 if pd_npass[p] <= c:
                     continue
                 g = pair_gt[k]
                 if gt_taken[g - g0] or pd_taken[p - p0]:
-                    continue
-                same = gt_feat[g] == pd_feat[p]
-                if class_aware and not same:
                     continue
                 gt_taken[g - g0] = True
                 pd_taken[p - p0] = True
@@ -95,36 +119,41 @@ def greedy_match_by_iou(
                 ev_pd[e + n_ev] = p
                 ev_iou[e + n_ev] = pair_iou[k]
                 n_ev += 1
-                if same:
-                    tp_bins[gt_slot[g - g0], pair_bin[k - k0]] += 1
+                if gt_feat[g] == pd_feat[p]:
+                    slot = gt_slot[g - g0]
+                    if not is_active[slot]:
+                        is_active[slot] = True
+                        active[n_active] = slot
+                        n_active += 1
+                    tp_bins[slot, count_below(iou_thr, pair_iou[k])] += 1
             ev_n[r, c] = n_ev
 
             # --- the per-feature IoU metric: class-aware walk, no threshold ---
             gt_taken[:] = False
             pd_taken[:] = False
             iou_sum[:] = 0.0
-            for k in order:
+            for k in same_order:
                 p = pair_pd[k]
                 if pd_npass[p] <= c:
                     continue
                 g = pair_gt[k]
-                if gt_feat[g] != pd_feat[p] or gt_taken[g - g0] or pd_taken[p - p0]:
+                if gt_taken[g - g0] or pd_taken[p - p0]:
                     continue
                 gt_taken[g - g0] = True
                 pd_taken[p - p0] = True
                 iou_sum[gt_slot[g - g0]] += pair_iou[k]
-            kept[:] = 0
-            for j in range(p1 - p0):
-                if pd_npass[p0 + j] > c:
-                    kept[pd_slot[j]] += 1
-            rf_kept[f0:f1, c] = kept
             rf_iou_sum[f0:f1, c] = iou_sum
 
             # --- data-row table: sums over features, means of defined per-feature values ---
+            # Which per-feature ratios are defined does not depend on t; features without a
+            # true positive contribute 0 to every sum, so only active slots are visited per t.
             s_iou = 0.0
             n_iou_def = 0
             kept_tot = 0
             ngt_tot = 0
+            n_p = 0
+            n_r = 0
+            n_f1 = 0
             for f in range(n_f):
                 kept_tot += kept[f]
                 ngt_tot += ngt[f]
@@ -132,9 +161,17 @@ def greedy_match_by_iou(
                 if denom > 0:
                     s_iou += iou_sum[f] / denom
                     n_iou_def += 1
+                    n_f1 += 1
+                if kept[f] > 0:
+                    n_p += 1
+                if ngt[f] > 0:
+                    n_r += 1
             row_iou[r, c] = s_iou / n_iou_def if n_iou_def > 0 else np.nan
+            # Sum in ascending feature order, as a plain loop over all features would.
+            active_sorted = np.sort(active[:n_active])
             # tp at threshold index t counts the events whose bin is > t: reverse cumulative sum.
-            for f in range(n_f):
+            for a in range(n_active):
+                f = active_sorted[a]
                 acc = 0
                 for b in range(n_iou, -1, -1):
                     acc += tp_bins[f, b]
@@ -144,24 +181,21 @@ def greedy_match_by_iou(
                 s_p = 0.0
                 s_r = 0.0
                 s_f = 0.0
-                n_p = 0
-                n_r = 0
-                n_f1 = 0
-                for f in range(n_f):
+                for a in range(n_active):
+                    f = active_sorted[a]
                     tp = tp_bins[f, t + 1]
                     tp_tot += tp
-                    if kept[f] > 0:
-                        s_p += tp / kept[f]
-                        n_p += 1
+                    s_p += tp / kept[f]
                     if ngt[f] > 0:
                         s_r += tp / ngt[f]
-                        n_r += 1
-                    if kept[f] + ngt[f] > 0:
-                        s_f += 2.0 * tp / (kept[f] + ngt[f])
-                        n_f1 += 1
+                    s_f += 2.0 * tp / (kept[f] + ngt[f])
                 row_counts[r, c, t, 0] = tp_tot
                 row_counts[r, c, t, 1] = kept_tot - tp_tot
                 row_counts[r, c, t, 2] = ngt_tot - tp_tot
                 row_means[r, c, t, 0] = s_p / n_p if n_p > 0 else np.nan
                 row_means[r, c, t, 1] = s_r / n_r if n_r > 0 else np.nan
                 row_means[r, c, t, 2] = s_f / n_f1 if n_f1 > 0 else np.nan
+            for a in range(n_active):
+                f = active_sorted[a]
+                tp_bins[f, :] = 0
+                is_active[f] = False

@@ -5,7 +5,7 @@ import numpy as np
 import polars as pl
 
 from polars_metrics import schema as s
-from polars_metrics._arrays import f64_matrix
+from polars_metrics._arrays import f64_matrix, f64_matrix_np
 from polars_metrics._kernels.box import box_pairs
 from polars_metrics.errors import SchemaError
 from polars_metrics.validation import Check
@@ -54,23 +54,42 @@ def normalize(frame: pl.DataFrame, table: str) -> pl.DataFrame:
     )
 
 
+def _coords(frame: pl.DataFrame) -> np.ndarray:
+    return frame[s.BBOX].to_numpy().reshape(-1, 4)  # null boxes read as NaN rows
+
+
+def _non_finite(frame: pl.DataFrame) -> np.ndarray:
+    return frame[s.BBOX].is_not_null().to_numpy() & ~np.isfinite(_coords(frame)).all(axis=1)
+
+
+def _reversed(frame: pl.DataFrame) -> np.ndarray:
+    xy = _coords(frame)
+    with np.errstate(invalid="ignore"):
+        return (xy[:, 2] < xy[:, 0]) | (xy[:, 3] < xy[:, 1])
+
+
 def checks(table: str) -> list[Check]:
-    box = pl.col(s.BBOX)
-    x0, y0, x1, y1 = (box.arr.get(i) for i in range(4))
-    finite = x0.is_finite() & y0.is_finite() & x1.is_finite() & y1.is_finite()
     return [
-        Check(s.BBOX, box.is_null(), "bbox is null", "give every box 4 coordinates"),
-        Check(s.BBOX, ~finite, "bbox has a NaN or infinite coordinate",
+        Check(s.BBOX, pl.col(s.BBOX).is_null(), "bbox is null", "give every box 4 coordinates"),
+        Check(s.BBOX, _non_finite, "bbox has a NaN or infinite coordinate",
               "replace or remove non-finite coordinates"),
-        Check(s.BBOX, finite & ((x1 < x0) | (y1 < y0)), "bbox has x1 < x0 or y1 < y0",
+        Check(s.BBOX, _reversed, "bbox has x1 < x0 or y1 < y0",
               "store boxes as (x0, y0, x1, y1) with x0 <= x1 and y0 <= y1 "
               "(pm.bbox_from_xywh converts x/y/width/height)"),
     ]
 
 
-def pairs(gt: pl.DataFrame, pd: pl.DataFrame, gt_off: np.ndarray, pd_off: np.ndarray):
-    """Candidate pairs with IoU > 0 per data row (see ``_kernels.box.box_pairs``)."""
-    return box_pairs(f64_matrix(gt[s.BBOX], 4), gt_off, f64_matrix(pd[s.BBOX], 4), pd_off)
+def pairs(gt, pd):
+    """Candidate pairs with IoU > 0 per data row (see ``_kernels.box.box_pairs``).
+
+    ``gt`` and ``pd`` are :class:`~polars_metrics.prepare.Side` views in data-row order.
+    """
+    return box_pairs(_sorted_boxes(gt), gt.off, _sorted_boxes(pd), pd.off)
+
+
+def _sorted_boxes(side) -> np.ndarray:
+    boxes = side.frame[s.BBOX].to_numpy().reshape(-1, 4)
+    return f64_matrix_np(boxes if side.idx is None else boxes[side.idx])
 
 
 def aligned_iou(a: pl.Series, b: pl.Series) -> np.ndarray:

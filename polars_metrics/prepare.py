@@ -16,6 +16,7 @@ import polars as pl
 from polars_metrics import _arrays
 from polars_metrics import schema as s
 from polars_metrics.errors import SchemaError
+from polars_metrics._kernels.groups import stable_group_order
 from polars_metrics.kinds import infer_kind, kind_module
 from polars_metrics.profiles import Profile
 from polars_metrics.validation import (
@@ -30,6 +31,7 @@ from polars_metrics.validation import (
 
 ROW = "_row"      # data-row index among the counted rows, 0..n_rows-1
 SLICE = "_slice"  # slice index, index into Prepared.slices
+KIND_DTYPE = pl.Enum(s.KINDS)
 
 EXCLUDED_REASONS = ("no ground truth", "no predictions", "no annotations", "not in ground truth")
 
@@ -128,22 +130,22 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
                            generated_ids=pd_generated_ids)
     rejects = pl.concat([gt_rej, pd_rej])
 
-    gt_marks, gt = _split_placeholders(gt)
-    _, pd = _split_placeholders(pd)
+    # Placeholder rows (no feature, no geometry) only say that a data row exists.
+    gt_ann = ~_placeholder_mask(gt)
+    pd_ann = ~_placeholder_mask(pd)
 
     # The universe of data rows, sorted by key so that every output is deterministic.
-    parts = [gt.select(keys), gt_marks.select(keys), pd.select(keys)]
+    parts = [gt.select(keys), pd.select(keys)]
     if meta is not None:
         parts.append(meta.select(keys))
     universe = pl.concat(parts).unique().sort(keys).with_row_index(ROW)
     n_all = universe.height
     gt_row = _row_codes(gt, universe, keys)
     pd_row = _row_codes(pd, universe, keys)
-    n_gt = np.bincount(gt_row, minlength=n_all)
-    n_pd = np.bincount(pd_row, minlength=n_all)
-    in_gt = n_gt > 0
-    if gt_marks.height:
-        in_gt[_row_codes(gt_marks, universe, keys)] = True
+    n_gt = np.bincount(gt_row[gt_ann], minlength=n_all)
+    n_pd = np.bincount(pd_row[pd_ann], minlength=n_all)
+    in_gt = np.zeros(n_all, dtype=bool)
+    in_gt[gt_row] = True
 
     if profile.rows == "both":
         counted = (n_gt > 0) & (n_pd > 0)
@@ -157,48 +159,46 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
                  "not in ground truth" if profile.rows == "ground_truth" else "no ground truth",
                  "no predictions"),
     )
-    excluded = universe.filter(pl.Series(~counted)).select(
+    excluded = universe.filter(pl.Series(~counted, dtype=pl.Boolean)).select(
         *keys,
         pl.Series(s.REASON, reason[~counted], dtype=pl.String),
         pl.Series(s.N_GT, n_gt[~counted], dtype=pl.Int64),
         pl.Series(s.N_PD, n_pd[~counted], dtype=pl.Int64),
     )
 
-    # Renumber the counted rows 0..n-1 and keep only their annotations.
+    # Renumber the counted rows 0..n-1; the sides reference their annotations by position.
     remap = np.cumsum(counted) - 1
-    rows = universe.filter(pl.Series(counted)).drop(ROW)
+    rows = universe.filter(pl.Series(counted, dtype=pl.Boolean)).drop(ROW)
     rows, slices = _slices(rows, keys, by, meta, gt, pd)
     n_rows = rows.height
-    gt, gt_row = _keep(gt, counted[gt_row], remap[gt_row])
-    pd, pd_row = _keep(pd, counted[pd_row], remap[pd_row])
 
-    features = tuple(sorted(set(gt[s.FEATURE].unique().to_list()) | set(pd[s.FEATURE].unique().to_list())))
-    enum = pl.Enum(features)
-    gt_feat = gt[s.FEATURE].cast(enum).to_physical().to_numpy().astype(np.int32)
-    pd_feat = pd[s.FEATURE].cast(enum).to_physical().to_numpy().astype(np.int32)
+    names = set(gt[s.FEATURE].drop_nulls().unique().to_list())
+    features = tuple(sorted(names | set(pd[s.FEATURE].drop_nulls().unique().to_list())))
     # kept at confidence-threshold index c iff c < npass, i.e. confidence >= threshold
     npass = np.searchsorted(conf_thr, pd[s.CONFIDENCE].to_numpy(), side="right").astype(np.int64)
     return Prepared(
         keys=keys, by=by, rows=rows, slices=slices, features=features,
-        gt=_side(gt, gt_row, gt_feat, None, n_rows),
-        pd=_side(pd, pd_row, pd_feat, npass, n_rows),
+        gt=_side(gt, gt_ann & counted[gt_row], remap[gt_row], features, None, n_rows),
+        pd=_side(pd, pd_ann & counted[pd_row], remap[pd_row], features, npass, n_rows),
         excluded=excluded, rejects=rejects, conf_thr=conf_thr, iou_thr=iou_thr,
     )
 
 
-def _keep(frame: pl.DataFrame, keep: np.ndarray, row: np.ndarray) -> tuple[pl.DataFrame, np.ndarray]:
-    if keep.all():
-        return frame, row
-    return frame.filter(pl.Series(keep)), row[keep]
-
-
-def _side(frame: pl.DataFrame, row: np.ndarray, feat: np.ndarray, npass, n_rows: int) -> Side:
+def _side(frame: pl.DataFrame, keep: np.ndarray, row: np.ndarray, features, npass,
+          n_rows: int) -> Side:
+    """View the kept annotations of ``frame`` in (data row, input) order."""
+    feat = frame[s.FEATURE].cast(pl.Enum(features)).to_physical().fill_null(0).to_numpy()
+    positions = np.flatnonzero(keep)
+    row = row[positions]
+    identity = positions.size == frame.height
     if row.size and (row[1:] < row[:-1]).any():
-        idx = np.argsort(row, kind="stable")  # ties keep input order: the tie rule
-        row, feat = row[idx], feat[idx]
+        order = stable_group_order(row, n_rows)  # ties keep input order: the tie rule
+        positions, row = positions[order], row[order]
+        identity = False
+    idx = None if identity else positions
+    if idx is not None:
+        feat = feat[idx]
         npass = None if npass is None else npass[idx]
-    else:
-        idx = None
     return Side(frame, idx, _arrays.offsets(row, n_rows), np.ascontiguousarray(row, np.int64),
                 np.ascontiguousarray(feat, np.int32), npass)
 
@@ -223,10 +223,13 @@ def _normalize(frame: pl.DataFrame, table: str, keys: Sequence[str], *, is_pd: b
                 f"{table} has no '{s.KIND}' column and no geometry column to infer it from; "
                 f"add a '{s.BBOX}' column (x0, y0, x1, y1) or a '{s.KIND}' column."
             )
-        frame = frame.with_columns(pl.lit(kind).alias(s.KIND))
+        frame = frame.with_columns(pl.lit(kind, dtype=KIND_DTYPE).alias(s.KIND))
     else:
-        frame = frame.with_columns(pl.col(s.KIND).cast(pl.String))
-    for kind in frame[s.KIND].drop_nulls().unique().to_list():
+        found = frame[s.KIND].cast(pl.String).unique().drop_nulls().to_list()
+        for kind in found:
+            kind_module(kind)  # unknown kinds fail here, with a suggestion
+        frame = frame.with_columns(pl.col(s.KIND).cast(pl.String).cast(KIND_DTYPE))
+    for kind in _kinds(frame):
         mod = kind_module(kind)
         require_columns(frame, table, mod.GEOMETRY, hint=f"(needed by kind {kind!r})")
         frame = mod.normalize(frame, table)
@@ -254,19 +257,18 @@ def _check_key_dtypes(gt: pl.DataFrame, pd: pl.DataFrame, keys: Sequence[str]) -
 
 def _placeholder(frame: pl.DataFrame) -> pl.Expr:
     """A row with no feature and no geometry only says 'this data row exists'."""
-    geometry = {c for mod_kind in frame[s.KIND].drop_nulls().unique().to_list()
-                for c in kind_module(mod_kind).GEOMETRY}
     expr = pl.col(s.FEATURE).is_null()
-    for c in sorted(geometry):
+    for c in sorted({c for kind in _kinds(frame) for c in kind_module(kind).GEOMETRY}):
         expr = expr & pl.col(c).is_null()
     return expr
 
 
-def _split_placeholders(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    mask = frame.select(_placeholder(frame)).to_series()
-    if not mask.any():
-        return frame.clear(), frame
-    return frame.filter(mask), frame.filter(~mask)
+def _placeholder_mask(frame: pl.DataFrame) -> np.ndarray:
+    return frame.select(_placeholder(frame)).to_series().to_numpy()
+
+
+def _kinds(frame: pl.DataFrame) -> list[str]:
+    return frame[s.KIND].unique().drop_nulls().to_list()
 
 
 def _validate(frame: pl.DataFrame, table: str, keys: Sequence[str], on_invalid: OnInvalid,
@@ -290,7 +292,7 @@ def _validate(frame: pl.DataFrame, table: str, keys: Sequence[str], on_invalid: 
         checks.append(Check(s.ID, pl.struct([*keys, s.ID]).is_duplicated() & pl.col(s.ID).is_not_null(),
                             "annotation id is not unique within its data row",
                             "give each annotation of a data row its own id"))
-    kinds = frame[s.KIND].drop_nulls().unique().to_list()
+    kinds = _kinds(frame)
     for kind in kinds:
         scope = annotation if len(kinds) == 1 else annotation & (frame[s.KIND] == kind).to_numpy()
         checks.extend(c.within(scope) for c in kind_module(kind).checks(table))

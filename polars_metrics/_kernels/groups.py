@@ -21,3 +21,19 @@ def compact_events(ev_off, ev_n, ev_gt, ev_pd, ev_iou, out_off, out_row, out_c, 
                 out_pd[o] = ev_pd[src + i]
                 out_iou[o] = ev_iou[src + i]
                 o += 1
+
+
+@njit(cache=True, nogil=True)
+def stable_group_order(codes, n_groups):
+    """Positions that sort ``codes`` (integers in [0, n_groups)) stably: a counting sort."""
+    start = np.zeros(n_groups + 1, dtype=np.int64)
+    for c in codes:
+        start[c + 1] += 1
+    for g in range(n_groups):
+        start[g + 1] += start[g]
+    order = np.empty(codes.shape[0], dtype=np.int64)
+    for i in range(codes.shape[0]):
+        c = codes[i]
+        order[start[c]] = i
+        start[c] += 1
+    return order

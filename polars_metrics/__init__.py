@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from polars_metrics import namespace as _namespace  # noqa: F401  (registers `.pm`)
-from polars_metrics import state
+from polars_metrics import state, synthetic
 from polars_metrics.errors import (
     FormatError,
     InvalidAnnotationError,
@@ -27,5 +27,5 @@ __version__ = "0.1.0"
 __all__ = [
     "PROFILES", "Evaluation", "FormatError", "InvalidAnnotationError", "PolarsMetricsError",
     "PolarsMetricsWarning", "Profile", "ProfileError", "SchemaError", "ThresholdError",
-    "bbox_from_tlhw", "bbox_from_xywh", "evaluate", "get_profile", "pairwise_iou", "state",
+    "bbox_from_tlhw", "bbox_from_xywh", "evaluate", "get_profile", "pairwise_iou", "state", "synthetic",
 ]

@@ -579,14 +579,17 @@ def evaluate_coco(
     area_lo = np.array([r[0] for r in p.area_ranges], np.float64)
     area_hi = np.array([r[1] for r in p.area_ranges], np.float64)
     keep_area = p.area_labels.index("all") if "all" in p.area_labels else 0
-    code = np.zeros((n_d, A, T), np.uint8)
-    match_gt = np.full((T, n_d), -1, np.int32)
-    match_ig = np.ones((T, n_d), np.bool_)
+    code = np.empty((n_d, A, T), np.uint8)
+    # per-row match outputs, (rows, T) so each detection writes one contiguous run
+    dt_match = np.full((pd.height, T), -1, np.int32)
+    dt_ignore = np.ones((pd.height, T), np.bool_)
+    dt_tp = np.zeros((pd.height, T), np.bool_)
     K.coco_match(
         iou, iou_ptr, dt_ptr, d_grp, gt_ptr, g_grp, max_det,
         np.ascontiguousarray(g_area), g_ignore, g_crowd, np.ascontiguousarray(g_idzero),
-        d_area, dt_pos, area_lo, area_hi, np.ascontiguousarray(p.iou_thresholds, dtype=np.float64),
-        keep_area, code, match_gt, match_ig,
+        gt_rows.astype(np.int64), d_area, dt_pos, pd_rows.astype(np.int64), area_lo, area_hi,
+        np.ascontiguousarray(p.iou_thresholds, dtype=np.float64), keep_area, code,
+        dt_match, dt_ignore, dt_tp,
     )  # fmt: skip
 
     # --- accumulate
@@ -607,15 +610,6 @@ def evaluate_coco(
     )  # fmt: skip
 
     # --- per-row outputs in frame row order
-    gt_rows_match = gt_rows.astype(np.int32)
-    dt_match = np.full((T, pd.height), -1, np.int32)
-    dt_ignore = np.ones((T, pd.height), np.bool_)
-    valid = match_gt >= 0
-    dt_match[:, pd_rows] = np.where(valid, gt_rows_match[np.maximum(match_gt, 0)], -1)
-    dt_ignore[:, pd_rows] = match_ig
-    dt_tp = np.zeros((T, pd.height), np.bool_)
-    tp_local = valid & ~match_ig & ~g_idzero[np.maximum(match_gt, 0)]
-    dt_tp[:, pd_rows] = tp_local
     dt_rank = np.full(pd.height, -1, np.int64)
     dt_rank[pd_rows] = np.where(rank < max_det, rank, -1)
     gt_ig = np.ones(gt.height, np.bool_)
@@ -640,7 +634,7 @@ def evaluate_coco(
     return CocoResult(
         params=p, precision=precision, recall=recall, scores=scores, stats=stats,
         summary=summary, per_category=per_cat, category_ids=cat_ids, features=tuple(names),
-        image_ids=image_ids, dt_match=dt_match, dt_ignore=dt_ignore, dt_tp=dt_tp,
+        image_ids=image_ids, dt_match=dt_match.T, dt_ignore=dt_ignore.T, dt_tp=dt_tp.T,
         dt_rank=dt_rank, gt_ignore=gt_ig, match_area=p.area_labels[keep_area],
         n_pd_outside=n_outside,
     )  # fmt: skip
@@ -710,26 +704,39 @@ def _summarize_one(precision, recall, p: CocoParams, ap: bool, iou, area: str, m
 
 
 def _per_category(precision, recall, p: CocoParams, names, cat_ids, n_gt) -> pl.DataFrame:
-    cols: dict[str, list] = {}
+    """The 12 summary stats restricted to each category (null where undefined)."""
+    cols: dict[str, np.ndarray] = {}
+    n_k = len(names)
     for ap, iou, area, mi in _STAT_SPECS:
         md = p.max_dets[min(mi, len(p.max_dets) - 1)]
-        if ap:
+        if area != "all":
+            name = f"{'ap' if ap else 'ar'}_{area}"
+        elif ap:
             name = "ap" + ("" if iou is None else str(int(round(iou * 100))))
         else:
             name = f"ar{md}"
-        if area != "all":
-            name = f"{'ap' if ap else 'ar'}_{area}"
-        vals = []
-        for k in range(len(names)):
-            v = _summarize_one(precision, recall, p, ap, iou, area, md, k)
-            vals.append(None if v == -1.0 else v)
-        cols[name] = vals
-    return pl.DataFrame(
+        aind = [i for i, lbl in enumerate(p.area_labels) if lbl == area]
+        mind = [i for i, m in enumerate(p.max_dets) if m == md]
+        s = precision if ap else recall
+        if iou is not None:
+            s = s[np.where(iou == p.iou_thresholds)[0]]
+        s = s[..., aind, :][..., mind]
+        kax = 2 if ap else 1
+        v = np.moveaxis(s, kax, 0).reshape(n_k, -1)
+        ok = v > -1
+        cnt = ok.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(ok, v, 0.0).sum(axis=1) / cnt
+        cols[name] = np.where(cnt > 0, mean, np.nan)
+    frame = pl.DataFrame(
         {
-            "category_id": [None if c < 0 else int(c) for c in cat_ids],
+            "category_id": pl.Series(cat_ids, dtype=pl.Int64),
             "feature": list(names),
-            "n_gt": n_gt.astype(np.int64),
+            "n_gt": np.asarray(n_gt, dtype=np.int64),
             **cols,
-        },
-        schema_overrides={"category_id": pl.Int64, **{c: pl.Float64 for c in cols}},
+        }
+    )
+    return frame.with_columns(
+        pl.when(pl.col("category_id") >= 0).then(pl.col("category_id")),
+        *(pl.col(c).fill_nan(None) for c in cols),
     )

@@ -26,6 +26,7 @@ class Matches:
     ev_gt: np.ndarray
     ev_pd: np.ndarray
     ev_iou: np.ndarray
+    ev_bin: np.ndarray      # the event is a match at IoU index t iff t < ev_bin
     # per (data row, feature present on the row): CSR over rows
     rf_off: np.ndarray
     rf_feat: np.ndarray     # int32 feature code
@@ -71,9 +72,7 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     np.cumsum(cap, out=ev_off[1:])
     n_cap = int(ev_off[-1])
     ev_n = np.zeros((n_rows, n_conf), dtype=np.int64)
-    ev_gt = np.empty(n_cap, dtype=np.int64)
-    ev_pd = np.empty(n_cap, dtype=np.int64)
-    ev_iou = np.empty(n_cap, dtype=np.float64)
+    ev_pair = np.empty(n_cap, dtype=np.int64)
     rf_ngt = np.zeros(n_rf, dtype=np.int64)
     rf_kept = np.zeros((n_rf, n_conf), dtype=np.int64)
     rf_iou_sum = np.zeros((n_rf, n_conf), dtype=np.float64)
@@ -83,17 +82,19 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     row_iou = np.empty((n_rows, n_conf), dtype=np.float64)
     greedy_match_by_iou(
         prep.gt.off, prep.pd.off, gt_feat, pd_feat, npass,
-        pairs.off, pairs.gt, pairs.pd, pairs.iou,
+        pairs.off, pairs.gt, pairs.pd, pairs.iou, pairs.always,
         prep.iou_thr, n_conf, profile.class_aware,
         rf_off, rf_feat, ev_off,
-        ev_n, ev_gt, ev_pd, ev_iou,
+        ev_n, ev_pair,
         rf_ngt, rf_kept, rf_iou_sum,
         row_counts, row_means, row_iou,
     )
     out_off = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(ev_n.sum(axis=1), out=out_off[1:])
     n_ev = int(out_off[-1])
-    out = (np.empty(n_ev, np.int64), np.empty(n_ev, np.int64), np.empty(n_ev, np.int64),
-           np.empty(n_ev, np.int64), np.empty(n_ev, np.float64))
-    compact_events(ev_off, ev_n, ev_gt, ev_pd, ev_iou, out_off, *out)
-    return Matches(*out, rf_off, rf_feat, rf_ngt, rf_kept, rf_iou_sum, row_counts, row_means, row_iou)
+    ev_row, ev_c, ev_k = (np.empty(n_ev, np.int64) for _ in range(3))
+    compact_events(ev_off, ev_n, ev_pair, out_off, ev_row, ev_c, ev_k)
+    ev_iou = pairs.iou[ev_k]
+    ev_bin = np.where(pairs.always[ev_k], n_iou, np.searchsorted(prep.iou_thr, ev_iou))
+    return Matches(ev_row, ev_c, pairs.gt[ev_k], pairs.pd[ev_k], ev_iou, ev_bin,
+                   rf_off, rf_feat, rf_ngt, rf_kept, rf_iou_sum, row_counts, row_means, row_iou)

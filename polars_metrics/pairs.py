@@ -19,10 +19,11 @@ from polars_metrics.prepare import Prepared
 
 @dataclass(frozen=True)
 class Pairs:
-    off: np.ndarray   # int64, n_rows + 1
-    gt: np.ndarray    # int64 global gt index
-    pd: np.ndarray    # int64 global pd index
-    iou: np.ndarray   # float64 in (0, 1]
+    off: np.ndarray     # int64, n_rows + 1
+    gt: np.ndarray      # int64 global gt index
+    pd: np.ndarray      # int64 global pd index
+    iou: np.ndarray     # float64 in (0, 1]
+    always: np.ndarray  # bool: matches at every IoU threshold (classification pairs)
 
     def __len__(self) -> int:
         return self.gt.shape[0]
@@ -50,7 +51,7 @@ def build_pairs(prep: Prepared) -> Pairs:
     if len(kinds) <= 1:
         if not kinds or len(gt) == 0 or len(pd) == 0:
             return _empty(prep.n_rows)
-        return Pairs(*kind_module(kinds[0]).pairs(gt, pd))
+        return _with_flags(kinds[0], *kind_module(kinds[0]).pairs(gt, pd))
     # Mixed kinds: pairs per kind on the sub-tables, mapped back to global indices, merged.
     parts = []
     for kind in kinds:
@@ -59,17 +60,25 @@ def build_pairs(prep: Prepared) -> Pairs:
         if gi.size == 0 or pi.size == 0:
             continue
         _, g, p, v = kind_module(kind).pairs(gt.subset(gi, prep.n_rows), pd.subset(pi, prep.n_rows))
-        parts.append((gi[g], pi[p], v))
+        always = np.full(g.shape[0], getattr(kind_module(kind), "ALWAYS_MATCH", False))
+        parts.append((gi[g], pi[p], v, always))
     if not parts:
         return _empty(prep.n_rows)
     g = np.concatenate([x[0] for x in parts])
     p = np.concatenate([x[1] for x in parts])
     v = np.concatenate([x[2] for x in parts])
+    a = np.concatenate([x[3] for x in parts])
     order = np.lexsort((p, g))  # gt-major; gt indices are row-sorted so rows stay grouped
-    g, p, v = g[order], p[order], v[order]
-    return Pairs(_arrays.offsets(gt.row[g], prep.n_rows), g, p, v)
+    g, p, v, a = g[order], p[order], v[order], a[order]
+    return Pairs(_arrays.offsets(gt.row[g], prep.n_rows), g, p, v, a)
+
+
+def _with_flags(kind: str, off, g, p, v) -> Pairs:
+    always = getattr(kind_module(kind), "ALWAYS_MATCH", False)
+    return Pairs(off, g, p, v, np.full(g.shape[0], always, dtype=np.bool_))
 
 
 def _empty(n_rows: int) -> Pairs:
     return Pairs(np.zeros(n_rows + 1, dtype=np.int64), np.zeros(0, dtype=np.int64),
-                 np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
+                 np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64),
+                 np.zeros(0, dtype=np.bool_))

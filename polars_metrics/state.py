@@ -140,12 +140,11 @@ def _iou_ordered_tables(prep: Prepared, m: Matches) -> tuple[pl.DataFrame, pl.Da
     kept, iou_sum, iou_rows = slice_feature_sums(
         row_slice[m.rf_row], m.rf_feat, m.rf_ngt, m.rf_kept, m.rf_iou_sum, S, F)
 
-    tbin = np.searchsorted(prep.iou_thr, m.ev_iou)  # match at IoU index t iff t < tbin
     zeros = np.zeros_like(m.ev_c)
     counts, confusion = count_tables(
         n_slices=S, n_features=F, conf_thr=prep.conf_thr, iou_thr=prep.iou_thr,
         ev_slice=row_slice[m.ev_row], ev_gt_feat=gt_f[m.ev_gt], ev_pd_feat=pd_f[m.ev_pd],
-        c_lo=m.ev_c, c_hi=m.ev_c + 1, t_lo=zeros, t_hi=tbin,
+        c_lo=m.ev_c, c_hi=m.ev_c + 1, t_lo=zeros, t_hi=m.ev_bin,
         gt_total=np.broadcast_to(n_gt[:, None, None, :], (S, C, T, F)),
         pd_total=np.broadcast_to(kept[:, :, None, :], (S, C, T, F)),
         present=(n_gt + n_pd) > 0, iou_sum=iou_sum, iou_rows=iou_rows,

@@ -97,8 +97,10 @@ def coco_match(
     gt_ignore: np.ndarray,
     gt_crowd: np.ndarray,
     gt_id_zero: np.ndarray,
+    gt_row: np.ndarray,
     dt_area: np.ndarray,
     dt_pos: np.ndarray,
+    dt_row: np.ndarray,
     area_lo: np.ndarray,
     area_hi: np.ndarray,
     iou_thrs: np.ndarray,
@@ -106,6 +108,7 @@ def coco_match(
     code: np.ndarray,
     match_gt: np.ndarray,
     match_ignore: np.ndarray,
+    match_tp: np.ndarray,
 ) -> None:
     """``evaluateImg`` for every group, every area range and every IoU threshold.
 
@@ -117,92 +120,136 @@ def coco_match(
     detections (or those matched to a ground truth with id 0, which pycocotools cannot tell
     from "unmatched") whose area is outside the range are ignored.
 
-    Writes ``code[dt_pos[row], a, t]`` (see module doc) and, at area index ``keep_area``,
-    ``match_gt[t, row]`` (matched ground-truth row or -1) and ``match_ignore[t, row]``.
+    Writes ``code[dt_pos[d], a, t]`` (see module doc) and, at area index ``keep_area``, rows
+    ``dt_row[d]`` of ``match_gt`` (``gt_row`` of the matched ground truth, or -1),
+    ``match_ignore`` and ``match_tp`` (shape ``(n_rows, T)``).
     """
     n_grp = grp_dt_ptr.size - 1
     n_area = area_lo.size
     n_thr = iou_thrs.size
-    for g in prange(n_grp):
-        d0 = grp_dt_ptr[g]
-        nd = min(grp_dt_ptr[g + 1] - d0, max_det)
-        if nd == 0:
-            continue
-        g0 = grp_gt_ptr[g]
-        ng = grp_gt_ptr[g + 1] - g0
-        base = iou_ptr[g]
-        gord = np.empty(ng, np.int64)  # column (input position) of each ignore-last slot
-        gig = np.empty(ng, np.bool_)  # ignore flag per ignore-last slot
-        taken = np.empty(ng, np.bool_)
-        for a in range(n_area):
-            lo = area_lo[a]
-            hi = area_hi[a]
-            # stable partition: regular ground truths first, ignored ones last
-            s = 0
-            for jj in range(ng):
-                j = grp_gt_idx[g0 + jj]
-                if not (gt_ignore[j] or gt_area[j] < lo or gt_area[j] > hi):
-                    gord[s] = jj
-                    gig[s] = False
-                    s += 1
-            for jj in range(ng):
-                j = grp_gt_idx[g0 + jj]
-                if gt_ignore[j] or gt_area[j] < lo or gt_area[j] > hi:
-                    gord[s] = jj
-                    gig[s] = True
-                    s += 1
+    thr_min = 1.0 - 1e-10
+    for t in range(n_thr):
+        thr_min = min(thr_min, iou_thrs[t])
+    # scratch is allocated once per chunk of groups, not once per group
+    max_nd = 0
+    max_ng = 0
+    for g in range(n_grp):
+        max_nd = max(max_nd, min(grp_dt_ptr[g + 1] - grp_dt_ptr[g], max_det))
+        max_ng = max(max_ng, grp_gt_ptr[g + 1] - grp_gt_ptr[g])
+    n_chunk = min(n_grp, 256)
+    for ch in prange(n_chunk):
+        reach = np.empty(max_nd, np.bool_)
+        gord = np.empty(max_ng, np.int64)  # input position of each ignore-last slot
+        gig = np.empty(max_ng, np.bool_)  # ignore flag per ignore-last slot
+        taken = np.empty(max_ng, np.bool_)
+        for g in range(ch * n_grp // n_chunk, (ch + 1) * n_grp // n_chunk):
+            _match_group(
+                g, iou, iou_ptr, grp_dt_ptr, grp_dt_idx, grp_gt_ptr, grp_gt_idx, max_det,
+                gt_area, gt_ignore, gt_crowd, gt_id_zero, gt_row, dt_area, dt_pos, dt_row,
+                area_lo, area_hi, iou_thrs, thr_min, keep_area, code, match_gt, match_ignore,
+                match_tp, reach, gord, gig, taken,
+            )  # fmt: skip
+
+
+@njit(cache=True, inline="always")
+def _match_group(
+    g, iou, iou_ptr, grp_dt_ptr, grp_dt_idx, grp_gt_ptr, grp_gt_idx, max_det, gt_area,
+    gt_ignore, gt_crowd, gt_id_zero, gt_row, dt_area, dt_pos, dt_row, area_lo, area_hi,
+    iou_thrs, thr_min, keep_area, code, match_gt, match_ignore, match_tp, reach, gord, gig,
+    taken,
+):  # fmt: skip
+    n_area = area_lo.size
+    n_thr = iou_thrs.size
+    d0 = grp_dt_ptr[g]
+    nd = min(grp_dt_ptr[g + 1] - d0, max_det)
+    if nd == 0:
+        return
+    g0 = grp_gt_ptr[g]
+    ng = grp_gt_ptr[g + 1] - g0
+    base = iou_ptr[g]
+    # detections that reach no ground truth at the lowest threshold never match
+    for dd in range(nd):
+        reach[dd] = False
+        for jj in range(ng):
+            if iou[base + dd * ng + jj] >= thr_min:
+                reach[dd] = True
+                break
+    for a in range(n_area):
+        lo = area_lo[a]
+        hi = area_hi[a]
+        # stable partition: regular ground truths first, ignored ones last
+        s = 0
+        for jj in range(ng):
+            j = grp_gt_idx[g0 + jj]
+            if not (gt_ignore[j] or gt_area[j] < lo or gt_area[j] > hi):
+                gord[s] = jj
+                gig[s] = False
+                s += 1
+        for jj in range(ng):
+            j = grp_gt_idx[g0 + jj]
+            if gt_ignore[j] or gt_area[j] < lo or gt_area[j] > hi:
+                gord[s] = jj
+                gig[s] = True
+                s += 1
+        for dd in range(nd):
+            d = grp_dt_idx[d0 + dd]
+            if reach[dd]:
+                continue
+            c0 = IGNORED if (dt_area[d] < lo or dt_area[d] > hi) else np.uint8(0)
+            pos = dt_pos[d]
             for t in range(n_thr):
-                thr = min(iou_thrs[t], 1 - 1e-10)
-                taken[:] = False
-                for dd in range(nd):
-                    row = grp_dt_idx[d0 + dd]
-                    best = thr
-                    m = -1
-                    rbase = base + dd * ng
-                    for q in range(ng):
-                        jj = gord[q]
-                        if taken[q] and not gt_crowd[grp_gt_idx[g0 + jj]]:
-                            continue
-                        if m > -1 and not gig[m] and gig[q]:
-                            break
-                        v = iou[rbase + jj]
-                        if v < best:
-                            continue
-                        best = v
-                        m = q
-                    out_of_range = dt_area[row] < lo or dt_area[row] > hi
-                    c = np.uint8(0)
-                    mrow = -1
-                    if m == -1:
-                        if out_of_range:
-                            c = IGNORED
+                code[pos, a, t] = c0
+            if a == keep_area:
+                r = dt_row[d]
+                for t in range(n_thr):
+                    match_gt[r, t] = -1
+                    match_ignore[r, t] = c0 != 0
+                    match_tp[r, t] = False
+        for t in range(n_thr):
+            thr = min(iou_thrs[t], 1 - 1e-10)
+            for q in range(ng):
+                taken[q] = False
+            for dd in range(nd):
+                if not reach[dd]:
+                    continue
+                d = grp_dt_idx[d0 + dd]
+                best = thr
+                m = -1
+                rbase = base + dd * ng
+                for q in range(ng):
+                    jj = gord[q]
+                    if taken[q] and not gt_crowd[grp_gt_idx[g0 + jj]]:
+                        continue
+                    if m > -1 and not gig[m] and gig[q]:
+                        break
+                    v = iou[rbase + jj]
+                    if v < best:
+                        continue
+                    best = v
+                    m = q
+                out_of_range = dt_area[d] < lo or dt_area[d] > hi
+                c = np.uint8(0)
+                mrow = -1
+                if m == -1:
+                    if out_of_range:
+                        c = IGNORED
+                else:
+                    taken[m] = True
+                    j = grp_gt_idx[g0 + gord[m]]
+                    mrow = gt_row[j]
+                    ign = gig[m]
+                    if gt_id_zero[j]:
+                        ign = ign or out_of_range  # dtMatches == 0: looks unmatched
                     else:
-                        taken[m] = True
-                        mrow = grp_gt_idx[g0 + gord[m]]
-                        ign = gig[m]
-                        if gt_id_zero[mrow]:
-                            ign = ign or out_of_range  # dtMatches == 0: looks unmatched
-                        else:
-                            c = MATCHED
-                        if ign:
-                            c |= IGNORED
-                    code[dt_pos[row], a, t] = c
-                    if a == keep_area:
-                        match_gt[t, row] = mrow
-                        match_ignore[t, row] = (c & IGNORED) != 0
-
-
-@njit(cache=True)
-def _search_left(rc: np.ndarray, n: int, v: float) -> int:
-    lo = 0
-    hi = n
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if rc[mid] < v:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+                        c = MATCHED
+                    if ign:
+                        c |= IGNORED
+                code[dt_pos[d], a, t] = c
+                if a == keep_area:
+                    r = dt_row[d]
+                    match_gt[r, t] = mrow
+                    match_ignore[r, t] = (c & IGNORED) != 0
+                    match_tp[r, t] = c == MATCHED
 
 
 @njit(cache=True, parallel=True)
@@ -222,11 +269,15 @@ def coco_accumulate(
 
     Detections of category ``k`` are positions ``cat_ptr[k]:cat_ptr[k+1]`` of the accumulate
     order; only those with within-image rank ``< max_dets[m]`` take part. ``npig[k, a]`` is the
-    number of non-ignored ground truths. Cumulative TP / FP counts give recall ``tp / npig``
-    and precision ``tp / (fp + tp + eps)``; precision is made monotone from the right, then
-    read at the first detection whose recall reaches each recall threshold (left
-    ``searchsorted``); thresholds past the last detection keep 0. Cells with ``npig == 0`` are
-    not written (the caller fills -1).
+    number of non-ignored ground truths. pycocotools computes, over the detections,
+    recall ``tp / npig`` and precision ``tp / (fp + tp + eps)`` from cumulative TP / FP counts,
+    makes precision monotone from the right, and reads it at the first detection whose recall
+    reaches each recall threshold (left ``searchsorted``; thresholds past the end keep 0).
+    Precision only rises at a true positive, so the right-to-left maximum is the maximum over
+    the true positives from that detection on: this kernel evaluates the same floating-point
+    expressions at the true positives only (one division per TP instead of two per
+    detection), which gives bit-identical values. Cells with ``npig == 0`` are not written
+    (the caller fills -1).
     """
     n_cat = cat_ptr.size - 1
     n_area = code.shape[1]
@@ -234,49 +285,78 @@ def coco_accumulate(
     n_md = max_dets.size
     n_rec = rec_thrs.size
     eps = np.spacing(1.0)
-    for k in prange(n_cat):
+    n_task = n_cat * n_md * n_area
+    for task in prange(n_task):
+        k = task // (n_md * n_area)
+        m = (task // n_area) % n_md
+        a = task % n_area
+        ng = npig[k, a]
+        if ng == 0:
+            continue
+        fng = np.float64(ng)
         p0 = cat_ptr[k]
         n_k = cat_ptr[k + 1] - p0
+        md = max_dets[m]
         sel = np.empty(n_k, np.int64)
-        rc = np.empty(n_k, np.float64)
-        pr = np.empty(n_k, np.float64)
-        for m in range(n_md):
-            md = max_dets[m]
-            nd = 0
-            for i in range(n_k):
-                if rank_acc[p0 + i] < md:
-                    sel[nd] = p0 + i
-                    nd += 1
-            for a in range(n_area):
-                ng = npig[k, a]
-                if ng == 0:
+        nd = 0
+        for i in range(n_k):
+            if rank_acc[p0 + i] < md:
+                sel[nd] = p0 + i
+                nd += 1
+        tp_pos = np.empty((n_thr, ng), np.int64)  # detection index of the j-th TP
+        fp_at = np.empty((n_thr, ng), np.int64)  # FP count when the j-th TP arrives
+        ntp = np.zeros(n_thr, np.int64)
+        nfp = np.zeros(n_thr, np.int64)
+        for i in range(nd):
+            p = sel[i]
+            for t in range(n_thr):
+                c = code[p, a, t]
+                if c & IGNORED:
                     continue
-                fng = np.float64(ng)
-                for t in range(n_thr):
-                    tp = 0.0
-                    fp = 0.0
-                    for i in range(nd):
-                        c = code[sel[i], a, t]
-                        if (c & IGNORED) == 0:
-                            if c & MATCHED:
-                                tp += 1.0
-                            else:
-                                fp += 1.0
-                        rc[i] = tp / fng
-                        pr[i] = tp / (fp + tp + eps)
-                    recall[t, k, a, m] = rc[nd - 1] if nd > 0 else 0.0
-                    for i in range(nd - 1, 0, -1):
-                        if pr[i] > pr[i - 1]:
-                            pr[i - 1] = pr[i]
-                    for r in range(n_rec):
-                        precision[t, r, k, a, m] = 0.0
-                        scores[t, r, k, a, m] = 0.0
-                    for r in range(n_rec):
-                        pi = _search_left(rc, nd, rec_thrs[r])
-                        if pi >= nd:
-                            break  # pycocotools' bare except: later thresholds keep 0
-                        precision[t, r, k, a, m] = pr[pi]
-                        scores[t, r, k, a, m] = score_acc[sel[pi]]
+                if c & MATCHED:
+                    j = ntp[t]
+                    if j < ng:
+                        tp_pos[t, j] = i
+                        fp_at[t, j] = nfp[t]
+                    ntp[t] = j + 1
+                else:
+                    nfp[t] += 1
+        smax = np.empty(ng, np.float64)
+        for t in range(n_thr):
+            nt = min(ntp[t], ng)
+            recall[t, k, a, m] = (np.float64(ntp[t]) / fng) if nd > 0 else 0.0
+            # precision at each TP, then its running maximum from the right
+            for j in range(nt):
+                tpf = np.float64(j + 1)
+                smax[j] = tpf / (np.float64(fp_at[t, j]) + tpf + eps)
+            for j in range(nt - 1, 0, -1):
+                if smax[j] > smax[j - 1]:
+                    smax[j - 1] = smax[j]
+            for r in range(n_rec):
+                precision[t, r, k, a, m] = 0.0
+                scores[t, r, k, a, m] = 0.0
+            if nd == 0:
+                continue
+            for r in range(n_rec):
+                v = rec_thrs[r]
+                if 0.0 >= v:  # rc[0] >= v: the first detection
+                    pi = 0
+                    q = smax[0] if nt > 0 else 0.0
+                else:
+                    lo = 0
+                    hi = nt
+                    while lo < hi:  # first TP j with (j + 1) / npig >= v
+                        mid = (lo + hi) >> 1
+                        if np.float64(mid + 1) / fng < v:
+                            lo = mid + 1
+                        else:
+                            hi = mid
+                    if lo >= nt:
+                        break  # pycocotools' bare except: later thresholds keep 0
+                    pi = tp_pos[t, lo]
+                    q = smax[lo]
+                precision[t, r, k, a, m] = q
+                scores[t, r, k, a, m] = score_acc[sel[pi]]
 
 
 @njit(cache=True)

@@ -6,7 +6,7 @@ from numba import njit, prange
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def compact_events(ev_off, ev_n, ev_gt, ev_pd, ev_iou, out_off, out_row, out_c, out_gt, out_pd, out_iou):
+def compact_events(ev_off, ev_n, ev_pair, out_off, out_row, out_c, out_pair):
     """Gather the used event slots (row-major, then confidence index) into dense arrays."""
     n_rows, n_conf = ev_n.shape
     for r in prange(n_rows):
@@ -17,9 +17,7 @@ def compact_events(ev_off, ev_n, ev_gt, ev_pd, ev_iou, out_off, out_row, out_c, 
             for i in range(ev_n[r, c]):
                 out_row[o] = r
                 out_c[o] = c
-                out_gt[o] = ev_gt[src + i]
-                out_pd[o] = ev_pd[src + i]
-                out_iou[o] = ev_iou[src + i]
+                out_pair[o] = ev_pair[src + i]
                 o += 1
 
 

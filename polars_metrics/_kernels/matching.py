@@ -21,10 +21,10 @@ from polars_metrics._kernels.sorting import argsort_desc_stable, count_below
 @njit(cache=True, nogil=True, parallel=True)
 def greedy_match_by_iou(
     gt_off, pd_off, gt_feat, pd_feat, pd_npass,
-    pair_off, pair_gt, pair_pd, pair_iou,
+    pair_off, pair_gt, pair_pd, pair_iou, pair_always,
     iou_thr, n_conf, class_aware,
     rf_off, rf_feat, ev_off,
-    ev_n, ev_gt, ev_pd, ev_iou,
+    ev_n, ev_pair,
     rf_ngt, rf_kept, rf_iou_sum,
     row_counts, row_means, row_iou,
 ):
@@ -33,14 +33,15 @@ def greedy_match_by_iou(
     Inputs (all arrays C-contiguous; rows are the CSR groups of ``*_off``):
     gt_feat, pd_feat : int32 feature codes.  pd_npass : int64, how many confidence thresholds a
     prediction passes (it is kept at threshold index ``c`` iff ``c < pd_npass``).
-    pair_* : candidate pairs with IoU > 0, gt-major inside each row (global indices).
+    pair_* : candidate pairs with IoU > 0, gt-major inside each row (global indices);
+    pair_always marks pairs that match at every IoU threshold (classifications).
     iou_thr : float64 sorted IoU thresholds (T).  class_aware : match only equal features.
     rf_off, rf_feat : per row, the sorted feature codes present on either side.
     ev_off : per row, event capacity offsets (n_conf * min(n_gt, n_pd) per row).
 
     Outputs:
     ev_n[r, c] events of row r at threshold c, stored from ``ev_off[r] + c * cap_r``;
-    ev_gt, ev_pd, ev_iou : the match events of the IoU-threshold-0 walk.
+    ev_pair : the pair index of each match event of the IoU-threshold-0 walk.
     rf_ngt[rf] ground truths, rf_kept[rf, c] kept predictions, rf_iou_sum[rf, c] the sum of
     IoUs of the class-aware, threshold-free walk (the per-feature IoU metric numerator).
     row_counts[r, c, t, (tp, fp, fn)], row_means[r, c, t, (precision, recall, f1)] (means of
@@ -115,9 +116,7 @@ def greedy_match_by_iou(
                     continue
                 gt_taken[g - g0] = True
                 pd_taken[p - p0] = True
-                ev_gt[e + n_ev] = g
-                ev_pd[e + n_ev] = p
-                ev_iou[e + n_ev] = pair_iou[k]
+                ev_pair[e + n_ev] = k
                 n_ev += 1
                 if gt_feat[g] == pd_feat[p]:
                     slot = gt_slot[g - g0]
@@ -125,7 +124,8 @@ def greedy_match_by_iou(
                         is_active[slot] = True
                         active[n_active] = slot
                         n_active += 1
-                    tp_bins[slot, count_below(iou_thr, pair_iou[k])] += 1
+                    b = n_iou if pair_always[k] else count_below(iou_thr, pair_iou[k])
+                    tp_bins[slot, b] += 1
             ev_n[r, c] = n_ev
 
             # --- the per-feature IoU metric: class-aware walk, no threshold ---

@@ -140,7 +140,7 @@ def format_summary(ev: Evaluation, *, confidence: float = 0.5, iou: float = 0.5,
                   else "confidence is ignored (every prediction counts)")
         op = ">" if prof.iou_strict else ">="
         out.append(_wrap(f"Profile {prof.name!r}: {counts}; a pair matches at IoU {op} {t:g}"
-                         + ("" if prof.class_aware else " whatever the classes (class-agnostic)")
+                         + ("" if prof.class_aware else ", regardless of class (class-agnostic)")
                          + "."))
         snapped = [f"{name} {want:g} -> {got:g}" for name, want, got in
                    (("confidence", confidence, c), ("IoU", iou, t)) if abs(want - got) > 1e-9]

@@ -105,20 +105,19 @@ class CocoResult:
         ``t`` and prediction row ``i`` (row of the ``pd`` frame as given), the row of the
         ``gt`` frame it matched, or -1. A match with a ground truth whose ``id`` is 0 is
         reported here, but pycocotools counts it as unmatched (its ``dtMatches`` stores the
-        id, 0); ``dt_tp`` follows pycocotools.
+        id, 0); the ``dt_tp`` property follows pycocotools.
     dt_ignore : ndarray, shape (T, n_pd), bool
         ``dtIgnore``: the prediction neither counts as TP nor FP (matched to an ignored
         ground truth — crowd or area out of range — or unmatched with its own area out of
         range). Predictions not evaluated at all (beyond the largest maxDet in their
         (image, category), on images absent from ``gt``, or of unknown categories) are
         ignored too.
-    dt_tp : ndarray, shape (T, n_pd), bool
-        True positive as pycocotools counts it (matched, ground-truth id not 0, not
-        ignored); a prediction with ``~dt_tp & ~dt_ignore`` is a false positive.
     dt_rank : ndarray (n_pd,), int64
         Rank of each prediction within its (image, category) by score (ties in input
         order); -1 for predictions not evaluated. Rank < maxDet selects the detections of
         a maxDet setting.
+    gt_id_zero : ndarray (n_gt,), bool
+        Ground-truth rows whose ``id`` is 0 (see ``dt_match``).
     gt_ignore : ndarray (n_gt,), bool
         ``gtIgnore`` per ground-truth row at area ``match_area``; True for placeholder rows.
         Non-ignored ground truths not matched by any prediction at threshold ``t`` are the
@@ -142,11 +141,18 @@ class CocoResult:
     image_ids: np.ndarray
     dt_match: np.ndarray = field(repr=False)
     dt_ignore: np.ndarray = field(repr=False)
-    dt_tp: np.ndarray = field(repr=False)
     dt_rank: np.ndarray = field(repr=False)
     gt_ignore: np.ndarray = field(repr=False)
+    gt_id_zero: np.ndarray = field(repr=False)
     match_area: str = "all"
     n_pd_outside: int = 0
+
+    @property
+    def dt_tp(self) -> np.ndarray:
+        """(T, n_pd) bool: true positive as pycocotools counts it (matched, not ignored, the
+        ground truth's id is not 0). ``~dt_tp & ~dt_ignore`` are the false positives."""
+        m = self.dt_match
+        return (m >= 0) & ~self.dt_ignore & ~self.gt_id_zero[np.maximum(m, 0)]
 
     def arrays(self) -> dict[str, np.ndarray]:
         """``{"precision", "recall", "scores"}`` as in ``COCOeval.eval``."""
@@ -538,7 +544,7 @@ def evaluate_coco(
         g_cat_e, d_cat_e = g_cat, d_cat
     # accumulate order: category, score desc, image, within-image order
     o = _stable_order(d_img, n_img, d_base)
-    o = o[np.argsort(-score[o], kind="stable")]
+    o = K.radix_order_desc(score.view(np.uint64), o)
     acc = _stable_order(d_cat_e, n_keys_cat, o)
     # group order: (category, image), then score desc / input order inside the group
     d_key = d_cat_e * n_img + d_img
@@ -583,13 +589,12 @@ def evaluate_coco(
     # per-row match outputs, (rows, T) so each detection writes one contiguous run
     dt_match = np.full((pd.height, T), -1, np.int32)
     dt_ignore = np.ones((pd.height, T), np.bool_)
-    dt_tp = np.zeros((pd.height, T), np.bool_)
     K.coco_match(
         iou, iou_ptr, dt_ptr, d_grp, gt_ptr, g_grp, max_det,
         np.ascontiguousarray(g_area), g_ignore, g_crowd, np.ascontiguousarray(g_idzero),
         gt_rows.astype(np.int64), d_area, dt_pos, pd_rows.astype(np.int64), area_lo, area_hi,
         np.ascontiguousarray(p.iou_thresholds, dtype=np.float64), keep_area, code,
-        dt_match, dt_ignore, dt_tp,
+        dt_match, dt_ignore,
     )  # fmt: skip
 
     # --- accumulate
@@ -612,6 +617,8 @@ def evaluate_coco(
     # --- per-row outputs in frame row order
     dt_rank = np.full(pd.height, -1, np.int64)
     dt_rank[pd_rows] = np.where(rank < max_det, rank, -1)
+    gt_id_zero = np.zeros(gt.height, np.bool_)
+    gt_id_zero[gt_rows] = g_idzero
     gt_ig = np.ones(gt.height, np.bool_)
     lo, hi = area_lo[keep_area], area_hi[keep_area]
     gt_ig[gt_rows] = g_ignore | (g_area < lo) | (g_area > hi)
@@ -634,7 +641,7 @@ def evaluate_coco(
     return CocoResult(
         params=p, precision=precision, recall=recall, scores=scores, stats=stats,
         summary=summary, per_category=per_cat, category_ids=cat_ids, features=tuple(names),
-        image_ids=image_ids, dt_match=dt_match.T, dt_ignore=dt_ignore.T, dt_tp=dt_tp.T,
+        image_ids=image_ids, dt_match=dt_match.T, dt_ignore=dt_ignore.T, gt_id_zero=gt_id_zero,
         dt_rank=dt_rank, gt_ignore=gt_ig, match_area=p.area_labels[keep_area],
         n_pd_outside=n_outside,
     )  # fmt: skip

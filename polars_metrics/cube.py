@@ -47,12 +47,13 @@ def _sum_rows(values: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
 def count_tables(*, n_slices: int, n_features: int, conf_thr: np.ndarray, iou_thr: np.ndarray,
                  ev_slice, ev_gt_feat, ev_pd_feat, c_lo, c_hi, t_lo, t_hi,
                  gt_total: np.ndarray, pd_total: np.ndarray, present: np.ndarray,
-                 iou_sum: np.ndarray, iou_rows: np.ndarray):
+                 iou_sum: np.ndarray, iou_rows: np.ndarray, tn: np.ndarray, has_tn: np.ndarray):
     """Dense per-feature counts and the sparse confusion cells, as index arrays.
 
     gt_total, pd_total : (S, C, T, F) ground truths / predictions counted at each cell.
     present : (S, F) features that appear in a slice (they get a complete grid in the cube).
     iou_sum, iou_rows : (S, C, F) IoU-metric numerators and the number of (row, feature) values.
+    tn : (S, C, F) true negatives, for the features where ``has_tn`` (else null).
     Returns ``(counts, confusion)`` dicts of flat numpy columns; slice and feature are indices,
     with feature ``F`` standing for the None class in ``confusion``.
     """
@@ -84,6 +85,7 @@ def count_tables(*, n_slices: int, n_features: int, conf_thr: np.ndarray, iou_th
         s.TP: tp[gs, cc, tt, gf], "gt_count": gt_total[gs, cc, tt, gf],
         "pd_count": pd_total[gs, cc, tt, gf],
         "iou_sum": iou_sum[gs, cc, gf], "iou_rows": iou_rows[gs, cc, gf],
+        s.TN: np.ma.masked_array(tn[gs, cc, gf], mask=~has_tn[gf]),
     }
 
     # --- sparse confusion: matched cells, [gt, None] and [None, pd]; sorted by
@@ -107,6 +109,14 @@ def count_tables(*, n_slices: int, n_features: int, conf_thr: np.ndarray, iou_th
     return counts, confusion
 
 
+def _series(name: str, values) -> pl.Series:
+    """A column from numpy; masked entries become null."""
+    if isinstance(values, np.ma.MaskedArray):
+        return pl.Series(name, values.filled(0)).scatter(np.flatnonzero(values.mask), None) \
+            if values.mask.any() else pl.Series(name, values.data)
+    return pl.Series(name, values)
+
+
 def label_tables(counts: dict, confusion: dict, *, slices: pl.DataFrame, by, features,
                  conf_thr, iou_thr) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Index arrays → frames with by-values, feature names and threshold values."""
@@ -122,7 +132,7 @@ def label_tables(counts: dict, confusion: dict, *, slices: pl.DataFrame, by, fea
         parts = {**feats, **grid} if features_first else {**grid, **feats}
         for k, v in cols.items():
             if k not in ("slice", "c", "t", "feature", "gt", "pd"):
-                parts[k] = v
+                parts[k] = _series(k, v)
         out.append(pl.DataFrame(parts))
         return pl.concat(out, how="horizontal") if len(out) > 1 else out[0]
 

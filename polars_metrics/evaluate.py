@@ -12,7 +12,7 @@ from polars_metrics import metrics
 from polars_metrics import schema as s
 from polars_metrics.errors import ThresholdError
 from polars_metrics.profiles import Profile
-from polars_metrics.state import PartialResult, finalize, partial
+from polars_metrics.state import THRESHOLD_FREE, PartialResult, finalize, partial
 
 NONE_LABEL = "None"  # the None class in the dense confusion matrix's labels
 
@@ -160,7 +160,7 @@ class Evaluation:
         t = self._threshold(iou, s.IOU_THRESHOLD)
         keys = list(self.keys)
         matched = self._part.matches.filter(
-            (pl.col(s.CONFIDENCE_THRESHOLD) == c) & (pl.col(s.IOU) > t))
+            (pl.col(s.CONFIDENCE_THRESHOLD) == c) & ((pl.col(s.IOU) > t) | pl.col(THRESHOLD_FREE)))
         gt_ann, pd_ann = self._part.annotations
         if gt_feature is not None and pd_feature is not None:
             out = matched.filter((pl.col(s.GT_FEATURE) == gt_feature) & (pl.col(s.PD_FEATURE) == pd_feature))

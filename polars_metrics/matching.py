@@ -26,6 +26,7 @@ class Matches:
     ev_gt: np.ndarray
     ev_pd: np.ndarray
     ev_iou: np.ndarray
+    ev_free: np.ndarray     # bool: a match at every IoU threshold (classification pairs)
     ev_bin: np.ndarray      # the event is a match at IoU index t iff t < ev_bin
     # per (data row, feature present on the row): CSR over rows
     rf_off: np.ndarray
@@ -95,6 +96,7 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     ev_row, ev_c, ev_k = (np.empty(n_ev, np.int64) for _ in range(3))
     compact_events(ev_off, ev_n, ev_pair, out_off, ev_row, ev_c, ev_k)
     ev_iou = pairs.iou[ev_k]
-    ev_bin = np.where(pairs.always[ev_k], n_iou, np.searchsorted(prep.iou_thr, ev_iou))
-    return Matches(ev_row, ev_c, pairs.gt[ev_k], pairs.pd[ev_k], ev_iou, ev_bin,
+    ev_free = pairs.always[ev_k]
+    ev_bin = np.where(ev_free, n_iou, np.searchsorted(prep.iou_thr, ev_iou))
+    return Matches(ev_row, ev_c, pairs.gt[ev_k], pairs.pd[ev_k], ev_iou, ev_free, ev_bin,
                    rf_off, rf_feat, rf_ngt, rf_kept, rf_iou_sum, row_counts, row_means, row_iou)

@@ -31,7 +31,8 @@ def ratio_columns(tp="tp", fp="fp", fn="fn") -> list[pl.Expr]:
 def cube_from_counts(counts: pl.DataFrame, by: Sequence[str], zero_tn: bool) -> pl.DataFrame:
     """(*by, feature, c, t, tp, fp, tn, fn, precision, recall, f1, iou) from additive counts."""
     keys = [*by, s.FEATURE, *C_T]
-    tn = pl.lit(0 if zero_tn else None, dtype=pl.Int64).alias(s.TN)
+    tn = pl.col(s.TN).cast(pl.Int64)
+    tn = (tn.fill_null(0) if zero_tn else tn).alias(s.TN)
     return (
         counts.select(
             *keys,
@@ -55,9 +56,10 @@ def overall_from_counts(counts: pl.DataFrame, cube: pl.DataFrame, by: Sequence[s
         pl.col(s.TP).sum().cast(pl.Int64),
         (pl.col("pd_count") - pl.col(s.TP)).sum().cast(pl.Int64).alias(s.FP),
         (pl.col("gt_count") - pl.col(s.TP)).sum().cast(pl.Int64).alias(s.FN),
+        pl.when(pl.col(s.TN).is_not_null().any()).then(pl.col(s.TN).sum()).cast(pl.Int64).alias(s.TN),
         pl.col("iou_sum").sum(), pl.col("iou_rows").sum(),
     )
-    tn = pl.lit(0 if zero_tn else None, dtype=pl.Int64).alias(s.TN)
+    tn = (pl.col(s.TN).fill_null(0) if zero_tn else pl.col(s.TN)).alias(s.TN)
     micro = sums.select(
         *keys, pl.lit("micro").alias(s.AVERAGE), s.TP, s.FP, tn, s.FN,
         *ratio_columns(), _ratio(pl.col("iou_sum"), pl.col("iou_rows")).alias(s.IOU),
@@ -69,7 +71,7 @@ def overall_from_counts(counts: pl.DataFrame, cube: pl.DataFrame, by: Sequence[s
             .select(*by, s.AVERAGE, *C_T, *s.METRIC_COLUMNS))
 
 
-def data_row_table(prep: Prepared, m, *, zero_tn: bool) -> pl.DataFrame:
+def data_row_table(prep: Prepared, m, row_tn, *, zero_tn: bool) -> pl.DataFrame:
     """Per (data row, c, t): counts summed over features and means of per-feature ratios."""
     n, C, T = prep.n_rows, prep.conf_thr.shape[0], prep.iou_thr.shape[0]
     reps = np.repeat(np.arange(n), C * T)
@@ -81,7 +83,7 @@ def data_row_table(prep: Prepared, m, *, zero_tn: bool) -> pl.DataFrame:
         pl.Series(s.IOU_THRESHOLD, np.tile(prep.iou_thr, n * C)),
         pl.Series(s.TP, counts[:, 0]),
         pl.Series(s.FP, counts[:, 1]),
-        pl.repeat(0 if zero_tn else None, n * C * T, dtype=pl.Int64, eager=True).alias(s.TN),
+        _row_tn(row_tn, n * C * T, T, zero_tn),
         pl.Series(s.FN, counts[:, 2]),
         pl.Series(s.PRECISION, means[:, 0], nan_to_null=True),
         pl.Series(s.RECALL, means[:, 1], nan_to_null=True),
@@ -112,3 +114,10 @@ def best_from_curve(curve: pl.DataFrame, by: Sequence[str]) -> pl.DataFrame:
         .group_by(group, maintain_order=True).first()
         .sort(group, nulls_last=True)
     )
+
+
+def _row_tn(row_tn, size: int, n_iou: int, zero_tn: bool) -> pl.Series:
+    if row_tn is None:
+        return pl.repeat(0 if zero_tn else None, size, dtype=pl.Int64, eager=True).alias(s.TN)
+    values = pl.Series(s.TN, np.repeat(row_tn.ravel(), n_iou), nan_to_null=True).cast(pl.Int64)
+    return values.fill_null(0) if zero_tn else values

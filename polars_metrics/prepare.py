@@ -7,6 +7,7 @@ data row that gives every later stage its CSR offsets.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,7 +18,9 @@ from polars_metrics import _arrays
 from polars_metrics import schema as s
 from polars_metrics.errors import SchemaError
 from polars_metrics._kernels.groups import stable_group_order
+from polars_metrics.errors import PolarsMetricsWarning
 from polars_metrics.kinds import infer_kind, kind_module
+from polars_metrics.kinds.classification import QuestionIndex, derive_features, qualify_collisions
 from polars_metrics.profiles import Profile
 from polars_metrics.validation import (
     POS,
@@ -86,6 +89,7 @@ class Prepared:
     rejects: pl.DataFrame
     conf_thr: np.ndarray
     iou_thr: np.ndarray
+    questions: QuestionIndex  # classification questions, for true negatives
 
     @property
     def n_rows(self) -> int:
@@ -129,10 +133,18 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
     pd, pd_rej = _validate(pd, s.PREDICTIONS, keys, on_invalid, is_pd=True,
                            generated_ids=pd_generated_ids)
     rejects = pl.concat([gt_rej, pd_rej])
+    gt, pd = derive_features(gt), derive_features(pd)
+    gt, pd, renamed = qualify_collisions(gt, pd)
+    if renamed:
+        warnings.warn(
+            f"answer names used by several questions (or by other features) are named "
+            f"'question/answer' to keep them apart: {renamed[:10]}", PolarsMetricsWarning,
+            stacklevel=4)
 
-    # Placeholder rows (no feature, no geometry) only say that a data row exists.
-    gt_ann = ~_placeholder_mask(gt)
-    pd_ann = ~_placeholder_mask(pd)
+    # Placeholder rows (no feature, no geometry) only say that a data row exists; rows with
+    # no feature after expansion (an empty checklist) say that a question was answered.
+    gt_ann = ~_placeholder_mask(gt) & gt[s.FEATURE].is_not_null().to_numpy()
+    pd_ann = ~_placeholder_mask(pd) & pd[s.FEATURE].is_not_null().to_numpy()
 
     # The universe of data rows, sorted by key so that every output is deterministic.
     parts = [gt.select(keys), pd.select(keys)]
@@ -176,11 +188,15 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
     features = tuple(sorted(names | set(pd[s.FEATURE].drop_nulls().unique().to_list())))
     # kept at confidence-threshold index c iff c < npass, i.e. confidence >= threshold
     npass = np.searchsorted(conf_thr, pd[s.CONFIDENCE].to_numpy(), side="right").astype(np.int64)
+    questions = QuestionIndex(features, gt, np.where(counted[gt_row], remap[gt_row], -1),
+                              pd, np.where(counted[pd_row], remap[pd_row], -1), npass,
+                              conf_thr.shape[0])
     return Prepared(
         keys=keys, by=by, rows=rows, slices=slices, features=features,
         gt=_side(gt, gt_ann & counted[gt_row], remap[gt_row], features, None, n_rows),
         pd=_side(pd, pd_ann & counted[pd_row], remap[pd_row], features, npass, n_rows),
         excluded=excluded, rejects=rejects, conf_thr=conf_thr, iou_thr=iou_thr,
+        questions=questions,
     )
 
 
@@ -204,8 +220,14 @@ def _side(frame: pl.DataFrame, keep: np.ndarray, row: np.ndarray, features, npas
 
 
 def _normalize(frame: pl.DataFrame, table: str, keys: Sequence[str], *, is_pd: bool) -> pl.DataFrame:
-    require_columns(frame, table, [*keys, s.FEATURE],
+    require_columns(frame, table, list(keys),
                     hint="Name the data-row key with data_row=... if it is called differently.")
+    if s.FEATURE not in frame.columns:
+        kinds = (frame[s.KIND].cast(pl.String).unique().drop_nulls().to_list()
+                 if s.KIND in frame.columns else [infer_kind(frame.columns)])
+        if not kinds or not all(k and getattr(kind_module(k), "DERIVES_FEATURE", False) for k in kinds):
+            require_columns(frame, table, [s.FEATURE])
+        frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(s.FEATURE))
     feat = frame.schema[s.FEATURE]
     if isinstance(feat, pl.Categorical | pl.Enum):
         frame = frame.with_columns(pl.col(s.FEATURE).cast(pl.String))
@@ -276,12 +298,14 @@ def _validate(frame: pl.DataFrame, table: str, keys: Sequence[str], on_invalid: 
     if frame.height == 0:
         return frame, empty_rejects()
     annotation = ~frame.select(_placeholder(frame)).to_series().to_numpy()
+    derived = frame[s.KIND].is_in(
+        [k for k in _kinds(frame) if getattr(kind_module(k), "DERIVES_FEATURE", False)]).to_numpy()
     checks = [
         Check(keys[0] if len(keys) == 1 else "/".join(keys),
               pl.any_horizontal([pl.col(k).is_null() for k in keys]),
               "data-row key is null", "give every annotation its data row"),
         Check(s.FEATURE, pl.col(s.FEATURE).is_null(), "feature is null",
-              "give every annotation its class name").within(annotation),
+              "give every annotation its class name").within(annotation & ~derived),
     ]
     if is_pd:
         conf = pl.col(s.CONFIDENCE)
@@ -295,7 +319,7 @@ def _validate(frame: pl.DataFrame, table: str, keys: Sequence[str], on_invalid: 
     kinds = _kinds(frame)
     for kind in kinds:
         scope = annotation if len(kinds) == 1 else annotation & (frame[s.KIND] == kind).to_numpy()
-        checks.extend(c.within(scope) for c in kind_module(kind).checks(table))
+        checks.extend(c.within(scope) for c in kind_module(kind).checks(table, keys))
     frame, rejects = run_checks(frame, table, keys, checks, on_invalid)
     if is_pd:
         frame = frame.with_columns(pl.col(s.CONFIDENCE).fill_null(1.0))

@@ -41,7 +41,7 @@ POLYGON_DTYPE = pl.List(pl.List(pl.Array(pl.Float64, 2)))
 LINE_DTYPE = pl.List(pl.Array(pl.Float64, 2))
 MASK_DTYPE = pl.Struct({"height": pl.Int64, "width": pl.Int64, "counts": pl.List(pl.UInt32)})
 
-KINDS = ("box", "polygon", "mask", "point", "line", "span", "classification")
+KINDS = ("box", "polygon", "mask", "point", "line", "span", "radio", "checklist", "text")
 
 # --- output frames ----------------------------------------------------------------------------
 CONFIDENCE_THRESHOLD = "confidence_threshold"

@@ -24,7 +24,9 @@ from polars_metrics.matching import Matches, match
 from polars_metrics.pairs import build_pairs
 from polars_metrics.prepare import SLICE, Prepared, prepare
 from polars_metrics.profiles import Profile, get_profile
+from polars_metrics.true_negatives import row_true_negatives, slice_true_negatives
 
+THRESHOLD_FREE = "threshold_free"
 COUNT_KEYS = (s.FEATURE, s.CONFIDENCE_THRESHOLD, s.IOU_THRESHOLD)
 CONFUSION_KEYS = (s.CONFIDENCE_THRESHOLD, s.IOU_THRESHOLD, s.GT_FEATURE, s.PD_FEATURE)
 
@@ -58,10 +60,12 @@ class PartialResult:
 
     @property
     def matches(self) -> pl.DataFrame:
-        """Match events: (*keys, confidence_threshold, gt_id, pd_id, iou, gt_feature, pd_feature).
+        """Match events: (*keys, confidence_threshold, gt_id, pd_id, iou, threshold_free,
+        gt_feature, pd_feature).
 
         The pairs matched by the walk at IoU threshold 0 for each confidence threshold; the
-        matches at IoU threshold ``t`` are those with ``iou > t``.
+        matches at IoU threshold ``t`` are those with ``iou > t`` or ``threshold_free``
+        (classification pairs, which IoU thresholds do not apply to).
         """
         if self._matches is None:
             prep, m = self._source
@@ -73,6 +77,7 @@ class PartialResult:
                     s.GT_ID: prep.gt.column(s.ID).gather(m.ev_gt),
                     s.PD_ID: prep.pd.column(s.ID).gather(m.ev_pd),
                     s.IOU: m.ev_iou,
+                    THRESHOLD_FREE: m.ev_free,
                     s.GT_FEATURE: names.gather(prep.gt.feat[m.ev_gt]),
                     s.PD_FEATURE: names.gather(prep.pd.feat[m.ev_pd]),
                 }),
@@ -118,7 +123,7 @@ def partial(ground_truth, predictions, *, profile: str | Profile = "labelbox",
     m = match(prep, pairs, prof)
     t3 = time.perf_counter()
     counts, confusion = _iou_ordered_tables(prep, m)
-    data_rows_df = metrics.data_row_table(prep, m, zero_tn=prof.zero_tn)
+    data_rows_df = metrics.data_row_table(prep, m, row_true_negatives(prep, m), zero_tn=prof.zero_tn)
     t4 = time.perf_counter()
     timings.update(prepare=t1 - t0, pairs=t2 - t1, match=t3 - t2, cube=t4 - t3)
     return PartialResult(
@@ -141,13 +146,14 @@ def _iou_ordered_tables(prep: Prepared, m: Matches) -> tuple[pl.DataFrame, pl.Da
         row_slice[m.rf_row], m.rf_feat, m.rf_ngt, m.rf_kept, m.rf_iou_sum, S, F)
 
     zeros = np.zeros_like(m.ev_c)
+    tn, has_tn = slice_true_negatives(prep, row_slice, S, iou_rows)
     counts, confusion = count_tables(
         n_slices=S, n_features=F, conf_thr=prep.conf_thr, iou_thr=prep.iou_thr,
         ev_slice=row_slice[m.ev_row], ev_gt_feat=gt_f[m.ev_gt], ev_pd_feat=pd_f[m.ev_pd],
         c_lo=m.ev_c, c_hi=m.ev_c + 1, t_lo=zeros, t_hi=m.ev_bin,
         gt_total=np.broadcast_to(n_gt[:, None, None, :], (S, C, T, F)),
         pd_total=np.broadcast_to(kept[:, :, None, :], (S, C, T, F)),
-        present=(n_gt + n_pd) > 0, iou_sum=iou_sum, iou_rows=iou_rows,
+        present=(n_gt + n_pd) > 0, iou_sum=iou_sum, iou_rows=iou_rows, tn=tn, has_tn=has_tn,
     )
     return label_tables(counts, confusion, slices=prep.slices, by=prep.by, features=prep.features,
                         conf_thr=prep.conf_thr, iou_thr=prep.iou_thr)
@@ -173,7 +179,10 @@ def merge(*parts: PartialResult) -> PartialResult:
             )
     by = list(first.by)
     counts = (pl.concat([p.counts for p in parts])
-              .group_by([*by, *COUNT_KEYS]).agg(pl.exclude([*by, *COUNT_KEYS]).sum())
+              .group_by([*by, *COUNT_KEYS])
+              .agg(pl.exclude([*by, *COUNT_KEYS, s.TN]).sum(),
+                   # tn stays null for features without true negatives
+                   pl.when(pl.col(s.TN).is_not_null().any()).then(pl.col(s.TN).sum()).alias(s.TN))
               .sort([*by, *COUNT_KEYS], nulls_last=True))
     confusion = (pl.concat([p.confusion for p in parts])
                  .group_by([*by, *CONFUSION_KEYS]).agg(pl.col(s.COUNT).sum())

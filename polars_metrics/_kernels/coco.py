@@ -108,7 +108,6 @@ def coco_match(
     code: np.ndarray,
     match_gt: np.ndarray,
     match_ignore: np.ndarray,
-    match_tp: np.ndarray,
 ) -> None:
     """``evaluateImg`` for every group, every area range and every IoU threshold.
 
@@ -121,8 +120,8 @@ def coco_match(
     from "unmatched") whose area is outside the range are ignored.
 
     Writes ``code[dt_pos[d], a, t]`` (see module doc) and, at area index ``keep_area``, rows
-    ``dt_row[d]`` of ``match_gt`` (``gt_row`` of the matched ground truth, or -1),
-    ``match_ignore`` and ``match_tp`` (shape ``(n_rows, T)``).
+    ``dt_row[d]`` of ``match_gt`` (``gt_row`` of the matched ground truth, or -1) and
+    ``match_ignore`` (shape ``(n_rows, T)``).
     """
     n_grp = grp_dt_ptr.size - 1
     n_area = area_lo.size
@@ -147,7 +146,7 @@ def coco_match(
                 g, iou, iou_ptr, grp_dt_ptr, grp_dt_idx, grp_gt_ptr, grp_gt_idx, max_det,
                 gt_area, gt_ignore, gt_crowd, gt_id_zero, gt_row, dt_area, dt_pos, dt_row,
                 area_lo, area_hi, iou_thrs, thr_min, keep_area, code, match_gt, match_ignore,
-                match_tp, reach, gord, gig, taken,
+                reach, gord, gig, taken,
             )  # fmt: skip
 
 
@@ -155,8 +154,7 @@ def coco_match(
 def _match_group(
     g, iou, iou_ptr, grp_dt_ptr, grp_dt_idx, grp_gt_ptr, grp_gt_idx, max_det, gt_area,
     gt_ignore, gt_crowd, gt_id_zero, gt_row, dt_area, dt_pos, dt_row, area_lo, area_hi,
-    iou_thrs, thr_min, keep_area, code, match_gt, match_ignore, match_tp, reach, gord, gig,
-    taken,
+    iou_thrs, thr_min, keep_area, code, match_gt, match_ignore, reach, gord, gig, taken,
 ):  # fmt: skip
     n_area = area_lo.size
     n_thr = iou_thrs.size
@@ -167,13 +165,31 @@ def _match_group(
     g0 = grp_gt_ptr[g]
     ng = grp_gt_ptr[g + 1] - g0
     base = iou_ptr[g]
-    # detections that reach no ground truth at the lowest threshold never match
+    # detections that reach no ground truth at the lowest threshold never match: settle them
+    # for every area and threshold at once
+    n_reach = 0
     for dd in range(nd):
         reach[dd] = False
         for jj in range(ng):
             if iou[base + dd * ng + jj] >= thr_min:
                 reach[dd] = True
+                n_reach += 1
                 break
+        if reach[dd]:
+            continue
+        d = grp_dt_idx[d0 + dd]
+        pos = dt_pos[d]
+        for a in range(n_area):
+            c0 = IGNORED if (dt_area[d] < area_lo[a] or dt_area[d] > area_hi[a]) else np.uint8(0)
+            for t in range(n_thr):
+                code[pos, a, t] = c0
+            if a == keep_area:
+                r = dt_row[d]
+                for t in range(n_thr):
+                    match_gt[r, t] = -1
+                    match_ignore[r, t] = c0 != 0
+    if n_reach == 0:
+        return
     for a in range(n_area):
         lo = area_lo[a]
         hi = area_hi[a]
@@ -191,20 +207,6 @@ def _match_group(
                 gord[s] = jj
                 gig[s] = True
                 s += 1
-        for dd in range(nd):
-            d = grp_dt_idx[d0 + dd]
-            if reach[dd]:
-                continue
-            c0 = IGNORED if (dt_area[d] < lo or dt_area[d] > hi) else np.uint8(0)
-            pos = dt_pos[d]
-            for t in range(n_thr):
-                code[pos, a, t] = c0
-            if a == keep_area:
-                r = dt_row[d]
-                for t in range(n_thr):
-                    match_gt[r, t] = -1
-                    match_ignore[r, t] = c0 != 0
-                    match_tp[r, t] = False
         for t in range(n_thr):
             thr = min(iou_thrs[t], 1 - 1e-10)
             for q in range(ng):
@@ -249,7 +251,6 @@ def _match_group(
                     r = dt_row[d]
                     match_gt[r, t] = mrow
                     match_ignore[r, t] = (c & IGNORED) != 0
-                    match_tp[r, t] = c == MATCHED
 
 
 @njit(cache=True, parallel=True)
@@ -285,78 +286,129 @@ def coco_accumulate(
     n_md = max_dets.size
     n_rec = rec_thrs.size
     eps = np.spacing(1.0)
-    n_task = n_cat * n_md * n_area
-    for task in prange(n_task):
-        k = task // (n_md * n_area)
-        m = (task // n_area) % n_md
+    for task in prange(n_cat * n_area):
+        k = task // n_area
         a = task % n_area
         ng = npig[k, a]
         if ng == 0:
             continue
         fng = np.float64(ng)
         p0 = cat_ptr[k]
-        n_k = cat_ptr[k + 1] - p0
-        md = max_dets[m]
-        sel = np.empty(n_k, np.int64)
-        nd = 0
-        for i in range(n_k):
-            if rank_acc[p0 + i] < md:
-                sel[nd] = p0 + i
-                nd += 1
-        tp_pos = np.empty((n_thr, ng), np.int64)  # detection index of the j-th TP
-        fp_at = np.empty((n_thr, ng), np.int64)  # FP count when the j-th TP arrives
-        ntp = np.zeros(n_thr, np.int64)
-        nfp = np.zeros(n_thr, np.int64)
-        for i in range(nd):
-            p = sel[i]
+        p1 = cat_ptr[k + 1]
+        # one pass over the category's detections serves every maxDet: max_dets is sorted,
+        # so a detection of rank r counts for every m from the first with r < max_dets[m]
+        tp_pos = np.empty((n_md, n_thr, ng), np.int64)  # position of the j-th TP
+        fp_at = np.empty((n_md, n_thr, ng), np.int64)  # FP count when the j-th TP arrives
+        ntp = np.zeros((n_md, n_thr), np.int64)
+        nfp = np.zeros((n_md, n_thr), np.int64)
+        nd = np.zeros(n_md, np.int64)
+        first = np.zeros(n_md, np.int64)
+        for p in range(p0, p1):
+            rk = rank_acc[p]
+            m_lo = n_md
+            for m in range(n_md):
+                if rk < max_dets[m]:
+                    m_lo = m
+                    break
+            if m_lo == n_md:
+                continue
+            for m in range(m_lo, n_md):
+                if nd[m] == 0:
+                    first[m] = p
+                nd[m] += 1
             for t in range(n_thr):
                 c = code[p, a, t]
                 if c & IGNORED:
                     continue
                 if c & MATCHED:
-                    j = ntp[t]
-                    if j < ng:
-                        tp_pos[t, j] = i
-                        fp_at[t, j] = nfp[t]
-                    ntp[t] = j + 1
+                    for m in range(m_lo, n_md):
+                        j = ntp[m, t]
+                        if j < ng:
+                            tp_pos[m, t, j] = p
+                            fp_at[m, t, j] = nfp[m, t]
+                        ntp[m, t] = j + 1
                 else:
-                    nfp[t] += 1
+                    for m in range(m_lo, n_md):
+                        nfp[m, t] += 1
         smax = np.empty(ng, np.float64)
-        for t in range(n_thr):
-            nt = min(ntp[t], ng)
-            recall[t, k, a, m] = (np.float64(ntp[t]) / fng) if nd > 0 else 0.0
-            # precision at each TP, then its running maximum from the right
-            for j in range(nt):
-                tpf = np.float64(j + 1)
-                smax[j] = tpf / (np.float64(fp_at[t, j]) + tpf + eps)
-            for j in range(nt - 1, 0, -1):
-                if smax[j] > smax[j - 1]:
-                    smax[j - 1] = smax[j]
-            for r in range(n_rec):
-                precision[t, r, k, a, m] = 0.0
-                scores[t, r, k, a, m] = 0.0
-            if nd == 0:
-                continue
-            for r in range(n_rec):
-                v = rec_thrs[r]
-                if 0.0 >= v:  # rc[0] >= v: the first detection
-                    pi = 0
-                    q = smax[0] if nt > 0 else 0.0
-                else:
-                    lo = 0
-                    hi = nt
-                    while lo < hi:  # first TP j with (j + 1) / npig >= v
-                        mid = (lo + hi) >> 1
-                        if np.float64(mid + 1) / fng < v:
-                            lo = mid + 1
-                        else:
-                            hi = mid
-                    if lo >= nt:
-                        break  # pycocotools' bare except: later thresholds keep 0
-                    pi = tp_pos[t, lo]
-                    q = smax[lo]
-                precision[t, r, k, a, m] = q
-                scores[t, r, k, a, m] = score_acc[sel[pi]]
+        for m in range(n_md):
+            for t in range(n_thr):
+                nt = min(ntp[m, t], ng)
+                recall[t, k, a, m] = (np.float64(ntp[m, t]) / fng) if nd[m] > 0 else 0.0
+                # precision at each TP, then its running maximum from the right
+                for j in range(nt):
+                    tpf = np.float64(j + 1)
+                    smax[j] = tpf / (np.float64(fp_at[m, t, j]) + tpf + eps)
+                for j in range(nt - 1, 0, -1):
+                    if smax[j] > smax[j - 1]:
+                        smax[j - 1] = smax[j]
+                for r in range(n_rec):
+                    precision[t, r, k, a, m] = 0.0
+                    scores[t, r, k, a, m] = 0.0
+                if nd[m] == 0:
+                    continue
+                for r in range(n_rec):
+                    v = rec_thrs[r]
+                    if 0.0 >= v:  # rc[0] >= v: the first detection
+                        pi = first[m]
+                        q = smax[0] if nt > 0 else 0.0
+                    else:
+                        lo = 0
+                        hi = nt
+                        while lo < hi:  # first TP j with (j + 1) / npig >= v
+                            mid = (lo + hi) >> 1
+                            if np.float64(mid + 1) / fng < v:
+                                lo = mid + 1
+                            else:
+                                hi = mid
+                        if lo >= nt:
+                            break  # pycocotools' bare except: later thresholds keep 0
+                        pi = tp_pos[m, t, lo]
+                        q = smax[lo]
+                    precision[t, r, k, a, m] = q
+                    scores[t, r, k, a, m] = score_acc[pi]
+
+
+@njit(cache=True)
+def radix_order_desc(score_bits: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``order`` stably re-sorted by descending score (LSD radix sort, 16-bit digits).
+
+    ``score_bits`` is the float64 score array viewed as uint64 (no NaN; -0.0 folded to 0.0),
+    so ties keep their order exactly like ``np.argsort(-score, kind="mergesort")``.
+    """
+    n = order.size
+    keys = np.empty(n, np.uint64)
+    sign = np.uint64(1) << np.uint64(63)
+    for i in range(n):
+        b = score_bits[order[i]]
+        asc = ~b if (b & sign) else (b | sign)  # monotone map of the float's total order
+        keys[i] = ~asc
+    out = order.copy()
+    tmpk = np.empty(n, np.uint64)
+    tmpo = np.empty(n, np.int64)
+    cnt = np.zeros(65537, np.int64)
+    for shift in range(0, 64, 16):
+        sh = np.uint64(shift)
+        cnt[:] = 0
+        for i in range(n):
+            cnt[np.int64((keys[i] >> sh) & np.uint64(0xFFFF)) + 1] += 1
+        skip = False
+        for j in range(1, 65537):
+            if cnt[j] == n:
+                skip = True  # every key has the same digit: nothing to reorder
+        if skip:
+            continue
+        for j in range(65536):
+            cnt[j + 1] += cnt[j]
+        for i in range(n):
+            dg = np.int64((keys[i] >> sh) & np.uint64(0xFFFF))
+            q = cnt[dg]
+            tmpk[q] = keys[i]
+            tmpo[q] = out[i]
+            cnt[dg] = q + 1
+        keys, tmpk = tmpk, keys
+        out, tmpo = tmpo, out
+    return out
 
 
 @njit(cache=True)

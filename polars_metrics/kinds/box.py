@@ -68,7 +68,7 @@ def _reversed(frame: pl.DataFrame) -> np.ndarray:
         return (xy[:, 2] < xy[:, 0]) | (xy[:, 3] < xy[:, 1])
 
 
-def checks(table: str) -> list[Check]:
+def checks(table: str, keys=None) -> list[Check]:
     return [
         Check(s.BBOX, pl.col(s.BBOX).is_null(), "bbox is null", "give every box 4 coordinates"),
         Check(s.BBOX, _non_finite, "bbox has a NaN or infinite coordinate",

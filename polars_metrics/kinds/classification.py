@@ -1,0 +1,213 @@
+"""Classifications (SPEC §4): radio, checklist and free text. Not geometric: no IoU threshold.
+
+- radio: the matching unit is the question; the feature is the answer. Both sides answering a
+  question on a data row form a pair that matches at every IoU threshold; equal answers are a
+  true positive, different answers a confusion cell [gt answer, pred answer].
+- checklist: every option is its own unit (the feature is the option); an option selected on
+  both sides is a pair.
+- text: the feature is the question; equal strings are a pair (true positive), otherwise the
+  prediction is a false positive and the ground truth a false negative.
+
+The pair IoU is 1 (agreement), so the per-feature IoU metric reads as agreement too. Tables
+carry ``question`` and ``answer`` (String; radio, text) or ``answers`` (List(String);
+checklist); ``feature`` is derived after validation by :func:`expand`.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import polars as pl
+
+from polars_metrics import schema as s
+from polars_metrics.errors import SchemaError
+from polars_metrics.validation import Check
+
+RADIO, CHECKLIST, TEXT = "radio", "checklist", "text"
+# answers of these kinds are features of a question, which gives them true negatives
+WITH_TRUE_NEGATIVES = (RADIO, CHECKLIST)
+
+
+def _cast(frame: pl.DataFrame, table: str, column: str, dtype) -> pl.DataFrame:
+    have = frame.schema[column]
+    if have == dtype:
+        return frame
+    if have == pl.Null or (isinstance(have, pl.Categorical | pl.Enum) and dtype == pl.String):
+        return frame.with_columns(pl.col(column).cast(dtype))
+    if isinstance(have, pl.List) and dtype == pl.List(pl.String):
+        return frame.with_columns(pl.col(column).cast(dtype))
+    raise SchemaError(f"{table}.{column} has dtype {have}; expected {dtype}.")
+
+
+def _make(name: str, geometry: tuple[str, ...]) -> SimpleNamespace:
+    def normalize(frame: pl.DataFrame, table: str) -> pl.DataFrame:
+        frame = _cast(frame, table, s.QUESTION, pl.String)
+        for col in geometry[1:]:
+            frame = _cast(frame, table, col, pl.List(pl.String) if col == s.ANSWERS else pl.String)
+        return frame
+
+    def checks(table: str, keys=(s.DATA_ROW,)) -> list[Check]:
+        out = [Check(s.QUESTION, pl.col(s.QUESTION).is_null(), "question is null",
+                     "name the classification question of every row")]
+        if name == CHECKLIST:
+            out.append(Check(s.ANSWERS, pl.col(s.ANSWERS).is_null(), "answers is null",
+                             "give the list of selected options (an empty list means none)"))
+            out.append(Check(s.ANSWERS,
+                             pl.col(s.ANSWERS).list.len() != pl.col(s.ANSWERS).list.n_unique(),
+                             "an option is selected twice", "list each selected option once"))
+        else:
+            out.append(Check(s.ANSWER, pl.col(s.ANSWER).is_null(), "answer is null",
+                             "give every classification its answer"))
+            if name == RADIO:
+                out.append(Check(s.ANSWER, pl.col(s.ANSWER) == "", "answer is empty",
+                                 "give the name of the chosen option"))
+        out.append(Check(s.QUESTION,
+                         pl.struct([*keys, s.QUESTION, s.KIND]).is_duplicated()
+                         & (pl.col(s.KIND) == name),
+                         f"a {name} question is answered twice on one side of a data row",
+                         "keep one answer row per question and data row (a checklist lists "
+                         "all its options in one row)"))
+        return out
+
+    def expand(frame: pl.DataFrame) -> pl.DataFrame:
+        """Derive ``feature`` (and one row per checklist option)."""
+        if name == RADIO:
+            return frame.with_columns(pl.col(s.ANSWER).alias(s.FEATURE))
+        if name == TEXT:
+            return frame.with_columns(pl.col(s.QUESTION).alias(s.FEATURE))
+        # An empty checklist explodes to one row with a null option: the question was answered
+        # (it counts for true negatives) but nothing was selected.
+        return (frame.explode(s.ANSWERS)
+                .with_columns(pl.col(s.ANSWERS).alias(s.FEATURE))
+                .drop(s.ANSWERS))
+
+    def pairs(gt, pd):
+        return _pairs(name, gt, pd)
+
+    return SimpleNamespace(NAME=name, GEOMETRY=geometry, ALWAYS_MATCH=True, DERIVES_FEATURE=True,
+                           INFERRED=name != TEXT,  # a question/answer table is radio unless told
+                           normalize=normalize, checks=checks, expand=expand, pairs=pairs)
+
+
+def _pairs(name: str, gt, pd):
+    """Pairs by equal (data row, question) — and equal option (checklist) or text (text)."""
+    on = ["_r", s.QUESTION] + ([s.FEATURE] if name in (CHECKLIST, TEXT) else [])
+    cols = [s.QUESTION, s.FEATURE] + ([s.ANSWER] if name == TEXT else [])
+    left = gt.select(*cols).with_columns(pl.Series("_r", gt.row), pl.int_range(pl.len()).alias("_g"))
+    right = pd.select(*cols).with_columns(pl.Series("_r", pd.row), pl.int_range(pl.len()).alias("_p"))
+    if name == TEXT:
+        on.append(s.ANSWER)
+    joined = left.join(right, on=on, how="inner").sort("_g", "_p")
+    g = joined["_g"].to_numpy().astype(np.int64)
+    p = joined["_p"].to_numpy().astype(np.int64)
+    n_rows = gt.off.shape[0] - 1
+    off = np.searchsorted(gt.row[g], np.arange(n_rows + 1)).astype(np.int64)
+    return off, g, p, np.ones(g.shape[0], dtype=np.float64)
+
+
+radio = _make(RADIO, (s.QUESTION, s.ANSWER))
+checklist = _make(CHECKLIST, (s.QUESTION, s.ANSWERS))
+text = _make(TEXT, (s.QUESTION, s.ANSWER))
+KINDS = (radio, checklist, text)
+
+
+# --- table-level steps used by prepare -------------------------------------------------------
+
+def derive_features(frame: pl.DataFrame) -> pl.DataFrame:
+    """Expand classification rows (feature from answers, one row per checklist option).
+
+    Rows keep their input position (``_pos``) order, so the tie rule still holds.
+    """
+    kinds = set(frame[s.KIND].unique().drop_nulls().to_list())
+    todo = [k for k in KINDS if k.NAME in kinds]
+    if not todo:
+        return frame
+    from polars_metrics.validation import POS
+
+    rest = frame.filter(~pl.col(s.KIND).is_in([k.NAME for k in todo]) | pl.col(s.KIND).is_null())
+    parts = [rest] + [k.expand(frame.filter(pl.col(s.KIND) == k.NAME)) for k in todo]
+    return pl.concat(parts, how="diagonal_relaxed").sort(POS, maintain_order=True)
+
+
+def qualify_collisions(gt: pl.DataFrame, pd: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
+    """Name radio/checklist features "question/answer" where the bare answer is ambiguous.
+
+    An answer name is ambiguous when several questions use it, or when it is also the name of
+    an object feature or a text question. Returns the renamed names (for a warning).
+    """
+    def answers(frame):
+        if s.QUESTION not in frame.columns:
+            return pl.DataFrame(schema={s.FEATURE: pl.String, s.QUESTION: pl.String})
+        return frame.filter(pl.col(s.KIND).is_in(WITH_TRUE_NEGATIVES) & pl.col(s.FEATURE).is_not_null()
+                            ).select(s.FEATURE, s.QUESTION)
+
+    def others(frame):
+        return frame.filter(~pl.col(s.KIND).is_in(WITH_TRUE_NEGATIVES)).select(s.FEATURE)
+
+    pairs = pl.concat([answers(gt), answers(pd)]).unique()
+    clash = set(pairs.group_by(s.FEATURE).len().filter(pl.col("len") > 1)[s.FEATURE].to_list())
+    clash |= set(pairs[s.FEATURE].to_list()) & set(pl.concat([others(gt), others(pd)])[s.FEATURE].to_list())
+    if not clash:
+        return gt, pd, []
+
+    def rename(frame):
+        if s.QUESTION not in frame.columns:
+            return frame
+        hit = pl.col(s.KIND).is_in(WITH_TRUE_NEGATIVES) & pl.col(s.FEATURE).is_in(sorted(clash))
+        return frame.with_columns(
+            pl.when(hit).then(pl.concat_str(s.QUESTION, pl.lit("/"), s.FEATURE))
+            .otherwise(pl.col(s.FEATURE)).alias(s.FEATURE))
+
+    return rename(gt), rename(pd), sorted(clash)
+
+
+class QuestionIndex:
+    """What true negatives need: the question of every radio/checklist feature, the option
+    universe size of every question, and where questions were answered.
+
+    ``feature_question[f]`` is the question code of feature f (-1: no true negatives);
+    ``rq_row``/``rq_question``/``rq_npass``: one entry per (data row, question) answered on
+    either side; the question counts at confidence index c iff ``c < rq_npass`` (ground truth
+    answers count at every c).
+    """
+
+    def __init__(self, features, gt, gt_row, pd, pd_row, pd_npass, n_conf):
+        mapping = pl.concat([
+            pl.DataFrame(schema={s.FEATURE: pl.String, s.QUESTION: pl.String}),
+            *(f.filter(pl.col(s.KIND).is_in(WITH_TRUE_NEGATIVES) & pl.col(s.FEATURE).is_not_null())
+              .select(s.FEATURE, s.QUESTION) for f in (gt, pd) if s.QUESTION in f.columns),
+        ]).unique()
+        self.questions = tuple(sorted(set(mapping[s.QUESTION].to_list())))
+        q_code = {q: i for i, q in enumerate(self.questions)}
+        f_code = {f: i for i, f in enumerate(features)}
+        self.feature_question = np.full(len(features), -1, dtype=np.int64)
+        for feat, q in mapping.iter_rows():
+            self.feature_question[f_code[feat]] = q_code[q]
+        self.universe = np.bincount(self.feature_question[self.feature_question >= 0],
+                                    minlength=len(self.questions))
+        rows, qs, npass = [], [], []
+        for frame, row, np_ in ((gt, gt_row, None), (pd, pd_row, pd_npass)):
+            if s.QUESTION not in frame.columns or not self.questions:
+                continue
+            mask = frame[s.KIND].is_in(WITH_TRUE_NEGATIVES).to_numpy() & (row >= 0)
+            if not mask.any():
+                continue
+            q = frame[s.QUESTION].filter(pl.Series(mask))
+            rows.append(row[mask])
+            qs.append(q.replace_strict(q_code, return_dtype=pl.Int64).to_numpy())
+            npass.append(np.full(mask.sum(), n_conf, dtype=np.int64) if np_ is None else np_[mask])
+        if rows:
+            row_all, q_all, n_all = (np.concatenate(x) for x in (rows, qs, npass))
+            code = row_all * len(self.questions) + q_all
+            uniq, inv = np.unique(code, return_inverse=True)
+            best = np.zeros(uniq.shape[0], dtype=np.int64)
+            np.maximum.at(best, inv, n_all)
+            self.rq_row = uniq // len(self.questions)
+            self.rq_question = uniq % len(self.questions)
+            self.rq_npass = best
+        else:
+            self.rq_row = self.rq_question = self.rq_npass = np.zeros(0, dtype=np.int64)
+
+    @property
+    def empty(self) -> bool:
+        return not self.questions

@@ -143,8 +143,10 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
 
     # Placeholder rows (no feature, no geometry) only say that a data row exists; rows with
     # no feature after expansion (an empty checklist) say that a question was answered.
-    gt_ann = ~_placeholder_mask(gt) & gt[s.FEATURE].is_not_null().to_numpy()
-    pd_ann = ~_placeholder_mask(pd) & pd[s.FEATURE].is_not_null().to_numpy()
+    gt_given = ~_placeholder_mask(gt)
+    pd_given = ~_placeholder_mask(pd)
+    gt_ann = gt_given & gt[s.FEATURE].is_not_null().to_numpy()
+    pd_ann = pd_given & pd[s.FEATURE].is_not_null().to_numpy()
 
     # The universe of data rows, sorted by key so that every output is deterministic.
     parts = [gt.select(keys), pd.select(keys)]
@@ -154,8 +156,8 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
     n_all = universe.height
     gt_row = _row_codes(gt, universe, keys)
     pd_row = _row_codes(pd, universe, keys)
-    n_gt = np.bincount(gt_row[gt_ann], minlength=n_all)
-    n_pd = np.bincount(pd_row[pd_ann], minlength=n_all)
+    n_gt = np.bincount(gt_row[gt_given], minlength=n_all)
+    n_pd = np.bincount(pd_row[pd_given], minlength=n_all)
     in_gt = np.zeros(n_all, dtype=bool)
     in_gt[gt_row] = True
 

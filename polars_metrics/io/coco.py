@@ -184,6 +184,25 @@ def _bbox_column(values: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return out, missing, bad
 
 
+def _enum_take(names: list[str], enum: pl.Enum, codes: np.ndarray) -> pl.Series:
+    """Enum column from category positions (-1 = null), without a Python string per row."""
+    codes = np.asarray(codes, dtype=np.int64)
+    idx = pl.Series(np.maximum(codes, 0).astype(np.uint32))
+    if (codes < 0).any():
+        idx = pl.select(pl.when(pl.lit(pl.Series(codes >= 0))).then(pl.lit(idx))).to_series()
+    if not names:
+        return pl.Series([None] * codes.size, dtype=enum)
+    return pl.Series(names, dtype=enum).gather(idx)
+
+
+def _kind_column(is_mask: np.ndarray) -> pl.Series:
+    return pl.select(
+        pl.when(pl.lit(pl.Series(is_mask, dtype=pl.Boolean)))
+        .then(pl.lit("mask"))
+        .otherwise(pl.lit("box"))
+    ).to_series()
+
+
 def _xyxy(xywh: np.ndarray) -> np.ndarray:
     return np.stack(
         [xywh[:, 0], xywh[:, 1], xywh[:, 0] + xywh[:, 2], xywh[:, 1] + xywh[:, 3]], axis=1
@@ -569,10 +588,8 @@ def _read_gt(ground_truth: Any, rej: _Rejects) -> tuple[pl.DataFrame, dict]:
             "data_row": np.concatenate([a_img[keep], im_ids[empty]]),
             "id": pl.Series(np.concatenate([aid[keep], np.zeros(n_e, np.int64)]), dtype=pl.Int64),
             "category_id": np.concatenate([a_cat[keep], np.zeros(n_e, np.int64)]),
-            "feature": pl.Series(
-                [names[i] for i in cat_pos[keep]] + [None] * n_e, dtype=enum
-            ),
-            "kind": np.concatenate([np.where(has_mask[keep], "mask", "box"), np.full(n_e, "box")]),
+            "feature": _enum_take(names, enum, np.concatenate([cat_pos[keep], np.full(n_e, -1)])),
+            "kind": _kind_column(np.concatenate([has_mask[keep], np.zeros(n_e, bool)])),
             "area": np.concatenate([area[keep], np.full(n_e, np.nan)]),
             "is_crowd": np.concatenate([crowd[keep], np.zeros(n_e, bool)]),
             "ignore": np.concatenate([ign[keep], np.zeros(n_e, bool)]),
@@ -622,16 +639,49 @@ def _take_mask(mask: pl.Series, idx: np.ndarray) -> pl.Series:
 
 # --- results ------------------------------------------------------------------------------------
 def _results_fast(path: Path) -> pl.DataFrame | None:
-    """Polars' JSON reader for the usual result files (bbox and/or compressed-RLE segm)."""
+    """Arrow's multithreaded JSON reader for the usual result files (bbox and/or compressed-RLE
+    segm). The top-level array is turned into newline-delimited objects by replacing the
+    separator between objects; a separator inside a string or a nested value leaves an invalid
+    line, so any surprise falls back to the generic path instead of mis-reading."""
+    import pyarrow.json as pj
+
     with open(path, "rb") as f:
-        head = f.read(4096).lstrip()
-    if not head.startswith(b"["):
+        data = f.read()
+    body = data.strip()
+    if not (body.startswith(b"[") and body.endswith(b"]")):
         return None
+    body = body[1:-1].strip()
+    if not body:
+        return pl.DataFrame(schema=_RESULTS_FAST_SCHEMA)
+    sample = body[:65536]
+    sep = next((c for c in (b"}, {", b"},{", b"},\n{") if c in sample), None)
+    if sep is not None:
+        body = body.replace(sep, b"}\n{")
+    elif body.count(b"{") > 1:
+        sep = None  # unusual layout (indented?): let polars read the array
+        try:
+            return pl.read_json(path, schema=_RESULTS_FAST_SCHEMA)
+        except Exception:
+            return None
+    schema = pa.schema(
+        [
+            ("image_id", pa.int64()),
+            ("category_id", pa.int64()),
+            ("bbox", pa.list_(pa.float64())),
+            ("score", pa.float64()),
+            ("segmentation", pa.struct([("size", pa.list_(pa.int64())), ("counts", pa.string())])),
+        ]
+    )
     try:
-        df = pl.read_json(path, schema=_RESULTS_FAST_SCHEMA)
-    except Exception:  # anything unusual: the generic path reports it precisely
+        table = pj.read_json(
+            pa.BufferReader(body),
+            parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return None
-    return df
+    df = pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    return df.cast(_RESULTS_FAST_SCHEMA)
 
 
 def _results_columns(res: Any) -> dict[str, Any]:
@@ -822,15 +872,14 @@ def _read_results(results: Any, meta: dict, rej: _Rejects) -> pl.DataFrame:
         {
             "data_row": img[keep],
             "id": np.arange(1, n + 1, dtype=np.int64)[keep],
-            "feature": pl.Series([names[i] for i in cpos[keep]], dtype=enum),
+            "feature": _enum_take(names, enum, cpos[keep]),
             "category_id": cat[keep],
-            "kind": np.where(has_mask[keep], "mask", "box") if k else np.zeros(0, str),
+            "kind": _kind_column(has_mask[keep]),
             "area": area[keep],
             "confidence": np.asarray(score, dtype=np.float64)[keep],
             "height": h[keep],
             "width": w[keep],
         },
-        schema_overrides={"kind": pl.String},
     )
     cols = [
         _array_series("bbox", _xyxy(box[keep]), box_null),

@@ -77,7 +77,7 @@ def _make(name: str, geometry: tuple[str, ...]) -> SimpleNamespace:
             return frame.with_columns(pl.col(s.QUESTION).alias(s.FEATURE))
         # An empty checklist explodes to one row with a null option: the question was answered
         # (it counts for true negatives) but nothing was selected.
-        return (frame.explode(s.ANSWERS)
+        return (frame.explode(s.ANSWERS, empty_as_null=True)
                 .with_columns(pl.col(s.ANSWERS).alias(s.FEATURE))
                 .drop(s.ANSWERS))
 

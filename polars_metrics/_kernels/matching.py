@@ -54,94 +54,98 @@ def greedy_match_by_iou(
         p0, p1 = pd_off[r], pd_off[r + 1]
         k0, k1 = pair_off[r], pair_off[r + 1]
         f0, f1 = rf_off[r], rf_off[r + 1]
-        n_f = f1 - f0
+        n_g, n_p, n_k, n_f = g1 - g0, p1 - p0, k1 - k0, f1 - f0
         feats = rf_feat[f0:f1]
-        cap = min(g1 - g0, p1 - p0)
+        cap = min(n_g, n_p)
 
-        # Stable descending sort keeps gt-major order among equal IoUs (the tie rule).
-        order = argsort_desc_stable(pair_iou[k0:k1]) + k0
-
-        gt_slot = np.searchsorted(feats, gt_feat[g0:g1])
-        pd_slot = np.searchsorted(feats, pd_feat[p0:p1])
+        # Slots: the position of each annotation's feature among the row's features.
+        gt_slot = np.empty(n_g, dtype=np.int64)
         ngt = np.zeros(n_f, dtype=np.int64)
-        for i in range(g1 - g0):
+        for i in range(n_g):
+            gt_slot[i] = _find(feats, gt_feat[g0 + i])
             ngt[gt_slot[i]] += 1
         rf_ngt[f0:f1] = ngt
+        # kept[f, c]: predictions of slot f passing threshold c (histogram of npass, summed
+        # from the top); n_kept[c] over all slots.
+        kept = np.zeros((n_f, n_conf + 1), dtype=np.int64)
+        for j in range(n_p):
+            kept[_find(feats, pd_feat[p0 + j]), pd_npass[p0 + j]] += 1
+        n_kept = np.zeros(n_conf + 1, dtype=np.int64)
+        for f in range(n_f):
+            for c in range(n_conf - 1, -1, -1):
+                kept[f, c] += kept[f, c + 1]
+            for c in range(n_conf):
+                n_kept[c] += kept[f, c + 1]
+                rf_kept[f0 + f, c] = kept[f, c + 1]
 
-        gt_taken = np.zeros(g1 - g0, dtype=np.bool_)
-        pd_taken = np.zeros(p1 - p0, dtype=np.bool_)
+        # The pairs in walk order (stable descending IoU keeps gt-major order among equal IoUs:
+        # the tie rule), gathered once into contiguous arrays that every walk reads.
+        order = argsort_desc_stable(pair_iou[k0:k1])
+        o_g = np.empty(n_k, dtype=np.int64)
+        o_p = np.empty(n_k, dtype=np.int64)
+        o_pass = np.empty(n_k, dtype=np.int64)
+        o_same = np.empty(n_k, dtype=np.bool_)
+        o_bin = np.empty(n_k, dtype=np.int64)
+        for i in range(n_k):
+            k = order[i] + k0
+            o_g[i] = pair_gt[k] - g0
+            o_p[i] = pair_pd[k] - p0
+            o_pass[i] = pd_npass[pair_pd[k]]
+            o_same[i] = gt_feat[pair_gt[k]] == pd_feat[pair_pd[k]]
+            o_bin[i] = n_iou if pair_always[k] else count_below(iou_thr, pair_iou[k])
+
+        # A pair index i is taken at walk w when stamp == w (no per-walk reset needed).
+        gt_stamp = np.full(n_g, -1, dtype=np.int64)
+        pd_stamp = np.full(n_p, -1, dtype=np.int64)
         tp_bins = np.zeros((n_f, n_iou + 1), dtype=np.int64)
         is_active = np.zeros(n_f, dtype=np.bool_)
         active = np.empty(n_f, dtype=np.int64)
-        kept = np.zeros(n_f, dtype=np.int64)
         iou_sum = np.zeros(n_f, dtype=np.float64)
-        # The class-aware walk only ever looks at same-feature pairs: list them once, in order.
-        n_same = 0
-        for k in order:
-            if gt_feat[pair_gt[k]] == pd_feat[pair_pd[k]]:
-                n_same += 1
-        same_order = np.empty(n_same, dtype=np.int64)
-        j = 0
-        for k in order:
-            if gt_feat[pair_gt[k]] == pd_feat[pair_pd[k]]:
-                same_order[j] = k
-                j += 1
-        walk = same_order if class_aware else order
 
         for c in range(n_conf):
-            kept[:] = 0
-            n_kept = 0
-            for j in range(p1 - p0):
-                if pd_npass[p0 + j] > c:
-                    kept[pd_slot[j]] += 1
-                    n_kept += 1
-            rf_kept[f0:f1, c] = kept
             # Once every ground truth or every kept prediction is matched, no pair can match.
-            most = min(g1 - g0, n_kept)
+            most = min(n_g, n_kept[c])
 
             # --- the matching walk (class-agnostic unless class_aware) ---
-            gt_taken[:] = False
-            pd_taken[:] = False
+            stamp = 2 * c
             e = ev_off[r] + c * cap
             n_ev = 0
             n_active = 0  # slots with a same-feature match; only they vary along the IoU axis
-            for k in walk:
+            for i in range(n_k):
                 if n_ev == most:
                     break
-                p = pair_pd[k]
-                if pd_npass[p] <= c:
+                if o_pass[i] <= c or (class_aware and not o_same[i]):
                     continue
-                g = pair_gt[k]
-                if gt_taken[g - g0] or pd_taken[p - p0]:
+                g = o_g[i]
+                p = o_p[i]
+                if gt_stamp[g] == stamp or pd_stamp[p] == stamp:
                     continue
-                gt_taken[g - g0] = True
-                pd_taken[p - p0] = True
-                ev_pair[e + n_ev] = k
+                gt_stamp[g] = stamp
+                pd_stamp[p] = stamp
+                ev_pair[e + n_ev] = order[i] + k0
                 n_ev += 1
-                if gt_feat[g] == pd_feat[p]:
-                    slot = gt_slot[g - g0]
+                if o_same[i]:
+                    slot = gt_slot[g]
                     if not is_active[slot]:
                         is_active[slot] = True
                         active[n_active] = slot
                         n_active += 1
-                    b = n_iou if pair_always[k] else count_below(iou_thr, pair_iou[k])
-                    tp_bins[slot, b] += 1
+                    tp_bins[slot, o_bin[i]] += 1
             ev_n[r, c] = n_ev
 
             # --- the per-feature IoU metric: class-aware walk, no threshold ---
-            gt_taken[:] = False
-            pd_taken[:] = False
+            stamp = 2 * c + 1
             iou_sum[:] = 0.0
-            for k in same_order:
-                p = pair_pd[k]
-                if pd_npass[p] <= c:
+            for i in range(n_k):
+                if not o_same[i] or o_pass[i] <= c:
                     continue
-                g = pair_gt[k]
-                if gt_taken[g - g0] or pd_taken[p - p0]:
+                g = o_g[i]
+                p = o_p[i]
+                if gt_stamp[g] == stamp or pd_stamp[p] == stamp:
                     continue
-                gt_taken[g - g0] = True
-                pd_taken[p - p0] = True
-                iou_sum[gt_slot[g - g0]] += pair_iou[k]
+                gt_stamp[g] = stamp
+                pd_stamp[p] = stamp
+                iou_sum[gt_slot[g]] += pair_iou[order[i] + k0]
             rf_iou_sum[f0:f1, c] = iou_sum
 
             # --- data-row table: sums over features, means of defined per-feature values ---
@@ -149,23 +153,18 @@ def greedy_match_by_iou(
             # true positive contribute 0 to every sum, so only active slots are visited per t.
             s_iou = 0.0
             n_iou_def = 0
-            kept_tot = 0
-            ngt_tot = 0
-            n_p = 0
-            n_r = 0
-            n_f1 = 0
+            n_p_def = 0
+            n_r_def = 0
             for f in range(n_f):
-                kept_tot += kept[f]
-                ngt_tot += ngt[f]
-                denom = max(kept[f], ngt[f])
+                kf = kept[f, c + 1]
+                denom = max(kf, ngt[f])
                 if denom > 0:
                     s_iou += iou_sum[f] / denom
                     n_iou_def += 1
-                    n_f1 += 1
-                if kept[f] > 0:
-                    n_p += 1
+                if kf > 0:
+                    n_p_def += 1
                 if ngt[f] > 0:
-                    n_r += 1
+                    n_r_def += 1
             row_iou[r, c] = s_iou / n_iou_def if n_iou_def > 0 else np.nan
             # Sum in ascending feature order, as a plain loop over all features would.
             active_sorted = np.sort(active[:n_active])
@@ -184,18 +183,31 @@ def greedy_match_by_iou(
                 for a in range(n_active):
                     f = active_sorted[a]
                     tp = tp_bins[f, t + 1]
+                    kf = kept[f, c + 1]
                     tp_tot += tp
-                    s_p += tp / kept[f]
-                    if ngt[f] > 0:
-                        s_r += tp / ngt[f]
-                    s_f += 2.0 * tp / (kept[f] + ngt[f])
+                    s_p += tp / kf
+                    s_r += tp / ngt[f]
+                    s_f += 2.0 * tp / (kf + ngt[f])
                 row_counts[r, c, t, 0] = tp_tot
-                row_counts[r, c, t, 1] = kept_tot - tp_tot
-                row_counts[r, c, t, 2] = ngt_tot - tp_tot
-                row_means[r, c, t, 0] = s_p / n_p if n_p > 0 else np.nan
-                row_means[r, c, t, 1] = s_r / n_r if n_r > 0 else np.nan
-                row_means[r, c, t, 2] = s_f / n_f1 if n_f1 > 0 else np.nan
+                row_counts[r, c, t, 1] = n_kept[c] - tp_tot
+                row_counts[r, c, t, 2] = n_g - tp_tot
+                row_means[r, c, t, 0] = s_p / n_p_def if n_p_def > 0 else np.nan
+                row_means[r, c, t, 1] = s_r / n_r_def if n_r_def > 0 else np.nan
+                row_means[r, c, t, 2] = s_f / n_iou_def if n_iou_def > 0 else np.nan
             for a in range(n_active):
                 f = active_sorted[a]
                 tp_bins[f, :] = 0
                 is_active[f] = False
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _find(sorted_values, v):
+    """Index of ``v`` in an ascending array that contains it (binary search)."""
+    lo, hi = 0, sorted_values.shape[0] - 1
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if sorted_values[mid] < v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo

@@ -18,7 +18,7 @@ from polars_metrics import _arrays
 from polars_metrics import schema as s
 from polars_metrics.errors import SchemaError
 from polars_metrics._kernels.groups import stable_group_order
-from polars_metrics.errors import PolarsMetricsWarning
+from polars_metrics.errors import PolarsMetricsWarning, did_you_mean
 from polars_metrics.kinds import infer_kind, kind_module
 from polars_metrics.kinds.classification import QuestionIndex, derive_features, qualify_collisions
 from polars_metrics.profiles import Profile
@@ -90,6 +90,7 @@ class Prepared:
     conf_thr: np.ndarray
     iou_thr: np.ndarray
     questions: QuestionIndex  # classification questions, for true negatives
+    profile: Profile | None = None  # read by kind modules' pairs (buffer radius, crs, ...)
 
     @property
     def n_rows(self) -> int:
@@ -198,7 +199,7 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
         gt=_side(gt, gt_ann & counted[gt_row], remap[gt_row], features, None, n_rows),
         pd=_side(pd, pd_ann & counted[pd_row], remap[pd_row], features, npass, n_rows),
         excluded=excluded, rejects=rejects, conf_thr=conf_thr, iou_thr=iou_thr,
-        questions=questions,
+        questions=questions, profile=profile,
     )
 
 
@@ -361,9 +362,11 @@ def _slices(rows: pl.DataFrame, keys, by, meta, gt, pd) -> tuple[pl.DataFrame, p
         else:
             sources = [f for f in (gt, pd) if col in f.columns]
             if not sources:
+                known = [*gt.columns, *pd.columns, *(meta.columns if meta is not None else [])]
                 raise SchemaError(
                     f"by column {col!r} is in neither table nor in data_rows; "
                     "pass data_rows=frame with the data-row key and that column."
+                    + did_you_mean(col, [c for c in known if not c.startswith("_")])
                 )
             values = pl.concat([f.select(*keys, col) for f in sources]).unique()
             varying = values.group_by(list(keys)).len().filter(pl.col("len") > 1)

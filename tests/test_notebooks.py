@@ -1,0 +1,57 @@
+"""Every notebook in notebooks/ runs top to bottom without an error.
+
+The kernel is this interpreter (the project's venv), through a kernelspec written into a
+temporary ``JUPYTER_PATH`` directory: nothing is installed into the user's Jupyter, and a
+``python3`` kernelspec elsewhere on the machine cannot point the test at another Python.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+
+pytestmark = pytest.mark.slow
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+KERNEL = "polars-metrics-tests"
+MAX_COMMITTED_BYTES = 256 * 1024  # notebooks are committed without bulky outputs
+
+
+@pytest.fixture()
+def kernel_name(tmp_path, monkeypatch) -> str:
+    spec = tmp_path / "jupyter" / "kernels" / KERNEL
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "polars_metrics tests", "language": "python",
+    }))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    return KERNEL
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "notebooks/ has no .ipynb"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_runs(path: Path, kernel_name: str, tmp_path: Path):
+    assert path.stat().st_size < MAX_COMMITTED_BYTES, f"{path.name}: commit it without outputs"
+    nb = nbformat.read(path, as_version=4)
+    workdir = tmp_path / "work"  # whatever a notebook writes lands here
+    workdir.mkdir()
+    client = nbclient.NotebookClient(nb, kernel_name=kernel_name, timeout=600,
+                                     resources={"metadata": {"path": str(workdir)}})
+    try:
+        client.execute()
+    except nbclient.exceptions.CellExecutionError as exc:
+        pytest.fail(f"{path.name} failed:\n{exc}")
+    errors = [out for cell in nb.cells if cell.cell_type == "code"
+              for out in cell.get("outputs", []) if out.get("output_type") == "error"]
+    assert not errors, errors

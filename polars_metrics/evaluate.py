@@ -151,14 +151,22 @@ class Evaluation:
                  iou: float = 0.5) -> pl.DataFrame:
         """The data rows and annotation ids behind one confusion cell (None = the None class).
 
-        Returns (*keys, gt_id, pd_id, iou); ``iou`` and the missing side are null on the None
-        row / column.
+        Returns (*keys, *by, gt_id, pd_id, iou); ``iou`` and the missing side are null on the
+        None row / column.
         """
         if gt_feature is None and pd_feature is None:
             raise ValueError("The [None, None] cell is empty by definition; name a feature.")
         c = self._threshold(confidence, s.CONFIDENCE_THRESHOLD)
         t = self._threshold(iou, s.IOU_THRESHOLD)
         keys = list(self.keys)
+        out = self._examples(keys, gt_feature, pd_feature, c, t)
+        if not self.by:
+            return out
+        by_values = self.data_rows.select(*keys, *self.by).unique(subset=keys, maintain_order=True)
+        return by_values.join(out, on=keys, how="inner", maintain_order="right").select(
+            *keys, *self.by, s.GT_ID, s.PD_ID, s.IOU)
+
+    def _examples(self, keys, gt_feature, pd_feature, c, t) -> pl.DataFrame:
         matched = self._part.matches.filter(
             (pl.col(s.CONFIDENCE_THRESHOLD) == c) & ((pl.col(s.IOU) > t) | pl.col(THRESHOLD_FREE)))
         gt_ann, pd_ann = self._part.annotations

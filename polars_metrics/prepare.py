@@ -85,7 +85,7 @@ class Prepared:
     features: tuple[str, ...]
     gt: Side
     pd: Side
-    excluded: pl.DataFrame   # keys, reason, n_gt, n_pd
+    excluded: pl.DataFrame   # keys, by columns, reason, n_gt, n_pd
     rejects: pl.DataFrame
     conf_thr: np.ndarray
     iou_thr: np.ndarray
@@ -174,8 +174,9 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
                  "not in ground truth" if profile.rows == "ground_truth" else "no ground truth",
                  "no predictions"),
     )
+    universe = _attach_by(universe, keys, by, meta, gt, pd)
     excluded = universe.filter(pl.Series(~counted, dtype=pl.Boolean)).select(
-        *keys,
+        *keys, *by,
         pl.Series(s.REASON, reason[~counted], dtype=pl.String),
         pl.Series(s.N_GT, n_gt[~counted], dtype=pl.Int64),
         pl.Series(s.N_PD, n_pd[~counted], dtype=pl.Int64),
@@ -184,7 +185,7 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
     # Renumber the counted rows 0..n-1; the sides reference their annotations by position.
     remap = np.cumsum(counted) - 1
     rows = universe.filter(pl.Series(counted, dtype=pl.Boolean)).drop(ROW)
-    rows, slices = _slices(rows, keys, by, meta, gt, pd)
+    rows, slices = _slices(rows, by)
     n_rows = rows.height
 
     names = set(gt[s.FEATURE].drop_nulls().unique().to_list())
@@ -351,11 +352,8 @@ def _data_rows_frame(data_rows, keys, by, gt) -> pl.DataFrame:
     return meta.select([*keys, *[b for b in by if b in meta.columns]])
 
 
-def _slices(rows: pl.DataFrame, keys, by, meta, gt, pd) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Attach the by= columns to each counted data row and number the distinct slices."""
-    if not by:
-        rows = rows.with_columns(pl.lit(0, dtype=pl.Int64).alias(SLICE))
-        return rows, pl.DataFrame({SLICE: [0]}, schema={SLICE: pl.Int64})
+def _attach_by(universe: pl.DataFrame, keys, by, meta, gt, pd) -> pl.DataFrame:
+    """Attach the by= columns (constant per data row) to every data row."""
     for col in by:
         if meta is not None and col in meta.columns:
             values = meta.select(*keys, col)
@@ -376,7 +374,15 @@ def _slices(rows: pl.DataFrame, keys, by, meta, gt, pd) -> tuple[pl.DataFrame, p
                     f"{varying.row(0, named=True)}; slices are per data row, so it must be constant "
                     "per data row (or give it in data_rows=...)."
                 )
-        rows = rows.join(values, on=list(keys), how="left", maintain_order="left")
+        universe = universe.join(values, on=list(keys), how="left", maintain_order="left")
+    return universe
+
+
+def _slices(rows: pl.DataFrame, by) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Number the distinct slices of the counted data rows."""
+    if not by:
+        rows = rows.with_columns(pl.lit(0, dtype=pl.Int64).alias(SLICE))
+        return rows, pl.DataFrame({SLICE: [0]}, schema={SLICE: pl.Int64})
     slices = rows.select(by).unique().sort(list(by), nulls_last=True).with_row_index(SLICE)
     slices = slices.with_columns(pl.col(SLICE).cast(pl.Int64))
     rows = rows.join(slices, on=list(by), how="left", maintain_order="left", nulls_equal=True)

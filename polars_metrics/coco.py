@@ -12,7 +12,9 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
+import numba
 import numpy as np
 import polars as pl
 
@@ -37,9 +39,10 @@ DEFAULT_AREA_RANGES: dict[str, tuple[float, float]] = {
 }
 IOU_TYPES = ("bbox", "segm")
 
-# (ap?, iou, area, index into max_dets) of COCOeval.summarize()._summarizeDets, in order
+# (ap?, iou, area, index into max_dets) of COCOeval.summarize()._summarizeDets, in order; the
+# first stat calls _summarize(1) with its default maxDets=100 (a literal, coded as -100 here)
 _STAT_SPECS: tuple[tuple[bool, float | None, str, int], ...] = (
-    (True, None, "all", 2),
+    (True, None, "all", -100),
     (True, 0.5, "all", 2),
     (True, 0.75, "all", 2),
     (True, None, "small", 2),
@@ -101,7 +104,8 @@ class CocoResult:
     image_ids : ndarray
         The evaluated images (sorted unique ``data_row`` of the ground truth).
     dt_match : ndarray, shape (T, n_pd), int32
-        COCO matching at area ``match_area`` and the largest maxDet: for IoU threshold index
+        (Computed on first access; a transposed view of a row-major ``(n_pd, T)`` array: ``dt_match[:, i]`` is
+        contiguous.) COCO matching at area ``match_area`` and the largest maxDet: for IoU threshold index
         ``t`` and prediction row ``i`` (row of the ``pd`` frame as given), the row of the
         ``gt`` frame it matched, or -1. A match with a ground truth whose ``id`` is 0 is
         reported here, but pycocotools counts it as unmatched (its ``dtMatches`` stores the
@@ -139,13 +143,40 @@ class CocoResult:
     category_ids: np.ndarray
     features: tuple[str, ...]
     image_ids: np.ndarray
-    dt_match: np.ndarray = field(repr=False)
-    dt_ignore: np.ndarray = field(repr=False)
     dt_rank: np.ndarray = field(repr=False)
     gt_ignore: np.ndarray = field(repr=False)
     gt_id_zero: np.ndarray = field(repr=False)
     match_area: str = "all"
     n_pd_outside: int = 0
+    _match_inputs: tuple = field(default=(), repr=False)
+
+    @cached_property
+    def _matches(self) -> tuple[np.ndarray, np.ndarray]:
+        # the per-row match arrays are not needed for the COCO numbers: computed on first use
+        # by re-running the matching at the recorded area only
+        args, lo, hi, thrs, n_d, n_rows = self._match_inputs
+        T = thrs.size
+        dt_match = np.full((n_rows, T), -1, np.int32)
+        dt_ignore = np.ones((n_rows, T), np.bool_)
+        code = np.empty((n_d, 1), np.uint32)
+        for t0 in range(0, T, K.MAX_THR):
+            t1 = min(t0 + K.MAX_THR, T)
+            m = np.full((n_rows, t1 - t0), -1, np.int32)
+            ig = np.ones((n_rows, t1 - t0), np.bool_)
+            K.coco_match(*args, lo, hi, thrs[t0:t1].copy(), 0, code, m, ig)
+            dt_match[:, t0:t1] = m
+            dt_ignore[:, t0:t1] = ig
+        return dt_match.T, dt_ignore.T
+
+    @property
+    def dt_match(self) -> np.ndarray:
+        """(T, n_pd) int32, see the class docstring."""
+        return self._matches[0]
+
+    @property
+    def dt_ignore(self) -> np.ndarray:
+        """(T, n_pd) bool, see the class docstring."""
+        return self._matches[1]
 
     @property
     def dt_tp(self) -> np.ndarray:
@@ -229,7 +260,7 @@ def _normalize_params(
 
 
 def _f64(s: pl.Series) -> np.ndarray:
-    return np.ascontiguousarray(s.cast(pl.Float64).to_numpy(), dtype=np.float64)
+    return _w(s.cast(pl.Float64).to_numpy(), np.float64)
 
 
 def _xywh(frame: pl.DataFrame, rows: np.ndarray, table: str) -> np.ndarray:
@@ -275,13 +306,13 @@ def mask_csr(s: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     values = np.asarray(arr.flatten().to_numpy(zero_copy_only=False), dtype=np.uint32)
     offsets = np.zeros(n + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    return (
-        np.ascontiguousarray(values),
-        offsets,
-        np.ascontiguousarray(h, dtype=np.int64),
-        np.ascontiguousarray(w, dtype=np.int64),
-        null,
-    )
+    # writeable copies of Arrow / polars views: numba compiles one specialization per kernel
+    return _w(values, np.uint32), offsets, _w(h, np.int64), _w(w, np.int64), null
+
+
+def _w(a: np.ndarray, dtype) -> np.ndarray:
+    a = np.ascontiguousarray(a, dtype=dtype)
+    return a if a.flags.writeable else a.copy()
 
 
 def _seg_index(offsets: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -442,14 +473,15 @@ def evaluate_coco(
         Ground truth and predictions as :func:`polars_metrics.io.coco.read_coco` returns them:
         ``data_row`` (image id), ``feature`` (Enum of all categories) and/or ``category_id``,
         ``bbox`` (x0, y0, x1, y1; the optional ``bbox_xywh`` keeps COCO's original numbers for
-        bit-exact IoU), ``area``, ``is_crowd``, ``mask`` (``segm``), and on ``pd``
-        ``confidence``. Ground-truth rows with a null ``feature`` only declare an image.
+        bit-exact IoU), ``area`` (COCO's area field; when absent, the box or mask area),
+        ``is_crowd``, ``mask`` (``segm``), and on ``pd`` ``confidence``. Ground-truth rows with a null ``feature`` only declare an image.
         Every image of ``gt`` is evaluated; predictions on other images are left out.
     iou_type : {"bbox", "segm"}
     iou_thresholds : default ``np.linspace(.5, .95, 10)`` (pycocotools' values).
     rec_thresholds : default ``np.linspace(0, 1, 101)``.
     max_dets : default (1, 10, 100); sorted like pycocotools. ``summarize`` reads positions 0,
-        1, 2 of it (clamped to the last one when fewer are given).
+        1, 2 of it (clamped to the last one when fewer are given, where pycocotools fails),
+        except the first stat, which pycocotools always reads at maxDets=100 (-1 if absent).
     area_ranges : ``{label: (low, high)}`` (inclusive), default all / small / medium / large.
         The summary looks the labels "all", "small", "medium", "large" up by name (-1 when
         absent), as pycocotools does.
@@ -462,6 +494,20 @@ def evaluate_coco(
     CocoResult
     """
     p = _normalize_params(iou_type, iou_thresholds, rec_thresholds, max_dets, area_ranges, use_cats)
+    # small inputs: one thread (waking the pool costs more than the work, more so on a busy box)
+    prev = numba.get_num_threads()
+    if pd.height + gt.height < _SMALL:
+        numba.set_num_threads(1)
+    try:
+        return _evaluate(gt, pd, p, use_ignore_flag)
+    finally:
+        numba.set_num_threads(prev)
+
+
+_SMALL = 50_000
+
+
+def _evaluate(gt: pl.DataFrame, pd: pl.DataFrame, p: CocoParams, use_ignore_flag: bool) -> CocoResult:
     for name, frame in (("gt", gt), ("pd", pd)):
         if "data_row" not in frame.columns:
             raise SchemaError(f'{name}: missing the "data_row" (image id) column.')
@@ -509,9 +555,14 @@ def evaluate_coco(
             f'pd: row {r} has a null or non-finite "confidence"; COCO needs a score per detection.'
         )
 
-    if "area" not in gt.columns:
-        raise SchemaError('gt: missing the "area" column (COCO annotation area).')
-    g_area = _f64(gt["area"])[gt_rows]
+    if "area" in gt.columns:
+        g_area = _f64(gt["area"])[gt_rows]
+    elif p.iou_type == "bbox" or "mask" not in gt.columns:
+        b = _xywh(gt, gt_rows, "gt")  # no COCO area: the box area stands in
+        g_area = b[:, 2] * b[:, 3]
+    else:
+        c, off, _, _, _ = mask_csr(gt["mask"])
+        g_area = R.rle_area(c, off)[gt_rows].astype(np.float64)
     if np.isnan(g_area).any():
         r = int(gt_rows[np.flatnonzero(np.isnan(g_area))[0]])
         raise InvalidAnnotationError(f'gt: row {r} has a null "area"; COCO area ranges need it.')
@@ -585,19 +636,14 @@ def evaluate_coco(
     area_lo = np.array([r[0] for r in p.area_ranges], np.float64)
     area_hi = np.array([r[1] for r in p.area_ranges], np.float64)
     keep_area = p.area_labels.index("all") if "all" in p.area_labels else 0
-    code = np.empty((n_d, A, T), np.uint8)
-    # per-row match outputs, (rows, T) so each detection writes one contiguous run
-    dt_match = np.full((pd.height, T), -1, np.int32)
-    dt_ignore = np.ones((pd.height, T), np.bool_)
-    K.coco_match(
+    iou_thrs = np.ascontiguousarray(p.iou_thresholds, dtype=np.float64)
+    match_args = (
         iou, iou_ptr, dt_ptr, d_grp, gt_ptr, g_grp, max_det,
         np.ascontiguousarray(g_area), g_ignore, g_crowd, np.ascontiguousarray(g_idzero),
-        gt_rows.astype(np.int64), d_area, dt_pos, pd_rows.astype(np.int64), area_lo, area_hi,
-        np.ascontiguousarray(p.iou_thresholds, dtype=np.float64), keep_area, code,
-        dt_match, dt_ignore,
+        gt_rows.astype(np.int64), d_area, dt_pos, pd_rows.astype(np.int64),
     )  # fmt: skip
 
-    # --- accumulate
+    # --- accumulate inputs
     n_k = n_keys_cat
     npig = np.zeros((n_k, A), np.int64)
     for a in range(A):
@@ -605,14 +651,23 @@ def evaluate_coco(
         npig[:, a] = np.bincount(g_cat_e[ok], minlength=n_k)
     cat_ptr = np.zeros(n_k + 1, np.int64)
     np.cumsum(np.bincount(d_cat_e, minlength=n_k), out=cat_ptr[1:])
-    precision = -np.ones((T, Rn, n_k, A, M))
-    recall = -np.ones((T, n_k, A, M))
-    scores = -np.ones((T, Rn, n_k, A, M))
-    K.coco_accumulate(
-        code, np.ascontiguousarray(score[acc]), np.ascontiguousarray(rank[acc]), cat_ptr, npig,
-        np.array(p.max_dets, np.int64), np.ascontiguousarray(p.rec_thresholds, dtype=np.float64),
-        precision, recall, scores,
-    )  # fmt: skip
+    score_acc = np.ascontiguousarray(score[acc])
+    rank_acc = np.ascontiguousarray(rank[acc])
+    max_dets_arr = np.array(p.max_dets, np.int64)
+    rec_thrs = np.ascontiguousarray(p.rec_thresholds, dtype=np.float64)
+    precision = np.full((T, Rn, n_k, A, M), -1.0)
+    recall = np.full((T, n_k, A, M), -1.0)
+    scores = np.full((T, Rn, n_k, A, M), -1.0)
+
+    # evaluateImg then accumulate, 16 IoU thresholds at a time (the packed code's width)
+    code = np.empty((n_d, A), np.uint32)
+    no_rows = np.empty((0, 1), np.int32)
+    for t0 in range(0, T, K.MAX_THR):
+        t1 = min(t0 + K.MAX_THR, T)
+        K.coco_match(*match_args, area_lo, area_hi, iou_thrs[t0:t1].copy(), -1, code, no_rows,
+                     no_rows.astype(bool))
+        K.coco_accumulate(code, score_acc, rank_acc, cat_ptr, npig, max_dets_arr, rec_thrs,
+                          precision[t0:t1], recall[t0:t1], scores[t0:t1])
 
     # --- per-row outputs in frame row order
     dt_rank = np.full(pd.height, -1, np.int64)
@@ -641,9 +696,10 @@ def evaluate_coco(
     return CocoResult(
         params=p, precision=precision, recall=recall, scores=scores, stats=stats,
         summary=summary, per_category=per_cat, category_ids=cat_ids, features=tuple(names),
-        image_ids=image_ids, dt_match=dt_match.T, dt_ignore=dt_ignore.T, gt_id_zero=gt_id_zero,
-        dt_rank=dt_rank, gt_ignore=gt_ig, match_area=p.area_labels[keep_area],
-        n_pd_outside=n_outside,
+        image_ids=image_ids, gt_id_zero=gt_id_zero, dt_rank=dt_rank, gt_ignore=gt_ig,
+        match_area=p.area_labels[keep_area], n_pd_outside=n_outside,
+        _match_inputs=(match_args, area_lo[keep_area : keep_area + 1].copy(),
+                       area_hi[keep_area : keep_area + 1].copy(), iou_thrs, n_d, pd.height),
     )  # fmt: skip
 
 
@@ -685,12 +741,20 @@ def _segm_iou(gt, pd, gt_rows, pd_rows, g_img, d_img, image_ids, g_crowd, dt_ptr
     return iou
 
 
+def _stat_max_det(p: CocoParams, mi: int) -> int:
+    """maxDets value a stat reads: a literal (coded negative) or a position of ``max_dets``
+    (clamped to the last one when fewer than 3 are given; pycocotools would fail there)."""
+    if mi < 0:
+        return -mi
+    return int(p.max_dets[min(mi, len(p.max_dets) - 1)])
+
+
 def _summarize(precision: np.ndarray, recall: np.ndarray, p: CocoParams) -> tuple[np.ndarray, list[int]]:
     """``COCOeval.summarize()._summarizeDets`` without printing."""
     stats = np.zeros(len(_STAT_SPECS))
     md_used = []
     for i, (ap, iou, area, mi) in enumerate(_STAT_SPECS):
-        md = p.max_dets[min(mi, len(p.max_dets) - 1)]
+        md = _stat_max_det(p, mi)
         md_used.append(int(md))
         stats[i] = _summarize_one(precision, recall, p, ap, iou, area, md)
     return stats, md_used
@@ -715,7 +779,7 @@ def _per_category(precision, recall, p: CocoParams, names, cat_ids, n_gt) -> pl.
     cols: dict[str, np.ndarray] = {}
     n_k = len(names)
     for ap, iou, area, mi in _STAT_SPECS:
-        md = p.max_dets[min(mi, len(p.max_dets) - 1)]
+        md = _stat_max_det(p, mi)
         if area != "all":
             name = f"{'ap' if ap else 'ar'}_{area}"
         elif ap:

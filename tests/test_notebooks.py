@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
-pytest.importorskip("ipykernel")
+import ipykernel  # noqa: E402, F401
+import nbclient  # noqa: E402
+import nbformat  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -14,9 +14,10 @@ Layout shared by the kernels
 * Detections are also laid out in *accumulate order*: by category, then score descending, then
   image, then within-image rank — the order pycocotools' ``accumulate`` obtains by
   concatenating the images' score-sorted detections and sorting with a stable mergesort.
-  ``dt_pos[row]`` is a detection row's position in that order; ``code[pos, a, t]`` holds the
-  result of evaluating it at area range ``a`` and IoU threshold ``t``: bit 0 = ``dtMatches != 0``
-  (matched to a ground truth whose id is not 0), bit 1 = ``dtIgnore``.
+  ``dt_pos[row]`` is a detection row's position in that order; ``code[pos, a]`` (uint32) packs
+  the result of evaluating it at area range ``a`` for up to ``MAX_THR = 16`` IoU thresholds:
+  bit ``t`` = ``dtMatches != 0`` (matched to a ground truth whose id is not 0), bit ``16 + t`` =
+  ``dtIgnore``. Callers with more thresholds run the kernels on chunks of 16.
 
 Thresholds and ranges always come in as arrays; nothing here reads a global.
 """
@@ -25,8 +26,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-MATCHED = np.uint8(1)
-IGNORED = np.uint8(2)
+MAX_THR = 16  # IoU thresholds per kernel call: code packs matched / ignored bits in a uint32
+IGN_SHIFT = 16
 
 
 @njit(cache=True, parallel=True)
@@ -119,12 +120,11 @@ def coco_match(
     detections (or those matched to a ground truth with id 0, which pycocotools cannot tell
     from "unmatched") whose area is outside the range are ignored.
 
-    Writes ``code[dt_pos[d], a, t]`` (see module doc) and, at area index ``keep_area``, rows
+    Writes ``code[dt_pos[d], a]`` (see module doc) and, at area index ``keep_area``, rows
     ``dt_row[d]`` of ``match_gt`` (``gt_row`` of the matched ground truth, or -1) and
     ``match_ignore`` (shape ``(n_rows, T)``).
     """
     n_grp = grp_dt_ptr.size - 1
-    n_area = area_lo.size
     n_thr = iou_thrs.size
     thr_min = 1.0 - 1e-10
     for t in range(n_thr):
@@ -138,6 +138,7 @@ def coco_match(
     n_chunk = min(n_grp, 256)
     for ch in prange(n_chunk):
         reach = np.empty(max_nd, np.bool_)
+        cbits = np.empty(max_nd, np.uint32)
         gord = np.empty(max_ng, np.int64)  # input position of each ignore-last slot
         gig = np.empty(max_ng, np.bool_)  # ignore flag per ignore-last slot
         taken = np.empty(max_ng, np.bool_)
@@ -146,7 +147,7 @@ def coco_match(
                 g, iou, iou_ptr, grp_dt_ptr, grp_dt_idx, grp_gt_ptr, grp_gt_idx, max_det,
                 gt_area, gt_ignore, gt_crowd, gt_id_zero, gt_row, dt_area, dt_pos, dt_row,
                 area_lo, area_hi, iou_thrs, thr_min, keep_area, code, match_gt, match_ignore,
-                reach, gord, gig, taken,
+                reach, cbits, gord, gig, taken,
             )  # fmt: skip
 
 
@@ -154,10 +155,11 @@ def coco_match(
 def _match_group(
     g, iou, iou_ptr, grp_dt_ptr, grp_dt_idx, grp_gt_ptr, grp_gt_idx, max_det, gt_area,
     gt_ignore, gt_crowd, gt_id_zero, gt_row, dt_area, dt_pos, dt_row, area_lo, area_hi,
-    iou_thrs, thr_min, keep_area, code, match_gt, match_ignore, reach, gord, gig, taken,
+    iou_thrs, thr_min, keep_area, code, match_gt, match_ignore, reach, cbits, gord, gig, taken,
 ):  # fmt: skip
     n_area = area_lo.size
     n_thr = iou_thrs.size
+    all_ignored = np.uint32(((1 << n_thr) - 1) << IGN_SHIFT)
     d0 = grp_dt_ptr[g]
     nd = min(grp_dt_ptr[g + 1] - d0, max_det)
     if nd == 0:
@@ -180,14 +182,13 @@ def _match_group(
         d = grp_dt_idx[d0 + dd]
         pos = dt_pos[d]
         for a in range(n_area):
-            c0 = IGNORED if (dt_area[d] < area_lo[a] or dt_area[d] > area_hi[a]) else np.uint8(0)
-            for t in range(n_thr):
-                code[pos, a, t] = c0
+            oor = dt_area[d] < area_lo[a] or dt_area[d] > area_hi[a]
+            code[pos, a] = all_ignored if oor else np.uint32(0)
             if a == keep_area:
                 r = dt_row[d]
                 for t in range(n_thr):
                     match_gt[r, t] = -1
-                    match_ignore[r, t] = c0 != 0
+                    match_ignore[r, t] = oor
     if n_reach == 0:
         return
     for a in range(n_area):
@@ -207,6 +208,8 @@ def _match_group(
                 gord[s] = jj
                 gig[s] = True
                 s += 1
+        for dd in range(nd):
+            cbits[dd] = 0
         for t in range(n_thr):
             thr = min(iou_thrs[t], 1 - 1e-10)
             for q in range(ng):
@@ -230,11 +233,10 @@ def _match_group(
                     best = v
                     m = q
                 out_of_range = dt_area[d] < lo or dt_area[d] > hi
-                c = np.uint8(0)
                 mrow = -1
+                ign = False
                 if m == -1:
-                    if out_of_range:
-                        c = IGNORED
+                    ign = out_of_range
                 else:
                     taken[m] = True
                     j = grp_gt_idx[g0 + gord[m]]
@@ -243,14 +245,16 @@ def _match_group(
                     if gt_id_zero[j]:
                         ign = ign or out_of_range  # dtMatches == 0: looks unmatched
                     else:
-                        c = MATCHED
-                    if ign:
-                        c |= IGNORED
-                code[dt_pos[d], a, t] = c
+                        cbits[dd] |= np.uint32(1 << t)
+                if ign:
+                    cbits[dd] |= np.uint32(1 << (IGN_SHIFT + t))
                 if a == keep_area:
                     r = dt_row[d]
                     match_gt[r, t] = mrow
-                    match_ignore[r, t] = (c & IGNORED) != 0
+                    match_ignore[r, t] = ign
+        for dd in range(nd):
+            if reach[dd]:
+                code[dt_pos[grp_dt_idx[d0 + dd]], a] = cbits[dd]
 
 
 @njit(cache=True, parallel=True)
@@ -282,10 +286,11 @@ def coco_accumulate(
     """
     n_cat = cat_ptr.size - 1
     n_area = code.shape[1]
-    n_thr = code.shape[2]
+    n_thr = precision.shape[0]
     n_md = max_dets.size
     n_rec = rec_thrs.size
     eps = np.spacing(1.0)
+    full = np.uint32((1 << n_thr) - 1)
     for task in prange(n_cat * n_area):
         k = task // n_area
         a = task % n_area
@@ -296,11 +301,13 @@ def coco_accumulate(
         p0 = cat_ptr[k]
         p1 = cat_ptr[k + 1]
         # one pass over the category's detections serves every maxDet: max_dets is sorted,
-        # so a detection of rank r counts for every m from the first with r < max_dets[m]
+        # so a detection of rank r counts for every m from the first with r < max_dets[m].
+        # FPs are not counted one by one: before the j-th TP, fp = seen - ignored - j.
         tp_pos = np.empty((n_md, n_thr, ng), np.int64)  # position of the j-th TP
         fp_at = np.empty((n_md, n_thr, ng), np.int64)  # FP count when the j-th TP arrives
         ntp = np.zeros((n_md, n_thr), np.int64)
-        nfp = np.zeros((n_md, n_thr), np.int64)
+        n_ign = np.zeros((n_md, n_thr), np.int64)  # ignored at some thresholds only
+        n_ign_all = np.zeros(n_md, np.int64)  # ignored at every threshold
         nd = np.zeros(n_md, np.int64)
         first = np.zeros(n_md, np.int64)
         for p in range(p0, p1):
@@ -316,20 +323,27 @@ def coco_accumulate(
                 if nd[m] == 0:
                     first[m] = p
                 nd[m] += 1
-            for t in range(n_thr):
-                c = code[p, a, t]
-                if c & IGNORED:
-                    continue
-                if c & MATCHED:
-                    for m in range(m_lo, n_md):
-                        j = ntp[m, t]
-                        if j < ng:
-                            tp_pos[m, t, j] = p
-                            fp_at[m, t, j] = nfp[m, t]
-                        ntp[m, t] = j + 1
-                else:
-                    for m in range(m_lo, n_md):
-                        nfp[m, t] += 1
+            c = code[p, a]
+            ib = (c >> IGN_SHIFT) & full
+            if ib == full:
+                for m in range(m_lo, n_md):
+                    n_ign_all[m] += 1
+                continue
+            if ib:
+                for t in range(n_thr):
+                    if (ib >> t) & 1:
+                        for m in range(m_lo, n_md):
+                            n_ign[m, t] += 1
+            tb = c & full & ~ib
+            if tb:
+                for t in range(n_thr):
+                    if (tb >> t) & 1:
+                        for m in range(m_lo, n_md):
+                            j = ntp[m, t]
+                            if j < ng:
+                                tp_pos[m, t, j] = p
+                                fp_at[m, t, j] = nd[m] - 1 - n_ign_all[m] - n_ign[m, t] - j
+                            ntp[m, t] = j + 1
         smax = np.empty(ng, np.float64)
         for m in range(n_md):
             for t in range(n_thr):
@@ -466,11 +480,11 @@ def group_layout(
     return keys[:n].copy(), dt_ptr[: n + 1].copy(), gt_ptr[: n + 1].copy(), rank
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def block_sizes(dt_ptr: np.ndarray, gt_ptr: np.ndarray, max_det: int) -> np.ndarray:
     """CSR offsets of the groups' ``min(D, max_det) x G`` IoU blocks."""
     n = dt_ptr.size - 1
     sz = np.zeros(n + 1, np.int64)
-    for g in prange(n):
+    for g in range(n):
         sz[g + 1] = min(dt_ptr[g + 1] - dt_ptr[g], max_det) * (gt_ptr[g + 1] - gt_ptr[g])
     return np.cumsum(sz)

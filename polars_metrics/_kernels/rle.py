@@ -17,6 +17,12 @@ from numba import njit, prange
 _SCALE = 5.0  # rleFrPoly upsamples the polygon by 5 before walking its boundary
 
 
+def _writeable(a: np.ndarray, dtype) -> np.ndarray:
+    """C-contiguous, writeable, of ``dtype``: numba compiles read-only arrays separately."""
+    a = np.ascontiguousarray(a, dtype=dtype)
+    return a if a.flags.writeable else a.copy()
+
+
 # --- basic measures -----------------------------------------------------------------------------
 @njit(cache=True, parallel=True)
 def rle_area(counts: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -215,6 +221,10 @@ def rle_iou_matrix(
 
     Entries for masks of different sizes are ``-1``: the caller decides how to fail.
     """
+    dt_counts, gt_counts = _writeable(dt_counts, np.uint32), _writeable(gt_counts, np.uint32)
+    dt_offsets, gt_offsets = _writeable(dt_offsets, np.int64), _writeable(gt_offsets, np.int64)
+    dt_heights, dt_widths = _writeable(dt_heights, np.int64), _writeable(dt_widths, np.int64)
+    gt_heights, gt_widths = _writeable(gt_heights, np.int64), _writeable(gt_widths, np.int64)
     nd = dt_offsets.size - 1
     ng = gt_offsets.size - 1
     if gt_crowd is None:
@@ -225,7 +235,7 @@ def rle_iou_matrix(
     out = rle_iou_groups(
         dt_counts, dt_offsets, dt_heights, dt_widths, dt_bbox, dt_area,
         gt_counts, gt_offsets, gt_heights, gt_widths, gt_bbox,
-        np.ascontiguousarray(gt_crowd, dtype=np.bool_),
+        _writeable(gt_crowd, np.bool_),
         np.array([0, nd], np.int64), np.arange(nd, dtype=np.int64),
         np.array([0, ng], np.int64), np.arange(ng, dtype=np.int64),
         np.array([0, nd * ng], np.int64),
@@ -480,11 +490,11 @@ def rle_from_polygons(
     counts : uint32 array, offsets : int64 array
         The CSR batch of RLE masks, counts identical to pycocotools'.
     """
-    coords = np.ascontiguousarray(coords, dtype=np.float64)
-    poly_ptr = np.ascontiguousarray(poly_ptr, dtype=np.int64)
-    obj_ptr = np.ascontiguousarray(obj_ptr, dtype=np.int64)
-    heights = np.ascontiguousarray(heights, dtype=np.int64)
-    widths = np.ascontiguousarray(widths, dtype=np.int64)
+    coords = _writeable(coords, np.float64)
+    poly_ptr = _writeable(poly_ptr, np.int64)
+    obj_ptr = _writeable(obj_ptr, np.int64)
+    heights = _writeable(heights, np.int64)
+    widths = _writeable(widths, np.int64)
     n = obj_ptr.size - 1
     bounds = _poly_bounds(coords, poly_ptr, obj_ptr)
     lengths = np.zeros(n, np.int64)
@@ -567,8 +577,8 @@ def rle_decode_strings(buf: np.ndarray, str_ptr: np.ndarray) -> tuple[np.ndarray
     ``buf`` holds all strings' bytes (uint8) back to back; string ``i`` is
     ``buf[str_ptr[i]:str_ptr[i + 1]]``. Bytes outside ``48..111`` are the caller's to reject.
     """
-    buf = np.ascontiguousarray(buf, dtype=np.uint8)
-    str_ptr = np.ascontiguousarray(str_ptr, dtype=np.int64)
+    buf = _writeable(buf, np.uint8)  # one numba specialization: never a read-only view
+    str_ptr = _writeable(str_ptr, np.int64)
     lengths = _string_lengths(buf, str_ptr)
     offsets = np.zeros(lengths.size + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])
@@ -618,8 +628,8 @@ def rle_encode_strings(counts: np.ndarray, offsets: np.ndarray) -> tuple[np.ndar
 
     Returns the bytes of all strings back to back (uint8) and their ``str_ptr`` offsets.
     """
-    counts = np.ascontiguousarray(counts, dtype=np.uint32)
-    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    counts = _writeable(counts, np.uint32)
+    offsets = _writeable(offsets, np.int64)
     lengths = _encoded_lengths(counts, offsets)
     str_ptr = np.zeros(lengths.size + 1, np.int64)
     np.cumsum(lengths, out=str_ptr[1:])
@@ -643,3 +653,48 @@ def rle_decode_dense(counts: np.ndarray, offsets: np.ndarray, size: int) -> np.n
             p += c
             v = 1 - v
     return out
+
+
+@njit(cache=True, parallel=True)
+def _dense_run_counts(dense: np.ndarray) -> np.ndarray:
+    n = dense.shape[0]
+    out = np.zeros(n, np.int64)
+    for i in prange(n):
+        k = 1
+        p = 0
+        for j in range(dense.shape[1]):
+            v = 1 if dense[i, j] else 0
+            if v != p:
+                k += 1
+                p = v
+        out[i] = k
+    return out
+
+
+@njit(cache=True, parallel=True)
+def _dense_fill(dense: np.ndarray, offsets: np.ndarray, counts: np.ndarray) -> None:
+    for i in prange(dense.shape[0]):
+        o = offsets[i]
+        p = 0
+        c = 0
+        for j in range(dense.shape[1]):
+            v = 1 if dense[i, j] else 0
+            if v != p:
+                counts[o] = c
+                o += 1
+                c = 0
+                p = v
+            c += 1
+        counts[o] = c
+
+
+def rle_encode_dense(dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``rleEncode``: masks of one size as ``(n, h * w)`` column-major rows (nonzero = inside)
+    to a CSR batch of counts (the first run counts zeros, so it may be 0)."""
+    dense = _writeable(np.asarray(dense).reshape(len(dense), -1), np.uint8)
+    lengths = _dense_run_counts(dense)
+    offsets = np.zeros(lengths.size + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    counts = np.empty(offsets[-1], np.uint32)
+    _dense_fill(dense, offsets, counts)
+    return counts, offsets

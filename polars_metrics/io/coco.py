@@ -220,22 +220,18 @@ def _mask_series(
     counts: np.ndarray, offsets: np.ndarray, heights: np.ndarray, widths: np.ndarray,
     null: np.ndarray,
 ) -> pl.Series:
-    """CSR masks as the ``mask`` Struct column (null where ``null``)."""
-    n = offsets.size - 1
-    validity = pa.array(~null) if null.any() else None
+    """CSR masks as the ``mask`` Struct column (null where ``null``), built zero-copy in Arrow."""
+    null_mask = pa.array(null) if null.any() else None
     lst = pa.LargeListArray.from_arrays(
-        pa.array(offsets, type=pa.int64()), pa.array(counts, type=pa.uint32()),
-        mask=pa.array(null) if null.any() else None,
+        pa.array(offsets, type=pa.int64()), pa.array(counts, type=pa.uint32()), mask=null_mask
     )
     st = pa.StructArray.from_arrays(
         [pa.array(heights, type=pa.int64()), pa.array(widths, type=pa.int64()), lst],
         names=["height", "width", "counts"],
-        mask=pa.array(null) if validity is not None else None,
+        mask=null_mask,
     )
     s = pl.from_arrow(st)
     assert isinstance(s, pl.Series)
-    if s.len() != n:  # pragma: no cover - defensive
-        raise AssertionError("mask column length")
     return s.alias("mask").cast(MASK_DTYPE)
 
 
@@ -657,8 +653,7 @@ def _results_fast(path: Path) -> pl.DataFrame | None:
     sep = next((c for c in (b"}, {", b"},{", b"},\n{") if c in sample), None)
     if sep is not None:
         body = body.replace(sep, b"}\n{")
-    elif body.count(b"{") > 1:
-        sep = None  # unusual layout (indented?): let polars read the array
+    elif body.count(b"{") > 1:  # unusual layout (indented?): let polars read the array
         try:
             return pl.read_json(path, schema=_RESULTS_FAST_SCHEMA)
         except Exception:
@@ -711,10 +706,31 @@ def _results_columns(res: Any) -> dict[str, Any]:
 def _read_results(results: Any, meta: dict, rej: _Rejects) -> pl.DataFrame:
     src = _results_columns(results)
     seg = None
+    given_area = None
     if "frame" in src:
         df: pl.DataFrame = src["frame"]
         if "data_row" in df.columns and "image_id" not in df.columns:
+            # the library's own layout: x0, y0, x1, y1 boxes, features by name, RLE masks
             df = df.rename({"data_row": "image_id"})
+            if "bbox_xywh" in df.columns:
+                df = df.with_columns(pl.col("bbox_xywh").alias("bbox"))
+            elif "bbox" in df.columns:
+                b = pl.col("bbox").cast(BBOX_DTYPE)
+                df = df.with_columns(
+                    pl.concat_list(b.arr.get(0), b.arr.get(1), b.arr.get(2) - b.arr.get(0),
+                                   b.arr.get(3) - b.arr.get(1)).alias("bbox")
+                )
+            if "category_id" not in df.columns and "feature" in df.columns:
+                lut = dict(zip(meta["names"], meta["cat_ids"].tolist(), strict=True))
+                df = df.with_columns(
+                    pl.col("feature").cast(pl.String).replace_strict(lut, default=None,
+                                                                     return_dtype=pl.Int64)
+                    .alias("category_id")
+                )
+            if "mask" in df.columns and "segmentation" not in df.columns:
+                seg = ("mask", df["mask"].cast(MASK_DTYPE))
+            if "area" in df.columns and df["area"].null_count() == 0:
+                given_area = df["area"].cast(pl.Float64).to_numpy()  # already loadRes' area
         if "confidence" in df.columns and "score" not in df.columns:
             df = df.rename({"confidence": "score"})
         n = df.height
@@ -748,7 +764,7 @@ def _read_results(results: Any, meta: dict, rej: _Rejects) -> pl.DataFrame:
             box = np.full((n, 4), np.nan)
             box_missing = np.ones(n, bool)
             box_bad = np.zeros(n, bool)
-        if "segmentation" in df.columns and df["segmentation"].null_count() < n:
+        if seg is None and "segmentation" in df.columns and df["segmentation"].null_count() < n:
             sdt = df["segmentation"].dtype
             if (
                 isinstance(sdt, pl.Struct)
@@ -769,8 +785,10 @@ def _read_results(results: Any, meta: dict, rej: _Rejects) -> pl.DataFrame:
         if any("segmentation" in a for a in lst[:1]) or any(a.get("segmentation") is not None for a in lst):
             seg = ("generic", [a.get("segmentation") for a in lst])
 
+    if n == 0:
+        return _empty_results(meta)
     # loadRes picks its branch from the first entry
-    bbox_branch = n > 0 and not box_missing[0]
+    bbox_branch = not box_missing[0]
     T = "results"
     rows_for = np.where(bad_img, None, img).astype(object)
     rej.add(T, bad_img, "image_id", "is missing or not an integer", rows_for)
@@ -810,7 +828,15 @@ def _read_results(results: Any, meta: dict, rej: _Rejects) -> pl.DataFrame:
 
     mask = None
     if seg is not None:
-        if seg[0] == "compressed":
+        if seg[0] == "mask":
+            from polars_metrics.coco import mask_csr
+
+            mc0, mo0, mh0, mw0, null = mask_csr(seg[1])
+            sum_bad = ~null & (R.rle_total(mc0, mo0) != mh0 * mw0)
+            rej.add(T, ~bad & sum_bad, "mask", "has RLE counts that do not sum to height x width", rows_for)
+            bad |= sum_bad
+            mask = _mask_series(mc0, mo0, mh0, mw0, null | bad)
+        elif seg[0] == "compressed":
             s = seg[1]
             null = s.is_null().to_numpy()
             sz = s.struct.field("size")
@@ -864,9 +890,10 @@ def _read_results(results: Any, meta: dict, rej: _Rejects) -> pl.DataFrame:
         fill = box_missing & has_mask
         if fill.any():
             box[fill] = R.rle_to_bbox(mc, mo, mh2, mw2)[fill]
+    if given_area is not None:
+        area = np.asarray(given_area, dtype=np.float64)
     enum = meta["enum"]
     names = meta["names"]
-    k = keep.size
     box_null = np.isnan(box[keep]).any(axis=1)
     frame = pl.DataFrame(
         {
@@ -951,10 +978,15 @@ def read_coco(
 
 
 # --- writing ------------------------------------------------------------------------------------
-def write_coco_results(pd: pl.DataFrame, path: str | os.PathLike | None = None) -> str | None:
-    """Write predictions as a COCO results JSON array (``image_id``, ``category_id``, ``bbox``
-    as x, y, w, h, ``score``, and ``segmentation`` as compressed RLE when a ``mask`` is present).
+def write_coco_results(
+    pd: pl.DataFrame, path: str | os.PathLike | None = None, *, bbox: bool | None = None
+) -> str | None:
+    """Write predictions as a COCO results JSON array: ``image_id``, ``category_id``, ``bbox``
+    (x, y, w, h), ``score``, and ``segmentation`` as compressed RLE when a ``mask`` is present.
 
+    ``bbox=None`` (default) writes boxes only for box results: with masks, the file is written
+    like pycocotools' own segm results (no ``bbox``), because ``COCO.loadRes`` takes every
+    area from the boxes as soon as the first entry has one. ``bbox=True`` / ``False`` forces it.
     Returns the JSON text when ``path`` is None.
     """
     for c in ("data_row", "confidence"):
@@ -962,22 +994,27 @@ def write_coco_results(pd: pl.DataFrame, path: str | os.PathLike | None = None) 
             raise SchemaError(f'pd: missing the "{c}" column needed for COCO results.')
     if "category_id" not in pd.columns:
         raise SchemaError('pd: missing "category_id" (COCO results refer to categories by id).')
+    has_mask = "mask" in pd.columns and pd["mask"].null_count() < pd.height
+    if bbox is None:
+        bbox = not has_mask
     cols: list[pl.Series | pl.Expr] = [
         pl.col("data_row").cast(pl.Int64).alias("image_id"),
         pl.col("category_id").cast(pl.Int64),
     ]
-    if "bbox_xywh" in pd.columns:
+    if bbox and "bbox_xywh" in pd.columns:
         cols.append(pl.col("bbox_xywh").arr.to_list().alias("bbox"))
-    elif "bbox" in pd.columns:
+    elif bbox and "bbox" in pd.columns:
         b = pl.col("bbox")
         cols.append(
             pl.concat_list(
                 b.arr.get(0), b.arr.get(1), b.arr.get(2) - b.arr.get(0), b.arr.get(3) - b.arr.get(1)
             ).alias("bbox")
         )
+    elif bbox:
+        raise SchemaError('pd: bbox=True but there is no "bbox" column.')
     cols.append(pl.col("confidence").cast(pl.Float64).alias("score"))
     out = pd.select(cols)
-    if "mask" in pd.columns and pd["mask"].null_count() < pd.height:
+    if has_mask:
         from polars_metrics.coco import mask_csr
 
         c, o, h, w, null = mask_csr(pd["mask"])

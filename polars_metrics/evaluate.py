@@ -210,6 +210,21 @@ class Evaluation:
         """Match events of the IoU-threshold-0 walk at each confidence threshold (see state)."""
         return self._part.matches
 
+    @property
+    def data_row_features(self) -> pl.DataFrame:
+        """Per (data row, feature on it, confidence_threshold, iou_threshold): that feature's
+        counts, precision, recall, f1 and IoU metric — the values the data-row means average.
+
+        Built on first access (rows × features × cells rows); ``tn`` is null for all kinds.
+        """
+        if getattr(self, "_row_features", None) is None:
+            if self._part is None or self._part._source is None:
+                raise ValueError("data_row_features needs the arrays of one evaluation; it is not "
+                                 "kept through state.merge. Evaluate the rows you need directly.")
+            prep, m = self._part._source
+            self._row_features = metrics.data_row_feature_table(prep, m, zero_tn=self.profile.zero_tn)
+        return self._row_features
+
     def pr_curve(self, iou: float = 0.5, *, fine: bool = False) -> pl.DataFrame:
         """Precision–recall curve per feature and micro (feature = null) at one IoU threshold.
 

@@ -93,6 +93,48 @@ def data_row_table(prep: Prepared, m, row_tn, *, zero_tn: bool) -> pl.DataFrame:
     return pl.concat([head, body], how="horizontal")
 
 
+def data_row_feature_table(prep: Prepared, m, *, zero_tn: bool) -> pl.DataFrame:
+    """Per (data row, feature present on it, c, t): counts and ratios of that feature alone.
+
+    The unit the per-row means of :func:`data_row_table` average over; also the per-feature,
+    per-data-row view of the platform SDK. Built on demand: it has rows × features × C × T rows.
+    """
+    n_rf, C = m.rf_kept.shape
+    T = prep.iou_thr.shape[0]
+    F = max(len(prep.features), 1)
+    rf_row = m.rf_row
+    # true positives: same-feature match events, counted by IoU bin, summed from the top
+    gf = prep.gt.feat[m.ev_gt]
+    same = gf == prep.pd.feat[m.ev_pd]
+    rf_code = rf_row * F + m.rf_feat
+    ev_rf = np.searchsorted(rf_code, m.ev_row[same] * F + gf[same])
+    hist = np.bincount((ev_rf * C + m.ev_c[same]) * (T + 1) + m.ev_bin[same],
+                       minlength=n_rf * C * (T + 1)).reshape(n_rf, C, T + 1)
+    tp = np.cumsum(hist[:, :, ::-1], axis=2)[:, :, ::-1][:, :, 1:]  # (n_rf, C, T)
+    kept = np.broadcast_to(m.rf_kept[:, :, None], tp.shape)
+    ngt = np.broadcast_to(m.rf_ngt[:, None, None], tp.shape)
+    denom = np.maximum(m.rf_kept, m.rf_ngt[:, None])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(denom > 0, m.rf_iou_sum / np.maximum(denom, 1), np.nan)
+    reps = np.repeat(rf_row, C * T)
+    names = pl.Series(s.FEATURE, list(prep.features), dtype=pl.String)
+    frame = pl.concat([
+        prep.rows.select(*prep.keys, *prep.by)[reps],
+        pl.DataFrame([
+            names.gather(np.repeat(m.rf_feat, C * T)),
+            pl.Series(s.CONFIDENCE_THRESHOLD, np.tile(np.repeat(prep.conf_thr, T), n_rf)),
+            pl.Series(s.IOU_THRESHOLD, np.tile(prep.iou_thr, n_rf * C)),
+            pl.Series(s.TP, tp.ravel()),
+            pl.Series(s.FP, (kept - tp).ravel()),
+            pl.repeat(0 if zero_tn else None, n_rf * C * T, dtype=pl.Int64, eager=True).alias(s.TN),
+            pl.Series(s.FN, (ngt - tp).ravel()),
+            pl.Series(s.IOU, np.repeat(iou.ravel(), T), nan_to_null=True),
+        ]),
+    ], how="horizontal")
+    return frame.with_columns(*ratio_columns()).select(
+        *prep.keys, *prep.by, s.FEATURE, *C_T, *s.METRIC_COLUMNS)
+
+
 def pr_curve_from_cube(cube: pl.DataFrame, overall: pl.DataFrame, by: Sequence[str],
                        iou: float) -> pl.DataFrame:
     """Per feature and micro (feature = null): precision, recall, f1 per confidence threshold."""

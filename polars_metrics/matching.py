@@ -35,8 +35,9 @@ class Matches:
     rf_kept: np.ndarray     # (n_rf, C) kept predictions
     rf_iou_sum: np.ndarray  # (n_rf, C) Σ IoU of the class-aware, threshold-free walk
     # per data row
-    row_counts: np.ndarray  # (n_rows, C, T, 3): tp, fp, fn
-    row_means: np.ndarray   # (n_rows, C, T, 3): mean precision, recall, f1 (NaN = undefined)
+    # per data row, stored metric-major so each metric is one contiguous column (zero-copy)
+    row_counts: np.ndarray  # (3, n_rows, C, T): tp, fp, fn
+    row_means: np.ndarray   # (3, n_rows, C, T): mean precision, recall, f1 (NaN = undefined)
     row_iou: np.ndarray     # (n_rows, C): mean IoU metric (NaN = undefined)
 
     @property
@@ -78,8 +79,8 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     rf_kept = np.zeros((n_rf, n_conf), dtype=np.int64)
     rf_iou_sum = np.zeros((n_rf, n_conf), dtype=np.float64)
     # the kernel writes every cell of these
-    row_counts = np.empty((n_rows, n_conf, n_iou, 3), dtype=np.int64)
-    row_means = np.empty((n_rows, n_conf, n_iou, 3), dtype=np.float64)
+    row_counts = np.empty((3, n_rows, n_conf, n_iou), dtype=np.int64)
+    row_means = np.empty((3, n_rows, n_conf, n_iou), dtype=np.float64)
     row_iou = np.empty((n_rows, n_conf), dtype=np.float64)
     greedy_match_by_iou(
         prep.gt.off, prep.pd.off, gt_feat, pd_feat, npass,

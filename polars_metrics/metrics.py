@@ -76,18 +76,18 @@ def data_row_table(prep: Prepared, m, row_tn, *, zero_tn: bool) -> pl.DataFrame:
     n, C, T = prep.n_rows, prep.conf_thr.shape[0], prep.iou_thr.shape[0]
     reps = np.repeat(np.arange(n), C * T)
     head = prep.rows.select(*prep.keys, *prep.by)[reps]
-    counts = m.row_counts.reshape(-1, 3)
-    means = m.row_means.reshape(-1, 3)
+    counts = m.row_counts.reshape(3, -1)  # contiguous rows: zero-copy columns
+    means = m.row_means.reshape(3, -1)
     body = pl.DataFrame([
         pl.Series(s.CONFIDENCE_THRESHOLD, np.tile(np.repeat(prep.conf_thr, T), n)),
         pl.Series(s.IOU_THRESHOLD, np.tile(prep.iou_thr, n * C)),
-        pl.Series(s.TP, counts[:, 0]),
-        pl.Series(s.FP, counts[:, 1]),
+        pl.Series(s.TP, counts[0]),
+        pl.Series(s.FP, counts[1]),
         _row_tn(row_tn, n * C * T, T, zero_tn),
-        pl.Series(s.FN, counts[:, 2]),
-        pl.Series(s.PRECISION, means[:, 0], nan_to_null=True),
-        pl.Series(s.RECALL, means[:, 1], nan_to_null=True),
-        pl.Series(s.F1, means[:, 2], nan_to_null=True),
+        pl.Series(s.FN, counts[2]),
+        pl.Series(s.PRECISION, means[0], nan_to_null=True),
+        pl.Series(s.RECALL, means[1], nan_to_null=True),
+        pl.Series(s.F1, means[2], nan_to_null=True),
         pl.Series(s.IOU, np.repeat(m.row_iou.ravel(), T), nan_to_null=True),
     ])
     return pl.concat([head, body], how="horizontal")

@@ -44,7 +44,7 @@ def greedy_match_by_iou(
     ev_pair : the pair index of each match event of the IoU-threshold-0 walk.
     rf_ngt[rf] ground truths, rf_kept[rf, c] kept predictions, rf_iou_sum[rf, c] the sum of
     IoUs of the class-aware, threshold-free walk (the per-feature IoU metric numerator).
-    row_counts[r, c, t, (tp, fp, fn)], row_means[r, c, t, (precision, recall, f1)] (means of
+    row_counts[(tp, fp, fn), r, c, t], row_means[(precision, recall, f1), r, c, t] (means of
     the per-feature values defined on the row; NaN when none), row_iou[r, c] likewise.
     """
     n_rows = gt_off.shape[0] - 1
@@ -188,12 +188,12 @@ def greedy_match_by_iou(
                     s_p += tp / kf
                     s_r += tp / ngt[f]
                     s_f += 2.0 * tp / (kf + ngt[f])
-                row_counts[r, c, t, 0] = tp_tot
-                row_counts[r, c, t, 1] = n_kept[c] - tp_tot
-                row_counts[r, c, t, 2] = n_g - tp_tot
-                row_means[r, c, t, 0] = s_p / n_p_def if n_p_def > 0 else np.nan
-                row_means[r, c, t, 1] = s_r / n_r_def if n_r_def > 0 else np.nan
-                row_means[r, c, t, 2] = s_f / n_iou_def if n_iou_def > 0 else np.nan
+                row_counts[0, r, c, t] = tp_tot
+                row_counts[1, r, c, t] = n_kept[c] - tp_tot
+                row_counts[2, r, c, t] = n_g - tp_tot
+                row_means[0, r, c, t] = s_p / n_p_def if n_p_def > 0 else np.nan
+                row_means[1, r, c, t] = s_r / n_r_def if n_r_def > 0 else np.nan
+                row_means[2, r, c, t] = s_f / n_iou_def if n_iou_def > 0 else np.nan
             for a in range(n_active):
                 f = active_sorted[a]
                 tp_bins[f, :] = 0

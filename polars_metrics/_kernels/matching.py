@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from polars_metrics._kernels.sorting import argsort_desc_stable, count_below
+from polars_metrics._kernels.sorting import argsort_desc_stable_into, count_below
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -49,155 +49,209 @@ def greedy_match_by_iou(
     """
     n_rows = gt_off.shape[0] - 1
     n_iou = iou_thr.shape[0]
-    for r in prange(n_rows):
-        g0, g1 = gt_off[r], gt_off[r + 1]
-        p0, p1 = pd_off[r], pd_off[r + 1]
-        k0, k1 = pair_off[r], pair_off[r + 1]
-        f0, f1 = rf_off[r], rf_off[r + 1]
-        n_g, n_p, n_k, n_f = g1 - g0, p1 - p0, k1 - k0, f1 - f0
-        feats = rf_feat[f0:f1]
-        cap = min(n_g, n_p)
+    # Rows are processed in chunks that share scratch arrays sized for the chunk's largest
+    # row: allocating per row would cost more than matching a typical row.
+    n_chunks = (n_rows + ROWS_PER_CHUNK - 1) // ROWS_PER_CHUNK
+    for ch in prange(n_chunks):
+        r0 = ch * ROWS_PER_CHUNK
+        r1 = min(r0 + ROWS_PER_CHUNK, n_rows)
+        mg = mp = mk = mf = 1
+        for r in range(r0, r1):
+            mg = max(mg, gt_off[r + 1] - gt_off[r])
+            mp = max(mp, pd_off[r + 1] - pd_off[r])
+            mk = max(mk, pair_off[r + 1] - pair_off[r])
+            mf = max(mf, rf_off[r + 1] - rf_off[r])
+        gt_slot = np.empty(mg, dtype=np.int64)
+        gt_stamp = np.empty(mg, dtype=np.int64)
+        pd_stamp = np.empty(mp, dtype=np.int64)
+        idx = np.empty(mk, dtype=np.int64)
+        buf = np.empty(mk, dtype=np.int64)
+        o_g = np.empty(mk, dtype=np.int64)
+        o_p = np.empty(mk, dtype=np.int64)
+        o_pass = np.empty(mk, dtype=np.int64)
+        o_same = np.empty(mk, dtype=np.bool_)
+        same = np.empty(mk, dtype=np.int64)
+        ngt = np.empty(mf, dtype=np.int64)
+        kept = np.empty((mf, n_conf + 1), dtype=np.int64)
+        n_kept = np.empty(n_conf + 1, dtype=np.int64)
+        tp_bins = np.zeros((mf, n_iou + 1), dtype=np.int64)
+        is_active = np.zeros(mf, dtype=np.bool_)
+        active = np.empty(mf, dtype=np.int64)
+        iou_sum = np.empty(mf, dtype=np.float64)
+        for r in range(r0, r1):
+            _match_row(
+                r, gt_off, pd_off, gt_feat, pd_feat, pd_npass,
+                pair_off, pair_gt, pair_pd, pair_iou, pair_always,
+                iou_thr, n_conf, class_aware, rf_off, rf_feat, ev_off,
+                ev_n, ev_pair, rf_ngt, rf_kept, rf_iou_sum, row_counts, row_means, row_iou,
+                gt_slot, gt_stamp, pd_stamp, idx, buf, o_g, o_p, o_pass, o_same, same,
+                ngt, kept, n_kept, tp_bins, is_active, active, iou_sum,
+            )
 
-        # Slots: the position of each annotation's feature among the row's features.
-        gt_slot = np.empty(n_g, dtype=np.int64)
-        ngt = np.zeros(n_f, dtype=np.int64)
-        for i in range(n_g):
-            gt_slot[i] = _find(feats, gt_feat[g0 + i])
-            ngt[gt_slot[i]] += 1
-        rf_ngt[f0:f1] = ngt
-        # kept[f, c]: predictions of slot f passing threshold c (histogram of npass, summed
-        # from the top); n_kept[c] over all slots.
-        kept = np.zeros((n_f, n_conf + 1), dtype=np.int64)
-        for j in range(n_p):
-            kept[_find(feats, pd_feat[p0 + j]), pd_npass[p0 + j]] += 1
-        n_kept = np.zeros(n_conf + 1, dtype=np.int64)
-        for f in range(n_f):
-            for c in range(n_conf - 1, -1, -1):
-                kept[f, c] += kept[f, c + 1]
-            for c in range(n_conf):
-                n_kept[c] += kept[f, c + 1]
-                rf_kept[f0 + f, c] = kept[f, c + 1]
 
-        # The pairs in walk order (stable descending IoU keeps gt-major order among equal IoUs:
-        # the tie rule), gathered once into contiguous arrays that every walk reads.
-        order = argsort_desc_stable(pair_iou[k0:k1])
-        o_g = np.empty(n_k, dtype=np.int64)
-        o_p = np.empty(n_k, dtype=np.int64)
-        o_pass = np.empty(n_k, dtype=np.int64)
-        o_same = np.empty(n_k, dtype=np.bool_)
-        o_bin = np.empty(n_k, dtype=np.int64)
-        for i in range(n_k):
-            k = order[i] + k0
-            o_g[i] = pair_gt[k] - g0
-            o_p[i] = pair_pd[k] - p0
-            o_pass[i] = pd_npass[pair_pd[k]]
-            o_same[i] = gt_feat[pair_gt[k]] == pd_feat[pair_pd[k]]
-            o_bin[i] = n_iou if pair_always[k] else count_below(iou_thr, pair_iou[k])
+ROWS_PER_CHUNK = 64
 
-        # A pair index i is taken at walk w when stamp == w (no per-walk reset needed).
-        gt_stamp = np.full(n_g, -1, dtype=np.int64)
-        pd_stamp = np.full(n_p, -1, dtype=np.int64)
-        tp_bins = np.zeros((n_f, n_iou + 1), dtype=np.int64)
-        is_active = np.zeros(n_f, dtype=np.bool_)
-        active = np.empty(n_f, dtype=np.int64)
-        iou_sum = np.zeros(n_f, dtype=np.float64)
 
+@njit(cache=True, nogil=True)
+def _match_row(
+    r, gt_off, pd_off, gt_feat, pd_feat, pd_npass,
+    pair_off, pair_gt, pair_pd, pair_iou, pair_always,
+    iou_thr, n_conf, class_aware, rf_off, rf_feat, ev_off,
+    ev_n, ev_pair, rf_ngt, rf_kept, rf_iou_sum, row_counts, row_means, row_iou,
+    gt_slot, gt_stamp, pd_stamp, idx, buf, o_g, o_p, o_pass, o_same, same,
+    ngt, kept, n_kept, tp_bins, is_active, active, iou_sum,
+):
+    """One data row of :func:`greedy_match_by_iou`, on scratch arrays owned by the caller
+    (``tp_bins`` and ``is_active`` must be all zero / False on entry and are left so)."""
+    n_iou = iou_thr.shape[0]
+    g0, g1 = gt_off[r], gt_off[r + 1]
+    p0, p1 = pd_off[r], pd_off[r + 1]
+    k0, k1 = pair_off[r], pair_off[r + 1]
+    f0, f1 = rf_off[r], rf_off[r + 1]
+    n_g, n_p, n_k, n_f = g1 - g0, p1 - p0, k1 - k0, f1 - f0
+    feats = rf_feat[f0:f1]
+    cap = min(n_g, n_p)
+
+    # Slots: the position of each annotation's feature among the row's features.
+    ngt[:n_f] = 0
+    for i in range(n_g):
+        gt_slot[i] = _find(feats, gt_feat[g0 + i])
+        ngt[gt_slot[i]] += 1
+    rf_ngt[f0:f1] = ngt[:n_f]
+    # kept[f, c]: predictions of slot f passing threshold c (histogram of npass, summed from
+    # the top); n_kept[c] over all slots.
+    kept[:n_f, :] = 0
+    for j in range(n_p):
+        kept[_find(feats, pd_feat[p0 + j]), pd_npass[p0 + j]] += 1
+    n_kept[:] = 0
+    for f in range(n_f):
+        for c in range(n_conf - 1, -1, -1):
+            kept[f, c] += kept[f, c + 1]
         for c in range(n_conf):
-            # Once every ground truth or every kept prediction is matched, no pair can match.
-            most = min(n_g, n_kept[c])
+            n_kept[c] += kept[f, c + 1]
+            rf_kept[f0 + f, c] = kept[f, c + 1]
 
-            # --- the matching walk (class-agnostic unless class_aware) ---
-            stamp = 2 * c
-            e = ev_off[r] + c * cap
-            n_ev = 0
-            n_active = 0  # slots with a same-feature match; only they vary along the IoU axis
-            for i in range(n_k):
-                if n_ev == most:
-                    break
-                if o_pass[i] <= c or (class_aware and not o_same[i]):
-                    continue
-                g = o_g[i]
-                p = o_p[i]
-                if gt_stamp[g] == stamp or pd_stamp[p] == stamp:
-                    continue
-                gt_stamp[g] = stamp
-                pd_stamp[p] = stamp
-                ev_pair[e + n_ev] = order[i] + k0
-                n_ev += 1
-                if o_same[i]:
-                    slot = gt_slot[g]
-                    if not is_active[slot]:
-                        is_active[slot] = True
-                        active[n_active] = slot
-                        n_active += 1
-                    tp_bins[slot, o_bin[i]] += 1
-            ev_n[r, c] = n_ev
+    # The pairs in walk order (stable descending IoU keeps gt-major order among equal IoUs:
+    # the tie rule), gathered once into contiguous arrays that every walk reads.
+    order = argsort_desc_stable_into(pair_iou[k0:k1], idx, buf)
+    n_same = 0
+    for i in range(n_k):
+        k = order[i] + k0
+        o_g[i] = pair_gt[k] - g0
+        o_p[i] = pair_pd[k] - p0
+        o_pass[i] = pd_npass[pair_pd[k]]
+        o_same[i] = gt_feat[pair_gt[k]] == pd_feat[pair_pd[k]]
+        if o_same[i]:
+            same[n_same] = i
+            n_same += 1
 
-            # --- the per-feature IoU metric: class-aware walk, no threshold ---
-            stamp = 2 * c + 1
-            iou_sum[:] = 0.0
-            for i in range(n_k):
-                if not o_same[i] or o_pass[i] <= c:
-                    continue
-                g = o_g[i]
-                p = o_p[i]
-                if gt_stamp[g] == stamp or pd_stamp[p] == stamp:
-                    continue
-                gt_stamp[g] = stamp
-                pd_stamp[p] = stamp
-                iou_sum[gt_slot[g]] += pair_iou[order[i] + k0]
-            rf_iou_sum[f0:f1, c] = iou_sum
+    # A row index is taken in walk w when its stamp == w: no per-walk reset.
+    gt_stamp[:n_g] = -1
+    pd_stamp[:n_p] = -1
+    for c in range(n_conf):
+        # Once every ground truth or every kept prediction is matched, no pair can match.
+        most = min(n_g, n_kept[c])
 
-            # --- data-row table: sums over features, means of defined per-feature values ---
-            # Which per-feature ratios are defined does not depend on t; features without a
-            # true positive contribute 0 to every sum, so only active slots are visited per t.
-            s_iou = 0.0
-            n_iou_def = 0
-            n_p_def = 0
-            n_r_def = 0
-            for f in range(n_f):
+        # --- the matching walk (class-agnostic unless class_aware) ---
+        stamp = 2 * c
+        e = ev_off[r] + c * cap
+        n_ev = 0
+        n_active = 0  # slots with a same-feature match; only they vary along the IoU axis
+        n_walk = n_same if class_aware else n_k
+        for w in range(n_walk):
+            if n_ev == most:
+                break
+            i = same[w] if class_aware else w
+            if o_pass[i] <= c:
+                continue
+            g = o_g[i]
+            p = o_p[i]
+            if gt_stamp[g] == stamp or pd_stamp[p] == stamp:
+                continue
+            gt_stamp[g] = stamp
+            pd_stamp[p] = stamp
+            k = order[i] + k0
+            ev_pair[e + n_ev] = k
+            n_ev += 1
+            if o_same[i]:
+                slot = gt_slot[g]
+                if not is_active[slot]:
+                    # keep the active slots sorted (a row has few): sums run in feature order
+                    is_active[slot] = True
+                    a = n_active
+                    while a > 0 and active[a - 1] > slot:
+                        active[a] = active[a - 1]
+                        a -= 1
+                    active[a] = slot
+                    n_active += 1
+                b = n_iou if pair_always[k] else count_below(iou_thr, pair_iou[k])
+                tp_bins[slot, b] += 1
+        ev_n[r, c] = n_ev
+
+        # --- the per-feature IoU metric: class-aware walk, no threshold ---
+        stamp = 2 * c + 1
+        iou_sum[:n_f] = 0.0
+        for w in range(n_same):
+            i = same[w]
+            if o_pass[i] <= c:
+                continue
+            g = o_g[i]
+            p = o_p[i]
+            if gt_stamp[g] == stamp or pd_stamp[p] == stamp:
+                continue
+            gt_stamp[g] = stamp
+            pd_stamp[p] = stamp
+            iou_sum[gt_slot[g]] += pair_iou[order[i] + k0]
+        rf_iou_sum[f0:f1, c] = iou_sum[:n_f]
+
+        # --- data-row table: sums over features, means of defined per-feature values ---
+        # Which per-feature ratios are defined does not depend on t; features without a true
+        # positive contribute 0 to every sum, so only active slots are visited per t.
+        s_iou = 0.0
+        n_iou_def = 0
+        n_p_def = 0
+        n_r_def = 0
+        for f in range(n_f):
+            kf = kept[f, c + 1]
+            denom = max(kf, ngt[f])
+            if denom > 0:
+                s_iou += iou_sum[f] / denom
+                n_iou_def += 1
+            if kf > 0:
+                n_p_def += 1
+            if ngt[f] > 0:
+                n_r_def += 1
+        row_iou[r, c] = s_iou / n_iou_def if n_iou_def > 0 else np.nan
+        # tp at threshold index t counts the events whose bin is > t: reverse cumulative sum.
+        for a in range(n_active):
+            f = active[a]
+            acc = 0
+            for b in range(n_iou, -1, -1):
+                acc += tp_bins[f, b]
+                tp_bins[f, b] = acc
+        for t in range(n_iou):
+            tp_tot = 0
+            s_p = 0.0
+            s_r = 0.0
+            s_f = 0.0
+            for a in range(n_active):
+                f = active[a]
+                tp = tp_bins[f, t + 1]
                 kf = kept[f, c + 1]
-                denom = max(kf, ngt[f])
-                if denom > 0:
-                    s_iou += iou_sum[f] / denom
-                    n_iou_def += 1
-                if kf > 0:
-                    n_p_def += 1
-                if ngt[f] > 0:
-                    n_r_def += 1
-            row_iou[r, c] = s_iou / n_iou_def if n_iou_def > 0 else np.nan
-            # Sum in ascending feature order, as a plain loop over all features would.
-            active_sorted = np.sort(active[:n_active])
-            # tp at threshold index t counts the events whose bin is > t: reverse cumulative sum.
-            for a in range(n_active):
-                f = active_sorted[a]
-                acc = 0
-                for b in range(n_iou, -1, -1):
-                    acc += tp_bins[f, b]
-                    tp_bins[f, b] = acc
-            for t in range(n_iou):
-                tp_tot = 0
-                s_p = 0.0
-                s_r = 0.0
-                s_f = 0.0
-                for a in range(n_active):
-                    f = active_sorted[a]
-                    tp = tp_bins[f, t + 1]
-                    kf = kept[f, c + 1]
-                    tp_tot += tp
-                    s_p += tp / kf
-                    s_r += tp / ngt[f]
-                    s_f += 2.0 * tp / (kf + ngt[f])
-                row_counts[0, r, c, t] = tp_tot
-                row_counts[1, r, c, t] = n_kept[c] - tp_tot
-                row_counts[2, r, c, t] = n_g - tp_tot
-                row_means[0, r, c, t] = s_p / n_p_def if n_p_def > 0 else np.nan
-                row_means[1, r, c, t] = s_r / n_r_def if n_r_def > 0 else np.nan
-                row_means[2, r, c, t] = s_f / n_iou_def if n_iou_def > 0 else np.nan
-            for a in range(n_active):
-                f = active_sorted[a]
-                tp_bins[f, :] = 0
-                is_active[f] = False
+                tp_tot += tp
+                s_p += tp / kf
+                s_r += tp / ngt[f]
+                s_f += 2.0 * tp / (kf + ngt[f])
+            row_counts[0, r, c, t] = tp_tot
+            row_counts[1, r, c, t] = n_kept[c] - tp_tot
+            row_counts[2, r, c, t] = n_g - tp_tot
+            row_means[0, r, c, t] = s_p / n_p_def if n_p_def > 0 else np.nan
+            row_means[1, r, c, t] = s_r / n_r_def if n_r_def > 0 else np.nan
+            row_means[2, r, c, t] = s_f / n_iou_def if n_iou_def > 0 else np.nan
+        for a in range(n_active):
+            f = active[a]
+            tp_bins[f, :] = 0
+            is_active[f] = False
 
 
 @njit(cache=True, nogil=True, inline="always")

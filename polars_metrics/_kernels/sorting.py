@@ -9,13 +9,22 @@ _RUN = 16
 
 @njit(cache=True, nogil=True)
 def argsort_desc_stable(values):
-    """Indices that sort ``values`` descending; equal values keep their input order.
+    """Indices that sort ``values`` descending; equal values keep their input order."""
+    n = values.shape[0]
+    return argsort_desc_stable_into(values, np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64))
+
+
+@njit(cache=True, nogil=True)
+def argsort_desc_stable_into(values, idx, buf):
+    """:func:`argsort_desc_stable` into caller-owned scratch (``idx``, ``buf``: at least
+    ``len(values)`` long); returns a view of the one that holds the result.
 
     Insertion sort on runs of 16, then bottom-up merges: fast for the tens to hundreds of
     candidate pairs a data row usually has.
     """
     n = values.shape[0]
-    idx = np.arange(n)
+    for i in range(n):
+        idx[i] = i
     for lo in range(0, n, _RUN):
         hi = min(lo + _RUN, n)
         for i in range(lo + 1, hi):
@@ -26,11 +35,8 @@ def argsort_desc_stable(values):
                 idx[j + 1] = idx[j]
                 j -= 1
             idx[j + 1] = cur
-    if n <= _RUN:
-        return idx
-    buf = np.empty(n, dtype=np.int64)
-    width = _RUN
     src, dst = idx, buf
+    width = _RUN
     while width < n:
         for lo in range(0, n, 2 * width):
             mid = min(lo + width, n)
@@ -55,7 +61,7 @@ def argsort_desc_stable(values):
                 k += 1
         src, dst = dst, src
         width *= 2
-    return src
+    return src[:n]
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -17,6 +17,7 @@ import polars as pl
 
 from polars_metrics import schema as s
 from polars_metrics._kernels.cube import accumulate_rectangles
+from polars_metrics._kernels.groups import stable_group_order
 
 DENSE_KEY_LIMIT = 1 << 22  # key spaces up to this size use a lookup table instead of np.unique
 
@@ -102,9 +103,11 @@ def count_tables(*, n_slices: int, n_features: int, conf_thr: np.ndarray, iou_th
         s.COUNT: np.concatenate([matched[mk, mc, mt], gt_none[gs2, gc2, gt2, gf2],
                                  pd_none[ps3, pc3, pt3, pf3]]),
     }
-    order = np.argsort(
-        (((confusion["slice"] * C + confusion["c"]) * T + confusion["t"]) * W + confusion["gt"]) * W
-        + confusion["pd"], kind="stable")
+    key = (((confusion["slice"] * C + confusion["c"]) * T + confusion["t"]) * W + confusion["gt"]) * W \
+        + confusion["pd"]
+    space = S * C * T * W * W
+    order = (stable_group_order(key, space) if space <= 4 * key.shape[0] + 1_000_000
+             else np.argsort(key, kind="stable"))
     confusion = {k: v[order] for k, v in confusion.items()}
     return counts, confusion
 

@@ -83,3 +83,17 @@ def box_pairs(gt, gt_off, pd, pd_off):
     out_iou = np.empty(n, dtype=np.float64)
     _fill_box_pairs(gt, gt_off, pd, pd_off, pair_off, out_gt, out_pd, out_iou)
     return pair_off, out_gt, out_pd, out_iou
+
+
+@njit(cache=True, nogil=True)
+def box_problems(boxes):
+    """Per box: 1 if a coordinate is NaN or infinite, 2 if x1 < x0 or y1 < y0, else 0."""
+    n = boxes.shape[0]
+    out = np.zeros(n, dtype=np.int8)
+    for i in range(n):
+        x0, y0, x1, y1 = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
+        if not (np.isfinite(x0) and np.isfinite(y0) and np.isfinite(x1) and np.isfinite(y1)):
+            out[i] = 1
+        elif x1 < x0 or y1 < y0:
+            out[i] = 2
+    return out

@@ -6,7 +6,7 @@ import polars as pl
 
 from polars_metrics import schema as s
 from polars_metrics._arrays import f64_matrix, f64_matrix_np
-from polars_metrics._kernels.box import box_pairs
+from polars_metrics._kernels.box import box_pairs, box_problems
 from polars_metrics.errors import SchemaError
 from polars_metrics.validation import Check
 
@@ -54,18 +54,18 @@ def normalize(frame: pl.DataFrame, table: str) -> pl.DataFrame:
     )
 
 
-def _coords(frame: pl.DataFrame) -> np.ndarray:
-    return frame[s.BBOX].to_numpy().reshape(-1, 4)  # null boxes read as NaN rows
+def _problems(frame: pl.DataFrame) -> np.ndarray:
+    """box_problems codes; null boxes (read as NaN rows) are left to the null check."""
+    codes = box_problems(frame[s.BBOX].to_numpy().reshape(-1, 4))
+    return np.where(frame[s.BBOX].is_null().to_numpy(), 0, codes) if frame[s.BBOX].has_nulls() else codes
 
 
 def _non_finite(frame: pl.DataFrame) -> np.ndarray:
-    return frame[s.BBOX].is_not_null().to_numpy() & ~np.isfinite(_coords(frame)).all(axis=1)
+    return _problems(frame) == 1
 
 
 def _reversed(frame: pl.DataFrame) -> np.ndarray:
-    xy = _coords(frame)
-    with np.errstate(invalid="ignore"):
-        return (xy[:, 2] < xy[:, 0]) | (xy[:, 3] < xy[:, 1])
+    return _problems(frame) == 2
 
 
 def checks(table: str, keys=None) -> list[Check]:

@@ -135,6 +135,9 @@ def qualify_collisions(gt: pl.DataFrame, pd: pl.DataFrame) -> tuple[pl.DataFrame
     An answer name is ambiguous when several questions use it, or when it is also the name of
     an object feature or a text question. Returns the renamed names (for a warning).
     """
+    if not any(s.QUESTION in f.columns and f[s.KIND].is_in(WITH_TRUE_NEGATIVES).any() for f in (gt, pd)):
+        return gt, pd, []
+
     def answers(frame):
         if s.QUESTION not in frame.columns:
             return pl.DataFrame(schema={s.FEATURE: pl.String, s.QUESTION: pl.String})
@@ -142,7 +145,7 @@ def qualify_collisions(gt: pl.DataFrame, pd: pl.DataFrame) -> tuple[pl.DataFrame
                             ).select(s.FEATURE, s.QUESTION)
 
     def others(frame):
-        return frame.filter(~pl.col(s.KIND).is_in(WITH_TRUE_NEGATIVES)).select(s.FEATURE)
+        return frame.filter(~pl.col(s.KIND).is_in(WITH_TRUE_NEGATIVES)).select(s.FEATURE).unique()
 
     pairs = pl.concat([answers(gt), answers(pd)]).unique()
     clash = set(pairs.group_by(s.FEATURE).len().filter(pl.col("len") > 1)[s.FEATURE].to_list())

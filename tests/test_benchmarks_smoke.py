@@ -1,0 +1,193 @@
+"""Smoke test of the benchmark harness: generator and parity checks on tiny data, no timing.
+
+If this breaks, `make bench` would either crash or — worse — compare the wrong numbers.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from benchmarks import parity, peers
+from benchmarks.generate import (
+    COORD_STEP,
+    HEIGHT,
+    SCORE_STEP,
+    WIDTH,
+    generate,
+    isolated,
+    write_coco,
+)
+
+CELL = (0.5, 0.5)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return generate(20, seed=7)
+
+
+@pytest.fixture(scope="module")
+def iso():
+    return isolated(20, seed=7)
+
+
+def test_generator_is_seeded_and_well_formed(tiny):
+    again = generate(20, seed=7)
+    assert tiny.ground_truth.equals(again.ground_truth)
+    assert tiny.predictions.equals(again.predictions)
+    assert not tiny.predictions.equals(generate(20, seed=8).predictions)
+
+    gt, pd = tiny.ground_truth, tiny.predictions
+    assert gt.schema == pl.Schema(
+        {
+            "data_row": pl.Int64,
+            "id": pl.Int64,
+            "feature": pl.String,
+            "bbox": pl.Array(pl.Float64, 4),
+        }
+    )
+    assert pd.schema == pl.Schema({**gt.schema, "confidence": pl.Float64})
+    for frame in (gt, pd):
+        b = frame["bbox"].to_numpy().reshape(-1, 4)
+        assert (b[:, 0] >= 0).all() and (b[:, 2] <= WIDTH).all()
+        assert (b[:, 1] >= 0).all() and (b[:, 3] <= HEIGHT).all()
+        assert (b[:, 2] > b[:, 0]).all() and (b[:, 3] > b[:, 1]).all()
+        # the exactness the parity checks rely on: 1/64-pixel grid, float32-representable
+        assert np.array_equal(b / COORD_STEP, np.round(b / COORD_STEP))
+        assert np.array_equal(b.astype(np.float32).astype(np.float64), b)
+        assert frame["id"].is_unique().all()
+        assert frame["data_row"].is_sorted()
+        assert frame["data_row"].min() >= 1 and frame["data_row"].max() <= 20
+    conf = pd["confidence"].to_numpy()
+    assert (conf > 0).all() and (conf <= 1).all()
+    assert np.array_equal(conf / SCORE_STEP, np.round(conf / SCORE_STEP))
+
+
+def test_generator_statistics_match_the_brief():
+    # 5,000 images ≈ 35k gts and ≈ 471k predictions; 500 images keep the test fast
+    stats = generate(500, seed=0).stats()
+    assert stats["images"] == 500
+    assert 6.6 < stats["gt_per_image"] < 7.4
+    assert 90 < stats["pd_per_image"] < 98
+    assert stats["classes_seen"] == 80
+
+
+def test_isolated_fixture_is_one_to_one(iso):
+    pairs = parity.pair_ious(iso.ground_truth, iso.predictions)
+    assert pairs.height > 50  # there is something to match
+    assert pairs.group_by("gt_id").len()["len"].max() == 1
+    assert pairs.group_by("pd_id").len()["len"].max() == 1
+    # some matched pairs carry different classes (label flips exercise off-diagonal cells)
+    feats = pairs.join(iso.ground_truth.select(gt_id="id", g="feature"), on="gt_id").join(
+        iso.predictions.select(pd_id="id", p="feature"), on="pd_id"
+    )
+    assert (feats["g"] != feats["p"]).sum() > 0
+
+
+def test_pair_ious_and_fragile_rows_by_hand():
+    box = pl.Array(pl.Float64, 4)
+    gt = pl.DataFrame(
+        {
+            "data_row": [1, 2],
+            "id": [1, 2],
+            "feature": ["a", "a"],
+            "bbox": [[0.0, 0, 10, 10], [0.0, 0, 10, 10]],
+        },
+        schema_overrides={"bbox": box},
+    )
+    pd = pl.DataFrame(
+        {
+            "data_row": [1, 2],
+            "id": [1, 2],
+            "feature": ["a", "a"],
+            "bbox": [[0.0, 0, 10, 5], [0.0, 0, 10, 6]],
+            "confidence": [0.9, 0.9],
+        },
+        schema_overrides={"bbox": box},
+    )
+    pairs = parity.pair_ious(gt, pd).sort("data_row")
+    assert pairs["iou"].to_list() == [0.5, 0.6]
+    # IoU exactly at the threshold: `>` and `>=` disagree → that row is left out
+    assert parity.fragile_rows(pairs, [0.5])["near_threshold"].tolist() == [1]
+    assert parity.fragile_rows(pairs, [0.3])["near_threshold"].tolist() == []
+
+
+def test_peers_agree_on_isolated_fixture_and_checker_catches_a_change(iso):
+    """Engine-independent: on the one-to-one fixture supervision and valor-lite must give the
+    same confusion matrix, and the checker must flag a single changed cell."""
+    classes = iso.classes
+    rows = parity.counted_rows(iso.ground_truth, iso.predictions)
+    g, p = parity.keep_rows(iso.ground_truth, iso.predictions, rows)
+    drop = parity.fragile_rows(parity.pair_ious(g, p), [CELL[1]])["near_threshold"]
+    g, p = parity.keep_rows(g, p, np.setdiff1d(rows, drop))
+    targets, preds = peers.to_supervision(g, p, classes)
+    sv = peers.supervision_confusion(targets, preds, classes, *CELL)
+    ev = peers.valor_ingest(peers.to_valor(g, p))
+    pr, cm = peers.valor_metrics(ev, [CELL[0]], [CELL[1]])
+    v_counts, v_conf = peers.valor_arrays(pr, cm, classes, [CELL[0]], [CELL[1]])
+
+    k = len(classes)
+    assert sv.sum() > 0 and sv[:k, :k].trace() > 0
+    assert sv[:k].sum() == g.height  # every ground truth lands in exactly one cell
+    ok = parity.compare("valor-lite", "iso", sv, v_conf[0, 0])
+    assert ok.ok and ok.compared == (k + 1) ** 2
+    # valor's tp per class is the diagonal there too
+    assert np.array_equal(v_counts[0, 0, :, 0], np.diag(sv)[:k])
+
+    bad = sv.copy()
+    bad[3, 5] += 1
+    check = parity.compare("supervision", "perturbed", bad, v_conf[0, 0], [[*classes, "None"]] * 2)
+    assert not check.ok and check.mismatched == 1
+    assert "class_03, class_05" in check.mismatches[0]
+
+
+def test_parity_checks_pass_on_tiny_data_and_fail_on_a_wrong_engine(tiny, iso):
+    checks = parity.supervision_checks(
+        tiny.ground_truth,
+        tiny.predictions,
+        iso.ground_truth,
+        iso.predictions,
+        tiny.classes,
+        parity.engine,
+    )
+    checks += parity.valor_isolated_check(
+        iso.ground_truth, iso.predictions, tiny.classes, parity.engine
+    )
+    assert [c.name for c in checks if not c.ok] == []
+    assert all(c.compared > 0 for c in checks)
+
+    def off_by_one(g, p, classes, cs, ts):  # a fast wrong answer: one match too many
+        counts, conf = parity.engine(g, p, classes, cs, ts)
+        counts, conf = counts.copy(), conf.copy()
+        counts[..., 0, 0] += 1
+        conf[..., 0, 0] += 1
+        return counts, conf
+
+    wrong = [
+        parity.supervision_agnostic_check(tiny.ground_truth, tiny.predictions, off_by_one),
+        parity.supervision_isolated_check(
+            iso.ground_truth, iso.predictions, tiny.classes, off_by_one
+        ),
+        *parity.valor_isolated_check(iso.ground_truth, iso.predictions, tiny.classes, off_by_one),
+    ]
+    assert not any(c.ok for c in wrong)
+
+
+def test_write_coco(tmp_path, tiny):
+    gt_json, res_json = tmp_path / "gt.json", tmp_path / "res.json"
+    write_coco(tiny.ground_truth, tiny.predictions, tiny.classes, gt_json, res_json, n_images=20)
+    coco = json.loads(gt_json.read_text())
+    res = json.loads(res_json.read_text())
+    assert [im["id"] for im in coco["images"]] == list(range(1, 21))
+    assert len(coco["categories"]) == 80 and coco["categories"][0] == {"id": 1, "name": "class_00"}
+    assert len(coco["annotations"]) == tiny.ground_truth.height
+    assert len(res) == tiny.predictions.height
+    a = coco["annotations"][0]
+    x0, y0, x1, y1 = tiny.ground_truth["bbox"][0].to_list()
+    assert a["bbox"] == [x0, y0, x1 - x0, y1 - y0]
+    assert a["area"] == (x1 - x0) * (y1 - y0) and a["iscrowd"] == 0
+    assert {"image_id", "category_id", "bbox", "score"} == set(res[0])

@@ -130,6 +130,7 @@ def run_ours(data_dir: Path, repeat: int) -> dict[str, Any]:
         out["first_timings"] = dict(ev.timings)
         runs, cpu, stages = [], [], []
         for _ in range(repeat):
+            ev = None  # a user holds one result at a time: free the previous one first
             s, c, (ev, call_s, frames_s) = timed_cpu(lambda: peers.ours_evaluate_timed(gt, pd))
             runs.append(s)
             cpu.append(c)

@@ -6,8 +6,15 @@
 """
 from __future__ import annotations
 
+import os as _os
+
+# numba's OpenMP workers spin while they wait; on a busy machine every parallel call then pays
+# milliseconds of rescheduling. Passive waiting costs nothing measurable here (set before numba
+# starts its thread pool; an explicit setting by the user wins).
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from polars_metrics import namespace as _namespace  # noqa: F401  (registers `.pm`)
-from polars_metrics import state, synthetic
+from polars_metrics import labelbox_sdk, state, synthetic
 from polars_metrics.errors import (
     FormatError,
     InvalidAnnotationError,
@@ -17,15 +24,39 @@ from polars_metrics.errors import (
     SchemaError,
     ThresholdError,
 )
-from polars_metrics.evaluate import Evaluation, evaluate
+from polars_metrics.coco import CocoResult, evaluate_coco
+from polars_metrics.evaluate import CocoEvaluation, Evaluation, evaluate
+from polars_metrics.io.coco import read_coco, write_coco_results
+from polars_metrics.io.labelbox import read_labelbox_export, read_labelbox_ndjson
 from polars_metrics.iou import pairwise_iou
 from polars_metrics.kinds.box import bbox_from_tlhw, bbox_from_xywh
+from polars_metrics.kinds.mask import (
+    mask_from_array,
+    mask_from_png,
+    mask_to_array,
+    masks_from_arrays,
+)
+from polars_metrics.kinds.polygon import polygons_from_shapely
 from polars_metrics.profiles import PROFILES, Profile, get_profile
+from polars_metrics.schema import (
+    BBOX_DTYPE,
+    LINE_DTYPE,
+    MASK_DTYPE,
+    MULTIPOLYGON_DTYPE,
+    POINT_DTYPE,
+    POLYGON_DTYPE,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CocoEvaluation", "CocoResult", "evaluate_coco", "read_coco", "write_coco_results",
     "PROFILES", "Evaluation", "FormatError", "InvalidAnnotationError", "PolarsMetricsError",
     "PolarsMetricsWarning", "Profile", "ProfileError", "SchemaError", "ThresholdError",
     "bbox_from_tlhw", "bbox_from_xywh", "evaluate", "get_profile", "pairwise_iou", "state", "synthetic",
+    # annotation kinds: column dtypes and constructors
+    "BBOX_DTYPE", "LINE_DTYPE", "MASK_DTYPE", "MULTIPOLYGON_DTYPE", "POINT_DTYPE", "POLYGON_DTYPE",
+    "mask_from_array", "mask_from_png", "mask_to_array", "masks_from_arrays", "polygons_from_shapely",
+    # labeling-platform formats and the platform SDK's metric functions
+    "labelbox_sdk", "read_labelbox_export", "read_labelbox_ndjson",
 ]

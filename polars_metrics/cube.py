@@ -16,8 +16,7 @@ import numpy as np
 import polars as pl
 
 from polars_metrics import schema as s
-from polars_metrics._kernels.cube import accumulate_rectangles
-from polars_metrics._kernels.groups import stable_group_order
+from polars_metrics._kernels.cube import accumulate_rectangles, emit_confusion
 
 DENSE_KEY_LIMIT = 1 << 22  # key spaces up to this size use a lookup table instead of np.unique
 
@@ -89,26 +88,13 @@ def count_tables(*, n_slices: int, n_features: int, conf_thr: np.ndarray, iou_th
         s.TN: np.ma.masked_array(tn[gs, cc, gf], mask=~has_tn[gf]),
     }
 
-    # --- sparse confusion: matched cells, [gt, None] and [None, pd]; sorted by
-    # (slice, c, t, gt, pd) with None last, so that no string sort is needed later ---
-    mk, mc, mt = np.nonzero(matched)
-    gs2, gc2, gt2, gf2 = np.nonzero(gt_none)
-    ps3, pc3, pt3, pf3 = np.nonzero(pd_none)
-    confusion = {
-        "slice": np.concatenate([k_s[mk], gs2, ps3]),
-        "c": np.concatenate([mc, gc2, pc3]),
-        "t": np.concatenate([mt, gt2, pt3]),
-        "gt": np.concatenate([k_g[mk], gf2, np.full(ps3.shape[0], F)]),
-        "pd": np.concatenate([k_p[mk], np.full(gs2.shape[0], F), pf3]),
-        s.COUNT: np.concatenate([matched[mk, mc, mt], gt_none[gs2, gc2, gt2, gf2],
-                                 pd_none[ps3, pc3, pt3, pf3]]),
-    }
-    key = (((confusion["slice"] * C + confusion["c"]) * T + confusion["t"]) * W + confusion["gt"]) * W \
-        + confusion["pd"]
-    space = S * C * T * W * W
-    order = (stable_group_order(key, space) if space <= 4 * key.shape[0] + 1_000_000
-             else np.argsort(key, kind="stable"))
-    confusion = {k: v[order] for k, v in confusion.items()}
+    # --- sparse confusion: matched cells, [gt, None] and [None, pd], emitted in
+    # (slice, c, t, gt, pd) order with None last, so no sort is needed later ---
+    slice_start = np.searchsorted(k_s, np.arange(S + 1)).astype(np.int64)
+    cols = emit_confusion(k_s.astype(np.int64), k_g.astype(np.int64), k_p.astype(np.int64),
+                          matched, np.ascontiguousarray(gt_none, dtype=np.int64),
+                          np.ascontiguousarray(pd_none, dtype=np.int64), slice_start)
+    confusion = dict(zip(("slice", "c", "t", "gt", "pd", s.COUNT), cols, strict=True))
     return counts, confusion
 
 

@@ -123,6 +123,7 @@ class Evaluation:
         self.data_rows = part.data_rows
         self.excluded = part.excluded
         self.rejects = part.rejects
+        self._repairs = part.repairs
         self.timings = dict(part.timings, finalize=time.perf_counter() - t0)
         self._inputs = None
         return self
@@ -132,6 +133,16 @@ class Evaluation:
         return (f"<Evaluation profile={self.profile.name!r} data_rows={n_rows} "
                 f"excluded={self.excluded.height} features={self.features} "
                 f"cells={len(self.confidence_thresholds)}x{len(self.iou_thresholds)}>")
+
+    @property
+    def repairs(self) -> pl.DataFrame:
+        """Geometry repaired at load (invalid polygons through ``make_valid``): table, row, id,
+        reason, parts and area after the repair. Empty when nothing needed repair."""
+        if getattr(self, "_repairs", None) is None:
+            from polars_metrics.kinds.polygon import REPAIRS_SCHEMA
+
+            return pl.DataFrame(schema=REPAIRS_SCHEMA)
+        return self._repairs
 
     @property
     def features(self) -> list[str]:
@@ -258,12 +269,17 @@ class Evaluation:
         out.mkdir(parents=True, exist_ok=True)
         frames = {"cube": self.cube, "overall": self.overall, "confusion": self.confusion,
                   "data_rows": self.data_rows, "excluded": self.excluded, "rejects": self.rejects,
-                  "matches": self.matches}
+                  "repairs": self.repairs, "matches": self.matches}
         paths = {}
         for name, frame in frames.items():
             paths[name] = out / f"{name}.parquet"
             frame.write_parquet(paths[name])
         return paths
+
+    def to_labelbox_metrics(self, path=None, **kwargs):
+        """Labelbox custom-metric NDJSON; see :func:`polars_metrics.io.labelbox_metrics.write_labelbox_metrics`."""
+        from polars_metrics.io.labelbox_metrics import write_labelbox_metrics
+        return write_labelbox_metrics(self, path, **kwargs)
 
     def _reevaluate(self, **overrides) -> Evaluation:
         if self._inputs is None:

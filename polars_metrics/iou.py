@@ -12,14 +12,16 @@ from polars_metrics.profiles import get_profile
 
 
 def pairwise_iou(ground_truth, predictions, *, data_row: str | Sequence[str] = s.DATA_ROW,
-                 on_invalid: str = "raise") -> pl.DataFrame:
+                 on_invalid: str = "raise", **switches) -> pl.DataFrame:
     """All (ground truth, prediction) pairs with IoU > 0 in the same data row.
 
     Returns (*data-row keys, gt_id, pd_id, iou), in data-row order, gt-major within a row.
+    Every kind works; ``switches`` set the geometric profile fields (``buffer_radius``,
+    ``point_iou``, ``crs``).
     """
     keys = [data_row] if isinstance(data_row, str) else list(data_row)
     prep = prepare(ground_truth, predictions, keys=keys, by=[], data_rows=None,
-                   profile=get_profile("labelbox", rows="all"),
+                   profile=get_profile("labelbox", **{"rows": "all", **switches}),
                    conf_thr=s.normalize_thresholds(None, "confidence_thresholds"),
                    iou_thr=s.normalize_thresholds(None, "iou_thresholds"), on_invalid=on_invalid)
     return build_pairs(prep).frame(prep)

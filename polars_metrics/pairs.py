@@ -13,7 +13,7 @@ import polars as pl
 
 from polars_metrics import _arrays
 from polars_metrics import schema as s
-from polars_metrics.kinds import kind_module
+from polars_metrics.kinds import kind_module, kind_pairs, pair_groups
 from polars_metrics.prepare import Prepared
 
 
@@ -48,19 +48,22 @@ def build_pairs(prep: Prepared) -> Pairs:
     gt, pd = prep.gt, prep.pd
     gt_kind, pd_kind = gt.column(s.KIND), pd.column(s.KIND)
     kinds = sorted(set(gt_kind.unique().to_list()) | set(pd_kind.unique().to_list()))
-    if len(kinds) <= 1:
-        if not kinds or len(gt) == 0 or len(pd) == 0:
+    groups = pair_groups(kinds, prep.profile)  # compatible kinds pair (box with polygon)
+    if len(groups) <= 1:
+        if not groups or len(gt) == 0 or len(pd) == 0:
             return _empty(prep.n_rows)
-        return _with_flags(kinds[0], *kind_module(kinds[0]).pairs(gt, pd))
-    # Mixed kinds: pairs per kind on the sub-tables, mapped back to global indices, merged.
+        handler = next(iter(groups))
+        return _with_flags(handler, *kind_pairs(handler, gt, pd, prep.profile))
+    # Mixed kinds: pairs per group on the sub-tables, mapped back to global indices, merged.
     parts = []
-    for kind in kinds:
-        gi = np.flatnonzero((gt_kind == kind).to_numpy())
-        pi = np.flatnonzero((pd_kind == kind).to_numpy())
+    for handler, members in groups.items():
+        gi = np.flatnonzero(gt_kind.cast(pl.String).is_in(members).to_numpy())
+        pi = np.flatnonzero(pd_kind.cast(pl.String).is_in(members).to_numpy())
         if gi.size == 0 or pi.size == 0:
             continue
-        _, g, p, v = kind_module(kind).pairs(gt.subset(gi, prep.n_rows), pd.subset(pi, prep.n_rows))
-        always = np.full(g.shape[0], getattr(kind_module(kind), "ALWAYS_MATCH", False))
+        _, g, p, v = kind_pairs(handler, gt.subset(gi, prep.n_rows), pd.subset(pi, prep.n_rows),
+                                prep.profile)
+        always = np.full(g.shape[0], getattr(kind_module(handler), "ALWAYS_MATCH", False))
         parts.append((gi[g], pi[p], v, always))
     if not parts:
         return _empty(prep.n_rows)

@@ -90,6 +90,7 @@ class Prepared:
     conf_thr: np.ndarray
     iou_thr: np.ndarray
     questions: QuestionIndex  # classification questions, for true negatives
+    repairs: pl.DataFrame | None = None  # geometry repaired at load (e.g. make_valid)
     profile: Profile | None = None  # read by kind modules' pairs (buffer radius, crs, ...)
 
     @property
@@ -124,8 +125,9 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
     keys, by = tuple(keys), tuple(by)
     gt_generated_ids = s.ID not in to_frame(gt, s.GROUND_TRUTH).columns
     pd_generated_ids = s.ID not in to_frame(pd, s.PREDICTIONS).columns
-    gt = _normalize(to_frame(gt, s.GROUND_TRUTH), s.GROUND_TRUTH, keys, is_pd=False)
-    pd = _normalize(to_frame(pd, s.PREDICTIONS), s.PREDICTIONS, keys, is_pd=True)
+    gt, gt_repairs = _normalize(to_frame(gt, s.GROUND_TRUTH), s.GROUND_TRUTH, keys, is_pd=False)
+    pd, pd_repairs = _normalize(to_frame(pd, s.PREDICTIONS), s.PREDICTIONS, keys, is_pd=True)
+    repairs = pl.concat([*gt_repairs, *pd_repairs]) if gt_repairs or pd_repairs else None
     _check_key_dtypes(gt, pd, keys)
     meta = _data_rows_frame(data_rows, keys, by, gt) if data_rows is not None else None
 
@@ -200,7 +202,7 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
         gt=_side(gt, gt_ann & counted[gt_row], remap[gt_row], features, None, n_rows),
         pd=_side(pd, pd_ann & counted[pd_row], remap[pd_row], features, npass, n_rows),
         excluded=excluded, rejects=rejects, conf_thr=conf_thr, iou_thr=iou_thr,
-        questions=questions, profile=profile,
+        questions=questions, profile=profile, repairs=repairs,
     )
 
 
@@ -223,7 +225,10 @@ def _side(frame: pl.DataFrame, keep: np.ndarray, row: np.ndarray, features, npas
                 np.ascontiguousarray(feat, np.int32), npass)
 
 
-def _normalize(frame: pl.DataFrame, table: str, keys: Sequence[str], *, is_pd: bool) -> pl.DataFrame:
+def _normalize(frame: pl.DataFrame, table: str, keys: Sequence[str], *,
+               is_pd: bool) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    """Canonical columns and dtypes; returns the frame and any geometry repairs made."""
+    found_repairs: list[pl.DataFrame] = []
     require_columns(frame, table, list(keys),
                     hint="Name the data-row key with data_row=... if it is called differently.")
     if s.FEATURE not in frame.columns:
@@ -258,7 +263,11 @@ def _normalize(frame: pl.DataFrame, table: str, keys: Sequence[str], *, is_pd: b
     for kind in _kinds(frame):
         mod = kind_module(kind)
         require_columns(frame, table, mod.GEOMETRY, hint=f"(needed by kind {kind!r})")
-        frame = mod.normalize(frame, table)
+        out = mod.normalize(frame, table)
+        # a kind may repair geometry at load; the repairs are reported with the result
+        frame, repairs = out if isinstance(out, tuple) else (out, None)
+        if repairs is not None and repairs.height:
+            found_repairs.append(repairs)
     if is_pd:
         if s.CONFIDENCE not in frame.columns:
             frame = frame.with_columns(pl.lit(1.0, dtype=pl.Float64).alias(s.CONFIDENCE))
@@ -268,7 +277,7 @@ def _normalize(frame: pl.DataFrame, table: str, keys: Sequence[str], *, is_pd: b
             )
         else:
             frame = frame.with_columns(pl.col(s.CONFIDENCE).cast(pl.Float64))
-    return frame
+    return frame, found_repairs
 
 
 def _check_key_dtypes(gt: pl.DataFrame, pd: pl.DataFrame, keys: Sequence[str]) -> None:
@@ -303,7 +312,8 @@ def _validate(frame: pl.DataFrame, table: str, keys: Sequence[str], on_invalid: 
         return frame, empty_rejects()
     annotation = ~frame.select(_placeholder(frame)).to_series().to_numpy()
     derived = frame[s.KIND].is_in(
-        [k for k in _kinds(frame) if getattr(kind_module(k), "DERIVES_FEATURE", False)]).to_numpy()
+        [k for k in _kinds(frame) if getattr(kind_module(k), "DERIVES_FEATURE", False)]
+    ).fill_null(False).to_numpy()
     checks = [
         Check(keys[0] if len(keys) == 1 else "/".join(keys),
               pl.any_horizontal([pl.col(k).is_null() for k in keys]),

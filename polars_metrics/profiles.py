@@ -27,6 +27,12 @@ class Profile:
     rows : which data rows count: "both" (both sides required), "all" (every row given),
         "ground_truth" (every row of the ground truth table).
     zero_tn : report true negatives of object kinds as 0 instead of null.
+    buffer_radius : points and lines are buffered by this radius (coordinate units; metres with
+        ``crs="EPSG:4326"``) into the polygons shapely's ``buffer`` makes, then polygon IoU.
+    point_iou : "buffer" (the 64-gon discs of shapely's ``buffer``, SDK parity) or "circle"
+        (exact IoU of true circles of radius ``buffer_radius``).
+    crs : None (planar coordinates) or "EPSG:4326" ((lon, lat) degrees: each data row is
+        projected to a local equal-area plane before IoU; never IoU in degrees).
     """
 
     name: str = "labelbox"
@@ -36,6 +42,9 @@ class Profile:
     use_confidence: bool = True
     rows: Literal["both", "all", "ground_truth"] = "both"
     zero_tn: bool = False
+    buffer_radius: float = 70.0
+    point_iou: Literal["buffer", "circle"] = "buffer"
+    crs: str | None = None
 
     def with_switches(self, **switches: Any) -> Profile:
         """Return a copy with some switches changed; unknown names fail with a suggestion."""

@@ -28,6 +28,7 @@ MESSAGE_ID = "message_id"
 QUESTION = "question"
 ANSWER = "answer"
 ANSWERS = "answers"
+ANSWER_CONFIDENCES = "answer_confidences"  # checklist: per-option confidence, aligned with answers
 IS_CROWD = "is_crowd"
 AREA = "area"
 IGNORE = "ignore"
@@ -37,9 +38,16 @@ PREDICTIONS = "predictions"
 
 BBOX_DTYPE = pl.Array(pl.Float64, 4)
 POINT_DTYPE = pl.Array(pl.Float64, 2)
+# polygon: rings of (x, y), shell first then holes; a ring may or may not repeat its first vertex
 POLYGON_DTYPE = pl.List(pl.List(pl.Array(pl.Float64, 2)))
+# multipolygons: the same ``polygon`` column one level deeper (a list of polygons). A table uses
+# one of the two dtypes; a repair that splits a polygon promotes the column to this one.
+MULTIPOLYGON_DTYPE = pl.List(POLYGON_DTYPE)
 LINE_DTYPE = pl.List(pl.Array(pl.Float64, 2))
+# COCO RLE, uncompressed: column-major run lengths starting with a run of 0s, summing to h * w
 MASK_DTYPE = pl.Struct({"height": pl.Int64, "width": pl.Int64, "counts": pl.List(pl.UInt32)})
+# span: character offsets, half-open [start, end), optional message_id (any dtype; null = none)
+SPAN_DTYPE = pl.Int64
 
 KINDS = ("box", "polygon", "mask", "point", "line", "span", "radio", "checklist", "text")
 

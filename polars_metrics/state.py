@@ -17,7 +17,7 @@ import polars as pl
 
 from polars_metrics import metrics
 from polars_metrics import schema as s
-from polars_metrics._kernels.cube import slice_feature_sums
+from polars_metrics._kernels.cube import sequential_segment_sums, slice_feature_sums
 from polars_metrics.cube import count_tables, label_tables
 from polars_metrics.errors import PolarsMetricsError
 from polars_metrics.matching import Matches, match
@@ -52,10 +52,12 @@ class PartialResult:
     data_rows: pl.DataFrame
     excluded: pl.DataFrame
     rejects: pl.DataFrame
+    repairs: pl.DataFrame | None = None
     timings: dict[str, float] = field(default_factory=dict)
     # Material for examples(): built on first use from the arrays of this run, or merged frames.
     _matches: pl.DataFrame | None = None
     _annotations: tuple[pl.DataFrame, pl.DataFrame] | None = None
+    _iou_values: pl.DataFrame | None = None
     _source: tuple[Prepared, Matches] | None = None
 
     @property
@@ -83,6 +85,24 @@ class PartialResult:
                 }),
             ], how="horizontal")
         return self._matches
+
+    @property
+    def iou_values(self) -> pl.DataFrame:
+        """Per-(data row, feature, confidence threshold) IoU-metric values: (*keys, *by,
+        feature, confidence_threshold, value). Merging re-sums them in data-row order, so the
+        merged ``iou`` equals the whole evaluation's bit for bit."""
+        if self._iou_values is None:
+            prep, m = self._source
+            denom = np.maximum(m.rf_kept, m.rf_ngt[:, None])
+            rf, c = np.nonzero(denom > 0)
+            values = m.rf_iou_sum[rf, c] / denom[rf, c]
+            names = pl.Series(list(prep.features), dtype=pl.String)
+            self._iou_values = pl.concat([
+                prep.rows.select(*prep.keys, *prep.by)[m.rf_row[rf]],
+                pl.DataFrame({s.FEATURE: names.gather(m.rf_feat[rf]),
+                              s.CONFIDENCE_THRESHOLD: prep.conf_thr[c], "value": values}),
+            ], how="horizontal")
+        return self._iou_values
 
     @property
     def annotations(self) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -129,7 +149,7 @@ def partial(ground_truth, predictions, *, profile: str | Profile = "labelbox",
     return PartialResult(
         profile=prof, keys=prep.keys, by=prep.by, conf_thr=prep.conf_thr, iou_thr=prep.iou_thr,
         counts=counts, confusion=confusion, data_rows=data_rows_df, excluded=prep.excluded,
-        rejects=prep.rejects, timings=timings, _source=(prep, m),
+        rejects=prep.rejects, repairs=prep.repairs, timings=timings, _source=(prep, m),
     )
 
 
@@ -184,6 +204,9 @@ def merge(*parts: PartialResult) -> PartialResult:
                    # tn stays null for features without true negatives
                    pl.when(pl.col(s.TN).is_not_null().any()).then(pl.col(s.TN).sum()).alias(s.TN))
               .sort([*by, *COUNT_KEYS], nulls_last=True))
+    # IoU-metric sums: re-added in data-row order (floating-point addition is not associative)
+    iou_values = pl.concat([p.iou_values for p in parts])
+    counts = _resum_iou(counts, iou_values, by, first.keys)
     confusion = (pl.concat([p.confusion for p in parts])
                  .group_by([*by, *CONFUSION_KEYS]).agg(pl.col(s.COUNT).sum())
                  .sort([*by, *CONFUSION_KEYS], nulls_last=True))
@@ -195,11 +218,29 @@ def merge(*parts: PartialResult) -> PartialResult:
         iou_thr=first.iou_thr, counts=counts, confusion=confusion, data_rows=data_rows,
         excluded=pl.concat([p.excluded for p in parts]).sort(list(first.keys)),
         rejects=pl.concat([p.rejects for p in parts]),
+        repairs=(pl.concat([p.repairs for p in parts if p.repairs is not None])
+                 if any(p.repairs is not None for p in parts) else None),
         timings=timings,
         _matches=pl.concat([p.matches for p in parts]),
         _annotations=(pl.concat([p.annotations[0] for p in parts]),
                       pl.concat([p.annotations[1] for p in parts])),
+        _iou_values=iou_values,
     )
+
+
+def _resum_iou(counts: pl.DataFrame, values: pl.DataFrame, by, keys) -> pl.DataFrame:
+    group = [*by, s.FEATURE, s.CONFIDENCE_THRESHOLD]
+    values = values.sort([*group, *keys], nulls_last=True)
+    bounds = values.select(pl.struct(group).is_first_distinct()).to_series().to_numpy()
+    starts = np.append(np.flatnonzero(bounds), values.height).astype(np.int64)
+    sums = values.filter(pl.Series(bounds)).select(group).with_columns(
+        pl.Series("iou_sum", sequential_segment_sums(values["value"].to_numpy(), starts)),
+        pl.Series("iou_rows", np.diff(starts)),
+    )
+    return (counts.drop("iou_sum", "iou_rows")
+            .join(sums, on=group, how="left", nulls_equal=True, maintain_order="left")
+            .with_columns(pl.col("iou_sum").fill_null(0.0), pl.col("iou_rows").fill_null(0))
+            .select(counts.columns))
 
 
 def finalize(part: PartialResult):

@@ -50,3 +50,67 @@ def slice_feature_sums(rf_slice, rf_feat, rf_ngt, rf_kept, rf_iou_sum, n_slices,
                 iou_sum[s, c, f] += rf_iou_sum[i, c] / denom
                 iou_rows[s, c, f] += 1
     return kept, iou_sum, iou_rows
+
+
+@njit(cache=True, nogil=True)
+def emit_confusion(key_slice, key_gt, key_pd, matched, gt_none, pd_none, slice_start):
+    """The nonzero confusion cells, already in (slice, c, t, gt, pd) order, None last.
+
+    ``key_*`` : the matched (slice, gt, pd) keys, sorted; ``slice_start[s]`` : the first key of
+    slice s (length S + 1). ``matched`` (K, C, T); ``gt_none`` / ``pd_none`` (S, C, T, F): the
+    [gt, None] and [None, pd] cells. Feature F stands for None in the output.
+    """
+    S, C, T, F = gt_none.shape
+    n = 0
+    for pass_ in range(2):
+        if pass_ == 1:
+            out_s = np.empty(n, dtype=np.int64)
+            out_c = np.empty(n, dtype=np.int64)
+            out_t = np.empty(n, dtype=np.int64)
+            out_g = np.empty(n, dtype=np.int64)
+            out_p = np.empty(n, dtype=np.int64)
+            out_n = np.empty(n, dtype=np.int64)
+        i = 0
+        for s in range(S):
+            for c in range(C):
+                for t in range(T):
+                    k = slice_start[s]
+                    for g in range(F + 1):
+                        # matched cells [g, p] (keys sorted by gt then pd), then [g, None]
+                        while k < slice_start[s + 1] and key_gt[k] == g:
+                            v = matched[k, c, t]
+                            if v != 0:
+                                if pass_ == 1:
+                                    out_s[i], out_c[i], out_t[i] = s, c, t
+                                    out_g[i], out_p[i], out_n[i] = g, key_pd[k], v
+                                i += 1
+                            k += 1
+                        if g < F:
+                            v = gt_none[s, c, t, g]
+                            if v != 0:
+                                if pass_ == 1:
+                                    out_s[i], out_c[i], out_t[i] = s, c, t
+                                    out_g[i], out_p[i], out_n[i] = g, F, v
+                                i += 1
+                    for p in range(F):
+                        v = pd_none[s, c, t, p]
+                        if v != 0:
+                            if pass_ == 1:
+                                out_s[i], out_c[i], out_t[i] = s, c, t
+                                out_g[i], out_p[i], out_n[i] = F, p, v
+                            i += 1
+        n = i
+    return out_s, out_c, out_t, out_g, out_p, out_n
+
+
+@njit(cache=True, nogil=True)
+def sequential_segment_sums(values, starts):
+    """Sum each segment ``values[starts[i]:starts[i+1]]`` left to right, from 0.0 — the order
+    :func:`slice_feature_sums` adds in, so merged partial results reproduce it bit for bit."""
+    out = np.zeros(starts.shape[0] - 1, dtype=np.float64)
+    for i in range(out.shape[0]):
+        acc = 0.0
+        for j in range(starts[i], starts[i + 1]):
+            acc += values[j]
+        out[i] = acc
+    return out

@@ -77,9 +77,16 @@ def _make(name: str, geometry: tuple[str, ...]) -> SimpleNamespace:
             return frame.with_columns(pl.col(s.QUESTION).alias(s.FEATURE))
         # An empty checklist explodes to one row with a null option: the question was answered
         # (it counts for true negatives) but nothing was selected.
-        return (frame.explode(s.ANSWERS, empty_as_null=True)
-                .with_columns(pl.col(s.ANSWERS).alias(s.FEATURE))
-                .drop(s.ANSWERS))
+        if s.ANSWER_CONFIDENCES in frame.columns:
+            # per-option confidence (aligned with answers) takes precedence over the row's
+            out = frame.explode([s.ANSWERS, s.ANSWER_CONFIDENCES], empty_as_null=True)
+            if s.CONFIDENCE in out.columns:
+                out = out.with_columns(pl.coalesce(pl.col(s.ANSWER_CONFIDENCES).cast(pl.Float64),
+                                                   pl.col(s.CONFIDENCE)).alias(s.CONFIDENCE))
+            frame = out.drop(s.ANSWER_CONFIDENCES)
+        else:
+            frame = frame.explode(s.ANSWERS, empty_as_null=True)
+        return frame.with_columns(pl.col(s.ANSWERS).alias(s.FEATURE)).drop(s.ANSWERS)
 
     def pairs(gt, pd):
         return _pairs(name, gt, pd)

@@ -1,0 +1,440 @@
+"""Polygon kernels: measures, a conservative validity test, and exact IoU of convex pairs.
+
+Geometries are CSR arrays: ``coords`` (n_points, 2) float64 with every ring open (the closing
+vertex is not repeated), ``ring_off`` (points per ring), ``part_off`` (rings per polygon part,
+shell first) and ``geom_off`` (parts per geometry). Convex pairs get their intersection from
+Sutherland–Hodgman clipping and the shoelace formula; every other pair is left as NaN for the
+caller (vectorized shapely). No polars, no globals.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True, nogil=True)
+def _ring_area2(coords, a, b):
+    """Twice the signed area of the open ring ``coords[a:b]`` (positive when counter-clockwise)."""
+    s = 0.0
+    if b - a < 3:
+        return 0.0
+    x0 = coords[a, 0]
+    y0 = coords[a, 1]
+    # shoelace on coordinates relative to the first vertex (better conditioned far from 0)
+    px = 0.0
+    py = 0.0
+    for i in range(a + 1, b):
+        cx = coords[i, 0] - x0
+        cy = coords[i, 1] - y0
+        s += px * cy - cx * py
+        px = cx
+        py = cy
+    return s
+
+
+@njit(cache=True, nogil=True)
+def _convex_sign(coords, a, b):
+    """+1 / -1 when the open ring ``coords[a:b]`` is a strictly convex polygon (CCW / CW), else 0.
+
+    Repeated vertices are ignored and collinear vertices allowed; a spike (an edge turning back
+    on the previous one) or a ring winding more than once is not convex. Winding once means the
+    edge direction crosses the horizontal exactly twice (its y component changes sign twice).
+    """
+    n = b - a
+    if n < 3:
+        return 0
+    sign = 0
+    edges = 0
+    fx = 0.0
+    fy = 0.0
+    px = 0.0
+    py = 0.0
+    first_dy = 0
+    last_dy = 0
+    changes = 0
+    for i in range(n):
+        j = a + i + 1 if i + 1 < n else a
+        ex = coords[j, 0] - coords[a + i, 0]
+        ey = coords[j, 1] - coords[a + i, 1]
+        if ex == 0.0 and ey == 0.0:
+            continue
+        if edges == 0:
+            fx = ex
+            fy = ey
+        else:
+            cr = px * ey - py * ex
+            if cr == 0.0:
+                if px * ex + py * ey < 0.0:
+                    return 0
+            else:
+                s = 1 if cr > 0.0 else -1
+                if sign == 0:
+                    sign = s
+                elif s != sign:
+                    return 0
+        edges += 1
+        px = ex
+        py = ey
+        dy = 1 if ey > 0.0 else (-1 if ey < 0.0 else 0)
+        if dy != 0:
+            if first_dy == 0:
+                first_dy = dy
+            elif dy != last_dy:
+                changes += 1
+            last_dy = dy
+    if edges < 3:
+        return 0
+    cr = px * fy - py * fx
+    if cr == 0.0:
+        if px * fx + py * fy < 0.0:
+            return 0
+    else:
+        s = 1 if cr > 0.0 else -1
+        if sign == 0:
+            sign = s
+        elif s != sign:
+            return 0
+    if last_dy != first_dy:
+        changes += 1
+    if sign == 0 or changes != 2:
+        return 0
+    return sign
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def shape_measures(coords, ring_off, part_off, geom_off):
+    """Per geometry: bounding box, area, convexity and a bounding circle.
+
+    Returns
+    -------
+    bbox : (n, 4) x0, y0, x1, y1 — inverted (+inf, +inf, -inf, -inf) when the area is 0, so that
+        zero-area geometries never become candidate pairs.
+    area : (n,) planar area (shells minus holes, summed over parts; geometries must be valid).
+    convex : (n,) int8 orientation (+1 CCW, -1 CW) of a single-ring convex geometry, else 0.
+    circle : (n, 3) centre x, y and radius of a circle holding every vertex.
+    vrange : (n, 2) point range of the first ring (the vertices a convex geometry is clipped by).
+    """
+    n = geom_off.shape[0] - 1
+    bbox = np.empty((n, 4), np.float64)
+    area = np.zeros(n, np.float64)
+    convex = np.zeros(n, np.int8)
+    circle = np.zeros((n, 3), np.float64)
+    vrange = np.zeros((n, 2), np.int64)
+    for g in prange(n):
+        x0 = np.inf
+        y0 = np.inf
+        x1 = -np.inf
+        y1 = -np.inf
+        a = 0.0
+        for part in range(geom_off[g], geom_off[g + 1]):
+            for ring in range(part_off[part], part_off[part + 1]):
+                r2 = abs(_ring_area2(coords, ring_off[ring], ring_off[ring + 1])) * 0.5
+                a += r2 if ring == part_off[part] else -r2
+                for i in range(ring_off[ring], ring_off[ring + 1]):
+                    x0 = min(x0, coords[i, 0])
+                    y0 = min(y0, coords[i, 1])
+                    x1 = max(x1, coords[i, 0])
+                    y1 = max(y1, coords[i, 1])
+        area[g] = max(a, 0.0)
+        if not area[g] > 0.0:
+            x0 = np.inf
+            y0 = np.inf
+            x1 = -np.inf
+            y1 = -np.inf
+        bbox[g, 0] = x0
+        bbox[g, 1] = y0
+        bbox[g, 2] = x1
+        bbox[g, 3] = y1
+        if geom_off[g + 1] - geom_off[g] == 1:
+            part = geom_off[g]
+            ring = part_off[part]
+            va = ring_off[ring]
+            vb = ring_off[ring + 1]
+            vrange[g, 0] = va
+            vrange[g, 1] = vb
+            if part_off[part + 1] - ring == 1 and area[g] > 0.0:
+                convex[g] = _convex_sign(coords, va, vb)
+            cx = 0.5 * (x0 + x1)
+            cy = 0.5 * (y0 + y1)
+            r = 0.0
+            for i in range(va, vb):
+                dx = coords[i, 0] - cx
+                dy = coords[i, 1] - cy
+                r = max(r, math.sqrt(dx * dx + dy * dy))
+            circle[g, 0] = cx
+            circle[g, 1] = cy
+            circle[g, 2] = r * (1.0 + 1e-12) + 1e-300
+    return bbox, area, convex, circle, vrange
+
+
+# --- convex clipping ----------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def clip_area(sx, sy, n, qx, qy, m, orient, ccx, ccy, cr, buf):
+    """Area of (convex subject ``s``) ∩ (convex clip ``q``) by Sutherland–Hodgman clipping.
+
+    ``s`` has ``n`` vertices (``sx[:n], sy[:n]``), ``q`` has ``m`` with orientation ``orient``
+    (+1 CCW, -1 CW). ``(ccx, ccy, cr)`` is a circle holding the subject: a clip edge whose line
+    keeps the whole circle inside is skipped, one that keeps it outside ends the clip (empty).
+    ``buf`` is scratch of shape (4, >= n + 2 m + 4).
+    """
+    cur = 0
+    for i in range(n):
+        buf[0, i] = sx[i]
+        buf[1, i] = sy[i]
+    for j in range(m):
+        px = qx[j]
+        py = qy[j]
+        jn = j + 1 if j + 1 < m else 0
+        ex = qx[jn] - px
+        ey = qy[jn] - py
+        if ex == 0.0 and ey == 0.0:
+            continue
+        length = math.sqrt(ex * ex + ey * ey)
+        d = orient * (ex * (ccy - py) - ey * (ccx - px))
+        if d >= cr * length:
+            continue
+        if d <= -cr * length:
+            return 0.0
+        src = 2 * cur
+        dst = 2 - src
+        k = 0
+        prx = buf[src, n - 1]
+        pry = buf[src + 1, n - 1]
+        sp = orient * (ex * (pry - py) - ey * (prx - px))
+        for i in range(n):
+            cx = buf[src, i]
+            cy = buf[src + 1, i]
+            sc = orient * (ex * (cy - py) - ey * (cx - px))
+            if sc >= 0.0:
+                if sp < 0.0:
+                    t = sp / (sp - sc)
+                    buf[dst, k] = prx + t * (cx - prx)
+                    buf[dst + 1, k] = pry + t * (cy - pry)
+                    k += 1
+                buf[dst, k] = cx
+                buf[dst + 1, k] = cy
+                k += 1
+            elif sp >= 0.0:
+                t = sp / (sp - sc)
+                buf[dst, k] = prx + t * (cx - prx)
+                buf[dst + 1, k] = pry + t * (cy - pry)
+                k += 1
+            prx = cx
+            pry = cy
+            sp = sc
+        if k < 3:
+            return 0.0
+        n = k
+        cur = 1 - cur
+    src = 2 * cur
+    x0 = buf[src, 0]
+    y0 = buf[src + 1, 0]
+    s = 0.0
+    for i in range(1, n - 1):
+        ax = buf[src, i] - x0
+        ay = buf[src + 1, i] - y0
+        bx = buf[src, i + 1] - x0
+        by = buf[src + 1, i + 1] - y0
+        s += ax * by - bx * ay
+    return abs(s) * 0.5
+
+
+@njit(cache=True, nogil=True)
+def _convex_iou(coords_a, va0, va1, circ_a, area_a, coords_b, vb0, vb1, orient_b, area_b, buf, ws):
+    """IoU of two convex single-ring geometries (vertex ranges of their coordinate arrays)."""
+    n = va1 - va0
+    m = vb1 - vb0
+    for i in range(n):
+        ws[0, i] = coords_a[va0 + i, 0]
+        ws[1, i] = coords_a[va0 + i, 1]
+    for j in range(m):
+        ws[2, j] = coords_b[vb0 + j, 0]
+        ws[3, j] = coords_b[vb0 + j, 1]
+    inter = clip_area(ws[0], ws[1], n, ws[2], ws[3], m, orient_b, circ_a[0], circ_a[1], circ_a[2], buf)
+    if inter <= 1e-12 * (area_a + area_b):  # touching shapes: rounding noise, not overlap
+        return 0.0
+    union = area_a + area_b - inter
+    if union <= 0.0:
+        return 0.0
+    return min(inter / union, 1.0)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _overlap(ba, bb):
+    return min(ba[2], bb[2]) - max(ba[0], bb[0]) > 0.0 and min(ba[3], bb[3]) - max(ba[1], bb[1]) > 0.0
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def count_candidates(gt_bbox, gt_off, pd_bbox, pd_off):
+    """Candidate pairs per data row: bounding boxes overlapping with positive area."""
+    n_rows = gt_off.shape[0] - 1
+    counts = np.zeros(n_rows, np.int64)
+    for r in prange(n_rows):
+        c = 0
+        for g in range(gt_off[r], gt_off[r + 1]):
+            for p in range(pd_off[r], pd_off[r + 1]):
+                if _overlap(gt_bbox[g], pd_bbox[p]):
+                    c += 1
+        counts[r] = c
+    return counts
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def fill_candidates(gt_coords, gt_bbox, gt_area, gt_convex, gt_circle, gt_vrange, gt_off,
+                    pd_coords, pd_bbox, pd_area, pd_convex, pd_vrange, pd_off,
+                    pair_off, cap, out_gt, out_pd, out_iou):
+    """Write the candidates of ``count_candidates`` gt-major per row, with the IoU of convex
+    pairs and NaN for the pairs the caller computes otherwise."""
+    n_rows = gt_off.shape[0] - 1
+    for r in prange(n_rows):
+        k = pair_off[r]
+        if k == pair_off[r + 1]:
+            continue
+        buf = np.empty((4, cap), np.float64)
+        ws = np.empty((4, cap), np.float64)
+        for g in range(gt_off[r], gt_off[r + 1]):
+            for p in range(pd_off[r], pd_off[r + 1]):
+                if not _overlap(gt_bbox[g], pd_bbox[p]):
+                    continue
+                out_gt[k] = g
+                out_pd[k] = p
+                if gt_convex[g] != 0 and pd_convex[p] != 0:
+                    out_iou[k] = _convex_iou(gt_coords, gt_vrange[g, 0], gt_vrange[g, 1], gt_circle[g],
+                                             gt_area[g], pd_coords, pd_vrange[p, 0], pd_vrange[p, 1],
+                                             pd_convex[p], pd_area[p], buf, ws)
+                else:
+                    out_iou[k] = np.nan
+                k += 1
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def indexed_iou(a_coords, a_bbox, a_area, a_convex, a_circle, a_vrange,
+                b_coords, b_bbox, b_area, b_convex, b_vrange, ia, ib, cap, n_chunks):
+    """IoU of the pairs (a[ia[k]], b[ib[k]]): exact for convex pairs, 0 when the bounding boxes
+    do not overlap, NaN otherwise (left to the caller)."""
+    n = ia.shape[0]
+    out = np.empty(n, np.float64)
+    step = (n + n_chunks - 1) // n_chunks if n_chunks > 0 else n
+    for c in prange(n_chunks):
+        buf = np.empty((4, cap), np.float64)
+        ws = np.empty((4, cap), np.float64)
+        for k in range(c * step, min(n, (c + 1) * step)):
+            i = ia[k]
+            j = ib[k]
+            if not _overlap(a_bbox[i], b_bbox[j]):
+                out[k] = 0.0
+            elif a_convex[i] != 0 and b_convex[j] != 0:
+                out[k] = _convex_iou(a_coords, a_vrange[i, 0], a_vrange[i, 1], a_circle[i], a_area[i],
+                                     b_coords, b_vrange[j, 0], b_vrange[j, 1], b_convex[j], b_area[j],
+                                     buf, ws)
+            else:
+                out[k] = np.nan
+    return out
+
+
+# --- validity (conservative) and ring checks -----------------------------------------------------
+@njit(cache=True, nogil=True, inline="always")
+def _orient(ax, ay, bx, by, cx, cy):
+    return (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
+
+
+@njit(cache=True, nogil=True)
+def _segments_apart(ax, ay, bx, by, cx, cy, dx, dy, tol):
+    """True when closed segments ab and cd certainly do not touch (False when unsure)."""
+    if max(ax, bx) < min(cx, dx) or max(cx, dx) < min(ax, bx):
+        return True
+    if max(ay, by) < min(cy, dy) or max(cy, dy) < min(ay, by):
+        return True
+    o1 = _orient(ax, ay, bx, by, cx, cy)
+    o2 = _orient(ax, ay, bx, by, dx, dy)
+    if (o1 > tol and o2 > tol) or (o1 < -tol and o2 < -tol):
+        return True
+    o3 = _orient(cx, cy, dx, dy, ax, ay)
+    o4 = _orient(cx, cy, dx, dy, bx, by)
+    if (o3 > tol and o4 > tol) or (o3 < -tol and o4 < -tol):
+        return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def _simple_ring(coords, a, b, max_vertices):
+    """True when the open ring is certainly simple (no repeated vertex, no edge touching a
+    non-adjacent edge, no spike). False when unsure: the caller asks GEOS."""
+    n = b - a
+    if n < 3 or n > max_vertices:
+        return False
+    scale = 0.0
+    for i in range(a, b):
+        scale = max(scale, abs(coords[i, 0]), abs(coords[i, 1]))
+    tol = 1e-12 * max(scale * scale, 1e-300)
+    for i in range(n):
+        j = i + 1 if i + 1 < n else 0
+        if coords[a + i, 0] == coords[a + j, 0] and coords[a + i, 1] == coords[a + j, 1]:
+            return False
+    for i in range(n):
+        i1 = i + 1 if i + 1 < n else 0
+        ax = coords[a + i, 0]
+        ay = coords[a + i, 1]
+        bx = coords[a + i1, 0]
+        by = coords[a + i1, 1]
+        # adjacent edge: collinear and turning back is a spike
+        i2 = i1 + 1 if i1 + 1 < n else 0
+        cx = coords[a + i2, 0]
+        cy = coords[a + i2, 1]
+        if abs(_orient(ax, ay, bx, by, cx, cy)) <= tol and (bx - ax) * (cx - bx) + (by - ay) * (cy - by) <= 0.0:
+            return False
+        for j in range(i + 2, n):
+            if i == 0 and j == n - 1:
+                continue  # adjacent through the closing edge
+            j1 = j + 1 if j + 1 < n else 0
+            if not _segments_apart(ax, ay, bx, by, coords[a + j, 0], coords[a + j, 1],
+                                   coords[a + j1, 0], coords[a + j1, 1], tol):
+                return False
+    return True
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def certainly_valid(coords, ring_off, part_off, geom_off, max_vertices):
+    """True for single-ring geometries whose ring is certainly simple with a nonzero area (valid
+    in the OGC sense); False means "ask GEOS" (several rings, large rings, any doubt)."""
+    n = geom_off.shape[0] - 1
+    out = np.zeros(n, np.bool_)
+    for g in prange(n):
+        if geom_off[g + 1] - geom_off[g] != 1:
+            continue
+        part = geom_off[g]
+        if part_off[part + 1] - part_off[part] != 1:
+            continue
+        ring = part_off[part]
+        a = ring_off[ring]
+        b = ring_off[ring + 1]
+        if _ring_area2(coords, a, b) == 0.0:
+            continue
+        if _convex_sign(coords, a, b) != 0 or _simple_ring(coords, a, b, max_vertices):
+            out[g] = True
+    return out
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def rings_with_three_points(coords, ring_off):
+    """Per ring: True when it has at least 3 distinct points."""
+    n = ring_off.shape[0] - 1
+    out = np.zeros(n, np.bool_)
+    for r in prange(n):
+        a = ring_off[r]
+        b = ring_off[r + 1]
+        if b - a < 3:
+            continue
+        x0 = coords[a, 0]
+        y0 = coords[a, 1]
+        second = -1
+        for i in range(a + 1, b):
+            if coords[i, 0] != x0 or coords[i, 1] != y0:
+                if second < 0:
+                    second = i
+                elif coords[i, 0] != coords[second, 0] or coords[i, 1] != coords[second, 1]:
+                    out[r] = True
+                    break
+    return out

@@ -1,0 +1,124 @@
+"""Plumbing shared by the Labelbox readers: record sources, error collection, choices."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Literal
+
+import polars as pl
+
+from polars_metrics import schema as s
+from polars_metrics.errors import FormatError, PolarsMetricsWarning, did_you_mean
+from polars_metrics.validation import REJECTS_SCHEMA
+
+Role = Literal["predictions", "ground_truth"]
+SPAN_ENDS = ("inclusive", "exclusive")
+MASK_COLORS = ("exact", "any")
+CHUNK_LINES = 50_000
+
+
+# --- shared plumbing ------------------------------------------------------------------------------
+class Problems:
+    """Raise at the first bad record, or collect rejects (``on_invalid="drop"``)."""
+
+    def __init__(self, table: str, on_invalid: str):
+        if on_invalid not in ("raise", "drop"):
+            raise ValueError(f"on_invalid must be 'raise' or 'drop', got {on_invalid!r}.")
+        self.table = table
+        self.drop = on_invalid == "drop"
+        self.rows: list[tuple] = []
+        self.skipped: Counter = Counter()
+
+    def bad(self, line: int, where: str, field: str, problem: str, data_row=None, ident=None):
+        if not self.drop:
+            raise FormatError(f"{self.table} {where} {line}: {field}: {problem.rstrip('.')}. "
+                              "Fix the file, or pass on_invalid='drop' to skip such lines "
+                              "(they are listed in the returned rejects).")
+        self.rows.append((self.table, line, data_row, ident, field, problem))
+
+    def frame(self) -> pl.DataFrame:
+        return pl.DataFrame(self.rows, schema=REJECTS_SCHEMA, orient="row")
+
+    def warn_skipped(self) -> None:
+        if self.skipped:
+            summary = ", ".join(f"{k} ({n})" for k, n in self.skipped.most_common())
+            warnings.warn(f"{self.table}: skipped {sum(self.skipped.values())} line(s) or "
+                          f"annotation(s) the metrics cannot use: {summary}.",
+                          PolarsMetricsWarning, stacklevel=3)
+
+
+def iter_records(source) -> Iterator[tuple[int, Any, str | None]]:
+    """(line number, parsed object or None, JSON error message or None) for every record."""
+    if isinstance(source, str | os.PathLike):
+        with open(source, encoding="utf-8") as fh:
+            yield from _iter_handle(fh)
+    elif isinstance(source, io.IOBase) or hasattr(source, "read"):
+        yield from _iter_handle(source)
+    elif isinstance(source, Mapping):
+        yield 1, source, None
+    elif isinstance(source, Iterable):
+        for n, item in enumerate(source, start=1):
+            if isinstance(item, bytes | bytearray):
+                item = item.decode("utf-8")
+            if isinstance(item, str):
+                if not item.strip():
+                    continue
+                yield _parse_line(n, item)
+            else:
+                yield n, item, None
+    else:
+        raise TypeError(f"expected a path, a file object or an iterable of lines / dicts; got "
+                        f"{type(source).__name__}.")
+
+
+def _iter_handle(fh) -> Iterator[tuple[int, Any, str | None]]:
+    n = 0
+    first = None
+    for raw in fh:
+        n += 1
+        if raw.strip():
+            first = raw
+            break
+    if first is None:
+        return
+    if first.lstrip().startswith("["):  # a JSON array of records (the SDK's own test assets)
+        try:
+            records = json.loads(first + fh.read())
+        except json.JSONDecodeError as exc:
+            yield n, None, f"not valid JSON: {exc}"
+            return
+        for i, rec in enumerate(records, start=1):
+            yield i, rec, None
+        return
+    yield _parse_line(n, first)
+    for raw in fh:
+        n += 1
+        if raw.strip():
+            yield _parse_line(n, raw)
+
+
+def _parse_line(n: int, line: str) -> tuple[int, Any, str | None]:
+    try:
+        return n, json.loads(line), None
+    except json.JSONDecodeError as exc:
+        return n, None, f"not valid JSON: {exc}"
+
+
+def check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}."
+                         + (did_you_mean(value, choices) if isinstance(value, str) else ""))
+
+
+def placeholder_kind(frame: pl.DataFrame) -> pl.DataFrame:
+    """Placeholder rows (a labeled data row without annotations: null feature, id and geometry)
+    take the frame's most common kind, so every row has the kind the engine's checks expect."""
+    if frame.height == 0 or frame[s.KIND].null_count() == 0:
+        return frame
+    counts = frame[s.KIND].drop_nulls().value_counts(sort=True)
+    fill = counts[s.KIND][0] if counts.height else "box"
+    return frame.with_columns(pl.col(s.KIND).fill_null(fill))

@@ -1,0 +1,97 @@
+"""Polylines: ``line`` = list of (x, y), 2 or more points. Two lines are compared as their
+buffers of radius ``profile.buffer_radius`` (default 70): the polygons shapely's
+``LineString.buffer(radius)`` makes (round caps and joins, 16 segments per quadrant), built in
+one vectorized shapely call per table, then polygon IoU (convex buffers — single segments —
+in numba, the rest by shapely). With ``crs="EPSG:4326"`` the vertices are projected to each
+data row's local equal-area plane first and the radius is in metres.
+"""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from polars_metrics import schema as s
+from polars_metrics._threads import serial_if_small
+from polars_metrics.errors import SchemaError
+from polars_metrics.kinds import _planar as P
+from polars_metrics.kinds import geo
+from polars_metrics.kinds.point import DEFAULT_RADIUS, options
+from polars_metrics.validation import Check
+
+NAME = "line"
+GEOMETRY = (s.LINE,)
+READS_PROFILE = True  # pairs(gt, pd, profile): buffer_radius, crs
+
+
+def normalize(frame: pl.DataFrame, table: str) -> pl.DataFrame:
+    """Cast ``line`` to List(Array(Float64, 2)); accept points as numeric lists or arrays."""
+    dtype = frame.schema[s.LINE]
+    if dtype == s.LINE_DTYPE:
+        return frame
+    if dtype == pl.Null:
+        return frame.with_columns(pl.col(s.LINE).cast(s.LINE_DTYPE))
+    inner = getattr(dtype, "inner", None)
+    leaf = getattr(inner, "inner", None)
+    if isinstance(dtype, pl.List) and isinstance(inner, pl.List | pl.Array) and leaf is not None \
+            and leaf.is_numeric():
+        try:
+            return frame.with_columns(pl.col(s.LINE).cast(s.LINE_DTYPE))
+        except Exception as exc:
+            raise SchemaError(f"{table}.{s.LINE}: cannot read {dtype} as {s.LINE_DTYPE}: every "
+                              f"point must be exactly (x, y). ({exc})") from None
+    raise SchemaError(f"{table}.{s.LINE} has dtype {dtype}; expected {s.LINE_DTYPE} "
+                      "(the polyline's (x, y) points in order).")
+
+
+def _problems(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    coords, off = P.lines_from_series(frame[s.LINE])
+    n = off.shape[0] - 1
+    bad_pt = ~np.isfinite(coords).all(axis=1)
+    line_of_point = np.repeat(np.arange(n), np.diff(off))
+    non_finite = np.zeros(n, bool)
+    non_finite[line_of_point[bad_pt]] = True
+    short = np.diff(off) < 2
+    return non_finite, short & frame[s.LINE].is_not_null().to_numpy()
+
+
+def checks(table: str, keys=None) -> list[Check]:
+    cache: dict = {}
+
+    def problems(frame):
+        if cache.get("frame") is not frame:
+            cache["frame"] = frame
+            cache["value"] = _problems(frame)
+        return cache["value"]
+
+    return [
+        Check(s.LINE, pl.col(s.LINE).is_null(), "line is null", "give every line its points"),
+        Check(s.LINE, lambda f: problems(f)[0], "line has a NaN or infinite coordinate",
+              "replace or remove non-finite coordinates"),
+        Check(s.LINE, lambda f: problems(f)[1], "line has fewer than 2 points",
+              "a polyline needs at least 2 points (use kind 'point' for one)"),
+    ]
+
+
+def pairs(gt, pd, profile=None):
+    """Candidate pairs with IoU > 0 per data row between the buffered lines."""
+    radius, _ = options(profile)
+    ca, oa = P.lines_from_series(gt.column(s.LINE))
+    cb, ob = P.lines_from_series(pd.column(s.LINE))
+    if profile is not None and geo.is_geographic(profile.crs):
+        ra = np.repeat(gt.row, np.diff(oa))
+        rb = np.repeat(pd.row, np.diff(ob))
+        ca, cb = geo.project_sides(ca, ra, cb, rb, gt.off.shape[0] - 1)
+    a = P.buffered_lines(ca, oa, radius)
+    b = P.buffered_lines(cb, ob, radius)
+    with serial_if_small(len(gt) + len(pd)):
+        return P.row_pairs(a, gt.off, b, pd.off)
+
+
+def aligned_iou(a: pl.Series, b: pl.Series, radius: float = DEFAULT_RADIUS) -> np.ndarray:
+    """IoU of the buffered line a[i] with b[i] for every i."""
+    a = a.cast(s.LINE_DTYPE)
+    b = b.cast(s.LINE_DTYPE)
+    sa = P.buffered_lines(*P.lines_from_series(a), radius)
+    sb = P.buffered_lines(*P.lines_from_series(b), radius)
+    idx = np.arange(a.len(), dtype=np.int64)
+    return P.pair_iou(sa, sb, idx, idx)

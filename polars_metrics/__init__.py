@@ -13,8 +13,9 @@ import os as _os
 # starts its thread pool; an explicit setting by the user wins).
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from polars_metrics import namespace as _namespace  # noqa: F401  (registers `.pm`)
 from polars_metrics import labelbox_sdk, state, synthetic
+from polars_metrics import namespace as _namespace  # noqa: F401  (registers `.pm`)
+from polars_metrics.coco import CocoResult, evaluate_coco
 from polars_metrics.errors import (
     FormatError,
     InvalidAnnotationError,
@@ -24,7 +25,6 @@ from polars_metrics.errors import (
     SchemaError,
     ThresholdError,
 )
-from polars_metrics.coco import CocoResult, evaluate_coco
 from polars_metrics.evaluate import CocoEvaluation, Evaluation, evaluate
 from polars_metrics.io.coco import read_coco, write_coco_results
 from polars_metrics.io.labelbox import read_labelbox_export, read_labelbox_ndjson

@@ -16,9 +16,8 @@ import polars as pl
 
 from polars_metrics import _arrays
 from polars_metrics import schema as s
-from polars_metrics.errors import SchemaError
 from polars_metrics._kernels.groups import stable_group_order
-from polars_metrics.errors import PolarsMetricsWarning, did_you_mean
+from polars_metrics.errors import PolarsMetricsWarning, SchemaError, did_you_mean
 from polars_metrics.kinds import infer_kind, kind_module
 from polars_metrics.kinds.classification import QuestionIndex, derive_features, qualify_collisions
 from polars_metrics.profiles import Profile

@@ -75,7 +75,7 @@ def run_checks(frame: pl.DataFrame, table: str, keys: Sequence[str], checks: Seq
     if not any_bad.any():
         return frame, empty_rejects()
     rejects = []
-    for check, mask in zip(checks, masks):
+    for check, mask in zip(checks, masks, strict=True):
         if not mask.any():
             continue
         bad = frame.filter(pl.Series(mask))
@@ -101,7 +101,8 @@ def _message(bad: pl.DataFrame, table: str, keys: Sequence[str], check: Check) -
     shown = bad.head(MAX_EXAMPLES)
     key_vals = shown.select(key_string(keys)).to_series().to_list()
     col_vals = shown[check.column].to_list() if check.column in shown.columns else [None] * shown.height
-    for pos, key, ident, val in zip(shown[POS].to_list(), key_vals, shown[s.ID].to_list(), col_vals):
+    for pos, key, ident, val in zip(shown[POS].to_list(), key_vals, shown[s.ID].to_list(), col_vals,
+                                    strict=True):
         lines.append(f"  row {pos} ({'/'.join(keys)}={key!r}, id={ident!r}): {check.column}={val!r}")
     if bad.height > MAX_EXAMPLES:
         lines.append(f"  ... and {bad.height - MAX_EXAMPLES} more")

@@ -67,7 +67,7 @@ def test_checklist_matches_sklearn_multilabel(seed):
     rows = [f"r{i:04d}" for i in range(n)]
 
     def table(mask):
-        return [[o for o, on in zip(options, m) if on] for m in mask]
+        return [[o for o, on in zip(options, m, strict=True) if on] for m in mask]
 
     gt = pl.DataFrame({"data_row": rows, "question": ["tags"] * n, "answers": table(true)})
     pd = pl.DataFrame({"data_row": rows, "question": ["tags"] * n, "answers": table(pred)})
@@ -79,7 +79,7 @@ def test_checklist_matches_sklearn_multilabel(seed):
     mcm = multilabel_confusion_matrix(true[:, cols], pred[:, cols])
     cube = ev.cube.sort("feature")
     assert cube["feature"].to_list() == sorted(seen)
-    expected = {o: tuple(m.ravel().tolist()) for o, m in zip(seen, mcm)}
+    expected = {o: tuple(m.ravel().tolist()) for o, m in zip(seen, mcm, strict=True)}
     assert {r[0]: r[1:] for r in cube.select("feature", "tn", "fp", "fn", "tp").rows()} == expected
     # no misclassification cells for checklists: every matched pair is the same option
     conf = ev.confusion.drop_nulls()

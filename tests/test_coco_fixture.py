@@ -14,13 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pycocotools.coco as pycoco  # noqa: E402
+import pycocotools.cocoeval as cocoeval  # noqa: E402
 import pytest
 
 from polars_metrics.coco import evaluate_coco
 from polars_metrics.io.coco import read_coco, write_coco_results
-
-import pycocotools.coco as pycoco  # noqa: E402
-import pycocotools.cocoeval as cocoeval  # noqa: E402
 
 pytestmark = [
     pytest.mark.reference,

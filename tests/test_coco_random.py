@@ -15,15 +15,14 @@ import io
 
 import numpy as np
 import polars as pl
+import pycocotools.coco as pycoco  # noqa: E402
+import pycocotools.cocoeval as cocoeval  # noqa: E402
+import pycocotools.mask as mask_utils  # noqa: E402
 import pytest
 
 from polars_metrics.coco import evaluate_coco
 from polars_metrics.errors import FormatError
 from polars_metrics.io.coco import read_coco
-
-import pycocotools.coco as pycoco  # noqa: E402
-import pycocotools.cocoeval as cocoeval  # noqa: E402
-import pycocotools.mask as mask_utils  # noqa: E402
 
 pytestmark = [
     pytest.mark.reference,

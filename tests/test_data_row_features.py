@@ -1,10 +1,10 @@
 """ev.data_row_features: per (data row, feature) values; the data-row means average them."""
 from __future__ import annotations
 
+import naive  # noqa: F401  (tests/ on sys.path)
 import numpy as np
 import polars as pl
 
-import naive  # noqa: F401  (tests/ on sys.path)
 import polars_metrics as pm
 
 

@@ -10,11 +10,10 @@ import json
 import sys
 from pathlib import Path
 
-import pytest
-
 import ipykernel  # noqa: E402, F401
 import nbclient  # noqa: E402
 import nbformat  # noqa: E402
+import pytest
 
 pytestmark = pytest.mark.slow
 

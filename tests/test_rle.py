@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pycocotools.mask as mask_utils  # noqa: E402
 import pytest
 
 from polars_metrics._kernels import rle as R
-
-import pycocotools.mask as mask_utils  # noqa: E402
 
 pytestmark = [
     pytest.mark.reference,

@@ -1,6 +1,8 @@
 """Axis-aligned boxes: ``bbox`` = (x0, y0, x1, y1), continuous area, no +1 pixel convention."""
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import polars as pl
 
@@ -54,10 +56,23 @@ def normalize(frame: pl.DataFrame, table: str) -> pl.DataFrame:
     )
 
 
+_last_problems: tuple = (None, None)
+
+
 def _problems(frame: pl.DataFrame) -> np.ndarray:
-    """box_problems codes; null boxes (read as NaN rows) are left to the null check."""
+    """box_problems codes; null boxes (read as NaN rows) are left to the null check.
+
+    Both box checks read these codes: the last frame's are kept so the column is scanned once.
+    """
+    global _last_problems
+    ref, codes = _last_problems
+    if ref is not None and ref() is frame:
+        return codes
     codes = box_problems(frame[s.BBOX].to_numpy().reshape(-1, 4))
-    return np.where(frame[s.BBOX].is_null().to_numpy(), 0, codes) if frame[s.BBOX].has_nulls() else codes
+    if frame[s.BBOX].has_nulls():
+        codes = np.where(frame[s.BBOX].is_null().to_numpy(), 0, codes)
+    _last_problems = (weakref.ref(frame), codes)
+    return codes
 
 
 def _non_finite(frame: pl.DataFrame) -> np.ndarray:

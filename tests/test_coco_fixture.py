@@ -173,3 +173,14 @@ def test_per_category_frame(both):
     p = ours.precision[:, :, :, 0, 2]
     per_k = [p[:, :, k][p[:, :, k] > -1].mean() for k in range(p.shape[2]) if (p[:, :, k] > -1).any()]
     np.testing.assert_allclose(ap, per_k, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("iou_type", "index", "published"),
+    # the values SPEC §6 quotes from pycocotools' run on this fixture, to 10 decimals
+    [("bbox", 0, 0.5045806987), ("bbox", 1, 0.6969727247), ("segm", 0, 0.3195452759)],
+)
+def test_stats_equal_the_quoted_pycocotools_values(iou_type, index, published):
+    gt, pd = read_coco(GT, RESULTS[iou_type])
+    stats = evaluate_coco(gt, pd, iou_type=iou_type).stats
+    assert abs(stats[index] - published) <= 1e-10

@@ -150,14 +150,16 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
     gt_ann = gt_given & gt[s.FEATURE].is_not_null().to_numpy()
     pd_ann = pd_given & pd[s.FEATURE].is_not_null().to_numpy()
 
-    # The universe of data rows, sorted by key so that every output is deterministic.
-    parts = [gt.select(keys), pd.select(keys)]
+    # The universe of data rows, sorted by key so that every output is deterministic. Tables
+    # usually list a data row's annotations together: work on runs of equal keys.
+    gt_runs, pd_runs = _key_runs(gt, keys), _key_runs(pd, keys)
+    parts = [gt_runs[0], pd_runs[0]]
     if meta is not None:
         parts.append(meta.select(keys))
     universe = pl.concat(parts).unique().sort(keys).with_row_index(ROW)
     n_all = universe.height
-    gt_row = _row_codes(gt, universe, keys)
-    pd_row = _row_codes(pd, universe, keys)
+    gt_row = _row_codes(gt_runs, universe, keys)
+    pd_row = _row_codes(pd_runs, universe, keys)
     n_gt = np.bincount(gt_row[gt_given], minlength=n_all)
     n_pd = np.bincount(pd_row[pd_given], minlength=n_all)
     in_gt = np.zeros(n_all, dtype=bool)
@@ -349,11 +351,26 @@ def _duplicate_ids(frame: pl.DataFrame, keys: Sequence[str]) -> np.ndarray:
     return frame.select(dup).to_series().to_numpy()
 
 
-def _row_codes(frame: pl.DataFrame, universe: pl.DataFrame, keys: Sequence[str]) -> np.ndarray:
+def _key_runs(frame: pl.DataFrame, keys: Sequence[str]) -> tuple[pl.DataFrame, np.ndarray]:
+    """The keys of each run of equal consecutive keys, and the run lengths."""
     if frame.height == 0:
+        return frame.select(keys), np.zeros(0, dtype=np.int64)
+    new_run = pl.any_horizontal([pl.col(k).ne_missing(pl.col(k).shift()) for k in keys])
+    starts = frame.select(new_run).to_series().to_numpy()
+    starts[0] = True
+    first = np.flatnonzero(starts)
+    lengths = np.diff(np.append(first, frame.height))
+    return frame.select(keys)[first], lengths
+
+
+def _row_codes(runs: tuple[pl.DataFrame, np.ndarray], universe: pl.DataFrame,
+               keys: Sequence[str]) -> np.ndarray:
+    """Data-row index of every row of a table, from its key runs (see :func:`_key_runs`)."""
+    run_keys, lengths = runs
+    if run_keys.height == 0:
         return np.zeros(0, dtype=np.int64)
-    codes = frame.select(keys).join(universe, on=list(keys), how="left", maintain_order="left")
-    return codes[ROW].to_numpy().astype(np.int64)
+    codes = run_keys.join(universe, on=list(keys), how="left", maintain_order="left")
+    return np.repeat(codes[ROW].to_numpy().astype(np.int64), lengths)
 
 
 def _data_rows_frame(data_rows, keys, by, gt) -> pl.DataFrame:

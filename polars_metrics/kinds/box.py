@@ -104,7 +104,10 @@ def pairs(gt, pd):
 
 def _sorted_boxes(side) -> np.ndarray:
     boxes = side.frame[s.BBOX].to_numpy().reshape(-1, 4)
-    return f64_matrix_np(boxes if side.idx is None else boxes[side.idx])
+    if side.idx is None:
+        # read-only view of the column: no copy (the kernels have a read-only specialization)
+        return np.ascontiguousarray(boxes, dtype=np.float64)
+    return f64_matrix_np(boxes[side.idx])
 
 
 def aligned_iou(a: pl.Series, b: pl.Series) -> np.ndarray:

@@ -17,17 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-
-@njit(cache=True, nogil=True)
-def _find(sorted_values, v):
-    lo, hi = 0, sorted_values.shape[0] - 1
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if sorted_values[mid] < v:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+from polars_metrics._kernels.sorting import argsort_desc_stable_into, find_sorted
 
 
 @njit(cache=True, nogil=True)
@@ -56,55 +46,12 @@ def subclass_agreement(a0, a1, a_key, a_val, b0, b1, b_key, b_val):
     return agree / union, True
 
 
-_RUN = 16
-
-
 @njit(cache=True, nogil=True)
 def _argsort_desc(values, n, idx, buf):
-    """Write into ``idx[:n]`` the order that sorts ``values[:n]`` descending, stably (ties keep
-    their index order): insertion sort on runs of 16, then bottom-up merges through ``buf``."""
-    for i in range(n):
-        idx[i] = i
-    for lo in range(0, n, _RUN):
-        hi = min(lo + _RUN, n)
-        for i in range(lo + 1, hi):
-            cur = idx[i]
-            v = values[cur]
-            j = i - 1
-            while j >= lo and values[idx[j]] < v:
-                idx[j + 1] = idx[j]
-                j -= 1
-            idx[j + 1] = cur
-    width = _RUN
-    in_idx = True
-    while width < n:
-        src = idx if in_idx else buf
-        dst = buf if in_idx else idx
-        for lo in range(0, n, 2 * width):
-            mid = min(lo + width, n)
-            hi = min(lo + 2 * width, n)
-            i, j, k = lo, mid, lo
-            while i < mid and j < hi:
-                if values[src[j]] > values[src[i]]:  # strictly larger from the right: stable
-                    dst[k] = src[j]
-                    j += 1
-                else:
-                    dst[k] = src[i]
-                    i += 1
-                k += 1
-            while i < mid:
-                dst[k] = src[i]
-                i += 1
-                k += 1
-            while j < hi:
-                dst[k] = src[j]
-                j += 1
-                k += 1
-        in_idx = not in_idx
-        width *= 2
-    if not in_idx:
-        for i in range(n):
-            idx[i] = buf[i]
+    """Write into ``idx[:n]`` the stable descending order of ``values[:n]`` (shared sort)."""
+    res = argsort_desc_stable_into(values[:n], idx, buf)
+    for i in range(n):  # the result sits in idx or buf; copying idx onto itself is harmless
+        idx[i] = res[i]
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -177,11 +124,11 @@ def _row(r, gt_off, pd_off, gt_feat, pd_feat, pair_off, pair_gt, pair_pd, pair_i
         tp[f] = 0
         total[f] = 0.0
     for i in range(n_g):
-        gt_slot[i] = _find(feats, gt_feat[g0 + i])
+        gt_slot[i] = find_sorted(feats, gt_feat[g0 + i])
         ngt[gt_slot[i]] += 1
         gt_taken[i] = False
     for j in range(n_p):
-        pd_slot[j] = _find(feats, pd_feat[p0 + j])
+        pd_slot[j] = find_sorted(feats, pd_feat[p0 + j])
         npd[pd_slot[j]] += 1
         pd_taken[j] = False
 

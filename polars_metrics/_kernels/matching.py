@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from polars_metrics._kernels.sorting import argsort_desc_stable_into, count_below
+from polars_metrics._kernels.sorting import argsort_desc_stable_into, count_below, find_sorted
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -115,14 +115,14 @@ def _match_row(
     # Slots: the position of each annotation's feature among the row's features.
     ngt[:n_f] = 0
     for i in range(n_g):
-        gt_slot[i] = _find(feats, gt_feat[g0 + i])
+        gt_slot[i] = find_sorted(feats, gt_feat[g0 + i])
         ngt[gt_slot[i]] += 1
     rf_ngt[f0:f1] = ngt[:n_f]
     # kept[f, c]: predictions of slot f passing threshold c (histogram of npass, summed from
     # the top); n_kept[c] over all slots.
     kept[:n_f, :] = 0
     for j in range(n_p):
-        kept[_find(feats, pd_feat[p0 + j]), pd_npass[p0 + j]] += 1
+        kept[find_sorted(feats, pd_feat[p0 + j]), pd_npass[p0 + j]] += 1
     n_kept[:] = 0
     for f in range(n_f):
         for c in range(n_conf - 1, -1, -1):
@@ -252,16 +252,3 @@ def _match_row(
             f = active[a]
             tp_bins[f, :] = 0
             is_active[f] = False
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _find(sorted_values, v):
-    """Index of ``v`` in an ascending array that contains it (binary search)."""
-    lo, hi = 0, sorted_values.shape[0] - 1
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if sorted_values[mid] < v:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo

@@ -74,3 +74,16 @@ def count_below(sorted_values, v):
         else:
             break
     return n
+
+
+@njit(cache=True, nogil=True, inline="always")
+def find_sorted(sorted_values, v):
+    """Index of ``v`` in an ascending array that contains it (binary search)."""
+    lo, hi = 0, sorted_values.shape[0] - 1
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if sorted_values[mid] < v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo

@@ -11,9 +11,6 @@ import warnings
 
 import numpy as np
 import polars as pl
-from shapely.geometry import Polygon as ShapelyPolygon
-
-lb = __import__("pytest").importorskip("labelbox.data.annotation_types")
 from labelbox.data.annotation_types import (  # noqa: E402
     Checklist,
     ClassificationAnnotation,
@@ -37,6 +34,7 @@ from labelbox.data.metrics import (  # noqa: E402
     miou_metric,
 )
 from labelbox.data.serialization import NDJsonConverter  # noqa: E402
+from shapely.geometry import Polygon as ShapelyPolygon
 
 import polars_metrics as pm  # noqa: E402
 

@@ -2,13 +2,10 @@
 check (no timing claims here)."""
 from __future__ import annotations
 
-import pytest
-
 from benchmarks import kinds
 
 
 def test_every_case_runs_with_parity():
-    pytest.importorskip("pycocotools")
     rows = kinds.run_kinds_benchmark(scale=0.001, repeat=1)
     assert {r["case"] for r in rows} >= {"convex polygons", "general polygons", "points", "lines",
                                          "masks (RLE)", "spans"}

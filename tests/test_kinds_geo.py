@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pyproj  # noqa: E402
 import pytest
 import shapely
 
 import polars_metrics as pm
 from polars_metrics.kinds.geo import laea
-
-pyproj = pytest.importorskip("pyproj")
 
 
 def to_lonlat(xy, lon0, lat0):

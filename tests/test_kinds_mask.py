@@ -8,6 +8,7 @@ import os
 import naive_kinds as naive
 import numpy as np
 import polars as pl
+import pycocotools.mask as mask_api  # noqa: E402
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,7 +16,6 @@ from strategies_kinds import dense_mask
 
 import polars_metrics as pm
 
-mask_api = pytest.importorskip("pycocotools.mask")
 SETTINGS = settings(max_examples=int(50 * float(os.environ.get("PM_EXAMPLES_SCALE", "1"))),
                     deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -212,7 +212,7 @@ def test_instance_uri_masks(tmp_path):
 
 # --- round trip through the SDK's own serializer ---------------------------------------------------
 def test_round_trip_from_the_sdk_serializer():
-    lb = pytest.importorskip("labelbox.data.annotation_types")
+    import labelbox.data.annotation_types as lb
     from labelbox.data.annotation_types.data import GenericDataRowData, MaskData
     from labelbox.data.serialization import NDJsonConverter
 

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import json
 
+import labelbox.data.serialization  # noqa: E402, F401
 import numpy as np
 import polars as pl
 import pytest
-
-import polars_metrics as pm
-from polars_metrics.io.labelbox_metrics import metric_name, write_labelbox_metrics
-
-pytest.importorskip("labelbox.data.serialization")
 from labelbox.data.annotation_types.metrics import ConfusionMatrixMetric, ScalarMetric  # noqa: E402
 from labelbox.data.serialization.ndjson.label import NDLabel  # noqa: E402
 from labelbox.data.serialization.ndjson.metric import (  # noqa: E402
     NDConfusionMatrixMetric,
     NDScalarMetric,
 )
+
+import polars_metrics as pm
+from polars_metrics.io.labelbox_metrics import metric_name, write_labelbox_metrics
 
 BOX = pl.Array(pl.Float64, 4)
 pytestmark = pytest.mark.filterwarnings("ignore::polars_metrics.PolarsMetricsWarning")

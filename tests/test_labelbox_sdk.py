@@ -12,13 +12,10 @@ from __future__ import annotations
 import math
 import warnings
 
+import labelbox_gen as G  # noqa: E402  (tests/ on sys.path)
 import numpy as np
 import polars as pl
 import pytest
-
-import polars_metrics as pm
-
-G = pytest.importorskip("labelbox_gen")
 from labelbox.data.annotation_types import (  # noqa: E402
     ClassificationAnnotation,
     ClassificationAnswer,
@@ -37,6 +34,8 @@ from labelbox.data.metrics import (  # noqa: E402
     feature_miou_metric,
     miou_metric,
 )
+
+import polars_metrics as pm
 
 FEATURE_KEYS = ["data_row", "feature"]
 ROW_KEYS = ["data_row"]

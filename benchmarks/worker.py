@@ -114,12 +114,15 @@ def run_ours(data_dir: Path, repeat: int) -> dict[str, Any]:
 
     gt, pd, classes = _load(data_dir)
     t_import, _ = timed(lambda: __import__("polars_metrics"))
-    import numba
+    from polars_metrics._kernels.aot import compiled_module
+    from polars_metrics._parallel import num_threads
 
     sampler = RssSampler()
     out: dict[str, Any] = {
         "import_s": t_import,
-        "numba_threads": int(numba.config.NUMBA_NUM_THREADS),
+        # not numba.config: importing numba here would add its memory to ours
+        "kernel_threads": num_threads(),
+        "kernels": "ahead-of-time" if compiled_module() is not None else "numba JIT",
         "polars_threads": int(pl.thread_pool_size()),
         "numba_cache_dir": os.environ.get("NUMBA_CACHE_DIR", ""),
         "rss_loaded": sampler.rss(),

@@ -13,9 +13,8 @@ import os as _os
 # starts its thread pool; an explicit setting by the user wins).
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from polars_metrics import labelbox_sdk, state, synthetic
 from polars_metrics import namespace as _namespace  # noqa: F401  (registers `.pm`)
-from polars_metrics.coco import CocoResult, evaluate_coco
+from polars_metrics import state, synthetic
 from polars_metrics.errors import (
     FormatError,
     InvalidAnnotationError,
@@ -26,8 +25,6 @@ from polars_metrics.errors import (
     ThresholdError,
 )
 from polars_metrics.evaluate import CocoEvaluation, Evaluation, evaluate
-from polars_metrics.io.coco import read_coco, write_coco_results
-from polars_metrics.io.labelbox import read_labelbox_export, read_labelbox_ndjson
 from polars_metrics.iou import pairwise_iou
 from polars_metrics.kinds.box import bbox_from_tlhw, bbox_from_xywh
 from polars_metrics.kinds.mask import (
@@ -48,6 +45,33 @@ from polars_metrics.schema import (
 )
 
 __version__ = "0.1.0"
+
+# Imported on first use: they need numba's JIT or pyarrow, which box evaluation does not.
+_LAZY = {
+    "labelbox_sdk": ("polars_metrics.labelbox_sdk", None),
+    "CocoResult": ("polars_metrics.coco", "CocoResult"),
+    "evaluate_coco": ("polars_metrics.coco", "evaluate_coco"),
+    "read_coco": ("polars_metrics.io.coco", "read_coco"),
+    "write_coco_results": ("polars_metrics.io.coco", "write_coco_results"),
+    "read_labelbox_export": ("polars_metrics.io.labelbox", "read_labelbox_export"),
+    "read_labelbox_ndjson": ("polars_metrics.io.labelbox", "read_labelbox_ndjson"),
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'polars_metrics' has no attribute {name!r}")
+    import importlib
+
+    module, attr = _LAZY[name]
+    value = importlib.import_module(module)
+    value = value if attr is None else getattr(value, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "CocoEvaluation", "CocoResult", "evaluate_coco", "read_coco", "write_coco_results",

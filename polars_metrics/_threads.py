@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import numba
-
 SMALL = 4096  # items (annotations, pairs) below which one thread is faster
 
 
@@ -21,6 +19,8 @@ def serial_if_small(work: int, small: int = SMALL) -> Iterator[None]:
     if work >= small:
         yield
         return
+    import numba  # the callers' kernels are numba JIT functions: numba is loaded already
+
     previous = numba.get_num_threads()
     numba.set_num_threads(1)
     try:

@@ -20,12 +20,14 @@ import polars as pl
 
 from polars_metrics import metrics
 from polars_metrics import schema as s
-from polars_metrics._kernels.cube import accumulate_rectangles
+from polars_metrics._kernels.aot import kernel
 from polars_metrics.coco import CocoResult, evaluate_coco
 from polars_metrics.cube import count_tables, label_tables
 from polars_metrics.errors import PolarsMetricsError
 from polars_metrics.prepare import to_frame
 from polars_metrics.profiles import Profile
+
+accumulate_rectangles = kernel("cube", "accumulate_rectangles")
 
 
 def evaluate_coco_profile(ground_truth, predictions, *, profile: Profile,

@@ -16,7 +16,10 @@ import numpy as np
 import polars as pl
 
 from polars_metrics import schema as s
-from polars_metrics._kernels.cube import accumulate_rectangles, emit_confusion
+from polars_metrics._kernels.aot import kernel
+
+accumulate_rectangles = kernel("cube", "accumulate_rectangles")
+emit_confusion = kernel("cube", "emit_confusion")
 
 DENSE_KEY_LIMIT = 1 << 22  # key spaces up to this size use a lookup table instead of np.unique
 

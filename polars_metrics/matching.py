@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from polars_metrics import _arrays
-from polars_metrics._kernels.groups import compact_events
-from polars_metrics._kernels.matching import greedy_match_by_iou
+from polars_metrics._kernels.aot import kernel
+from polars_metrics._parallel import run_ranges
 from polars_metrics.pairs import Pairs
 from polars_metrics.prepare import Prepared
 from polars_metrics.profiles import Profile
@@ -32,8 +32,8 @@ class Matches:
     rf_off: np.ndarray
     rf_feat: np.ndarray     # int32 feature code
     rf_ngt: np.ndarray      # ground truths
-    rf_kept: np.ndarray     # (n_rf, C) kept predictions
-    rf_iou_sum: np.ndarray  # (n_rf, C) Σ IoU of the class-aware, threshold-free walk
+    rf_iou: np.ndarray      # (n_rf, C) IoU metric of the (row, feature); NaN = undefined
+    npass: np.ndarray       # per prediction, the confidence thresholds it passes (as matched)
     # per data row
     # per data row, stored metric-major so each metric is one contiguous column (zero-copy)
     row_counts: np.ndarray  # (3, n_rows, C, T): tp, fp, fn
@@ -44,6 +44,20 @@ class Matches:
     def rf_row(self) -> np.ndarray:
         return np.repeat(np.arange(self.rf_off.shape[0] - 1), np.diff(self.rf_off))
 
+    def rf_kept(self, prep: Prepared) -> np.ndarray:
+        """(n_rf, C) kept predictions per (data row, feature) and confidence threshold,
+        from the predictions themselves (not stored: it is as large as ``rf_iou``)."""
+        n_rf, C = self.rf_iou.shape
+        F = max(len(prep.features), 1)
+        rf = np.searchsorted(self.rf_row * F + self.rf_feat, prep.pd.row * F + prep.pd.feat)
+        hist = np.bincount(rf * (C + 1) + self.npass, minlength=n_rf * (C + 1))
+        # kept at c = predictions with npass > c: a cumulative sum from the top
+        return np.cumsum(hist.reshape(n_rf, C + 1)[:, ::-1], axis=1)[:, ::-1][:, 1:]
+
+
+greedy_match_by_iou = kernel("matching", "greedy_match_by_iou")
+compact_events = kernel("groups", "compact_events")
+ROWS_PER_CHUNK = 64  # must equal _kernels.matching.ROWS_PER_CHUNK (rows sharing scratch arrays)
 
 BITMAP_LIMIT = 1 << 26  # (rows × features) cells up to which a bitmap finds row features
 
@@ -76,28 +90,30 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     ev_n = np.zeros((n_rows, n_conf), dtype=np.int64)
     ev_pair = np.empty(n_cap, dtype=np.int64)
     rf_ngt = np.zeros(n_rf, dtype=np.int64)
-    rf_kept = np.zeros((n_rf, n_conf), dtype=np.int64)
-    rf_iou_sum = np.zeros((n_rf, n_conf), dtype=np.float64)
+    rf_iou = np.empty((n_rf, n_conf), dtype=np.float64)  # the kernel writes every cell
     # the kernel writes every cell of these
     row_counts = np.empty((3, n_rows, n_conf, n_iou), dtype=np.int64)
     row_means = np.empty((3, n_rows, n_conf, n_iou), dtype=np.float64)
     row_iou = np.empty((n_rows, n_conf), dtype=np.float64)
-    greedy_match_by_iou(
+    # work per chunk of rows: its pairs, plus its annotations (rows without pairs still count)
+    chunk_rows = np.minimum(np.arange(0, n_rows + ROWS_PER_CHUNK, ROWS_PER_CHUNK), n_rows)
+    chunk_work = pairs.off[chunk_rows] + prep.gt.off[chunk_rows] + prep.pd.off[chunk_rows]
+    run_ranges(greedy_match_by_iou, (
         prep.gt.off, prep.pd.off, gt_feat, pd_feat, npass,
         pairs.off, pairs.gt, pairs.pd, pairs.iou, pairs.always,
         prep.iou_thr, n_conf, profile.class_aware,
         rf_off, rf_feat, ev_off,
         ev_n, ev_pair,
-        rf_ngt, rf_kept, rf_iou_sum,
+        rf_ngt, rf_iou,
         row_counts, row_means, row_iou,
-    )
+    ), chunk_work)
     out_off = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(ev_n.sum(axis=1), out=out_off[1:])
     n_ev = int(out_off[-1])
     ev_row, ev_c, ev_k = (np.empty(n_ev, np.int64) for _ in range(3))
-    compact_events(ev_off, ev_n, ev_pair, out_off, ev_row, ev_c, ev_k)
+    run_ranges(compact_events, (ev_off, ev_n, ev_pair, out_off, ev_row, ev_c, ev_k), out_off)
     ev_iou = pairs.iou[ev_k]
     ev_free = pairs.always[ev_k]
     ev_bin = np.where(ev_free, n_iou, np.searchsorted(prep.iou_thr, ev_iou))
     return Matches(ev_row, ev_c, pairs.gt[ev_k], pairs.pd[ev_k], ev_iou, ev_free, ev_bin,
-                   rf_off, rf_feat, rf_ngt, rf_kept, rf_iou_sum, row_counts, row_means, row_iou)
+                   rf_off, rf_feat, rf_ngt, rf_iou, npass, row_counts, row_means, row_iou)

@@ -99,7 +99,8 @@ def data_row_feature_table(prep: Prepared, m, *, zero_tn: bool) -> pl.DataFrame:
     The unit the per-row means of :func:`data_row_table` average over; also the per-feature,
     per-data-row view of the platform SDK. Built on demand: it has rows × features × C × T rows.
     """
-    n_rf, C = m.rf_kept.shape
+    n_rf, C = m.rf_iou.shape
+    rf_kept = m.rf_kept(prep)
     T = prep.iou_thr.shape[0]
     F = max(len(prep.features), 1)
     rf_row = m.rf_row
@@ -111,11 +112,9 @@ def data_row_feature_table(prep: Prepared, m, *, zero_tn: bool) -> pl.DataFrame:
     hist = np.bincount((ev_rf * C + m.ev_c[same]) * (T + 1) + m.ev_bin[same],
                        minlength=n_rf * C * (T + 1)).reshape(n_rf, C, T + 1)
     tp = np.cumsum(hist[:, :, ::-1], axis=2)[:, :, ::-1][:, :, 1:]  # (n_rf, C, T)
-    kept = np.broadcast_to(m.rf_kept[:, :, None], tp.shape)
+    kept = np.broadcast_to(rf_kept[:, :, None], tp.shape)
     ngt = np.broadcast_to(m.rf_ngt[:, None, None], tp.shape)
-    denom = np.maximum(m.rf_kept, m.rf_ngt[:, None])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(denom > 0, m.rf_iou_sum / np.maximum(denom, 1), np.nan)
+    iou = m.rf_iou
     reps = np.repeat(rf_row, C * T)
     names = pl.Series(s.FEATURE, list(prep.features), dtype=pl.String)
     frame = pl.concat([

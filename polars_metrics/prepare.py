@@ -16,7 +16,7 @@ import polars as pl
 
 from polars_metrics import _arrays
 from polars_metrics import schema as s
-from polars_metrics._kernels.groups import stable_group_order
+from polars_metrics._kernels.aot import kernel
 from polars_metrics.errors import PolarsMetricsWarning, SchemaError, did_you_mean
 from polars_metrics.kinds import infer_kind, kind_module
 from polars_metrics.kinds.classification import QuestionIndex, derive_features, qualify_collisions
@@ -30,6 +30,8 @@ from polars_metrics.validation import (
     require_columns,
     run_checks,
 )
+
+stable_group_order = kernel("groups", "stable_group_order")
 
 ROW = "_row"      # data-row index among the counted rows, 0..n_rows-1
 SLICE = "_slice"  # slice index, index into Prepared.slices

@@ -17,7 +17,7 @@ import polars as pl
 
 from polars_metrics import metrics
 from polars_metrics import schema as s
-from polars_metrics._kernels.cube import sequential_segment_sums, slice_feature_sums
+from polars_metrics._kernels.aot import kernel
 from polars_metrics.cube import count_tables, label_tables
 from polars_metrics.errors import PolarsMetricsError
 from polars_metrics.matching import Matches, match
@@ -25,6 +25,9 @@ from polars_metrics.pairs import build_pairs
 from polars_metrics.prepare import SLICE, Prepared, prepare
 from polars_metrics.profiles import Profile, get_profile
 from polars_metrics.true_negatives import row_true_negatives, slice_true_negatives
+
+slice_feature_sums = kernel("cube", "slice_feature_sums")
+sequential_segment_sums = kernel("cube", "sequential_segment_sums")
 
 THRESHOLD_FREE = "threshold_free"
 COUNT_KEYS = (s.FEATURE, s.CONFIDENCE_THRESHOLD, s.IOU_THRESHOLD)
@@ -93,9 +96,8 @@ class PartialResult:
         merged ``iou`` equals the whole evaluation's bit for bit."""
         if self._iou_values is None:
             prep, m = self._source
-            denom = np.maximum(m.rf_kept, m.rf_ngt[:, None])
-            rf, c = np.nonzero(denom > 0)
-            values = m.rf_iou_sum[rf, c] / denom[rf, c]
+            rf, c = np.nonzero(~np.isnan(m.rf_iou))
+            values = m.rf_iou[rf, c]
             names = pl.Series(list(prep.features), dtype=pl.String)
             self._iou_values = pl.concat([
                 prep.rows.select(*prep.keys, *prep.by)[m.rf_row[rf]],
@@ -162,8 +164,11 @@ def _iou_ordered_tables(prep: Prepared, m: Matches) -> tuple[pl.DataFrame, pl.Da
     n_gt = np.bincount(gt_s * F + gt_f, minlength=S * F).reshape(S, F)
     n_pd = np.bincount(pd_s * F + pd_f, minlength=S * F).reshape(S, F)
 
-    kept, iou_sum, iou_rows = slice_feature_sums(
-        row_slice[m.rf_row], m.rf_feat, m.rf_ngt, m.rf_kept, m.rf_iou_sum, S, F)
+    iou_sum, iou_rows = slice_feature_sums(row_slice[m.rf_row], m.rf_feat, m.rf_iou, S, F)
+    # kept[s, c, f]: predictions passing threshold c (npass > c), summed from the top
+    hist = np.bincount((pd_s * F + pd_f) * (C + 1) + m.npass, minlength=S * F * (C + 1))
+    hist = hist.reshape(S, F, C + 1)
+    kept = np.cumsum(hist[:, :, ::-1], axis=2)[:, :, ::-1][:, :, 1:].transpose(0, 2, 1)
 
     zeros = np.zeros_like(m.ev_c)
     tn, has_tn = slice_true_negatives(prep, row_slice, S, iou_rows)

@@ -52,7 +52,7 @@ def row_true_negatives(prep: Prepared, m: Matches) -> np.ndarray | None:
     universe = np.cumsum(diff, axis=1)[:, :C]
     # minus the options chosen on either side at c
     tn_feature = qi.feature_question[m.rf_feat] >= 0
-    chosen = tn_feature[:, None] & ((m.rf_ngt[:, None] > 0) | (m.rf_kept > 0))
+    chosen = tn_feature[:, None] & ((m.rf_ngt[:, None] > 0) | (m.rf_kept(prep) > 0))
     rf_row = m.rf_row
     taken = np.zeros((n, C))
     for c in range(C):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -21,21 +21,17 @@ def box_iou_one(ax0, ay0, ax1, ay1, bx0, by0, bx1, by1):
     return inter / union
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def box_iou_aligned(a, b):
-    """IoU of a[i] with b[i] for every i (row-aligned pairs)."""
-    n = a.shape[0]
-    out = np.empty(n, dtype=np.float64)
-    for i in prange(n):
+@njit(cache=True, nogil=True)
+def box_iou_aligned_range(a, b, out, lo, hi):
+    """out[i] = IoU of a[i] with b[i] for lo <= i < hi (row-aligned pairs)."""
+    for i in range(lo, hi):
         out[i] = box_iou_one(a[i, 0], a[i, 1], a[i, 2], a[i, 3], b[i, 0], b[i, 1], b[i, 2], b[i, 3])
-    return out
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _count_box_pairs(gt, gt_off, pd, pd_off):
-    n_rows = gt_off.shape[0] - 1
-    counts = np.zeros(n_rows, dtype=np.int64)
-    for r in prange(n_rows):
+@njit(cache=True, nogil=True)
+def count_box_pairs(gt, gt_off, pd, pd_off, counts, r0, r1):
+    """counts[r] = pairs with IoU > 0 of data row r, for r0 <= r < r1."""
+    for r in range(r0, r1):
         c = 0
         for g in range(gt_off[r], gt_off[r + 1]):
             for p in range(pd_off[r], pd_off[r + 1]):
@@ -43,13 +39,12 @@ def _count_box_pairs(gt, gt_off, pd, pd_off):
                                pd[p, 0], pd[p, 1], pd[p, 2], pd[p, 3]) > 0.0:
                     c += 1
         counts[r] = c
-    return counts
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _fill_box_pairs(gt, gt_off, pd, pd_off, pair_off, out_gt, out_pd, out_iou):
-    n_rows = gt_off.shape[0] - 1
-    for r in prange(n_rows):
+@njit(cache=True, nogil=True)
+def fill_box_pairs(gt, gt_off, pd, pd_off, pair_off, out_gt, out_pd, out_iou, r0, r1):
+    """The pairs counted by :func:`count_box_pairs`, gt-major, for r0 <= r < r1."""
+    for r in range(r0, r1):
         k = pair_off[r]
         for g in range(gt_off[r], gt_off[r + 1]):
             for p in range(pd_off[r], pd_off[r + 1]):
@@ -60,29 +55,6 @@ def _fill_box_pairs(gt, gt_off, pd, pd_off, pair_off, out_gt, out_pd, out_iou):
                     out_pd[k] = p
                     out_iou[k] = v
                     k += 1
-
-
-def box_pairs(gt, gt_off, pd, pd_off):
-    """All (gt, pd) pairs with IoU > 0 inside each data row, gt-major within a row.
-
-    Parameters
-    ----------
-    gt, pd : float64 arrays (n, 4), sorted by data row.
-    gt_off, pd_off : int64 CSR offsets over data rows (length n_rows + 1).
-
-    Returns
-    -------
-    pair_off (int64, n_rows + 1), pair_gt (int64), pair_pd (int64), pair_iou (float64).
-    """
-    counts = _count_box_pairs(gt, gt_off, pd, pd_off)
-    pair_off = np.zeros(counts.shape[0] + 1, dtype=np.int64)
-    np.cumsum(counts, out=pair_off[1:])
-    n = int(pair_off[-1])
-    out_gt = np.empty(n, dtype=np.int64)
-    out_pd = np.empty(n, dtype=np.int64)
-    out_iou = np.empty(n, dtype=np.float64)
-    _fill_box_pairs(gt, gt_off, pd, pd_off, pair_off, out_gt, out_pd, out_iou)
-    return pair_off, out_gt, out_pd, out_iou
 
 
 @njit(cache=True, nogil=True)

@@ -30,26 +30,21 @@ def accumulate_rectangles(inv, c_lo, c_hi, t_lo, t_hi, n_keys, n_conf, n_iou):
 
 
 @njit(cache=True, nogil=True)
-def slice_feature_sums(rf_slice, rf_feat, rf_ngt, rf_kept, rf_iou_sum, n_slices, n_feat):
-    """Sum per-(data row, feature) quantities into (slice, confidence index, feature) cells.
-
-    Returns kept predictions, Σ per-row IoU-metric values and the number of such values
-    (a (row, feature) has a value at c when it has a ground truth or a kept prediction).
-    """
-    n_conf = rf_kept.shape[1]
-    kept = np.zeros((n_slices, n_conf, n_feat), dtype=np.int64)
+def slice_feature_sums(rf_slice, rf_feat, rf_iou, n_slices, n_feat):
+    """Sum per-(data row, feature) IoU-metric values into (slice, confidence index, feature)
+    cells, in data-row order; also count the defined (non-NaN) values."""
+    n_conf = rf_iou.shape[1]
     iou_sum = np.zeros((n_slices, n_conf, n_feat), dtype=np.float64)
     iou_rows = np.zeros((n_slices, n_conf, n_feat), dtype=np.int64)
     for i in range(rf_feat.shape[0]):
         s = rf_slice[i]
         f = rf_feat[i]
         for c in range(n_conf):
-            kept[s, c, f] += rf_kept[i, c]
-            denom = max(rf_ngt[i], rf_kept[i, c])
-            if denom > 0:
-                iou_sum[s, c, f] += rf_iou_sum[i, c] / denom
+            v = rf_iou[i, c]
+            if not np.isnan(v):
+                iou_sum[s, c, f] += v
                 iou_rows[s, c, f] += 1
-    return kept, iou_sum, iou_rows
+    return iou_sum, iou_rows
 
 
 @njit(cache=True, nogil=True)

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def compact_events(ev_off, ev_n, ev_pair, out_off, out_row, out_c, out_pair):
-    """Gather the used event slots (row-major, then confidence index) into dense arrays."""
-    n_rows, n_conf = ev_n.shape
-    for r in prange(n_rows):
+@njit(cache=True, nogil=True)
+def compact_events(ev_off, ev_n, ev_pair, out_off, out_row, out_c, out_pair, r0, r1):
+    """Gather the used event slots of rows ``[r0, r1)`` (row-major, then confidence index)
+    into dense arrays."""
+    n_conf = ev_n.shape[1]
+    for r in range(r0, r1):
         cap = (ev_off[r + 1] - ev_off[r]) // n_conf if n_conf > 0 else 0
         o = out_off[r]
         for c in range(n_conf):

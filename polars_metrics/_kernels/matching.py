@@ -13,22 +13,24 @@ below is stable and pair builders emit pairs gt-major.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from polars_metrics._kernels.sorting import argsort_desc_stable_into, count_below, find_sorted
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def greedy_match_by_iou(
     gt_off, pd_off, gt_feat, pd_feat, pd_npass,
     pair_off, pair_gt, pair_pd, pair_iou, pair_always,
     iou_thr, n_conf, class_aware,
     rf_off, rf_feat, ev_off,
     ev_n, ev_pair,
-    rf_ngt, rf_kept, rf_iou_sum,
+    rf_ngt, rf_iou,
     row_counts, row_means, row_iou,
+    chunk_lo, chunk_hi,
 ):
-    """Match every data row at every confidence threshold; fill the preallocated outputs.
+    """Match the data rows of chunks ``[chunk_lo, chunk_hi)`` (``ROWS_PER_CHUNK`` rows each)
+    at every confidence threshold; fill the preallocated outputs.
 
     Inputs (all arrays C-contiguous; rows are the CSR groups of ``*_off``):
     gt_feat, pd_feat : int32 feature codes.  pd_npass : int64, how many confidence thresholds a
@@ -42,8 +44,9 @@ def greedy_match_by_iou(
     Outputs:
     ev_n[r, c] events of row r at threshold c, stored from ``ev_off[r] + c * cap_r``;
     ev_pair : the pair index of each match event of the IoU-threshold-0 walk.
-    rf_ngt[rf] ground truths, rf_kept[rf, c] kept predictions, rf_iou_sum[rf, c] the sum of
-    IoUs of the class-aware, threshold-free walk (the per-feature IoU metric numerator).
+    rf_ngt[rf] ground truths; rf_iou[rf, c] the per-(data row, feature) IoU metric: the sum of
+    IoUs of the class-aware, threshold-free walk over max(ground truths, kept predictions),
+    NaN when both are 0.
     row_counts[(tp, fp, fn), r, c, t], row_means[(precision, recall, f1), r, c, t] (means of
     the per-feature values defined on the row; NaN when none), row_iou[r, c] likewise.
     """
@@ -51,8 +54,7 @@ def greedy_match_by_iou(
     n_iou = iou_thr.shape[0]
     # Rows are processed in chunks that share scratch arrays sized for the chunk's largest
     # row: allocating per row would cost more than matching a typical row.
-    n_chunks = (n_rows + ROWS_PER_CHUNK - 1) // ROWS_PER_CHUNK
-    for ch in prange(n_chunks):
+    for ch in range(chunk_lo, chunk_hi):
         r0 = ch * ROWS_PER_CHUNK
         r1 = min(r0 + ROWS_PER_CHUNK, n_rows)
         mg = mp = mk = mf = 1
@@ -83,7 +85,7 @@ def greedy_match_by_iou(
                 r, gt_off, pd_off, gt_feat, pd_feat, pd_npass,
                 pair_off, pair_gt, pair_pd, pair_iou, pair_always,
                 iou_thr, n_conf, class_aware, rf_off, rf_feat, ev_off,
-                ev_n, ev_pair, rf_ngt, rf_kept, rf_iou_sum, row_counts, row_means, row_iou,
+                ev_n, ev_pair, rf_ngt, rf_iou, row_counts, row_means, row_iou,
                 gt_slot, gt_stamp, pd_stamp, idx, buf, o_g, o_p, o_pass, o_same, same,
                 ngt, kept, n_kept, tp_bins, is_active, active, iou_sum,
             )
@@ -97,7 +99,7 @@ def _match_row(
     r, gt_off, pd_off, gt_feat, pd_feat, pd_npass,
     pair_off, pair_gt, pair_pd, pair_iou, pair_always,
     iou_thr, n_conf, class_aware, rf_off, rf_feat, ev_off,
-    ev_n, ev_pair, rf_ngt, rf_kept, rf_iou_sum, row_counts, row_means, row_iou,
+    ev_n, ev_pair, rf_ngt, rf_iou, row_counts, row_means, row_iou,
     gt_slot, gt_stamp, pd_stamp, idx, buf, o_g, o_p, o_pass, o_same, same,
     ngt, kept, n_kept, tp_bins, is_active, active, iou_sum,
 ):
@@ -129,7 +131,6 @@ def _match_row(
             kept[f, c] += kept[f, c + 1]
         for c in range(n_conf):
             n_kept[c] += kept[f, c + 1]
-            rf_kept[f0 + f, c] = kept[f, c + 1]
 
     # The pairs in walk order (stable descending IoU keeps gt-major order among equal IoUs:
     # the tie rule), gathered once into contiguous arrays that every walk reads.
@@ -202,7 +203,6 @@ def _match_row(
             gt_stamp[g] = stamp
             pd_stamp[p] = stamp
             iou_sum[gt_slot[g]] += pair_iou[order[i] + k0]
-        rf_iou_sum[f0:f1, c] = iou_sum[:n_f]
 
         # --- data-row table: sums over features, means of defined per-feature values ---
         # Which per-feature ratios are defined does not depend on t; features without a true
@@ -215,8 +215,12 @@ def _match_row(
             kf = kept[f, c + 1]
             denom = max(kf, ngt[f])
             if denom > 0:
-                s_iou += iou_sum[f] / denom
+                v = iou_sum[f] / denom
+                rf_iou[f0 + f, c] = v
+                s_iou += v
                 n_iou_def += 1
+            else:
+                rf_iou[f0 + f, c] = np.nan
             if kf > 0:
                 n_p_def += 1
             if ngt[f] > 0:

@@ -14,17 +14,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
-import numba
 import numpy as np
 import polars as pl
-import pyarrow as pa
-import shapely
 
-from polars_metrics._kernels import polygon as K
+from polars_metrics._lazy import lazy
+
+numba = lazy("numba")
+pa = lazy("pyarrow")
+shapely = lazy("shapely")
+K = lazy("polars_metrics._kernels.polygon")
 
 SHAPELY_CHUNK = 2048  # pairs per shapely call when spread over threads
-_COLLECTIONS = [shapely.GeometryType.MULTIPOINT, shapely.GeometryType.MULTILINESTRING,
-                shapely.GeometryType.MULTIPOLYGON, shapely.GeometryType.GEOMETRYCOLLECTION]
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,9 @@ def from_shapely(geoms: np.ndarray, *, keep: bool = True) -> Shapes:
     n = geoms.shape[0]
     parts, idx = shapely.get_parts(geoms, return_index=True)
     while True:  # collections (make_valid's output) may hold multipolygons: flatten fully
-        nested = np.isin(shapely.get_type_id(parts), _COLLECTIONS)
+        G = shapely.GeometryType
+        collections = [G.MULTIPOINT, G.MULTILINESTRING, G.MULTIPOLYGON, G.GEOMETRYCOLLECTION]
+        nested = np.isin(shapely.get_type_id(parts), collections)
         if not nested.any():
             break
         sub, where = shapely.get_parts(parts[nested], return_index=True)

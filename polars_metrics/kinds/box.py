@@ -8,12 +8,18 @@ import polars as pl
 
 from polars_metrics import schema as s
 from polars_metrics._arrays import f64_matrix, f64_matrix_np
-from polars_metrics._kernels.box import box_pairs, box_problems
+from polars_metrics._kernels.aot import kernel
+from polars_metrics._parallel import run_ranges
 from polars_metrics.errors import SchemaError
 from polars_metrics.validation import Check
 
 NAME = "box"
 GEOMETRY = (s.BBOX,)
+
+box_problems = kernel("box", "box_problems")
+_count_box_pairs = kernel("box", "count_box_pairs")
+_fill_box_pairs = kernel("box", "fill_box_pairs")
+_box_iou_aligned_range = kernel("box", "box_iou_aligned_range")
 
 
 def bbox_from_xywh(x: str | pl.Expr, y: str | pl.Expr, w: str | pl.Expr, h: str | pl.Expr) -> pl.Expr:
@@ -95,11 +101,32 @@ def checks(table: str, keys=None) -> list[Check]:
 
 
 def pairs(gt, pd):
-    """Candidate pairs with IoU > 0 per data row (see ``_kernels.box.box_pairs``).
+    """Candidate pairs with IoU > 0 per data row, gt-major within a row.
 
     ``gt`` and ``pd`` are :class:`~polars_metrics.prepare.Side` views in data-row order.
+    Returns pair_off (int64 CSR over data rows), pair_gt, pair_pd (int64 positions in data-row
+    order) and pair_iou (float64).
     """
     return box_pairs(_sorted_boxes(gt), gt.off, _sorted_boxes(pd), pd.off)
+
+
+def box_pairs(gt: np.ndarray, gt_off: np.ndarray, pd: np.ndarray, pd_off: np.ndarray):
+    """Two passes over the (gt, pd) grid of each data row: count, then fill the CSR arrays."""
+    n_rows = gt_off.shape[0] - 1
+    # work of a row: its gt × pd grid
+    cum_work = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.diff(gt_off) * np.diff(pd_off), out=cum_work[1:])
+    counts = np.empty(n_rows, dtype=np.int64)
+    run_ranges(_count_box_pairs, (gt, gt_off, pd, pd_off, counts), cum_work)
+    pair_off = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(counts, out=pair_off[1:])
+    n = int(pair_off[-1])
+    out_gt = np.empty(n, dtype=np.int64)
+    out_pd = np.empty(n, dtype=np.int64)
+    out_iou = np.empty(n, dtype=np.float64)
+    run_ranges(_fill_box_pairs, (gt, gt_off, pd, pd_off, pair_off, out_gt, out_pd, out_iou),
+               cum_work)
+    return pair_off, out_gt, out_pd, out_iou
 
 
 def _sorted_boxes(side) -> np.ndarray:
@@ -111,6 +138,7 @@ def _sorted_boxes(side) -> np.ndarray:
 
 
 def aligned_iou(a: pl.Series, b: pl.Series) -> np.ndarray:
-    from polars_metrics._kernels.box import box_iou_aligned
-
-    return box_iou_aligned(f64_matrix(a, 4), f64_matrix(b, 4))
+    a, b = f64_matrix(a, 4), f64_matrix(b, 4)
+    out = np.empty(a.shape[0], dtype=np.float64)
+    run_ranges(_box_iou_aligned_range, (a, b, out), np.arange(a.shape[0] + 1, dtype=np.int64))
+    return out

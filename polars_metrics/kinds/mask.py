@@ -14,17 +14,19 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import numba
 import numpy as np
 import polars as pl
 
 from polars_metrics import schema as s
-from polars_metrics._kernels import rle as R
-from polars_metrics._kernels import rle_pairs as K
+from polars_metrics._lazy import lazy
 from polars_metrics._threads import serial_if_small
 from polars_metrics.errors import InvalidAnnotationError, SchemaError
 from polars_metrics.kinds._planar import compact
 from polars_metrics.validation import POS, Check
+
+numba = lazy("numba")
+R = lazy("polars_metrics._kernels.rle")
+K = lazy("polars_metrics._kernels.rle_pairs")
 
 NAME = "mask"
 GEOMETRY = (s.MASK,)

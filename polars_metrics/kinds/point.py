@@ -15,18 +15,20 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
-import numba
 import numpy as np
 import polars as pl
 
 from polars_metrics import _arrays
 from polars_metrics import schema as s
-from polars_metrics._kernels import disc as K
+from polars_metrics._lazy import lazy
 from polars_metrics._threads import serial_if_small
 from polars_metrics.errors import ProfileError, SchemaError
 from polars_metrics.kinds import geo
 from polars_metrics.kinds._planar import compact
 from polars_metrics.validation import Check
+
+numba = lazy("numba")
+K = lazy("polars_metrics._kernels.disc")
 
 NAME = "point"
 GEOMETRY = (s.POINT,)
@@ -142,8 +144,10 @@ def pairs(gt, pd, profile=None):
 
 
 def disc_pairs(a: np.ndarray, a_off: np.ndarray, b: np.ndarray, b_off: np.ndarray,
-               radius: float = DEFAULT_RADIUS, mode: int = K.POLYGON):
-    """(pair_off, pair_a, pair_b, pair_iou) of point pairs with IoU > 0 inside each data row."""
+               radius: float = DEFAULT_RADIUS, mode: int | None = None):
+    """(pair_off, pair_a, pair_b, pair_iou) of point pairs with IoU > 0 inside each data row
+    (``mode``: ``_kernels.disc.POLYGON``, the default, or ``CIRCLE``)."""
+    mode = K.POLYGON if mode is None else mode
     counts = K.count_disc_pairs(a, a_off, b, b_off, radius)
     pair_off = np.zeros(counts.shape[0] + 1, np.int64)
     np.cumsum(counts, out=pair_off[1:])

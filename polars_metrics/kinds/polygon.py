@@ -20,16 +20,18 @@ import warnings
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
-import shapely
 
 from polars_metrics import schema as s
-from polars_metrics._kernels import polygon as K
+from polars_metrics._lazy import lazy
 from polars_metrics._threads import serial_if_small
 from polars_metrics.errors import PolarsMetricsWarning, SchemaError
 from polars_metrics.kinds import _planar as P
 from polars_metrics.kinds import geo
 from polars_metrics.validation import POS, Check
+
+pa = lazy("pyarrow")
+shapely = lazy("shapely")
+K = lazy("polars_metrics._kernels.polygon")
 
 NAME = "polygon"
 GEOMETRY = (s.POLYGON,)

@@ -13,10 +13,12 @@ import polars as pl
 
 from polars_metrics import _arrays
 from polars_metrics import schema as s
-from polars_metrics._kernels.span import span_iou_aligned, span_pairs
+from polars_metrics._lazy import lazy
 from polars_metrics._threads import serial_if_small
 from polars_metrics.errors import SchemaError
 from polars_metrics.validation import Check
+
+K = lazy("polars_metrics._kernels.span")
 
 NAME = "span"
 GEOMETRY = (s.START, s.END)
@@ -69,7 +71,7 @@ def pairs(gt, pd):
     """Candidate pairs with IoU > 0 per data row (see ``_kernels.span.span_pairs``)."""
     gm, pm = message_codes(_message(gt), _message(pd), len(gt), len(pd))
     with serial_if_small(len(gt) + len(pd), small=65536):
-        return span_pairs(_arrays.i64(gt.column(s.START)), _arrays.i64(gt.column(s.END)), gm,
+        return K.span_pairs(_arrays.i64(gt.column(s.START)), _arrays.i64(gt.column(s.END)), gm,
                           gt.off, _arrays.i64(pd.column(s.START)), _arrays.i64(pd.column(s.END)),
                           pm, pd.off)
 
@@ -78,5 +80,5 @@ def aligned_iou(a_start, a_end, b_start, b_end, a_message=None, b_message=None) 
     """IoU of span a[i] with b[i] for every i (int arrays or Series; messages optional)."""
     n = len(a_start)
     am, bm = message_codes(a_message, b_message, n, n)
-    return span_iou_aligned(_arrays.i64(a_start), _arrays.i64(a_end), am,
+    return K.span_iou_aligned(_arrays.i64(a_start), _arrays.i64(a_end), am,
                             _arrays.i64(b_start), _arrays.i64(b_end), bm)

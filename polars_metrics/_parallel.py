@@ -1,0 +1,83 @@
+"""Run a row-range kernel on a few threads.
+
+The box-path kernels (pairs, matching, event compaction) process a range ``[lo, hi)`` of data
+rows and release the GIL, so Python threads run them in parallel — the same whether the kernel
+is the ahead-of-time compiled one or numba's JIT (see ``_kernels/aot.py``). Ranges are split by
+cumulative work, not by row count: a few crowded data rows must not land on one thread.
+
+Threads: ``NUMBA_NUM_THREADS`` when set (the knob numba users already know), else the CPUs this
+process may run on. Work below ``SMALL`` units runs on the calling thread: waking a thread costs
+more than it saves there, and results are identical either way (rows are independent).
+"""
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+SMALL = 4096  # work units (pairs, annotations) below which one thread is faster
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def num_threads() -> int:
+    env = os.environ.get("NUMBA_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _executor(n: int) -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < n:
+            _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="polars_metrics")
+        return _pool
+
+
+def split(cum_work: np.ndarray, parts: int) -> list[tuple[int, int]]:
+    """Split items ``0..n`` into at most ``parts`` contiguous ranges of about equal work.
+
+    ``cum_work`` has n + 1 entries: ``cum_work[i]`` is the work of items ``0..i`` (CSR offsets
+    are exactly this). Empty ranges are dropped.
+    """
+    n = cum_work.shape[0] - 1
+    total = int(cum_work[-1] - cum_work[0])
+    if n <= 0:
+        return []
+    if parts <= 1 or total <= 0:
+        return [(0, n)]
+    targets = cum_work[0] + total * np.arange(1, parts) / parts
+    cuts = np.searchsorted(cum_work, targets, side="left").clip(0, n)
+    bounds = np.unique(np.concatenate([[0], cuts, [n]]))
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+
+
+def run_ranges(kernel: Callable[..., None], args: tuple, cum_work: np.ndarray,
+               small: int | None = None) -> None:
+    """Call ``kernel(*args, lo, hi)`` over ranges covering every item, on up to
+    :func:`num_threads` threads (one range per thread); serially below ``small`` (default
+    ``SMALL``) units of work."""
+    small = SMALL if small is None else small
+    n = cum_work.shape[0] - 1
+    if n <= 0:
+        return
+    threads = num_threads()
+    if threads <= 1 or int(cum_work[-1] - cum_work[0]) < small:
+        kernel(*args, 0, n)
+        return
+    ranges = split(cum_work, threads)
+    if len(ranges) == 1:
+        kernel(*args, *ranges[0])
+        return
+    futures = [_executor(threads).submit(kernel, *args, lo, hi) for lo, hi in ranges[1:]]
+    kernel(*args, *ranges[0])  # the calling thread takes the first range
+    for f in futures:
+        f.result()

@@ -10,6 +10,7 @@ import polars as pl
 
 from polars_metrics import metrics
 from polars_metrics import schema as s
+from polars_metrics._memory import release_free_heap
 from polars_metrics.errors import ProfileError, ThresholdError
 from polars_metrics.profiles import Profile, get_profile
 from polars_metrics.state import THRESHOLD_FREE, PartialResult, finalize, partial
@@ -79,6 +80,7 @@ def evaluate(ground_truth, predictions, *, profile: str | Profile = "labelbox",
         profile=profile, confidence_thresholds=confidence_thresholds,
         iou_thresholds=iou_thresholds, by=by, data_row=data_row, data_rows=data_rows,
         on_invalid=on_invalid, **switches))
+    release_free_heap()  # the stage temporaries are freed by now
     return ev
 
 

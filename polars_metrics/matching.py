@@ -32,9 +32,12 @@ class Matches:
     rf_off: np.ndarray
     rf_feat: np.ndarray     # int32 feature code
     rf_ngt: np.ndarray      # ground truths
-    rf_iou: np.ndarray      # (n_rf, C) IoU metric of the (row, feature); NaN = undefined
+    rf_until: np.ndarray    # the IoU metric of the (row, feature) is defined at c < rf_until
+    # its nonzero values, ordered by data row, then c, then feature (zeros are not stored)
+    iv_c: np.ndarray
+    iv_rf: np.ndarray
+    iv_val: np.ndarray
     npass: np.ndarray       # per prediction, the confidence thresholds it passes (as matched)
-    # per data row
     # per data row, stored metric-major so each metric is one contiguous column (zero-copy)
     row_counts: np.ndarray  # (3, n_rows, C, T): tp, fp, fn
     row_means: np.ndarray   # (3, n_rows, C, T): mean precision, recall, f1 (NaN = undefined)
@@ -44,10 +47,19 @@ class Matches:
     def rf_row(self) -> np.ndarray:
         return np.repeat(np.arange(self.rf_off.shape[0] - 1), np.diff(self.rf_off))
 
+    def rf_iou(self) -> np.ndarray:
+        """(n_rf, C) IoU metric per (data row, feature) and confidence threshold; NaN where
+        undefined. Built on demand from the sparse values (dense, it is the largest array of a
+        run)."""
+        C = self.row_iou.shape[1]
+        dense = np.where(np.arange(C)[None, :] < self.rf_until[:, None], 0.0, np.nan)
+        dense[self.iv_rf, self.iv_c] = self.iv_val
+        return dense
+
     def rf_kept(self, prep: Prepared) -> np.ndarray:
         """(n_rf, C) kept predictions per (data row, feature) and confidence threshold,
-        from the predictions themselves (not stored: it is as large as ``rf_iou``)."""
-        n_rf, C = self.rf_iou.shape
+        from the predictions themselves (not stored)."""
+        n_rf, C = self.rf_feat.shape[0], self.row_iou.shape[1]
         F = max(len(prep.features), 1)
         rf = np.searchsorted(self.rf_row * F + self.rf_feat, prep.pd.row * F + prep.pd.feat)
         hist = np.bincount(rf * (C + 1) + self.npass, minlength=n_rf * (C + 1))
@@ -57,6 +69,7 @@ class Matches:
 
 greedy_match_by_iou = kernel("matching", "greedy_match_by_iou")
 compact_events = kernel("groups", "compact_events")
+compact_values = kernel("groups", "compact_values")
 ROWS_PER_CHUNK = 64  # must equal _kernels.matching.ROWS_PER_CHUNK (rows sharing scratch arrays)
 
 BITMAP_LIMIT = 1 << 26  # (rows × features) cells up to which a bitmap finds row features
@@ -90,7 +103,10 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     ev_n = np.zeros((n_rows, n_conf), dtype=np.int64)
     ev_pair = np.empty(n_cap, dtype=np.int64)
     rf_ngt = np.zeros(n_rf, dtype=np.int64)
-    rf_iou = np.empty((n_rf, n_conf), dtype=np.float64)  # the kernel writes every cell
+    rf_until = np.zeros(n_rf, dtype=np.int64)
+    iv_n = np.zeros((n_rows, n_conf), dtype=np.int64)
+    iv_rf = np.empty(n_cap, dtype=np.int64)
+    iv_val = np.empty(n_cap, dtype=np.float64)
     # the kernel writes every cell of these
     row_counts = np.empty((3, n_rows, n_conf, n_iou), dtype=np.int64)
     row_means = np.empty((3, n_rows, n_conf, n_iou), dtype=np.float64)
@@ -104,7 +120,7 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
         prep.iou_thr, n_conf, profile.class_aware,
         rf_off, rf_feat, ev_off,
         ev_n, ev_pair,
-        rf_ngt, rf_iou,
+        rf_ngt, rf_until, iv_n, iv_rf, iv_val,
         row_counts, row_means, row_iou,
     ), chunk_work)
     out_off = np.zeros(n_rows + 1, dtype=np.int64)
@@ -112,8 +128,16 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     n_ev = int(out_off[-1])
     ev_row, ev_c, ev_k = (np.empty(n_ev, np.int64) for _ in range(3))
     run_ranges(compact_events, (ev_off, ev_n, ev_pair, out_off, ev_row, ev_c, ev_k), out_off)
+    del ev_pair
+    np.cumsum(iv_n.sum(axis=1), out=out_off[1:])
+    n_iv = int(out_off[-1])
+    iv_c, iv_rf_out = np.empty(n_iv, np.int64), np.empty(n_iv, np.int64)
+    iv_val_out = np.empty(n_iv, np.float64)
+    run_ranges(compact_values, (ev_off, iv_n, iv_rf, iv_val, out_off, iv_c, iv_rf_out, iv_val_out),
+               out_off)
     ev_iou = pairs.iou[ev_k]
     ev_free = pairs.always[ev_k]
     ev_bin = np.where(ev_free, n_iou, np.searchsorted(prep.iou_thr, ev_iou))
     return Matches(ev_row, ev_c, pairs.gt[ev_k], pairs.pd[ev_k], ev_iou, ev_free, ev_bin,
-                   rf_off, rf_feat, rf_ngt, rf_iou, npass, row_counts, row_means, row_iou)
+                   rf_off, rf_feat, rf_ngt, rf_until, iv_c, iv_rf_out, iv_val_out, npass,
+                   row_counts, row_means, row_iou)

@@ -99,7 +99,7 @@ def data_row_feature_table(prep: Prepared, m, *, zero_tn: bool) -> pl.DataFrame:
     The unit the per-row means of :func:`data_row_table` average over; also the per-feature,
     per-data-row view of the platform SDK. Built on demand: it has rows × features × C × T rows.
     """
-    n_rf, C = m.rf_iou.shape
+    n_rf, C = m.rf_feat.shape[0], m.row_iou.shape[1]
     rf_kept = m.rf_kept(prep)
     T = prep.iou_thr.shape[0]
     F = max(len(prep.features), 1)
@@ -114,7 +114,7 @@ def data_row_feature_table(prep: Prepared, m, *, zero_tn: bool) -> pl.DataFrame:
     tp = np.cumsum(hist[:, :, ::-1], axis=2)[:, :, ::-1][:, :, 1:]  # (n_rf, C, T)
     kept = np.broadcast_to(rf_kept[:, :, None], tp.shape)
     ngt = np.broadcast_to(m.rf_ngt[:, None, None], tp.shape)
-    iou = m.rf_iou
+    iou = m.rf_iou()
     reps = np.repeat(rf_row, C * T)
     names = pl.Series(s.FEATURE, list(prep.features), dtype=pl.String)
     frame = pl.concat([

@@ -96,8 +96,9 @@ class PartialResult:
         merged ``iou`` equals the whole evaluation's bit for bit."""
         if self._iou_values is None:
             prep, m = self._source
-            rf, c = np.nonzero(~np.isnan(m.rf_iou))
-            values = m.rf_iou[rf, c]
+            rf_iou = m.rf_iou()
+            rf, c = np.nonzero(~np.isnan(rf_iou))
+            values = rf_iou[rf, c]
             names = pl.Series(list(prep.features), dtype=pl.String)
             self._iou_values = pl.concat([
                 prep.rows.select(*prep.keys, *prep.by)[m.rf_row[rf]],
@@ -143,6 +144,7 @@ def partial(ground_truth, predictions, *, profile: str | Profile = "labelbox",
     pairs = build_pairs(prep)
     t2 = time.perf_counter()
     m = match(prep, pairs, prof)
+    del pairs  # the match events hold what they need: free the pairs before the big tables
     t3 = time.perf_counter()
     counts, confusion = _iou_ordered_tables(prep, m)
     data_rows_df = metrics.data_row_table(prep, m, row_true_negatives(prep, m), zero_tn=prof.zero_tn)
@@ -164,7 +166,12 @@ def _iou_ordered_tables(prep: Prepared, m: Matches) -> tuple[pl.DataFrame, pl.Da
     n_gt = np.bincount(gt_s * F + gt_f, minlength=S * F).reshape(S, F)
     n_pd = np.bincount(pd_s * F + pd_f, minlength=S * F).reshape(S, F)
 
-    iou_sum, iou_rows = slice_feature_sums(row_slice[m.rf_row], m.rf_feat, m.rf_iou, S, F)
+    rf_slice = row_slice[m.rf_row]
+    iou_sum = slice_feature_sums(rf_slice[m.iv_rf], m.iv_c, m.rf_feat[m.iv_rf], m.iv_val, S, C, F)
+    # iou_rows[s, c, f]: (row, feature) values defined at c, i.e. with c < rf_until
+    until = np.bincount((rf_slice * F + m.rf_feat) * (C + 1) + m.rf_until, minlength=S * F * (C + 1))
+    until = until.reshape(S, F, C + 1)
+    iou_rows = np.cumsum(until[:, :, ::-1], axis=2)[:, :, ::-1][:, :, 1:].transpose(0, 2, 1)
     # kept[s, c, f]: predictions passing threshold c (npass > c), summed from the top
     hist = np.bincount((pd_s * F + pd_f) * (C + 1) + m.npass, minlength=S * F * (C + 1))
     hist = hist.reshape(S, F, C + 1)

@@ -30,21 +30,13 @@ def accumulate_rectangles(inv, c_lo, c_hi, t_lo, t_hi, n_keys, n_conf, n_iou):
 
 
 @njit(cache=True, nogil=True)
-def slice_feature_sums(rf_slice, rf_feat, rf_iou, n_slices, n_feat):
-    """Sum per-(data row, feature) IoU-metric values into (slice, confidence index, feature)
-    cells, in data-row order; also count the defined (non-NaN) values."""
-    n_conf = rf_iou.shape[1]
+def slice_feature_sums(iv_slice, iv_c, iv_feat, iv_val, n_slices, n_conf, n_feat):
+    """Sum the per-(data row, feature) IoU-metric values into (slice, confidence index,
+    feature) cells, in data-row order (values of 0 are not stored: adding 0.0 changes no sum)."""
     iou_sum = np.zeros((n_slices, n_conf, n_feat), dtype=np.float64)
-    iou_rows = np.zeros((n_slices, n_conf, n_feat), dtype=np.int64)
-    for i in range(rf_feat.shape[0]):
-        s = rf_slice[i]
-        f = rf_feat[i]
-        for c in range(n_conf):
-            v = rf_iou[i, c]
-            if not np.isnan(v):
-                iou_sum[s, c, f] += v
-                iou_rows[s, c, f] += 1
-    return iou_sum, iou_rows
+    for i in range(iv_val.shape[0]):
+        iou_sum[iv_slice[i], iv_c[i], iv_feat[i]] += iv_val[i]
+    return iou_sum
 
 
 @njit(cache=True, nogil=True)

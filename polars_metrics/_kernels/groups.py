@@ -36,3 +36,19 @@ def stable_group_order(codes, n_groups):
         order[start[c]] = i
         start[c] += 1
     return order
+
+
+@njit(cache=True, nogil=True)
+def compact_values(ev_off, iv_n, iv_rf, iv_val, out_off, out_c, out_rf, out_val, r0, r1):
+    """:func:`compact_events` for the sparse IoU-metric values (an index and a float each)."""
+    n_conf = iv_n.shape[1]
+    for r in range(r0, r1):
+        cap = (ev_off[r + 1] - ev_off[r]) // n_conf if n_conf > 0 else 0
+        o = out_off[r]
+        for c in range(n_conf):
+            src = ev_off[r] + c * cap
+            for i in range(iv_n[r, c]):
+                out_c[o] = c
+                out_rf[o] = iv_rf[src + i]
+                out_val[o] = iv_val[src + i]
+                o += 1

@@ -25,7 +25,7 @@ def greedy_match_by_iou(
     iou_thr, n_conf, class_aware,
     rf_off, rf_feat, ev_off,
     ev_n, ev_pair,
-    rf_ngt, rf_iou,
+    rf_ngt, rf_until, iv_n, iv_rf, iv_val,
     row_counts, row_means, row_iou,
     chunk_lo, chunk_hi,
 ):
@@ -44,9 +44,11 @@ def greedy_match_by_iou(
     Outputs:
     ev_n[r, c] events of row r at threshold c, stored from ``ev_off[r] + c * cap_r``;
     ev_pair : the pair index of each match event of the IoU-threshold-0 walk.
-    rf_ngt[rf] ground truths; rf_iou[rf, c] the per-(data row, feature) IoU metric: the sum of
-    IoUs of the class-aware, threshold-free walk over max(ground truths, kept predictions),
-    NaN when both are 0.
+    rf_ngt[rf] ground truths.  The per-(data row, feature) IoU metric at c is the sum of IoUs
+    of the class-aware, threshold-free walk over max(ground truths, kept predictions): defined
+    for c < rf_until[rf], and stored sparsely where it is not 0 — iv_n[r, c] values of row r
+    at c in the event layout (from ``ev_off[r] + c * cap_r``): iv_rf the (row, feature) index,
+    iv_val the value.
     row_counts[(tp, fp, fn), r, c, t], row_means[(precision, recall, f1), r, c, t] (means of
     the per-feature values defined on the row; NaN when none), row_iou[r, c] likewise.
     """
@@ -85,8 +87,8 @@ def greedy_match_by_iou(
                 r, gt_off, pd_off, gt_feat, pd_feat, pd_npass,
                 pair_off, pair_gt, pair_pd, pair_iou, pair_always,
                 iou_thr, n_conf, class_aware, rf_off, rf_feat, ev_off,
-                ev_n, ev_pair, rf_ngt, rf_iou, row_counts, row_means, row_iou,
-                gt_slot, gt_stamp, pd_stamp, idx, buf, o_g, o_p, o_pass, o_same, same,
+                ev_n, ev_pair, rf_ngt, rf_until, iv_n, iv_rf, iv_val, row_counts, row_means,
+                row_iou, gt_slot, gt_stamp, pd_stamp, idx, buf, o_g, o_p, o_pass, o_same, same,
                 ngt, kept, n_kept, tp_bins, is_active, active, iou_sum,
             )
 
@@ -99,7 +101,7 @@ def _match_row(
     r, gt_off, pd_off, gt_feat, pd_feat, pd_npass,
     pair_off, pair_gt, pair_pd, pair_iou, pair_always,
     iou_thr, n_conf, class_aware, rf_off, rf_feat, ev_off,
-    ev_n, ev_pair, rf_ngt, rf_iou, row_counts, row_means, row_iou,
+    ev_n, ev_pair, rf_ngt, rf_until, iv_n, iv_rf, iv_val, row_counts, row_means, row_iou,
     gt_slot, gt_stamp, pd_stamp, idx, buf, o_g, o_p, o_pass, o_same, same,
     ngt, kept, n_kept, tp_bins, is_active, active, iou_sum,
 ):
@@ -129,8 +131,12 @@ def _match_row(
     for f in range(n_f):
         for c in range(n_conf - 1, -1, -1):
             kept[f, c] += kept[f, c + 1]
+        until = 0  # thresholds at which max(ngt, kept) > 0 (kept does not grow with c)
         for c in range(n_conf):
             n_kept[c] += kept[f, c + 1]
+            if ngt[f] > 0 or kept[f, c + 1] > 0:
+                until = c + 1
+        rf_until[f0 + f] = until
 
     # The pairs in walk order (stable descending IoU keeps gt-major order among equal IoUs:
     # the tie rule), gathered once into contiguous arrays that every walk reads.
@@ -211,21 +217,24 @@ def _match_row(
         n_iou_def = 0
         n_p_def = 0
         n_r_def = 0
+        n_iv = 0
         for f in range(n_f):
             kf = kept[f, c + 1]
             denom = max(kf, ngt[f])
             if denom > 0:
                 v = iou_sum[f] / denom
-                rf_iou[f0 + f, c] = v
+                if v != 0.0:  # at most one per matched feature: fits the event capacity
+                    iv_rf[e + n_iv] = f0 + f
+                    iv_val[e + n_iv] = v
+                    n_iv += 1
                 s_iou += v
                 n_iou_def += 1
-            else:
-                rf_iou[f0 + f, c] = np.nan
             if kf > 0:
                 n_p_def += 1
             if ngt[f] > 0:
                 n_r_def += 1
         row_iou[r, c] = s_iou / n_iou_def if n_iou_def > 0 else np.nan
+        iv_n[r, c] = n_iv
         # tp at threshold index t counts the events whose bin is > t: reverse cumulative sum.
         for a in range(n_active):
             f = active[a]

@@ -36,6 +36,20 @@ def f64_matrix(series: pl.Series, width: int) -> np.ndarray:
     return _writeable(series.to_numpy().reshape(-1, width), np.float64)
 
 
+def f64_rows(series: pl.Series, width: int) -> np.ndarray:
+    """A fixed-width Array column as a C-contiguous (n, width) float64 matrix, possibly read-only.
+
+    One chunk is viewed without a copy. Several chunks (Parquet files are read in several) are
+    joined by numpy rather than by polars: polars' allocator keeps freed pages for its own
+    reuse, numpy's large blocks go back to the OS when the evaluation drops them.
+    """
+    chunks = [c.to_numpy().reshape(-1, width) for c in series.get_chunks()]
+    if not chunks:
+        return np.empty((0, width), dtype=np.float64)
+    arr = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+    return np.ascontiguousarray(arr, dtype=np.float64)
+
+
 def offsets(sorted_codes: np.ndarray, n_groups: int) -> np.ndarray:
     """CSR offsets (length n_groups + 1) of a sorted array of group codes 0..n_groups-1."""
     return np.searchsorted(sorted_codes, np.arange(n_groups + 1)).astype(np.int64)

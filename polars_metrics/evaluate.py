@@ -119,9 +119,8 @@ class Evaluation:
         zero_tn = part.profile.zero_tn
         self.cube = metrics.cube_from_counts(part.counts, part.by, zero_tn)
         self.overall = metrics.overall_from_counts(part.counts, self.cube, part.by, zero_tn)
-        self.confusion = part.confusion.sort(
-            [*part.by, s.CONFIDENCE_THRESHOLD, s.IOU_THRESHOLD, s.GT_FEATURE, s.PD_FEATURE],
-            nulls_last=True)
+        # partial() emits it in (*by, c, t, gt, pd) order, None last; merge() sorts
+        self.confusion = part.confusion
         self.data_rows = part.data_rows
         self.excluded = part.excluded
         self.rejects = part.rejects

@@ -344,3 +344,15 @@ def test_slices_add_up_to_the_whole(ds: Dataset) -> None:
         .select(whole.excluded.columns).sort(keys),
         whole.excluded.sort(keys),
     )
+
+
+@settings(max_examples=n_examples(50), **SETTINGS)
+@given(ds=datasets(by_modes=("none", "table", "data_rows")))
+def test_frames_come_sorted(ds: Dataset) -> None:
+    """The confusion frame is emitted in (by, c, t, gt, pd) order, None last, without a sort;
+    the cube and data-row frames are in their key order too."""
+    ev = pm.evaluate(ds.gt, ds.pd, **ds.kwargs)
+    for name in ("cube", "confusion", "data_rows"):
+        frame = getattr(ev, name)
+        assert_frame_equal(frame, frame.sort(sort_keys(ds, name), nulls_last=True,
+                                             maintain_order=True), check_exact=True)

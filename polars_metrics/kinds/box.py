@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 
 from polars_metrics import schema as s
-from polars_metrics._arrays import f64_matrix, f64_matrix_np
+from polars_metrics._arrays import f64_matrix, f64_matrix_np, f64_rows
 from polars_metrics._kernels.aot import kernel
 from polars_metrics._parallel import run_ranges
 from polars_metrics.errors import SchemaError
@@ -74,7 +74,7 @@ def _problems(frame: pl.DataFrame) -> np.ndarray:
     ref, codes = _last_problems
     if ref is not None and ref() is frame:
         return codes
-    codes = box_problems(frame[s.BBOX].to_numpy().reshape(-1, 4))
+    codes = box_problems(f64_rows(frame[s.BBOX], 4))
     if frame[s.BBOX].has_nulls():
         codes = np.where(frame[s.BBOX].is_null().to_numpy(), 0, codes)
     _last_problems = (weakref.ref(frame), codes)
@@ -130,11 +130,8 @@ def box_pairs(gt: np.ndarray, gt_off: np.ndarray, pd: np.ndarray, pd_off: np.nda
 
 
 def _sorted_boxes(side) -> np.ndarray:
-    boxes = side.frame[s.BBOX].to_numpy().reshape(-1, 4)
-    if side.idx is None:
-        # read-only view of the column: no copy (the kernels have a read-only specialization)
-        return np.ascontiguousarray(boxes, dtype=np.float64)
-    return f64_matrix_np(boxes[side.idx])
+    boxes = f64_rows(side.frame[s.BBOX], 4)  # a view of the column when it is one chunk
+    return boxes if side.idx is None else f64_matrix_np(boxes[side.idx])
 
 
 def aligned_iou(a: pl.Series, b: pl.Series) -> np.ndarray:

@@ -48,17 +48,11 @@ def _sum_rows(values: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
 
 
 def count_tables(*, n_slices: int, n_features: int, conf_thr: np.ndarray, iou_thr: np.ndarray,
-                 ev_slice, ev_gt_feat, ev_pd_feat, c_lo, c_hi, t_lo, t_hi,
-                 gt_total: np.ndarray, pd_total: np.ndarray, present: np.ndarray,
-                 iou_sum: np.ndarray, iou_rows: np.ndarray, tn: np.ndarray, has_tn: np.ndarray):
-    """Dense per-feature counts and the sparse confusion cells, as index arrays.
+                 ev_slice, ev_gt_feat, ev_pd_feat, c_lo, c_hi, t_lo, t_hi, **totals):
+    """Dense per-feature counts and the sparse confusion cells from match events given as
+    rectangles [c_lo, c_hi) × [t_lo, t_hi) of the (confidence × IoU) grid.
 
-    gt_total, pd_total : (S, C, T, F) ground truths / predictions counted at each cell.
-    present : (S, F) features that appear in a slice (they get a complete grid in the cube).
-    iou_sum, iou_rows : (S, C, F) IoU-metric numerators and the number of (row, feature) values.
-    tn : (S, C, F) true negatives, for the features where ``has_tn`` (else null).
-    Returns ``(counts, confusion)`` dicts of flat numpy columns; slice and feature are indices,
-    with feature ``F`` standing for the None class in ``confusion``.
+    ``totals`` are the keyword arguments of :func:`tables_from_matched`.
     """
     S, F, C, T = n_slices, n_features, conf_thr.shape[0], iou_thr.shape[0]
     W = F + 1
@@ -67,6 +61,27 @@ def count_tables(*, n_slices: int, n_features: int, conf_thr: np.ndarray, iou_th
     matched = accumulate_rectangles(inv, *(np.ascontiguousarray(a, dtype=np.int64)
                                            for a in (c_lo, c_hi, t_lo, t_hi)),
                                     uniq.shape[0], C, T)  # (K, C, T)
+    return tables_from_matched(uniq, matched, n_slices=S, n_features=F, **totals)
+
+
+def tables_from_matched(uniq: np.ndarray, matched: np.ndarray, *, n_slices: int, n_features: int,
+                        gt_total: np.ndarray, pd_total: np.ndarray, present: np.ndarray,
+                        iou_sum: np.ndarray, iou_rows: np.ndarray, tn: np.ndarray,
+                        has_tn: np.ndarray):
+    """Dense per-feature counts and the sparse confusion cells, as index arrays.
+
+    uniq, matched : the distinct (slice, gt feature, pd feature) keys ``(s * W + g) * W + p``
+        (W = F + 1, feature F = None) of the matches, sorted, and their counts (K, C, T).
+    gt_total, pd_total : (S, C, T, F) ground truths / predictions counted at each cell.
+    present : (S, F) features that appear in a slice (they get a complete grid in the cube).
+    iou_sum, iou_rows : (S, C, F) IoU-metric numerators and the number of (row, feature) values.
+    tn : (S, C, F) true negatives, for the features where ``has_tn`` (else null).
+    Returns ``(counts, confusion)`` dicts of flat numpy columns; slice and feature are indices,
+    with feature ``F`` standing for the None class in ``confusion``.
+    """
+    S, F = n_slices, n_features
+    C, T = matched.shape[1], matched.shape[2]
+    W = F + 1
     k_s, k_g, k_p = uniq // (W * W), (uniq // W) % W, uniq % W
 
     matched_gt = _sum_rows(matched, k_s * F + k_g, S * F)

@@ -33,7 +33,9 @@ class Matches:
     rf_feat: np.ndarray     # int32 feature code
     rf_ngt: np.ndarray      # ground truths
     rf_until: np.ndarray    # the IoU metric of the (row, feature) is defined at c < rf_until
-    # its nonzero values, ordered by data row, then c, then feature (zeros are not stored)
+    # its nonzero values, ordered by data row, then c, then feature (zeros are not stored);
+    # iv_off: CSR offsets of the values over data rows
+    iv_off: np.ndarray
     iv_c: np.ndarray
     iv_rf: np.ndarray
     iv_val: np.ndarray
@@ -129,15 +131,16 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     ev_row, ev_c, ev_k = (np.empty(n_ev, np.int64) for _ in range(3))
     run_ranges(compact_events, (ev_off, ev_n, ev_pair, out_off, ev_row, ev_c, ev_k), out_off)
     del ev_pair
-    np.cumsum(iv_n.sum(axis=1), out=out_off[1:])
-    n_iv = int(out_off[-1])
+    iv_off = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(iv_n.sum(axis=1), out=iv_off[1:])
+    n_iv = int(iv_off[-1])
     iv_c, iv_rf_out = np.empty(n_iv, np.int64), np.empty(n_iv, np.int64)
     iv_val_out = np.empty(n_iv, np.float64)
-    run_ranges(compact_values, (ev_off, iv_n, iv_rf, iv_val, out_off, iv_c, iv_rf_out, iv_val_out),
-               out_off)
+    run_ranges(compact_values, (ev_off, iv_n, iv_rf, iv_val, iv_off, iv_c, iv_rf_out, iv_val_out),
+               iv_off)
     ev_iou = pairs.iou[ev_k]
     ev_free = pairs.always[ev_k]
     ev_bin = np.where(ev_free, n_iou, np.searchsorted(prep.iou_thr, ev_iou))
     return Matches(ev_row, ev_c, pairs.gt[ev_k], pairs.pd[ev_k], ev_iou, ev_free, ev_bin,
-                   rf_off, rf_feat, rf_ngt, rf_until, iv_c, iv_rf_out, iv_val_out, npass,
+                   rf_off, rf_feat, rf_ngt, rf_until, iv_off, iv_c, iv_rf_out, iv_val_out, npass,
                    row_counts, row_means, row_iou)

@@ -18,7 +18,7 @@ import polars as pl
 from polars_metrics import metrics
 from polars_metrics import schema as s
 from polars_metrics._kernels.aot import kernel
-from polars_metrics.cube import count_tables, label_tables
+from polars_metrics.cube import compress_keys, label_tables, tables_from_matched
 from polars_metrics.errors import PolarsMetricsError
 from polars_metrics.matching import Matches, match
 from polars_metrics.pairs import build_pairs
@@ -27,6 +27,10 @@ from polars_metrics.profiles import Profile, get_profile
 from polars_metrics.true_negatives import row_true_negatives, slice_true_negatives
 
 slice_feature_sums = kernel("cube", "slice_feature_sums")
+slice_histogram = kernel("cube", "slice_histogram")
+until_histogram = kernel("cube", "until_histogram")
+event_keys = kernel("cube", "event_keys")
+accumulate_events = kernel("cube", "accumulate_events")
 sequential_segment_sums = kernel("cube", "sequential_segment_sums")
 
 THRESHOLD_FREE = "threshold_free"
@@ -158,37 +162,43 @@ def partial(ground_truth, predictions, *, profile: str | Profile = "labelbox",
 
 
 def _iou_ordered_tables(prep: Prepared, m: Matches) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The count tables of an IoU-ordered walk. Kernels read the per-annotation and per-event
+    arrays in place: no gathered temporaries as long as the events."""
     S, F = prep.slices.height, len(prep.features)
     C, T = prep.conf_thr.shape[0], prep.iou_thr.shape[0]
-    row_slice = prep.rows[SLICE].to_numpy()
-    gt_s, pd_s = row_slice[prep.gt.row], row_slice[prep.pd.row]
-    gt_f, pd_f = prep.gt.feat.astype(np.int64), prep.pd.feat.astype(np.int64)
-    n_gt = np.bincount(gt_s * F + gt_f, minlength=S * F).reshape(S, F)
-    n_pd = np.bincount(pd_s * F + pd_f, minlength=S * F).reshape(S, F)
-
-    rf_slice = row_slice[m.rf_row]
-    iou_sum = slice_feature_sums(rf_slice[m.iv_rf], m.iv_c, m.rf_feat[m.iv_rf], m.iv_val, S, C, F)
-    # iou_rows[s, c, f]: (row, feature) values defined at c, i.e. with c < rf_until
-    until = np.bincount((rf_slice * F + m.rf_feat) * (C + 1) + m.rf_until, minlength=S * F * (C + 1))
-    until = until.reshape(S, F, C + 1)
-    iou_rows = np.cumsum(until[:, :, ::-1], axis=2)[:, :, ::-1][:, :, 1:].transpose(0, 2, 1)
+    row_slice = np.ascontiguousarray(prep.rows[SLICE].to_numpy(), dtype=np.int64)
+    none = np.zeros(0, dtype=np.int64)
+    n_gt = slice_histogram(prep.gt.row, prep.gt.feat, none, row_slice, S, F, 1)[:, :, 0]
     # kept[s, c, f]: predictions passing threshold c (npass > c), summed from the top
-    hist = np.bincount((pd_s * F + pd_f) * (C + 1) + m.npass, minlength=S * F * (C + 1))
-    hist = hist.reshape(S, F, C + 1)
-    kept = np.cumsum(hist[:, :, ::-1], axis=2)[:, :, ::-1][:, :, 1:].transpose(0, 2, 1)
-
-    zeros = np.zeros_like(m.ev_c)
+    hist = slice_histogram(prep.pd.row, prep.pd.feat, m.npass, row_slice, S, F, C + 1)
+    n_pd = hist.sum(axis=2)
+    kept = _count_above(hist)
+    iou_sum = slice_feature_sums(m.iv_off, m.iv_c, m.iv_rf, m.iv_val, m.rf_feat, row_slice,
+                                 S, C, F)
+    # iou_rows[s, c, f]: (row, feature) values defined at c, i.e. with c < rf_until
+    iou_rows = _count_above(until_histogram(m.rf_off, m.rf_feat, m.rf_until, row_slice, S, F,
+                                            C + 1))
     tn, has_tn = slice_true_negatives(prep, row_slice, S, iou_rows)
-    counts, confusion = count_tables(
-        n_slices=S, n_features=F, conf_thr=prep.conf_thr, iou_thr=prep.iou_thr,
-        ev_slice=row_slice[m.ev_row], ev_gt_feat=gt_f[m.ev_gt], ev_pd_feat=pd_f[m.ev_pd],
-        c_lo=m.ev_c, c_hi=m.ev_c + 1, t_lo=zeros, t_hi=m.ev_bin,
+
+    W = F + 1
+    key = event_keys(m.ev_row, m.ev_gt, m.ev_pd, row_slice, prep.gt.feat, prep.pd.feat, W)
+    uniq, inv = compress_keys(key, S * W * W)
+    del key
+    matched = accumulate_events(inv, m.ev_c, m.ev_bin, uniq.shape[0], C, T)  # (K, C, T)
+    del inv
+    counts, confusion = tables_from_matched(
+        uniq, matched, n_slices=S, n_features=F,
         gt_total=np.broadcast_to(n_gt[:, None, None, :], (S, C, T, F)),
         pd_total=np.broadcast_to(kept[:, :, None, :], (S, C, T, F)),
         present=(n_gt + n_pd) > 0, iou_sum=iou_sum, iou_rows=iou_rows, tn=tn, has_tn=has_tn,
     )
     return label_tables(counts, confusion, slices=prep.slices, by=prep.by, features=prep.features,
                         conf_thr=prep.conf_thr, iou_thr=prep.iou_thr)
+
+
+def _count_above(hist: np.ndarray) -> np.ndarray:
+    """(S, F, C + 1) histogram of a per-item threshold count n → (S, C, F) items with n > c."""
+    return np.cumsum(hist[:, :, ::-1], axis=2)[:, :, ::-1][:, :, 1:].transpose(0, 2, 1)
 
 
 def merge(*parts: PartialResult) -> PartialResult:

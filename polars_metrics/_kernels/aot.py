@@ -55,7 +55,12 @@ EXPORTS: dict[tuple[str, str], str] = {
         f"void(i8[:], i8[:, :], i8[:], f8[:], i8[:], i8[:], i8[:], f8[:], {_I8_ROWS})",
     ("groups", "stable_group_order"): "i8[:](i8[:], i8)",
     ("cube", "accumulate_rectangles"): "i8[:, :, :](i8[:], i8[:], i8[:], i8[:], i8[:], i8, i8, i8)",
-    ("cube", "slice_feature_sums"): "f8[:, :, :](i8[:], i8[:], i4[:], f8[:], i8, i8, i8)",
+    ("cube", "slice_feature_sums"):
+        "f8[:, :, :](i8[:], i8[:], i8[:], f8[:], i4[:], i8[:], i8, i8, i8)",
+    ("cube", "slice_histogram"): "i8[:, :, :](i8[:], i4[:], i8[:], i8[:], i8, i8, i8)",
+    ("cube", "until_histogram"): "i8[:, :, :](i8[:], i4[:], i8[:], i8[:], i8, i8, i8)",
+    ("cube", "event_keys"): "i8[:](i8[:], i8[:], i8[:], i8[:], i4[:], i4[:], i8)",
+    ("cube", "accumulate_events"): "i8[:, :, :](i8[:], i8[:], i8[:], i8, i8, i8)",
     ("cube", "emit_confusion"):
         "(i8[:], i8[:], i8[:], i8[:], i8[:], i8[:])"
         "(i8[:], i8[:], i8[:], i8[:, :, :], i8[:, :, :, :], i8[:, :, :, :], i8[:])",

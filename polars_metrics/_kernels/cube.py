@@ -30,12 +30,15 @@ def accumulate_rectangles(inv, c_lo, c_hi, t_lo, t_hi, n_keys, n_conf, n_iou):
 
 
 @njit(cache=True, nogil=True)
-def slice_feature_sums(iv_slice, iv_c, iv_feat, iv_val, n_slices, n_conf, n_feat):
+def slice_feature_sums(iv_off, iv_c, iv_rf, iv_val, rf_feat, row_slice, n_slices, n_conf, n_feat):
     """Sum the per-(data row, feature) IoU-metric values into (slice, confidence index,
-    feature) cells, in data-row order (values of 0 are not stored: adding 0.0 changes no sum)."""
+    feature) cells, in data-row order (values of 0 are not stored: adding 0.0 changes no sum).
+    ``iv_off``: CSR offsets of the values over data rows."""
     iou_sum = np.zeros((n_slices, n_conf, n_feat), dtype=np.float64)
-    for i in range(iv_val.shape[0]):
-        iou_sum[iv_slice[i], iv_c[i], iv_feat[i]] += iv_val[i]
+    for r in range(iv_off.shape[0] - 1):
+        s = row_slice[r]
+        for i in range(iv_off[r], iv_off[r + 1]):
+            iou_sum[s, iv_c[i], rf_feat[iv_rf[i]]] += iv_val[i]
     return iou_sum
 
 
@@ -100,4 +103,53 @@ def sequential_segment_sums(values, starts):
         for j in range(starts[i], starts[i + 1]):
             acc += values[j]
         out[i] = acc
+    return out
+
+
+@njit(cache=True, nogil=True)
+def slice_histogram(row, feat, bins, row_slice, n_slices, n_feat, n_bins):
+    """hist[s, f, b]: annotations i of slice s = row_slice[row[i]], feature f = feat[i] and
+    bin b = bins[i] (``bins`` may be empty: then every annotation is in bin 0)."""
+    hist = np.zeros((n_slices, n_feat, n_bins), dtype=np.int64)
+    binned = bins.shape[0] > 0
+    for i in range(row.shape[0]):
+        hist[row_slice[row[i]], feat[i], bins[i] if binned else 0] += 1
+    return hist
+
+
+@njit(cache=True, nogil=True)
+def until_histogram(rf_off, rf_feat, rf_until, row_slice, n_slices, n_feat, n_bins):
+    """hist[s, f, u]: (data row, feature) entries of slice s and feature f with rf_until = u."""
+    hist = np.zeros((n_slices, n_feat, n_bins), dtype=np.int64)
+    for r in range(rf_off.shape[0] - 1):
+        s = row_slice[r]
+        for i in range(rf_off[r], rf_off[r + 1]):
+            hist[s, rf_feat[i], rf_until[i]] += 1
+    return hist
+
+
+@njit(cache=True, nogil=True)
+def event_keys(ev_row, ev_gt, ev_pd, row_slice, gt_feat, pd_feat, width):
+    """The (slice, gt feature, pd feature) key of each match event: (s * W + g) * W + p."""
+    key = np.empty(ev_row.shape[0], dtype=np.int64)
+    for i in range(ev_row.shape[0]):
+        key[i] = (row_slice[ev_row[i]] * width + gt_feat[ev_gt[i]]) * width + pd_feat[ev_pd[i]]
+    return key
+
+
+@njit(cache=True, nogil=True)
+def accumulate_events(inv, ev_c, ev_bin, n_keys, n_conf, n_iou):
+    """:func:`accumulate_rectangles` for IoU-ordered match events, whose rectangles are one
+    confidence index tall, [c, c + 1) × [0, bin): a difference array along the IoU axis only."""
+    diff = np.zeros((n_keys, n_conf, n_iou + 1), dtype=np.int64)
+    for i in range(inv.shape[0]):
+        diff[inv[i], ev_c[i], 0] += 1
+        diff[inv[i], ev_c[i], min(ev_bin[i], n_iou)] -= 1
+    out = np.empty((n_keys, n_conf, n_iou), dtype=np.int64)
+    for k in range(n_keys):
+        for c in range(n_conf):
+            acc = 0
+            for t in range(n_iou):
+                acc += diff[k, c, t]
+                out[k, c, t] = acc
     return out

@@ -21,13 +21,12 @@ from polars_metrics.profiles import Profile
 @dataclass(frozen=True)
 class Matches:
     # match events (matched pairs of the t=0 walk), ordered by data row then confidence index
-    ev_row: np.ndarray
-    ev_c: np.ndarray
+    ev_c: np.ndarray        # int32 confidence index
     ev_gt: np.ndarray
     ev_pd: np.ndarray
     ev_iou: np.ndarray
     ev_free: np.ndarray     # bool: a match at every IoU threshold (classification pairs)
-    ev_bin: np.ndarray      # the event is a match at IoU index t iff t < ev_bin
+    ev_bin: np.ndarray      # int32: the event is a match at IoU index t iff t < ev_bin
     # per (data row, feature present on the row): CSR over rows
     rf_off: np.ndarray
     rf_feat: np.ndarray     # int32 feature code
@@ -44,6 +43,12 @@ class Matches:
     row_counts: np.ndarray  # (3, n_rows, C, T): tp, fp, fn
     row_means: np.ndarray   # (3, n_rows, C, T): mean precision, recall, f1 (NaN = undefined)
     row_iou: np.ndarray     # (n_rows, C): mean IoU metric (NaN = undefined)
+    gt_row: np.ndarray      # the data row of each ground truth (prep.gt.row, not a copy)
+
+    @property
+    def ev_row(self) -> np.ndarray:
+        """The data row of each event (its ground truth's; not stored)."""
+        return self.gt_row[self.ev_gt]
 
     @property
     def rf_row(self) -> np.ndarray:
@@ -128,8 +133,8 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     out_off = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(ev_n.sum(axis=1), out=out_off[1:])
     n_ev = int(out_off[-1])
-    ev_row, ev_c, ev_k = (np.empty(n_ev, np.int64) for _ in range(3))
-    run_ranges(compact_events, (ev_off, ev_n, ev_pair, out_off, ev_row, ev_c, ev_k), out_off)
+    ev_c, ev_k = np.empty(n_ev, np.int32), np.empty(n_ev, np.int64)
+    run_ranges(compact_events, (ev_off, ev_n, ev_pair, out_off, ev_c, ev_k), out_off)
     del ev_pair
     iv_off = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(iv_n.sum(axis=1), out=iv_off[1:])
@@ -140,7 +145,8 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
                iv_off)
     ev_iou = pairs.iou[ev_k]
     ev_free = pairs.always[ev_k]
-    ev_bin = np.where(ev_free, n_iou, np.searchsorted(prep.iou_thr, ev_iou))
-    return Matches(ev_row, ev_c, pairs.gt[ev_k], pairs.pd[ev_k], ev_iou, ev_free, ev_bin,
+    ev_bin = np.searchsorted(prep.iou_thr, ev_iou).astype(np.int32)
+    ev_bin[ev_free] = n_iou
+    return Matches(ev_c, pairs.gt[ev_k], pairs.pd[ev_k], ev_iou, ev_free, ev_bin,
                    rf_off, rf_feat, rf_ngt, rf_until, iv_off, iv_c, iv_rf_out, iv_val_out, npass,
-                   row_counts, row_means, row_iou)
+                   row_counts, row_means, row_iou, prep.gt.row)

@@ -71,11 +71,25 @@ def overall_from_counts(counts: pl.DataFrame, cube: pl.DataFrame, by: Sequence[s
             .select(*by, s.AVERAGE, *C_T, *s.METRIC_COLUMNS))
 
 
+def _repeat_rows(frame: pl.DataFrame, k: int) -> pl.DataFrame:
+    """Each row ``k`` times in a row. Numeric columns without nulls are repeated by numpy (one
+    buffer, handed to polars without a copy); others are gathered with a 32-bit index."""
+    index = None
+    cols = []
+    for col in frame.get_columns():
+        if col.dtype.is_numeric() and not col.has_nulls():
+            cols.append(pl.Series(col.name, np.repeat(col.to_numpy(), k), dtype=col.dtype))
+        else:
+            if index is None:
+                index = pl.Series(np.repeat(np.arange(frame.height, dtype=np.uint32), k))
+            cols.append(col.gather(index))
+    return pl.DataFrame(cols, schema=frame.schema) if cols else pl.DataFrame()
+
+
 def data_row_table(prep: Prepared, m, row_tn, *, zero_tn: bool) -> pl.DataFrame:
     """Per (data row, c, t): counts summed over features and means of per-feature ratios."""
     n, C, T = prep.n_rows, prep.conf_thr.shape[0], prep.iou_thr.shape[0]
-    reps = np.repeat(np.arange(n), C * T)
-    head = prep.rows.select(*prep.keys, *prep.by)[reps]
+    head = _repeat_rows(prep.rows.select(*prep.keys, *prep.by), C * T)
     counts = m.row_counts.reshape(3, -1)  # contiguous rows: zero-copy columns
     means = m.row_means.reshape(3, -1)
     body = pl.DataFrame([
@@ -108,7 +122,7 @@ def data_row_feature_table(prep: Prepared, m, *, zero_tn: bool) -> pl.DataFrame:
     gf = prep.gt.feat[m.ev_gt]
     same = gf == prep.pd.feat[m.ev_pd]
     rf_code = rf_row * F + m.rf_feat
-    ev_rf = np.searchsorted(rf_code, m.ev_row[same] * F + gf[same])
+    ev_rf = np.searchsorted(rf_code, m.ev_row[same] * F + gf[same])  # int64 arithmetic
     hist = np.bincount((ev_rf * C + m.ev_c[same]) * (T + 1) + m.ev_bin[same],
                        minlength=n_rf * C * (T + 1)).reshape(n_rf, C, T + 1)
     tp = np.cumsum(hist[:, :, ::-1], axis=2)[:, :, ::-1][:, :, 1:]  # (n_rf, C, T)

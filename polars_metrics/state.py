@@ -181,7 +181,7 @@ def _iou_ordered_tables(prep: Prepared, m: Matches) -> tuple[pl.DataFrame, pl.Da
     tn, has_tn = slice_true_negatives(prep, row_slice, S, iou_rows)
 
     W = F + 1
-    key = event_keys(m.ev_row, m.ev_gt, m.ev_pd, row_slice, prep.gt.feat, prep.pd.feat, W)
+    key = event_keys(m.ev_gt, m.ev_pd, prep.gt.row, row_slice, prep.gt.feat, prep.pd.feat, W)
     uniq, inv = compress_keys(key, S * W * W)
     del key
     matched = accumulate_events(inv, m.ev_c, m.ev_bin, uniq.shape[0], C, T)  # (K, C, T)

@@ -129,11 +129,12 @@ def until_histogram(rf_off, rf_feat, rf_until, row_slice, n_slices, n_feat, n_bi
 
 
 @njit(cache=True, nogil=True)
-def event_keys(ev_row, ev_gt, ev_pd, row_slice, gt_feat, pd_feat, width):
+def event_keys(ev_gt, ev_pd, gt_row, row_slice, gt_feat, pd_feat, width):
     """The (slice, gt feature, pd feature) key of each match event: (s * W + g) * W + p."""
-    key = np.empty(ev_row.shape[0], dtype=np.int64)
-    for i in range(ev_row.shape[0]):
-        key[i] = (row_slice[ev_row[i]] * width + gt_feat[ev_gt[i]]) * width + pd_feat[ev_pd[i]]
+    key = np.empty(ev_gt.shape[0], dtype=np.int64)
+    for i in range(ev_gt.shape[0]):
+        s = row_slice[gt_row[ev_gt[i]]]
+        key[i] = (s * width + gt_feat[ev_gt[i]]) * width + pd_feat[ev_pd[i]]
     return key
 
 

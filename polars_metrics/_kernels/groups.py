@@ -6,9 +6,9 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def compact_events(ev_off, ev_n, ev_pair, out_off, out_row, out_c, out_pair, r0, r1):
+def compact_events(ev_off, ev_n, ev_pair, out_off, out_c, out_pair, r0, r1):
     """Gather the used event slots of rows ``[r0, r1)`` (row-major, then confidence index)
-    into dense arrays."""
+    into dense arrays (the row of an event is its ground truth's row)."""
     n_conf = ev_n.shape[1]
     for r in range(r0, r1):
         cap = (ev_off[r + 1] - ev_off[r]) // n_conf if n_conf > 0 else 0
@@ -16,7 +16,6 @@ def compact_events(ev_off, ev_n, ev_pair, out_off, out_row, out_c, out_pair, r0,
         for c in range(n_conf):
             src = ev_off[r] + c * cap
             for i in range(ev_n[r, c]):
-                out_row[o] = r
                 out_c[o] = c
                 out_pair[o] = ev_pair[src + i]
                 o += 1

@@ -74,7 +74,9 @@ def _problems(frame: pl.DataFrame) -> np.ndarray:
     ref, codes = _last_problems
     if ref is not None and ref() is frame:
         return codes
-    codes = box_problems(f64_rows(frame[s.BBOX], 4))
+    # chunk by chunk: each chunk is viewed in place, nothing is copied
+    chunks = [box_problems(f64_rows(c, 4)) for c in frame[s.BBOX].get_chunks()]
+    codes = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int8)
     if frame[s.BBOX].has_nulls():
         codes = np.where(frame[s.BBOX].is_null().to_numpy(), 0, codes)
     _last_problems = (weakref.ref(frame), codes)

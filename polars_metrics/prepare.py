@@ -55,7 +55,7 @@ class Side:
     off: np.ndarray
     row: np.ndarray             # int64 data-row index
     feat: np.ndarray            # int32 feature code
-    npass: np.ndarray | None    # predictions: confidence thresholds passed (kept iff c < npass)
+    npass: np.ndarray | None    # int32, predictions: confidence thresholds passed (kept iff c < npass)
 
     def __len__(self) -> int:
         return self.row.shape[0]
@@ -196,7 +196,7 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
     names = set(gt[s.FEATURE].drop_nulls().unique().to_list())
     features = tuple(sorted(names | set(pd[s.FEATURE].drop_nulls().unique().to_list())))
     # kept at confidence-threshold index c iff c < npass, i.e. confidence >= threshold
-    npass = np.searchsorted(conf_thr, pd[s.CONFIDENCE].to_numpy(), side="right").astype(np.int64)
+    npass = np.searchsorted(conf_thr, pd[s.CONFIDENCE].to_numpy(), side="right").astype(np.int32)
     questions = QuestionIndex(features, gt, np.where(counted[gt_row], remap[gt_row], -1),
                               pd, np.where(counted[pd_row], remap[pd_row], -1), npass,
                               conf_thr.shape[0])
@@ -220,7 +220,8 @@ def _side(frame: pl.DataFrame, keep: np.ndarray, row: np.ndarray, features, npas
         order = stable_group_order(row, n_rows)  # ties keep input order: the tie rule
         positions, row = positions[order], row[order]
         identity = False
-    idx = None if identity else positions
+    # positions in the table: 32 bits suffice below 2^31 rows (half the memory of a long table)
+    idx = None if identity else positions.astype(np.int32 if frame.height < 2**31 else np.int64)
     if idx is not None:
         feat = feat[idx]
         npass = None if npass is None else npass[idx]

@@ -167,7 +167,7 @@ def _iou_ordered_tables(prep: Prepared, m: Matches) -> tuple[pl.DataFrame, pl.Da
     S, F = prep.slices.height, len(prep.features)
     C, T = prep.conf_thr.shape[0], prep.iou_thr.shape[0]
     row_slice = np.ascontiguousarray(prep.rows[SLICE].to_numpy(), dtype=np.int64)
-    none = np.zeros(0, dtype=np.int64)
+    none = np.zeros(0, dtype=np.int32)
     n_gt = slice_histogram(prep.gt.row, prep.gt.feat, none, row_slice, S, F, 1)[:, :, 0]
     # kept[s, c, f]: predictions passing threshold c (npass > c), summed from the top
     hist = slice_histogram(prep.pd.row, prep.pd.feat, m.npass, row_slice, S, F, C + 1)

@@ -43,7 +43,7 @@ EXPORTS: dict[tuple[str, str], str] = {
     ("box", "fill_box_pairs"):
         f"void(f8[:, :], i8[:], f8[:, :], i8[:], i8[:], i8[:], i8[:], f8[:], {_I8_ROWS})",
     ("matching", "greedy_match_by_iou"):
-        "void(i8[:], i8[:], i4[:], i4[:], i8[:], "        # gt_off pd_off gt_feat pd_feat npass
+        "void(i8[:], i8[:], i4[:], i4[:], i4[:], "        # gt_off pd_off gt_feat pd_feat npass
         "i8[:], i8[:], i8[:], f8[:], b1[:], "              # pair_off gt pd iou always
         "f8[:], i8, b1, "                                  # iou_thr n_conf class_aware
         "i8[:], i4[:], i8[:], "                            # rf_off rf_feat ev_off
@@ -57,7 +57,7 @@ EXPORTS: dict[tuple[str, str], str] = {
     ("cube", "accumulate_rectangles"): "i8[:, :, :](i8[:], i8[:], i8[:], i8[:], i8[:], i8, i8, i8)",
     ("cube", "slice_feature_sums"):
         "f8[:, :, :](i8[:], i8[:], i8[:], f8[:], i4[:], i8[:], i8, i8, i8)",
-    ("cube", "slice_histogram"): "i8[:, :, :](i8[:], i4[:], i8[:], i8[:], i8, i8, i8)",
+    ("cube", "slice_histogram"): "i8[:, :, :](i8[:], i4[:], i4[:], i8[:], i8, i8, i8)",
     ("cube", "until_histogram"): "i8[:, :, :](i8[:], i4[:], i8[:], i8[:], i8, i8, i8)",
     ("cube", "event_keys"): "i8[:](i8[:], i8[:], i8[:], i8[:], i4[:], i4[:], i8)",
     ("cube", "accumulate_events"): "i8[:, :, :](i8[:], i4[:], i4[:], i8, i8, i8)",

@@ -33,7 +33,7 @@ def greedy_match_by_iou(
     at every confidence threshold; fill the preallocated outputs.
 
     Inputs (all arrays C-contiguous; rows are the CSR groups of ``*_off``):
-    gt_feat, pd_feat : int32 feature codes.  pd_npass : int64, how many confidence thresholds a
+    gt_feat, pd_feat : int32 feature codes.  pd_npass : int32, how many confidence thresholds a
     prediction passes (it is kept at threshold index ``c`` iff ``c < pd_npass``).
     pair_* : candidate pairs with IoU > 0, gt-major inside each row (global indices);
     pair_always marks pairs that match at every IoU threshold (classifications).

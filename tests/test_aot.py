@@ -174,3 +174,19 @@ def test_kernel_errors_in_threads_propagate():
             _parallel.run_ranges(boom, (), np.arange(10, dtype=np.int64), small=0)
     finally:
         _parallel.num_threads = monkey_threads
+
+
+def test_lazy_module_imports_on_first_attribute():
+    from polars_metrics._lazy import lazy
+
+    code = """
+import sys
+from polars_metrics._lazy import lazy
+m = lazy("colorsys")
+before = "colorsys" in sys.modules
+print(before, repr(m).endswith("(not loaded yet)>"), m.rgb_to_hsv(1.0, 0.0, 0.0), "colorsys" in sys.modules)
+"""
+    assert _run(code).split() == ["False", "True", "(0.0,", "1.0,", "1.0)", "True"]
+    missing = lazy("polars_metrics_no_such_module")
+    with pytest.raises(ModuleNotFoundError):
+        missing.anything

@@ -22,7 +22,7 @@ from polars_metrics.profiles import Profile
 class Matches:
     # match events (matched pairs of the t=0 walk), ordered by data row then confidence index
     ev_c: np.ndarray        # int32 confidence index
-    ev_gt: np.ndarray
+    ev_gt: np.ndarray       # int32 positions in prep.gt / prep.pd (data-row order)
     ev_pd: np.ndarray
     ev_iou: np.ndarray
     ev_free: np.ndarray     # bool: a match at every IoU threshold (classification pairs)
@@ -30,13 +30,13 @@ class Matches:
     # per (data row, feature present on the row): CSR over rows
     rf_off: np.ndarray
     rf_feat: np.ndarray     # int32 feature code
-    rf_ngt: np.ndarray      # ground truths
-    rf_until: np.ndarray    # the IoU metric of the (row, feature) is defined at c < rf_until
+    rf_ngt: np.ndarray      # int32 ground truths
+    rf_until: np.ndarray    # int32: the IoU metric of the (row, feature) is defined at c < rf_until
     # its nonzero values, ordered by data row, then c, then feature (zeros are not stored);
     # iv_off: CSR offsets of the values over data rows
     iv_off: np.ndarray
-    iv_c: np.ndarray
-    iv_rf: np.ndarray
+    iv_c: np.ndarray        # int32
+    iv_rf: np.ndarray       # int32
     iv_val: np.ndarray
     npass: np.ndarray       # per prediction, the confidence thresholds it passes (as matched)
     # per data row, stored metric-major so each metric is one contiguous column (zero-copy)
@@ -109,10 +109,10 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     n_cap = int(ev_off[-1])
     ev_n = np.zeros((n_rows, n_conf), dtype=np.int64)
     ev_pair = np.empty(n_cap, dtype=np.int64)
-    rf_ngt = np.zeros(n_rf, dtype=np.int64)
-    rf_until = np.zeros(n_rf, dtype=np.int64)
+    rf_ngt = np.zeros(n_rf, dtype=np.int32)
+    rf_until = np.zeros(n_rf, dtype=np.int32)
     iv_n = np.zeros((n_rows, n_conf), dtype=np.int64)
-    iv_rf = np.empty(n_cap, dtype=np.int64)
+    iv_rf = np.empty(n_cap, dtype=np.int32)
     iv_val = np.empty(n_cap, dtype=np.float64)
     # the kernel writes every cell of these
     row_counts = np.empty((3, n_rows, n_conf, n_iou), dtype=np.int64)
@@ -139,7 +139,7 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     iv_off = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(iv_n.sum(axis=1), out=iv_off[1:])
     n_iv = int(iv_off[-1])
-    iv_c, iv_rf_out = np.empty(n_iv, np.int64), np.empty(n_iv, np.int64)
+    iv_c, iv_rf_out = np.empty(n_iv, np.int32), np.empty(n_iv, np.int32)
     iv_val_out = np.empty(n_iv, np.float64)
     run_ranges(compact_values, (ev_off, iv_n, iv_rf, iv_val, iv_off, iv_c, iv_rf_out, iv_val_out),
                iv_off)
@@ -147,6 +147,7 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     ev_free = pairs.always[ev_k]
     ev_bin = np.searchsorted(prep.iou_thr, ev_iou).astype(np.int32)
     ev_bin[ev_free] = n_iou
-    return Matches(ev_c, pairs.gt[ev_k], pairs.pd[ev_k], ev_iou, ev_free, ev_bin,
+    return Matches(ev_c, pairs.gt[ev_k].astype(np.int32), pairs.pd[ev_k].astype(np.int32),
+                   ev_iou, ev_free, ev_bin,
                    rf_off, rf_feat, rf_ngt, rf_until, iv_off, iv_c, iv_rf_out, iv_val_out, npass,
                    row_counts, row_means, row_iou, prep.gt.row)

@@ -17,7 +17,12 @@ import polars as pl
 from polars_metrics import _arrays
 from polars_metrics import schema as s
 from polars_metrics._kernels.aot import kernel
-from polars_metrics.errors import PolarsMetricsWarning, SchemaError, did_you_mean
+from polars_metrics.errors import (
+    PolarsMetricsError,
+    PolarsMetricsWarning,
+    SchemaError,
+    did_you_mean,
+)
 from polars_metrics.kinds import infer_kind, kind_module
 from polars_metrics.kinds.classification import QuestionIndex, derive_features, qualify_collisions
 from polars_metrics.profiles import Profile
@@ -46,19 +51,24 @@ class Side:
 
     ``frame`` holds the validated annotations of the counted data rows in input order; ``idx``
     lists its rows in (data row, input) order (None when it already is in that order), so only
-    the columns a stage needs are gathered, never the whole table. ``row``, ``feat`` and
-    ``npass`` are in data-row order; ``off`` are the CSR offsets over data rows.
+    the columns a stage needs are gathered, never the whole table. ``feat`` and ``npass`` are
+    in data-row order; ``off`` are the CSR offsets over data rows.
     """
 
     frame: pl.DataFrame
     idx: np.ndarray | None
     off: np.ndarray
-    row: np.ndarray             # int64 data-row index
     feat: np.ndarray            # int32 feature code
     npass: np.ndarray | None    # int32, predictions: confidence thresholds passed (kept iff c < npass)
 
     def __len__(self) -> int:
-        return self.row.shape[0]
+        return self.feat.shape[0]
+
+    @property
+    def row(self) -> np.ndarray:
+        """int64 data-row index of each annotation. Computed from ``off`` on each use, not
+        stored: it would be the largest array an evaluation keeps per prediction."""
+        return np.repeat(np.arange(self.off.shape[0] - 1, dtype=np.int64), np.diff(self.off))
 
     def column(self, name: str) -> pl.Series:
         """A column of ``frame`` in data-row order."""
@@ -73,7 +83,7 @@ class Side:
         """The annotations at ``positions`` (indices in data-row order, ascending)."""
         base = positions if self.idx is None else self.idx[positions]
         row = self.row[positions]
-        return Side(self.frame, base, _arrays.offsets(row, n_rows), row, self.feat[positions],
+        return Side(self.frame, base, _arrays.offsets(row, n_rows), self.feat[positions],
                     None if self.npass is None else self.npass[positions])
 
 
@@ -209,9 +219,18 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
     )
 
 
+MAX_ANNOTATIONS = 2**31 - 1  # positions of annotations are int32 throughout (half the memory)
+
+
 def _side(frame: pl.DataFrame, keep: np.ndarray, row: np.ndarray, features, npass,
           n_rows: int) -> Side:
     """View the kept annotations of ``frame`` in (data row, input) order."""
+    if frame.height > MAX_ANNOTATIONS:
+        raise PolarsMetricsError(
+            f"a table of {frame.height:,} annotations is more than one evaluation takes "
+            f"({MAX_ANNOTATIONS:,}); evaluate it in parts of whole data rows with "
+            "pm.state.partial(...) and combine them with pm.state.merge(...)."
+        )
     feat = frame[s.FEATURE].cast(pl.Enum(features)).to_physical().fill_null(0).to_numpy()
     positions = np.flatnonzero(keep)
     row = row[positions]
@@ -220,13 +239,12 @@ def _side(frame: pl.DataFrame, keep: np.ndarray, row: np.ndarray, features, npas
         order = stable_group_order(row, n_rows)  # ties keep input order: the tie rule
         positions, row = positions[order], row[order]
         identity = False
-    # positions in the table: 32 bits suffice below 2^31 rows (half the memory of a long table)
-    idx = None if identity else positions.astype(np.int32 if frame.height < 2**31 else np.int64)
+    idx = None if identity else positions.astype(np.int32)  # positions: see MAX_ANNOTATIONS
     if idx is not None:
         feat = feat[idx]
         npass = None if npass is None else npass[idx]
-    return Side(frame, idx, _arrays.offsets(row, n_rows), np.ascontiguousarray(row, np.int64),
-                np.ascontiguousarray(feat, np.int32), npass)
+    return Side(frame, idx, _arrays.offsets(row, n_rows), np.ascontiguousarray(feat, np.int32),
+                npass)
 
 
 def _normalize(frame: pl.DataFrame, table: str, keys: Sequence[str], *,

@@ -168,9 +168,9 @@ def _iou_ordered_tables(prep: Prepared, m: Matches) -> tuple[pl.DataFrame, pl.Da
     C, T = prep.conf_thr.shape[0], prep.iou_thr.shape[0]
     row_slice = np.ascontiguousarray(prep.rows[SLICE].to_numpy(), dtype=np.int64)
     none = np.zeros(0, dtype=np.int32)
-    n_gt = slice_histogram(prep.gt.row, prep.gt.feat, none, row_slice, S, F, 1)[:, :, 0]
+    n_gt = slice_histogram(prep.gt.off, prep.gt.feat, none, row_slice, S, F, 1)[:, :, 0]
     # kept[s, c, f]: predictions passing threshold c (npass > c), summed from the top
-    hist = slice_histogram(prep.pd.row, prep.pd.feat, m.npass, row_slice, S, F, C + 1)
+    hist = slice_histogram(prep.pd.off, prep.pd.feat, m.npass, row_slice, S, F, C + 1)
     n_pd = hist.sum(axis=2)
     kept = _count_above(hist)
     iou_sum = slice_feature_sums(m.iv_off, m.iv_c, m.iv_rf, m.iv_val, m.rf_feat, row_slice,
@@ -181,7 +181,7 @@ def _iou_ordered_tables(prep: Prepared, m: Matches) -> tuple[pl.DataFrame, pl.Da
     tn, has_tn = slice_true_negatives(prep, row_slice, S, iou_rows)
 
     W = F + 1
-    key = event_keys(m.ev_gt, m.ev_pd, prep.gt.row, row_slice, prep.gt.feat, prep.pd.feat, W)
+    key = event_keys(m.ev_gt, m.ev_pd, m.gt_row, row_slice, prep.gt.feat, prep.pd.feat, W)
     uniq, inv = compress_keys(key, S * W * W)
     del key
     matched = accumulate_events(inv, m.ev_c, m.ev_bin, uniq.shape[0], C, T)  # (K, C, T)

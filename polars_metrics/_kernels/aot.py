@@ -48,18 +48,18 @@ EXPORTS: dict[tuple[str, str], str] = {
         "f8[:], i8, b1, "                                  # iou_thr n_conf class_aware
         "i8[:], i4[:], i8[:], "                            # rf_off rf_feat ev_off
         "i8[:, :], i8[:], "                                # ev_n ev_pair
-        "i8[:], i8[:], i8[:, :], i8[:], f8[:], "           # rf_ngt rf_until iv_n iv_rf iv_val
+        "i4[:], i4[:], i8[:, :], i4[:], f8[:], "           # rf_ngt rf_until iv_n iv_rf iv_val
         f"i8[:, :, :, :], f8[:, :, :, :], f8[:, :], {_I8_ROWS})",  # row tables, chunk range
     ("groups", "compact_events"): f"void(i8[:], i8[:, :], i8[:], i8[:], i4[:], i8[:], {_I8_ROWS})",
     ("groups", "compact_values"):
-        f"void(i8[:], i8[:, :], i8[:], f8[:], i8[:], i8[:], i8[:], f8[:], {_I8_ROWS})",
+        f"void(i8[:], i8[:, :], i4[:], f8[:], i8[:], i4[:], i4[:], f8[:], {_I8_ROWS})",
     ("groups", "stable_group_order"): "i8[:](i8[:], i8)",
     ("cube", "accumulate_rectangles"): "i8[:, :, :](i8[:], i8[:], i8[:], i8[:], i8[:], i8, i8, i8)",
     ("cube", "slice_feature_sums"):
-        "f8[:, :, :](i8[:], i8[:], i8[:], f8[:], i4[:], i8[:], i8, i8, i8)",
+        "f8[:, :, :](i8[:], i4[:], i4[:], f8[:], i4[:], i8[:], i8, i8, i8)",
     ("cube", "slice_histogram"): "i8[:, :, :](i8[:], i4[:], i4[:], i8[:], i8, i8, i8)",
-    ("cube", "until_histogram"): "i8[:, :, :](i8[:], i4[:], i8[:], i8[:], i8, i8, i8)",
-    ("cube", "event_keys"): "i8[:](i8[:], i8[:], i8[:], i8[:], i4[:], i4[:], i8)",
+    ("cube", "until_histogram"): "i8[:, :, :](i8[:], i4[:], i4[:], i8[:], i8, i8, i8)",
+    ("cube", "event_keys"): "i8[:](i4[:], i4[:], i8[:], i8[:], i4[:], i4[:], i8)",
     ("cube", "accumulate_events"): "i8[:, :, :](i8[:], i4[:], i4[:], i8, i8, i8)",
     ("cube", "emit_confusion"):
         "(i8[:], i8[:], i8[:], i8[:], i8[:], i8[:])"

@@ -107,13 +107,16 @@ def sequential_segment_sums(values, starts):
 
 
 @njit(cache=True, nogil=True)
-def slice_histogram(row, feat, bins, row_slice, n_slices, n_feat, n_bins):
-    """hist[s, f, b]: annotations i of slice s = row_slice[row[i]], feature f = feat[i] and
-    bin b = bins[i] (``bins`` may be empty: then every annotation is in bin 0)."""
+def slice_histogram(off, feat, bins, row_slice, n_slices, n_feat, n_bins):
+    """hist[s, f, b]: annotations i of the data rows r of slice s = row_slice[r] (rows are the
+    CSR groups of ``off``), feature f = feat[i] and bin b = bins[i] (``bins`` may be empty: then
+    every annotation is in bin 0)."""
     hist = np.zeros((n_slices, n_feat, n_bins), dtype=np.int64)
     binned = bins.shape[0] > 0
-    for i in range(row.shape[0]):
-        hist[row_slice[row[i]], feat[i], bins[i] if binned else 0] += 1
+    for r in range(off.shape[0] - 1):
+        s = row_slice[r]
+        for i in range(off[r], off[r + 1]):
+            hist[s, feat[i], bins[i] if binned else 0] += 1
     return hist
 
 

@@ -42,6 +42,16 @@ def _executor(n: int) -> ThreadPoolExecutor:
         return _pool
 
 
+def _forget_pool_after_fork() -> None:
+    # a forked child inherits the pool object but none of its threads: start a new one
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 def split(cum_work: np.ndarray, parts: int) -> list[tuple[int, int]]:
     """Split items ``0..n`` into at most ``parts`` contiguous ranges of about equal work.
 

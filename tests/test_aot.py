@@ -189,4 +189,30 @@ print(before, repr(m).endswith("(not loaded yet)>"), m.rgb_to_hsv(1.0, 0.0, 0.0)
     assert _run(code).split() == ["False", "True", "(0.0,", "1.0,", "1.0)", "True"]
     missing = lazy("polars_metrics_no_such_module")
     with pytest.raises(ModuleNotFoundError):
-        missing.anything
+        _ = missing.anything
+
+
+def test_a_forked_child_runs_ranges_on_its_own_threads():
+    """A forked child inherits the pool object but not its threads: it must start its own
+    rather than wait forever. (polars itself does not survive a fork — its docs say to use the
+    "spawn" start method — so this checks the kernel threads alone.)"""
+    code = """
+import os, numpy as np
+from polars_metrics import _parallel
+_parallel.num_threads = lambda: 2
+seen = []
+def work(lo, hi):
+    seen.extend(range(lo, hi))
+_parallel.run_ranges(work, (), np.arange(9), small=0)  # starts the parent's pool
+pid = os.fork()
+if pid == 0:
+    seen.clear()
+    _parallel.run_ranges(work, (), np.arange(9), small=0)
+    os._exit(0 if sorted(seen) == list(range(8)) else 1)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0"]

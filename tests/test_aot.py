@@ -216,3 +216,12 @@ print(os.waitstatus_to_exitcode(status))
                          timeout=60, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["0"]
+
+
+def test_chunk_size_agrees_with_the_kernel():
+    """The driver splits work by chunks of the kernel's size (kept apart so that importing
+    the driver does not import numba)."""
+    from polars_metrics import matching
+    from polars_metrics._kernels import matching as kernels
+
+    assert matching.ROWS_PER_CHUNK == kernels.ROWS_PER_CHUNK

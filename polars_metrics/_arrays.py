@@ -50,6 +50,13 @@ def f64_rows(series: pl.Series, width: int) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float64)
 
 
+def count_above(hist: np.ndarray) -> np.ndarray:
+    """From a histogram of a per-item count n over its last axis (bins 0..K), the number of
+    items with n > k for k = 0..K-1: a cumulative sum from the top, without its first bin.
+    (Threshold counts: an item passes threshold k iff k < n.)"""
+    return np.cumsum(hist[..., ::-1], axis=-1)[..., ::-1][..., 1:]
+
+
 def offsets(sorted_codes: np.ndarray, n_groups: int) -> np.ndarray:
     """CSR offsets (length n_groups + 1) of a sorted array of group codes 0..n_groups-1."""
     return np.searchsorted(sorted_codes, np.arange(n_groups + 1)).astype(np.int64)

@@ -70,8 +70,7 @@ class Matches:
         F = max(len(prep.features), 1)
         rf = np.searchsorted(self.rf_row * F + self.rf_feat, prep.pd.row * F + prep.pd.feat)
         hist = np.bincount(rf * (C + 1) + self.npass, minlength=n_rf * (C + 1))
-        # kept at c = predictions with npass > c: a cumulative sum from the top
-        return np.cumsum(hist.reshape(n_rf, C + 1)[:, ::-1], axis=1)[:, ::-1][:, 1:]
+        return _arrays.count_above(hist.reshape(n_rf, C + 1))  # kept at c iff npass > c
 
 
 greedy_match_by_iou = kernel("matching", "greedy_match_by_iou")

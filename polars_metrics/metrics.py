@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from polars_metrics import _arrays
 from polars_metrics import schema as s
 from polars_metrics.prepare import Prepared
 
@@ -125,7 +126,7 @@ def data_row_feature_table(prep: Prepared, m, *, zero_tn: bool) -> pl.DataFrame:
     ev_rf = np.searchsorted(rf_code, m.ev_row[same] * F + gf[same])  # int64 arithmetic
     hist = np.bincount((ev_rf * C + m.ev_c[same]) * (T + 1) + m.ev_bin[same],
                        minlength=n_rf * C * (T + 1)).reshape(n_rf, C, T + 1)
-    tp = np.cumsum(hist[:, :, ::-1], axis=2)[:, :, ::-1][:, :, 1:]  # (n_rf, C, T)
+    tp = _arrays.count_above(hist)  # (n_rf, C, T): tp at t iff bin > t
     kept = np.broadcast_to(rf_kept[:, :, None], tp.shape)
     ngt = np.broadcast_to(m.rf_ngt[:, None, None], tp.shape)
     iou = m.rf_iou()

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from polars_metrics import metrics
+from polars_metrics import _arrays, metrics
 from polars_metrics import schema as s
 from polars_metrics._kernels.aot import kernel
 from polars_metrics.cube import compress_keys, label_tables, tables_from_matched
@@ -198,7 +198,7 @@ def _iou_ordered_tables(prep: Prepared, m: Matches) -> tuple[pl.DataFrame, pl.Da
 
 def _count_above(hist: np.ndarray) -> np.ndarray:
     """(S, F, C + 1) histogram of a per-item threshold count n → (S, C, F) items with n > c."""
-    return np.cumsum(hist[:, :, ::-1], axis=2)[:, :, ::-1][:, :, 1:].transpose(0, 2, 1)
+    return _arrays.count_above(hist).transpose(0, 2, 1)
 
 
 def merge(*parts: PartialResult) -> PartialResult:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from polars_metrics import _arrays
 from polars_metrics.matching import Matches
 from polars_metrics.prepare import Prepared
 
@@ -19,9 +20,8 @@ def _answered_per_slice(prep: Prepared, row_slice: np.ndarray, n_slices: int) ->
     C, Q = prep.conf_thr.shape[0], len(qi.questions)
     hist = np.bincount((row_slice[qi.rq_row] * Q + qi.rq_question) * (C + 1) + qi.rq_npass,
                        minlength=n_slices * Q * (C + 1)).reshape(n_slices, Q, C + 1)
-    # answered at c iff npass > c: reverse cumulative sum over npass, shifted by one
-    above = np.cumsum(hist[:, :, ::-1], axis=2)[:, :, ::-1]  # above[..., n] = #npass >= n
-    return above[:, :, 1:].transpose(0, 2, 1)  # (S, C, Q): #npass >= c + 1
+    # answered at c iff npass > c
+    return _arrays.count_above(hist).transpose(0, 2, 1)  # (S, C, Q)
 
 
 def slice_true_negatives(prep: Prepared, row_slice: np.ndarray, n_slices: int,

@@ -24,6 +24,7 @@ demo: kernels
 	$(BIN)/polars-metrics demo --out demo_output
 
 test: kernels
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: kernels

@@ -24,7 +24,7 @@ from polars_metrics.errors import (
     SchemaError,
     ThresholdError,
 )
-from polars_metrics.evaluate import CocoEvaluation, Evaluation, evaluate
+from polars_metrics.evaluate import evaluate
 from polars_metrics.iou import pairwise_iou
 from polars_metrics.kinds.box import bbox_from_tlhw, bbox_from_xywh
 from polars_metrics.kinds.mask import (
@@ -34,7 +34,10 @@ from polars_metrics.kinds.mask import (
     masks_from_arrays,
 )
 from polars_metrics.kinds.polygon import polygons_from_shapely
-from polars_metrics.profiles import PROFILES, Profile, get_profile
+from polars_metrics.pipeline import partial
+from polars_metrics.profiles import PROFILES, CocoOptions, Profile, SdkOptions, get_profile
+from polars_metrics.result import FINE_CONFIDENCE_THRESHOLDS, Evaluation, finalize
+from polars_metrics.result.coco import CocoEvaluation
 from polars_metrics.schema import (
     BBOX_DTYPE,
     LINE_DTYPE,
@@ -43,6 +46,7 @@ from polars_metrics.schema import (
     POINT_DTYPE,
     POLYGON_DTYPE,
 )
+from polars_metrics.state import PartialResult, merge
 
 __version__ = "0.1.0"
 
@@ -74,13 +78,19 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
-    "CocoEvaluation", "CocoResult", "evaluate_coco", "read_coco", "write_coco_results",
-    "PROFILES", "Evaluation", "FormatError", "InvalidAnnotationError", "PolarsMetricsError",
-    "PolarsMetricsWarning", "Profile", "ProfileError", "SchemaError", "ThresholdError",
-    "bbox_from_tlhw", "bbox_from_xywh", "evaluate", "get_profile", "pairwise_iou", "state", "synthetic",
+    # evaluate, and the additive contract behind streaming / distribution
+    "evaluate", "partial", "merge", "finalize", "Evaluation", "CocoEvaluation", "PartialResult",
+    "FINE_CONFIDENCE_THRESHOLDS", "pairwise_iou", "state", "synthetic",
+    # profiles
+    "PROFILES", "Profile", "CocoOptions", "SdkOptions", "get_profile",
+    # errors
+    "FormatError", "InvalidAnnotationError", "PolarsMetricsError", "PolarsMetricsWarning",
+    "ProfileError", "SchemaError", "ThresholdError",
     # annotation kinds: column dtypes and constructors
     "BBOX_DTYPE", "LINE_DTYPE", "MASK_DTYPE", "MULTIPOLYGON_DTYPE", "POINT_DTYPE", "POLYGON_DTYPE",
-    "mask_from_array", "mask_from_png", "mask_to_array", "masks_from_arrays", "polygons_from_shapely",
-    # labeling-platform formats and the platform SDK's metric functions
-    "labelbox_sdk", "read_labelbox_export", "read_labelbox_ndjson",
+    "bbox_from_tlhw", "bbox_from_xywh", "mask_from_array", "mask_from_png", "mask_to_array",
+    "masks_from_arrays", "polygons_from_shapely",
+    # formats (loaded on first use) and the SDK's metric functions
+    "read_coco", "write_coco_results", "evaluate_coco", "CocoResult",
+    "read_labelbox_export", "read_labelbox_ndjson", "labelbox_sdk",
 ]

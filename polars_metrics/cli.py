@@ -25,8 +25,9 @@ import polars as pl
 from polars_metrics import schema as s
 from polars_metrics import synthetic
 from polars_metrics.errors import PolarsMetricsError
-from polars_metrics.evaluate import Evaluation, evaluate
+from polars_metrics.evaluate import evaluate
 from polars_metrics.profiles import PROFILES
+from polars_metrics.result import Evaluation
 
 PROG = "polars-metrics"
 EXIT_USAGE = 2

@@ -13,8 +13,6 @@ beyond maxDet) are neither TP nor FP; ignored ground truths are never FN.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 import numpy as np
 import polars as pl
 
@@ -32,12 +30,8 @@ accumulate_rectangles = kernel("cube", "accumulate_rectangles")
 
 def evaluate_coco_profile(ground_truth, predictions, *, profile: Profile,
                           confidence_thresholds=None, iou_thresholds=None, by=None,
-                          iou_type: str = "bbox", rec_thresholds=None,
-                          max_dets: Sequence[int] = (1, 10, 100),
-                          area_ranges: Mapping[str, Sequence[float]] | None = None,
-                          use_cats: bool = True, data_row: str = s.DATA_ROW):
-    from polars_metrics.evaluate import CocoEvaluation
-
+                          data_row: str = s.DATA_ROW, data_rows=None, on_invalid: str = "raise"):
+    """Run COCOeval and the cube tables; returns (CocoResult, conf_thr, tables, inputs)."""
     if by:
         raise PolarsMetricsError(
             "by= is not supported with profile='coco': AP is not additive over data rows. "
@@ -45,16 +39,20 @@ def evaluate_coco_profile(ground_truth, predictions, *, profile: Profile,
         )
     if data_row != s.DATA_ROW:
         raise PolarsMetricsError("profile='coco' keys data rows by image id in 'data_row'.")
+    if data_rows is not None or on_invalid != "raise":
+        raise PolarsMetricsError("data_rows= and on_invalid= are not supported with profile='coco'.")
+    opts = profile.coco
     gt = to_frame(ground_truth, s.GROUND_TRUTH)
     pd = to_frame(predictions, s.PREDICTIONS)
-    res = evaluate_coco(gt, pd, iou_type=iou_type, iou_thresholds=iou_thresholds,
-                        rec_thresholds=rec_thresholds, max_dets=max_dets,
-                        area_ranges=area_ranges, use_cats=use_cats)
+    res = evaluate_coco(gt, pd, iou_type=opts.iou_type, iou_thresholds=iou_thresholds,
+                        rec_thresholds=opts.rec_thresholds, max_dets=opts.max_dets,
+                        area_ranges={k: (lo, hi) for k, lo, hi in opts.area_ranges},
+                        use_cats=opts.use_cats)
     conf_thr = s.normalize_thresholds(confidence_thresholds, "confidence_thresholds")
     tables = _cube_tables(gt, pd, res, conf_thr)
     gt_ids = gt if s.ID in gt.columns else gt.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias(s.ID))
     pd_ids = pd if s.ID in pd.columns else pd.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias(s.ID))
-    return CocoEvaluation._from_coco(res, profile, conf_thr, *tables, inputs=(gt_ids, pd_ids, res))
+    return res, conf_thr, tables, (gt_ids, pd_ids, res)
 
 
 def _category_index(frame: pl.DataFrame, res: CocoResult) -> np.ndarray:

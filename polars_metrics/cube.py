@@ -15,11 +15,20 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from polars_metrics import _arrays
 from polars_metrics import schema as s
 from polars_metrics._kernels.aot import kernel
+from polars_metrics.matching import Matches
+from polars_metrics.prepare import SLICE, Prepared
+from polars_metrics.true_negatives import slice_true_negatives
 
 accumulate_rectangles = kernel("cube", "accumulate_rectangles")
 emit_confusion = kernel("cube", "emit_confusion")
+slice_feature_sums = kernel("cube", "slice_feature_sums")
+slice_histogram = kernel("cube", "slice_histogram")
+until_histogram = kernel("cube", "until_histogram")
+event_keys = kernel("cube", "event_keys")
+accumulate_events = kernel("cube", "accumulate_events")
 
 DENSE_KEY_LIMIT = 1 << 22  # key spaces up to this size use a lookup table instead of np.unique
 
@@ -146,3 +155,43 @@ def label_tables(counts: dict, confusion: dict, *, slices: pl.DataFrame, by, fea
     counts_df = frame(counts, {s.FEATURE: "feature"}, features_first=True)
     confusion_df = frame(confusion, {s.GT_FEATURE: "gt", s.PD_FEATURE: "pd"}, features_first=False)
     return counts_df, confusion_df
+
+
+def iou_ordered_tables(prep: Prepared, m: Matches) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The count tables of an IoU-ordered walk. Kernels read the per-annotation and per-event
+    arrays in place: no gathered temporaries as long as the events."""
+    S, F = prep.slices.height, len(prep.features)
+    C, T = prep.conf_thr.shape[0], prep.iou_thr.shape[0]
+    row_slice = np.ascontiguousarray(prep.rows[SLICE].to_numpy(), dtype=np.int64)
+    none = np.zeros(0, dtype=np.int32)
+    n_gt = slice_histogram(prep.gt.off, prep.gt.feat, none, row_slice, S, F, 1)[:, :, 0]
+    # kept[s, c, f]: predictions passing threshold c (npass > c), summed from the top
+    hist = slice_histogram(prep.pd.off, prep.pd.feat, m.npass, row_slice, S, F, C + 1)
+    n_pd = hist.sum(axis=2)
+    kept = _count_above_by_slice(hist)
+    iou_sum = slice_feature_sums(m.iv_off, m.iv_c, m.iv_rf, m.iv_val, m.rf_feat, row_slice,
+                                 S, C, F)
+    # iou_rows[s, c, f]: (row, feature) values defined at c, i.e. with c < rf_until
+    iou_rows = _count_above_by_slice(
+        until_histogram(m.rf_off, m.rf_feat, m.rf_until, row_slice, S, F, C + 1))
+    tn, has_tn = slice_true_negatives(prep, row_slice, S, iou_rows)
+
+    W = F + 1
+    key = event_keys(m.ev_gt, m.ev_pd, m.gt_row, row_slice, prep.gt.feat, prep.pd.feat, W)
+    uniq, inv = compress_keys(key, S * W * W)
+    del key
+    matched = accumulate_events(inv, m.ev_c, m.ev_bin, uniq.shape[0], C, T)  # (K, C, T)
+    del inv
+    counts, confusion = tables_from_matched(
+        uniq, matched, n_slices=S, n_features=F,
+        gt_total=np.broadcast_to(n_gt[:, None, None, :], (S, C, T, F)),
+        pd_total=np.broadcast_to(kept[:, :, None, :], (S, C, T, F)),
+        present=(n_gt + n_pd) > 0, iou_sum=iou_sum, iou_rows=iou_rows, tn=tn, has_tn=has_tn,
+    )
+    return label_tables(counts, confusion, slices=prep.slices, by=prep.by, features=prep.features,
+                        conf_thr=prep.conf_thr, iou_thr=prep.iou_thr)
+
+
+def _count_above_by_slice(hist: np.ndarray) -> np.ndarray:
+    """(S, F, C + 1) histogram of a per-item threshold count n → (S, C, F) items with n > c."""
+    return _arrays.count_above(hist).transpose(0, 2, 1)

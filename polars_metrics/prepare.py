@@ -229,7 +229,7 @@ def _side(frame: pl.DataFrame, keep: np.ndarray, row: np.ndarray, features, npas
         raise PolarsMetricsError(
             f"a table of {frame.height:,} annotations is more than one evaluation takes "
             f"({MAX_ANNOTATIONS:,}); evaluate it in parts of whole data rows with "
-            "pm.state.partial(...) and combine them with pm.state.merge(...)."
+            "pm.partial(...) and combine them with pm.merge(...)."
         )
     feat = frame[s.FEATURE].cast(pl.Enum(features)).to_physical().fill_null(0).to_numpy()
     positions = np.flatnonzero(keep)

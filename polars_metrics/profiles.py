@@ -11,7 +11,7 @@ instead of being ignored.
 >>> pm.get_profile("labelbox", iou_type="segm")
 Traceback (most recent call last):
 ...
-polars_metrics.errors.ProfileError: Switch 'iou_type' belongs to the COCO engine (Profile.coco); profile 'labelbox' does not run it. Use profile='coco'.
+polars_metrics.errors.ProfileError: 'iou_type' is an option of the COCO engine (Profile.coco); such options only apply to profile='coco', and profile 'labelbox' does not run that engine.
 """
 from __future__ import annotations
 
@@ -146,8 +146,9 @@ class Profile:
                                    + did_you_mean(key, known))
             if getattr(self, engine) is None:
                 raise ProfileError(
-                    f"Switch {key!r} belongs to the {_ENGINE_NAMES[engine]} (Profile.{engine}); "
-                    f"profile {self.name!r} does not run it. Use profile={_ENGINE_PROFILE[engine]!r}.")
+                    f"{key!r} is an option of the {_ENGINE_NAMES[engine]} (Profile.{engine}); "
+                    f"such options only apply to profile={_ENGINE_PROFILE[engine]!r}, and "
+                    f"profile {self.name!r} does not run that engine.")
             if value is not None:
                 parts[engine][key] = value
         for engine, values in parts.items():

@@ -236,12 +236,15 @@ class _FixedDraw:
 @settings(max_examples=n_examples(20), **SETTINGS)
 @given(ds=datasets(max_rows=4, with_thresholds=False), t=st.sampled_from([0.0, 0.5, 0.7]))
 def test_fine_pr_curve_equals_naive_on_101_points(ds: Dataset, t: float) -> None:
-    ev = pm.evaluate(ds.gt, ds.pd, **ds.kwargs)
+    fine = {"confidence_thresholds": pm.FINE_CONFIDENCE_THRESHOLDS, "iou_thresholds": [t]}
+    ev = pm.evaluate(ds.gt, ds.pd, **{**ds.kwargs, **fine})
+    with pytest.raises(pm.PolarsMetricsError, match="keeps no input tables"):
+        pm.evaluate(ds.gt, ds.pd, **ds.kwargs).pr_curve(iou=t, fine=True)
     nv = naive.evaluate(ds.gt, ds.pd, **{**ds.kwargs, "confidence_thresholds":
                                          np.linspace(0, 1, 101), "iou_thresholds": [t]})
     by = list(ds.kwargs.get("by", []))
     cols = [*by, "feature", "confidence_threshold", "precision", "recall", "f1"]
-    got = ev.pr_curve(iou=t, fine=True).select(cols)
+    got = ev.pr_curve(iou=t).select(cols)
     assert_frames_match(got, nv.pr_curve(t), sort_by=[*by, "feature", "confidence_threshold"],
                         what="pr_curve(fine=True)")
 

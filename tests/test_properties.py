@@ -2,7 +2,7 @@
 
 Counting identities (tp + fn = ground truths, confusion row / column sums, cube = confusion),
 the prefix property of the walk (on the naive reference and on the engine), order invariance,
-partition invariance through ``state.partial`` / ``merge`` / ``finalize``, namespace =
+partition invariance through ``pm.partial`` / ``pm.merge`` / ``pm.finalize``, namespace =
 function, and ``by=`` slices that add up to the whole.
 """
 from __future__ import annotations
@@ -15,7 +15,6 @@ from polars.testing import assert_frame_equal
 from strategies import Dataset, datasets, n_examples
 
 import polars_metrics as pm
-from polars_metrics import state
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                       HealthCheck.data_too_large])
@@ -278,12 +277,12 @@ def split_by_data_row(ds: Dataset, chosen: list[bool]) -> tuple[Dataset, Dataset
 def test_partial_merge_equals_whole(ds: Dataset, chosen) -> None:
     whole = pm.evaluate(ds.gt, ds.pd, **ds.kwargs)
     a, b = split_by_data_row(ds, chosen)
-    pa = state.partial(a.gt, a.pd, **a.kwargs)
-    pb = state.partial(b.gt, b.pd, **b.kwargs)
-    assert_same_evaluation(state.finalize(state.merge(pa, pb)), whole, ds)
-    assert_same_evaluation(state.finalize(pa.merge(pb)), whole, ds)
-    assert_same_evaluation(state.finalize(state.merge(pb, pa)), whole, ds)
-    merged = state.finalize(state.merge(pa, pb))
+    pa = pm.partial(a.gt, a.pd, **a.kwargs)
+    pb = pm.partial(b.gt, b.pd, **b.kwargs)
+    assert_same_evaluation(pm.finalize(pm.merge(pa, pb)), whole, ds)
+    assert_same_evaluation(pm.finalize(pa.merge(pb)), whole, ds)
+    assert_same_evaluation(pm.finalize(pm.merge(pb, pa)), whole, ds)
+    merged = pm.finalize(pm.merge(pa, pb))
     for c in whole.cube["confidence_threshold"].unique().to_list()[:2]:
         for t in whole.cube["iou_threshold"].unique().to_list()[:2]:
             assert engine_matches(merged, c, t, ds.keys) == engine_matches(whole, c, t, ds.keys)
@@ -295,11 +294,11 @@ def test_three_way_merge_is_associative(ds: Dataset, chosen) -> None:
     whole = pm.evaluate(ds.gt, ds.pd, **ds.kwargs)
     first, rest = split_by_data_row(ds, [x == 0 for x in chosen])
     second, third = split_by_data_row(rest, [x == 1 for x in chosen if x != 0])
-    parts = [state.partial(d.gt, d.pd, **d.kwargs) for d in (first, second, third)]
-    left = state.merge(state.merge(parts[0], parts[1]), parts[2])
-    right = state.merge(parts[0], state.merge(parts[1], parts[2]))
-    assert_same_evaluation(state.finalize(left), whole, ds)
-    assert_same_evaluation(state.finalize(right), whole, ds)
+    parts = [pm.partial(d.gt, d.pd, **d.kwargs) for d in (first, second, third)]
+    left = pm.merge(pm.merge(parts[0], parts[1]), parts[2])
+    right = pm.merge(parts[0], pm.merge(parts[1], parts[2]))
+    assert_same_evaluation(pm.finalize(left), whole, ds)
+    assert_same_evaluation(pm.finalize(right), whole, ds)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,77 @@
+"""``partial(ground_truth, predictions)``: prepare → pairs → match → count tables.
+
+The one pipeline every kind and every non-COCO profile runs; its result is the additive
+:class:`~polars_metrics.state.PartialResult` (``pm.evaluate`` finalizes it, streaming and
+distributed runs merge several first).
+
+>>> import polars as pl, polars_metrics as pm
+>>> box = pl.Array(pl.Float64, 4)
+>>> gt = pl.DataFrame({"data_row": ["a"], "feature": ["cat"], "bbox": [[0.0, 0, 10, 10]]},
+...                   schema_overrides={"bbox": box})
+>>> part = pm.partial(gt, gt, confidence_thresholds=[0.5], iou_thresholds=[0.5])
+>>> part.counts.select("feature", "tp", "gt_count", "pd_count").rows()
+[('cat', 1, 1, 1)]
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from polars_metrics import metrics
+from polars_metrics import schema as s
+from polars_metrics.cube import iou_ordered_tables
+from polars_metrics.errors import ProfileError
+from polars_metrics.matching import match
+from polars_metrics.pairs import build_pairs
+from polars_metrics.prepare import prepare
+from polars_metrics.profiles import Profile, engine_of, get_profile
+from polars_metrics.state import Detail, PartialResult
+from polars_metrics.true_negatives import row_true_negatives
+
+
+def partial(ground_truth, predictions, *, profile: str | Profile = "labelbox",
+            confidence_thresholds: Sequence[float] | None = None,
+            iou_thresholds: Sequence[float] | None = None,
+            by: str | Sequence[str] | None = None,
+            data_row: str | Sequence[str] = s.DATA_ROW, data_rows=None,
+            on_invalid: str = "raise", **switches: Any) -> PartialResult:
+    """The additive partial result of an evaluation; arguments as :func:`polars_metrics.evaluate`.
+
+    Partial results of disjoint sets of data rows merge (:func:`polars_metrics.merge`) into
+    exactly the result of one evaluation over all of them.
+    """
+    prof = get_profile(profile, **switches)
+    if engine_of(prof) != "pipeline":
+        raise ProfileError(
+            f"profile {prof.name!r} runs the COCO engine, whose AP is not additive over data "
+            "rows; use pm.evaluate(..., profile='coco') on the whole set.")
+    t0 = time.perf_counter()
+    prep = prepare(
+        ground_truth, predictions, keys=_names(data_row), by=_names(by), data_rows=data_rows,
+        profile=prof,
+        conf_thr=s.normalize_thresholds(confidence_thresholds, "confidence_thresholds"),
+        iou_thr=s.normalize_thresholds(iou_thresholds, "iou_thresholds"),
+        on_invalid=on_invalid,
+    )
+    t1 = time.perf_counter()
+    pairs = build_pairs(prep)
+    t2 = time.perf_counter()
+    m = match(prep, pairs, prof)
+    del pairs  # the match events hold what they need: free the pairs before the big tables
+    t3 = time.perf_counter()
+    counts, confusion = iou_ordered_tables(prep, m)
+    data_rows_df = metrics.data_row_table(prep, m, row_true_negatives(prep, m),
+                                          zero_tn=prof.zero_tn)
+    t4 = time.perf_counter()
+    return PartialResult(
+        profile=prof, keys=prep.keys, by=prep.by, conf_thr=prep.conf_thr, iou_thr=prep.iou_thr,
+        counts=counts, confusion=confusion, data_rows=data_rows_df, excluded=prep.excluded,
+        rejects=prep.rejects, repairs=prep.repairs,
+        timings=dict(prepare=t1 - t0, pairs=t2 - t1, match=t3 - t2, cube=t4 - t3),
+        detail=Detail.of_run(prep, m),
+    )
+
+
+def _names(columns: str | Sequence[str] | None) -> list[str]:
+    return [columns] if isinstance(columns, str) else list(columns or [])

@@ -1,0 +1,261 @@
+"""``Evaluation``: the frames of one evaluation, and the views a person reads over them.
+
+It holds frames with fixed schemas (and the per-annotation :class:`~polars_metrics.state.Detail`
+behind ``examples()``), never the input tables, and never evaluates again: a finer grid is a new
+``pm.evaluate`` the user asks for.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from polars_metrics import metrics
+from polars_metrics import schema as s
+from polars_metrics.errors import PolarsMetricsError, ThresholdError, did_you_mean
+from polars_metrics.kinds.polygon import REPAIRS_SCHEMA
+from polars_metrics.profiles import Profile
+from polars_metrics.state import THRESHOLD_FREE, Detail, PartialResult
+
+NONE_LABEL = "None"  # the None class in the dense confusion matrix's labels
+FINE_CONFIDENCE_THRESHOLDS = tuple(np.round(np.linspace(0, 1, 101), 2))
+FRAME_NAMES = ("cube", "overall", "confusion", "data_rows", "excluded", "rejects", "repairs",
+               "matches")
+
+
+@dataclass(frozen=True, eq=False)
+class Evaluation:
+    """The result of :func:`polars_metrics.evaluate`: frames with fixed schemas, and views.
+
+    Attributes
+    ----------
+    cube : (*by, feature, confidence_threshold, iou_threshold, tp, fp, tn, fn, precision,
+        recall, f1, iou) for every feature present in a slice, at every cell.
+    overall : the all-feature rows, ``average`` = "micro" | "macro".
+    confusion : (*by, confidence_threshold, iou_threshold, gt_feature, pd_feature, count),
+        nonzero cells, None class = null.
+    data_rows : per (data row, *by, confidence_threshold, iou_threshold): counts summed over
+        features, per-feature ratios averaged over the features defined on the row.
+    excluded : data rows left out of the metrics and why; rejects : input rows rejected
+        (``on_invalid="drop"``) and why; repairs : geometry repaired at load.
+    timings : seconds per stage (prepare, pairs, match, cube, finalize).
+
+    Examples
+    --------
+    >>> import polars as pl, polars_metrics as pm
+    >>> box = pl.Array(pl.Float64, 4)
+    >>> gt = pl.DataFrame({"data_row": ["a", "a"], "feature": ["cat", "dog"],
+    ...                    "bbox": [[0.0, 0, 10, 10], [20.0, 20, 30, 30]]}, schema_overrides={"bbox": box})
+    >>> pd = gt.with_columns(feature=pl.Series(["cat", "cat"]), confidence=pl.Series([0.9, 0.8]))
+    >>> ev = pm.evaluate(gt, pd)
+    >>> ev.confusion_matrix(0.5, 0.5).rows()
+    [('cat', 1, 0, 0), ('dog', 1, 0, 0), ('None', 0, 0, 0)]
+    >>> ev.examples("dog", "cat").select("gt_id", "pd_id", "iou").rows()
+    [(1, 1, 1.0)]
+    """
+
+    profile: Profile
+    keys: tuple[str, ...]
+    by: tuple[str, ...]
+    confidence_thresholds: np.ndarray
+    iou_thresholds: np.ndarray
+    cube: pl.DataFrame
+    overall: pl.DataFrame
+    confusion: pl.DataFrame
+    data_rows: pl.DataFrame
+    excluded: pl.DataFrame
+    rejects: pl.DataFrame
+    repairs_frame: pl.DataFrame | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    detail: Detail = field(default_factory=Detail, repr=False)
+
+    @classmethod
+    def from_partial(cls, part: PartialResult) -> Evaluation:
+        """Finalize a (merged) partial result: ratios, micro and macro rows."""
+        t0 = time.perf_counter()
+        zero_tn = part.profile.zero_tn
+        cube = metrics.cube_from_counts(part.counts, part.by, zero_tn)
+        overall = metrics.overall_from_counts(part.counts, cube, part.by, zero_tn)
+        return cls(
+            profile=part.profile, keys=part.keys, by=part.by, confidence_thresholds=part.conf_thr,
+            iou_thresholds=part.iou_thr, cube=cube, overall=overall,
+            # partial() emits it in (*by, c, t, gt, pd) order, None last; merge() sorts
+            confusion=part.confusion, data_rows=part.data_rows, excluded=part.excluded,
+            rejects=part.rejects, repairs_frame=part.repairs,
+            timings=dict(part.timings, finalize=time.perf_counter() - t0), detail=part.detail,
+        )
+
+    def __repr__(self) -> str:
+        cells = len(self.confidence_thresholds) * len(self.iou_thresholds)
+        n_rows = self.data_rows.height // max(1, cells)
+        return (f"<{type(self).__name__} profile={self.profile.name!r} data_rows={n_rows} "
+                f"excluded={self.excluded.height} features={self.features} "
+                f"cells={len(self.confidence_thresholds)}x{len(self.iou_thresholds)}>")
+
+    @property
+    def repairs(self) -> pl.DataFrame:
+        """Geometry repaired at load (invalid polygons through ``make_valid``): table, row, id,
+        reason, parts and area after the repair. Empty when nothing needed repair."""
+        if self.repairs_frame is None:
+            return pl.DataFrame(schema=REPAIRS_SCHEMA)
+        return self.repairs_frame
+
+    @cached_property
+    def features(self) -> list[str]:
+        """The features of the cube, sorted."""
+        return self.cube[s.FEATURE].unique().sort().to_list()
+
+    # --- lookups -----------------------------------------------------------------------------
+    def _threshold(self, value: float, axis: str) -> float:
+        grid = self.confidence_thresholds if axis == s.CONFIDENCE_THRESHOLD else self.iou_thresholds
+        hit = np.flatnonzero(np.abs(grid - value) <= 1e-9)
+        if hit.size == 0:
+            arg = "confidence_thresholds" if axis == s.CONFIDENCE_THRESHOLD else "iou_thresholds"
+            raise ThresholdError(
+                f"{axis} {value} is not in this evaluation's grid {grid.tolist()}; evaluate with "
+                f"it included (e.g. {arg}=[..., {value}]).")
+        return float(grid[hit[0]])
+
+    def _check_feature(self, name: str | None, role: str) -> None:
+        if name is not None and name not in self.features:
+            raise PolarsMetricsError(
+                f"{role} {name!r} is not a feature of this evaluation; features are "
+                f"{self.features[:20]}{' ...' if len(self.features) > 20 else ''}."
+                + did_you_mean(name, self.features))
+
+    # --- views -------------------------------------------------------------------------------
+    def confusion_matrix(self, confidence: float = 0.5, iou: float = 0.5) -> pl.DataFrame:
+        """Dense square confusion matrix at one cell: rows = ground truth, columns = prediction.
+
+        The first column ``gt_feature`` holds the row labels (features, then "None").
+        """
+        c = self._threshold(confidence, s.CONFIDENCE_THRESHOLD)
+        t = self._threshold(iou, s.IOU_THRESHOLD)
+        labels = [*self.features, NONE_LABEL]
+        cells = self.confusion.filter(
+            (pl.col(s.CONFIDENCE_THRESHOLD) == c) & (pl.col(s.IOU_THRESHOLD) == t)
+        ).group_by(s.GT_FEATURE, s.PD_FEATURE).agg(pl.col(s.COUNT).sum())
+        index = {name: i for i, name in enumerate(labels)}
+        dense = np.zeros((len(labels), len(labels)), dtype=np.int64)
+        for g, p, n in cells.iter_rows():
+            dense[index[NONE_LABEL if g is None else g], index[NONE_LABEL if p is None else p]] = n
+        return pl.DataFrame({s.GT_FEATURE: labels,
+                             **{lab: dense[:, j] for j, lab in enumerate(labels)}})
+
+    def examples(self, gt_feature: str | None, pd_feature: str | None, *,
+                 confidence: float = 0.5, iou: float = 0.5) -> pl.DataFrame:
+        """The data rows and annotation ids behind one confusion cell (None = the None class).
+
+        Returns (*keys, *by, gt_id, pd_id, iou); ``iou`` and the missing side are null on the
+        None row / column.
+        """
+        if gt_feature is None and pd_feature is None:
+            raise ValueError("The [None, None] cell is empty by definition; name a feature.")
+        self._check_feature(gt_feature, "gt_feature")
+        self._check_feature(pd_feature, "pd_feature")
+        c = self._threshold(confidence, s.CONFIDENCE_THRESHOLD)
+        t = self._threshold(iou, s.IOU_THRESHOLD)
+        keys = list(self.keys)
+        out = self._cell_examples(keys, gt_feature, pd_feature, c, t)
+        if not self.by:
+            return out
+        by_values = self.data_rows.select(*keys, *self.by).unique(subset=keys, maintain_order=True)
+        return by_values.join(out, on=keys, how="inner", maintain_order="right").select(
+            *keys, *self.by, s.GT_ID, s.PD_ID, s.IOU)
+
+    def _cell_examples(self, keys, gt_feature, pd_feature, c, t) -> pl.DataFrame:
+        matched = self.detail.matches.filter(
+            (pl.col(s.CONFIDENCE_THRESHOLD) == c) & ((pl.col(s.IOU) > t) | pl.col(THRESHOLD_FREE)))
+        gt_ann, pd_ann = self.detail.annotations
+        if gt_feature is not None and pd_feature is not None:
+            out = matched.filter((pl.col(s.GT_FEATURE) == gt_feature)
+                                 & (pl.col(s.PD_FEATURE) == pd_feature))
+            return out.select(*keys, s.GT_ID, s.PD_ID, s.IOU).sort(keys, maintain_order=True)
+        null_iou = pl.lit(None, dtype=pl.Float64).alias(s.IOU)
+        if pd_feature is None:
+            side = gt_ann.filter(pl.col(s.FEATURE) == gt_feature)
+            taken = matched.select(*keys, pl.col(s.GT_ID).alias(s.ID))
+            out = side.join(taken, on=[*keys, s.ID], how="anti", maintain_order="left")
+            return out.select(*keys, pl.col(s.ID).alias(s.GT_ID),
+                              pl.lit(None, dtype=out.schema[s.ID]).alias(s.PD_ID), null_iou)
+        side = pd_ann.filter((pl.col(s.FEATURE) == pd_feature) & (pl.col(s.CONFIDENCE) >= c))
+        taken = matched.select(*keys, pl.col(s.PD_ID).alias(s.ID))
+        out = side.join(taken, on=[*keys, s.ID], how="anti", maintain_order="left")
+        return out.select(*keys, pl.lit(None, dtype=gt_ann.schema[s.ID]).alias(s.GT_ID),
+                          pl.col(s.ID).alias(s.PD_ID), null_iou)
+
+    @property
+    def matches(self) -> pl.DataFrame:
+        """Match events of the IoU-threshold-0 walk at each confidence threshold: (*keys,
+        confidence_threshold, gt_id, pd_id, iou, threshold_free, gt_feature, pd_feature)."""
+        return self.detail.matches
+
+    @property
+    def data_row_features(self) -> pl.DataFrame:
+        """Per (data row, feature on it, confidence_threshold, iou_threshold): that feature's
+        counts, precision, recall, f1 and IoU metric — the values the data-row means average.
+
+        Built on first access (rows × features × cells rows); ``tn`` is null for all kinds.
+        """
+        return self.detail.data_row_features(self.profile.zero_tn)
+
+    def pr_curve(self, iou: float = 0.5, *, fine: bool = False) -> pl.DataFrame:
+        """Precision–recall curve per feature and micro (feature = null) at one IoU threshold,
+        one point per confidence threshold of the evaluation.
+
+        ``fine=True`` is refused: an evaluation keeps no inputs to re-evaluate. Evaluate on the
+        101-point grid instead (``confidence_thresholds=pm.FINE_CONFIDENCE_THRESHOLDS``).
+        """
+        if fine:
+            raise PolarsMetricsError(
+                "An Evaluation keeps no input tables, so it cannot re-evaluate on a finer grid. "
+                "Evaluate on it: pm.evaluate(gt, pd, confidence_thresholds="
+                f"pm.FINE_CONFIDENCE_THRESHOLDS, iou_thresholds=[{iou}]).pr_curve({iou}).")
+        t = self._threshold(iou, s.IOU_THRESHOLD)
+        return metrics.pr_curve_from_cube(self.cube, self.overall, self.by, t)
+
+    def best_thresholds(self, iou: float = 0.5, *, fine: bool = False) -> pl.DataFrame:
+        """The max-F1 confidence threshold per feature and micro (feature = null)."""
+        return metrics.best_from_curve(self.pr_curve(iou, fine=fine), self.by)
+
+    def summary(self, confidence: float = 0.5, iou: float = 0.5) -> pl.DataFrame:
+        """Per-feature rows and the micro/macro rows at one cell: the table a person reads first."""
+        c = self._threshold(confidence, s.CONFIDENCE_THRESHOLD)
+        t = self._threshold(iou, s.IOU_THRESHOLD)
+        cell = (pl.col(s.CONFIDENCE_THRESHOLD) == c) & (pl.col(s.IOU_THRESHOLD) == t)
+        cols = [*self.by, s.FEATURE, *s.METRIC_COLUMNS]
+        per = self.cube.filter(cell).select(cols)
+        label = pl.concat_str(pl.lit("all ("), pl.col(s.AVERAGE), pl.lit(")")).alias(s.FEATURE)
+        allf = self.overall.filter(cell).select(*self.by, label, *s.METRIC_COLUMNS)
+        return pl.concat([per, allf])
+
+    # --- writers (in io/) --------------------------------------------------------------------
+    def frames(self) -> dict[str, pl.DataFrame]:
+        """Every output frame by name (the files :meth:`write` makes)."""
+        return {name: getattr(self, name) for name in FRAME_NAMES}
+
+    def write(self, directory: str | Path) -> dict[str, Path]:
+        """Write every frame as ``<name>.parquet`` into ``directory``; returns the paths."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {}
+        for name, frame in self.frames().items():
+            paths[name] = out / f"{name}.parquet"
+            frame.write_parquet(paths[name])
+        return paths
+
+    def to_labelbox_metrics(self, path=None, **kwargs):
+        """Labelbox custom-metric NDJSON; see
+        :func:`polars_metrics.io.labelbox_metrics.write_labelbox_metrics`."""
+        from polars_metrics.io.labelbox_metrics import write_labelbox_metrics  # needs pyarrow
+
+        return write_labelbox_metrics(self, path, **kwargs)
+
+
+def finalize(part: PartialResult) -> Evaluation:
+    """Turn a (merged) partial result into an :class:`Evaluation` (``pm.finalize``)."""
+    return Evaluation.from_partial(part)

@@ -28,6 +28,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -146,68 +147,89 @@ def detections(n_images: int = 5000, n_classes: int = 80, seed: int = 0, *,
     prior = 1.0 / np.arange(1, n_classes + 1) ** 0.6          # long tail, like COCO
     prior /= prior.sum()
     difficulty = rng.beta(2.0, 4.0, n_classes)                # per class, in [0, 1]
-    partner = confusable_codes(names)
     image_split = rng.choice(len(split_names), n_images, p=split_p)
-
-    # --- ground truth --------------------------------------------------------------------------
+    size = (width, height)
+    # ground truth
     n_gt_img = rng.poisson(gt_per_image, n_images)
     gt_img = np.repeat(np.arange(n_images), n_gt_img)
     gt_cls = rng.choice(n_classes, gt_img.size, p=prior)
     gt_box = _random_boxes(rng, gt_img.size, width, height)
-
-    # --- predictions -----------------------------------------------------------------------------
+    gt = _Boxes(gt_img, gt_cls, gt_box, np.zeros(0))
+    # predictions: the model's kinds of output, drawn in this order (the seed fixes the data)
     has_pd = rng.random(n_images) >= empty_prediction_rate
-    d = difficulty[gt_cls]
-    # tight copies: hit rate, jitter and flips depend on the class difficulty
-    hit = (rng.random(gt_img.size) < detect_rate - 0.35 * d) & has_pd[gt_img]
-    src = np.flatnonzero(hit)
-    sigma = 0.06 * (1.0 + 1.5 * d[src]) * np.exp(rng.normal(0.0, 0.45, src.size))
-    tight_box = _jitter(rng, gt_box[src], sigma, width, height)
-    tight_cls = _flip(rng, gt_cls[src], flip_rate * (0.5 + 2.0 * d[src]), partner, n_classes)
-    quality = _aligned_iou(tight_box, gt_box[src])
-    tight_score = _sigmoid(9.0 * (quality - 0.55) + rng.normal(0.0, 0.9, src.size))
-    tight_score *= np.where(tight_cls == gt_cls[src], 1.0, 0.8)   # a wrong label is less sure
-    # loose duplicates
-    n_dup = rng.poisson(duplicates_per_gt, gt_img.size) * has_pd[gt_img]
-    dup_src = np.repeat(np.arange(gt_img.size), n_dup)
-    dup_box = _jitter(rng, gt_box[dup_src], np.full(dup_src.size, 0.25), width, height)
-    dup_cls = _flip(rng, gt_cls[dup_src], np.full(dup_src.size, 2 * flip_rate), partner, n_classes)
-    dup_quality = _aligned_iou(dup_box, gt_box[dup_src])
-    dup_score = 0.6 * _sigmoid(7.0 * (dup_quality - 0.6) + rng.normal(0.0, 0.9, dup_src.size))
-    # random false positives
+    flips = (flip_rate, confusable_codes(names), n_classes)
+    tight = _tight_copies(rng, gt, difficulty[gt_cls], has_pd, detect_rate, flips, size)
+    loose = _loose_duplicates(rng, gt, has_pd, duplicates_per_gt, flips, size)
     n_fp_img = rng.poisson(fp_per_image, n_images) * has_pd
     fp_img = np.repeat(np.arange(n_images), n_fp_img)
     fp_box = _random_boxes(rng, fp_img.size, width, height)
-    fp_cls = rng.choice(n_classes, fp_img.size, p=prior)
-    fp_score = rng.beta(1.2, 9.0, fp_img.size)
+    fp = _Boxes(fp_img, rng.choice(n_classes, fp_img.size, p=prior), fp_box,
+                rng.beta(1.2, 9.0, fp_img.size))
+    pd = _shuffled_within_images(rng, tight, loose, fp)
+    return _frames(n_images, names, split_names, image_split, gt, pd)
 
-    pd_img = np.concatenate([gt_img[src], gt_img[dup_src], fp_img])
-    pd_box = np.concatenate([tight_box, dup_box, fp_box])
-    pd_cls = np.concatenate([tight_cls, dup_cls, fp_cls])
-    pd_score = np.concatenate([tight_score, dup_score, fp_score])
-    # by image, random order inside an image (detectors do not sort their output for us)
-    order = np.lexsort((rng.random(pd_img.size), pd_img))
-    pd_img, pd_box, pd_cls, pd_score = pd_img[order], pd_box[order], pd_cls[order], pd_score[order]
-    pd_score = np.clip(np.round(pd_score, 4), 1e-4, 1.0)
 
+class _Boxes(NamedTuple):
+    img: np.ndarray
+    cls: np.ndarray
+    box: np.ndarray
+    score: np.ndarray
+
+
+def _tight_copies(rng, gt: _Boxes, d, has_pd, detect_rate, flips, size) -> _Boxes:
+    """A jittered copy of most ground truths: hit rate, jitter and flips depend on the class
+    difficulty ``d``; the confidence grows with the copy's IoU."""
+    flip_rate, partner, n_classes = flips
+    hit = (rng.random(gt.img.size) < detect_rate - 0.35 * d) & has_pd[gt.img]
+    src = np.flatnonzero(hit)
+    sigma = 0.06 * (1.0 + 1.5 * d[src]) * np.exp(rng.normal(0.0, 0.45, src.size))
+    box = _jitter(rng, gt.box[src], sigma, *size)
+    cls = _flip(rng, gt.cls[src], flip_rate * (0.5 + 2.0 * d[src]), partner, n_classes)
+    quality = _aligned_iou(box, gt.box[src])
+    score = _sigmoid(9.0 * (quality - 0.55) + rng.normal(0.0, 0.9, src.size))
+    score *= np.where(cls == gt.cls[src], 1.0, 0.8)   # a wrong label is less sure
+    return _Boxes(gt.img[src], cls, box, score)
+
+
+def _loose_duplicates(rng, gt: _Boxes, has_pd, per_gt, flips, size) -> _Boxes:
+    """Loose, low-confidence copies: Poisson(``per_gt``) per ground truth."""
+    flip_rate, partner, n_classes = flips
+    n_dup = rng.poisson(per_gt, gt.img.size) * has_pd[gt.img]
+    src = np.repeat(np.arange(gt.img.size), n_dup)
+    box = _jitter(rng, gt.box[src], np.full(src.size, 0.25), *size)
+    cls = _flip(rng, gt.cls[src], np.full(src.size, 2 * flip_rate), partner, n_classes)
+    quality = _aligned_iou(box, gt.box[src])
+    score = 0.6 * _sigmoid(7.0 * (quality - 0.6) + rng.normal(0.0, 0.9, src.size))
+    return _Boxes(gt.img[src], cls, box, score)
+
+
+def _shuffled_within_images(rng, *parts: _Boxes) -> _Boxes:
+    """All predictions by image, in random order inside an image (detectors do not sort
+    their output for us); confidences rounded to 4 decimals in (0, 1]."""
+    img, box, cls, score = (np.concatenate([getattr(p, f) for p in parts])
+                            for f in ("img", "box", "cls", "score"))
+    order = np.lexsort((rng.random(img.size), img))
+    return _Boxes(img[order], cls[order], box[order],
+                  np.clip(np.round(score[order], 4), 1e-4, 1.0))
+
+
+def _frames(n_images, names, split_names, image_split, gt: _Boxes, pd: _Boxes):
     row_names = pl.Series(s.DATA_ROW, np.arange(1, n_images + 1, dtype=np.int64)).cast(pl.String)
     row_names = ("img_" + row_names.str.zfill(6)).alias(s.DATA_ROW)
     split_col = pl.Series(SPLIT, split_names, dtype=pl.String)
     feature = pl.Series(s.FEATURE, names, dtype=pl.String)
 
-    def table(img: np.ndarray, cls: np.ndarray, box: np.ndarray) -> pl.DataFrame:
+    def table(b: _Boxes) -> pl.DataFrame:
         return pl.DataFrame([
-            row_names.gather(img),
-            split_col.gather(image_split[img]),
-            pl.Series(s.ID, np.arange(1, img.size + 1, dtype=np.int64)),
-            feature.gather(cls),
-            pl.Series(s.BBOX, np.round(box, 2).reshape(-1, 4), dtype=s.BBOX_DTYPE),
+            row_names.gather(b.img),
+            split_col.gather(image_split[b.img]),
+            pl.Series(s.ID, np.arange(1, b.img.size + 1, dtype=np.int64)),
+            feature.gather(b.cls),
+            pl.Series(s.BBOX, np.round(b.box, 2).reshape(-1, 4), dtype=s.BBOX_DTYPE),
         ])
 
-    ground_truth = table(gt_img, gt_cls, gt_box)
-    predictions = table(pd_img, pd_cls, pd_box).with_columns(
-        pl.Series(s.CONFIDENCE, pd_score, dtype=pl.Float64))
-    return ground_truth, predictions
+    predictions = table(pd).with_columns(pl.Series(s.CONFIDENCE, pd.score, dtype=pl.Float64))
+    return table(gt), predictions
 
 
 # --- helpers (vectorized over all boxes) -----------------------------------------------------------

@@ -278,8 +278,8 @@ class Evaluation:
         return paths
 
     def to_labelbox_metrics(self, path=None, **kwargs):
-        """Labelbox custom-metric NDJSON; see :func:`polars_metrics.io.labelbox_metrics.write_labelbox_metrics`."""
-        from polars_metrics.io.labelbox_metrics import write_labelbox_metrics
+        """Labelbox custom-metric NDJSON; see :func:`polars_metrics.io.labelbox.metrics.write_labelbox_metrics`."""
+        from polars_metrics.io.labelbox.metrics import write_labelbox_metrics
         return write_labelbox_metrics(self, path, **kwargs)
 
     def _reevaluate(self, **overrides) -> Evaluation:

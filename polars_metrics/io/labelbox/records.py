@@ -17,6 +17,7 @@ import polars as pl
 import pyarrow as pa
 
 from polars_metrics import schema as s
+from polars_metrics._arrays import offsets_from_lengths
 from polars_metrics.io.frames import (
     ANSWER_CONFIDENCES,
     CUSTOM_PREFIX,
@@ -379,10 +380,8 @@ def _points_array(xy: list[float]) -> pa.Array:
 def _polygon_series(buf: RowBuffer, n: int) -> pl.Series:
     rings = np.asarray(buf.poly_rings, dtype=np.int64).reshape(-1)
     null = rings < 0
-    ring_off = np.zeros(n + 1, np.int64)
-    np.cumsum(np.where(null, 0, rings), out=ring_off[1:])
-    pt_off = np.zeros(len(buf.poly_ring_len) + 1, np.int64)
-    np.cumsum(np.asarray(buf.poly_ring_len, np.int64), out=pt_off[1:])
+    ring_off = offsets_from_lengths(np.where(null, 0, rings))
+    pt_off = offsets_from_lengths(buf.poly_ring_len)
     inner = pa.LargeListArray.from_arrays(pa.array(pt_off), _points_array(buf.poly_xy))
     outer = pa.LargeListArray.from_arrays(pa.array(ring_off), inner,
                                           mask=pa.array(null) if null.any() else None)
@@ -392,8 +391,7 @@ def _polygon_series(buf: RowBuffer, n: int) -> pl.Series:
 def _line_series(buf: RowBuffer, n: int) -> pl.Series:
     lens = np.asarray(buf.line_len, dtype=np.int64).reshape(-1)
     null = lens < 0
-    off = np.zeros(n + 1, np.int64)
-    np.cumsum(np.where(null, 0, lens), out=off[1:])
+    off = offsets_from_lengths(np.where(null, 0, lens))
     arr = pa.LargeListArray.from_arrays(pa.array(off), _points_array(buf.line_xy),
                                         mask=pa.array(null) if null.any() else None)
     return pl.Series(pl.from_arrow(arr)).cast(s.LINE_DTYPE)

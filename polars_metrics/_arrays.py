@@ -6,7 +6,14 @@ import numpy as np
 import polars as pl
 
 
-def _writeable(arr: np.ndarray, dtype) -> np.ndarray:
+def writeable(arr: np.ndarray, dtype) -> np.ndarray:
+    """``arr`` as a C-contiguous, writeable array of ``dtype`` (copied only when needed).
+
+    >>> a = np.arange(3)
+    >>> a.flags.writeable = False
+    >>> writeable(a, np.int64).flags.writeable
+    True
+    """
     arr = np.ascontiguousarray(arr, dtype=dtype)
     return arr if arr.flags.writeable else arr.copy()
 
@@ -14,26 +21,26 @@ def _writeable(arr: np.ndarray, dtype) -> np.ndarray:
 def i64(values) -> np.ndarray:
     if isinstance(values, pl.Series):
         values = values.to_numpy()
-    return _writeable(values, np.int64)
+    return writeable(values, np.int64)
 
 
 def i32(values) -> np.ndarray:
     if isinstance(values, pl.Series):
         values = values.to_numpy()
-    return _writeable(values, np.int32)
+    return writeable(values, np.int32)
 
 
 def f64(values) -> np.ndarray:
     if isinstance(values, pl.Series):
         values = values.to_numpy()
-    return _writeable(values, np.float64)
+    return writeable(values, np.float64)
 
 
 def f64_matrix(series: pl.Series, width: int) -> np.ndarray:
     """A fixed-width Array column as a (n, width) float64 matrix (no nulls allowed here)."""
     if series.len() == 0:
         return np.empty((0, width), dtype=np.float64)
-    return _writeable(series.to_numpy().reshape(-1, width), np.float64)
+    return writeable(series.to_numpy().reshape(-1, width), np.float64)
 
 
 def f64_rows(series: pl.Series, width: int) -> np.ndarray:
@@ -63,4 +70,16 @@ def offsets(sorted_codes: np.ndarray, n_groups: int) -> np.ndarray:
 
 
 def f64_matrix_np(arr: np.ndarray) -> np.ndarray:
-    return _writeable(arr, np.float64)
+    return writeable(arr, np.float64)
+
+
+def offsets_from_lengths(lengths) -> np.ndarray:
+    """CSR offsets (int64, ``len(lengths) + 1`` entries) of segments of the given lengths.
+
+    >>> offsets_from_lengths([2, 0, 3]).tolist()
+    [0, 2, 2, 5]
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    out = np.zeros(lengths.size + 1, np.int64)
+    np.cumsum(lengths, out=out[1:])
+    return out

@@ -26,6 +26,7 @@ from polars_metrics.errors import (
     SchemaError,
     ThresholdError,
 )
+from polars_metrics.kinds.mask import mask_csr
 
 # pycocotools' Params.setDetParams, computed the same way so every float is identical
 DEFAULT_IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
@@ -284,30 +285,6 @@ def _xywh(frame: pl.DataFrame, rows: np.ndarray, table: str) -> np.ndarray:
             [arr[:, 0], arr[:, 1], arr[:, 2] - arr[:, 0], arr[:, 3] - arr[:, 1]], axis=1
         )
     return np.ascontiguousarray(arr)
-
-
-def mask_csr(s: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """A ``mask`` Struct column as CSR arrays ``(counts, offsets, heights, widths, is_null)``."""
-    import pyarrow as pa
-
-    n = s.len()
-    if n == 0:
-        z = np.zeros(0, np.int64)
-        return np.zeros(0, np.uint32), np.zeros(1, np.int64), z, z.copy(), np.zeros(0, bool)
-    st = s.struct
-    counts_s = st.field("counts")
-    null = (s.is_null() | counts_s.is_null()).to_numpy()
-    h = st.field("height").fill_null(0).cast(pl.Int64).to_numpy()
-    w = st.field("width").fill_null(0).cast(pl.Int64).to_numpy()
-    arr = counts_s.cast(pl.List(pl.UInt32)).rechunk().to_arrow()
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    lengths = arr.value_lengths().fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-    values = np.asarray(arr.flatten().to_numpy(zero_copy_only=False), dtype=np.uint32)
-    offsets = np.zeros(n + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    # writeable copies of Arrow / polars views: numba compiles one specialization per kernel
-    return _w(values, np.uint32), offsets, _w(h, np.int64), _w(w, np.int64), null
 
 
 def _w(a: np.ndarray, dtype) -> np.ndarray:

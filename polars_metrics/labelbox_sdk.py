@@ -379,7 +379,7 @@ def _subclass_codes(side, include: bool, shared: _Codes | None = None) -> _Codes
 
 def _semantic_masks(prep: Prepared, rf_off, rf_feat, ngt, npd, fiou) -> None:
     """Replace the IoU of mask features (both sides present) by the IoU of the mask unions."""
-    from polars_metrics.coco import mask_csr
+    from polars_metrics.kinds.mask import mask_csr
 
     n_feat = max(len(prep.features), 1)
     rf_code = np.repeat(np.arange(rf_off.shape[0] - 1), np.diff(rf_off)) * n_feat + rf_feat

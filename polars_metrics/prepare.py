@@ -17,6 +17,7 @@ import polars as pl
 from polars_metrics import _arrays
 from polars_metrics import schema as s
 from polars_metrics._kernels.aot import kernel
+from polars_metrics._rejects import check_on_invalid, empty_rejects
 from polars_metrics.errors import (
     PolarsMetricsError,
     PolarsMetricsWarning,
@@ -26,15 +27,7 @@ from polars_metrics.errors import (
 from polars_metrics.kinds import infer_kind, kind_module
 from polars_metrics.kinds.classification import QuestionIndex, derive_features, qualify_collisions
 from polars_metrics.profiles import Profile
-from polars_metrics.validation import (
-    POS,
-    Check,
-    OnInvalid,
-    check_on_invalid,
-    empty_rejects,
-    require_columns,
-    run_checks,
-)
+from polars_metrics.validation import POS, Check, OnInvalid, require_columns, run_checks
 
 stable_group_order = kernel("groups", "stable_group_order")
 

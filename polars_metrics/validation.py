@@ -14,16 +14,13 @@ import numpy as np
 import polars as pl
 
 from polars_metrics import schema as s
+from polars_metrics._rejects import empty_rejects
 from polars_metrics.errors import InvalidAnnotationError, SchemaError
 
 OnInvalid = Literal["raise", "drop"]
 POS = "_pos"  # the row's position in the table the user gave (0-based)
 MAX_EXAMPLES = 5
 
-REJECTS_SCHEMA = {
-    s.TABLE: pl.String, s.ROW: pl.Int64, s.DATA_ROW: pl.String, s.ID: pl.String,
-    s.COLUMN: pl.String, s.REASON: pl.String,
-}
 
 
 @dataclass(frozen=True)
@@ -46,20 +43,11 @@ class Check:
         return Check(self.column, lambda f: self.mask(f) & scope, self.reason, self.fix)
 
 
-def empty_rejects() -> pl.DataFrame:
-    return pl.DataFrame(schema=REJECTS_SCHEMA)
-
-
 def key_string(keys: Sequence[str]) -> pl.Expr:
     """The data-row key as one readable string (composite keys joined with '/')."""
     if len(keys) == 1:
         return pl.col(keys[0]).cast(pl.String)
     return pl.concat_str([pl.col(k).cast(pl.String) for k in keys], separator="/")
-
-
-def check_on_invalid(on_invalid: str) -> None:
-    if on_invalid not in ("raise", "drop"):
-        raise ValueError(f"on_invalid must be 'raise' or 'drop', got {on_invalid!r}.")
 
 
 def run_checks(frame: pl.DataFrame, table: str, keys: Sequence[str], checks: Sequence[Check],

@@ -16,7 +16,7 @@ from labelbox.data.serialization.ndjson.metric import (  # noqa: E402
 )
 
 import polars_metrics as pm
-from polars_metrics.io.labelbox_metrics import metric_name, write_labelbox_metrics
+from polars_metrics.io.labelbox.metrics import metric_name, write_labelbox_metrics
 
 BOX = pl.Array(pl.Float64, 4)
 pytestmark = pytest.mark.filterwarnings("ignore::polars_metrics.PolarsMetricsWarning")

@@ -107,11 +107,20 @@ def _bbox_iou(d: np.ndarray, g: np.ndarray, crowd: bool) -> float:
     return inter / u
 
 
+@njit(cache=True, inline="always")
+def _advance(runs: np.ndarray, nxt: int, left, on: bool, c):
+    """One cursor of a two-cursor RLE walk consumes ``c`` pixels of its current run; when the
+    run is used up it moves to the next run and flips ``on`` (foreground / background).
+    Returns (next run index, pixels left in the current run, on, moved)."""
+    left -= c
+    if left == 0 and nxt < runs.size:
+        return nxt + 1, runs[nxt], not on, True
+    return nxt, left, on, False
+
+
 @njit(cache=True)
 def _rle_inter_union(dc: np.ndarray, gc: np.ndarray) -> tuple[int, int]:
     """Walk two RLEs of the same size in lockstep; return (intersection, union) pixel counts."""
-    ka = dc.size
-    kb = gc.size
     ca = dc[0]
     cb = gc[0]
     va = False
@@ -127,21 +136,10 @@ def _rle_inter_union(dc: np.ndarray, gc: np.ndarray) -> tuple[int, int]:
             union += c
             if va and vb:
                 inter += c
-        ca -= c
-        moved = False
-        if ca == 0 and a < ka:
-            ca = dc[a]
-            a += 1
-            va = not va
-            moved = True
-        cb -= c
-        if cb == 0 and b < kb:
-            cb = gc[b]
-            b += 1
-            vb = not vb
-            moved = True
+        a, ca, va, moved_a = _advance(dc, a, ca, va, c)
+        b, cb, vb, moved_b = _advance(gc, b, cb, vb, c)
         ct = ca + cb
-        if c == 0 and not moved:  # malformed (totals differ): stop instead of spinning
+        if c == 0 and not (moved_a or moved_b):  # malformed (totals differ): stop instead of spinning
             break
     return inter, union
 
@@ -358,8 +356,6 @@ def _rle_fr_poly(xy: np.ndarray, h: int, w: int, out: np.ndarray) -> int:
 @njit(cache=True)
 def _rle_merge_union(ac: np.ndarray, bc: np.ndarray, out: np.ndarray) -> int:
     """``rleMerge`` of two masks with ``intersect=0``; write counts to ``out``, return length."""
-    am = ac.size
-    bm = bc.size
     ca = ac[0]
     cb = bc[0]
     v = False
@@ -373,19 +369,8 @@ def _rle_merge_union(ac: np.ndarray, bc: np.ndarray, out: np.ndarray) -> int:
     while ct > 0:
         c = min(ca, cb)
         cc += c
-        ca -= c
-        moved = False
-        if ca == 0 and a < am:
-            ca = ac[a]
-            a += 1
-            va = not va
-            moved = True
-        cb -= c
-        if cb == 0 and b < bm:
-            cb = bc[b]
-            b += 1
-            vb = not vb
-            moved = True
+        a, ca, va, moved_a = _advance(ac, a, ca, va, c)
+        b, cb, vb, moved_b = _advance(bc, b, cb, vb, c)
         ct = ca + cb
         vp = v
         v = va or vb
@@ -393,7 +378,7 @@ def _rle_merge_union(ac: np.ndarray, bc: np.ndarray, out: np.ndarray) -> int:
             out[m] = cc
             m += 1
             cc = 0
-        if c == 0 and not moved and ct > 0:  # malformed input: stop instead of spinning
+        if c == 0 and not (moved_a or moved_b) and ct > 0:  # malformed input: stop instead of spinning
             out[m] = cc
             m += 1
             break

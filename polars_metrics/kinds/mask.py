@@ -22,6 +22,13 @@ from polars_metrics._lazy import lazy
 from polars_metrics._threads import serial_if_small
 from polars_metrics.errors import InvalidAnnotationError, SchemaError
 from polars_metrics.kinds._planar import compact
+from polars_metrics.kinds._rle import (
+    counts_list,
+    decode_strings,
+    dense_from_runs,
+    mask_csr,
+    runs_from_dense,
+)
 from polars_metrics.validation import POS, Check
 
 numba = lazy("numba")
@@ -33,19 +40,6 @@ GEOMETRY = (s.MASK,)
 
 
 # --- constructors ---------------------------------------------------------------------------------
-def _encode(dense: np.ndarray) -> np.ndarray:
-    """Column-major runs of a 2-D boolean array, starting with a run of 0s."""
-    flat = np.asarray(dense, bool).ravel(order="F")
-    if flat.size == 0:
-        return np.zeros(1, np.uint32)
-    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    bounds = np.concatenate([[0], change, [flat.size]])
-    runs = np.diff(bounds)
-    if flat[0]:
-        runs = np.concatenate([[0], runs])
-    return runs.astype(np.uint32)
-
-
 def mask_from_array(array) -> dict:
     """One mask from a dense 2-D array (nonzero = foreground) as a ``mask`` value.
 
@@ -60,7 +54,7 @@ def mask_from_array(array) -> dict:
     if a.ndim != 2:
         raise ValueError(f"mask_from_array expects a 2-D array (height, width); got shape {a.shape}. "
                          "Use masks_from_arrays for a stack.")
-    return {"height": int(a.shape[0]), "width": int(a.shape[1]), "counts": _encode(a != 0).tolist()}
+    return {"height": int(a.shape[0]), "width": int(a.shape[1]), "counts": runs_from_dense(a != 0).tolist()}
 
 
 def masks_from_arrays(arrays, name: str = s.MASK) -> pl.Series:
@@ -70,13 +64,13 @@ def masks_from_arrays(arrays, name: str = s.MASK) -> pl.Series:
 
 
 def mask_to_array(value) -> np.ndarray:
-    """The dense boolean (height, width) array of one ``mask`` value (dict)."""
-    h, w = int(value["height"]), int(value["width"])
-    counts = np.asarray(value["counts"], np.int64)
-    flat = np.repeat(np.arange(counts.size) % 2 == 1, counts)
-    if flat.size != h * w:
-        raise ValueError(f"RLE counts sum to {flat.size}, expected height × width = {h * w}.")
-    return flat.reshape((h, w), order="F")
+    """The dense boolean (height, width) array of one ``mask`` value (dict).
+
+    >>> import polars_metrics as pm
+    >>> pm.mask_to_array({"height": 2, "width": 2, "counts": [1, 3]}).astype(int).tolist()
+    [[0, 1], [1, 1]]
+    """
+    return dense_from_runs(int(value["height"]), int(value["width"]), value["counts"])
 
 
 def mask_from_png(source, color=None) -> dict:
@@ -114,27 +108,6 @@ def mask_from_png(source, color=None) -> dict:
 
 
 # --- normalize and checks -------------------------------------------------------------------------
-def _decode_compressed(strings: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-    filled = strings.fill_null("")
-    raw = filled.cast(pl.Binary).to_list()
-    lens = np.fromiter((len(b) for b in raw), np.int64, len(raw))
-    ptr = np.zeros(len(raw) + 1, np.int64)
-    np.cumsum(lens, out=ptr[1:])
-    buf = np.frombuffer(b"".join(raw), np.uint8)
-    if buf.size and ((buf < 48) | (buf > 111)).any():
-        raise SchemaError("mask.counts: a compressed RLE string has characters outside COCO's "
-                          "alphabet (ASCII 48..111).")
-    return R.rle_decode_strings(buf, ptr)
-
-
-def _counts_series(counts: np.ndarray, offsets: np.ndarray, null: np.ndarray) -> pl.Series:
-    import pyarrow as pa
-
-    arr = pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), pa.array(counts, pa.uint32()),
-                                        mask=pa.array(null) if null.any() else None)
-    return pl.Series("counts", pl.from_arrow(arr)).cast(pl.List(pl.UInt32))
-
-
 def normalize(frame: pl.DataFrame, table: str) -> pl.DataFrame:
     """Cast ``mask`` to ``MASK_DTYPE``; accept {height, width, counts} with integer list counts,
     and COCO's {size: [h, w], counts} with list or compressed-string counts."""
@@ -162,8 +135,11 @@ def normalize(frame: pl.DataFrame, table: str) -> pl.DataFrame:
         raise SchemaError(f"{table}.{s.MASK} has no 'counts' field (the RLE run lengths).")
     counts = st.field("counts")
     if fields["counts"] == pl.String:
-        c, o = _decode_compressed(counts)
-        counts = _counts_series(c, o, counts.is_null().to_numpy())
+        c, o, bad = decode_strings(counts)
+        if bad.any():
+            raise SchemaError("mask.counts: a compressed RLE string has characters outside COCO's "
+                              "alphabet (ASCII 48..111).")
+        counts = counts_list(c, o, counts.is_null().to_numpy())
     elif isinstance(fields["counts"], pl.List) and fields["counts"].inner.is_integer():
         if (counts.explode() < 0).any():
             raise SchemaError(f"{table}.{s.MASK}.counts has negative run lengths.")
@@ -177,12 +153,6 @@ def normalize(frame: pl.DataFrame, table: str) -> pl.DataFrame:
     return frame.with_columns(mask.cast(s.MASK_DTYPE))
 
 
-def _csr(series: pl.Series):
-    from polars_metrics.coco import mask_csr
-
-    return mask_csr(series)
-
-
 def _size_problems(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(missing or negative size, counts that do not sum to height × width)."""
     col = frame[s.MASK]
@@ -190,7 +160,7 @@ def _size_problems(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     h, w = st.field("height"), st.field("width")
     bad_size = (h.is_null() | w.is_null() | (h < 0) | (w < 0) | st.field("counts").is_null())
     bad_size = bad_size.fill_null(True).to_numpy() & col.is_not_null().to_numpy()
-    counts, offsets, hh, ww, _ = _csr(col)
+    counts, offsets, hh, ww, _ = mask_csr(col)
     total = R.rle_total(counts, offsets)
     bad_sum = (total != hh * ww) & ~bad_size & col.is_not_null().to_numpy()
     return bad_size, bad_sum
@@ -221,7 +191,7 @@ class _Batch:
     """A side's masks as CSR arrays with their run starts, boxes and areas."""
 
     def __init__(self, series: pl.Series):
-        self.counts, self.offsets, self.h, self.w, _ = _csr(series)
+        self.counts, self.offsets, self.h, self.w, _ = mask_csr(series)
         self.starts, self.col0, self.col1, self.area = K.mask_stats(self.counts, self.offsets, self.h)
 
     def arrays(self) -> tuple:

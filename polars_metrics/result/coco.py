@@ -10,8 +10,8 @@ import polars as pl
 
 from polars_metrics import metrics
 from polars_metrics import schema as s
+from polars_metrics._rejects import empty_rejects
 from polars_metrics.result.evaluation import Evaluation
-from polars_metrics.validation import empty_rejects
 
 
 @dataclass(frozen=True, eq=False)

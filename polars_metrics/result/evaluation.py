@@ -17,6 +17,7 @@ import polars as pl
 from polars_metrics import metrics
 from polars_metrics import schema as s
 from polars_metrics.errors import PolarsMetricsError, ThresholdError, did_you_mean
+from polars_metrics.io.parquet import write_frames
 from polars_metrics.kinds.polygon import REPAIRS_SCHEMA
 from polars_metrics.profiles import Profile
 from polars_metrics.state import THRESHOLD_FREE, Detail, PartialResult
@@ -240,18 +241,14 @@ class Evaluation:
 
     def write(self, directory: str | Path) -> dict[str, Path]:
         """Write every frame as ``<name>.parquet`` into ``directory``; returns the paths."""
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = {}
-        for name, frame in self.frames().items():
-            paths[name] = out / f"{name}.parquet"
-            frame.write_parquet(paths[name])
-        return paths
+        return write_frames(self.frames(), directory)
 
     def to_labelbox_metrics(self, path=None, **kwargs):
         """Labelbox custom-metric NDJSON; see
-        :func:`polars_metrics.io.labelbox_metrics.write_labelbox_metrics`."""
-        from polars_metrics.io.labelbox_metrics import write_labelbox_metrics  # needs pyarrow
+        :func:`polars_metrics.io.labelbox.metrics.write_labelbox_metrics`."""
+        # imported on use: the Labelbox readers beside it load pyarrow, which box
+        # evaluation never needs
+        from polars_metrics.io.labelbox.metrics import write_labelbox_metrics
 
         return write_labelbox_metrics(self, path, **kwargs)
 

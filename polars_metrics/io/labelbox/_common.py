@@ -12,8 +12,8 @@ from typing import Any, Literal
 import polars as pl
 
 from polars_metrics import schema as s
-from polars_metrics.errors import FormatError, PolarsMetricsWarning, did_you_mean
-from polars_metrics.validation import REJECTS_SCHEMA
+from polars_metrics._rejects import Reject, Rejects
+from polars_metrics.errors import PolarsMetricsWarning, did_you_mean
 
 Role = Literal["predictions", "ground_truth"]
 SPAN_ENDS = ("inclusive", "exclusive")
@@ -22,26 +22,27 @@ CHUNK_LINES = 50_000
 
 
 # --- shared plumbing ------------------------------------------------------------------------------
+def _message(rej: Reject, count: int, fix: str) -> str:
+    return (f"{rej.table} line {rej.row}: {rej.column}: {rej.reason.rstrip('.')}. "
+            "Fix the file, or pass on_invalid='drop' to skip such lines "
+            "(they are listed in the returned rejects).")
+
+
 class Problems:
-    """Raise at the first bad record, or collect rejects (``on_invalid="drop"``)."""
+    """One table's rejects (the shared collector, errors worded by line) and the counts of
+    what the reader skipped on purpose (reported in one warning)."""
 
     def __init__(self, table: str, on_invalid: str):
-        if on_invalid not in ("raise", "drop"):
-            raise ValueError(f"on_invalid must be 'raise' or 'drop', got {on_invalid!r}.")
         self.table = table
-        self.drop = on_invalid == "drop"
-        self.rows: list[tuple] = []
+        self.rejects = Rejects(on_invalid, _message)
+        self.drop = self.rejects.drop
         self.skipped: Counter = Counter()
 
-    def bad(self, line: int, where: str, field: str, problem: str, data_row=None, ident=None):
-        if not self.drop:
-            raise FormatError(f"{self.table} {where} {line}: {field}: {problem.rstrip('.')}. "
-                              "Fix the file, or pass on_invalid='drop' to skip such lines "
-                              "(they are listed in the returned rejects).")
-        self.rows.append((self.table, line, data_row, ident, field, problem))
+    def bad(self, line: int, field: str, problem: str, data_row=None, ident=None) -> None:
+        self.rejects.add(self.table, line, field, problem, data_row=data_row, id=ident)
 
     def frame(self) -> pl.DataFrame:
-        return pl.DataFrame(self.rows, schema=REJECTS_SCHEMA, orient="row")
+        return self.rejects.frame()
 
     def warn_skipped(self) -> None:
         if self.skipped:

@@ -12,18 +12,21 @@ import polars as pl
 
 from polars_metrics import schema as s
 from polars_metrics.errors import PolarsMetricsWarning
-from polars_metrics.io import _labelbox_common as C
-from polars_metrics.io import _labelbox_records as R
+from polars_metrics.io import frames as F
+from polars_metrics.io.frames import LABELBOX, check_frame
+from polars_metrics.io.labelbox import _common as C
+from polars_metrics.io.labelbox import masks as M
+from polars_metrics.io.labelbox import records as R
 
 LABEL_SELECTIONS = ("first", "latest", "benchmark", "consensus", "error")
 
 
-EXCLUDED_SCHEMA = {s.DATA_ROW: pl.String, R.GLOBAL_KEY: pl.String, s.REASON: pl.String,
+EXCLUDED_SCHEMA = {s.DATA_ROW: pl.String, F.GLOBAL_KEY: pl.String, s.REASON: pl.String,
                    "n_labels": pl.Int64, "n_predictions": pl.Int64}
-DATA_ROWS_SCHEMA = {s.DATA_ROW: pl.String, R.GLOBAL_KEY: pl.String, "external_id": pl.String,
-                    "height": pl.Int64, "width": pl.Int64, "mime_type": pl.String,
-                    "labeled": pl.Boolean, "n_labels": pl.Int64, R.LABEL_ID: pl.String,
-                    R.SOURCE_LINE: pl.Int64}
+DATA_ROWS_SCHEMA = {s.DATA_ROW: pl.String, F.GLOBAL_KEY: pl.String, "external_id": pl.String,
+                    F.HEIGHT: pl.Int64, F.WIDTH: pl.Int64, "mime_type": pl.String,
+                    "labeled": pl.Boolean, "n_labels": pl.Int64, F.LABEL_ID: pl.String,
+                    F.SOURCE_LINE: pl.Int64}
 
 
 @dataclass
@@ -32,7 +35,7 @@ class LabelboxExport:
 
     Attributes
     ----------
-    ground_truth, predictions : annotation frames (see the module docstring). A project
+    ground_truth, predictions : annotation frames (see :mod:`polars_metrics.io.labelbox`). A project
         export fills the side named by ``role`` and leaves the other empty; a model-run export
         fills both (``labels`` → ground truth, ``predictions`` → predictions).
     data_rows : one row per data row of the file: ``data_row``, ``global_key``,
@@ -122,12 +125,12 @@ def read_labelbox_export(path, *, project: str | None = None, model_run: str | N
     C.check_choice("span_end", span_end, C.SPAN_ENDS)
     C.check_choice("mask_color", mask_color, C.MASK_COLORS)
     problems = C.Problems("export", on_invalid)
-    ctx = _ExportContext(span_end=span_end, masks=R.MaskSource(mask_root, uri_map),
+    ctx = _ExportContext(span_end=span_end, masks=M.MaskSource(mask_root, uri_map),
                          any_color=mask_color == "any", problems=problems, project=project,
                          model_run=model_run, selection=label_selection)
     for n, rec, err in C.iter_records(path):
         if err is not None:
-            problems.bad(n, "line", "line", err)
+            problems.bad(n, "line", err)
             continue
         _export_record(rec, n, ctx)
         if ctx.gt.n + ctx.pd.n >= chunk_lines:
@@ -139,8 +142,8 @@ def read_labelbox_export(path, *, project: str | None = None, model_run: str | N
                       "'latest' | 'benchmark' | 'consensus', or 'error'.",
                       PolarsMetricsWarning, stacklevel=2)
     problems.warn_skipped()
-    gt = C.placeholder_kind(R.concat_frames(ctx.gt_frames))
-    pd = C.placeholder_kind(R.concat_frames(ctx.pd_frames))
+    gt = check_frame(C.placeholder_kind(R.concat_frames(ctx.gt_frames)), LABELBOX)
+    pd = check_frame(C.placeholder_kind(R.concat_frames(ctx.pd_frames)), LABELBOX)
     if ctx.mode == "project" and role == s.PREDICTIONS:
         gt, pd = pd, gt
     return LabelboxExport(
@@ -155,7 +158,7 @@ def read_labelbox_export(path, *, project: str | None = None, model_run: str | N
 @dataclass
 class _ExportContext:
     span_end: str
-    masks: R.MaskSource
+    masks: M.MaskSource
     any_color: bool
     problems: C.Problems
     project: str | None
@@ -183,11 +186,11 @@ class _ExportContext:
 def _export_record(rec: Any, n: int, ctx: _ExportContext) -> None:
     bad = ctx.problems.bad
     if not isinstance(rec, Mapping):
-        bad(n, "line", "line", f"expected a JSON object (one data row), got {type(rec).__name__}")
+        bad(n, "line", f"expected a JSON object (one data row), got {type(rec).__name__}")
         return
     dr = rec.get("data_row")
     if not isinstance(dr, Mapping) or not isinstance(dr.get("id"), str):
-        bad(n, "line", "data_row.id", f"every export line needs data_row.id, got {dr!r}")
+        bad(n, "data_row.id", f"every export line needs data_row.id, got {dr!r}")
         return
     data_row, global_key = dr["id"], dr.get("global_key")
     media = rec.get("media_attributes") or {}
@@ -201,7 +204,7 @@ def _export_record(rec: Any, n: int, ctx: _ExportContext) -> None:
         else:
             labels, preds, reason = *_run_labels(rec, ctx), "not labeled in the model run"
     except R.RecordError as exc:
-        bad(n, "line", exc.field, exc.problem, data_row)
+        bad(n, exc.field, exc.problem, data_row)
         return
     n_pred_labels = 0 if preds is None else len(preds)
     if labels is None or len(labels) == 0:
@@ -213,7 +216,7 @@ def _export_record(rec: Any, n: int, ctx: _ExportContext) -> None:
     try:
         label = _select_label(labels, ctx)
     except R.RecordError as exc:
-        bad(n, "line", exc.field, exc.problem, data_row)
+        bad(n, exc.field, exc.problem, data_row)
         return
     if len(labels) > 1:
         ctx.n_multiple += 1
@@ -222,7 +225,7 @@ def _export_record(rec: Any, n: int, ctx: _ExportContext) -> None:
         gt_rows = _label_rows(label, common, size, ctx)
         pd_rows = [] if preds is None else [r for p in preds for r in _label_rows(p, common, size, ctx)]
     except R.RecordError as exc:
-        bad(n, "line", exc.field, exc.problem, data_row)
+        bad(n, exc.field, exc.problem, data_row)
         return
     ctx.data_rows.append(_data_row_entry(dr, media, True, len(labels), label.get("id"), n))
     _emit(ctx.gt, gt_rows, common, label.get("id"))

@@ -1,39 +1,5 @@
-"""Labelbox JSON in: the import NDJSON (one annotation per line) and the export (one data row
-per line), read into the engine's frames so ``pm.evaluate(gt, pd)`` works on them directly.
-
-Frames produced (both readers; one row per annotation, a checklist is one row)
------------------------------------------------------------------------------
-* ``data_row`` String — ``dataRow.id`` or ``dataRow.globalKey`` (import), ``data_row.id``
-  (export); ``data_row_key_type`` — ``"id"`` or ``"global_key"``; export frames also carry
-  ``global_key``.
-* ``id`` String — ``uuid`` (import) / ``feature_id`` (export); ``"line:<n>"`` when absent.
-* ``feature`` String — the object's ``name``, else its schema id; null on classification rows
-  (the engine derives their feature: the answer for radio and checklist options, the question
-  for text). ``name`` and ``schema_id`` keep both identities (P1: a file keyed by schema ids
-  does not join a file keyed by names).
-* ``kind`` String — box, polygon, line, point, mask, span, radio, checklist, text.
-* ``confidence`` Float64 — null means 1.0. Radio: the answer's, else the line's (P3).
-  Checklist: the line's, else the highest option confidence given; every option's own
-  confidence is in ``answer_confidences`` (List(Float64), aligned with ``answers``).
-* geometry: ``bbox`` Array(Float64, 4) = x0, y0, x1, y1 from {top, left, height, width};
-  ``polygon`` one ring without the duplicate closing vertex; ``line``; ``point``; ``mask``
-  (RLE Struct{height, width, counts}); ``start`` / ``end`` / ``message_id`` for spans.
-* ``span_end`` — on span rows, the source's end convention: ``"inclusive"`` (default: the
-  platform's ``end`` is inclusive, the reader added 1 so ``end`` is half-open) or
-  ``"exclusive"`` (``end`` kept as written). ``pm.labelbox_sdk`` reads it to give the SDK its
-  raw numbers back.
-* ``question``, ``answer`` (radio, text), ``answers`` List(String) (checklist).
-* ``subclasses`` List(Struct{question, kind, answer, answers, confidence, nested}) — nested
-  classifications one level deep (objects' ``classifications``, an answer's
-  ``classifications``); anything deeper is JSON text in ``nested``.
-* ``custom_<name>`` Float64 — ``customMetrics`` of the line (radio: of the answer too).
-* ``source_line`` Int64 — the 1-based line (element of a JSON array) the row came from.
-* when present in the file: ``page``, ``unit`` (document boxes), ``frame`` (video keyframes;
-  evaluate them with ``data_row=["data_row", "frame"]``), ``label_id`` (export).
-
-Masks are never fetched over the network: ``instanceURI`` / export mask URLs must be local
-paths, ``file://`` URLs, or mapped to local files with ``uri_map`` / ``mask_root``.
-"""
+"""Labelbox import NDJSON (one annotation per line) to the engine's frames; the columns are
+described in :mod:`polars_metrics.io.labelbox`."""
 from __future__ import annotations
 
 import os
@@ -45,16 +11,15 @@ import polars as pl
 
 from polars_metrics import schema as s
 from polars_metrics.errors import FormatError
-from polars_metrics.io import _labelbox_common as C
-from polars_metrics.io import _labelbox_records as R
-from polars_metrics.io._labelbox_export import LabelboxExport, read_labelbox_export
+from polars_metrics.io import frames as F
+from polars_metrics.io.frames import LABELBOX, check_frame
+from polars_metrics.io.labelbox import _common as C
+from polars_metrics.io.labelbox import masks as M
+from polars_metrics.io.labelbox import records as R
 
 # lines the metrics cannot use: skipped, counted, reported in one warning
 SKIPPED_KEYS = {"metricValue": "metric", "masks": "video mask", "textSelections": "document entity",
                 "relationship": "relationship", "messageEvaluationTask": "message evaluation task"}
-
-__all__ = ["LabelboxExport", "read_labelbox_export", "read_labelbox_ndjson"]
-
 
 # --- import NDJSON --------------------------------------------------------------------------------
 def read_labelbox_ndjson(path_or_lines, *, role: C.Role = "predictions",
@@ -115,14 +80,14 @@ def read_labelbox_ndjson(path_or_lines, *, role: C.Role = "predictions",
     C.check_choice("span_end", span_end, C.SPAN_ENDS)
     C.check_choice("mask_color", mask_color, C.MASK_COLORS)
     problems = C.Problems(role, on_invalid)
-    ctx = _ImportContext(span_end=span_end, masks=R.MaskSource(mask_root, uri_map),
+    ctx = _ImportContext(span_end=span_end, masks=M.MaskSource(mask_root, uri_map),
                          any_color=mask_color == "any", allow_rle=allow_rle_masks,
                          problems=problems)
     frames = []
     buf = R.RowBuffer()
     for n, rec, err in C.iter_records(path_or_lines):
         if err is not None:
-            problems.bad(n, "line", "line", err)
+            problems.bad(n, "line", err)
             continue
         _import_record(rec, n, buf, ctx)
         if buf.n >= chunk_lines:
@@ -135,13 +100,14 @@ def read_labelbox_ndjson(path_or_lines, *, role: C.Role = "predictions",
     if global_key_map is not None:
         frame = _map_global_keys(frame, global_key_map, problems)
     problems.warn_skipped()
+    frame = check_frame(frame, LABELBOX)
     return (frame, problems.frame()) if problems.drop else frame
 
 
 @dataclass
 class _ImportContext:
     span_end: str
-    masks: R.MaskSource
+    masks: M.MaskSource
     any_color: bool
     allow_rle: bool
     problems: C.Problems
@@ -150,7 +116,7 @@ class _ImportContext:
 def _import_record(rec: Any, n: int, buf: R.RowBuffer, ctx: _ImportContext) -> None:
     bad = ctx.problems.bad
     if not isinstance(rec, Mapping):
-        bad(n, "line", "line", f"expected a JSON object, got {type(rec).__name__}")
+        bad(n, "line", f"expected a JSON object, got {type(rec).__name__}")
         return
     skipped = next((label for key, label in SKIPPED_KEYS.items() if key in rec), None)
     if skipped is not None and "segments" not in rec:
@@ -171,7 +137,7 @@ def _import_record(rec: Any, n: int, buf: R.RowBuffer, ctx: _ImportContext) -> N
         rows = _import_rows(rec, common, ctx)
     except R.RecordError as exc:
         dr = rec.get("dataRow") if isinstance(rec.get("dataRow"), Mapping) else {}
-        bad(n, "line", exc.field, exc.problem, dr.get("id", dr.get("globalKey")), ident)
+        bad(n, exc.field, exc.problem, dr.get("id", dr.get("globalKey")), ident)
         return
     for row in rows:
         buf.add(**row)
@@ -199,7 +165,7 @@ def _object_extras(rec: Mapping) -> dict:
     if rec.get("unit") is not None:
         out["unit"] = R.text(rec["unit"], "unit")
     if rec.get("isBenchmarkReferenceLabel") is not None:
-        out["is_benchmark_reference"] = bool(rec["isBenchmarkReferenceLabel"])
+        out[F.IS_BENCHMARK_REFERENCE] = bool(rec["isBenchmarkReferenceLabel"])
     return out
 
 
@@ -238,14 +204,14 @@ def _import_mask(value: Any, ctx: _ImportContext, field: str) -> dict:
     if not isinstance(value, Mapping):
         raise R.RecordError(field, f"expected {{\"png\"}} or {{\"instanceURI\", \"colorRGB\"}}, got {value!r}")
     if "png" in value:
-        return R.png_mask(value["png"], field + ".png")
+        return M.png_mask(value["png"], field + ".png")
     if "instanceURI" in value:
         return ctx.masks.from_uri(value["instanceURI"], value.get("colorRGB"), field, ctx.any_color)
     if "counts" in value and "size" in value:
         if not ctx.allow_rle:
             raise R.RecordError(field, "an RLE mask {size, counts}: pass allow_rle_masks=True to "
                                 "read it (platform support is unverified)")
-        return R.rle_mask(value, field)
+        return M.rle_mask(value, field)
     raise R.RecordError(field, f"expected 'png' or 'instanceURI', got keys {sorted(value)}")
 
 
@@ -344,64 +310,64 @@ def _duplicate_uuids(frame: pl.DataFrame, problems: C.Problems) -> pl.DataFrame:
     """uuids must be unique per data row (P13): report the line numbers."""
     if frame.height == 0:
         return frame
-    keys = [s.DATA_ROW, s.ID] + ([R.FRAME] if R.FRAME in frame.columns else [])
-    dup = frame.select(*keys, R.SOURCE_LINE).filter(
+    keys = [s.DATA_ROW, s.ID] + ([F.FRAME] if F.FRAME in frame.columns else [])
+    dup = frame.select(*keys, F.SOURCE_LINE).filter(
         pl.struct(keys).is_duplicated() & ~pl.col(s.ID).str.starts_with("line:"))
     if dup.height == 0:
         return frame
     groups = (dup.group_by(keys, maintain_order=True)
-              .agg(pl.col(R.SOURCE_LINE).unique(maintain_order=True)))
-    groups = groups.filter(pl.col(R.SOURCE_LINE).list.len() > 1)
+              .agg(pl.col(F.SOURCE_LINE).unique(maintain_order=True)))
+    groups = groups.filter(pl.col(F.SOURCE_LINE).list.len() > 1)
     if groups.height == 0:  # one line expanded to several rows (video classification frames)
         return frame
     if not problems.drop:
         shown = "; ".join(f"data row {r[s.DATA_ROW]!r} uuid {r[s.ID]!r} on lines "
-                          f"{r[R.SOURCE_LINE]}" for r in groups.head(5).iter_rows(named=True))
+                          f"{r[F.SOURCE_LINE]}" for r in groups.head(5).iter_rows(named=True))
         more = f" (and {groups.height - 5} more)" if groups.height > 5 else ""
         raise FormatError(f"{problems.table}: duplicate uuid within a data row: {shown}{more}. "
                           "A uuid must be unique per data row (a re-import with the same uuid "
                           "overrides the earlier annotation); give each annotation its own uuid, "
                           "or pass on_invalid='drop' to keep the first line of each.")
-    first = groups.with_columns(pl.col(R.SOURCE_LINE).list.first().alias("_first"))
-    later = (groups.explode(R.SOURCE_LINE)
+    first = groups.with_columns(pl.col(F.SOURCE_LINE).list.first().alias("_first"))
+    later = (groups.explode(F.SOURCE_LINE)
              .join(first.select(*keys, "_first"), on=keys)
-             .filter(pl.col(R.SOURCE_LINE) != pl.col("_first")))
+             .filter(pl.col(F.SOURCE_LINE) != pl.col("_first")))
     for r in later.iter_rows(named=True):
-        problems.bad(r[R.SOURCE_LINE], "line", "uuid",
+        problems.bad(r[F.SOURCE_LINE], "uuid",
                      f"duplicate uuid within the data row (first on line {r['_first']})",
                      r[s.DATA_ROW], r[s.ID])
-    drop_lines = later[R.SOURCE_LINE].unique()
-    return frame.filter(~pl.col(R.SOURCE_LINE).is_in(drop_lines.implode()))
+    drop_lines = later[F.SOURCE_LINE].unique()
+    return frame.filter(~pl.col(F.SOURCE_LINE).is_in(drop_lines.implode()))
 
 
 def _map_global_keys(frame: pl.DataFrame, mapping, problems: C.Problems) -> pl.DataFrame:
     if isinstance(mapping, pl.DataFrame):
-        if R.GLOBAL_KEY not in mapping.columns or s.DATA_ROW not in mapping.columns:
+        if F.GLOBAL_KEY not in mapping.columns or s.DATA_ROW not in mapping.columns:
             raise ValueError("global_key_map frame needs 'global_key' and 'data_row' columns.")
-        table = mapping.select(R.GLOBAL_KEY, s.DATA_ROW).drop_nulls().unique(R.GLOBAL_KEY)
+        table = mapping.select(F.GLOBAL_KEY, s.DATA_ROW).drop_nulls().unique(F.GLOBAL_KEY)
     else:
-        table = pl.DataFrame({R.GLOBAL_KEY: list(mapping.keys()),
+        table = pl.DataFrame({F.GLOBAL_KEY: list(mapping.keys()),
                               s.DATA_ROW: [str(v) for v in mapping.values()]},
-                             schema={R.GLOBAL_KEY: pl.String, s.DATA_ROW: pl.String})
-    is_gk = pl.col(R.DATA_ROW_KEY_TYPE) == "global_key"
+                             schema={F.GLOBAL_KEY: pl.String, s.DATA_ROW: pl.String})
+    is_gk = pl.col(F.DATA_ROW_KEY_TYPE) == "global_key"
     with_gk = frame.with_columns(
         pl.when(is_gk).then(pl.col(s.DATA_ROW)).otherwise(
-            pl.col(R.GLOBAL_KEY) if R.GLOBAL_KEY in frame.columns else pl.lit(None, pl.String)
-        ).alias(R.GLOBAL_KEY))
-    joined = with_gk.join(table.rename({s.DATA_ROW: "_mapped"}), on=R.GLOBAL_KEY, how="left",
+            pl.col(F.GLOBAL_KEY) if F.GLOBAL_KEY in frame.columns else pl.lit(None, pl.String)
+        ).alias(F.GLOBAL_KEY))
+    joined = with_gk.join(table.rename({s.DATA_ROW: "_mapped"}), on=F.GLOBAL_KEY, how="left",
                           maintain_order="left")
     missing = joined.filter(is_gk & pl.col("_mapped").is_null())
     if missing.height:
         if not problems.drop:
-            ex = missing.select(R.GLOBAL_KEY, R.SOURCE_LINE).head(5).rows()
+            ex = missing.select(F.GLOBAL_KEY, F.SOURCE_LINE).head(5).rows()
             raise FormatError(f"{problems.table}: {missing.height} line(s) keyed by a globalKey "
                               f"that global_key_map does not know, e.g. {ex} (global key, line). "
                               "Add them to the map (the export's data_rows frame has both keys).")
         for r in missing.iter_rows(named=True):
-            problems.bad(r[R.SOURCE_LINE], "line", "dataRow.globalKey",
+            problems.bad(r[F.SOURCE_LINE], "dataRow.globalKey",
                          "global key not in global_key_map", r[s.DATA_ROW], r[s.ID])
         joined = joined.filter(~(is_gk & pl.col("_mapped").is_null()))
     return joined.with_columns(
         pl.when(is_gk).then(pl.col("_mapped")).otherwise(pl.col(s.DATA_ROW)).alias(s.DATA_ROW),
-        pl.lit("id").alias(R.DATA_ROW_KEY_TYPE),
+        pl.lit("id").alias(F.DATA_ROW_KEY_TYPE),
     ).drop("_mapped")

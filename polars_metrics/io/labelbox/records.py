@@ -7,54 +7,33 @@ the field; the readers add the line number.
 """
 from __future__ import annotations
 
-import base64
 import json
 import math
-import os
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
 from polars_metrics import schema as s
+from polars_metrics._arrays import offsets_from_lengths
+from polars_metrics.io.frames import (
+    ANSWER_CONFIDENCES,
+    CUSTOM_PREFIX,
+    DATA_ROW_KEY_TYPE,
+    LABELBOX,
+    NAME,
+    SCHEMA_ID,
+    SOURCE_LINE,
+    SPAN_END,
+    SUBCLASSES,
+)
+from polars_metrics.kinds._rle import mask_series_from_values
 
-# --- the columns of every frame the readers return ------------------------------------------------
-DATA_ROW_KEY_TYPE = "data_row_key_type"   # "id" | "global_key": which dataRow key the line used
-GLOBAL_KEY = "global_key"
-NAME = "name"
-SCHEMA_ID = "schema_id"
-SPAN_END = "span_end"                     # span rows: the source's end convention
-SUBCLASSES = "subclasses"
-SOURCE_LINE = "source_line"               # 1-based line (import) / data-row line (export)
-ANSWER_CONFIDENCES = "answer_confidences"  # checklist rows: per-option confidence, as `answers`
-PAGE, UNIT, FRAME = "page", "unit", "frame"
-LABEL_ID = "label_id"
-CUSTOM_PREFIX = "custom_"                 # customMetrics [{name, value}] → column custom_<name>
-
-SUBCLASS_DTYPE = pl.Struct({
-    "question": pl.String, "kind": pl.String, "answer": pl.String,
-    "answers": pl.List(pl.String), "confidence": pl.Float64, "nested": pl.String,
-})
-SUBCLASSES_DTYPE = pl.List(SUBCLASS_DTYPE)
-
-CORE_SCHEMA: dict[str, pl.DataType] = {
-    s.DATA_ROW: pl.String, DATA_ROW_KEY_TYPE: pl.String, s.ID: pl.String, s.FEATURE: pl.String,
-    NAME: pl.String, SCHEMA_ID: pl.String, s.KIND: pl.String, s.CONFIDENCE: pl.Float64,
-    s.BBOX: s.BBOX_DTYPE, s.POLYGON: s.POLYGON_DTYPE, s.POINT: s.POINT_DTYPE, s.LINE: s.LINE_DTYPE,
-    s.MASK: s.MASK_DTYPE, s.START: pl.Int64, s.END: pl.Int64, s.MESSAGE_ID: pl.String,
-    SPAN_END: pl.String, s.QUESTION: pl.String, s.ANSWER: pl.String,
-    s.ANSWERS: pl.List(pl.String), ANSWER_CONFIDENCES: pl.List(pl.Float64),
-    SUBCLASSES: SUBCLASSES_DTYPE, SOURCE_LINE: pl.Int64,
-}
-OPTIONAL_SCHEMA: dict[str, pl.DataType] = {
-    GLOBAL_KEY: pl.String, LABEL_ID: pl.String, PAGE: pl.Int64, UNIT: pl.String,
-    FRAME: pl.Int64,
-}
+# the columns of every frame the readers return: polars_metrics.io.frames.LABELBOX
+CORE_SCHEMA = LABELBOX.required
+OPTIONAL_SCHEMA = LABELBOX.optional
 
 
 # nested columns are converted from Python objects by Arrow (C++), much faster than per element
@@ -270,130 +249,6 @@ def subclass_export(elem: Any, field: str) -> dict:
             "nested": json.dumps(c["nested"]) if c["nested"] else None}
 
 
-# --- masks ----------------------------------------------------------------------------------------
-class MaskSource:
-    """Turns mask references into RLE values without any network access.
-
-    ``uri_map``: a mapping URL → local path, or a callable URL → local path (or None).
-    ``mask_root``: a directory; a relative path resolves against it, and an http(s) URL maps
-    to ``mask_root / <last path segment of the URL>``. Decoded composite PNGs are cached (one
-    composite PNG is shared by every instance of a label).
-    """
-
-    def __init__(self, mask_root=None, uri_map=None, cache_size: int = 16):
-        self.root = None if mask_root is None else Path(mask_root)
-        self.uri_map = uri_map
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_size = cache_size
-
-    def local_path(self, uri: str, field: str) -> Path:
-        mapped = None
-        if self.uri_map is not None:
-            mapped = self.uri_map(uri) if callable(self.uri_map) else self.uri_map.get(uri)
-        if mapped is not None:
-            path = Path(os.fspath(mapped))
-        else:
-            parsed = urlparse(uri)
-            if parsed.scheme in ("http", "https"):
-                if self.root is None:
-                    raise RecordError(field, f"{uri!r} is a web address; masks are never fetched "
-                                      "over the network. Download it and pass uri_map={url: "
-                                      "local_path} or mask_root=<directory holding the files>.")
-                name = unquote(Path(parsed.path).name)
-                path = self.root / name
-            elif parsed.scheme == "file":
-                path = Path(unquote(parsed.path))
-            elif parsed.scheme in ("", ) or (len(parsed.scheme) == 1 and os.name == "nt"):
-                path = Path(uri)
-                if not path.is_absolute() and self.root is not None:
-                    path = self.root / path
-            else:
-                raise RecordError(field, f"unsupported mask address {uri!r}: give a local path, "
-                                  "a file:// URL, or map it with uri_map=.")
-        if not path.is_file():
-            raise RecordError(field, f"mask file {str(path)!r} (for {uri!r}) does not exist.")
-        return path
-
-    def _rgb(self, path: Path) -> np.ndarray:
-        key = str(path)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        from PIL import Image
-
-        with Image.open(path) as img:
-            img.load()
-            arr = np.asarray(img.convert("RGB"))
-        self._cache[key] = arr
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return arr
-
-    def from_uri(self, uri: Any, color: Any, field: str, any_color: bool) -> dict:
-        uri = text(uri, f"{field}.instanceURI")
-        path = self.local_path(uri, f"{field}.instanceURI")
-        rgb = self._rgb(path)
-        if color is None:
-            if not any_color:
-                raise RecordError(f"{field}.colorRGB", "missing: the instance is the pixels of that "
-                                  "RGB colour. Add colorRGB, or pass mask_color='any' to take every "
-                                  "non-zero pixel.")
-            fg = (rgb != 0).any(axis=2)
-        else:
-            if (not isinstance(color, list | tuple) or len(color) != 3
-                    or not all(isinstance(c, int) and not isinstance(c, bool) for c in color)):
-                raise RecordError(f"{field}.colorRGB", f"expected [r, g, b] integers, got {color!r}")
-            fg = (rgb == np.asarray(color, dtype=rgb.dtype)[None, None, :]).all(axis=2)
-        return rle_from_dense(fg)
-
-
-def png_mask(value: Any, field: str) -> dict:
-    """A base64 PNG (0/1 single channel, as the SDK writes) → RLE. Non-zero = foreground."""
-    import io
-
-    from PIL import Image
-
-    data = text(value, field)
-    try:
-        raw = base64.b64decode(data, validate=False)
-        with Image.open(io.BytesIO(raw)) as img:
-            img.load()
-            arr = np.asarray(img)
-    except Exception as exc:  # noqa: BLE001 - any decoding problem is a format error
-        raise RecordError(field, f"not a base64-encoded PNG ({exc.__class__.__name__}: {exc})") from None
-    fg = (arr[..., :3] != 0).any(axis=2) if arr.ndim == 3 else arr != 0
-    return rle_from_dense(fg)
-
-
-def rle_from_dense(fg: np.ndarray) -> dict:
-    """Column-major runs starting with a run of 0s (the engine's MASK_DTYPE value)."""
-    h, w = fg.shape
-    flat = np.asarray(fg, bool).ravel(order="F")
-    if flat.size == 0:
-        counts = np.zeros(1, np.uint32)
-    else:
-        change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-        runs = np.diff(np.concatenate([[0], change, [flat.size]]))
-        if flat[0]:
-            runs = np.concatenate([[0], runs])
-        counts = runs.astype(np.uint32)
-    return {"height": int(h), "width": int(w), "counts": counts}
-
-
-def rle_mask(value: Mapping, field: str) -> dict:
-    """{size: [h, w], counts: [...]} (uncompressed COCO RLE), behind ``allow_rle_masks``."""
-    size = value.get("size")
-    counts = value.get("counts")
-    if not isinstance(size, list) or len(size) != 2 or not isinstance(counts, list):
-        raise RecordError(field, "an RLE mask is {\"size\": [height, width], \"counts\": [...]}")
-    h, w = integer(size[0], f"{field}.size[0]"), integer(size[1], f"{field}.size[1]")
-    c = np.asarray([integer(x, f"{field}.counts") for x in counts], dtype=np.int64)
-    if (c < 0).any() or int(c.sum()) != h * w:
-        raise RecordError(f"{field}.counts", f"run lengths must be >= 0 and sum to height × width "
-                          f"= {h * w}, got sum {int(c.sum())}")
-    return {"height": h, "width": w, "counts": c.astype(np.uint32)}
-
-
 # --- the row buffer ------------------------------------------------------------------------------
 class RowBuffer:
     """Accumulate annotation rows; build a frame with the readers' schema in bulk."""
@@ -476,7 +331,7 @@ class RowBuffer:
             else:
                 data[name] = pl.Series(name, self.cols[name], dtype=dtype)
         for name, values in self.optional.items():
-            dtype = OPTIONAL_SCHEMA.get(name, pl.String if name != "is_benchmark_reference" else pl.Boolean)
+            dtype = OPTIONAL_SCHEMA.get(name, pl.String)
             col = [None] * n
             for i, v in values.items():
                 col[i] = v
@@ -525,10 +380,8 @@ def _points_array(xy: list[float]) -> pa.Array:
 def _polygon_series(buf: RowBuffer, n: int) -> pl.Series:
     rings = np.asarray(buf.poly_rings, dtype=np.int64).reshape(-1)
     null = rings < 0
-    ring_off = np.zeros(n + 1, np.int64)
-    np.cumsum(np.where(null, 0, rings), out=ring_off[1:])
-    pt_off = np.zeros(len(buf.poly_ring_len) + 1, np.int64)
-    np.cumsum(np.asarray(buf.poly_ring_len, np.int64), out=pt_off[1:])
+    ring_off = offsets_from_lengths(np.where(null, 0, rings))
+    pt_off = offsets_from_lengths(buf.poly_ring_len)
     inner = pa.LargeListArray.from_arrays(pa.array(pt_off), _points_array(buf.poly_xy))
     outer = pa.LargeListArray.from_arrays(pa.array(ring_off), inner,
                                           mask=pa.array(null) if null.any() else None)
@@ -538,28 +391,14 @@ def _polygon_series(buf: RowBuffer, n: int) -> pl.Series:
 def _line_series(buf: RowBuffer, n: int) -> pl.Series:
     lens = np.asarray(buf.line_len, dtype=np.int64).reshape(-1)
     null = lens < 0
-    off = np.zeros(n + 1, np.int64)
-    np.cumsum(np.where(null, 0, lens), out=off[1:])
+    off = offsets_from_lengths(np.where(null, 0, lens))
     arr = pa.LargeListArray.from_arrays(pa.array(off), _points_array(buf.line_xy),
                                         mask=pa.array(null) if null.any() else None)
     return pl.Series(pl.from_arrow(arr)).cast(s.LINE_DTYPE)
 
 
 def _mask_series(buf: RowBuffer, n: int) -> pl.Series:
-    masks = buf.masks
-    null = np.fromiter((m is None for m in masks), bool, n)
-    h = np.fromiter((0 if m is None else m["height"] for m in masks), np.int64, n)
-    w = np.fromiter((0 if m is None else m["width"] for m in masks), np.int64, n)
-    lens = np.fromiter((0 if m is None else len(m["counts"]) for m in masks), np.int64, n)
-    off = np.zeros(n + 1, np.int64)
-    np.cumsum(lens, out=off[1:])
-    parts = [np.asarray(m["counts"], np.uint32) for m in masks if m is not None]
-    counts = np.concatenate(parts) if parts else np.zeros(0, np.uint32)
-    counts_arr = pa.LargeListArray.from_arrays(pa.array(off), pa.array(counts, pa.uint32()))
-    struct = pa.StructArray.from_arrays(
-        [pa.array(h, pa.int64()), pa.array(w, pa.int64()), counts_arr],
-        names=["height", "width", "counts"], mask=pa.array(null) if null.any() else None)
-    return pl.Series(pl.from_arrow(struct)).cast(s.MASK_DTYPE)
+    return mask_series_from_values(buf.masks)
 
 
 _GEOMETRY_BUFFERS: dict[str, Callable[[RowBuffer, int], pl.Series]] = {

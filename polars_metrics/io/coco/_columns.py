@@ -1,0 +1,152 @@
+"""Column builders shared by the COCO reader's stages: JSON values to typed numpy columns
+with a "bad" mask, and numpy columns to polars Series; plus the reader's rejects wording."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from polars_metrics import schema as s
+from polars_metrics._rejects import Reject, Rejects
+from polars_metrics.errors import FormatError
+
+
+def _message(rej: Reject, count: int, fix: str) -> str:
+    more = f" ({count} entries in all)" if count > 1 else ""
+    return (f'{rej.table}[{rej.row}]: "{rej.column}" {rej.reason}{more}. {fix}'
+            'Fix the file, or pass on_invalid="drop" to set such entries aside.')
+
+
+def coco_rejects(on_invalid: str) -> Rejects:
+    """The rejects collector, with errors worded in COCO's terms (``annotations[3]: "bbox" ...``)."""
+    return Rejects(on_invalid, _message)
+
+
+def fail(msg: str) -> FormatError:
+    return FormatError(msg + " The file does not follow the COCO format.")
+
+
+def load_json(obj: Any, what: str) -> Any:
+    if isinstance(obj, (str, os.PathLike)):
+        path = Path(obj)
+        try:
+            with open(path, "rb") as f:
+                return json.load(f)
+        except json.JSONDecodeError as e:
+            raise FormatError(f"{what} {path}: not valid JSON ({e}).") from e
+    return obj
+
+
+def int_column(values: list, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Values as int64 plus a 'bad' mask (missing, not an integer, bool)."""
+    out = np.zeros(len(values), np.int64)
+    bad = np.zeros(len(values), bool)
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or v is None:
+            bad[i] = True
+        elif isinstance(v, int):
+            out[i] = v
+        elif isinstance(v, float) and v.is_integer():
+            out[i] = int(v)
+        else:
+            bad[i] = True
+    return out, bad
+
+
+def float_column(values: list) -> tuple[np.ndarray, np.ndarray]:
+    out = np.full(len(values), np.nan)
+    bad = np.zeros(len(values), bool)
+    for i, v in enumerate(values):
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            out[i] = v
+        else:
+            bad[i] = True
+    return out, bad
+
+
+def bbox_column(values: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n, 4) xywh, ``missing`` (absent / empty list), ``bad`` (malformed) masks."""
+    n = len(values)
+    out = np.full((n, 4), np.nan)
+    missing = np.zeros(n, bool)
+    bad = np.zeros(n, bool)
+    for i, v in enumerate(values):
+        if v is None or (isinstance(v, (list, tuple)) and len(v) == 0):
+            missing[i] = True
+            continue
+        if not isinstance(v, (list, tuple)) or len(v) != 4:
+            bad[i] = True
+            continue
+        try:
+            out[i] = v
+        except (TypeError, ValueError):
+            bad[i] = True
+    bad |= ~missing & ~np.isfinite(out).all(axis=1)
+    return out, missing, bad
+
+
+def enum_take(names: list[str], enum: pl.Enum, codes: np.ndarray) -> pl.Series:
+    """Enum column from category positions (-1 = null), without a Python string per row."""
+    codes = np.asarray(codes, dtype=np.int64)
+    idx = pl.Series(np.maximum(codes, 0).astype(np.uint32))
+    if (codes < 0).any():
+        idx = pl.select(pl.when(pl.lit(pl.Series(codes >= 0))).then(pl.lit(idx))).to_series()
+    if not names:
+        return pl.Series([None] * codes.size, dtype=enum)
+    return pl.Series(names, dtype=enum).gather(idx)
+
+
+def kind_column(is_mask: np.ndarray) -> pl.Series:
+    return pl.select(
+        pl.when(pl.lit(pl.Series(is_mask, dtype=pl.Boolean)))
+        .then(pl.lit("mask"))
+        .otherwise(pl.lit("box"))
+    ).to_series()
+
+
+def xyxy(xywh: np.ndarray) -> np.ndarray:
+    return np.stack(
+        [xywh[:, 0], xywh[:, 1], xywh[:, 0] + xywh[:, 2], xywh[:, 1] + xywh[:, 3]], axis=1
+    )
+
+
+def array_series(name: str, arr: np.ndarray, null: np.ndarray) -> pl.Series:
+    col = pl.Series(name, np.ascontiguousarray(arr, dtype=np.float64), dtype=s.BBOX_DTYPE)
+    if null.any():
+        col = pl.select(pl.when(pl.lit(pl.Series(~null))).then(pl.lit(col))).to_series().alias(name)
+    return col
+
+
+def take_mask(mask: pl.Series, idx: np.ndarray) -> pl.Series:
+    """Rows ``idx`` of a mask column, -1 = null."""
+    col = mask.gather(np.maximum(idx, 0))
+    if (idx < 0).any():
+        col = pl.select(pl.when(pl.lit(pl.Series(idx >= 0))).then(pl.lit(col))).to_series()
+    return col.alias(s.MASK)
+
+
+
+
+def repeats(values: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """True on the ``ok`` entries whose value an earlier ``ok`` entry already has."""
+    dup = np.zeros(values.size, bool)
+    if ok.any():
+        rows = np.flatnonzero(ok)
+        _, first = np.unique(values[rows], return_index=True)
+        dup[rows] = True
+        dup[rows[first]] = False
+    return dup
+
+
+def find_sorted(sorted_ids: np.ndarray, values: np.ndarray, valid: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of ``values`` in ``sorted_ids`` and whether each (``valid``) value is there."""
+    pos = np.searchsorted(sorted_ids, values)
+    known = valid & (pos < sorted_ids.size)
+    known[known] &= sorted_ids[pos[known]] == values[known]
+    return pos, known

@@ -1,0 +1,161 @@
+"""COCO ``segmentation`` values (polygons, uncompressed or compressed RLE) to the ``mask``
+column, the way ``COCO.annToRLE`` reads them: polygons rasterized like ``frPyObjects`` +
+``merge``, compressed strings decoded, uncompressed counts kept."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from polars_metrics._arrays import offsets_from_lengths
+from polars_metrics._lazy import lazy
+from polars_metrics.kinds._rle import decode_strings, mask_series
+
+R = lazy("polars_metrics._kernels.rle")
+
+
+class Segmentations:
+    """Parses COCO ``segmentation`` values into RLE masks, like ``COCO.annToRLE``."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.kind = np.zeros(n, np.int8)  # 0 none, 1 polygons, 2 uncompressed, 3 compressed
+        self.bad = np.zeros(n, bool)
+        self.reason: dict[int, str] = {}
+        self.poly_rows: list[int] = []
+        self.poly_coords: list[np.ndarray] = []
+        self.poly_lens: list[int] = []
+        self.poly_per_obj: list[int] = []
+        self.unc_rows: list[int] = []
+        self.unc_counts: list[np.ndarray] = []
+        self.unc_size: list[tuple[int, int]] = []
+        self.cmp_rows: list[int] = []
+        self.cmp_strings: list[str | bytes] = []
+        self.cmp_size: list[tuple[int, int]] = []
+
+    def parse(self, i: int, seg: Any) -> None:
+        if seg is None or (isinstance(seg, list) and len(seg) == 0):
+            return
+        if isinstance(seg, list):
+            # frPyObjects: a first polygon of exactly 4 numbers makes the whole list boxes
+            try:
+                first = seg[0]
+                as_box = isinstance(first, (list, tuple)) and len(first) == 4
+                polys = []
+                for p in seg:
+                    a = np.asarray(p, dtype=np.float64).ravel()
+                    if as_box:
+                        if a.size != 4:
+                            raise ValueError
+                        x, y, w, h = a
+                        a = np.array([x, y, x, y + h, x + w, y + h, x + w, y])
+                    elif a.size % 2:
+                        a = a[:-1]
+                    if not np.isfinite(a).all():
+                        raise ValueError
+                    polys.append(a)
+            except (TypeError, ValueError):
+                self._bad(i, "is not a list of polygons (lists of x, y numbers)")
+                return
+            self.kind[i] = 1
+            self.poly_rows.append(i)
+            self.poly_per_obj.append(len(polys))
+            for a in polys:
+                self.poly_coords.append(a)
+                self.poly_lens.append(a.size)
+            return
+        if isinstance(seg, Mapping) and "counts" in seg and "size" in seg:
+            size = seg["size"]
+            if (
+                not isinstance(size, (list, tuple))
+                or len(size) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in size)
+            ):
+                self._bad(i, "has an RLE size that is not [height, width] (non-negative ints)")
+                return
+            c = seg["counts"]
+            if isinstance(c, (str, bytes)):
+                self.kind[i] = 3
+                self.cmp_rows.append(i)
+                self.cmp_strings.append(c if isinstance(c, str) else c.decode("ascii", "replace"))
+                self.cmp_size.append((size[0], size[1]))
+                return
+            if isinstance(c, list):
+                try:
+                    arr = np.asarray(c, dtype=np.int64)
+                except (TypeError, ValueError, OverflowError):
+                    arr = None
+                if arr is None or arr.ndim != 1 or (arr < 0).any() or (arr > 0xFFFFFFFF).any():
+                    self._bad(i, "has RLE counts that are not non-negative integers")
+                    return
+                self.kind[i] = 2
+                self.unc_rows.append(i)
+                self.unc_counts.append(arr.astype(np.uint32))
+                self.unc_size.append((size[0], size[1]))
+                return
+        self._bad(i, "is neither polygons nor an RLE {size, counts}")
+
+    def _bad(self, i: int, reason: str) -> None:
+        self.bad[i] = True
+        self.reason[i] = reason
+
+    def build(self, heights: np.ndarray, widths: np.ndarray, hw_known: np.ndarray
+              ) -> tuple[pl.Series | None, np.ndarray, np.ndarray]:
+        """Rasterize / decode; returns the ``mask`` column (None when no row has one), the
+        per-row ``bad`` mask (malformed values, polygons on images of unknown size, RLEs whose
+        counts do not sum to height x width) and the reason per bad row."""
+        n = self.n
+        if not (self.kind > 0).any():
+            return None, self.bad, np.array([self.reason.get(i, "") for i in range(n)], object)
+        lens = np.zeros(n, np.int64)
+        h = np.zeros(n, np.int64)
+        w = np.zeros(n, np.int64)
+        pieces: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        if self.poly_rows:
+            rows = np.array(self.poly_rows, np.int64)
+            unknown = ~hw_known[rows]
+            for r in rows[unknown]:
+                self._bad(int(r), "is a polygon but its image has no height/width to rasterize on")
+            coords = np.concatenate(self.poly_coords) if self.poly_coords else np.zeros(0)
+            pptr = offsets_from_lengths(self.poly_lens)
+            optr = offsets_from_lengths(self.poly_per_obj)
+            ph, pw = heights[rows], widths[rows]
+            c, o = R.rle_from_polygons(coords, pptr, optr, ph, pw)
+            pieces[1] = (rows, c, o)
+            h[rows], w[rows] = ph, pw
+        if self.unc_rows:
+            rows = np.array(self.unc_rows, np.int64)
+            c = np.concatenate(self.unc_counts) if self.unc_counts else np.zeros(0, np.uint32)
+            o = offsets_from_lengths([a.size for a in self.unc_counts])
+            sz = np.array(self.unc_size, np.int64).reshape(-1, 2)
+            pieces[2] = (rows, c, o)
+            h[rows], w[rows] = sz[:, 0], sz[:, 1]
+        if self.cmp_rows:
+            rows = np.array(self.cmp_rows, np.int64)
+            c, o, badc = decode_strings(self.cmp_strings)
+            for r in rows[badc]:
+                self._bad(int(r), "is a compressed RLE string with characters outside '0'..'o'")
+            sz = np.array(self.cmp_size, np.int64).reshape(-1, 2)
+            pieces[3] = (rows, c, o)
+            h[rows], w[rows] = sz[:, 0], sz[:, 1]
+        return self._assemble(pieces, h, w, lens)
+
+    def _assemble(self, pieces, h, w, lens):
+        n = self.n
+        for rows, _c, o in pieces.values():
+            lens[rows] = np.diff(o)
+        offsets = offsets_from_lengths(lens)
+        counts = np.empty(offsets[-1], np.uint32)
+        for rows, c, o in pieces.values():
+            dst = np.repeat(offsets[rows] - o[:-1], np.diff(o)) + np.arange(o[-1])
+            counts[dst] = c
+        has = self.kind > 0
+        tot = R.rle_total(counts, offsets)
+        wrong = has & ~self.bad & (tot != h * w)
+        for r in np.flatnonzero(wrong):
+            self._bad(int(r), f"has RLE counts summing to {int(tot[r])}, not height x width = {int(h[r] * w[r])}")
+        null = ~has | self.bad
+        reasons = np.array([self.reason.get(i, "") for i in range(n)], object)
+        return mask_series(counts, offsets, h, w, null), self.bad, reasons

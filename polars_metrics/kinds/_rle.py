@@ -1,0 +1,196 @@
+"""The one home of COCO run-length encoding (RLE) above the kernels.
+
+A ``mask`` value is ``{height, width, counts}``: column-major run lengths starting with a run
+of 0s (uncompressed COCO RLE). A batch of masks is handled as CSR arrays: ``counts`` (uint32,
+all masks back to back), ``offsets`` (int64, ``n + 1``), ``heights`` / ``widths`` (int64).
+This module converts between those arrays, dense arrays, ``mask`` columns and COCO's
+compressed strings; the pixel work is done by ``polars_metrics._kernels.rle``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from polars_metrics import schema as s
+from polars_metrics._arrays import offsets_from_lengths, writeable
+from polars_metrics._lazy import lazy
+
+pa = lazy("pyarrow")
+R = lazy("polars_metrics._kernels.rle")
+
+FIRST_CHAR, LAST_CHAR = 48, 111  # COCO's compressed alphabet: ASCII '0'..'o'
+
+
+# --- one mask <-> dense ---------------------------------------------------------------------------
+def runs_from_dense(dense: np.ndarray) -> np.ndarray:
+    """Column-major runs (uint32) of a 2-D boolean array, starting with a run of 0s.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> runs_from_dense(np.array([[0, 1], [1, 1]], bool)).tolist()
+    [1, 3]
+    >>> runs_from_dense(np.ones((1, 2), bool)).tolist()
+    [0, 2]
+    """
+    flat = np.asarray(dense, bool).ravel(order="F")
+    if flat.size == 0:
+        return np.zeros(1, np.uint32)
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    runs = np.diff(np.concatenate([[0], change, [flat.size]]))
+    if flat[0]:
+        runs = np.concatenate([[0], runs])
+    return runs.astype(np.uint32)
+
+
+def dense_from_runs(height: int, width: int, counts) -> np.ndarray:
+    """The dense boolean (height, width) array of one mask's runs.
+
+    Examples
+    --------
+    >>> dense_from_runs(2, 2, [1, 3]).astype(int).tolist()
+    [[0, 1], [1, 1]]
+    """
+    counts = np.asarray(counts, np.int64)
+    flat = np.repeat(np.arange(counts.size) % 2 == 1, counts)
+    if flat.size != height * width:
+        raise ValueError(f"RLE counts sum to {flat.size}, expected height × width = {height * width}.")
+    return flat.reshape((height, width), order="F")
+
+
+# --- mask column <-> CSR arrays ------------------------------------------------------------------
+def mask_csr(series: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A ``mask`` Struct column as CSR arrays ``(counts, offsets, heights, widths, is_null)``.
+
+    The arrays are writeable and of one dtype each, so every numba kernel compiles once.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from polars_metrics import schema as s
+    >>> col = pl.Series([{"height": 2, "width": 2, "counts": [1, 3]}, None], dtype=s.MASK_DTYPE)
+    >>> [a.tolist() for a in mask_csr(col)]
+    [[1, 3], [0, 2, 2], [2, 0], [2, 0], [False, True]]
+    """
+    n = series.len()
+    if n == 0:
+        z = np.zeros(0, np.int64)
+        return np.zeros(0, np.uint32), np.zeros(1, np.int64), z, z.copy(), np.zeros(0, bool)
+    st = series.struct
+    counts_s = st.field("counts")
+    null = (series.is_null() | counts_s.is_null()).to_numpy()
+    h = st.field("height").fill_null(0).cast(pl.Int64).to_numpy()
+    w = st.field("width").fill_null(0).cast(pl.Int64).to_numpy()
+    arr = counts_s.cast(pl.List(pl.UInt32)).rechunk().to_arrow()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    lengths = arr.value_lengths().fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    values = np.asarray(arr.flatten().to_numpy(zero_copy_only=False), dtype=np.uint32)
+    offsets = offsets_from_lengths(lengths)
+    return writeable(values, np.uint32), offsets, writeable(h, np.int64), writeable(w, np.int64), null
+
+
+def counts_list(counts: np.ndarray, offsets: np.ndarray, null: np.ndarray | None = None) -> pl.Series:
+    """CSR counts as a ``List(UInt32)`` column (null where ``null``), built zero-copy in Arrow."""
+    mask = pa.array(null) if null is not None and null.any() else None
+    arr = pa.LargeListArray.from_arrays(pa.array(offsets, type=pa.int64()),
+                                        pa.array(counts, type=pa.uint32()), mask=mask)
+    return pl.Series("counts", pl.from_arrow(arr)).cast(pl.List(pl.UInt32))
+
+
+def mask_series(counts: np.ndarray, offsets: np.ndarray, heights: np.ndarray, widths: np.ndarray,
+                null: np.ndarray | None = None, name: str = s.MASK) -> pl.Series:
+    """CSR arrays as a ``mask`` column (``MASK_DTYPE``; null where ``null``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = mask_series(np.array([1, 3, 4], np.uint32), np.array([0, 2, 3]), np.array([2, 2]),
+    ...                 np.array([2, 2]), np.array([False, True]))
+    >>> m.to_list()
+    [{'height': 2, 'width': 2, 'counts': [1, 3]}, None]
+    """
+    n = offsets.size - 1
+    null = np.zeros(n, bool) if null is None else np.asarray(null, bool)
+    mask = pa.array(null) if null.any() else None
+    lst = pa.LargeListArray.from_arrays(pa.array(offsets, type=pa.int64()),
+                                        pa.array(counts, type=pa.uint32()), mask=mask)
+    st = pa.StructArray.from_arrays(
+        [pa.array(heights, type=pa.int64()), pa.array(widths, type=pa.int64()), lst],
+        names=["height", "width", "counts"], mask=mask)
+    return pl.Series(name, pl.from_arrow(st)).cast(s.MASK_DTYPE)
+
+
+def mask_series_from_values(values: list[dict | None], name: str = s.MASK) -> pl.Series:
+    """A ``mask`` column from ``{height, width, counts}`` dicts (counts as arrays or lists)."""
+    n = len(values)
+    null = np.fromiter((m is None for m in values), bool, n)
+    h = np.fromiter((0 if m is None else m["height"] for m in values), np.int64, n)
+    w = np.fromiter((0 if m is None else m["width"] for m in values), np.int64, n)
+    lens = np.fromiter((0 if m is None else len(m["counts"]) for m in values), np.int64, n)
+    parts = [np.asarray(m["counts"], np.uint32) for m in values if m is not None]
+    counts = np.concatenate(parts) if parts else np.zeros(0, np.uint32)
+    return mask_series(counts, offsets_from_lengths(lens), h, w, null, name)
+
+
+# --- compressed COCO strings -----------------------------------------------------------------------
+def _strings_csr(strings) -> tuple[np.ndarray, np.ndarray]:
+    """Bytes of all strings (an Arrow string array) back to back and their offsets (nulls empty)."""
+    if isinstance(strings, pa.ChunkedArray):
+        strings = strings.combine_chunks()
+    arr = strings.cast(pa.large_binary())
+    n = len(arr)
+    bufs = arr.buffers()
+    offs = np.frombuffer(bufs[1], dtype=np.int64, count=arr.offset + n + 1)[arr.offset:]
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    data = data[offs[0]:offs[-1]]
+    ptr = (offs - offs[0]).astype(np.int64)
+    if arr.null_count:
+        nullm = arr.is_null().to_numpy(zero_copy_only=False)
+        lens = np.diff(ptr)
+        keep = np.repeat(~nullm, lens)
+        lens[nullm] = 0
+        data = data[keep]
+        ptr = offsets_from_lengths(lens)
+    return np.ascontiguousarray(data), ptr
+
+
+def decode_strings(strings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decode compressed COCO RLE strings (``rleFrString``) to CSR ``(counts, offsets, bad)``.
+
+    ``strings`` is a polars String/Binary Series, an Arrow string array or a list of str;
+    nulls decode to empty masks. ``bad`` marks strings with characters outside COCO's alphabet
+    (``'0'..'o'``); the caller decides whether that raises or rejects the row.
+
+    Examples
+    --------
+    >>> counts, offsets, bad = decode_strings(["13", "0:"])
+    >>> counts.tolist(), offsets.tolist(), bad.tolist()
+    ([1, 3, 0, 10], [0, 2, 4], [False, False])
+    """
+    if isinstance(strings, pl.Series):
+        strings = strings.cast(pl.String).to_arrow()
+    elif isinstance(strings, list):
+        strings = pa.array(strings, type=pa.large_string())
+    buf, ptr = _strings_csr(strings)
+    bad = np.zeros(ptr.size - 1, bool)
+    bad_char = (buf < FIRST_CHAR) | (buf > LAST_CHAR)
+    if bad_char.any():
+        bad[np.searchsorted(ptr, np.flatnonzero(bad_char), side="right") - 1] = True
+    counts, offsets = R.rle_decode_strings(buf, ptr)
+    return counts, offsets, bad
+
+
+def encode_strings(counts: np.ndarray, offsets: np.ndarray) -> pl.Series:
+    """Encode CSR counts as compressed COCO RLE strings (``rleToString``), a String column.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> encode_strings(np.array([1, 3, 0, 10], np.uint32), np.array([0, 2, 4])).to_list()
+    ['13', '0:']
+    """
+    buf, ptr = R.rle_encode_strings(counts, offsets)
+    arr = pa.LargeStringArray.from_buffers(len(ptr) - 1, pa.py_buffer(ptr.astype(np.int64)),
+                                           pa.py_buffer(buf))
+    return pl.Series("counts", pl.from_arrow(arr), dtype=pl.String)

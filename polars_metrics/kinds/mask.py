@@ -21,6 +21,7 @@ from polars_metrics import schema as s
 from polars_metrics._lazy import lazy
 from polars_metrics._threads import serial_if_small
 from polars_metrics.errors import InvalidAnnotationError, SchemaError
+from polars_metrics.kinds._base import Kind
 from polars_metrics.kinds._planar import compact
 from polars_metrics.validation import POS, Check
 
@@ -269,8 +270,9 @@ def _check_sizes(gt, pd, a: _Batch, b: _Batch) -> None:
     raise _size_error(gt, pd, g0, p0, a, b, r)  # pragma: no cover
 
 
-def pairs(gt, pd):
-    """Candidate pairs with IoU > 0 per data row (see ``_kernels.rle_pairs``)."""
+def pairs(gt, pd, profile=None):
+    """Candidate pairs with IoU > 0 per data row (see ``_kernels.rle_pairs``); masks are
+    pixels: the profile (``crs``, buffer radius) is not read."""
     with serial_if_small(len(gt) + len(pd), small=256):
         a, b = _Batch(gt.column(s.MASK)), _Batch(pd.column(s.MASK))
         _check_sizes(gt, pd, a, b)
@@ -302,3 +304,6 @@ def aligned_iou(a: pl.Series, b: pl.Series) -> np.ndarray:
     idx = np.arange(a.len(), dtype=np.int64)
     chunks = max(1, min(a.len() // 64, 4 * max(1, numba.get_num_threads())))
     return K.mask_iou_indexed(*A.arrays(), *B.arrays()[:-1], idx, idx, chunks)
+
+
+KIND = Kind(NAME, GEOMETRY, normalize, checks, pairs, aligned_iou=aligned_iou)

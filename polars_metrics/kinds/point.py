@@ -24,6 +24,7 @@ from polars_metrics._lazy import lazy
 from polars_metrics._threads import serial_if_small
 from polars_metrics.errors import ProfileError, SchemaError
 from polars_metrics.kinds import geo
+from polars_metrics.kinds._base import Kind
 from polars_metrics.kinds._planar import compact
 from polars_metrics.validation import Check
 
@@ -32,7 +33,6 @@ K = lazy("polars_metrics._kernels.disc")
 
 NAME = "point"
 GEOMETRY = (s.POINT,)
-READS_PROFILE = True  # pairs(gt, pd, profile): buffer_radius, point_iou, crs
 QUAD_SEGS = 16        # shapely's BaseGeometry.buffer default: 64 vertices per disc
 DEFAULT_RADIUS = 70.0
 
@@ -74,9 +74,20 @@ def disc_polygons(centres: np.ndarray, radius: float):
 
 
 def options(profile) -> tuple[float, int]:
-    """(radius, mode) from a profile (defaults when None), validated."""
-    radius = DEFAULT_RADIUS if profile is None else profile.buffer_radius
-    how = "buffer" if profile is None else profile.point_iou
+    """(radius, mode) from a profile (defaults when None), validated.
+
+    Examples
+    --------
+    >>> options(None)[0]
+    70.0
+    """
+    if profile is None:
+        return buffer_options(DEFAULT_RADIUS, "buffer")
+    return buffer_options(profile.buffer_radius, profile.point_iou)
+
+
+def buffer_options(radius: float, how: str) -> tuple[float, int]:
+    """(radius, kernel mode) of a buffer radius and ``how`` ("buffer" or "circle"), validated."""
     if not (isinstance(radius, int | float) and math.isfinite(radius) and radius > 0):
         raise ProfileError(f"buffer_radius must be a positive number, got {radius!r}.")
     if how not in ("buffer", "circle"):
@@ -160,18 +171,28 @@ def disc_pairs(a: np.ndarray, a_off: np.ndarray, b: np.ndarray, b_off: np.ndarra
     return compact(pair_off, out_a, out_b, iou)
 
 
-def aligned_iou(a: np.ndarray, b: np.ndarray, radius: float = DEFAULT_RADIUS,
+def aligned_iou(a: pl.Series, b: pl.Series, *, radius: float = DEFAULT_RADIUS,
                 how: str = "buffer") -> np.ndarray:
-    """IoU of point a[i] with point b[i] ((n, 2) arrays) for every i."""
-    a = _arrays.f64_matrix_np(np.asarray(a, np.float64).reshape(-1, 2))
-    b = _arrays.f64_matrix_np(np.asarray(b, np.float64).reshape(-1, 2))
-    radius, mode = options(_Opts(radius, how))
+    """IoU of point a[i] with point b[i] for every i (no nulls; (x, y) Arrays, Lists or
+    Struct{x, y}), as discs of ``radius`` (``how``: "buffer" 64-gons or exact "circle"s).
+
+    Examples
+    --------
+    >>> a = pl.Series([[0.0, 0.0], [0.0, 0.0]])
+    >>> b = pl.Series([[0.0, 0.0], [500.0, 0.0]])
+    >>> aligned_iou(a, b).round(12).tolist()
+    [1.0, 0.0]
+    """
+    xy = [_arrays.f64_matrix_np(_point_values(x).to_numpy().reshape(-1, 2)) for x in (a, b)]
+    radius, mode = buffer_options(radius, how)
     ox, oy = _offsets_cached(radius)
-    chunks = max(1, min(a.shape[0] // 256, 4 * max(1, numba.get_num_threads())))
-    return K.disc_iou_aligned(a, b, radius, ox, oy, mode, chunks)
+    chunks = max(1, min(xy[0].shape[0] // 256, 4 * max(1, numba.get_num_threads())))
+    return K.disc_iou_aligned(xy[0], xy[1], radius, ox, oy, mode, chunks)
 
 
-class _Opts:
-    def __init__(self, radius, how):
-        self.buffer_radius = radius
-        self.point_iou = how
+def _point_values(x: pl.Series) -> pl.Series:
+    frame = pl.DataFrame({s.POINT: x})
+    return frame.select(point_column(frame, "expression", s.POINT)).to_series()
+
+
+KIND = Kind(NAME, GEOMETRY, normalize, checks, pairs, aligned_iou=aligned_iou)

@@ -26,7 +26,8 @@ from polars_metrics._lazy import lazy
 from polars_metrics._threads import serial_if_small
 from polars_metrics.errors import PolarsMetricsWarning, SchemaError
 from polars_metrics.kinds import _planar as P
-from polars_metrics.kinds import geo
+from polars_metrics.kinds import box, geo
+from polars_metrics.kinds._base import Kind
 from polars_metrics.validation import POS, Check
 
 pa = lazy("pyarrow")
@@ -35,7 +36,6 @@ K = lazy("polars_metrics._kernels.polygon")
 
 NAME = "polygon"
 GEOMETRY = (s.POLYGON,)
-READS_PROFILE = True  # pairs(gt, pd, profile): reads profile.crs
 
 VALID_RING_LIMIT = 256  # rings up to this size are checked for simplicity in numba, larger by GEOS
 
@@ -75,22 +75,46 @@ def canonical_dtype(dtype, table: str, column: str = s.POLYGON):
     )
 
 
-def normalize(frame: pl.DataFrame, table: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Cast ``polygon`` to its canonical dtype, then repair invalid geometry.
+def normalize(frame: pl.DataFrame, table: str) -> pl.DataFrame:
+    """Cast ``polygon`` to its canonical dtype (points as 2-element lists or arrays).
 
-    Returns the frame and the repairs (see :func:`repair`), which the result reports as
-    ``ev.repairs``; a warning also counts them.
+    Examples
+    --------
+    >>> f = pl.DataFrame({"polygon": [[[[0, 0], [1, 0], [1, 1]]]]})
+    >>> normalize(f, "ground_truth").schema["polygon"] == s.POLYGON_DTYPE
+    True
     """
     dtype = frame.schema[s.POLYGON]
     target = canonical_dtype(dtype, table)
-    if dtype != target:
-        try:
-            frame = frame.with_columns(pl.col(s.POLYGON).cast(target))
-        except Exception as exc:  # polars raises when a point does not have exactly 2 values
-            raise SchemaError(
-                f"{table}.{s.POLYGON}: cannot read {dtype} as {target}: every point must be "
-                f"exactly (x, y). ({exc})"
-            ) from None
+    if dtype == target:
+        return frame
+    try:
+        return frame.with_columns(pl.col(s.POLYGON).cast(target))
+    except Exception as exc:  # polars raises when a point does not have exactly 2 values
+        raise SchemaError(
+            f"{table}.{s.POLYGON}: cannot read {dtype} as {target}: every point must be "
+            f"exactly (x, y). ({exc})"
+        ) from None
+
+
+def repair_and_warn(frame: pl.DataFrame, table: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`repair`, and a warning that counts the repairs by reason.
+
+    Returns the frame and the repairs, which the result reports as ``ev.repairs``.
+
+    Examples
+    --------
+    >>> bowtie = [[[0.0, 0.0], [2.0, 2.0], [2.0, 0.0], [0.0, 2.0]]]
+    >>> f = normalize(pl.DataFrame({"polygon": [bowtie]}), "gt")
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     fixed, repairs = repair_and_warn(f, "gt")
+    >>> repairs.select("row", "reason", "parts", "area").rows()
+    [(0, 'Self-intersection[1 1]', 2, 2.0)]
+    >>> str(caught[0].message).split(":")[0]
+    'gt.polygon'
+    """
     frame, repairs = repair(frame, table)
     if repairs.height:
         reasons = repairs[s.REASON].str.replace(r"\[.*", "").value_counts(sort=True)
@@ -245,7 +269,7 @@ def _replace_rows(col: pl.Series, positions: np.ndarray, fixed: P.Shapes, multi:
 def shapes(side) -> P.Shapes:
     """The geometries of a prepared side in data-row order; box rows become rectangles."""
     kind = side.column(s.KIND).cast(pl.String)
-    is_box = (kind == "box").to_numpy()
+    is_box = (kind == box.NAME).to_numpy()
     if not is_box.any():
         return P.from_series(side.column(s.POLYGON))
     boxes = side.column(s.BBOX)
@@ -330,3 +354,7 @@ def polygons_from_shapely(geoms, name: str = s.POLYGON) -> pl.Series:
     if null.any():
         out = pl.select(pl.when(pl.Series(~null)).then(out)).to_series().alias(name)
     return out
+
+
+KIND = Kind(NAME, GEOMETRY, normalize, checks, pairs, aligned_iou=aligned_iou,
+            repair=repair_and_warn, pairs_with=(box.NAME,))

@@ -36,12 +36,21 @@ def bbox_from_xywh(x: str | pl.Expr, y: str | pl.Expr, w: str | pl.Expr, h: str 
 
 def bbox_from_tlhw(top: str | pl.Expr, left: str | pl.Expr, height: str | pl.Expr,
                    width: str | pl.Expr) -> pl.Expr:
-    """Build the ``bbox`` column from the labeling platform's top / left / height / width."""
+    """Build the ``bbox`` column from the labeling platform's top / left / height / width.
+
+    >>> df = pl.DataFrame({"top": [20.0], "left": [10.0], "height": [40.0], "width": [30.0]})
+    >>> df.select(bbox_from_tlhw("top", "left", "height", "width")).item().to_list()
+    [10.0, 20.0, 40.0, 60.0]
+    """
     return bbox_from_xywh(left, top, width, height)
 
 
 def normalize(frame: pl.DataFrame, table: str) -> pl.DataFrame:
-    """Cast ``bbox`` to Array(Float64, 4); accept List or Array of any numeric type."""
+    """Cast ``bbox`` to Array(Float64, 4); accept List or Array of any numeric type.
+
+    >>> normalize(pl.DataFrame({"bbox": [[0, 0, 2, 3]]}), "ground_truth").schema["bbox"]
+    Array(Float64, shape=(4,))
+    """
     dtype = frame.schema[s.BBOX]
     if dtype == s.BBOX_DTYPE:
         return frame
@@ -122,7 +131,14 @@ def pairs(gt, pd, profile=None):
 
 
 def box_pairs(gt: np.ndarray, gt_off: np.ndarray, pd: np.ndarray, pd_off: np.ndarray):
-    """Two passes over the (gt, pd) grid of each data row: count, then fill the CSR arrays."""
+    """Two passes over the (gt, pd) grid of each data row: count, then fill the CSR arrays.
+
+    >>> gt = np.array([[0.0, 0.0, 2.0, 2.0], [5.0, 5.0, 6.0, 6.0]])
+    >>> pd = np.array([[1.0, 0.0, 3.0, 2.0]])
+    >>> off, g, p, iou = box_pairs(gt, np.array([0, 2]), pd, np.array([0, 1]))
+    >>> off.tolist(), g.tolist(), p.tolist(), iou.round(4).tolist()
+    ([0, 1], [0], [0], [0.3333])
+    """
     n_rows = gt_off.shape[0] - 1
     # work of a row: its gt × pd grid
     cum_work = np.zeros(n_rows + 1, dtype=np.int64)

@@ -24,7 +24,11 @@ GEOMETRY = (s.LINE,)
 
 
 def normalize(frame: pl.DataFrame, table: str) -> pl.DataFrame:
-    """Cast ``line`` to List(Array(Float64, 2)); accept points as numeric lists or arrays."""
+    """Cast ``line`` to List(Array(Float64, 2)); accept points as numeric lists or arrays.
+
+    >>> normalize(pl.DataFrame({"line": [[[0, 0], [1, 2]]]}), "gt").schema["line"] == s.LINE_DTYPE
+    True
+    """
     dtype = frame.schema[s.LINE]
     if dtype == s.LINE_DTYPE:
         return frame
@@ -55,6 +59,12 @@ def _problems(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def checks(table: str, keys=None) -> list[Check]:
+    """Null lines, non-finite coordinates, lines of fewer than 2 points.
+
+    >>> f = normalize(pl.DataFrame({"line": [[[0, 0], [1, 2]], [[0, 0]]]}), "gt")
+    >>> [c.mask(f).tolist() for c in checks("gt")]
+    [[False, False], [False, False], [False, True]]
+    """
     cache: dict = {}
 
     def problems(frame):

@@ -65,7 +65,12 @@ def mask_from_array(array) -> dict:
 
 
 def masks_from_arrays(arrays, name: str = s.MASK) -> pl.Series:
-    """A ``mask`` column from dense 2-D arrays (a list, or an (n, height, width) stack)."""
+    """A ``mask`` column from dense 2-D arrays (a list, or an (n, height, width) stack).
+
+    >>> import numpy as np, polars_metrics as pm
+    >>> pm.masks_from_arrays(np.eye(2, dtype=bool)[None].repeat(2, axis=0)).to_list()
+    [{'height': 2, 'width': 2, 'counts': [0, 1, 2, 1]}, {'height': 2, 'width': 2, 'counts': [0, 1, 2, 1]}]
+    """
     values = [mask_from_array(a) for a in arrays]
     return pl.Series(name, values, dtype=s.MASK_DTYPE)
 
@@ -86,6 +91,18 @@ def mask_from_png(source, color=None) -> dict:
     ``color=None``: a binary mask, foreground = any nonzero pixel (0/1 or 0/255 single-channel
     masks, as the labeling platform writes them; any nonzero RGB for colour images).
     ``color=(r, g, b)``: a composite mask, foreground = pixels of exactly that RGB colour.
+
+    >>> import tempfile, numpy as np, polars_metrics as pm
+    >>> from PIL import Image
+    >>> rgb = np.zeros((2, 3, 3), np.uint8)
+    >>> rgb[0, 1] = (255, 0, 0)
+    >>> rgb[1, 2] = (0, 255, 0)
+    >>> path = tempfile.mkdtemp() + "/mask.png"
+    >>> Image.fromarray(rgb).save(path)
+    >>> pm.mask_from_png(path)
+    {'height': 2, 'width': 3, 'counts': [2, 1, 2, 1]}
+    >>> pm.mask_from_png("file://" + path, color=(255, 0, 0))
+    {'height': 2, 'width': 3, 'counts': [2, 1, 3]}
     """
     try:
         from PIL import Image

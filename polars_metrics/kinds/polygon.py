@@ -16,6 +16,7 @@ multipolygons, a list of such polygons (see ``schema.POLYGON_DTYPE`` / ``MULTIPO
 """
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -129,8 +130,6 @@ def repair_and_warn(frame: pl.DataFrame, table: str) -> tuple[pl.DataFrame, pl.D
 
 def _caller_level() -> int:
     """The ``stacklevel`` that points a warning at the first frame outside polars_metrics."""
-    import sys
-
     frame, level = sys._getframe(1), 1
     while frame is not None and frame.f_globals.get("__name__", "").startswith("polars_metrics"):
         frame, level = frame.f_back, level + 1

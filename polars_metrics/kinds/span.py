@@ -26,7 +26,12 @@ GEOMETRY = (s.START, s.END)
 
 
 def normalize(frame: pl.DataFrame, table: str) -> pl.DataFrame:
-    """Cast ``start`` / ``end`` to Int64 (any integer dtype is accepted)."""
+    """Cast ``start`` / ``end`` to Int64 (any integer dtype is accepted).
+
+    >>> f = pl.DataFrame({"start": [0], "end": [4]}, schema={"start": pl.UInt8, "end": pl.Int32})
+    >>> normalize(f, "gt").schema
+    Schema([('start', Int64), ('end', Int64)])
+    """
     casts = []
     for col in GEOMETRY:
         dtype = frame.schema[col]
@@ -41,6 +46,12 @@ def normalize(frame: pl.DataFrame, table: str) -> pl.DataFrame:
 
 
 def checks(table: str, keys=()) -> list[Check]:
+    """Null offsets, negative offsets, ``end < start``.
+
+    >>> f = pl.DataFrame({"start": [0, 5, -1], "end": [4, 3, 2]})
+    >>> [c.mask(f).tolist() for c in checks("gt")][2:]
+    [[False, False, True], [False, True, False]]
+    """
     start, end = pl.col(s.START), pl.col(s.END)
     return [
         Check(s.START, start.is_null(), "span start is null", "give every span its start offset"),
@@ -53,7 +64,12 @@ def checks(table: str, keys=()) -> list[Check]:
 
 
 def message_codes(a: pl.Series | None, b: pl.Series | None, n_a: int, n_b: int):
-    """Integer codes of message ids, shared by both sides (null → 0, its own message)."""
+    """Integer codes of message ids, shared by both sides (null → 0, its own message).
+
+    >>> a, b = message_codes(pl.Series(["m1", None]), pl.Series(["m2", "m1"]), 2, 2)
+    >>> a.tolist(), b.tolist()
+    ([1, 0], [2, 1])
+    """
     if a is None and b is None:
         return np.zeros(n_a, np.int64), np.zeros(n_b, np.int64)
     a = pl.Series([None] * n_a, dtype=(b.dtype if b is not None else pl.String)) if a is None else a

@@ -130,6 +130,12 @@ def qualify_collisions(gt: pl.DataFrame, pd: pl.DataFrame) -> tuple[pl.DataFrame
 
     An answer name is ambiguous when several questions use it, or when it is also the name of
     an object feature or a text question. Returns the renamed names (for a warning).
+
+    >>> gt = pl.DataFrame({"kind": ["radio", "radio"], "question": ["q1", "q2"],
+    ...                    "feature": ["yes", "yes"]})
+    >>> gt2, _, renamed = qualify_collisions(gt, gt.clear())
+    >>> gt2["feature"].to_list(), renamed
+    (['q1/yes', 'q2/yes'], ['yes'])
     """
     if not any(s.QUESTION in f.columns and f[s.KIND].is_in(WITH_TRUE_NEGATIVES).any() for f in (gt, pd)):
         return gt, pd, []

@@ -54,7 +54,11 @@ def _leaf(dtype):
 
 
 def canonical_dtype(dtype, table: str, column: str = s.POLYGON):
-    """The canonical dtype for an accepted polygon column dtype (raise SchemaError otherwise)."""
+    """The canonical dtype for an accepted polygon column dtype (raise SchemaError otherwise).
+
+    >>> canonical_dtype(pl.List(pl.List(pl.List(pl.Int64))), "gt") == s.POLYGON_DTYPE
+    True
+    """
     if dtype == pl.Null:
         return s.POLYGON_DTYPE
     depth = P.list_depth(dtype)
@@ -144,7 +148,12 @@ def _geometry_of_ring(sh: P.Shapes) -> np.ndarray:
 
 
 def structure_problems(sh: P.Shapes) -> tuple[np.ndarray, np.ndarray]:
-    """Per geometry: (has a non-finite coordinate, has a ring with < 3 distinct points)."""
+    """Per geometry: (has a non-finite coordinate, has a ring with < 3 distinct points).
+
+    >>> col = pl.Series([[[[0, 0], [1, 0], [1, 1]]], [[[0, 0], [1, 1]]]], dtype=s.POLYGON_DTYPE)
+    >>> [x.tolist() for x in structure_problems(P.from_series(col))]
+    [[False, False], [False, True]]
+    """
     n = len(sh)
     geom_of_ring = _geometry_of_ring(sh)
     ring_of_point = np.repeat(np.arange(sh.ring_off.shape[0] - 1), np.diff(sh.ring_off))
@@ -158,6 +167,12 @@ def structure_problems(sh: P.Shapes) -> tuple[np.ndarray, np.ndarray]:
 
 
 def checks(table: str, keys=None) -> list[Check]:
+    """Null polygons, non-finite coordinates, rings of fewer than 3 distinct points.
+
+    >>> f = pl.DataFrame({"polygon": [[[[0, 0], [1, 0], [1, 1]]], None]}, schema={"polygon": s.POLYGON_DTYPE})
+    >>> [c.mask(f).tolist() for c in checks("gt")]
+    [[False, True], [False, False], [False, False]]
+    """
     cache: dict = {}
 
     def problems(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -186,6 +201,11 @@ def repair(frame: pl.DataFrame, table: str) -> tuple[pl.DataFrame, pl.DataFrame]
     the input position when the frame carries ``_pos``, id, reason — GEOS's
     ``is_valid_reason``, parts and area after the repair). Rows that fail the structural checks
     (null, non-finite, short rings) are left for the checks to report.
+
+    >>> bowtie = [[[0.0, 0.0], [2.0, 2.0], [2.0, 0.0], [0.0, 2.0]]]
+    >>> fixed, repairs = repair(pl.DataFrame({"polygon": [bowtie]}, schema={"polygon": s.POLYGON_DTYPE}), "gt")
+    >>> fixed.schema["polygon"] == s.MULTIPOLYGON_DTYPE, repairs["parts"].to_list()
+    (True, [2])
     """
     col = frame[s.POLYGON]
     scope = col.is_not_null()
@@ -228,7 +248,11 @@ def repair(frame: pl.DataFrame, table: str) -> tuple[pl.DataFrame, pl.DataFrame]
 
 def to_series(sh: P.Shapes, multi: bool, name: str = s.POLYGON) -> pl.Series:
     """Shapes back to a ``polygon`` column (open rings); ``multi`` gives the multipolygon dtype,
-    else every geometry must have at most one part (none = empty polygon)."""
+    else every geometry must have at most one part (none = empty polygon).
+
+    >>> to_series(P.from_boxes(np.array([[0.0, 0.0, 1.0, 2.0]])), multi=False).to_list()
+    [[[[0.0, 0.0], [1.0, 0.0], [1.0, 2.0], [0.0, 2.0]]]]
+    """
     pts = pa.FixedSizeListArray.from_arrays(pa.array(sh.coords.ravel(), pa.float64()), 2)
     rings = pa.LargeListArray.from_arrays(pa.array(sh.ring_off, pa.int64()), pts)
     if multi:
@@ -298,7 +322,11 @@ def pairs(gt, pd, profile=None):
 
 
 def series_shapes(series: pl.Series) -> P.Shapes:
-    """A polygon-like column (polygon, multipolygon, or bbox Array(Float64, 4)) as Shapes."""
+    """A polygon-like column (polygon, multipolygon, or bbox Array(Float64, 4)) as Shapes.
+
+    >>> series_shapes(pl.Series([[0.0, 0.0, 2.0, 1.0]], dtype=s.BBOX_DTYPE)).measures.area.tolist()
+    [2.0]
+    """
     dtype = series.dtype
     if isinstance(dtype, pl.Array) and dtype.size == 4:
         return P.from_boxes(series.cast(s.BBOX_DTYPE).to_numpy().reshape(-1, 4))
@@ -306,7 +334,12 @@ def series_shapes(series: pl.Series) -> P.Shapes:
 
 
 def aligned_iou(a: pl.Series, b: pl.Series) -> np.ndarray:
-    """IoU of a[i] with b[i] for every i (no nulls; polygons, multipolygons or boxes)."""
+    """IoU of a[i] with b[i] for every i (no nulls; polygons, multipolygons or boxes).
+
+    >>> tri = pl.Series([[[[0.0, 0.0], [2.0, 0.0], [2.0, 2.0]]]], dtype=s.POLYGON_DTYPE)
+    >>> aligned_iou(tri, pl.Series([[0.0, 0.0, 2.0, 2.0]], dtype=s.BBOX_DTYPE)).tolist()
+    [0.5]
+    """
     sa, sb = series_shapes(a), series_shapes(b)
     n = a.len()
     for name, sh in (("left", sa), ("right", sb)):

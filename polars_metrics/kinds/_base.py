@@ -41,7 +41,7 @@ class SideView(Protocol):
 
 Normalize = Callable[[pl.DataFrame, str], pl.DataFrame]
 Checks = Callable[[str, Sequence[str]], list[Check]]
-Pairs = Callable[[SideView, SideView, "Profile | None"], PairArrays]
+PairsFn = Callable[[SideView, SideView, "Profile | None"], PairArrays]
 Repair = Callable[[pl.DataFrame, str], tuple[pl.DataFrame, pl.DataFrame]]
 # IoU of a[i] with b[i] for every i (two Series without nulls) -> float64 array; options are
 # keyword arguments of the expression method (``radius=``, ``how=``)
@@ -91,7 +91,7 @@ class Kind:
     geometry: tuple[str, ...]
     normalize: Normalize
     checks: Checks
-    pairs: Pairs
+    pairs: PairsFn
     aligned_iou: AlignedIou | None = None
     repair: Repair | None = None
     always_match: bool = False

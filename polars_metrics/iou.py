@@ -18,6 +18,22 @@ def pairwise_iou(ground_truth, predictions, *, data_row: str | Sequence[str] = s
     Returns (*data-row keys, gt_id, pd_id, iou), in data-row order, gt-major within a row.
     Every kind works; ``switches`` set the geometric profile fields (``buffer_radius``,
     ``point_iou``, ``crs``).
+
+    Examples
+    --------
+    >>> import polars as pl, polars_metrics as pm
+    >>> gt = pl.DataFrame({"data_row": ["a", "a"], "feature": ["cat", "dog"],
+    ...                    "bbox": [[0.0, 0.0, 2.0, 2.0], [10.0, 10.0, 12.0, 12.0]]})
+    >>> pd = pl.DataFrame({"data_row": ["a"], "feature": ["cat"], "bbox": [[1.0, 0.0, 3.0, 2.0]]})
+    >>> pm.pairwise_iou(gt, pd)
+    shape: (1, 4)
+    ┌──────────┬───────┬───────┬──────────┐
+    │ data_row ┆ gt_id ┆ pd_id ┆ iou      │
+    │ ---      ┆ ---   ┆ ---   ┆ ---      │
+    │ str      ┆ i64   ┆ i64   ┆ f64      │
+    ╞══════════╪═══════╪═══════╪══════════╡
+    │ a        ┆ 0     ┆ 0     ┆ 0.333333 │
+    └──────────┴───────┴───────┴──────────┘
     """
     keys = [data_row] if isinstance(data_row, str) else list(data_row)
     prep = prepare(ground_truth, predictions, keys=keys, by=[], data_rows=None,

@@ -1,9 +1,20 @@
-"""The only place that registers Polars namespaces: thin, explicit sugar over the functions."""
+"""The only place that registers Polars namespaces: thin, explicit sugar over the functions.
+
+Every expression method is one line over a kind's row-aligned IoU (``Kind.aligned_iou``);
+``.pm.iou(other, kind=...)`` reaches any registered kind, the named methods are the
+discoverable, typed spelling of the same call.
+"""
 from __future__ import annotations
+
+from functools import partial
+from typing import Any
 
 import polars as pl
 
 from polars_metrics import schema as s
+from polars_metrics.evaluate import evaluate
+from polars_metrics.iou import pairwise_iou
+from polars_metrics.kinds import REGISTRY, box, kind, line, mask, point, polygon, span
 
 
 @pl.api.register_dataframe_namespace("pm")
@@ -13,130 +24,168 @@ class MetricsFrame:
     def __init__(self, df: pl.DataFrame) -> None:
         self._df = df
 
-    def evaluate(self, predictions, **kwargs):
-        from polars_metrics.evaluate import evaluate
+    def evaluate(self, predictions: pl.DataFrame, **kwargs: Any):
+        """:func:`polars_metrics.evaluate` with this frame as the ground truth.
 
+        Examples
+        --------
+        >>> import polars as pl, polars_metrics as pm
+        >>> gt = pl.DataFrame({"data_row": ["a"], "feature": ["cat"], "bbox": [[0.0, 0.0, 2.0, 2.0]]})
+        >>> pd = gt.with_columns(confidence=pl.lit(0.9))
+        >>> gt.pm.evaluate(pd).overall.select("tp", "fp", "fn").row(0)
+        (1, 0, 0)
+        """
         return evaluate(self._df, predictions, **kwargs)
 
-    def pairwise_iou(self, predictions, **kwargs) -> pl.DataFrame:
-        from polars_metrics.iou import pairwise_iou
+    def pairwise_iou(self, predictions: pl.DataFrame, **kwargs: Any) -> pl.DataFrame:
+        """:func:`polars_metrics.pairwise_iou` with this frame as the ground truth.
 
+        Examples
+        --------
+        >>> import polars as pl, polars_metrics as pm
+        >>> gt = pl.DataFrame({"data_row": ["a"], "feature": ["cat"], "bbox": [[0.0, 0.0, 2.0, 2.0]]})
+        >>> pd = pl.DataFrame({"data_row": ["a"], "feature": ["cat"], "bbox": [[1.0, 0.0, 3.0, 2.0]]})
+        >>> gt.pm.pairwise_iou(pd)
+        shape: (1, 4)
+        ┌──────────┬───────┬───────┬──────────┐
+        │ data_row ┆ gt_id ┆ pd_id ┆ iou      │
+        │ ---      ┆ ---   ┆ ---   ┆ ---      │
+        │ str      ┆ i64   ┆ i64   ┆ f64      │
+        ╞══════════╪═══════╪═══════╪══════════╡
+        │ a        ┆ 0     ┆ 0     ┆ 0.333333 │
+        └──────────┴───────┴───────┴──────────┘
+        """
         return pairwise_iou(self._df, predictions, **kwargs)
 
 
 @pl.api.register_expr_namespace("pm")
 class MetricsExpr:
-    """Row-aligned IoU: ``pl.col("gt_box").pm.box_iou(pl.col("pd_box"))``."""
+    """Row-aligned IoU: ``pl.col("gt_box").pm.box_iou(pl.col("pd_box"))``, null where either
+    side is null.
+
+    Examples
+    --------
+    >>> import polars as pl, polars_metrics as pm
+    >>> df = pl.DataFrame({"a": [[0.0, 0.0, 2.0, 2.0], None], "b": [[1.0, 0.0, 3.0, 2.0]] * 2})
+    >>> df.select(pl.col("a").pm.box_iou("b"))["iou"].to_list()
+    [0.3333333333333333, None]
+    >>> df.select(pl.col("a").pm.iou("b", kind="box"))["iou"].to_list()
+    [0.3333333333333333, None]
+    """
 
     def __init__(self, expr: pl.Expr) -> None:
         self._expr = expr
 
+    def iou(self, other: pl.Expr | str, *, kind: str, **options: Any) -> pl.Expr:
+        """IoU of this column and ``other`` row by row, as annotations of ``kind`` (any
+        registered kind with an IoU); ``options`` go to the kind (``radius``, ``how``)."""
+        return aligned_iou_expr(kind, self._expr, other, **options)
+
     def box_iou(self, other: pl.Expr | str) -> pl.Expr:
         """IoU of two Array(Float64, 4) box columns, row by row (null where either is null)."""
-        other = pl.col(other) if isinstance(other, str) else other
-        return pl.struct(self._expr.alias("a"), other.alias("b")).map_batches(
-            _box_iou_batch, return_dtype=pl.Float64)
+        return aligned_iou_expr(box.NAME, self._expr, other)
 
     def polygon_iou(self, other: pl.Expr | str) -> pl.Expr:
         """IoU of two polygon columns, row by row (null where either is null).
 
         Each side holds polygons (rings, shell first), multipolygons, or boxes
         (Array(Float64, 4)); invalid polygons are repaired with ``make_valid`` first.
+
+        Examples
+        --------
+        >>> import polars as pl, polars_metrics as pm
+        >>> sq = [[[0.0, 0.0], [2.0, 0.0], [2.0, 2.0], [0.0, 2.0]]]
+        >>> df = pl.DataFrame({"a": [sq], "b": [[1.0, 0.0, 3.0, 2.0]]},
+        ...                   schema={"a": pm.POLYGON_DTYPE, "b": pm.BBOX_DTYPE})
+        >>> df.select(pl.col("a").pm.polygon_iou("b")).item()
+        0.3333333333333333
         """
-        return self._aligned(other, _polygon_iou_batch)
+        return aligned_iou_expr(polygon.NAME, self._expr, other)
 
     def mask_iou(self, other: pl.Expr | str) -> pl.Expr:
-        """IoU of two ``mask`` (COCO RLE) columns, row by row; sizes must agree."""
-        return self._aligned(other, _mask_iou_batch)
+        """IoU of two ``mask`` (COCO RLE) columns, row by row; sizes must agree.
+
+        Examples
+        --------
+        >>> import numpy as np, polars as pl, polars_metrics as pm
+        >>> a = pm.mask_from_array(np.array([[1, 1], [0, 0]]))
+        >>> b = pm.mask_from_array(np.array([[1, 0], [0, 0]]))
+        >>> df = pl.DataFrame({"a": [a], "b": [b]}, schema={"a": pm.MASK_DTYPE, "b": pm.MASK_DTYPE})
+        >>> df.select(pl.col("a").pm.mask_iou("b")).item()
+        0.5
+        """
+        return aligned_iou_expr(mask.NAME, self._expr, other)
 
     def span_iou(self, other: pl.Expr | str) -> pl.Expr:
         """IoU of two span columns, row by row: Struct{start, end[, message_id]} or (start, end)
-        as a 2-element Array / List of integers; half-open [start, end)."""
-        return self._aligned(other, _span_iou_batch)
+        as a 2-element Array / List of integers; half-open [start, end).
+
+        Examples
+        --------
+        >>> import polars as pl, polars_metrics as pm
+        >>> df = pl.DataFrame({"a": [[0, 10]], "b": [[5, 15]]})
+        >>> df.select(pl.col("a").pm.span_iou("b")).item()
+        0.3333333333333333
+        """
+        return aligned_iou_expr(span.NAME, self._expr, other)
 
     def point_iou(self, other: pl.Expr | str, *, radius: float = 70.0,
                   how: str = "buffer") -> pl.Expr:
         """IoU of two (x, y) point columns buffered by ``radius`` (``how="buffer"``: shapely's
-        64-gon discs; ``"circle"``: exact circles), row by row."""
-        from functools import partial
+        64-gon discs; ``"circle"``: exact circles), row by row.
 
-        return self._aligned(other, partial(_point_iou_batch, radius=radius, how=how))
+        Examples
+        --------
+        >>> import polars as pl, polars_metrics as pm
+        >>> df = pl.DataFrame({"a": [[0.0, 0.0]], "b": [[0.0, 0.0]]})
+        >>> df.select(pl.col("a").pm.point_iou("b", radius=5.0, how="circle")).item()
+        1.0
+        """
+        return aligned_iou_expr(point.NAME, self._expr, other, radius=radius, how=how)
 
     def line_iou(self, other: pl.Expr | str, *, radius: float = 70.0) -> pl.Expr:
-        """IoU of two polyline columns buffered by ``radius`` (shapely's ``buffer``), row by row."""
-        from functools import partial
+        """IoU of two polyline columns buffered by ``radius`` (shapely's ``buffer``), row by row.
 
-        return self._aligned(other, partial(_line_iou_batch, radius=radius))
+        Examples
+        --------
+        >>> import polars as pl, polars_metrics as pm
+        >>> df = pl.DataFrame({"a": [[[0.0, 0.0], [10.0, 0.0]]], "b": [[[0.0, 0.0], [10.0, 0.0]]]})
+        >>> df.select(pl.col("a").pm.line_iou("b", radius=1.0)).item()
+        1.0
+        """
+        return aligned_iou_expr(line.NAME, self._expr, other, radius=radius)
 
-    def _aligned(self, other: pl.Expr | str, batch) -> pl.Expr:
-        other = pl.col(other) if isinstance(other, str) else other
-        return pl.struct(self._expr.alias("a"), other.alias("b")).map_batches(
-            lambda pairs: _null_aware(pairs, batch), return_dtype=pl.Float64)
+
+def aligned_iou_expr(kind_name: str, expr: pl.Expr, other: pl.Expr | str,
+                     **options: Any) -> pl.Expr:
+    """The expression computing ``kind_name``'s IoU of ``expr`` and ``other`` row by row
+    (Float64 named ``iou``; null where either side is null). Raises ValueError for a kind
+    without IoU (classifications).
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> df = pl.DataFrame({"a": [[0, 4]], "b": [[2, 6]]})
+    >>> df.select(aligned_iou_expr("span", pl.col("a"), "b")).item()
+    0.3333333333333333
+    """
+    iou = kind(kind_name).aligned_iou
+    if iou is None:
+        with_iou = [k.name for k in REGISTRY if k.aligned_iou is not None]
+        raise ValueError(f"kind {kind_name!r} has no IoU (it matches by equality); "
+                         f"IoU expressions exist for {with_iou}.")
+    other = pl.col(other) if isinstance(other, str) else other
+    batch = partial(_null_aware, iou=partial(iou, **options))
+    return pl.struct(expr.alias("a"), other.alias("b")).map_batches(
+        batch, return_dtype=pl.Float64).alias(s.IOU)
 
 
-def _null_aware(pairs: pl.Series, batch) -> pl.Series:
-    """Run ``batch(a, b) -> ndarray`` on the rows where both sides are present."""
+def _null_aware(pairs: pl.Series, iou) -> pl.Series:
+    """Run ``iou(a, b) -> ndarray`` on the rows where both sides are present."""
     a, b = pairs.struct.field("a"), pairs.struct.field("b")
     valid = a.is_not_null() & b.is_not_null()
     out = pl.Series(s.IOU, [None] * pairs.len(), dtype=pl.Float64)
     if valid.any():
-        vals = batch(a.filter(valid), b.filter(valid))
+        vals = iou(a.filter(valid), b.filter(valid))
         out = out.scatter(valid.arg_true(), pl.Series(vals, dtype=pl.Float64))
-    return out
-
-
-def _polygon_iou_batch(a: pl.Series, b: pl.Series):
-    from polars_metrics.kinds.polygon import aligned_iou
-
-    return aligned_iou(a, b)
-
-
-def _mask_iou_batch(a: pl.Series, b: pl.Series):
-    from polars_metrics.kinds.mask import aligned_iou
-
-    return aligned_iou(a, b)
-
-
-def _span_parts(x: pl.Series):
-    if isinstance(x.dtype, pl.Struct):
-        names = [f.name for f in x.dtype.fields]
-        msg = x.struct.field(s.MESSAGE_ID) if s.MESSAGE_ID in names else None
-        return x.struct.field(s.START), x.struct.field(s.END), msg
-    if isinstance(x.dtype, pl.Array):
-        return x.arr.get(0), x.arr.get(1), None
-    return x.list.get(0), x.list.get(1), None
-
-
-def _span_iou_batch(a: pl.Series, b: pl.Series):
-    from polars_metrics.kinds.span import aligned_iou
-
-    a0, a1, am = _span_parts(a)
-    b0, b1, bm = _span_parts(b)
-    return aligned_iou(a0, a1, b0, b1, am, bm)
-
-
-def _point_iou_batch(a: pl.Series, b: pl.Series, *, radius: float, how: str):
-    from polars_metrics.kinds.point import aligned_iou
-
-    xy_a = a.cast(s.POINT_DTYPE).to_numpy().reshape(-1, 2)
-    xy_b = b.cast(s.POINT_DTYPE).to_numpy().reshape(-1, 2)
-    return aligned_iou(xy_a, xy_b, radius, how)
-
-
-def _line_iou_batch(a: pl.Series, b: pl.Series, *, radius: float):
-    from polars_metrics.kinds.line import aligned_iou
-
-    return aligned_iou(a, b, radius)
-
-
-def _box_iou_batch(pairs: pl.Series) -> pl.Series:
-    from polars_metrics.kinds.box import aligned_iou
-
-    a = pairs.struct.field("a").cast(s.BBOX_DTYPE)
-    b = pairs.struct.field("b").cast(s.BBOX_DTYPE)
-    valid = a.is_not_null() & b.is_not_null()
-    out = pl.Series(s.IOU, [None] * pairs.len(), dtype=pl.Float64)
-    if valid.any():
-        vals = aligned_iou(a.filter(valid), b.filter(valid))
-        out = out.scatter(valid.arg_true(), pl.Series(vals))
     return out

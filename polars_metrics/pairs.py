@@ -13,7 +13,7 @@ import polars as pl
 
 from polars_metrics import _arrays
 from polars_metrics import schema as s
-from polars_metrics.kinds import kind_module, kind_pairs, pair_groups
+from polars_metrics.kinds import kind, pair_groups
 from polars_metrics.prepare import Prepared
 
 
@@ -52,18 +52,20 @@ def build_pairs(prep: Prepared) -> Pairs:
     if len(groups) <= 1:
         if not groups or len(gt) == 0 or len(pd) == 0:
             return _empty(prep.n_rows)
-        handler = next(iter(groups))
-        return _with_flags(handler, *kind_pairs(handler, gt, pd, prep.profile))
+        handler = kind(next(iter(groups)))
+        off, g, p, v = handler.pairs(gt, pd, prep.profile)
+        return Pairs(off, g, p, v, np.full(g.shape[0], handler.always_match, dtype=np.bool_))
     # Mixed kinds: pairs per group on the sub-tables, mapped back to global indices, merged.
     parts = []
-    for handler, members in groups.items():
+    for name, members in groups.items():
         gi = np.flatnonzero(gt_kind.cast(pl.String).is_in(members).to_numpy())
         pi = np.flatnonzero(pd_kind.cast(pl.String).is_in(members).to_numpy())
         if gi.size == 0 or pi.size == 0:
             continue
-        _, g, p, v = kind_pairs(handler, gt.subset(gi, prep.n_rows), pd.subset(pi, prep.n_rows),
-                                prep.profile)
-        always = np.full(g.shape[0], getattr(kind_module(handler), "ALWAYS_MATCH", False))
+        handler = kind(name)
+        _, g, p, v = handler.pairs(gt.subset(gi, prep.n_rows), pd.subset(pi, prep.n_rows),
+                                   prep.profile)
+        always = np.full(g.shape[0], handler.always_match)
         parts.append((gi[g], pi[p], v, always))
     if not parts:
         return _empty(prep.n_rows)
@@ -74,11 +76,6 @@ def build_pairs(prep: Prepared) -> Pairs:
     order = np.lexsort((p, g))  # gt-major; gt indices are row-sorted so rows stay grouped
     g, p, v, a = g[order], p[order], v[order], a[order]
     return Pairs(_arrays.offsets(gt.row[g], prep.n_rows), g, p, v, a)
-
-
-def _with_flags(kind: str, off, g, p, v) -> Pairs:
-    always = getattr(kind_module(kind), "ALWAYS_MATCH", False)
-    return Pairs(off, g, p, v, np.full(g.shape[0], always, dtype=np.bool_))
 
 
 def _empty(n_rows: int) -> Pairs:

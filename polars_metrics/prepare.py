@@ -24,8 +24,8 @@ from polars_metrics.errors import (
     SchemaError,
     did_you_mean,
 )
-from polars_metrics.kinds import infer_kind, kind_module
-from polars_metrics.kinds.classification import QuestionIndex, derive_features, qualify_collisions
+from polars_metrics.kinds import KIND_DTYPE, derive_features, infer_kind, kind
+from polars_metrics.kinds.classification import QuestionIndex, qualify_collisions
 from polars_metrics.profiles import Profile
 from polars_metrics.validation import POS, Check, OnInvalid, require_columns, run_checks
 
@@ -33,7 +33,6 @@ stable_group_order = kernel("groups", "stable_group_order")
 
 ROW = "_row"      # data-row index among the counted rows, 0..n_rows-1
 SLICE = "_slice"  # slice index, index into Prepared.slices
-KIND_DTYPE = pl.Enum(s.KINDS)
 
 EXCLUDED_REASONS = ("no ground truth", "no predictions", "no annotations", "not in ground truth")
 
@@ -249,7 +248,7 @@ def _normalize(frame: pl.DataFrame, table: str, keys: Sequence[str], *,
     if s.FEATURE not in frame.columns:
         kinds = (frame[s.KIND].cast(pl.String).unique().drop_nulls().to_list()
                  if s.KIND in frame.columns else [infer_kind(frame.columns)])
-        if not kinds or not all(k and getattr(kind_module(k), "DERIVES_FEATURE", False) for k in kinds):
+        if not kinds or not all(k and kind(k).derives_feature for k in kinds):
             require_columns(frame, table, [s.FEATURE])
         frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(s.FEATURE))
     feat = frame.schema[s.FEATURE]
@@ -263,26 +262,26 @@ def _normalize(frame: pl.DataFrame, table: str, keys: Sequence[str], *,
     if s.ID not in frame.columns:
         frame = frame.with_columns(pl.col(POS).cast(pl.Int64).alias(s.ID))
     if s.KIND not in frame.columns:
-        kind = infer_kind(frame.columns)
-        if kind is None:
+        inferred = infer_kind(frame.columns)
+        if inferred is None:
             raise SchemaError(
                 f"{table} has no '{s.KIND}' column and no geometry column to infer it from; "
                 f"add a '{s.BBOX}' column (x0, y0, x1, y1) or a '{s.KIND}' column."
             )
-        frame = frame.with_columns(pl.lit(kind, dtype=KIND_DTYPE).alias(s.KIND))
+        frame = frame.with_columns(pl.lit(inferred, dtype=KIND_DTYPE).alias(s.KIND))
     else:
         found = frame[s.KIND].cast(pl.String).unique().drop_nulls().to_list()
-        for kind in found:
-            kind_module(kind)  # unknown kinds fail here, with a suggestion
+        for name in found:
+            kind(name)  # unknown kinds fail here, with a suggestion
         frame = frame.with_columns(pl.col(s.KIND).cast(pl.String).cast(KIND_DTYPE))
-    for kind in _kinds(frame):
-        mod = kind_module(kind)
-        require_columns(frame, table, mod.GEOMETRY, hint=f"(needed by kind {kind!r})")
-        out = mod.normalize(frame, table)
-        # a kind may repair geometry at load; the repairs are reported with the result
-        frame, repairs = out if isinstance(out, tuple) else (out, None)
-        if repairs is not None and repairs.height:
-            found_repairs.append(repairs)
+    for name in _kinds(frame):
+        k = kind(name)
+        require_columns(frame, table, k.geometry, hint=f"(needed by kind {name!r})")
+        frame = k.normalize(frame, table)
+        if k.repair is not None:  # geometry repaired at load, reported with the result
+            frame, repairs = k.repair(frame, table)
+            if repairs.height:
+                found_repairs.append(repairs)
     if is_pd:
         if s.CONFIDENCE not in frame.columns:
             frame = frame.with_columns(pl.lit(1.0, dtype=pl.Float64).alias(s.CONFIDENCE))
@@ -308,7 +307,7 @@ def _check_key_dtypes(gt: pl.DataFrame, pd: pl.DataFrame, keys: Sequence[str]) -
 def _placeholder(frame: pl.DataFrame) -> pl.Expr:
     """A row with no feature and no geometry only says 'this data row exists'."""
     expr = pl.col(s.FEATURE).is_null()
-    for c in sorted({c for kind in _kinds(frame) for c in kind_module(kind).GEOMETRY}):
+    for c in sorted({c for name in _kinds(frame) for c in kind(name).geometry}):
         expr = expr & pl.col(c).is_null()
     return expr
 
@@ -327,7 +326,7 @@ def _validate(frame: pl.DataFrame, table: str, keys: Sequence[str], on_invalid: 
         return frame, empty_rejects()
     annotation = ~frame.select(_placeholder(frame)).to_series().to_numpy()
     derived = frame[s.KIND].is_in(
-        [k for k in _kinds(frame) if getattr(kind_module(k), "DERIVES_FEATURE", False)]
+        [k for k in _kinds(frame) if kind(k).derives_feature]
     ).fill_null(False).to_numpy()
     checks = [
         Check(keys[0] if len(keys) == 1 else "/".join(keys),
@@ -346,9 +345,9 @@ def _validate(frame: pl.DataFrame, table: str, keys: Sequence[str], on_invalid: 
                             "annotation id is not unique within its data row",
                             "give each annotation of a data row its own id"))
     kinds = _kinds(frame)
-    for kind in kinds:
-        scope = annotation if len(kinds) == 1 else annotation & (frame[s.KIND] == kind).to_numpy()
-        checks.extend(c.within(scope) for c in kind_module(kind).checks(table, keys))
+    for name in kinds:
+        scope = annotation if len(kinds) == 1 else annotation & (frame[s.KIND] == name).to_numpy()
+        checks.extend(c.within(scope) for c in kind(name).checks(table, keys))
     frame, rejects = run_checks(frame, table, keys, checks, on_invalid)
     if is_pd:
         frame = frame.with_columns(pl.col(s.CONFIDENCE).fill_null(1.0))

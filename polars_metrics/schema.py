@@ -49,7 +49,8 @@ MASK_DTYPE = pl.Struct({"height": pl.Int64, "width": pl.Int64, "counts": pl.List
 # span: character offsets, half-open [start, end), optional message_id (any dtype; null = none)
 SPAN_DTYPE = pl.Int64
 
-KINDS = ("box", "polygon", "mask", "point", "line", "span", "radio", "checklist", "text")
+# the kind names and the ``kind`` Enum are derived from the registry: ``kinds.KIND_NAMES``,
+# ``kinds.KIND_DTYPE``
 
 # --- output frames ----------------------------------------------------------------------------
 CONFIDENCE_THRESHOLD = "confidence_threshold"

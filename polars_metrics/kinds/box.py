@@ -11,6 +11,7 @@ from polars_metrics._arrays import f64_matrix, f64_matrix_np, f64_rows
 from polars_metrics._kernels.aot import kernel
 from polars_metrics._parallel import run_ranges
 from polars_metrics.errors import SchemaError
+from polars_metrics.kinds._base import Kind
 from polars_metrics.validation import Check
 
 NAME = "box"
@@ -35,12 +36,21 @@ def bbox_from_xywh(x: str | pl.Expr, y: str | pl.Expr, w: str | pl.Expr, h: str 
 
 def bbox_from_tlhw(top: str | pl.Expr, left: str | pl.Expr, height: str | pl.Expr,
                    width: str | pl.Expr) -> pl.Expr:
-    """Build the ``bbox`` column from the labeling platform's top / left / height / width."""
+    """Build the ``bbox`` column from the labeling platform's top / left / height / width.
+
+    >>> df = pl.DataFrame({"top": [20.0], "left": [10.0], "height": [40.0], "width": [30.0]})
+    >>> df.select(bbox_from_tlhw("top", "left", "height", "width")).item().to_list()
+    [10.0, 20.0, 40.0, 60.0]
+    """
     return bbox_from_xywh(left, top, width, height)
 
 
 def normalize(frame: pl.DataFrame, table: str) -> pl.DataFrame:
-    """Cast ``bbox`` to Array(Float64, 4); accept List or Array of any numeric type."""
+    """Cast ``bbox`` to Array(Float64, 4); accept List or Array of any numeric type.
+
+    >>> normalize(pl.DataFrame({"bbox": [[0, 0, 2, 3]]}), "ground_truth").schema["bbox"]
+    Array(Float64, shape=(4,))
+    """
     dtype = frame.schema[s.BBOX]
     if dtype == s.BBOX_DTYPE:
         return frame
@@ -91,7 +101,14 @@ def _reversed(frame: pl.DataFrame) -> np.ndarray:
     return _problems(frame) == 2
 
 
-def checks(table: str, keys=None) -> list[Check]:
+def checks(table: str, keys=()) -> list[Check]:
+    """Null boxes, non-finite coordinates, reversed corners.
+
+    Examples
+    --------
+    >>> [c.reason for c in checks("ground_truth")]
+    ['bbox is null', 'bbox has a NaN or infinite coordinate', 'bbox has x1 < x0 or y1 < y0']
+    """
     return [
         Check(s.BBOX, pl.col(s.BBOX).is_null(), "bbox is null", "give every box 4 coordinates"),
         Check(s.BBOX, _non_finite, "bbox has a NaN or infinite coordinate",
@@ -102,18 +119,26 @@ def checks(table: str, keys=None) -> list[Check]:
     ]
 
 
-def pairs(gt, pd):
+def pairs(gt, pd, profile=None):
     """Candidate pairs with IoU > 0 per data row, gt-major within a row.
 
-    ``gt`` and ``pd`` are :class:`~polars_metrics.prepare.Side` views in data-row order.
-    Returns pair_off (int64 CSR over data rows), pair_gt, pair_pd (int64 positions in data-row
-    order) and pair_iou (float64).
+    ``gt`` and ``pd`` are :class:`~polars_metrics.prepare.Side` views in data-row order; the
+    profile is not read (boxes in (lon, lat) are paired by the polygon kind). Returns pair_off
+    (int64 CSR over data rows), pair_gt, pair_pd (int64 positions in data-row order) and
+    pair_iou (float64).
     """
     return box_pairs(_sorted_boxes(gt), gt.off, _sorted_boxes(pd), pd.off)
 
 
 def box_pairs(gt: np.ndarray, gt_off: np.ndarray, pd: np.ndarray, pd_off: np.ndarray):
-    """Two passes over the (gt, pd) grid of each data row: count, then fill the CSR arrays."""
+    """Two passes over the (gt, pd) grid of each data row: count, then fill the CSR arrays.
+
+    >>> gt = np.array([[0.0, 0.0, 2.0, 2.0], [5.0, 5.0, 6.0, 6.0]])
+    >>> pd = np.array([[1.0, 0.0, 3.0, 2.0]])
+    >>> off, g, p, iou = box_pairs(gt, np.array([0, 2]), pd, np.array([0, 1]))
+    >>> off.tolist(), g.tolist(), p.tolist(), iou.round(4).tolist()
+    ([0, 1], [0], [0], [0.3333])
+    """
     n_rows = gt_off.shape[0] - 1
     # work of a row: its gt × pd grid
     cum_work = np.zeros(n_rows + 1, dtype=np.int64)
@@ -137,7 +162,21 @@ def _sorted_boxes(side) -> np.ndarray:
 
 
 def aligned_iou(a: pl.Series, b: pl.Series) -> np.ndarray:
-    a, b = f64_matrix(a, 4), f64_matrix(b, 4)
+    """IoU of box a[i] with box b[i] for every i (no nulls; any numeric List / Array of 4).
+
+    Examples
+    --------
+    >>> a = pl.Series([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 1.0, 1.0]])
+    >>> b = pl.Series([[1.0, 0.0, 3.0, 2.0], [5.0, 5.0, 6.0, 6.0]])
+    >>> aligned_iou(a, b).tolist()
+    [0.3333333333333333, 0.0]
+    """
+    a, b = f64_matrix(a.cast(s.BBOX_DTYPE), 4), f64_matrix(b.cast(s.BBOX_DTYPE), 4)
     out = np.empty(a.shape[0], dtype=np.float64)
     run_ranges(_box_iou_aligned_range, (a, b, out), np.arange(a.shape[0] + 1, dtype=np.int64))
     return out
+
+
+# a box in (lon, lat) is not a rectangle on the plane: under a geographic crs the polygon kind
+# pairs boxes (it lists them in ``pairs_with``)
+KIND = Kind(NAME, GEOMETRY, normalize, checks, pairs, aligned_iou=aligned_iou, geographic=False)

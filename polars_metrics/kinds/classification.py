@@ -14,13 +14,15 @@ checklist); ``feature`` is derived after validation by :func:`expand`.
 """
 from __future__ import annotations
 
-from types import SimpleNamespace
+from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 import polars as pl
 
 from polars_metrics import schema as s
 from polars_metrics.errors import SchemaError
+from polars_metrics.kinds._base import Kind
 from polars_metrics.validation import Check
 
 RADIO, CHECKLIST, TEXT = "radio", "checklist", "text"
@@ -39,64 +41,67 @@ def _cast(frame: pl.DataFrame, table: str, column: str, dtype) -> pl.DataFrame:
     raise SchemaError(f"{table}.{column} has dtype {have}; expected {dtype}.")
 
 
-def _make(name: str, geometry: tuple[str, ...]) -> SimpleNamespace:
-    def normalize(frame: pl.DataFrame, table: str) -> pl.DataFrame:
-        frame = _cast(frame, table, s.QUESTION, pl.String)
-        for col in geometry[1:]:
-            frame = _cast(frame, table, col, pl.List(pl.String) if col == s.ANSWERS else pl.String)
-        return frame
+def _normalize(geometry: tuple[str, ...], frame: pl.DataFrame, table: str) -> pl.DataFrame:
+    frame = _cast(frame, table, s.QUESTION, pl.String)
+    for col in geometry[1:]:
+        frame = _cast(frame, table, col, pl.List(pl.String) if col == s.ANSWERS else pl.String)
+    return frame
 
-    def checks(table: str, keys=(s.DATA_ROW,)) -> list[Check]:
-        out = [Check(s.QUESTION, pl.col(s.QUESTION).is_null(), "question is null",
-                     "name the classification question of every row")]
-        if name == CHECKLIST:
-            out.append(Check(s.ANSWERS, pl.col(s.ANSWERS).is_null(), "answers is null",
-                             "give the list of selected options (an empty list means none)"))
-            out.append(Check(s.ANSWERS,
-                             pl.col(s.ANSWERS).list.len() != pl.col(s.ANSWERS).list.n_unique(),
-                             "an option is selected twice", "list each selected option once"))
-        else:
-            out.append(Check(s.ANSWER, pl.col(s.ANSWER).is_null(), "answer is null",
-                             "give every classification its answer"))
-            if name == RADIO:
-                out.append(Check(s.ANSWER, pl.col(s.ANSWER) == "", "answer is empty",
-                                 "give the name of the chosen option"))
-        out.append(Check(s.QUESTION,
-                         pl.struct([*keys, s.QUESTION, s.KIND]).is_duplicated()
-                         & (pl.col(s.KIND) == name),
-                         f"a {name} question is answered twice on one side of a data row",
-                         "keep one answer row per question and data row (a checklist lists "
-                         "all its options in one row)"))
-        return out
 
-    def expand(frame: pl.DataFrame) -> pl.DataFrame:
-        """Derive ``feature`` (and one row per checklist option)."""
+def _checks(name: str, table: str, keys: Sequence[str] = (s.DATA_ROW,)) -> list[Check]:
+    out = [Check(s.QUESTION, pl.col(s.QUESTION).is_null(), "question is null",
+                 "name the classification question of every row")]
+    if name == CHECKLIST:
+        out.append(Check(s.ANSWERS, pl.col(s.ANSWERS).is_null(), "answers is null",
+                         "give the list of selected options (an empty list means none)"))
+        out.append(Check(s.ANSWERS,
+                         pl.col(s.ANSWERS).list.len() != pl.col(s.ANSWERS).list.n_unique(),
+                         "an option is selected twice", "list each selected option once"))
+    else:
+        out.append(Check(s.ANSWER, pl.col(s.ANSWER).is_null(), "answer is null",
+                         "give every classification its answer"))
         if name == RADIO:
-            return frame.with_columns(pl.col(s.ANSWER).alias(s.FEATURE))
-        if name == TEXT:
-            return frame.with_columns(pl.col(s.QUESTION).alias(s.FEATURE))
-        # An empty checklist explodes to one row with a null option: the question was answered
-        # (it counts for true negatives) but nothing was selected.
-        if s.ANSWER_CONFIDENCES in frame.columns:
-            # per-option confidence (aligned with answers) takes precedence over the row's
-            out = frame.explode([s.ANSWERS, s.ANSWER_CONFIDENCES], empty_as_null=True)
-            if s.CONFIDENCE in out.columns:
-                out = out.with_columns(pl.coalesce(pl.col(s.ANSWER_CONFIDENCES).cast(pl.Float64),
-                                                   pl.col(s.CONFIDENCE)).alias(s.CONFIDENCE))
-            frame = out.drop(s.ANSWER_CONFIDENCES)
-        else:
-            frame = frame.explode(s.ANSWERS, empty_as_null=True)
-        return frame.with_columns(pl.col(s.ANSWERS).alias(s.FEATURE)).drop(s.ANSWERS)
-
-    def pairs(gt, pd):
-        return _pairs(name, gt, pd)
-
-    return SimpleNamespace(NAME=name, GEOMETRY=geometry, ALWAYS_MATCH=True, DERIVES_FEATURE=True,
-                           INFERRED=name != TEXT,  # a question/answer table is radio unless told
-                           normalize=normalize, checks=checks, expand=expand, pairs=pairs)
+            out.append(Check(s.ANSWER, pl.col(s.ANSWER) == "", "answer is empty",
+                             "give the name of the chosen option"))
+    out.append(Check(s.QUESTION,
+                     pl.struct([*keys, s.QUESTION, s.KIND]).is_duplicated()
+                     & (pl.col(s.KIND) == name),
+                     f"a {name} question is answered twice on one side of a data row",
+                     "keep one answer row per question and data row (a checklist lists "
+                     "all its options in one row)"))
+    return out
 
 
-def _pairs(name: str, gt, pd):
+def _feature_from(column: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """radio: the feature is the answer; text: the question."""
+    return frame.with_columns(pl.col(column).alias(s.FEATURE))
+
+
+def expand_checklist(frame: pl.DataFrame) -> pl.DataFrame:
+    """One row per selected option, the option as ``feature``.
+
+    An empty checklist explodes to one row with a null option: the question was answered (it
+    counts for true negatives) but nothing was selected.
+
+    Examples
+    --------
+    >>> f = pl.DataFrame({"question": ["q", "q"], "answers": [["a", "b"], []]})
+    >>> expand_checklist(f).rows()
+    [('q', 'a'), ('q', 'b'), ('q', None)]
+    """
+    if s.ANSWER_CONFIDENCES in frame.columns:
+        # per-option confidence (aligned with answers) takes precedence over the row's
+        out = frame.explode([s.ANSWERS, s.ANSWER_CONFIDENCES], empty_as_null=True)
+        if s.CONFIDENCE in out.columns:
+            out = out.with_columns(pl.coalesce(pl.col(s.ANSWER_CONFIDENCES).cast(pl.Float64),
+                                               pl.col(s.CONFIDENCE)).alias(s.CONFIDENCE))
+        frame = out.drop(s.ANSWER_CONFIDENCES)
+    else:
+        frame = frame.explode(s.ANSWERS, empty_as_null=True)
+    return frame.with_columns(pl.col(s.ANSWERS).alias(s.FEATURE)).drop(s.ANSWERS)
+
+
+def _pairs(name: str, gt, pd, profile=None):
     """Pairs by equal (data row, question) — and equal option (checklist) or text (text)."""
     on = ["_r", s.QUESTION] + ([s.FEATURE] if name in (CHECKLIST, TEXT) else [])
     cols = [s.QUESTION, s.FEATURE] + ([s.ANSWER] if name == TEXT else [])
@@ -112,35 +117,25 @@ def _pairs(name: str, gt, pd):
     return off, g, p, np.ones(g.shape[0], dtype=np.float64)
 
 
-radio = _make(RADIO, (s.QUESTION, s.ANSWER))
-checklist = _make(CHECKLIST, (s.QUESTION, s.ANSWERS))
-text = _make(TEXT, (s.QUESTION, s.ANSWER))
-KINDS = (radio, checklist, text)
+def _declare(name: str, geometry: tuple[str, ...], expand, *, inferred: bool = True) -> Kind:
+    """A classification kind: pairs match at every IoU threshold, the feature is derived."""
+    return Kind(name, geometry, partial(_normalize, geometry), partial(_checks, name),
+                partial(_pairs, name), always_match=True, expand=expand, inferred=inferred)
 
 
 # --- table-level steps used by prepare -------------------------------------------------------
-
-def derive_features(frame: pl.DataFrame) -> pl.DataFrame:
-    """Expand classification rows (feature from answers, one row per checklist option).
-
-    Rows keep their input position (``_pos``) order, so the tie rule still holds.
-    """
-    kinds = set(frame[s.KIND].unique().drop_nulls().to_list())
-    todo = [k for k in KINDS if k.NAME in kinds]
-    if not todo:
-        return frame
-    from polars_metrics.validation import POS
-
-    rest = frame.filter(~pl.col(s.KIND).is_in([k.NAME for k in todo]) | pl.col(s.KIND).is_null())
-    parts = [rest] + [k.expand(frame.filter(pl.col(s.KIND) == k.NAME)) for k in todo]
-    return pl.concat(parts, how="diagonal_relaxed").sort(POS, maintain_order=True)
-
 
 def qualify_collisions(gt: pl.DataFrame, pd: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
     """Name radio/checklist features "question/answer" where the bare answer is ambiguous.
 
     An answer name is ambiguous when several questions use it, or when it is also the name of
     an object feature or a text question. Returns the renamed names (for a warning).
+
+    >>> gt = pl.DataFrame({"kind": ["radio", "radio"], "question": ["q1", "q2"],
+    ...                    "feature": ["yes", "yes"]})
+    >>> gt2, _, renamed = qualify_collisions(gt, gt.clear())
+    >>> gt2["feature"].to_list(), renamed
+    (['q1/yes', 'q2/yes'], ['yes'])
     """
     if not any(s.QUESTION in f.columns and f[s.KIND].is_in(WITH_TRUE_NEGATIVES).any() for f in (gt, pd)):
         return gt, pd, []
@@ -221,3 +216,10 @@ class QuestionIndex:
     @property
     def empty(self) -> bool:
         return not self.questions
+
+
+RADIO_KIND = _declare(RADIO, (s.QUESTION, s.ANSWER), partial(_feature_from, s.ANSWER))
+CHECKLIST_KIND = _declare(CHECKLIST, (s.QUESTION, s.ANSWERS), expand_checklist)
+# a question/answer table without a kind column is radio unless told
+TEXT_KIND = _declare(TEXT, (s.QUESTION, s.ANSWER), partial(_feature_from, s.QUESTION),
+                     inferred=False)

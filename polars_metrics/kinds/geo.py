@@ -22,7 +22,11 @@ _MAX_LAT = 89.999999  # the polar aspect is the limit of the oblique one; stay j
 
 
 def is_geographic(crs: str | None) -> bool:
-    """True for lon/lat on WGS 84, False for planar coordinates (``crs=None``)."""
+    """True for lon/lat on WGS 84, False for planar coordinates (``crs=None``).
+
+    >>> is_geographic("epsg:4326"), is_geographic(None)
+    (True, False)
+    """
     if crs is None:
         return False
     if isinstance(crs, str) and crs.strip().upper() in GEOGRAPHIC:
@@ -44,7 +48,12 @@ _RQ = WGS84_A * np.sqrt(_QP / 2.0)
 
 def laea(lon: np.ndarray, lat: np.ndarray, lon0: np.ndarray, lat0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Lambert azimuthal equal-area (ellipsoidal, oblique) x, y in metres of (lon, lat) degrees
-    around (lon0, lat0); all four arguments broadcast."""
+    around (lon0, lat0); all four arguments broadcast.
+
+    >>> x, y = laea(np.array([0.0, 0.001]), np.array([0.0, 0.0]), 0.0, 0.0)
+    >>> x.round(2).tolist(), y.round(2).tolist()
+    ([0.0, 111.32], [0.0, 0.0])
+    """
     phi = np.radians(lat)
     phi1 = np.radians(np.clip(lat0, -_MAX_LAT, _MAX_LAT))
     dlam = np.radians(lon - lon0)
@@ -63,7 +72,13 @@ def laea(lon: np.ndarray, lat: np.ndarray, lon0: np.ndarray, lat0: np.ndarray) -
 
 def row_centres(lon: np.ndarray, lat: np.ndarray, row: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """Per data row: the circular mean of longitudes (safe across the antimeridian) and the mean
-    latitude of the given vertices (rows without vertices get (0, 0))."""
+    latitude of the given vertices (rows without vertices get (0, 0)).
+
+    >>> lon0, lat0 = row_centres(np.array([179.0, -179.0]), np.array([10.0, 20.0]),
+    ...                          np.array([0, 0]), 2)
+    >>> np.abs(lon0).round(6).tolist(), lat0.tolist()
+    ([180.0, 0.0], [15.0, 0.0])
+    """
     ok = np.isfinite(lon) & np.isfinite(lat)
     lon, lat, row = lon[ok], lat[ok], row[ok]
     lam = np.radians(lon)
@@ -81,6 +96,11 @@ def project_sides(xy_a: np.ndarray, row_a: np.ndarray, xy_b: np.ndarray, row_b: 
     """Project the (lon, lat) vertices of both sides of every data row around the row's centre.
 
     ``row_a`` / ``row_b`` give each vertex's data row; both sides of a row share one plane.
+
+    >>> a, b = project_sides(np.array([[0.0, 0.0]]), np.array([0]), np.array([[0.001, 0.0]]),
+    ...                      np.array([0]), 1)
+    >>> round(float(b[0, 0] - a[0, 0]), 2)
+    111.32
     """
     lon0, lat0 = row_centres(np.concatenate([xy_a[:, 0], xy_b[:, 0]]),
                              np.concatenate([xy_a[:, 1], xy_b[:, 1]]),

@@ -15,16 +15,20 @@ from polars_metrics._threads import serial_if_small
 from polars_metrics.errors import SchemaError
 from polars_metrics.kinds import _planar as P
 from polars_metrics.kinds import geo
-from polars_metrics.kinds.point import DEFAULT_RADIUS, options
+from polars_metrics.kinds._base import Kind
+from polars_metrics.kinds.point import DEFAULT_RADIUS, buffer_options, options
 from polars_metrics.validation import Check
 
 NAME = "line"
 GEOMETRY = (s.LINE,)
-READS_PROFILE = True  # pairs(gt, pd, profile): buffer_radius, crs
 
 
 def normalize(frame: pl.DataFrame, table: str) -> pl.DataFrame:
-    """Cast ``line`` to List(Array(Float64, 2)); accept points as numeric lists or arrays."""
+    """Cast ``line`` to List(Array(Float64, 2)); accept points as numeric lists or arrays.
+
+    >>> normalize(pl.DataFrame({"line": [[[0, 0], [1, 2]]]}), "gt").schema["line"] == s.LINE_DTYPE
+    True
+    """
     dtype = frame.schema[s.LINE]
     if dtype == s.LINE_DTYPE:
         return frame
@@ -55,6 +59,12 @@ def _problems(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def checks(table: str, keys=None) -> list[Check]:
+    """Null lines, non-finite coordinates, lines of fewer than 2 points.
+
+    >>> f = normalize(pl.DataFrame({"line": [[[0, 0], [1, 2]], [[0, 0]]]}), "gt")
+    >>> [c.mask(f).tolist() for c in checks("gt")]
+    [[False, False], [False, False], [False, True]]
+    """
     cache: dict = {}
 
     def problems(frame):
@@ -87,11 +97,22 @@ def pairs(gt, pd, profile=None):
         return P.row_pairs(a, gt.off, b, pd.off)
 
 
-def aligned_iou(a: pl.Series, b: pl.Series, radius: float = DEFAULT_RADIUS) -> np.ndarray:
-    """IoU of the buffered line a[i] with b[i] for every i."""
+def aligned_iou(a: pl.Series, b: pl.Series, *, radius: float = DEFAULT_RADIUS) -> np.ndarray:
+    """IoU of the buffered line a[i] with b[i] for every i (no nulls).
+
+    Examples
+    --------
+    >>> a = pl.Series([[[0.0, 0.0], [100.0, 0.0]]])
+    >>> aligned_iou(a, a, radius=5.0).tolist()
+    [1.0]
+    """
+    radius, _ = buffer_options(radius, "buffer")
     a = a.cast(s.LINE_DTYPE)
     b = b.cast(s.LINE_DTYPE)
     sa = P.buffered_lines(*P.lines_from_series(a), radius)
     sb = P.buffered_lines(*P.lines_from_series(b), radius)
     idx = np.arange(a.len(), dtype=np.int64)
     return P.pair_iou(sa, sb, idx, idx)
+
+
+KIND = Kind(NAME, GEOMETRY, normalize, checks, pairs, aligned_iou=aligned_iou)

@@ -21,6 +21,7 @@ from polars_metrics import schema as s
 from polars_metrics._lazy import lazy
 from polars_metrics._threads import serial_if_small
 from polars_metrics.errors import InvalidAnnotationError, SchemaError
+from polars_metrics.kinds._base import Kind
 from polars_metrics.kinds._planar import compact
 from polars_metrics.kinds._rle import (
     counts_list,
@@ -58,7 +59,12 @@ def mask_from_array(array) -> dict:
 
 
 def masks_from_arrays(arrays, name: str = s.MASK) -> pl.Series:
-    """A ``mask`` column from dense 2-D arrays (a list, or an (n, height, width) stack)."""
+    """A ``mask`` column from dense 2-D arrays (a list, or an (n, height, width) stack).
+
+    >>> import numpy as np, polars_metrics as pm
+    >>> pm.masks_from_arrays(np.eye(2, dtype=bool)[None].repeat(2, axis=0)).to_list()
+    [{'height': 2, 'width': 2, 'counts': [0, 1, 2, 1]}, {'height': 2, 'width': 2, 'counts': [0, 1, 2, 1]}]
+    """
     values = [mask_from_array(a) for a in arrays]
     return pl.Series(name, values, dtype=s.MASK_DTYPE)
 
@@ -79,6 +85,18 @@ def mask_from_png(source, color=None) -> dict:
     ``color=None``: a binary mask, foreground = any nonzero pixel (0/1 or 0/255 single-channel
     masks, as the labeling platform writes them; any nonzero RGB for colour images).
     ``color=(r, g, b)``: a composite mask, foreground = pixels of exactly that RGB colour.
+
+    >>> import tempfile, numpy as np, polars_metrics as pm
+    >>> from PIL import Image
+    >>> rgb = np.zeros((2, 3, 3), np.uint8)
+    >>> rgb[0, 1] = (255, 0, 0)
+    >>> rgb[1, 2] = (0, 255, 0)
+    >>> path = tempfile.mkdtemp() + "/mask.png"
+    >>> Image.fromarray(rgb).save(path)
+    >>> pm.mask_from_png(path)
+    {'height': 2, 'width': 3, 'counts': [2, 1, 2, 1]}
+    >>> pm.mask_from_png("file://" + path, color=(255, 0, 0))
+    {'height': 2, 'width': 3, 'counts': [2, 1, 3]}
     """
     try:
         from PIL import Image
@@ -239,8 +257,9 @@ def _check_sizes(gt, pd, a: _Batch, b: _Batch) -> None:
     raise _size_error(gt, pd, g0, p0, a, b, r)  # pragma: no cover
 
 
-def pairs(gt, pd):
-    """Candidate pairs with IoU > 0 per data row (see ``_kernels.rle_pairs``)."""
+def pairs(gt, pd, profile=None):
+    """Candidate pairs with IoU > 0 per data row (see ``_kernels.rle_pairs``); masks are
+    pixels: the profile (``crs``, buffer radius) is not read."""
     with serial_if_small(len(gt) + len(pd), small=256):
         a, b = _Batch(gt.column(s.MASK)), _Batch(pd.column(s.MASK))
         _check_sizes(gt, pd, a, b)
@@ -272,3 +291,6 @@ def aligned_iou(a: pl.Series, b: pl.Series) -> np.ndarray:
     idx = np.arange(a.len(), dtype=np.int64)
     chunks = max(1, min(a.len() // 64, 4 * max(1, numba.get_num_threads())))
     return K.mask_iou_indexed(*A.arrays(), *B.arrays()[:-1], idx, idx, chunks)
+
+
+KIND = Kind(NAME, GEOMETRY, normalize, checks, pairs, aligned_iou=aligned_iou)

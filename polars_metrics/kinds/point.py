@@ -24,7 +24,8 @@ from polars_metrics._lazy import lazy
 from polars_metrics._threads import serial_if_small
 from polars_metrics.errors import ProfileError, SchemaError
 from polars_metrics.kinds import geo
-from polars_metrics.kinds._planar import compact
+from polars_metrics.kinds._base import Kind
+from polars_metrics.kinds._planar import Shapes, compact
 from polars_metrics.validation import Check
 
 numba = lazy("numba")
@@ -32,7 +33,6 @@ K = lazy("polars_metrics._kernels.disc")
 
 NAME = "point"
 GEOMETRY = (s.POINT,)
-READS_PROFILE = True  # pairs(gt, pd, profile): buffer_radius, point_iou, crs
 QUAD_SEGS = 16        # shapely's BaseGeometry.buffer default: 64 vertices per disc
 DEFAULT_RADIUS = 70.0
 
@@ -57,15 +57,23 @@ def _offsets_cached(radius: float) -> tuple[np.ndarray, np.ndarray]:
 
 def disc_offsets(radius: float) -> tuple[np.ndarray, np.ndarray]:
     """Vertex offsets (x, y) of the GEOS buffer of a point: ``centre + offsets`` is shapely's
-    ``Point(centre).buffer(radius)`` exterior without the closing vertex, bit for bit."""
+    ``Point(centre).buffer(radius)`` exterior without the closing vertex, bit for bit.
+
+    >>> ox, oy = disc_offsets(1.0)
+    >>> ox.shape, ox[:2].round(4).tolist(), oy[:2].round(4).tolist()
+    ((64,), [1.0, 0.9952], [0.0, -0.098])
+    """
     ox, oy = _offsets_cached(float(radius))
     return ox.copy(), oy.copy()
 
 
 def disc_polygons(centres: np.ndarray, radius: float):
-    """The buffered discs as a :class:`~polars_metrics.kinds._planar.Shapes` batch."""
-    from polars_metrics.kinds._planar import Shapes
+    """The buffered discs as a :class:`~polars_metrics.kinds._planar.Shapes` batch.
 
+    >>> sh = disc_polygons(np.array([[0.0, 0.0], [5.0, 5.0]]), 1.0)
+    >>> len(sh), sh.coords.shape
+    (2, (128, 2))
+    """
     c = np.asarray(centres, np.float64).reshape(-1, 2)
     ox, oy = disc_offsets(radius)
     coords = np.stack([c[:, :1] + ox[None, :], c[:, 1:] + oy[None, :]], axis=2).reshape(-1, 2)
@@ -74,9 +82,28 @@ def disc_polygons(centres: np.ndarray, radius: float):
 
 
 def options(profile) -> tuple[float, int]:
-    """(radius, mode) from a profile (defaults when None), validated."""
-    radius = DEFAULT_RADIUS if profile is None else profile.buffer_radius
-    how = "buffer" if profile is None else profile.point_iou
+    """(radius, mode) from a profile (defaults when None), validated.
+
+    Examples
+    --------
+    >>> options(None)[0]
+    70.0
+    """
+    if profile is None:
+        return buffer_options(DEFAULT_RADIUS, "buffer")
+    return buffer_options(profile.buffer_radius, profile.point_iou)
+
+
+def buffer_options(radius: float, how: str) -> tuple[float, int]:
+    """(radius, kernel mode) of a buffer radius and ``how`` ("buffer" or "circle"), validated.
+
+    >>> buffer_options(5, "circle")[0]
+    5.0
+    >>> buffer_options(-1, "buffer")
+    Traceback (most recent call last):
+    ...
+    polars_metrics.errors.ProfileError: buffer_radius must be a positive number, got -1.
+    """
     if not (isinstance(radius, int | float) and math.isfinite(radius) and radius > 0):
         raise ProfileError(f"buffer_radius must be a positive number, got {radius!r}.")
     if how not in ("buffer", "circle"):
@@ -86,11 +113,22 @@ def options(profile) -> tuple[float, int]:
 
 
 def normalize(frame: pl.DataFrame, table: str) -> pl.DataFrame:
-    """Cast ``point`` to Array(Float64, 2); accept numeric List / Array or Struct{x, y}."""
+    """Cast ``point`` to Array(Float64, 2); accept numeric List / Array or Struct{x, y}.
+
+    >>> f = pl.DataFrame({"point": [{"x": 1, "y": 2}]})
+    >>> normalize(f, "gt")["point"].to_list()
+    [[1.0, 2.0]]
+    """
     return frame.with_columns(point_column(frame, table, s.POINT))
 
 
 def point_column(frame: pl.DataFrame, table: str, column: str) -> pl.Expr:
+    """The expression casting ``column`` of ``frame`` to Array(Float64, 2).
+
+    >>> f = pl.DataFrame({"p": [[3, 4]]})
+    >>> f.select(point_column(f, "gt", "p")).schema["p"]
+    Array(Float64, shape=(2,))
+    """
     dtype = frame.schema[column]
     if dtype == s.POINT_DTYPE:
         return pl.col(column)
@@ -122,6 +160,12 @@ def _non_finite(frame: pl.DataFrame) -> np.ndarray:
 
 
 def checks(table: str, keys=None) -> list[Check]:
+    """Null points and non-finite coordinates.
+
+    >>> f = pl.DataFrame({"point": [[0.0, 1.0], [float("nan"), 0.0]]}, schema={"point": s.POINT_DTYPE})
+    >>> [c.mask(f).tolist() for c in checks("gt")]
+    [[False, False], [False, True]]
+    """
     return [
         Check(s.POINT, pl.col(s.POINT).is_null(), "point is null", "give every point (x, y)"),
         Check(s.POINT, _non_finite, "point has a NaN or infinite coordinate",
@@ -146,7 +190,13 @@ def pairs(gt, pd, profile=None):
 def disc_pairs(a: np.ndarray, a_off: np.ndarray, b: np.ndarray, b_off: np.ndarray,
                radius: float = DEFAULT_RADIUS, mode: int | None = None):
     """(pair_off, pair_a, pair_b, pair_iou) of point pairs with IoU > 0 inside each data row
-    (``mode``: ``_kernels.disc.POLYGON``, the default, or ``CIRCLE``)."""
+    (``mode``: ``_kernels.disc.POLYGON``, the default, or ``CIRCLE``).
+
+    >>> a, b = np.array([[0.0, 0.0]]), np.array([[0.0, 0.0], [500.0, 0.0]])
+    >>> off, ia, ib, iou = disc_pairs(a, np.array([0, 1]), b, np.array([0, 2]), 10.0)
+    >>> off.tolist(), ia.tolist(), ib.tolist(), iou.round(12).tolist()
+    ([0, 1], [0], [0], [1.0])
+    """
     mode = K.POLYGON if mode is None else mode
     counts = K.count_disc_pairs(a, a_off, b, b_off, radius)
     pair_off = np.zeros(counts.shape[0] + 1, np.int64)
@@ -160,18 +210,28 @@ def disc_pairs(a: np.ndarray, a_off: np.ndarray, b: np.ndarray, b_off: np.ndarra
     return compact(pair_off, out_a, out_b, iou)
 
 
-def aligned_iou(a: np.ndarray, b: np.ndarray, radius: float = DEFAULT_RADIUS,
+def aligned_iou(a: pl.Series, b: pl.Series, *, radius: float = DEFAULT_RADIUS,
                 how: str = "buffer") -> np.ndarray:
-    """IoU of point a[i] with point b[i] ((n, 2) arrays) for every i."""
-    a = _arrays.f64_matrix_np(np.asarray(a, np.float64).reshape(-1, 2))
-    b = _arrays.f64_matrix_np(np.asarray(b, np.float64).reshape(-1, 2))
-    radius, mode = options(_Opts(radius, how))
+    """IoU of point a[i] with point b[i] for every i (no nulls; (x, y) Arrays, Lists or
+    Struct{x, y}), as discs of ``radius`` (``how``: "buffer" 64-gons or exact "circle"s).
+
+    Examples
+    --------
+    >>> a = pl.Series([[0.0, 0.0], [0.0, 0.0]])
+    >>> b = pl.Series([[0.0, 0.0], [500.0, 0.0]])
+    >>> aligned_iou(a, b).round(12).tolist()
+    [1.0, 0.0]
+    """
+    xy = [_arrays.f64_matrix_np(_point_values(x).to_numpy().reshape(-1, 2)) for x in (a, b)]
+    radius, mode = buffer_options(radius, how)
     ox, oy = _offsets_cached(radius)
-    chunks = max(1, min(a.shape[0] // 256, 4 * max(1, numba.get_num_threads())))
-    return K.disc_iou_aligned(a, b, radius, ox, oy, mode, chunks)
+    chunks = max(1, min(xy[0].shape[0] // 256, 4 * max(1, numba.get_num_threads())))
+    return K.disc_iou_aligned(xy[0], xy[1], radius, ox, oy, mode, chunks)
 
 
-class _Opts:
-    def __init__(self, radius, how):
-        self.buffer_radius = radius
-        self.point_iou = how
+def _point_values(x: pl.Series) -> pl.Series:
+    frame = pl.DataFrame({s.POINT: x})
+    return frame.select(point_column(frame, "expression", s.POINT)).to_series()
+
+
+KIND = Kind(NAME, GEOMETRY, normalize, checks, pairs, aligned_iou=aligned_iou)

@@ -16,6 +16,7 @@ multipolygons, a list of such polygons (see ``schema.POLYGON_DTYPE`` / ``MULTIPO
 """
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -26,7 +27,8 @@ from polars_metrics._lazy import lazy
 from polars_metrics._threads import serial_if_small
 from polars_metrics.errors import PolarsMetricsWarning, SchemaError
 from polars_metrics.kinds import _planar as P
-from polars_metrics.kinds import geo
+from polars_metrics.kinds import box, geo
+from polars_metrics.kinds._base import Kind
 from polars_metrics.validation import POS, Check
 
 pa = lazy("pyarrow")
@@ -35,7 +37,6 @@ K = lazy("polars_metrics._kernels.polygon")
 
 NAME = "polygon"
 GEOMETRY = (s.POLYGON,)
-READS_PROFILE = True  # pairs(gt, pd, profile): reads profile.crs
 
 VALID_RING_LIMIT = 256  # rings up to this size are checked for simplicity in numba, larger by GEOS
 
@@ -53,7 +54,11 @@ def _leaf(dtype):
 
 
 def canonical_dtype(dtype, table: str, column: str = s.POLYGON):
-    """The canonical dtype for an accepted polygon column dtype (raise SchemaError otherwise)."""
+    """The canonical dtype for an accepted polygon column dtype (raise SchemaError otherwise).
+
+    >>> canonical_dtype(pl.List(pl.List(pl.List(pl.Int64))), "gt") == s.POLYGON_DTYPE
+    True
+    """
     if dtype == pl.Null:
         return s.POLYGON_DTYPE
     depth = P.list_depth(dtype)
@@ -75,22 +80,46 @@ def canonical_dtype(dtype, table: str, column: str = s.POLYGON):
     )
 
 
-def normalize(frame: pl.DataFrame, table: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Cast ``polygon`` to its canonical dtype, then repair invalid geometry.
+def normalize(frame: pl.DataFrame, table: str) -> pl.DataFrame:
+    """Cast ``polygon`` to its canonical dtype (points as 2-element lists or arrays).
 
-    Returns the frame and the repairs (see :func:`repair`), which the result reports as
-    ``ev.repairs``; a warning also counts them.
+    Examples
+    --------
+    >>> f = pl.DataFrame({"polygon": [[[[0, 0], [1, 0], [1, 1]]]]})
+    >>> normalize(f, "ground_truth").schema["polygon"] == s.POLYGON_DTYPE
+    True
     """
     dtype = frame.schema[s.POLYGON]
     target = canonical_dtype(dtype, table)
-    if dtype != target:
-        try:
-            frame = frame.with_columns(pl.col(s.POLYGON).cast(target))
-        except Exception as exc:  # polars raises when a point does not have exactly 2 values
-            raise SchemaError(
-                f"{table}.{s.POLYGON}: cannot read {dtype} as {target}: every point must be "
-                f"exactly (x, y). ({exc})"
-            ) from None
+    if dtype == target:
+        return frame
+    try:
+        return frame.with_columns(pl.col(s.POLYGON).cast(target))
+    except Exception as exc:  # polars raises when a point does not have exactly 2 values
+        raise SchemaError(
+            f"{table}.{s.POLYGON}: cannot read {dtype} as {target}: every point must be "
+            f"exactly (x, y). ({exc})"
+        ) from None
+
+
+def repair_and_warn(frame: pl.DataFrame, table: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`repair`, and a warning that counts the repairs by reason.
+
+    Returns the frame and the repairs, which the result reports as ``ev.repairs``.
+
+    Examples
+    --------
+    >>> bowtie = [[[0.0, 0.0], [2.0, 2.0], [2.0, 0.0], [0.0, 2.0]]]
+    >>> f = normalize(pl.DataFrame({"polygon": [bowtie]}), "gt")
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     fixed, repairs = repair_and_warn(f, "gt")
+    >>> repairs.select("row", "reason", "parts", "area").rows()
+    [(0, 'Self-intersection[1 1]', 2, 2.0)]
+    >>> str(caught[0].message).split(":")[0]
+    'gt.polygon'
+    """
     frame, repairs = repair(frame, table)
     if repairs.height:
         reasons = repairs[s.REASON].str.replace(r"\[.*", "").value_counts(sort=True)
@@ -105,8 +134,6 @@ def normalize(frame: pl.DataFrame, table: str) -> tuple[pl.DataFrame, pl.DataFra
 
 def _caller_level() -> int:
     """The ``stacklevel`` that points a warning at the first frame outside polars_metrics."""
-    import sys
-
     frame, level = sys._getframe(1), 1
     while frame is not None and frame.f_globals.get("__name__", "").startswith("polars_metrics"):
         frame, level = frame.f_back, level + 1
@@ -121,7 +148,12 @@ def _geometry_of_ring(sh: P.Shapes) -> np.ndarray:
 
 
 def structure_problems(sh: P.Shapes) -> tuple[np.ndarray, np.ndarray]:
-    """Per geometry: (has a non-finite coordinate, has a ring with < 3 distinct points)."""
+    """Per geometry: (has a non-finite coordinate, has a ring with < 3 distinct points).
+
+    >>> col = pl.Series([[[[0, 0], [1, 0], [1, 1]]], [[[0, 0], [1, 1]]]], dtype=s.POLYGON_DTYPE)
+    >>> [x.tolist() for x in structure_problems(P.from_series(col))]
+    [[False, False], [False, True]]
+    """
     n = len(sh)
     geom_of_ring = _geometry_of_ring(sh)
     ring_of_point = np.repeat(np.arange(sh.ring_off.shape[0] - 1), np.diff(sh.ring_off))
@@ -135,6 +167,12 @@ def structure_problems(sh: P.Shapes) -> tuple[np.ndarray, np.ndarray]:
 
 
 def checks(table: str, keys=None) -> list[Check]:
+    """Null polygons, non-finite coordinates, rings of fewer than 3 distinct points.
+
+    >>> f = pl.DataFrame({"polygon": [[[[0, 0], [1, 0], [1, 1]]], None]}, schema={"polygon": s.POLYGON_DTYPE})
+    >>> [c.mask(f).tolist() for c in checks("gt")]
+    [[False, True], [False, False], [False, False]]
+    """
     cache: dict = {}
 
     def problems(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -163,6 +201,11 @@ def repair(frame: pl.DataFrame, table: str) -> tuple[pl.DataFrame, pl.DataFrame]
     the input position when the frame carries ``_pos``, id, reason — GEOS's
     ``is_valid_reason``, parts and area after the repair). Rows that fail the structural checks
     (null, non-finite, short rings) are left for the checks to report.
+
+    >>> bowtie = [[[0.0, 0.0], [2.0, 2.0], [2.0, 0.0], [0.0, 2.0]]]
+    >>> fixed, repairs = repair(pl.DataFrame({"polygon": [bowtie]}, schema={"polygon": s.POLYGON_DTYPE}), "gt")
+    >>> fixed.schema["polygon"] == s.MULTIPOLYGON_DTYPE, repairs["parts"].to_list()
+    (True, [2])
     """
     col = frame[s.POLYGON]
     scope = col.is_not_null()
@@ -205,7 +248,11 @@ def repair(frame: pl.DataFrame, table: str) -> tuple[pl.DataFrame, pl.DataFrame]
 
 def to_series(sh: P.Shapes, multi: bool, name: str = s.POLYGON) -> pl.Series:
     """Shapes back to a ``polygon`` column (open rings); ``multi`` gives the multipolygon dtype,
-    else every geometry must have at most one part (none = empty polygon)."""
+    else every geometry must have at most one part (none = empty polygon).
+
+    >>> to_series(P.from_boxes(np.array([[0.0, 0.0, 1.0, 2.0]])), multi=False).to_list()
+    [[[[0.0, 0.0], [1.0, 0.0], [1.0, 2.0], [0.0, 2.0]]]]
+    """
     pts = pa.FixedSizeListArray.from_arrays(pa.array(sh.coords.ravel(), pa.float64()), 2)
     rings = pa.LargeListArray.from_arrays(pa.array(sh.ring_off, pa.int64()), pts)
     if multi:
@@ -245,7 +292,7 @@ def _replace_rows(col: pl.Series, positions: np.ndarray, fixed: P.Shapes, multi:
 def shapes(side) -> P.Shapes:
     """The geometries of a prepared side in data-row order; box rows become rectangles."""
     kind = side.column(s.KIND).cast(pl.String)
-    is_box = (kind == "box").to_numpy()
+    is_box = (kind == box.NAME).to_numpy()
     if not is_box.any():
         return P.from_series(side.column(s.POLYGON))
     boxes = side.column(s.BBOX)
@@ -275,7 +322,11 @@ def pairs(gt, pd, profile=None):
 
 
 def series_shapes(series: pl.Series) -> P.Shapes:
-    """A polygon-like column (polygon, multipolygon, or bbox Array(Float64, 4)) as Shapes."""
+    """A polygon-like column (polygon, multipolygon, or bbox Array(Float64, 4)) as Shapes.
+
+    >>> series_shapes(pl.Series([[0.0, 0.0, 2.0, 1.0]], dtype=s.BBOX_DTYPE)).measures.area.tolist()
+    [2.0]
+    """
     dtype = series.dtype
     if isinstance(dtype, pl.Array) and dtype.size == 4:
         return P.from_boxes(series.cast(s.BBOX_DTYPE).to_numpy().reshape(-1, 4))
@@ -283,7 +334,12 @@ def series_shapes(series: pl.Series) -> P.Shapes:
 
 
 def aligned_iou(a: pl.Series, b: pl.Series) -> np.ndarray:
-    """IoU of a[i] with b[i] for every i (no nulls; polygons, multipolygons or boxes)."""
+    """IoU of a[i] with b[i] for every i (no nulls; polygons, multipolygons or boxes).
+
+    >>> tri = pl.Series([[[[0.0, 0.0], [2.0, 0.0], [2.0, 2.0]]]], dtype=s.POLYGON_DTYPE)
+    >>> aligned_iou(tri, pl.Series([[0.0, 0.0, 2.0, 2.0]], dtype=s.BBOX_DTYPE)).tolist()
+    [0.5]
+    """
     sa, sb = series_shapes(a), series_shapes(b)
     n = a.len()
     for name, sh in (("left", sa), ("right", sb)):
@@ -330,3 +386,7 @@ def polygons_from_shapely(geoms, name: str = s.POLYGON) -> pl.Series:
     if null.any():
         out = pl.select(pl.when(pl.Series(~null)).then(out)).to_series().alias(name)
     return out
+
+
+KIND = Kind(NAME, GEOMETRY, normalize, checks, pairs, aligned_iou=aligned_iou,
+            repair=repair_and_warn, pairs_with=(box.NAME,))

@@ -16,6 +16,7 @@ from polars_metrics import schema as s
 from polars_metrics._lazy import lazy
 from polars_metrics._threads import serial_if_small
 from polars_metrics.errors import SchemaError
+from polars_metrics.kinds._base import Kind
 from polars_metrics.validation import Check
 
 K = lazy("polars_metrics._kernels.span")
@@ -25,7 +26,12 @@ GEOMETRY = (s.START, s.END)
 
 
 def normalize(frame: pl.DataFrame, table: str) -> pl.DataFrame:
-    """Cast ``start`` / ``end`` to Int64 (any integer dtype is accepted)."""
+    """Cast ``start`` / ``end`` to Int64 (any integer dtype is accepted).
+
+    >>> f = pl.DataFrame({"start": [0], "end": [4]}, schema={"start": pl.UInt8, "end": pl.Int32})
+    >>> normalize(f, "gt").schema
+    Schema([('start', Int64), ('end', Int64)])
+    """
     casts = []
     for col in GEOMETRY:
         dtype = frame.schema[col]
@@ -39,7 +45,13 @@ def normalize(frame: pl.DataFrame, table: str) -> pl.DataFrame:
     return frame.with_columns(casts) if casts else frame
 
 
-def checks(table: str, keys=None) -> list[Check]:
+def checks(table: str, keys=()) -> list[Check]:
+    """Null offsets, negative offsets, ``end < start``.
+
+    >>> f = pl.DataFrame({"start": [0, 5, -1], "end": [4, 3, 2]})
+    >>> [c.mask(f).tolist() for c in checks("gt")][2:]
+    [[False, False, True], [False, True, False]]
+    """
     start, end = pl.col(s.START), pl.col(s.END)
     return [
         Check(s.START, start.is_null(), "span start is null", "give every span its start offset"),
@@ -52,7 +64,12 @@ def checks(table: str, keys=None) -> list[Check]:
 
 
 def message_codes(a: pl.Series | None, b: pl.Series | None, n_a: int, n_b: int):
-    """Integer codes of message ids, shared by both sides (null → 0, its own message)."""
+    """Integer codes of message ids, shared by both sides (null → 0, its own message).
+
+    >>> a, b = message_codes(pl.Series(["m1", None]), pl.Series(["m2", "m1"]), 2, 2)
+    >>> a.tolist(), b.tolist()
+    ([1, 0], [2, 1])
+    """
     if a is None and b is None:
         return np.zeros(n_a, np.int64), np.zeros(n_b, np.int64)
     a = pl.Series([None] * n_a, dtype=(b.dtype if b is not None else pl.String)) if a is None else a
@@ -67,8 +84,9 @@ def _message(side) -> pl.Series | None:
     return side.column(s.MESSAGE_ID) if s.MESSAGE_ID in side.frame.columns else None
 
 
-def pairs(gt, pd):
-    """Candidate pairs with IoU > 0 per data row (see ``_kernels.span.span_pairs``)."""
+def pairs(gt, pd, profile=None):
+    """Candidate pairs with IoU > 0 per data row (see ``_kernels.span.span_pairs``); the
+    profile is not read."""
     gm, pm = message_codes(_message(gt), _message(pd), len(gt), len(pd))
     with serial_if_small(len(gt) + len(pd), small=65536):
         return K.span_pairs(_arrays.i64(gt.column(s.START)), _arrays.i64(gt.column(s.END)), gm,
@@ -76,9 +94,35 @@ def pairs(gt, pd):
                           pm, pd.off)
 
 
-def aligned_iou(a_start, a_end, b_start, b_end, a_message=None, b_message=None) -> np.ndarray:
-    """IoU of span a[i] with b[i] for every i (int arrays or Series; messages optional)."""
-    n = len(a_start)
-    am, bm = message_codes(a_message, b_message, n, n)
-    return K.span_iou_aligned(_arrays.i64(a_start), _arrays.i64(a_end), am,
-                            _arrays.i64(b_start), _arrays.i64(b_end), bm)
+def _parts(x: pl.Series) -> tuple[pl.Series, pl.Series, pl.Series | None]:
+    """(start, end, message id or None) of a span column: Struct{start, end[, message_id]} or
+    (start, end) as a 2-element Array / List."""
+    if isinstance(x.dtype, pl.Struct):
+        names = [f.name for f in x.dtype.fields]
+        msg = x.struct.field(s.MESSAGE_ID) if s.MESSAGE_ID in names else None
+        return x.struct.field(s.START), x.struct.field(s.END), msg
+    if isinstance(x.dtype, pl.Array):
+        return x.arr.get(0), x.arr.get(1), None
+    return x.list.get(0), x.list.get(1), None
+
+
+def aligned_iou(a: pl.Series, b: pl.Series) -> np.ndarray:
+    """IoU of span a[i] with b[i] for every i (no nulls): Struct{start, end[, message_id]} or
+    (start, end) as a 2-element Array / List of integers; half-open [start, end).
+
+    Examples
+    --------
+    >>> a = pl.Series([[0, 10], [0, 4], [3, 3]])
+    >>> b = pl.Series([[5, 15], [4, 8], [3, 3]])
+    >>> aligned_iou(a, b).tolist()
+    [0.3333333333333333, 0.0, 1.0]
+    """
+    a0, a1, am = _parts(a)
+    b0, b1, bm = _parts(b)
+    n = len(a0)
+    am, bm = message_codes(am, bm, n, n)
+    return K.span_iou_aligned(_arrays.i64(a0), _arrays.i64(a1), am,
+                              _arrays.i64(b0), _arrays.i64(b1), bm)
+
+
+KIND = Kind(NAME, GEOMETRY, normalize, checks, pairs, aligned_iou=aligned_iou)

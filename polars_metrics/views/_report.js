@@ -210,7 +210,7 @@ function drawDist() {
 }
 
 // ---- gallery -------------------------------------------------------------------------------
-const GAL = run().gallery, D_keys = GAL.keys, D_rows_slice = GAL.slice, NR = D_keys.length;
+const GAL0 = D.runs[0].gallery, D_keys = GAL0.keys, D_rows_slice = GAL0.slice, NR = D_keys.length;
 const flt = { metric: "f1", lo: "", hi: "", slice: "", feature: "" };
 $("gallery-filters").innerHTML = `filter: <select id="f-metric">${METRICS.map((m) => `<option>${m}</option>`).join("")}</select> from <input id="f-lo" size="4" data-testid="filter-min"> to <input id="f-hi" size="4" data-testid="filter-max">` +
   (G.by.length ? ` · slice <select id="f-slice" data-testid="filter-slice"><option value="">any</option>${G.slices.map((s, i) => `<option value="${i}">${esc(s)}</option>`).join("")}</select>` : "") +
@@ -226,7 +226,7 @@ $("data-row-table").tHead.addEventListener("click", (e) => {
 });
 $("gallery-more").addEventListener("click", () => { st.limit += 500; drawGallery(); });
 function drawGallery() {
-  const met = GAL.metrics[String(cell())], body = $("data-row-table").tBodies[0];
+  const GAL = run().gallery, met = GAL.metrics[String(cell())], body = $("data-row-table").tBodies[0];
   for (const th of $("data-row-table").tHead.rows[0].cells) { th.classList.toggle("sorted", th.dataset.sort === st.sort); th.classList.toggle("asc", st.asc); }
   if (!met) {
     $("gallery-note").textContent = `Per-data-row metrics are embedded at ${GAL.cells.length} cell(s) (${GAL.cells.map((k) => `${G.c[Math.floor(k / NT)]}/${G.t[k % NT]}`).join(", ")}); move the sliders there, or write the report with gallery_cells="all".`;
@@ -239,7 +239,7 @@ function drawGallery() {
   for (let r = 0; r < NR; r++) {
     if (pos[r] < 0) continue;
     if (flt.slice !== "" && D_rows_slice[r] !== +flt.slice) continue;
-    if (flt.feature !== "" && !GAL.features[r].includes(+flt.feature)) continue;
+    if (flt.feature !== "" && !GAL0.features[r].includes(+flt.feature)) continue;
     if (flt.lo !== "" || flt.hi !== "") { const v = val(r, flt.metric); if (v === null || v < lo || v > hi) continue; }
     rows.push(r);
   }

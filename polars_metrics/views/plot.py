@@ -50,22 +50,30 @@ def pr_curve(ev, iou: float = 0.5, features=None, *, confidence: float | None = 
     curve = _slice_label(curve, ev.by)
     best = _slice_label(ev.best_thresholds(t).with_columns(pl.col(s.FEATURE).fill_null(MICRO)),
                         ev.by).filter(pl.col(s.FEATURE).is_in(curve[s.FEATURE].unique().to_list()))
+    c = None if confidence is None else ev._threshold(confidence, s.CONFIDENCE_THRESHOLD)
+    if not ev.by:
+        return _pr_layers(curve, best, c).properties(title=f"Precision–recall at IoU {t:g}")
+    return alt.hconcat(*[
+        _pr_layers(curve.filter(pl.col(SLICE) == v), best.filter(pl.col(SLICE) == v), c)
+        .properties(title=f"{v}: precision–recall at IoU {t:g}")
+        for v in curve[SLICE].unique().sort().to_list()])
+
+
+def _pr_layers(curve: pl.DataFrame, best: pl.DataFrame, c: float | None):
     color = alt.Color(f"{s.FEATURE}:N", title="feature")
     tip = [s.FEATURE, s.CONFIDENCE_THRESHOLD, alt.Tooltip(s.PRECISION, format=".3f"),
            alt.Tooltip(s.RECALL, format=".3f"), alt.Tooltip(s.F1, format=".3f")]
     base = alt.Chart(curve).encode(
         x=alt.X(f"{s.RECALL}:Q", scale=alt.Scale(domain=[0, 1])),
-        y=alt.Y(f"{s.PRECISION}:Q", scale=alt.Scale(domain=[0, 1])), color=color, tooltip=tip)
+        y=alt.Y(f"{s.PRECISION}:Q", scale=alt.Scale(domain=[0, 1])), color=color, tooltip=tip,
+        order=alt.Order(f"{s.CONFIDENCE_THRESHOLD}:Q"))  # a curve walks the thresholds
     layers = [base.mark_line(point=True, strokeWidth=1.5),
               alt.Chart(best).mark_point(shape="diamond", size=120, filled=True).encode(
                   x=s.RECALL, y=s.PRECISION, color=color, tooltip=tip)]
-    if confidence is not None:
-        c = ev._threshold(confidence, s.CONFIDENCE_THRESHOLD)
+    if c is not None:
         layers.append(base.transform_filter(alt.datum[s.CONFIDENCE_THRESHOLD] == c)
                       .mark_point(size=160, strokeWidth=2.5, filled=False, color="black"))
-    chart = alt.layer(*layers).properties(width=320, height=280,
-                                          title=f"Precision–recall at IoU {t:g}")
-    return chart.facet(column=alt.Column(f"{SLICE}:N", title=None)) if ev.by else chart
+    return alt.layer(*layers).properties(width=320, height=280)
 
 
 def confusion_matrix(ev, confidence: float = 0.5, iou: float = 0.5, normalize: str | None = None):
@@ -109,7 +117,7 @@ def cube(ev, metric: str = "f1", feature: str | None = None):
     --------
     >>> import polars_metrics as pm
     >>> gt, pd = pm.synthetic.detections(n_images=20, n_classes=3, seed=1)
-    >>> pm.evaluate(gt, pd).plot.cube("recall", feature="car").to_dict()["encoding"]["color"]["field"]
+    >>> pm.evaluate(gt, pd).plot.cube("recall", feature="car").to_dict()["layer"][0]["encoding"]["color"]["field"]
     'recall'
     """
     if metric not in s.METRIC_COLUMNS:
@@ -126,7 +134,8 @@ def cube(ev, metric: str = "f1", feature: str | None = None):
         color=alt.Color(f"{metric}:Q", scale=alt.Scale(scheme="viridis")),
         tooltip=[s.CONFIDENCE_THRESHOLD, s.IOU_THRESHOLD, alt.Tooltip(metric, format=".4f")])
     text = chart.mark_text(fontSize=9).encode(
-        text=alt.Text(f"{metric}:Q", format=".2f"), color=alt.value("white"))
+        text=alt.Text(f"{metric}:Q", format=".2f"),
+        color=alt.condition(alt.datum[metric] > 0.6, alt.value("black"), alt.value("white")))
     out = alt.layer(chart, text).properties(
         width=330, height=330, title=f"{metric} — {feature or 'all features (micro)'}")
     return out.facet(column=alt.Column(f"{SLICE}:N", title=None)) if ev.by else out

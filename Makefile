@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test bench lint clean kernels
+.PHONY: demo test bench lint clean kernels browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,13 @@ kernels: $(STAMP)
 demo: kernels
 	$(BIN)/polars-metrics demo --out demo_output
 
-test: kernels
+# The report's browser tests drive Debian's chromium (Playwright's own download is not reachable).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
+	  { echo "make test needs chromium for tests/test_report_browser.py: apt-get install chromium (as root)"; exit 1; }
+
+test: kernels browser
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 

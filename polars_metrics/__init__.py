@@ -47,6 +47,7 @@ from polars_metrics.schema import (
     POLYGON_DTYPE,
 )
 from polars_metrics.state import PartialResult, merge
+from polars_metrics.views import plot, report  # registers ev.plot / ev.report
 
 __version__ = "0.1.0"
 
@@ -81,6 +82,8 @@ __all__ = [
     # evaluate, and the additive contract behind streaming / distribution
     "evaluate", "partial", "merge", "finalize", "Evaluation", "CocoEvaluation", "PartialResult",
     "FINE_CONFIDENCE_THRESHOLDS", "pairwise_iou", "state", "synthetic",
+    # views: Altair charts and the self-contained HTML report
+    "plot", "report",
     # profiles
     "PROFILES", "Profile", "CocoOptions", "SdkOptions", "get_profile",
     # errors

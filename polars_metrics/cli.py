@@ -28,6 +28,7 @@ from polars_metrics.errors import PolarsMetricsError
 from polars_metrics.evaluate import evaluate
 from polars_metrics.profiles import PROFILES
 from polars_metrics.result import Evaluation
+from polars_metrics.views.report import report
 
 PROG = "polars-metrics"
 EXIT_USAGE = 2
@@ -304,6 +305,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print("", file=stdout)
     print(format_timings(progress.times, ev.timings), file=stdout)
     _print_outputs(paths, stdout)
+    if args.report:
+        with progress.stage("report"):
+            html = report(ev, args.report, media=args.media, ground_truth=gt, predictions=pd)
+        print(f"Report: {html}", file=stdout)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Evaluate Parquet inputs and write only the self-contained HTML report."""
+    progress = _progress(args)
+    with progress.stage("read input"):
+        gt = _read_parquet(args.ground_truth, "--ground-truth")
+        pd = _read_parquet(args.predictions, "--predictions")
+    with progress.stage("evaluate"):
+        ev = evaluate(gt, pd, profile=args.profile, by=args.by or None,
+                      data_row=args.data_row[0] if len(args.data_row) == 1 else args.data_row)
+    with progress.stage("report"):
+        html = report(ev, args.output, title=args.title, media=args.media, ground_truth=gt,
+                      predictions=pd)
+    print(f"Report: {html}", file=sys.stdout)
     return 0
 
 
@@ -364,7 +385,27 @@ def build_parser() -> argparse.ArgumentParser:
                     help="confidence threshold of the printed summary (default: 0.5)")
     ev.add_argument("--summary-iou", type=float, default=0.5, metavar="T",
                     help="IoU threshold of the printed summary (default: 0.5)")
+    ev.add_argument("--report", metavar="REPORT.html",
+                    help="also write the self-contained HTML report there")
+    ev.add_argument("--media", metavar="DIR|PATTERN",
+                    help="images for the report: a directory of <key>.png|jpg or a pattern "
+                         "like img/{data_row}.jpg")
     ev.set_defaults(func=cmd_evaluate)
+
+    rep = sub.add_parser("report", parents=[common], help="evaluate Parquet files and write the "
+                         "self-contained HTML report", description="Evaluate and write one HTML "
+                         "file (no server, works offline): sliders, tables, confusion matrix "
+                         "with examples, PR curves, distributions, data-row gallery.")
+    rep.add_argument("--ground-truth", required=True, metavar="GT.parquet")
+    rep.add_argument("--predictions", required=True, metavar="PD.parquet")
+    rep.add_argument("-o", "--output", default="report.html", metavar="REPORT.html",
+                     help="the HTML file (default: report.html)")
+    rep.add_argument("--data-row", nargs="+", default=[s.DATA_ROW], metavar="COL")
+    rep.add_argument("--by", nargs="+", default=[], metavar="COL")
+    rep.add_argument("--profile", default="labelbox", choices=IOU_ORDERED_PROFILES)
+    rep.add_argument("--title", default=None)
+    rep.add_argument("--media", metavar="DIR|PATTERN", help="as for evaluate --media")
+    rep.set_defaults(func=cmd_report)
     return parser
 
 

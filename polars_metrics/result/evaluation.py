@@ -7,6 +7,7 @@ behind ``examples()``), never the input tables, and never evaluates again: a fin
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -20,10 +21,13 @@ from polars_metrics.errors import PolarsMetricsError, ThresholdError, did_you_me
 from polars_metrics.io.parquet import write_frames
 from polars_metrics.kinds.polygon import REPAIRS_SCHEMA
 from polars_metrics.profiles import Profile
+from polars_metrics.result import outcomes as _outcomes
 from polars_metrics.state import THRESHOLD_FREE, Detail, PartialResult
 
 NONE_LABEL = "None"  # the None class in the dense confusion matrix's labels
 FINE_CONFIDENCE_THRESHOLDS = tuple(np.round(np.linspace(0, 1, 101), 2))
+# Views of a higher layer (polars_metrics.views: report, plot), registered there on import.
+_VIEWS: dict[str, Callable] = {}
 FRAME_NAMES = ("cube", "overall", "confusion", "data_rows", "excluded", "rejects", "repairs",
                "matches")
 
@@ -251,6 +255,20 @@ class Evaluation:
         from polars_metrics.io.labelbox.metrics import write_labelbox_metrics
 
         return write_labelbox_metrics(self, path, **kwargs)
+
+    # --- per-annotation outcomes, and the views of polars_metrics.views ----------------------
+    def outcomes(self, confidence: float = 0.5, iou: float = 0.5) -> pl.DataFrame:
+        """Per ground truth and prediction at one cell; see :func:`~polars_metrics.result.outcomes.outcomes`."""
+        return _outcomes.outcomes(self, confidence, iou)
+
+    def report(self, path: str | Path, **kwargs) -> Path:
+        """One self-contained HTML report; see :func:`polars_metrics.views.report.report`."""
+        return _VIEWS["report"](self, path, **kwargs)
+
+    @property
+    def plot(self):
+        """Altair charts of this evaluation; see :class:`polars_metrics.views.plot.PlotAccessor`."""
+        return _VIEWS["plot"](self)
 
 
 def finalize(part: PartialResult) -> Evaluation:

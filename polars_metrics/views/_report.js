@@ -1,0 +1,263 @@
+"use strict";
+// polars_metrics report: every number is a lookup into PM_DATA (built from the Evaluation's
+// frames by polars_metrics/views/_payload.py); nothing is recomputed and nothing is fetched.
+(function () {
+const D = PM_DATA, G = D.grid, NF = G.features.length, NT = G.t.length;
+const METRICS = ["tp", "fp", "tn", "fn", "precision", "recall", "f1", "iou"];
+const RATIOS = ["precision", "recall", "f1", "iou"];
+const LABELS = G.features.concat(["None"]);
+const $ = (id) => document.getElementById(id);
+const st = { ci: 0, ti: 0, slice: 0, run: 0, sel: null, sort: "key", asc: true, limit: 200 };
+st.ci = Math.floor(D.start / NT); st.ti = D.start % NT;
+const cell = () => st.ci * NT + st.ti;
+const run = () => D.runs[st.run];
+const esc = (v) => String(v).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c]));
+const fmt = (v, m) => v === null || v === undefined ? "–" : (RATIOS.includes(m) || m === "conf" ? (+v).toFixed(3) : String(v));
+const dv = (v) => v === null || v === undefined ? "" : String(v);
+function el(tag, attrs, html) { const e = document.createElement(tag); for (const k in attrs || {}) e.setAttribute(k, attrs[k]); if (html !== undefined) e.innerHTML = html; return e; }
+function options(select, items) { select.innerHTML = items.map((x, i) => `<option value="${i}">${esc(x)}</option>`).join(""); }
+
+// ---- controls ------------------------------------------------------------------------------
+function slider(input, out, grid, key) {
+  input.min = Math.min(...grid); input.max = Math.max(...grid);
+  input.setAttribute("list", input.id + "-ticks");
+  const dl = el("datalist", { id: input.id + "-ticks" }, grid.map((v) => `<option value="${v}">`).join(""));
+  input.after(dl);
+  const set = () => { input.value = grid[st[key]]; out.textContent = grid[st[key]]; };
+  input.addEventListener("input", () => {
+    const v = +input.value; let best = 0;
+    grid.forEach((g, i) => { if (Math.abs(g - v) < Math.abs(grid[best] - v)) best = i; });
+    st[key] = best; set(); update();
+  });
+  set();
+}
+slider($("conf"), $("conf-out"), G.c, "ci");
+slider($("iou"), $("iou-out"), G.t, "ti");
+options($("slice"), G.slices);
+if (!G.by.length) $("slice-box").hidden = true;
+options($("run"), D.runs.map((r) => r.name));
+if (D.runs.length < 2) $("run-box").hidden = true;
+$("slice").addEventListener("change", (e) => { st.slice = +e.target.value; st.sel = null; update(); });
+$("run").addEventListener("change", (e) => { st.run = +e.target.value; update(); });
+$("normalize").addEventListener("change", () => drawConfusion());
+options($("pr-feature"), ["all features"].concat(G.features));
+$("pr-feature").addEventListener("change", () => drawPR());
+options($("dist-metric"), RATIOS); $("dist-metric").value = "2";
+$("dist-metric").addEventListener("change", () => drawDist());
+{
+  const m = D.media, parts = [`${D.rows} data rows`, `${NF} features`, `${G.c.length} × ${NT} cells`,
+    `examples capped at ${D.cap} per confusion cell`, `profile ${run().profile}`];
+  if (run().excluded) parts.push(`${run().excluded} data rows excluded (ev.excluded)`);
+  if (m) parts.push(`${m.embedded} of ${m.available} thumbnails embedded (${(m.bytes / 1e6).toFixed(2)} MB of a ${(m.cap / 1e6).toFixed(1)} MB cap)` +
+    (m.drawn ? `, annotations drawn at confidence ${m.confidence}, IoU ${m.iou}: green tp, red fp, orange fn, purple misclassified` : ""));
+  $("info").textContent = parts.join(" · ");
+}
+
+// ---- feature table -------------------------------------------------------------------------
+const ftBody = $("feature-table").tBodies[0];
+$("feature-table").tHead.innerHTML = "<tr><th>feature</th>" + METRICS.map((m) => `<th>${m}</th>`).join("") + "</tr>";
+const featureRows = [];
+function makeRow(label, cls) {
+  const tr = el("tr", { "data-testid": "feature-row", "data-feature": label }); if (cls) tr.className = cls;
+  tr.appendChild(el("td", {}, esc(label)));
+  const cells = METRICS.map((m) => { const td = el("td", { "data-metric": m }); tr.appendChild(td); return td; });
+  ftBody.appendChild(tr); featureRows.push({ tr, cells }); return { tr, cells };
+}
+G.features.forEach((f) => makeRow(f));
+makeRow("all (micro)", "all"); makeRow("all (macro)", "all");
+function drawFeatures() {
+  const r = run(), c = cell();
+  featureRows.forEach((row, i) => {
+    const entry = i < NF ? r.cube[`${st.slice},${i}`] : r.overall[`${st.slice},${i === NF ? "micro" : "macro"}`];
+    row.tr.hidden = !entry;
+    if (!entry) return;
+    METRICS.forEach((m, j) => { const v = entry[m][c]; const td = row.cells[j]; td.dataset.value = dv(v); td.textContent = fmt(v, m); });
+  });
+}
+
+// ---- runs side by side ---------------------------------------------------------------------
+function drawCompare() {
+  if (D.runs.length < 2) return;
+  $("compare-section").hidden = false;
+  const base = D.runs[0], c = cell(), ms = ["precision", "recall", "f1"];
+  $("base-run").textContent = base.name;
+  let head = "<tr><th>feature</th>";
+  D.runs.forEach((r, k) => ms.forEach((m) => { head += `<th>${esc(r.name)} ${m}</th>`; if (k) head += `<th>Δ ${m}</th>`; }));
+  $("compare-table").tHead.innerHTML = head + "</tr>";
+  const labels = G.features.map((f, i) => [f, `${st.slice},${i}`, "cube"]).concat([["all (micro)", `${st.slice},micro`, "overall"], ["all (macro)", `${st.slice},macro`, "overall"]]);
+  $("compare-table").tBodies[0].innerHTML = labels.map(([f, key, table]) => {
+    let tds = `<td>${esc(f)}</td>`;
+    D.runs.forEach((r, k) => ms.forEach((m) => {
+      const e = r[table][key], v = e ? e[m][c] : null; tds += `<td data-run="${esc(r.name)}" data-metric="${m}" data-value="${dv(v)}">${fmt(v, m)}</td>`;
+      if (k) { const b = base[table][key], bv = b ? b[m][c] : null; const d = v === null || bv === null ? null : v - bv;
+        tds += `<td data-delta="${m}" class="${d > 0 ? "pos" : d < 0 ? "neg" : ""}">${d === null ? "–" : (d > 0 ? "+" : "") + d.toFixed(3)}</td>`; }
+    }));
+    return `<tr data-testid="compare-row" data-feature="${esc(f)}"${table === "overall" ? ' class="all"' : ""}>${tds}</tr>`;
+  }).join("");
+}
+
+// ---- confusion matrix ----------------------------------------------------------------------
+const cm = $("confusion-table"), cmCells = [];
+{
+  const head = el("tr"); head.appendChild(el("th", { class: "row" }, "gt \\ pd"));
+  LABELS.forEach((l) => head.appendChild(el("th", { class: "col", title: l }, `<span>${esc(l)}</span>`)));
+  cm.appendChild(head);
+  LABELS.forEach((g, gi) => {
+    const tr = el("tr"); tr.appendChild(el("th", { class: "row" }, esc(g)));
+    const row = LABELS.map((p, pi) => {
+      const td = el("td", { "data-testid": "confusion-cell", "data-gt": g, "data-pd": p, title: `${g} → ${p}` });
+      if (gi === pi && gi < NF) td.classList.add("diag");
+      td.addEventListener("click", () => { st.sel = [gi, pi]; drawConfusion(); drawExamples(); });
+      tr.appendChild(td); return td;
+    });
+    cmCells.push(row); cm.appendChild(tr);
+  });
+}
+function confusionCounts(r) {
+  const n = LABELS.length, m = new Float64Array(n * n), flat = r.confusion[`${st.slice},${cell()}`] || [];
+  for (let i = 0; i < flat.length; i += 3) m[flat[i] * n + flat[i + 1]] = flat[i + 2];
+  return m;
+}
+function drawConfusion() {
+  const n = LABELS.length, m = confusionCounts(run()), norm = $("normalize").value;
+  const diff = D.runs.length > 1 && st.run > 0 ? confusionCounts(D.runs[0]) : null;
+  const tot = new Float64Array(n);
+  for (let g = 0; g < n; g++) for (let p = 0; p < n; p++) tot[norm === "pd" ? p : g] += m[g * n + p];
+  let max = 1; for (let i = 0; i < m.length; i++) max = Math.max(max, Math.abs(diff ? m[i] - diff[i] : m[i]));
+  for (let g = 0; g < n; g++) for (let p = 0; p < n; p++) {
+    const td = cmCells[g][p], v = m[g * n + p];
+    td.dataset.count = v;
+    let shade, text;
+    if (diff) { const d = v - diff[g * n + p]; td.dataset.delta = d; text = d ? (d > 0 ? "+" : "") + d : "";
+      shade = d > 0 ? `rgba(200,40,40,${Math.min(1, Math.abs(d) / max)})` : d < 0 ? `rgba(40,90,200,${Math.min(1, Math.abs(d) / max)})` : "#fff"; }
+    else if (norm) { const t = tot[norm === "pd" ? p : g], share = t ? v / t : 0; text = v ? Math.round(share * 100) : ""; shade = `rgba(30,90,170,${share})`; }
+    else { text = v ? v : ""; shade = `rgba(30,90,170,${v ? 0.08 + 0.92 * Math.sqrt(v / max) : 0})`; }
+    td.textContent = text; td.style.background = shade;
+    td.style.color = (diff ? Math.abs(v - diff[g * n + p]) / max : norm ? (tot[norm === "pd" ? p : g] ? v / tot[norm === "pd" ? p : g] : 0) : Math.sqrt(v / max)) > 0.55 ? "#fff" : "#1d2330";
+    td.classList.toggle("sel", !!st.sel && st.sel[0] === g && st.sel[1] === p);
+  }
+}
+
+// ---- examples ------------------------------------------------------------------------------
+function drawExamples() {
+  const box = $("examples");
+  if (!st.sel) { box.innerHTML = '<p class="note">Click a confusion cell to list its examples.</p>'; return; }
+  const [g, p] = st.sel, n = LABELS.length, c = cell(), r = run();
+  const total = confusionCounts(r)[g * n + p];
+  const list = (r.examples[`${g},${p}`] || []).filter((e) => (BigInt("0x" + e[5]) >> BigInt(c)) & 1n)
+    .filter((e) => !G.by.length || D_rows_slice[e[0]] === st.slice);
+  const thumbs = Object.keys(D.thumbs).length > 0;
+  let html = `<h3 data-testid="examples-title" data-total="${total}" data-shown="${list.length}">${esc(LABELS[g])} → ${esc(LABELS[p])}: ${total} at confidence ${G.c[st.ci]}, IoU ${G.t[st.ti]}` +
+    (list.length < total ? ` (showing ${list.length})` : "") + "</h3>";
+  html += `<div class="scroll"><table data-testid="examples-table"><thead><tr>${thumbs ? "<th>image</th>" : ""}<th>data row</th><th>gt id</th><th>gt feature</th><th>pd id</th><th>pd feature</th><th>confidence</th><th>IoU</th></tr></thead><tbody>`;
+  for (const e of list) {
+    const img = D.thumbs[e[0]];
+    html += `<tr data-testid="examples-row" data-key="${esc(D_keys[e[0]])}" data-gt-id="${dv(e[1])}" data-pd-id="${dv(e[2])}">` +
+      (thumbs ? `<td>${img ? `<img src="${img}" alt="">` : ""}</td>` : "") +
+      `<td>${esc(D_keys[e[0]])}</td><td>${e[1] === null ? "–" : esc(e[1])}</td><td>${g < NF ? esc(LABELS[g]) : "None"}</td>` +
+      `<td>${e[2] === null ? "–" : esc(e[2])}</td><td>${p < NF ? esc(LABELS[p]) : "None"}</td><td data-value="${dv(e[3])}">${fmt(e[3], "conf")}</td><td data-value="${dv(e[4])}">${fmt(e[4], "iou")}</td></tr>`;
+  }
+  box.innerHTML = html + "</tbody></table></div>";
+}
+
+// ---- precision-recall ----------------------------------------------------------------------
+function curve(entry) {
+  const pts = [];
+  for (let ci = 0; ci < G.c.length; ci++) {
+    const k = ci * NT + st.ti, p = entry.precision[k], r = entry.recall[k], f = entry.f1[k];
+    pts.push({ ci, p, r, f });
+  }
+  let best = null; for (const q of pts) if (q.f !== null && (best === null || q.f > best.f)) best = q;
+  return { pts, best };
+}
+function drawPR() {
+  const W = 420, H = 320, L = 40, B = 30, r = run(), sel = +$("pr-feature").value;
+  const x = (v) => L + v * (W - L - 10), y = (v) => H - B - v * (H - B - 10);
+  const series = [];
+  if (sel === 0) G.features.forEach((f, i) => { const e = r.cube[`${st.slice},${i}`]; if (e) series.push({ name: f, e, faint: true }); });
+  else { const e = r.cube[`${st.slice},${sel - 1}`]; if (e) series.push({ name: G.features[sel - 1], e }); }
+  const micro = r.overall[`${st.slice},micro`]; if (micro) series.push({ name: "all (micro)", e: micro, micro: true });
+  let svg = `<svg width="${W}" height="${H}" role="img" aria-label="precision-recall curves">`;
+  for (let v = 0; v <= 1.0001; v += 0.2) svg += `<line x1="${x(0)}" x2="${x(1)}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/><text x="${L - 4}" y="${y(v) + 3}" font-size="10" text-anchor="end">${v.toFixed(1)}</text><text x="${x(v)}" y="${H - B + 14}" font-size="10" text-anchor="middle">${v.toFixed(1)}</text>`;
+  svg += `<text x="${(W + L) / 2}" y="${H - 2}" font-size="11" text-anchor="middle">recall</text><text x="10" y="${H / 2}" font-size="11" transform="rotate(-90 10 ${H / 2})" text-anchor="middle">precision</text>`;
+  for (const s of series) {
+    const { pts, best } = curve(s.e), ok = pts.filter((q) => q.p !== null && q.r !== null);
+    const color = s.micro ? "#111" : s.faint ? "rgba(60,110,190,0.35)" : "#1f6fd1";
+    svg += `<polyline fill="none" stroke="${color}" stroke-width="${s.micro ? 2.2 : 1.4}" points="${ok.map((q) => `${x(q.r)},${y(q.p)}`).join(" ")}"><title>${esc(s.name)}</title></polyline>`;
+    if (!s.faint || series.length < 12) {
+      if (best && best.p !== null && best.r !== null) svg += `<path data-testid="pr-best" data-feature="${esc(s.name)}" data-confidence="${G.c[best.ci]}" data-f1="${best.f}" d="M${x(best.r)} ${y(best.p) - 6}l6 6l-6 6l-6 -6z" fill="${s.micro ? "#111" : "#e07b00"}"><title>${esc(s.name)} best F1 ${best.f.toFixed(3)} at confidence ${G.c[best.ci]}</title></path>`;
+      const cur = pts[st.ci];
+      if (cur.p !== null && cur.r !== null) svg += `<circle data-testid="pr-current" data-feature="${esc(s.name)}" data-precision="${cur.p}" data-recall="${cur.r}" cx="${x(cur.r)}" cy="${y(cur.p)}" r="5" fill="none" stroke="#c2185b" stroke-width="2"/>`;
+    }
+  }
+  $("pr-curve").innerHTML = svg + "</svg>";
+}
+
+// ---- distributions -------------------------------------------------------------------------
+function bars(counts, caption, w = 150, h = 60) {
+  const max = Math.max(1, ...counts), bw = w / counts.length;
+  let s = `<figure><svg width="${w}" height="${h}">`;
+  counts.forEach((v, i) => { const bh = (h - 12) * v / max; s += `<rect x="${i * bw + 1}" y="${h - 12 - bh}" width="${bw - 2}" height="${bh}" fill="#3b7dd8"><title>[${(i / counts.length).toFixed(1)}, ${((i + 1) / counts.length).toFixed(1)}${i === counts.length - 1 ? "]" : ")"}: ${v}</title></rect>`; });
+  s += `<text x="0" y="${h - 1}" font-size="9">0</text><text x="${w}" y="${h - 1}" font-size="9" text-anchor="end">1</text></svg><figcaption>${esc(caption)}</figcaption></figure>`;
+  return s;
+}
+function drawDist() {
+  const h = run().hist[String(cell())], m = RATIOS[+$("dist-metric").value];
+  if (!h) { $("dist-note").textContent = "Per-data-row metrics are embedded for other cells only (report(gallery_cells=...))."; $("dist-slices").innerHTML = $("dist-classes").innerHTML = ""; return; }
+  $("dist-note").textContent = "data rows per bin at the current cell";
+  $("dist-slices").innerHTML = G.slices.map((sl, i) => h[`s${i}`] ? bars(h[`s${i}`][m], `${G.by.length ? sl : "all data rows"} (n=${h[`s${i}`][m].reduce((a, b) => a + b, 0)})`) : "").join("");
+  $("dist-classes").innerHTML = G.features.map((f, i) => h[`f${i}`] ? bars(h[`f${i}`][m], f, 110, 44) : "").join("");
+}
+
+// ---- gallery -------------------------------------------------------------------------------
+const GAL0 = D.runs[0].gallery, D_keys = GAL0.keys, D_rows_slice = GAL0.slice, NR = D_keys.length;
+const flt = { metric: "f1", lo: "", hi: "", slice: "", feature: "" };
+$("gallery-filters").innerHTML = `filter: <select id="f-metric">${METRICS.map((m) => `<option>${m}</option>`).join("")}</select> from <input id="f-lo" size="4" data-testid="filter-min"> to <input id="f-hi" size="4" data-testid="filter-max">` +
+  (G.by.length ? ` · slice <select id="f-slice" data-testid="filter-slice"><option value="">any</option>${G.slices.map((s, i) => `<option value="${i}">${esc(s)}</option>`).join("")}</select>` : "") +
+  ` · feature present <select id="f-feature" data-testid="filter-feature"><option value="">any</option>${G.features.map((f, i) => `<option value="${i}">${esc(f)}</option>`).join("")}</select>`;
+["f-metric", "f-lo", "f-hi", "f-slice", "f-feature"].forEach((id) => { const e = $(id); if (e) e.addEventListener("input", () => { flt[id.slice(2)] = e.value; st.limit = 200; drawGallery(); }); });
+$("f-metric").value = "f1";
+const thumbs = Object.keys(D.thumbs).length > 0;
+const cols = ["key"].concat(G.by.length ? ["slice"] : [], METRICS);
+$("data-row-table").tHead.innerHTML = "<tr>" + (thumbs ? "<th>image</th>" : "") + cols.map((c) => `<th data-sort="${c}">${c === "key" ? "data row" : c}</th>`).join("") + "</tr>";
+$("data-row-table").tHead.addEventListener("click", (e) => {
+  const th = e.target.closest("th[data-sort]"); if (!th) return;
+  const k = th.dataset.sort; st.asc = st.sort === k ? !st.asc : k === "key" || k === "slice"; st.sort = k; drawGallery();
+});
+$("gallery-more").addEventListener("click", () => { st.limit += 500; drawGallery(); });
+function drawGallery() {
+  const GAL = run().gallery, met = GAL.metrics[String(cell())], body = $("data-row-table").tBodies[0];
+  for (const th of $("data-row-table").tHead.rows[0].cells) { th.classList.toggle("sorted", th.dataset.sort === st.sort); th.classList.toggle("asc", st.asc); }
+  if (!met) {
+    $("gallery-note").textContent = `Per-data-row metrics are embedded at ${GAL.cells.length} cell(s) (${GAL.cells.map((k) => `${G.c[Math.floor(k / NT)]}/${G.t[k % NT]}`).join(", ")}); move the sliders there, or write the report with gallery_cells="all".`;
+    body.innerHTML = ""; $("gallery-more").hidden = true; return;
+  }
+  const pos = new Int32Array(NR).fill(-1); met._row.forEach((r, i) => { pos[r] = i; });
+  const val = (r, k) => k === "key" ? D_keys[r] : k === "slice" ? G.slices[D_rows_slice[r]] : (pos[r] < 0 ? null : met[k][pos[r]]);
+  const lo = flt.lo === "" ? -Infinity : +flt.lo, hi = flt.hi === "" ? Infinity : +flt.hi;
+  let rows = [];
+  for (let r = 0; r < NR; r++) {
+    if (pos[r] < 0) continue;
+    if (flt.slice !== "" && D_rows_slice[r] !== +flt.slice) continue;
+    if (flt.feature !== "" && !GAL0.features[r].includes(+flt.feature)) continue;
+    if (flt.lo !== "" || flt.hi !== "") { const v = val(r, flt.metric); if (v === null || v < lo || v > hi) continue; }
+    rows.push(r);
+  }
+  const k = st.sort, sign = st.asc ? 1 : -1;
+  rows.sort((a, b) => { const va = val(a, k), vb = val(b, k); if (va === vb) return a - b; if (va === null) return 1; if (vb === null) return -1; return (va < vb ? -1 : 1) * sign; });
+  const shown = rows.slice(0, st.limit);
+  body.innerHTML = shown.map((r) => `<tr data-testid="data-row" data-key="${esc(D_keys[r])}">` + (thumbs ? `<td>${D.thumbs[r] ? `<img src="${D.thumbs[r]}" alt="">` : ""}</td>` : "") +
+    cols.map((c) => { const v = val(r, c); return c === "key" || c === "slice" ? `<td>${esc(v)}</td>` : `<td data-metric="${c}" data-value="${dv(v)}">${fmt(v, c)}</td>`; }).join("") + "</tr>").join("");
+  $("gallery-note").textContent = `${rows.length} of ${NR} data rows match; showing ${shown.length}.`;
+  $("gallery-more").hidden = shown.length >= rows.length;
+}
+
+// ---- one redraw per control change ---------------------------------------------------------
+function update() {
+  const t0 = performance.now();
+  drawFeatures(); drawCompare(); drawConfusion(); drawExamples(); drawPR(); drawDist(); drawGallery();
+  window.pmLastRedrawMs = performance.now() - t0;
+}
+update();
+window.pmReady = true;
+})();

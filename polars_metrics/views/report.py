@@ -1,0 +1,147 @@
+"""``pm.report`` / ``ev.report``: one self-contained HTML file, no server, works offline.
+
+The page is plain HTML, CSS and JavaScript written for it (``_report.js``, inlined) over one
+JSON payload (``_payload.py``): every number shown is looked up from the evaluation's frames at
+the sliders' cell, so a slider move is a few thousand array lookups and DOM updates. Nothing is
+fetched: no script, style, font or image has a URL; thumbnails are ``data:`` URIs.
+"""
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+
+import polars as pl
+
+from polars_metrics import schema as s
+from polars_metrics.result.evaluation import Evaluation
+from polars_metrics.views import _media, _payload
+
+AUTO_GALLERY_VALUES = 400_000  # data rows x cells embedded for the gallery when "auto"
+
+
+def _read(name: str) -> str:
+    return resources.files("polars_metrics.views").joinpath(name).read_text(encoding="utf-8")
+
+
+def _runs(ev_or_runs) -> dict[str, Evaluation]:
+    if isinstance(ev_or_runs, Evaluation):
+        return {"run": ev_or_runs}
+    if isinstance(ev_or_runs, Mapping) and ev_or_runs and all(
+            isinstance(v, Evaluation) for v in ev_or_runs.values()):
+        return {str(k): v for k, v in ev_or_runs.items()}
+    raise TypeError("report() takes an Evaluation or a non-empty dict {name: Evaluation}.")
+
+
+def _check_same_grid(runs: dict[str, Evaluation]) -> Evaluation:
+    first = next(iter(runs.values()))
+    for name, ev in runs.items():
+        same = (ev.keys == first.keys and ev.by == first.by
+                and ev.confidence_thresholds.tolist() == first.confidence_thresholds.tolist()
+                and ev.iou_thresholds.tolist() == first.iou_thresholds.tolist())
+        if not same:
+            raise ValueError(f"Run {name!r} differs from the first run in its keys, by columns or "
+                             "thresholds; runs compared in one report share all of them.")
+    return first
+
+
+def _gallery_cells(first: Evaluation, rows: int, start: int, gallery_cells) -> list[int]:
+    n = len(first.confidence_thresholds) * len(first.iou_thresholds)
+    if gallery_cells == "all" or (gallery_cells == "auto" and rows * n <= AUTO_GALLERY_VALUES):
+        return list(range(n))
+    if gallery_cells == "auto":
+        return [start]
+    nt = len(first.iou_thresholds)
+    return sorted({first.confidence_thresholds.tolist().index(first._threshold(c, s.CONFIDENCE_THRESHOLD)) * nt
+                   + first.iou_thresholds.tolist().index(first._threshold(t, s.IOU_THRESHOLD))
+                   for c, t in gallery_cells} | {start})
+
+
+def build_payload(runs: dict[str, Evaluation], *, title: str, max_examples_per_cell: int,
+                  confidence: float, iou: float, gallery_cells="auto", media=None,
+                  ground_truth=None, predictions=None, max_media_bytes: int = 3_000_000) -> dict:
+    """The report's JSON data (see ``_payload``)."""
+    first = _check_same_grid(runs)
+    features = sorted(set().union(*(ev.features for ev in runs.values())))
+    slices = sorted({tuple(r) for ev in runs.values()
+                     for r in ev.data_rows.select(ev.by).unique().rows()},
+                    key=lambda r: tuple("" if v is None else str(v) for v in r)) if first.by else []
+    grid = _payload.Grid(first, features, slices)
+    c0 = first._threshold(confidence, s.CONFIDENCE_THRESHOLD)
+    t0 = first._threshold(iou, s.IOU_THRESHOLD)
+    start = grid.c.index(c0) * len(grid.t) + grid.t.index(t0)
+    rows = pl.concat([_payload.data_row_index(ev, grid).select(*grid.keys, *grid.by, "_slice")
+                      for ev in runs.values()]).unique(subset=grid.keys, maintain_order=True)
+    rows = rows.with_row_index("_row").with_columns(
+        pl.col("_row").cast(pl.Int64), _payload.key_labels(rows, grid.keys).alias("_key"))
+    cells = _gallery_cells(first, rows.height, start, gallery_cells)
+    out_runs = []
+    for name, ev in runs.items():
+        run = {"name": name, **_payload.cube_tables(ev, grid),
+               "confusion": _payload.confusion_table(ev, grid),
+               "examples": _payload.examples_table(ev, grid, rows.select(*grid.keys, "_row", "_slice"),
+                                                   max_examples_per_cell),
+               "gallery": _payload.gallery_table(ev, grid, rows, cells),
+               "hist": _payload.histograms(ev, grid, rows, cells),
+               "excluded": ev.excluded.height, "profile": ev.profile.name}
+        out_runs.append(run)
+    thumbs, note = {}, None
+    if media is not None:
+        paths = _media.resolve(media, rows, grid.keys, ground_truth)
+        thumbs, note = _media.thumbnails(first, rows, paths, ground_truth=ground_truth,
+                                         predictions=predictions, confidence=c0, iou=t0,
+                                         max_bytes=max_media_bytes)
+    return {"title": title, "grid": grid.as_json(), "start": start, "cap": max_examples_per_cell,
+            "runs": out_runs, "thumbs": {str(k): v for k, v in thumbs.items()}, "media": note,
+            "rows": rows.height}
+
+
+def report(ev_or_runs, path: str | Path, *, title: str | None = None, media=None,
+           ground_truth: pl.DataFrame | None = None, predictions: pl.DataFrame | None = None,
+           max_examples_per_cell: int = 50, confidence: float = 0.5, iou: float = 0.5,
+           gallery_cells="auto", max_media_bytes: int = 3_000_000) -> Path:
+    """Write one self-contained HTML report of an evaluation, or of several runs of one ground
+    truth (``{"run A": ev_a, "run B": ev_b}``: side-by-side values, deltas, confusion
+    difference), and return its path.
+
+    Parameters
+    ----------
+    media : a dict {data-row key: image path}, a column of ``ground_truth`` holding paths, a
+        directory of ``<key>.<png|jpg|jpeg|webp>`` or a pattern like ``"img/{data_row}.jpg"``.
+        Thumbnails are embedded (at most ``max_media_bytes`` in total, stated in the page).
+    ground_truth, predictions : the input tables, for drawing their geometry on the thumbnails
+        (the evaluation keeps none).
+    max_examples_per_cell : examples listed per confusion cell (the exact total is shown).
+    confidence, iou : the sliders' initial cell.
+    gallery_cells : the cells whose per-data-row metrics are embedded for the gallery and the
+        distributions: ``"auto"`` (every cell while data rows x cells <= 400,000, else the
+        initial cell), ``"all"``, or a list of (confidence, iou) pairs.
+
+    Examples
+    --------
+    >>> import tempfile, polars_metrics as pm
+    >>> gt, pd = pm.synthetic.detections(n_images=10, n_classes=3, seed=1)
+    >>> path = pm.evaluate(gt, pd, by="split").report(tempfile.mkdtemp() + "/report.html")
+    >>> text = path.read_text()
+    >>> 'data-testid="confidence-threshold"' in text, "src=\\"http" in text
+    (True, False)
+    """
+    runs = _runs(ev_or_runs)
+    title = title or ("polars_metrics report" if len(runs) == 1 else
+                      "polars_metrics report: " + " vs ".join(runs))
+    data = build_payload(runs, title=title, max_examples_per_cell=max_examples_per_cell,
+                         confidence=confidence, iou=iou, gallery_cells=gallery_cells, media=media,
+                         ground_truth=ground_truth, predictions=predictions,
+                         max_media_bytes=max_media_bytes)
+    payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    page = (_read("_report.html")
+            .replace("/*STYLE*/", _read("_report.css"))
+            .replace("/*SCRIPT*/", _read("_report.js"))
+            .replace("__TITLE__", html.escape(title))
+            .replace("/*DATA*/null", payload))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    return path

@@ -1,0 +1,50 @@
+"""ev.outcomes(): one row per annotation at a cell; per feature they add up to the cube."""
+from __future__ import annotations
+
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import datasets, n_examples
+
+import polars_metrics as pm
+from polars_metrics import schema as s
+from polars_metrics.result.outcomes import outcome_counts
+
+
+def _cube_counts(ev, c, t) -> pl.DataFrame:
+    cell = ev.cube.filter((pl.col(s.CONFIDENCE_THRESHOLD) == c) & (pl.col(s.IOU_THRESHOLD) == t))
+    return cell.group_by(s.FEATURE).agg(pl.col(s.TP, s.FP, s.FN).sum())
+
+
+@settings(max_examples=n_examples(60), deadline=None)
+@given(ds=datasets(), data=st.data())
+def test_outcomes_add_up_to_the_cube(ds, data):
+    ev = pm.evaluate(ds.gt, ds.pd, **ds.kwargs)
+    c = data.draw(st.sampled_from(ev.confidence_thresholds.tolist()))
+    t = data.draw(st.sampled_from(ev.iou_thresholds.tolist()))
+    out = ev.outcomes(c, t)
+    got = outcome_counts(out)
+    want = _cube_counts(ev, c, t)
+    joined = want.join(got, on=s.FEATURE, how="full", coalesce=True, suffix="_o").fill_null(0)
+    for col in (s.TP, s.FP, s.FN):
+        assert joined[col].to_list() == joined[f"{col}_o"].to_list(), (col, joined)
+    # one row per counted annotation, every pair seen from both sides
+    gt_ann, pd_ann = ev.detail.annotations
+    assert out.filter(pl.col("side") == "gt").height == gt_ann.height
+    assert out.filter(pl.col("side") == "pd").height == pd_ann.filter(pl.col(s.CONFIDENCE) >= c).height
+    matched = out.filter(pl.col("partner_feature").is_not_null())
+    assert (matched["side"] == "gt").sum() == (matched["side"] == "pd").sum()
+    # confusion: off-diagonal cells are the misclassified pairs
+    mis = out.filter((pl.col("side") == "gt") & (pl.col("outcome") == "misclassified")).height
+    conf = ev.confusion.filter((pl.col(s.CONFIDENCE_THRESHOLD) == c) & (pl.col(s.IOU_THRESHOLD) == t)
+                               & pl.col(s.GT_FEATURE).is_not_null() & pl.col(s.PD_FEATURE).is_not_null()
+                               & (pl.col(s.GT_FEATURE) != pl.col(s.PD_FEATURE)))
+    assert mis == conf[s.COUNT].sum()
+
+
+def test_outcome_columns():
+    gt, pd = pm.synthetic.detections(n_images=5, n_classes=3, seed=1)
+    out = pm.evaluate(gt, pd, by="split").outcomes()
+    assert out.columns == ["side", "data_row", "split", "id", "feature", "confidence", "outcome",
+                           "partner_id", "partner_feature", "iou"]
+    assert set(out["outcome"].unique().to_list()) <= {"tp", "fp", "fn", "misclassified"}

@@ -1,0 +1,161 @@
+"""The HTML report in a real headless Chromium (Debian's ``chromium``, driven by Playwright).
+
+Every number the page shows is checked against the Polars frames at the sliders' cell; the
+network is blocked and nothing may be requested; screenshots go to tests/artifacts/.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import polars_metrics as pm
+from polars_metrics import schema as s
+
+playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+ARTIFACTS = Path(__file__).parent / "artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert CHROMIUM, "Debian's chromium is required: `make browser` installs it (apt-get install chromium)"
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def evaluation():
+    gt, pd = pm.synthetic.detections(n_images=40, n_classes=5, seed=3)
+    return gt, pd, pm.evaluate(gt, pd, by="split")
+
+
+def _open(browser, path: Path):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    requested, errors = [], []
+
+    def route(r):
+        if not r.request.url.startswith(("file:", "data:")):
+            requested.append(r.request.url)
+            return r.abort()
+        return r.continue_()
+
+    page.route("**/*", route)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(path.as_uri())
+    page.wait_for_function("window.pmReady === true")
+    return page, requested, errors
+
+
+def _set(page, testid: str, value: float) -> float:
+    page.locator(f'[data-testid="{testid}"]').fill(str(value))
+    return page.evaluate("window.pmLastRedrawMs")
+
+
+def _close(a, b) -> bool:
+    if a is None or (isinstance(a, float) and math.isnan(a)):
+        return b in ("", None)
+    return b not in ("", None) and math.isclose(float(b), float(a), rel_tol=1e-12, abs_tol=1e-12)
+
+
+def _check_features(page, ev, c, t, split):
+    cell = (pl.col(s.CONFIDENCE_THRESHOLD) == c) & (pl.col(s.IOU_THRESHOLD) == t) & (pl.col("split") == split)
+    want = {r[s.FEATURE]: r for r in ev.cube.filter(cell).iter_rows(named=True)}
+    for r in ev.overall.filter(cell).iter_rows(named=True):
+        want[f"all ({r[s.AVERAGE]})"] = r
+    shown = page.eval_on_selector_all(
+        '[data-testid="feature-row"]:not([hidden])',
+        "rows => rows.map(r => [r.dataset.feature, Object.fromEntries([...r.querySelectorAll('[data-metric]')].map(td => [td.dataset.metric, td.dataset.value]))])")
+    assert {f for f, _ in shown} == set(want)
+    for feature, values in shown:
+        for m in s.METRIC_COLUMNS:
+            assert _close(want[feature][m], values[m]), (feature, m, want[feature][m], values[m])
+
+
+def _check_confusion(page, ev, c, t, split):
+    conf = ev.confusion.filter((pl.col(s.CONFIDENCE_THRESHOLD) == c) & (pl.col(s.IOU_THRESHOLD) == t)
+                               & (pl.col("split") == split))
+    want = {(g or "None", p or "None"): n for g, p, n in conf.select(s.GT_FEATURE, s.PD_FEATURE, s.COUNT).rows()}
+    shown = page.eval_on_selector_all('[data-testid="confusion-cell"]',
+                                      "cs => cs.map(c => [c.dataset.gt, c.dataset.pd, +c.dataset.count])")
+    assert {(g, p): n for g, p, n in shown if n} == want
+    assert len(shown) == (len(ev.features) + 1) ** 2
+
+
+def test_report_follows_sliders_and_matches_frames(browser, evaluation, tmp_path):
+    gt, pd, ev = evaluation
+    path = ev.report(tmp_path / "report.html")
+    page, requested, errors = _open(browser, path)
+    ARTIFACTS.mkdir(exist_ok=True)
+    split = page.locator('[data-testid="slice"] option:checked').inner_text()
+    _check_features(page, ev, 0.5, 0.5, split)
+    _check_confusion(page, ev, 0.5, 0.5, split)
+    for c, t in [(0.3, 0.7), (0.8, 0.2), (0.0, 0.0)]:
+        _set(page, "confidence-threshold", c)
+        _set(page, "iou-threshold", t)
+        assert float(page.locator('[data-testid="confidence-threshold"]').input_value()) == c
+        _check_features(page, ev, c, t, split)
+        _check_confusion(page, ev, c, t, split)
+    _set(page, "confidence-threshold", 0.5)
+    _set(page, "iou-threshold", 0.5)
+    # click the largest off-diagonal cell, then a None cell: examples equal ev.examples
+    conf = ev.confusion.filter((pl.col(s.CONFIDENCE_THRESHOLD) == 0.5) & (pl.col(s.IOU_THRESHOLD) == 0.5)
+                               & (pl.col("split") == split)).sort(s.COUNT, descending=True)
+    for g, p in [(r[s.GT_FEATURE], r[s.PD_FEATURE]) for r in conf.iter_rows(named=True)][:4]:
+        page.locator(f'[data-testid="confusion-cell"][data-gt="{g or "None"}"][data-pd="{p or "None"}"]').click()
+        want = ev.examples(g, p, confidence=0.5, iou=0.5).filter(pl.col("split") == split)
+        title = page.locator('[data-testid="examples-title"]')
+        assert int(title.get_attribute("data-total")) == want.height
+        shown = page.eval_on_selector_all('[data-testid="examples-row"]',
+                                          "rs => rs.map(r => [r.dataset.key, r.dataset.gtId, r.dataset.pdId])")
+        assert len(shown) == min(want.height, 50)
+        expect = {(k, "" if a is None else str(a), "" if b is None else str(b))
+                  for k, a, b in want.select(s.DATA_ROW, s.GT_ID, s.PD_ID).rows()}
+        assert set(map(tuple, shown)) <= expect
+    page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+    assert page.locator('[data-testid="pr-curve"] svg').count() == 1
+    assert not requested and not errors
+
+
+def test_gallery_sorts_and_filters(browser, evaluation, tmp_path):
+    gt, pd, ev = evaluation
+    page, requested, errors = _open(browser, ev.report(tmp_path / "r.html"))
+    dr = ev.data_rows.filter((pl.col(s.CONFIDENCE_THRESHOLD) == 0.5) & (pl.col(s.IOU_THRESHOLD) == 0.5))
+    page.locator('[data-testid="data-row-table"] th[data-sort="f1"]').click()
+    page.locator('[data-testid="data-row-table"] th[data-sort="f1"]').click()  # ascending
+    rows = page.eval_on_selector_all('[data-testid="data-row"]', """rs => rs.map(r => [r.dataset.key,
+        Object.fromEntries([...r.querySelectorAll('[data-metric]')].map(td => [td.dataset.metric, td.dataset.value]))])""")
+    assert len(rows) == dr.height
+    by_key = {r[s.DATA_ROW]: r for r in dr.iter_rows(named=True)}
+    for key, values in rows:
+        for m in s.METRIC_COLUMNS:
+            assert _close(by_key[key][m], values[m]), (key, m)
+    f1 = [float(v["f1"]) for _, v in rows if v["f1"] != ""]
+    assert f1 == sorted(f1)
+    page.locator('[data-testid="filter-min"]').fill("0.8")
+    n = page.locator('[data-testid="data-row"]').count()
+    assert n == dr.filter(pl.col(s.F1) >= 0.8).height
+    assert not requested and not errors
+
+
+def test_report_with_media_and_two_runs(browser, evaluation, tmp_path):
+    from PIL import Image
+
+    gt, pd, ev = evaluation
+    for key in gt[s.DATA_ROW].unique().to_list():
+        Image.new("RGB", (640, 480), (200, 210, 225)).save(tmp_path / f"{key}.png")
+    ev_b = pm.evaluate(gt, pd.with_columns(pl.col(s.CONFIDENCE) * 0.9), by="split")
+    path = pm.report({"A": ev, "B": ev_b}, tmp_path / "two.html", media=str(tmp_path),
+                     ground_truth=gt, predictions=pd)
+    page, requested, errors = _open(browser, path)
+    assert page.locator('[data-testid="data-row"] img').count() > 0
+    assert page.locator('[data-testid="compare-row"]').count() == len(ev.features) + 2
+    page.locator('[data-testid="run"]').select_option("1")
+    page.locator('[data-testid="confusion-cell"][data-gt="None"]').nth(0).click()
+    page.screenshot(path=str(ARTIFACTS / "report_media_two_runs.png"), full_page=True)
+    assert not requested and not errors

@@ -112,9 +112,9 @@ def _row(r, gt_off, pd_off, gt_feat, pd_feat, pair_off, pair_gt, pair_pd, pair_i
          out_tp, out_ngt, out_npd, out_iou,
          gt_slot, pd_slot, gt_taken, pd_taken, ngt, npd, tp, total, ks, pm, ious, order,
          sort_buf, cnt):
+    """One data row: slot every annotation in its feature, then the two walks."""
     g0, g1 = gt_off[r], gt_off[r + 1]
     p0, p1 = pd_off[r], pd_off[r + 1]
-    k0, k1 = pair_off[r], pair_off[r + 1]
     f0, f1 = rf_off[r], rf_off[r + 1]
     n_g, n_p, n_f = g1 - g0, p1 - p0, f1 - f0
     feats = rf_feat[f0:f1]
@@ -126,21 +126,53 @@ def _row(r, gt_off, pd_off, gt_feat, pd_feat, pair_off, pair_gt, pair_pd, pair_i
     for i in range(n_g):
         gt_slot[i] = find_sorted(feats, gt_feat[g0 + i])
         ngt[gt_slot[i]] += 1
-        gt_taken[i] = False
     for j in range(n_p):
         pd_slot[j] = find_sorted(feats, pd_feat[p0 + j])
         npd[pd_slot[j]] += 1
-        pd_taken[j] = False
 
     # same-feature pairs of the row, in the given (gt-major) order
     n_same = 0
-    for k in range(k0, k1):
+    for k in range(pair_off[r], pair_off[r + 1]):
         if gt_feat[pair_gt[k]] == pd_feat[pair_pd[k]]:
             ks[n_same] = k
             ious[n_same] = pair_iou[k]
             n_same += 1
 
-    # --- confusion walk: IoU descending, gt-major ties ------------------------------------------
+    _confusion_walk(g0, n_g, p0, n_p, n_same, ks, ious, order, sort_buf, pair_gt, pair_pd,
+                    pair_iou, pair_always, iou_thr, include_subclasses,
+                    gt_sc_off, gt_sc_key, gt_sc_val, gt_has_sc,
+                    pd_sc_off, pd_sc_key, pd_sc_val, pd_has_sc,
+                    gt_slot, gt_taken, pd_taken, tp)
+    _iou_walk(g0, n_g, p0, n_p, n_same, ks, pm, ious, order, sort_buf, cnt, pair_gt, pair_pd,
+              pair_iou, pair_always, include_subclasses,
+              gt_sc_off, gt_sc_key, gt_sc_val, pd_sc_off, pd_sc_key, pd_sc_val,
+              gt_slot, gt_taken, pd_taken, total)
+    if include_subclasses:
+        _zero_iou_pairs(g0, n_g, p0, n_p, feats, feat_is_object,
+                        gt_sc_off, gt_sc_key, gt_sc_val, pd_sc_off, pd_sc_key, pd_sc_val,
+                        gt_slot, pd_slot, gt_taken, pd_taken, total)
+
+    for f in range(n_f):
+        out_tp[f0 + f] = tp[f]
+        out_ngt[f0 + f] = ngt[f]
+        out_npd[f0 + f] = npd[f]
+        if ngt[f] == 0 or npd[f] == 0:
+            out_iou[f0 + f] = 0.0
+        else:
+            out_iou[f0 + f] = total[f] / max(ngt[f], npd[f])
+
+
+@njit(cache=True, nogil=True)
+def _confusion_walk(g0, n_g, p0, n_p, n_same, ks, ious, order, sort_buf, pair_gt, pair_pd,
+                    pair_iou, pair_always, iou_thr, include_subclasses,
+                    gt_sc_off, gt_sc_key, gt_sc_val, gt_has_sc,
+                    pd_sc_off, pd_sc_key, pd_sc_val, pd_has_sc,
+                    gt_slot, gt_taken, pd_taken, tp):
+    """IoU descending, gt-major ties: count the matches per feature slot into ``tp``."""
+    for i in range(n_g):
+        gt_taken[i] = False
+    for j in range(n_p):
+        pd_taken[j] = False
     _argsort_desc(ious, n_same, order, sort_buf)
     for i in range(n_same):
         k = ks[order[i]]
@@ -161,10 +193,18 @@ def _row(r, gt_off, pd_off, gt_feat, pd_feat, pair_off, pair_gt, pair_pd, pair_i
         pd_taken[p] = True
         tp[gt_slot[g]] += 1
 
-    # --- IoU walk: IoU descending, prediction-major ties ----------------------------------------
-    # (the greedy matching of a tie class is the same in gt-major and prediction-major order,
-    # so this only mirrors the SDK's construction)
-    for j in range(n_p + 1):
+
+@njit(cache=True, nogil=True)
+def _iou_walk(g0, n_g, p0, n_p, n_same, ks, pm, ious, order, sort_buf, cnt, pair_gt, pair_pd,
+              pair_iou, pair_always, include_subclasses,
+              gt_sc_off, gt_sc_key, gt_sc_val, pd_sc_off, pd_sc_key, pd_sc_val,
+              gt_slot, gt_taken, pd_taken, total):
+    """IoU descending, prediction-major ties, no threshold: sum the matched values per slot.
+
+    (The greedy matching of a tie class is the same in gt-major and prediction-major order,
+    so the reordering only mirrors the SDK's construction.)
+    """
+    for j in range(n_p + 1):  # counting sort of the same-feature pairs by prediction
         cnt[j] = 0
     for i in range(n_same):
         cnt[pair_pd[ks[i]] - p0 + 1] += 1
@@ -196,33 +236,30 @@ def _row(r, gt_off, pd_off, gt_feat, pd_feat, pair_off, pair_gt, pair_pd, pair_i
                 pd_sc_off[p0 + p], pd_sc_off[p0 + p + 1], pd_sc_key, pd_sc_val)
             v = (v + (agr if defined else v)) / 2.0
         total[gt_slot[g]] += v
-    if include_subclasses:
-        # zero-IoU pairs of object features, matched last in product (pred, gt) order
-        for p in range(n_p):
-            if pd_taken[p]:
-                continue
-            f = pd_slot[p]
-            if not feat_is_object[feats[f]]:
-                continue
-            for g in range(n_g):
-                if gt_taken[g] or gt_slot[g] != f:
-                    continue
-                gt_taken[g] = True
-                pd_taken[p] = True
-                agr, defined = subclass_agreement(
-                    gt_sc_off[g0 + g], gt_sc_off[g0 + g + 1], gt_sc_key, gt_sc_val,
-                    pd_sc_off[p0 + p], pd_sc_off[p0 + p + 1], pd_sc_key, pd_sc_val)
-                total[f] += (agr if defined else 0.0) / 2.0
-                break
 
-    for f in range(n_f):
-        out_tp[f0 + f] = tp[f]
-        out_ngt[f0 + f] = ngt[f]
-        out_npd[f0 + f] = npd[f]
-        if ngt[f] == 0 or npd[f] == 0:
-            out_iou[f0 + f] = 0.0
-        else:
-            out_iou[f0 + f] = total[f] / max(ngt[f], npd[f])
+
+@njit(cache=True, nogil=True)
+def _zero_iou_pairs(g0, n_g, p0, n_p, feats, feat_is_object,
+                    gt_sc_off, gt_sc_key, gt_sc_val, pd_sc_off, pd_sc_key, pd_sc_val,
+                    gt_slot, pd_slot, gt_taken, pd_taken, total):
+    """Subclass mode: the zero-IoU pairs of object features, matched last in product (pred, gt)
+    order after the IoU walk; each adds half its agreement."""
+    for p in range(n_p):
+        if pd_taken[p]:
+            continue
+        f = pd_slot[p]
+        if not feat_is_object[feats[f]]:
+            continue
+        for g in range(n_g):
+            if gt_taken[g] or gt_slot[g] != f:
+                continue
+            gt_taken[g] = True
+            pd_taken[p] = True
+            agr, defined = subclass_agreement(
+                gt_sc_off[g0 + g], gt_sc_off[g0 + g + 1], gt_sc_key, gt_sc_val,
+                pd_sc_off[p0 + p], pd_sc_off[p0 + p + 1], pd_sc_key, pd_sc_val)
+            total[f] += (agr if defined else 0.0) / 2.0
+            break
 
 
 @njit(cache=True, nogil=True)

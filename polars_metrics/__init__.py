@@ -24,7 +24,7 @@ from polars_metrics.errors import (
     SchemaError,
     ThresholdError,
 )
-from polars_metrics.evaluate import CocoEvaluation, Evaluation, evaluate
+from polars_metrics.evaluate import Evaluation, evaluate
 from polars_metrics.iou import pairwise_iou
 from polars_metrics.kinds.box import bbox_from_tlhw, bbox_from_xywh
 from polars_metrics.kinds.mask import (
@@ -35,6 +35,7 @@ from polars_metrics.kinds.mask import (
 )
 from polars_metrics.kinds.polygon import polygons_from_shapely
 from polars_metrics.profiles import PROFILES, Profile, get_profile
+from polars_metrics.result.coco import CocoEvaluation
 from polars_metrics.schema import (
     BBOX_DTYPE,
     LINE_DTYPE,

@@ -12,7 +12,7 @@ from polars_metrics import metrics
 from polars_metrics import schema as s
 from polars_metrics._memory import release_free_heap
 from polars_metrics.errors import ProfileError, ThresholdError
-from polars_metrics.profiles import Profile, get_profile
+from polars_metrics.profiles import Profile, engine_of, get_profile
 from polars_metrics.state import THRESHOLD_FREE, PartialResult, finalize, partial
 
 NONE_LABEL = "None"  # the None class in the dense confusion matrix's labels
@@ -62,13 +62,15 @@ def evaluate(ground_truth, predictions, *, profile: str | Profile = "labelbox",
                                           area_ranges=area_ranges, rec_thresholds=rec_thresholds,
                                           use_cats=use_cats).items() if v is not None}
     prof = get_profile(profile, **switches)
-    if prof.greedy_order == "score":
-        from polars_metrics.coco_profile import evaluate_coco_profile
+    if engine_of(prof) == "coco":
+        # the engine needs numba: imported when it runs (box evaluation never loads it)
+        from polars_metrics.coco import run
+        from polars_metrics.result.coco import CocoEvaluation
 
-        return evaluate_coco_profile(ground_truth, predictions, profile=prof,
-                                     confidence_thresholds=confidence_thresholds,
-                                     iou_thresholds=iou_thresholds, by=by, data_row=data_row,
-                                     **coco_options)
+        out = run(ground_truth, predictions, prof.with_switches(**coco_options),
+                  confidence_thresholds=confidence_thresholds, iou_thresholds=iou_thresholds,
+                  by=by, data_row=data_row, data_rows=data_rows, on_invalid=on_invalid)
+        return CocoEvaluation._from_run(out)
     if coco_options:
         raise ProfileError(f"{sorted(coco_options)} only apply to profile='coco'.")
     part = partial(ground_truth, predictions, profile=profile,
@@ -288,97 +290,3 @@ class Evaluation:
                              "its input tables; evaluate again with the thresholds you need.")
         gt, pd, kwargs = self._inputs
         return evaluate(gt, pd, **{**kwargs, **overrides})
-
-
-class CocoEvaluation(Evaluation):
-    """:class:`Evaluation` under ``profile="coco"``: pycocotools' numbers plus the cube.
-
-    Attributes (beyond :class:`Evaluation`)
-    ----------------------------------------
-    coco : :class:`polars_metrics.coco.CocoResult` (precision / recall / scores arrays, stats).
-    coco_summary : the 12 summary stats (``metric``, ``iou``, ``area``, ``max_dets``, ``value``).
-    coco_per_category : per-category AP / AR.
-
-    The cube, confusion and data-row frames count under COCO matching at area "all" and the
-    largest maxDet (ignored detections are neither TP nor FP; ignored ground truths never FN);
-    ``iou`` (the IoU metric) is null, and the data-row ratios are per image, from its counts.
-    """
-
-    @classmethod
-    def _from_coco(cls, res, profile, conf_thr, counts, confusion, data_rows, excluded, matches,
-                   inputs):
-        import time
-
-        from polars_metrics.validation import empty_rejects
-
-        t0 = time.perf_counter()
-        self = object.__new__(cls)
-        self._part = None
-        self._inputs = None
-        self.profile = profile
-        self.keys = (s.DATA_ROW,)
-        self.by = ()
-        self.confidence_thresholds = conf_thr
-        self.iou_thresholds = np.round(res.params.iou_thresholds, s.THRESHOLD_DECIMALS)
-        self.cube = metrics.cube_from_counts(counts, (), zero_tn=False)
-        self.overall = metrics.overall_from_counts(counts, self.cube, (), zero_tn=False)
-        self.confusion = confusion
-        self.data_rows = data_rows
-        self.excluded = excluded
-        self.rejects = empty_rejects()
-        self.coco = res
-        self.coco_summary = res.summary
-        self.coco_per_category = res.per_category
-        self._coco_matches = matches
-        self._coco_inputs = inputs
-        self.timings = {"finalize": time.perf_counter() - t0}
-        return self
-
-    def coco_arrays(self) -> dict[str, np.ndarray]:
-        """``precision`` [T,R,K,A,M], ``recall`` [T,K,A,M], ``scores`` [T,R,K,A,M] as in
-        ``COCOeval.eval``."""
-        return self.coco.arrays()
-
-    def format_coco_summary(self) -> str:
-        """The 12 lines pycocotools' ``summarize()`` prints."""
-        return self.coco.format_summary()
-
-    @property
-    def matches(self) -> pl.DataFrame:
-        """True positives: (data_row, iou_threshold, gt_id, pd_id, confidence, gt_feature,
-        pd_feature); a TP at IoU threshold t counts at every confidence threshold <= confidence."""
-        return self._coco_matches
-
-    def examples(self, gt_feature, pd_feature, *, confidence=0.5, iou=0.5) -> pl.DataFrame:
-        """The images and ids behind one confusion cell under COCO matching.
-
-        Matching is class-aware, so off-diagonal cells are empty. ``iou`` is null (COCO keeps
-        only the matched pair, not its IoU).
-        """
-        if gt_feature is None and pd_feature is None:
-            raise ValueError("The [None, None] cell is empty by definition; name a feature.")
-        c = self._threshold(confidence, s.CONFIDENCE_THRESHOLD)
-        t_idx = int(np.flatnonzero(self.iou_thresholds == self._threshold(iou, s.IOU_THRESHOLD))[0])
-        gt, pd, res = self._coco_inputs
-        tp_now = self._coco_matches.filter(
-            (pl.col(s.IOU_THRESHOLD) == self.iou_thresholds[t_idx]) & (pl.col(s.CONFIDENCE) >= c))
-        null_iou = pl.lit(None, dtype=pl.Float64).alias(s.IOU)
-        if gt_feature is not None and pd_feature is not None:
-            out = tp_now.filter((pl.col(s.GT_FEATURE) == gt_feature) & (pl.col(s.PD_FEATURE) == pd_feature))
-            return out.select(s.DATA_ROW, s.GT_ID, s.PD_ID, null_iou)
-        if pd_feature is None:
-            side = gt.filter(pl.Series(~res.gt_ignore) & (pl.col(s.FEATURE).cast(pl.String) == gt_feature))
-            out = side.join(tp_now.select(s.DATA_ROW, pl.col(s.GT_ID).alias(s.ID)),
-                            on=[s.DATA_ROW, s.ID], how="anti", maintain_order="left")
-            return out.select(s.DATA_ROW, pl.col(s.ID).alias(s.GT_ID),
-                              pl.lit(None, dtype=pd.schema[s.ID]).alias(s.PD_ID), null_iou)
-        counted = ~res.dt_ignore[t_idx] & (res.dt_rank >= 0) & ~res.dt_tp[t_idx]
-        side = pd.filter(pl.Series(counted) & (pl.col(s.CONFIDENCE) >= c)
-                         & (pl.col(s.FEATURE).cast(pl.String) == pd_feature))
-        return side.select(s.DATA_ROW, pl.lit(None, dtype=gt.schema[s.ID]).alias(s.GT_ID),
-                           pl.col(s.ID).alias(s.PD_ID), null_iou)
-
-    def pr_curve(self, iou: float = 0.5, *, fine: bool = False) -> pl.DataFrame:
-        if fine:
-            raise ValueError("Under profile='coco' use ev.coco.precision for the 101-point curve.")
-        return super().pr_curve(iou)

@@ -70,7 +70,7 @@ def evaluate(ground_truth, predictions, *, profile: str | Profile = "labelbox",
         out = run(ground_truth, predictions, prof.with_switches(**coco_options),
                   confidence_thresholds=confidence_thresholds, iou_thresholds=iou_thresholds,
                   by=by, data_row=data_row, data_rows=data_rows, on_invalid=on_invalid)
-        return CocoEvaluation._from_run(out)
+        return CocoEvaluation.from_run(out)
     if coco_options:
         raise ProfileError(f"{sorted(coco_options)} only apply to profile='coco'.")
     part = partial(ground_truth, predictions, profile=profile,

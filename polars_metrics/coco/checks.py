@@ -14,6 +14,7 @@ import polars as pl
 from polars_metrics import schema as s
 from polars_metrics.coco.inputs import BBOX_XYWH, CATEGORY_ID
 from polars_metrics.kinds import box
+from polars_metrics.prepare import _duplicate_ids
 from polars_metrics.validation import POS, Check, OnInvalid, run_checks
 
 GENERATED_ID = "_generated_id"  # ids of a table without an ``id`` column: the input row
@@ -67,7 +68,7 @@ def _checks(frame: pl.DataFrame, iou_type: str, is_pd: bool, generated: bool) ->
         checks += [
             Check(s.ID, pl.col(s.ID).is_null(), "annotation id is null",
                   "give every annotation an id (or leave out the id column to number rows)"),
-            Check(s.ID, pl.col(s.ID).is_duplicated().over(s.DATA_ROW) & pl.col(s.ID).is_not_null(),
+            Check(s.ID, lambda f: _duplicate_ids(f, (s.DATA_ROW,)),
                   "annotation id is not unique within its data row",
                   "give each annotation of an image its own id"),
         ]

@@ -7,6 +7,7 @@ its result is this evaluation's ``coco`` attribute.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,11 +17,14 @@ from polars_metrics import metrics
 from polars_metrics import schema as s
 from polars_metrics.errors import did_you_mean
 from polars_metrics.evaluate import Evaluation
+from polars_metrics.profiles import Profile
 
 if TYPE_CHECKING:  # the engine needs numba: imported by evaluate() only when it runs
     from polars_metrics.coco import CocoResult, CocoRun
+    from polars_metrics.coco.cube import CubeTables
 
 
+@dataclass(frozen=True, eq=False, kw_only=True)
 class CocoEvaluation(Evaluation):
     """:class:`Evaluation` under ``profile="coco"``: pycocotools' numbers plus the cube.
 
@@ -54,31 +58,41 @@ class CocoEvaluation(Evaluation):
     (1, 0, 0)
     """
 
+    # The base's attributes, redeclared while the base on this branch is not a dataclass; on
+    # result.evaluation.Evaluation (a frozen dataclass) these lines go and the fields below stay.
+    profile: Profile
+    keys: tuple[str, ...]
+    by: tuple[str, ...]
+    confidence_thresholds: np.ndarray
+    iou_thresholds: np.ndarray
+    cube: pl.DataFrame
+    overall: pl.DataFrame
+    confusion: pl.DataFrame
+    data_rows: pl.DataFrame
+    excluded: pl.DataFrame
+    rejects: pl.DataFrame
+    timings: dict[str, float] = field(default_factory=dict)
+    # COCO's own
+    coco: CocoResult | None = None
+    coco_summary: pl.DataFrame | None = None
+    coco_per_category: pl.DataFrame | None = None
+    tables: CubeTables | None = field(default=None, repr=False)
+
     @classmethod
-    def _from_run(cls, out: CocoRun) -> CocoEvaluation:
+    def from_run(cls, out: CocoRun) -> CocoEvaluation:
+        """The evaluation of one COCO engine run (:func:`polars_metrics.coco.run`)."""
         t0 = time.perf_counter()
-        self = object.__new__(cls)
-        self._part = None
-        self._inputs = None
-        self._repairs = None
-        self.profile = out.profile
-        self.keys = out.keys
-        self.by = out.by
-        self.confidence_thresholds = out.conf_thr
-        self.iou_thresholds = out.iou_thr
         zero_tn = out.profile.zero_tn
-        self.cube = metrics.cube_from_counts(out.tables.counts, out.by, zero_tn)
-        self.overall = metrics.overall_from_counts(out.tables.counts, self.cube, out.by, zero_tn)
-        self.confusion = out.tables.confusion
-        self.data_rows = out.tables.data_rows
-        self.excluded = out.excluded
-        self.rejects = out.rejects
-        self.coco = out.coco
-        self.coco_summary = out.summary
-        self.coco_per_category = out.per_category
-        self._tables = out.tables
-        self.timings = dict(out.timings, finalize=time.perf_counter() - t0)
-        return self
+        cube = metrics.cube_from_counts(out.tables.counts, out.by, zero_tn)
+        return cls(
+            profile=out.profile, keys=out.keys, by=out.by, confidence_thresholds=out.conf_thr,
+            iou_thresholds=out.iou_thr, cube=cube,
+            overall=metrics.overall_from_counts(out.tables.counts, cube, out.by, zero_tn),
+            confusion=out.tables.confusion, data_rows=out.tables.data_rows,
+            excluded=out.excluded, rejects=out.rejects, coco=out.coco,
+            coco_summary=out.summary, coco_per_category=out.per_category, tables=out.tables,
+            timings=dict(out.timings, finalize=time.perf_counter() - t0),
+        )
 
     def __repr__(self) -> str:
         return (f"<CocoEvaluation iou_type={self.coco.params.iou_type!r} "
@@ -103,7 +117,7 @@ class CocoEvaluation(Evaluation):
     def matches(self) -> pl.DataFrame:
         """True positives: (data_row, iou_threshold, gt_id, pd_id, confidence, gt_feature,
         pd_feature); a TP at IoU threshold t counts at every confidence threshold <= confidence."""
-        return self._tables.matches
+        return self.tables.matches
 
     def examples(self, gt_feature: str | None, pd_feature: str | None, *, confidence: float = 0.5,
                  iou: float = 0.5) -> pl.DataFrame:
@@ -122,7 +136,7 @@ class CocoEvaluation(Evaluation):
         c = self._threshold(confidence, s.CONFIDENCE_THRESHOLD)
         t = self._threshold(iou, s.IOU_THRESHOLD)
         keys = list(self.keys)
-        tp_now = self._tables.matches.filter(
+        tp_now = self.tables.matches.filter(
             (pl.col(s.IOU_THRESHOLD) == t) & (pl.col(s.CONFIDENCE) >= c))
         null_iou = pl.lit(None, dtype=pl.Float64).alias(s.IOU)
         if gt_feature is not None and pd_feature is not None:
@@ -130,16 +144,16 @@ class CocoEvaluation(Evaluation):
                                 & (pl.col(s.PD_FEATURE) == pd_feature))
             out = out.select(*keys, s.GT_ID, s.PD_ID, null_iou)
         elif pd_feature is None:
-            side = self._tables.gt_counted.filter(pl.col(s.FEATURE) == gt_feature)
+            side = self.tables.gt_counted.filter(pl.col(s.FEATURE) == gt_feature)
             out = side.join(tp_now.select(*keys, s.GT_ID), on=[*keys, s.GT_ID], how="anti",
                             maintain_order="left")
-            pd_dtype = self._tables.false_positives.schema[s.PD_ID]
+            pd_dtype = self.tables.false_positives.schema[s.PD_ID]
             out = out.select(*keys, s.GT_ID, pl.lit(None, dtype=pd_dtype).alias(s.PD_ID), null_iou)
         else:
-            side = self._tables.false_positives.filter(
+            side = self.tables.false_positives.filter(
                 (pl.col(s.IOU_THRESHOLD) == t) & (pl.col(s.CONFIDENCE) >= c)
                 & (pl.col(s.PD_FEATURE) == pd_feature))
-            gt_dtype = self._tables.gt_counted.schema[s.GT_ID]
+            gt_dtype = self.tables.gt_counted.schema[s.GT_ID]
             out = side.select(*keys, pl.lit(None, dtype=gt_dtype).alias(s.GT_ID), s.PD_ID, null_iou)
         if not self.by:
             return out
@@ -164,7 +178,3 @@ class CocoEvaluation(Evaluation):
             raise ValueError("Under profile='coco' use ev.coco.precision for the 101-point "
                              "curve (COCOeval.eval['precision'], recall thresholds on axis 1).")
         return super().pr_curve(iou)
-
-    def _reevaluate(self, **overrides) -> Evaluation:
-        raise ValueError("A COCO evaluation keeps no input tables; call pm.evaluate(..., "
-                         "profile='coco') again with the thresholds you need.")

@@ -55,13 +55,12 @@ def evaluate(ground_truth, predictions, *, profile: str | Profile = "labelbox",
     prof = get_profile(profile, **switches)
     if engine_of(prof) == "coco":
         # the COCO engine needs numba's JIT, which the box path never loads
-        from polars_metrics.coco_profile import evaluate_coco_profile
+        from polars_metrics.coco import run
 
-        run = evaluate_coco_profile(ground_truth, predictions, profile=prof,
-                                    confidence_thresholds=confidence_thresholds,
-                                    iou_thresholds=iou_thresholds, by=by, data_row=data_row,
-                                    data_rows=data_rows, on_invalid=on_invalid)
-        return CocoEvaluation.from_coco(run[0], prof, *run[1:])
+        out = run(ground_truth, predictions, prof, confidence_thresholds=confidence_thresholds,
+                  iou_thresholds=iou_thresholds, by=by, data_row=data_row, data_rows=data_rows,
+                  on_invalid=on_invalid)
+        return CocoEvaluation.from_run(out)
     part = partial(ground_truth, predictions, profile=prof,
                    confidence_thresholds=confidence_thresholds, iou_thresholds=iou_thresholds,
                    by=by, data_row=data_row, data_rows=data_rows, on_invalid=on_invalid)

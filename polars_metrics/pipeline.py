@@ -25,7 +25,7 @@ from polars_metrics.errors import ProfileError
 from polars_metrics.matching import match
 from polars_metrics.pairs import build_pairs
 from polars_metrics.prepare import prepare
-from polars_metrics.profiles import Profile, engine_of, get_profile
+from polars_metrics.profiles import Profile, SdkOptions, engine_of, get_profile
 from polars_metrics.state import Detail, PartialResult
 from polars_metrics.true_negatives import row_true_negatives
 
@@ -46,6 +46,7 @@ def partial(ground_truth, predictions, *, profile: str | Profile = "labelbox",
         raise ProfileError(
             f"profile {prof.name!r} runs the COCO engine, whose AP is not additive over data "
             "rows; use pm.evaluate(..., profile='coco') on the whole set.")
+    _refuse_sdk_options(prof)
     t0 = time.perf_counter()
     prep = prepare(
         ground_truth, predictions, keys=_names(data_row), by=_names(by), data_rows=data_rows,
@@ -71,6 +72,19 @@ def partial(ground_truth, predictions, *, profile: str | Profile = "labelbox",
         timings=dict(prepare=t1 - t0, pairs=t2 - t1, match=t3 - t2, cube=t4 - t3),
         detail=Detail.of_run(prep, m),
     )
+
+
+def _refuse_sdk_options(prof: Profile) -> None:
+    """``Profile.sdk`` configures how ``pm.labelbox_sdk`` reads its input (rounding, span ends,
+    mask unions, nested classifications); the pipeline runs the SDK's matching switches on the
+    tables as given and reads none of those options, so a changed one is refused, not ignored."""
+    if prof.sdk is not None and prof.sdk != SdkOptions():
+        changed = {f: getattr(prof.sdk, f) for f in SdkOptions.__dataclass_fields__
+                   if getattr(prof.sdk, f) != getattr(SdkOptions(), f)}
+        raise ProfileError(
+            f"{changed} are options of the Labelbox SDK functions (pm.labelbox_sdk.metrics and "
+            "friends); pm.evaluate does not read them. Call pm.labelbox_sdk.metrics(gt, pd, "
+            f"{', '.join(f'{k}={v!r}' for k, v in changed.items())}) instead.")
 
 
 def _names(columns: str | Sequence[str] | None) -> list[str]:

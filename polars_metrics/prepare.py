@@ -132,7 +132,7 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
     pd, pd_repairs = _normalize(to_frame(pd, s.PREDICTIONS), s.PREDICTIONS, keys, is_pd=True)
     repairs = pl.concat([*gt_repairs, *pd_repairs]) if gt_repairs or pd_repairs else None
     _check_key_dtypes(gt, pd, keys)
-    meta = _data_rows_frame(data_rows, keys, by, gt) if data_rows is not None else None
+    meta = data_rows_frame(data_rows, keys, by, gt) if data_rows is not None else None
 
     gt, gt_rej = _validate(gt, s.GROUND_TRUTH, keys, on_invalid, is_pd=False,
                            generated_ids=gt_generated_ids)
@@ -181,7 +181,7 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
                  "not in ground truth" if profile.rows == "ground_truth" else "no ground truth",
                  "no predictions"),
     )
-    universe = _attach_by(universe, keys, by, meta, gt, pd)
+    universe = attach_by(universe, keys, by, meta, gt, pd)
     excluded = universe.filter(pl.Series(~counted, dtype=pl.Boolean)).select(
         *keys, *by,
         pl.Series(s.REASON, reason[~counted], dtype=pl.String),
@@ -192,7 +192,7 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
     # Renumber the counted rows 0..n-1; the sides reference their annotations by position.
     remap = np.cumsum(counted) - 1
     rows = universe.filter(pl.Series(counted, dtype=pl.Boolean)).drop(ROW)
-    rows, slices = _slices(rows, by)
+    rows, slices = number_slices(rows, by)
     n_rows = rows.height
 
     names = set(gt[s.FEATURE].drop_nulls().unique().to_list())
@@ -341,7 +341,7 @@ def _validate(frame: pl.DataFrame, table: str, keys: Sequence[str], on_invalid: 
                             "confidence is NaN or outside [0, 1]",
                             "give scores in [0, 1] (null means 1.0)"))
     if not generated_ids:
-        checks.append(Check(s.ID, lambda f: _duplicate_ids(f, keys),
+        checks.append(Check(s.ID, lambda f: duplicate_ids(f, keys),
                             "annotation id is not unique within its data row",
                             "give each annotation of a data row its own id"))
     kinds = _kinds(frame)
@@ -354,7 +354,7 @@ def _validate(frame: pl.DataFrame, table: str, keys: Sequence[str], on_invalid: 
     return frame, rejects
 
 
-def _duplicate_ids(frame: pl.DataFrame, keys: Sequence[str]) -> np.ndarray:
+def duplicate_ids(frame: pl.DataFrame, keys: Sequence[str]) -> np.ndarray:
     """Rows whose (data row, id) occurs more than once. Ids are often unique across the whole
     table, which one hash of the id column shows; otherwise a window per data row decides."""
     ids = frame[s.ID]
@@ -386,7 +386,7 @@ def _row_codes(runs: tuple[pl.DataFrame, np.ndarray], universe: pl.DataFrame,
     return np.repeat(codes[ROW].to_numpy().astype(np.int64), lengths)
 
 
-def _data_rows_frame(data_rows, keys, by, gt) -> pl.DataFrame:
+def data_rows_frame(data_rows, keys, by, gt) -> pl.DataFrame:
     meta = to_frame(data_rows, "data_rows")
     require_columns(meta, "data_rows", keys)
     for k in keys:
@@ -401,7 +401,7 @@ def _data_rows_frame(data_rows, keys, by, gt) -> pl.DataFrame:
     return meta.select([*keys, *[b for b in by if b in meta.columns]])
 
 
-def _attach_by(universe: pl.DataFrame, keys, by, meta, gt, pd) -> pl.DataFrame:
+def attach_by(universe: pl.DataFrame, keys, by, meta, gt, pd) -> pl.DataFrame:
     """Attach the by= columns (constant per data row) to every data row."""
     for col in by:
         if meta is not None and col in meta.columns:
@@ -427,7 +427,7 @@ def _attach_by(universe: pl.DataFrame, keys, by, meta, gt, pd) -> pl.DataFrame:
     return universe
 
 
-def _slices(rows: pl.DataFrame, by) -> tuple[pl.DataFrame, pl.DataFrame]:
+def number_slices(rows: pl.DataFrame, by) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Number the distinct slices of the counted data rows."""
     if not by:
         rows = rows.with_columns(pl.lit(0, dtype=pl.Int64).alias(SLICE))

@@ -149,8 +149,9 @@ class Profile:
                     f"{key!r} is an option of the {_ENGINE_NAMES[engine]} (Profile.{engine}); "
                     f"such options only apply to profile={_ENGINE_PROFILE[engine]!r}, and "
                     f"profile {self.name!r} does not run that engine.")
-            if value is not None:
-                parts[engine][key] = value
+            if value is None and engine == "coco":  # None = pycocotools' default
+                value = _default(CocoOptions, key)
+            parts[engine][key] = value
         for engine, values in parts.items():
             if values:
                 top[engine] = dataclasses.replace(getattr(self, engine), **values)
@@ -161,6 +162,10 @@ class Profile:
 
 _ENGINE_NAMES = {"coco": "COCO engine", "sdk": "Labelbox SDK functions"}
 _ENGINE_PROFILE = {"coco": "coco", "sdk": "labelbox-sdk"}
+
+
+def _default(cls, name: str) -> Any:
+    return next(f.default for f in dataclasses.fields(cls) if f.name == name)
 
 
 def _field_names(cls) -> set[str]:

@@ -120,3 +120,13 @@ def test_import_contracts_hold():
     lint = Path(sys.executable).with_name("lint-imports")
     res = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-3000:]
+
+
+@pytest.mark.parametrize("option", [{"include_subclasses": True}, {"coordinate_decimals": None},
+                                    {"span_end": "as_given"}, {"semantic_masks": False}])
+def test_sdk_function_options_are_refused_by_evaluate(option):
+    gt, pd = _tables()
+    with pytest.raises(pm.ProfileError, match="pm.labelbox_sdk.metrics"):
+        pm.evaluate(gt, pd, profile="labelbox-sdk", **option)
+    # the same option is honoured by the functions it belongs to
+    assert pm.labelbox_sdk.metrics(gt, pd, **option).confusion_matrix.height == 2

@@ -105,5 +105,6 @@ def test_coco_only_options_are_rejected_elsewhere():
     gt, pd = read_coco(GT, RESULTS["bbox"])
     with pytest.raises(pm.ProfileError, match="only apply to profile='coco'"):
         pm.evaluate(gt.drop("mask", strict=False), pd, iou_type="bbox")
-    with pytest.raises(pm.PolarsMetricsError, match="not additive"):
+    # by= is honoured under coco now (tests/test_coco_options.py); an unknown column fails
+    with pytest.raises(pm.SchemaError, match="neither table"):
         pm.evaluate(gt, pd, profile="coco", by="split")

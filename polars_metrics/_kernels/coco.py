@@ -113,7 +113,8 @@ def coco_match(
     """``evaluateImg`` for every group, every area range and every IoU threshold.
 
     For each detection in score order, the best still-free ground truth with
-    ``iou >= min(t, 1 - 1e-10)`` is taken (ties: the later one in the ignore-last order);
+    ``iou >= iou_thrs[t]`` is taken (the caller passes pycocotools' ``min(t, 1 - 1e-10)``, or
+    the float after ``t`` for a strict ``iou > t``) (ties: the later one in the ignore-last order);
     crowd ground truths stay free; once a regular ground truth is matched, ignored ones are
     not considered. ``gt_ignore`` is pycocotools' ``ignore`` flag (its ``iscrowd``); ground
     truths whose ``area`` is outside ``[area_lo[a], area_hi[a]]`` are ignored too. Unmatched
@@ -126,7 +127,7 @@ def coco_match(
     """
     n_grp = grp_dt_ptr.size - 1
     n_thr = iou_thrs.size
-    thr_min = 1.0 - 1e-10
+    thr_min = np.inf
     for t in range(n_thr):
         thr_min = min(thr_min, iou_thrs[t])
     # scratch is allocated once per chunk of groups, not once per group
@@ -211,7 +212,7 @@ def _match_group(
         for dd in range(nd):
             cbits[dd] = 0
         for t in range(n_thr):
-            thr = min(iou_thrs[t], 1 - 1e-10)
+            thr = iou_thrs[t]
             for q in range(ng):
                 taken[q] = False
             for dd in range(nd):

@@ -1,99 +1,165 @@
-"""``CocoEvaluation``: the result of ``profile="coco"``."""
+""":class:`CocoEvaluation`: the one result type of ``pm.evaluate(..., profile="coco")``.
+
+It holds frames and the :class:`~polars_metrics.coco.arrays.CocoResult` arrays of one COCO
+run, never the input tables. ``pm.evaluate_coco`` is the arrays-only entry to the same engine:
+its result is this evaluation's ``coco`` attribute.
+"""
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
 from polars_metrics import metrics
 from polars_metrics import schema as s
-from polars_metrics._rejects import empty_rejects
+from polars_metrics.errors import did_you_mean
 from polars_metrics.result.evaluation import Evaluation
 
+if TYPE_CHECKING:  # the engine needs numba: imported by evaluate() only when it runs
+    from polars_metrics.coco import CocoResult, CocoRun
+    from polars_metrics.coco.cube import CubeTables
 
-@dataclass(frozen=True, eq=False)
+
+@dataclass(frozen=True, eq=False, kw_only=True)
 class CocoEvaluation(Evaluation):
     """:class:`Evaluation` under ``profile="coco"``: pycocotools' numbers plus the cube.
 
     Attributes (beyond :class:`Evaluation`)
     ----------------------------------------
-    coco : :class:`polars_metrics.coco.CocoResult` (precision / recall / scores arrays, stats).
-    coco_summary : the 12 summary stats (``metric``, ``iou``, ``area``, ``max_dets``, ``value``).
-    coco_per_category : per-category AP / AR.
+    coco : :class:`~polars_metrics.coco.arrays.CocoResult` of the whole evaluation
+        (``precision`` / ``recall`` / ``scores`` arrays as ``COCOeval.eval``, ``stats``,
+        per-detection matches).
+    coco_summary : the 12 summary stats (``metric``, ``iou``, ``area``, ``max_dets``,
+        ``value``); with ``by=``, 12 rows per slice led by the ``by`` columns, each slice's
+        images evaluated on their own (AP is not additive over images).
+    coco_per_category : per-category AP / AR (per slice likewise).
 
     The cube, confusion and data-row frames count under COCO matching at area "all" and the
     largest maxDet (ignored detections are neither TP nor FP; ignored ground truths never FN);
-    ``iou`` (the IoU metric) is null, and the data-row ratios are per image, from its counts.
+    they are additive, so ``by=`` slices them from the same pass. ``iou`` (the IoU metric) is
+    null, and the data-row ratios are per image, from its counts.
+
+    Examples
+    --------
+    >>> import polars as pl, polars_metrics as pm
+    >>> box = pl.Array(pl.Float64, 4)
+    >>> gt = pl.DataFrame({"data_row": [1], "feature": ["cat"], "bbox": [[0.0, 0, 10, 10]]},
+    ...                   schema_overrides={"bbox": box})
+    >>> pd = pl.DataFrame({"data_row": [1], "feature": ["cat"], "bbox": [[0.0, 0, 10, 6]],
+    ...                    "confidence": [0.9]}, schema_overrides={"bbox": box})
+    >>> ev = pm.evaluate(gt, pd, profile="coco", confidence_thresholds=[0.5])
+    >>> type(ev).__name__, float(ev.coco.stats[1].round(3)), ev.coco_summary.height
+    ('CocoEvaluation', 1.0, 12)
+    >>> ev.cube.filter(pl.col("iou_threshold") == 0.6).select("tp", "fp", "fn").row(0)
+    (1, 0, 0)
     """
 
-    coco: Any = None
+    # COCO's own
+    coco: CocoResult | None = None
     coco_summary: pl.DataFrame | None = None
     coco_per_category: pl.DataFrame | None = None
-    coco_matches: pl.DataFrame | None = field(default=None, repr=False)
-    coco_inputs: tuple | None = field(default=None, repr=False)
+    tables: CubeTables | None = field(default=None, repr=False)
 
     @classmethod
-    def from_coco(cls, res, profile, conf_thr, tables, inputs) -> CocoEvaluation:
-        counts, confusion, data_rows, excluded, matches = tables
+    def from_run(cls, out: CocoRun) -> CocoEvaluation:
+        """The evaluation of one COCO engine run (:func:`polars_metrics.coco.run`)."""
         t0 = time.perf_counter()
-        cube = metrics.cube_from_counts(counts, (), zero_tn=False)
+        zero_tn = out.profile.zero_tn
+        cube = metrics.cube_from_counts(out.tables.counts, out.by, zero_tn)
         return cls(
-            profile=profile, keys=(s.DATA_ROW,), by=(), confidence_thresholds=conf_thr,
-            iou_thresholds=np.round(res.params.iou_thresholds, s.THRESHOLD_DECIMALS),
-            cube=cube, overall=metrics.overall_from_counts(counts, cube, (), zero_tn=False),
-            confusion=confusion, data_rows=data_rows, excluded=excluded,
-            rejects=empty_rejects(), timings={"finalize": time.perf_counter() - t0},
-            coco=res, coco_summary=res.summary, coco_per_category=res.per_category,
-            coco_matches=matches, coco_inputs=inputs)
+            profile=out.profile, keys=out.keys, by=out.by, confidence_thresholds=out.conf_thr,
+            iou_thresholds=out.iou_thr, cube=cube,
+            overall=metrics.overall_from_counts(out.tables.counts, cube, out.by, zero_tn),
+            confusion=out.tables.confusion, data_rows=out.tables.data_rows,
+            excluded=out.excluded, rejects=out.rejects, coco=out.coco,
+            coco_summary=out.summary, coco_per_category=out.per_category, tables=out.tables,
+            timings=dict(out.timings, finalize=time.perf_counter() - t0),
+        )
+
+    def __repr__(self) -> str:
+        return (f"<CocoEvaluation iou_type={self.coco.params.iou_type!r} "
+                f"images={self.coco.image_ids.size} excluded={self.excluded.height} "
+                f"features={len(self.coco.features)} AP={self.coco.stats[0]:.3f}>")
+
+    @property
+    def coco_result(self) -> CocoResult:
+        """Alias of :attr:`coco` (the type :func:`pm.evaluate_coco` returns)."""
+        return self.coco
 
     def coco_arrays(self) -> dict[str, np.ndarray]:
         """``precision`` [T,R,K,A,M], ``recall`` [T,K,A,M], ``scores`` [T,R,K,A,M] as in
-        ``COCOeval.eval``."""
+        ``COCOeval.eval`` (of the whole evaluation, also with ``by=``)."""
         return self.coco.arrays()
 
     def format_coco_summary(self) -> str:
-        """The 12 lines pycocotools' ``summarize()`` prints."""
+        """The 12 lines pycocotools' ``summarize()`` prints (of the whole evaluation)."""
         return self.coco.format_summary()
 
     @property
     def matches(self) -> pl.DataFrame:
         """True positives: (data_row, iou_threshold, gt_id, pd_id, confidence, gt_feature,
         pd_feature); a TP at IoU threshold t counts at every confidence threshold <= confidence."""
-        return self.coco_matches
+        return self.tables.matches
 
-    def examples(self, gt_feature, pd_feature, *, confidence=0.5, iou=0.5) -> pl.DataFrame:
+    def examples(self, gt_feature: str | None, pd_feature: str | None, *, confidence: float = 0.5,
+                 iou: float = 0.5) -> pl.DataFrame:
         """The images and ids behind one confusion cell under COCO matching.
 
-        Matching is class-aware, so off-diagonal cells are empty. ``iou`` is null (COCO keeps
-        only the matched pair, not its IoU).
+        Returns (*keys, *by, gt_id, pd_id, iou). Matching is class-aware, so off-diagonal cells
+        are empty. ``iou`` is null (COCO keeps only the matched pair, not its IoU).
         """
         if gt_feature is None and pd_feature is None:
             raise ValueError("The [None, None] cell is empty by definition; name a feature.")
+        known = list(self.coco.features)
+        for name in (gt_feature, pd_feature):
+            if name is not None and name not in known:
+                raise ValueError(f"feature {name!r} is not evaluated here; features are "
+                                 f"{known[:20]}." + did_you_mean(name, known))
         c = self._threshold(confidence, s.CONFIDENCE_THRESHOLD)
-        t_idx = int(np.flatnonzero(self.iou_thresholds == self._threshold(iou, s.IOU_THRESHOLD))[0])
-        gt, pd, res = self.coco_inputs
-        tp_now = self.coco_matches.filter(
-            (pl.col(s.IOU_THRESHOLD) == self.iou_thresholds[t_idx]) & (pl.col(s.CONFIDENCE) >= c))
+        t = self._threshold(iou, s.IOU_THRESHOLD)
+        keys = list(self.keys)
+        tp_now = self.tables.matches.filter(
+            (pl.col(s.IOU_THRESHOLD) == t) & (pl.col(s.CONFIDENCE) >= c))
         null_iou = pl.lit(None, dtype=pl.Float64).alias(s.IOU)
         if gt_feature is not None and pd_feature is not None:
-            out = tp_now.filter((pl.col(s.GT_FEATURE) == gt_feature) & (pl.col(s.PD_FEATURE) == pd_feature))
-            return out.select(s.DATA_ROW, s.GT_ID, s.PD_ID, null_iou)
-        if pd_feature is None:
-            side = gt.filter(pl.Series(~res.gt_ignore) & (pl.col(s.FEATURE).cast(pl.String) == gt_feature))
-            out = side.join(tp_now.select(s.DATA_ROW, pl.col(s.GT_ID).alias(s.ID)),
-                            on=[s.DATA_ROW, s.ID], how="anti", maintain_order="left")
-            return out.select(s.DATA_ROW, pl.col(s.ID).alias(s.GT_ID),
-                              pl.lit(None, dtype=pd.schema[s.ID]).alias(s.PD_ID), null_iou)
-        counted = ~res.dt_ignore[t_idx] & (res.dt_rank >= 0) & ~res.dt_tp[t_idx]
-        side = pd.filter(pl.Series(counted) & (pl.col(s.CONFIDENCE) >= c)
-                         & (pl.col(s.FEATURE).cast(pl.String) == pd_feature))
-        return side.select(s.DATA_ROW, pl.lit(None, dtype=gt.schema[s.ID]).alias(s.GT_ID),
-                           pl.col(s.ID).alias(s.PD_ID), null_iou)
+            out = tp_now.filter((pl.col(s.GT_FEATURE) == gt_feature)
+                                & (pl.col(s.PD_FEATURE) == pd_feature))
+            out = out.select(*keys, s.GT_ID, s.PD_ID, null_iou)
+        elif pd_feature is None:
+            side = self.tables.gt_counted.filter(pl.col(s.FEATURE) == gt_feature)
+            out = side.join(tp_now.select(*keys, s.GT_ID), on=[*keys, s.GT_ID], how="anti",
+                            maintain_order="left")
+            pd_dtype = self.tables.false_positives.schema[s.PD_ID]
+            out = out.select(*keys, s.GT_ID, pl.lit(None, dtype=pd_dtype).alias(s.PD_ID), null_iou)
+        else:
+            side = self.tables.false_positives.filter(
+                (pl.col(s.IOU_THRESHOLD) == t) & (pl.col(s.CONFIDENCE) >= c)
+                & (pl.col(s.PD_FEATURE) == pd_feature))
+            gt_dtype = self.tables.gt_counted.schema[s.GT_ID]
+            out = side.select(*keys, pl.lit(None, dtype=gt_dtype).alias(s.GT_ID), s.PD_ID, null_iou)
+        if not self.by:
+            return out
+        by_values = self.data_rows.select(*keys, *self.by).unique(subset=keys, maintain_order=True)
+        return by_values.join(out, on=keys, how="inner", maintain_order="right").select(
+            *keys, *self.by, s.GT_ID, s.PD_ID, s.IOU)
+
+    @property
+    def data_row_features(self) -> pl.DataFrame:
+        """Not kept under ``profile="coco"``: COCO counts per image (``ev.data_rows``) and per
+        category (``ev.cube``); filter ``ev.matches`` for the per-feature rows of one image."""
+        raise ValueError("data_row_features is not available under profile='coco'; use "
+                         "ev.data_rows (per image), ev.cube (per category) or ev.matches.")
 
     def pr_curve(self, iou: float = 0.5, *, fine: bool = False) -> pl.DataFrame:
+        """Precision–recall curve per feature and micro from the cube at one IoU threshold.
+
+        ``fine=True`` is not re-evaluated under ``coco``: ``ev.coco.precision`` holds
+        pycocotools' 101-point interpolated curves (axis 1 = recall thresholds).
+        """
         if fine:
-            raise ValueError("Under profile='coco' use ev.coco.precision for the 101-point curve.")
+            raise ValueError("Under profile='coco' use ev.coco.precision for the 101-point "
+                             "curve (COCOeval.eval['precision'], recall thresholds on axis 1).")
         return super().pr_curve(iou)

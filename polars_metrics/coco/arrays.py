@@ -1,0 +1,141 @@
+""":class:`CocoResult`: the arrays of ``COCOeval.eval``, the stats, and per-detection matches."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import polars as pl
+
+from polars_metrics._kernels import coco as K
+from polars_metrics.coco.params import CocoParams
+from polars_metrics.coco.summary import format_summary
+
+
+@dataclass(frozen=True, eq=False)
+class CocoResult:
+    """Result of :func:`~polars_metrics.coco.evaluate_coco`; arrays laid out like ``COCOeval.eval``.
+
+    Under ``pm.evaluate(..., profile="coco")`` it is ``ev.coco``.
+
+    Attributes
+    ----------
+    params : CocoParams
+        Thresholds, maxDets (sorted), area ranges and labels used.
+    precision : ndarray, shape (T, R, K, A, M)
+        Interpolated precision; -1 where a category has no (non-ignored) ground truth.
+    recall : ndarray, shape (T, K, A, M)
+        Final recall; -1 likewise.
+    scores : ndarray, shape (T, R, K, A, M)
+        Detection score at each recall threshold; -1 likewise.
+    stats : ndarray, shape (12,)
+        ``COCOeval.stats`` (AP, AP50, AP75, AP small/medium/large, AR1, AR10, AR100,
+        AR small/medium/large); -1 where undefined, as in pycocotools.
+    summary : DataFrame
+        The 12 stats as rows: ``metric`` ("AP"/"AR"), ``iou`` (null = the whole
+        ``iou_thresholds`` range, else the threshold), ``area``, ``max_dets``, ``value``
+        (-1 where undefined, equal to ``stats``).
+    per_category : DataFrame
+        One row per category of the K axis: ``category_id``, ``feature``, ``n_gt``
+        (non-ignored ground truths at area "all") and the 12 stats restricted to the
+        category (``ap``, ``ap50``, ``ap75``, ``ap_small``, ``ap_medium``, ``ap_large``,
+        ``ar1``, ``ar10``, ``ar100``, ``ar_small``, ``ar_medium``, ``ar_large``; names follow
+        the maxDets used), null where undefined.
+    category_ids : ndarray (K,)
+        Category id of each K index (-1 where unknown; ``use_cats=False``: ``[-1]``).
+    features : tuple of str
+        Feature name of each K index.
+    image_ids : ndarray
+        The evaluated images (sorted unique ``data_row`` of the ground truth).
+    dt_match : ndarray, shape (T, n_pd), int32
+        (Computed on first access; a transposed view of a row-major ``(n_pd, T)`` array:
+        ``dt_match[:, i]`` is contiguous.) COCO matching at area ``match_area`` and the largest
+        maxDet: for IoU threshold index ``t`` and prediction row ``i`` (row of the ``pd`` frame
+        as given), the row of the ``gt`` frame it matched, or -1. A match with a ground truth
+        whose ``id`` is 0 is reported here, but pycocotools counts it as unmatched (its
+        ``dtMatches`` stores the id, 0); the ``dt_tp`` property follows pycocotools.
+    dt_ignore : ndarray, shape (T, n_pd), bool
+        ``dtIgnore``: the prediction neither counts as TP nor FP (matched to an ignored
+        ground truth — crowd or area out of range — or unmatched with its own area out of
+        range). Predictions not evaluated at all (beyond the largest maxDet in their
+        (image, category), on images absent from ``gt``, or of unknown categories) are
+        ignored too.
+    dt_rank : ndarray (n_pd,), int64
+        Rank of each prediction within its (image, category) by score (ties in input
+        order); -1 for predictions not evaluated. Rank < maxDet selects the detections of
+        a maxDet setting.
+    gt_id_zero : ndarray (n_gt,), bool
+        Ground-truth rows whose ``id`` is 0 (see ``dt_match``).
+    gt_ignore : ndarray (n_gt,), bool
+        ``gtIgnore`` per ground-truth row at area ``match_area``; True for placeholder rows.
+        Non-ignored ground truths not matched by any prediction at threshold ``t`` are the
+        false negatives there.
+    match_area : str
+        Area label of the match arrays ("all" unless custom ranges lack it: then the first).
+    n_pd_outside : int
+        Predictions left out because their image is not in ``gt`` or their category is not
+        in the category list (pycocotools' ``getAnnIds`` filter drops them the same way).
+    """
+
+    params: CocoParams
+    precision: np.ndarray
+    recall: np.ndarray
+    scores: np.ndarray
+    stats: np.ndarray
+    summary: pl.DataFrame
+    per_category: pl.DataFrame
+    category_ids: np.ndarray
+    features: tuple[str, ...]
+    image_ids: np.ndarray
+    dt_rank: np.ndarray = field(repr=False)
+    gt_ignore: np.ndarray = field(repr=False)
+    gt_id_zero: np.ndarray = field(repr=False)
+    match_area: str = "all"
+    n_pd_outside: int = 0
+    _match_inputs: tuple = field(default=(), repr=False)
+
+    @cached_property
+    def _matches(self) -> tuple[np.ndarray, np.ndarray]:
+        # the per-row match arrays are not needed for the COCO numbers: computed on first use
+        # by re-running the matching at the recorded area only
+        args, lo, hi, thrs, n_d, n_rows = self._match_inputs
+        T = thrs.size
+        dt_match = np.full((n_rows, T), -1, np.int32)
+        dt_ignore = np.ones((n_rows, T), np.bool_)
+        code = np.empty((n_d, 1), np.uint32)
+        for t0 in range(0, T, K.MAX_THR):
+            t1 = min(t0 + K.MAX_THR, T)
+            m = np.full((n_rows, t1 - t0), -1, np.int32)
+            ig = np.ones((n_rows, t1 - t0), np.bool_)
+            K.coco_match(*args, lo, hi, thrs[t0:t1].copy(), 0, code, m, ig)
+            dt_match[:, t0:t1] = m
+            dt_ignore[:, t0:t1] = ig
+        return dt_match.T, dt_ignore.T
+
+    @property
+    def dt_match(self) -> np.ndarray:
+        """(T, n_pd) int32, see the class docstring."""
+        return self._matches[0]
+
+    @property
+    def dt_ignore(self) -> np.ndarray:
+        """(T, n_pd) bool, see the class docstring."""
+        return self._matches[1]
+
+    @property
+    def dt_tp(self) -> np.ndarray:
+        """(T, n_pd) bool: true positive as pycocotools counts it (matched, not ignored, the
+        ground truth's id is not 0). ``~dt_tp & ~dt_ignore`` are the false positives."""
+        m = self.dt_match
+        return (m >= 0) & ~self.dt_ignore & ~self.gt_id_zero[np.maximum(m, 0)]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """``{"precision", "recall", "scores"}`` as in ``COCOeval.eval``."""
+        return {"precision": self.precision, "recall": self.recall, "scores": self.scores}
+
+    def format_summary(self) -> str:
+        """The 12 lines ``COCOeval.summarize()`` prints, character for character."""
+        return format_summary(self.params, self.summary)
+
+    def __str__(self) -> str:
+        return self.format_summary()

@@ -1,0 +1,170 @@
+"""The cube, confusion and data-row tables under COCO matching — what pycocotools never reports.
+
+The per-detection match arrays of a :class:`~polars_metrics.coco.arrays.CocoResult` (area "all",
+the largest maxDet) give TP / FP / FN at every (confidence, IoU) cell. COCO matching is
+score-ordered per (image, category), so the matches differ per IoU threshold but not per
+confidence threshold: a detection that is a true positive at IoU index ``t`` and passes ``n``
+confidence thresholds is one rectangle ``[0, n) × [t, t+1)`` of the grid, which the same
+accumulation as the default profile turns into counts (:func:`polars_metrics.cube.count_tables`).
+
+Counted like pycocotools: ignored detections (matched to a crowd or ignored ground truth, beyond
+maxDet) are neither TP nor FP; ignored ground truths are never FN. Matching is per image, so
+the counts of a slice of images (``by=``) are the counts of its images: one pass serves every
+slice (unlike AP, which is evaluated per slice).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from polars_metrics import metrics
+from polars_metrics import schema as s
+from polars_metrics._kernels.aot import kernel
+from polars_metrics.coco.arrays import CocoResult
+from polars_metrics.coco.inputs import CATEGORY_ID
+from polars_metrics.cube import count_tables, label_tables
+from polars_metrics.prepare import SLICE
+
+accumulate_rectangles = kernel("cube", "accumulate_rectangles")
+
+
+@dataclass(frozen=True)
+class CubeTables:
+    """The additive tables of one COCO run, and what ``examples()`` reads.
+
+    counts, confusion : as ``PartialResult`` (slice and feature labelled).
+    data_rows : per (image, *by, confidence_threshold, iou_threshold) counts and ratios.
+    matches : true positives (data_row, iou_threshold, gt_id, pd_id, confidence, gt_feature,
+        pd_feature); a TP at IoU threshold t counts at every confidence threshold <= confidence.
+    gt_counted : (data_row, gt_id, feature) of the ground truths that count (not ignored).
+    false_positives : (data_row, iou_threshold, pd_id, confidence, pd_feature): counted
+        detections that are not true positives at that IoU threshold.
+    """
+
+    counts: pl.DataFrame
+    confusion: pl.DataFrame
+    data_rows: pl.DataFrame
+    matches: pl.DataFrame
+    gt_counted: pl.DataFrame
+    false_positives: pl.DataFrame
+
+
+def category_index(frame: pl.DataFrame, res: CocoResult) -> np.ndarray:
+    """Each row's index on ``res``'s category axis (-1: none); ``use_cats=False``: 0."""
+    if len(res.features) == 1 and res.category_ids[0] == -1 and res.features[0] == "all":
+        return (np.where(frame[s.FEATURE].is_null().to_numpy(), -1, 0) if s.FEATURE in frame.columns
+                else np.zeros(frame.height, np.int64))
+    if s.FEATURE in frame.columns:
+        lut = {name: i for i, name in enumerate(res.features)}
+        return (frame[s.FEATURE].cast(pl.String)
+                .replace_strict(lut, default=-1, return_dtype=pl.Int64).fill_null(-1).to_numpy())
+    lut = {int(c): i for i, c in enumerate(res.category_ids)}
+    return (frame[CATEGORY_ID].replace_strict(lut, default=-1, return_dtype=pl.Int64)
+            .fill_null(-1).to_numpy())
+
+
+def cube_tables(gt: pl.DataFrame, pd: pl.DataFrame, res: CocoResult, *, conf_thr: np.ndarray,
+                images: pl.DataFrame, slices: pl.DataFrame, by: tuple[str, ...],
+                ids: tuple[pl.Series, pl.Series], zero_tn: bool) -> CubeTables:
+    """The tables of one run. ``images`` lists ``res.image_ids`` in order with their ``by``
+    values and ``_slice``; ``ids`` are the gt / pd annotation ids reported in the frames."""
+    iou_thr = np.asarray(res.params.iou_thresholds, dtype=np.float64)
+    C, T, F, S = conf_thr.shape[0], iou_thr.shape[0], len(res.features), slices.height
+    n_img = res.image_ids.shape[0]
+    g_cat, d_cat = category_index(gt, res), category_index(pd, res)
+    img_slice = images[SLICE].to_numpy().astype(np.int64)
+    g_img = np.searchsorted(res.image_ids, gt[s.DATA_ROW].to_numpy())
+    d_img = np.minimum(np.searchsorted(res.image_ids, pd[s.DATA_ROW].to_numpy()), max(n_img - 1, 0))
+    d_slice = img_slice[d_img] if n_img else np.zeros(pd.height, np.int64)
+    g_key = img_slice[g_img] * F + g_cat if n_img else g_cat
+    d_key = d_slice * F + d_cat
+    npass = np.searchsorted(conf_thr, pd[s.CONFIDENCE].to_numpy(), side="right").astype(np.int64)
+
+    counted_gt = ~res.gt_ignore & (g_cat >= 0)
+    evaluated = res.dt_rank >= 0
+    tp = res.dt_tp                                    # (T, n_pd)
+    counted_pd = ~res.dt_ignore & evaluated[None, :]  # (T, n_pd)
+    # TP events and counted predictions as rectangles [0, npass) × [t, t+1)
+    t_tp, i_tp = np.nonzero(tp)
+    t_pd, i_pd = np.nonzero(counted_pd)
+    pd_total = _rect_totals(d_key[i_pd], S * F, npass[i_pd], t_pd, C, T).reshape(S, F, C, T)
+    gt_total = np.bincount(g_key[counted_gt], minlength=S * F).reshape(S, F)
+    n_pd = np.bincount(d_key[evaluated], minlength=S * F).reshape(S, F)
+    zeros = np.zeros(t_tp.shape[0], np.int64)
+    counts, confusion = count_tables(
+        n_slices=S, n_features=F, conf_thr=conf_thr, iou_thr=iou_thr,
+        ev_slice=d_slice[i_tp], ev_gt_feat=d_cat[i_tp], ev_pd_feat=d_cat[i_tp],
+        c_lo=zeros, c_hi=npass[i_tp], t_lo=t_tp, t_hi=t_tp + 1,
+        gt_total=np.broadcast_to(gt_total[:, None, None, :], (S, C, T, F)),
+        pd_total=pd_total.transpose(0, 2, 3, 1), present=(gt_total + n_pd) > 0,
+        iou_sum=np.zeros((S, C, F)), iou_rows=np.zeros((S, C, F), np.int64),
+        tn=np.zeros((S, C, F), np.int64), has_tn=np.zeros(F, bool),
+    )
+    iou_rounded = np.round(iou_thr, s.THRESHOLD_DECIMALS)
+    counts_df, confusion_df = label_tables(counts, confusion, slices=slices, by=by,
+                                           features=res.features, conf_thr=conf_thr,
+                                           iou_thr=iou_rounded)
+    # per image: TP, counted predictions and counted ground truths
+    img_tp = _rect_totals(d_img[i_tp], n_img, npass[i_tp], t_tp, C, T)        # (I, C, T)
+    img_pd = _rect_totals(d_img[i_pd], n_img, npass[i_pd], t_pd, C, T)
+    img_gt = np.bincount(g_img[counted_gt], minlength=n_img)
+    data_rows = _image_table(images.select(s.DATA_ROW, *by), conf_thr, iou_rounded, img_tp, img_pd,
+                             img_gt, zero_tn)
+    feats = pl.Series(list(res.features), dtype=pl.String)
+    gt_ids, pd_ids = ids
+    fp_t, fp_i = np.nonzero(counted_pd & ~tp)
+    return CubeTables(
+        counts=counts_df, confusion=confusion_df, data_rows=data_rows,
+        matches=_matches(pd, res, iou_rounded, t_tp, i_tp, d_cat, gt_ids, pd_ids, feats),
+        gt_counted=pl.DataFrame({s.DATA_ROW: gt[s.DATA_ROW].filter(counted_gt),
+                                 s.GT_ID: gt_ids.filter(counted_gt),
+                                 s.FEATURE: feats.gather(g_cat[counted_gt])}),
+        false_positives=pl.DataFrame({
+            s.DATA_ROW: pd[s.DATA_ROW].gather(fp_i), s.IOU_THRESHOLD: iou_rounded[fp_t],
+            s.PD_ID: pd_ids.gather(fp_i), s.CONFIDENCE: pd[s.CONFIDENCE].gather(fp_i),
+            s.PD_FEATURE: feats.gather(d_cat[fp_i])}),
+    )
+
+
+def _rect_totals(key, n_keys, npass, t, C, T) -> np.ndarray:
+    """(n_keys, C, T): per key, the rectangles [0, npass) × [t, t+1) covering each cell."""
+    key = np.ascontiguousarray(key, np.int64)
+    z = np.zeros_like(key)
+    return accumulate_rectangles(key, z, np.ascontiguousarray(npass, np.int64),
+                                 np.ascontiguousarray(t, np.int64),
+                                 np.ascontiguousarray(t + 1, np.int64), n_keys, C, T)
+
+
+def _image_table(images: pl.DataFrame, conf_thr, iou_thr, tp, kept, n_gt, zero_tn) -> pl.DataFrame:
+    """Per (image, *by, c, t): TP, FP, FN and their ratios (``iou`` null, ``tn`` null or 0)."""
+    n, C, T = tp.shape
+    tp = tp.ravel()
+    fp = kept.ravel() - tp
+    fn = np.repeat(n_gt, C * T) - tp
+    tn = (pl.repeat(0, n * C * T, dtype=pl.Int64, eager=True) if zero_tn
+          else pl.repeat(None, n * C * T, dtype=pl.Int64, eager=True))
+    head = images.select(pl.all().gather(np.repeat(np.arange(n), C * T)))
+    body = pl.DataFrame({
+        s.CONFIDENCE_THRESHOLD: np.tile(np.repeat(conf_thr, T), n),
+        s.IOU_THRESHOLD: np.tile(iou_thr, n * C),
+        s.TP: tp, s.FP: fp, s.TN: tn, s.FN: fn,
+    })
+    frame = pl.concat([head, body], how="horizontal")
+    return frame.with_columns(*metrics.ratio_columns(), pl.lit(None, dtype=pl.Float64).alias(s.IOU))
+
+
+def _matches(pd, res: CocoResult, iou_thr, t_tp, i_tp, d_cat, gt_ids, pd_ids, feats) -> pl.DataFrame:
+    """(data_row, iou_threshold, gt_id, pd_id, confidence, gt_feature, pd_feature) of every TP."""
+    g_row = res.dt_match[t_tp, i_tp]
+    cat = feats.gather(d_cat[i_tp])
+    return pl.DataFrame({
+        s.DATA_ROW: pd[s.DATA_ROW].gather(i_tp),
+        s.IOU_THRESHOLD: iou_thr[t_tp],
+        s.GT_ID: gt_ids.gather(g_row),
+        s.PD_ID: pd_ids.gather(i_tp),
+        s.CONFIDENCE: pd[s.CONFIDENCE].gather(i_tp),
+        s.GT_FEATURE: cat.alias(s.GT_FEATURE),
+        s.PD_FEATURE: cat.alias(s.PD_FEATURE),
+    })

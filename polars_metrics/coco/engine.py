@@ -1,0 +1,349 @@
+"""Exact pycocotools ``COCOeval`` (``bbox`` and ``segm``) over Polars frames.
+
+``evaluate_coco(gt, pd)`` returns a :class:`~polars_metrics.coco.arrays.CocoResult` whose
+``precision``, ``recall`` and ``scores`` arrays equal ``COCOeval.eval`` and whose ``stats`` equal
+``COCOeval.stats`` (SPEC §6, profile ``coco``). There is no Python loop per image or per (image,
+category): the rows are sorted once, and numba kernels run over group offsets. The stages:
+
+1. :func:`_annotations` — images, categories, the evaluated rows and their per-row arrays;
+2. :func:`_layout` — the sort orders: groups (category, image) and pycocotools' accumulate order;
+3. :func:`_group_iou` — the IoU block of each group (boxes here, masks in ``segmentation``);
+4. :func:`_match_and_accumulate` — ``evaluateImg`` then ``accumulate``, 16 IoU thresholds at a
+   time; :func:`_result` — per-row outputs and the summary.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from polars_metrics import schema as s
+from polars_metrics._arrays import offsets_from_lengths
+from polars_metrics._kernels import coco as K
+from polars_metrics._kernels import rle as R
+from polars_metrics._lazy import lazy
+from polars_metrics.coco.arrays import CocoResult
+from polars_metrics.coco.inputs import category_axis, f64, stable_order, xywh
+from polars_metrics.coco.params import DEFAULT_MAX_DETS, CocoParams, normalize_params
+from polars_metrics.coco.segmentation import mask_csr, segm_iou
+from polars_metrics.coco.summary import per_category, summarize, summary_frame
+from polars_metrics.errors import InvalidAnnotationError, PolarsMetricsWarning, SchemaError
+
+numba = lazy("numba")
+
+_SMALL = 50_000  # below this many rows one thread runs (waking the pool costs more)
+
+
+def evaluate_coco(
+    gt: pl.DataFrame,
+    pd: pl.DataFrame,
+    *,
+    iou_type: str = "bbox",
+    iou_thresholds: Sequence[float] | np.ndarray | None = None,
+    rec_thresholds: Sequence[float] | np.ndarray | None = None,
+    max_dets: Sequence[int] = DEFAULT_MAX_DETS,
+    area_ranges: Mapping[str, Sequence[float]] | Sequence[Sequence[float]] | None = None,
+    use_cats: bool = True,
+    use_ignore_flag: bool = False,
+) -> CocoResult:
+    """Evaluate like pycocotools ``COCOeval(gt, dt, iou_type)``: evaluate, accumulate, summarize.
+
+    The arrays-only entry; ``pm.evaluate(gt, pd, profile="coco")`` runs the same engine and
+    returns a :class:`~polars_metrics.result.coco.CocoEvaluation` whose ``coco`` attribute is
+    this result (plus the cube, confusion and data-row frames, ``by=`` and row checks).
+
+    Parameters
+    ----------
+    gt, pd : DataFrame
+        Ground truth and predictions as :func:`polars_metrics.io.coco.read_coco` returns them:
+        ``data_row`` (image id), ``feature`` (Enum of all categories) and/or ``category_id``,
+        ``bbox`` (x0, y0, x1, y1; the optional ``bbox_xywh`` keeps COCO's original numbers for
+        bit-exact IoU), ``area`` (COCO's area field; when absent, the box or mask area),
+        ``is_crowd``, ``mask`` (``segm``), and on ``pd`` ``confidence``. Ground-truth rows with
+        a null ``feature`` only declare an image. Every image of ``gt`` is evaluated;
+        predictions on other images are left out.
+    iou_type : {"bbox", "segm"}
+    iou_thresholds : default ``np.linspace(.5, .95, 10)`` (pycocotools' values).
+    rec_thresholds : default ``np.linspace(0, 1, 101)``.
+    max_dets : default (1, 10, 100); sorted like pycocotools. ``summarize`` reads positions 0,
+        1, 2 of it (clamped to the last one when fewer are given, where pycocotools fails),
+        except the first stat, which pycocotools always reads at maxDets=100 (-1 if absent).
+    area_ranges : ``{label: (low, high)}`` (inclusive), default all / small / medium / large.
+        The summary looks the labels "all", "small", "medium", "large" up by name (-1 when
+        absent), as pycocotools does.
+    use_cats : False pools all categories per image (``params.useCats = 0``).
+    use_ignore_flag : pycocotools overwrites a ground truth's ``ignore`` with its ``iscrowd``;
+        True also ignores ground truths whose ``ignore`` column is set (not pycocotools).
+
+    Returns
+    -------
+    CocoResult
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> box = pl.Array(pl.Float64, 4)
+    >>> gt = pl.DataFrame({"data_row": [1, 1], "feature": ["cat", "dog"],
+    ...                    "bbox": [[0.0, 0, 10, 10], [20.0, 20, 40, 40]]},
+    ...                   schema_overrides={"bbox": box})
+    >>> pd = pl.DataFrame({"data_row": [1], "feature": ["cat"], "bbox": [[0.0, 0, 10, 8]],
+    ...                    "confidence": [0.9]}, schema_overrides={"bbox": box})
+    >>> r = evaluate_coco(gt, pd)
+    >>> r.stats[:3].round(3).tolist(), r.per_category["ap50"].round(3).to_list()
+    ([0.35, 0.5, 0.5], [1.0, 0.0])
+    """
+    p = normalize_params(iou_type, iou_thresholds, rec_thresholds, max_dets, area_ranges, use_cats)
+    return evaluate(gt, pd, p, use_ignore_flag=use_ignore_flag)
+
+
+def evaluate(gt: pl.DataFrame, pd: pl.DataFrame, p: CocoParams, *,
+             use_ignore_flag: bool = False) -> CocoResult:
+    """:func:`evaluate_coco` with settings already validated (a :class:`CocoParams`)."""
+    prev = numba.get_num_threads()
+    if pd.height + gt.height < _SMALL:
+        numba.set_num_threads(1)
+    try:
+        rows = _annotations(gt, pd, p, use_ignore_flag)
+        lay = _layout(rows, p)
+        iou, iou_ptr = _group_iou(gt, pd, rows, lay, p)
+        d_area = _detection_area(pd, rows, p)
+        return _match_and_accumulate(rows, lay, iou, iou_ptr, d_area, p, pd.height)
+    finally:
+        numba.set_num_threads(prev)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """The evaluated annotations: ``gt_rows`` / ``pd_rows`` index the frames; the rest are
+    per evaluated row (``g_*`` / ``d_*``) or per image / category."""
+
+    image_ids: np.ndarray
+    names: list[str]
+    cat_ids: np.ndarray
+    gt_rows: np.ndarray
+    pd_rows: np.ndarray
+    g_img: np.ndarray
+    d_img: np.ndarray
+    g_cat: np.ndarray
+    d_cat: np.ndarray
+    score: np.ndarray
+    g_area: np.ndarray
+    g_crowd: np.ndarray
+    g_ignore: np.ndarray
+    g_idzero: np.ndarray
+    n_gt_frame: int
+    n_outside: int
+
+
+def _annotations(gt: pl.DataFrame, pd: pl.DataFrame, p: CocoParams, use_ignore_flag: bool) -> _Rows:
+    """Images, the category axis and the rows that take part, with their per-row arrays."""
+    for name, frame in (("gt", gt), ("pd", pd)):
+        if s.DATA_ROW not in frame.columns:
+            raise SchemaError(f'{name}: missing the "{s.DATA_ROW}" (image id) column.')
+    if s.CONFIDENCE not in pd.columns:
+        raise SchemaError(f'pd: missing the "{s.CONFIDENCE}" column (COCO "score").')
+    if gt[s.DATA_ROW].null_count():
+        raise InvalidAnnotationError(f"gt: {s.DATA_ROW} (image id) is null on some rows.")
+    gt_img_all = gt[s.DATA_ROW].to_numpy()
+    image_ids = np.unique(gt_img_all)
+    n_img = image_ids.size
+    names, cat_ids, gk_all, pk_all = category_axis(gt, pd)
+
+    gt_rows = np.flatnonzero(gk_all >= 0)  # placeholder rows (null feature) only declare images
+    pd_img_all = pd[s.DATA_ROW].to_numpy()
+    pd_img_pos = np.searchsorted(image_ids, pd_img_all) if n_img else np.zeros(pd.height, np.int64)
+    pd_ok = (pd_img_pos < n_img) & (pk_all >= 0)
+    if n_img:
+        pd_ok &= image_ids[np.minimum(pd_img_pos, n_img - 1)] == pd_img_all
+    pd_rows = np.flatnonzero(pd_ok)
+    n_outside = int(pd.height - pd_rows.size)
+    if n_outside:
+        warnings.warn(
+            f"{n_outside} predictions are on images absent from gt or of unknown categories; "
+            "they are left out (as pycocotools' imgIds/catIds filter does).",
+            PolarsMetricsWarning, stacklevel=4,
+        )
+    conf = pd[s.CONFIDENCE]
+    score = f64(conf)[pd_rows] + 0.0  # + 0.0 folds -0.0 into 0.0, as comparisons do
+    if conf.null_count() or not np.isfinite(score).all():
+        bad = np.flatnonzero(~np.isfinite(score))
+        r = int(pd_rows[bad[0]]) if bad.size else int(np.flatnonzero(conf.is_null().to_numpy())[0])
+        raise InvalidAnnotationError(
+            f'pd: row {r} has a null or non-finite "{s.CONFIDENCE}"; COCO needs a score per detection.'
+        )
+    g_crowd = np.ascontiguousarray(_flag(gt, s.IS_CROWD)[gt_rows], dtype=np.bool_)
+    g_ignore = g_crowd.copy()
+    if use_ignore_flag:
+        g_ignore |= _flag(gt, s.IGNORE)[gt_rows]
+    g_idzero = ((gt[s.ID].fill_null(-1).cast(pl.Int64).to_numpy()[gt_rows] == 0)
+                if s.ID in gt.columns else np.zeros(gt_rows.size, bool))
+    return _Rows(
+        image_ids=image_ids, names=names, cat_ids=cat_ids, gt_rows=gt_rows, pd_rows=pd_rows,
+        g_img=np.searchsorted(image_ids, gt_img_all[gt_rows]).astype(np.int64),
+        d_img=pd_img_pos[pd_rows].astype(np.int64), g_cat=gk_all[gt_rows].astype(np.int64),
+        d_cat=pk_all[pd_rows].astype(np.int64), score=score,
+        g_area=np.ascontiguousarray(_gt_area(gt, gt_rows, p)), g_crowd=g_crowd, g_ignore=g_ignore,
+        g_idzero=np.ascontiguousarray(g_idzero), n_gt_frame=gt.height, n_outside=n_outside,
+    )
+
+
+def _flag(frame: pl.DataFrame, column: str) -> np.ndarray:
+    if column not in frame.columns:
+        return np.zeros(frame.height, bool)
+    return frame[column].fill_null(False).cast(pl.Boolean).to_numpy()
+
+
+def _gt_area(gt: pl.DataFrame, gt_rows: np.ndarray, p: CocoParams) -> np.ndarray:
+    """COCO's ``area`` field; without it, the box area (bbox) or the mask area (segm)."""
+    if s.AREA in gt.columns:
+        area = f64(gt[s.AREA])[gt_rows]
+    elif p.iou_type == "bbox" or s.MASK not in gt.columns:
+        b = xywh(gt, gt_rows, "gt")
+        area = b[:, 2] * b[:, 3]
+    else:
+        c, off, _, _, _ = mask_csr(gt[s.MASK])
+        area = R.rle_area(c, off)[gt_rows].astype(np.float64)
+    if np.isnan(area).any():
+        r = int(gt_rows[np.flatnonzero(np.isnan(area))[0]])
+        raise InvalidAnnotationError(f'gt: row {r} has a null "{s.AREA}"; COCO area ranges need it.')
+    return area
+
+
+def _detection_area(pd: pl.DataFrame, rows: _Rows, p: CocoParams) -> np.ndarray:
+    """loadRes: w*h of the box, or the mask area for segm results."""
+    if s.AREA in pd.columns and pd[s.AREA].null_count() == 0:
+        area = f64(pd[s.AREA])[rows.pd_rows]
+    elif p.iou_type == "bbox" or s.MASK not in pd.columns:
+        b = xywh(pd, rows.pd_rows, "pd")
+        area = b[:, 2] * b[:, 3]
+    else:
+        c, off, _, _, _ = mask_csr(pd[s.MASK])
+        area = R.rle_area(c, off)[rows.pd_rows].astype(np.float64)
+    return np.ascontiguousarray(area, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Sort orders. ``d_grp`` / ``g_grp``: rows in group order (``dt_ptr`` / ``gt_ptr`` CSR over
+    groups); ``acc``: detections in accumulate order, ``dt_pos`` its inverse; ``rank``: rank of
+    each detection in its group; ``*_cat_e``: the category key (0 everywhere when pooled)."""
+
+    n_k: int
+    g_cat_e: np.ndarray
+    d_cat_e: np.ndarray
+    acc: np.ndarray
+    d_grp: np.ndarray
+    g_grp: np.ndarray
+    dt_ptr: np.ndarray
+    gt_ptr: np.ndarray
+    rank: np.ndarray
+    dt_pos: np.ndarray
+
+
+def _layout(rows: _Rows, p: CocoParams) -> _Layout:
+    """use_cats=False pools categories per image; pycocotools then lists gts and dts category by
+    category, so a stable pre-sort by category gives its tie order."""
+    n_g, n_d, n_cat, n_img = rows.gt_rows.size, rows.pd_rows.size, len(rows.names), rows.image_ids.size
+    n_k = n_cat if p.use_cats else 1
+    g_base = np.arange(n_g, dtype=np.int64)
+    d_base = np.arange(n_d, dtype=np.int64)
+    if p.use_cats:
+        g_cat_e, d_cat_e = rows.g_cat, rows.d_cat
+    else:
+        g_base = stable_order(rows.g_cat, n_cat, g_base)
+        d_base = stable_order(rows.d_cat, n_cat, d_base)
+        g_cat_e, d_cat_e = np.zeros(n_g, np.int64), np.zeros(n_d, np.int64)
+    # accumulate order: category, score desc, image, within-image order
+    o = stable_order(rows.d_img, n_img, d_base)
+    o = K.radix_order_desc(rows.score.view(np.uint64), o)
+    acc = stable_order(d_cat_e, n_k, o)
+    # group order: (category, image), then score desc / input order inside the group
+    d_key = d_cat_e * n_img + rows.d_img
+    g_key = g_cat_e * n_img + rows.g_img
+    d_grp = stable_order(d_key, n_k * n_img, acc)
+    g_grp = stable_order(g_key, n_k * n_img, g_base)
+    _, dt_ptr, gt_ptr, rank_sorted = K.group_layout(d_key[d_grp], g_key[g_grp])
+    rank = np.empty(n_d, np.int64)
+    rank[d_grp] = rank_sorted
+    dt_pos = np.empty(n_d, np.int64)
+    dt_pos[acc] = np.arange(n_d, dtype=np.int64)
+    return _Layout(n_k=n_k, g_cat_e=g_cat_e, d_cat_e=d_cat_e, acc=acc, d_grp=d_grp, g_grp=g_grp,
+                   dt_ptr=dt_ptr, gt_ptr=gt_ptr, rank=rank, dt_pos=dt_pos)
+
+
+def _group_iou(gt, pd, rows: _Rows, lay: _Layout, p: CocoParams) -> tuple[np.ndarray, np.ndarray]:
+    """``computeIoU`` of every group: the blocks and their CSR offsets."""
+    max_det = int(p.max_dets[-1])
+    iou_ptr = K.block_sizes(lay.dt_ptr, lay.gt_ptr, max_det)
+    if p.iou_type == "segm":
+        return segm_iou(gt, pd, rows, lay, max_det, iou_ptr), iou_ptr
+    d_box = xywh(pd, rows.pd_rows, "pd")
+    g_box = xywh(gt, rows.gt_rows, "gt")
+    iou = K.box_iou_groups(d_box, g_box, rows.g_crowd, lay.dt_ptr, lay.d_grp, lay.gt_ptr,
+                           lay.g_grp, max_det, iou_ptr)
+    return iou, iou_ptr
+
+
+def _match_and_accumulate(rows: _Rows, lay: _Layout, iou, iou_ptr, d_area, p: CocoParams,
+                          n_pd_frame: int) -> CocoResult:
+    """``evaluateImg`` then ``accumulate``, 16 IoU thresholds at a time (the packed code's width)."""
+    T, Rn, A, M = p.iou_thresholds.size, p.rec_thresholds.size, len(p.area_ranges), len(p.max_dets)
+    area_lo = np.array([r[0] for r in p.area_ranges], np.float64)
+    area_hi = np.array([r[1] for r in p.area_ranges], np.float64)
+    thrs = p.match_thresholds
+    n_d, max_det = rows.pd_rows.size, int(p.max_dets[-1])
+    match_args = (
+        iou, iou_ptr, lay.dt_ptr, lay.d_grp, lay.gt_ptr, lay.g_grp, max_det,
+        rows.g_area, rows.g_ignore, rows.g_crowd, rows.g_idzero,
+        rows.gt_rows.astype(np.int64), d_area, lay.dt_pos, rows.pd_rows.astype(np.int64),
+    )  # fmt: skip
+    npig = np.zeros((lay.n_k, A), np.int64)
+    for a in range(A):
+        ok = ~(rows.g_ignore | (rows.g_area < area_lo[a]) | (rows.g_area > area_hi[a]))
+        npig[:, a] = np.bincount(lay.g_cat_e[ok], minlength=lay.n_k)
+    cat_ptr = offsets_from_lengths(np.bincount(lay.d_cat_e, minlength=lay.n_k))
+    score_acc = np.ascontiguousarray(rows.score[lay.acc])
+    rank_acc = np.ascontiguousarray(lay.rank[lay.acc])
+    max_dets = np.array(p.max_dets, np.int64)
+    rec_thrs = np.ascontiguousarray(p.rec_thresholds, dtype=np.float64)
+    precision = np.full((T, Rn, lay.n_k, A, M), -1.0)
+    recall = np.full((T, lay.n_k, A, M), -1.0)
+    scores = np.full((T, Rn, lay.n_k, A, M), -1.0)
+    code = np.empty((n_d, A), np.uint32)
+    no_rows = np.empty((0, 1), np.int32)
+    for t0 in range(0, T, K.MAX_THR):
+        t1 = min(t0 + K.MAX_THR, T)
+        K.coco_match(*match_args, area_lo, area_hi, thrs[t0:t1].copy(), -1, code, no_rows,
+                     no_rows.astype(bool))
+        K.coco_accumulate(code, score_acc, rank_acc, cat_ptr, npig, max_dets, rec_thrs,
+                          precision[t0:t1], recall[t0:t1], scores[t0:t1])
+    keep = p.area_labels.index("all") if "all" in p.area_labels else 0
+    match_inputs = (match_args, area_lo[keep: keep + 1].copy(), area_hi[keep: keep + 1].copy(),
+                    thrs, n_d, n_pd_frame)
+    return _result(rows, lay, p, precision, recall, scores, npig[:, keep], keep, area_lo[keep],
+                   area_hi[keep], match_inputs)
+
+
+def _result(rows: _Rows, lay: _Layout, p: CocoParams, precision, recall, scores, n_gt, keep,
+            lo, hi, match_inputs) -> CocoResult:
+    """Per-row outputs in frame row order, and the summaries."""
+    max_det = int(p.max_dets[-1])
+    dt_rank = np.full(match_inputs[-1], -1, np.int64)
+    dt_rank[rows.pd_rows] = np.where(lay.rank < max_det, lay.rank, -1)
+    gt_id_zero = np.zeros(rows.n_gt_frame, np.bool_)
+    gt_id_zero[rows.gt_rows] = rows.g_idzero
+    gt_ig = np.ones(rows.n_gt_frame, np.bool_)
+    gt_ig[rows.gt_rows] = rows.g_ignore | (rows.g_area < lo) | (rows.g_area > hi)
+    names, cat_ids = (rows.names, rows.cat_ids) if p.use_cats else (["all"], np.array([-1], np.int64))
+    stats, md_used = summarize(precision, recall, p)
+    return CocoResult(
+        params=p, precision=precision, recall=recall, scores=scores, stats=stats,
+        summary=summary_frame(stats, md_used),
+        per_category=per_category(precision, recall, p, names, cat_ids, n_gt),
+        category_ids=cat_ids, features=tuple(names), image_ids=rows.image_ids,
+        gt_id_zero=gt_id_zero, dt_rank=dt_rank, gt_ignore=gt_ig, match_area=p.area_labels[keep],
+        n_pd_outside=rows.n_outside, _match_inputs=match_inputs,
+    )

@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 
 from polars_metrics import schema as s
+from polars_metrics._rejects import check_on_invalid
 from polars_metrics.coco.arrays import CocoResult
 from polars_metrics.coco.checks import check_rows
 from polars_metrics.coco.cube import CubeTables, cube_tables
@@ -28,7 +29,6 @@ from polars_metrics.coco.slices import image_slices, slice_summaries
 from polars_metrics.errors import ProfileError, SchemaError
 from polars_metrics.prepare import to_frame
 from polars_metrics.profiles import Profile
-from polars_metrics._rejects import check_on_invalid
 from polars_metrics.validation import POS, require_columns
 
 

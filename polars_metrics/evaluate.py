@@ -8,12 +8,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from polars_metrics import metrics
+from polars_metrics import metrics, profiles
 from polars_metrics import schema as s
 from polars_metrics._memory import release_free_heap
 from polars_metrics.errors import ProfileError, ThresholdError
+from polars_metrics.matching import matched_at
 from polars_metrics.profiles import Profile, get_profile
-from polars_metrics.state import THRESHOLD_FREE, PartialResult, finalize, partial
+from polars_metrics.state import PartialResult, finalize, partial
 
 NONE_LABEL = "None"  # the None class in the dense confusion matrix's labels
 
@@ -62,7 +63,7 @@ def evaluate(ground_truth, predictions, *, profile: str | Profile = "labelbox",
                                           area_ranges=area_ranges, rec_thresholds=rec_thresholds,
                                           use_cats=use_cats).items() if v is not None}
     prof = get_profile(profile, **switches)
-    if prof.greedy_order == "score":
+    if profiles.engine_of(prof) == "coco":
         from polars_metrics.coco_profile import evaluate_coco_profile
 
         return evaluate_coco_profile(ground_truth, predictions, profile=prof,
@@ -198,8 +199,7 @@ class Evaluation:
             *keys, *self.by, s.GT_ID, s.PD_ID, s.IOU)
 
     def _examples(self, keys, gt_feature, pd_feature, c, t) -> pl.DataFrame:
-        matched = self._part.matches.filter(
-            (pl.col(s.CONFIDENCE_THRESHOLD) == c) & ((pl.col(s.IOU) > t) | pl.col(THRESHOLD_FREE)))
+        matched = matched_at(self._part.matches, c, t)
         gt_ann, pd_ann = self._part.annotations
         if gt_feature is not None and pd_feature is not None:
             out = matched.filter((pl.col(s.GT_FEATURE) == gt_feature) & (pl.col(s.PD_FEATURE) == pd_feature))

@@ -18,9 +18,14 @@ import polars as pl
 from polars_metrics import _arrays, metrics
 from polars_metrics import schema as s
 from polars_metrics._kernels.aot import kernel
-from polars_metrics.cube import compress_keys, label_tables, tables_from_matched
+from polars_metrics.cube import (
+    compress_keys,
+    label_tables,
+    score_ordered_tables,
+    tables_from_matched,
+)
 from polars_metrics.errors import PolarsMetricsError
-from polars_metrics.matching import Matches, match
+from polars_metrics.matching import Matches, match, match_by_score, matches_frame
 from polars_metrics.pairs import build_pairs
 from polars_metrics.prepare import SLICE, Prepared, prepare
 from polars_metrics.profiles import Profile, get_profile
@@ -33,7 +38,6 @@ event_keys = kernel("cube", "event_keys")
 accumulate_events = kernel("cube", "accumulate_events")
 sequential_segment_sums = kernel("cube", "sequential_segment_sums")
 
-THRESHOLD_FREE = "threshold_free"
 COUNT_KEYS = (s.FEATURE, s.CONFIDENCE_THRESHOLD, s.IOU_THRESHOLD)
 CONFUSION_KEYS = (s.CONFIDENCE_THRESHOLD, s.IOU_THRESHOLD, s.GT_FEATURE, s.PD_FEATURE)
 
@@ -69,28 +73,10 @@ class PartialResult:
 
     @property
     def matches(self) -> pl.DataFrame:
-        """Match events: (*keys, confidence_threshold, gt_id, pd_id, iou, threshold_free,
-        gt_feature, pd_feature).
-
-        The pairs matched by the walk at IoU threshold 0 for each confidence threshold; the
-        matches at IoU threshold ``t`` are those with ``iou > t`` or ``threshold_free``
-        (classification pairs, which IoU thresholds do not apply to).
-        """
+        """Match events; see :func:`polars_metrics.matching.matches_frame` (score order adds
+        an ``iou_threshold`` column) and :func:`~polars_metrics.matching.matched_at`."""
         if self._matches is None:
-            prep, m = self._source
-            names = pl.Series(list(prep.features), dtype=pl.String)
-            self._matches = pl.concat([
-                prep.rows.select(prep.keys)[m.ev_row],
-                pl.DataFrame({
-                    s.CONFIDENCE_THRESHOLD: prep.conf_thr[m.ev_c],
-                    s.GT_ID: prep.gt.column(s.ID).gather(m.ev_gt),
-                    s.PD_ID: prep.pd.column(s.ID).gather(m.ev_pd),
-                    s.IOU: m.ev_iou,
-                    THRESHOLD_FREE: m.ev_free,
-                    s.GT_FEATURE: names.gather(prep.gt.feat[m.ev_gt]),
-                    s.PD_FEATURE: names.gather(prep.pd.feat[m.ev_pd]),
-                }),
-            ], how="horizontal")
+            self._matches = matches_frame(*self._source)
         return self._matches
 
     @property
@@ -130,10 +116,6 @@ def partial(ground_truth, predictions, *, profile: str | Profile = "labelbox",
             **switches: Any) -> PartialResult:
     """Compute the additive partial result of an evaluation (see ``evaluate`` for arguments)."""
     prof = get_profile(profile, **switches)
-    if prof.greedy_order != "iou":
-        raise PolarsMetricsError(
-            f"profile {prof.name!r} uses score-ordered matching; use pm.evaluate(..., profile='coco')."
-        )
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     keys = [data_row] if isinstance(data_row, str) else list(data_row)
@@ -147,10 +129,13 @@ def partial(ground_truth, predictions, *, profile: str | Profile = "labelbox",
     t1 = time.perf_counter()
     pairs = build_pairs(prep)
     t2 = time.perf_counter()
-    m = match(prep, pairs, prof)
+    if prof.greedy_order == "score":
+        m, tables = match_by_score(prep, pairs, prof), score_ordered_tables
+    else:
+        m, tables = match(prep, pairs, prof), _iou_ordered_tables
     del pairs  # the match events hold what they need: free the pairs before the big tables
     t3 = time.perf_counter()
-    counts, confusion = _iou_ordered_tables(prep, m)
+    counts, confusion = tables(prep, m)
     data_rows_df = metrics.data_row_table(prep, m, row_true_negatives(prep, m), zero_tn=prof.zero_tn)
     t4 = time.perf_counter()
     timings.update(prepare=t1 - t0, pairs=t2 - t1, match=t3 - t2, cube=t4 - t3)

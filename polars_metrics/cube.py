@@ -163,7 +163,20 @@ def _count_above(hist: np.ndarray) -> np.ndarray:
 def pipeline_totals(prep: Prepared, m: Matches) -> tuple[np.ndarray, dict]:
     """The per-slice totals every walk order shares: (row_slice, keyword arguments of
     :func:`tables_from_matched` other than the matches) — ground truths and kept predictions
-    per (slice, c, t, feature), the threshold-free IoU-metric sums and true negatives."""
+    per (slice, c, t, feature), the threshold-free IoU-metric sums and true negatives.
+
+    Examples
+    --------
+    >>> import polars as pl, polars_metrics as pm
+    >>> box = pl.Array(pl.Float64, 4)
+    >>> gt = pl.DataFrame({"data_row": ["a"], "feature": ["cat"], "bbox": [[0.0, 0, 10, 10]]},
+    ...                   schema_overrides={"bbox": box})
+    >>> pd = gt.with_columns(confidence=pl.lit(0.9))
+    >>> part = pm.state.partial(gt, pd, confidence_thresholds=[0.5], iou_thresholds=[0.5, 0.9])
+    >>> row_slice, totals = pipeline_totals(*part._source)
+    >>> totals["gt_total"].shape, totals["pd_total"].tolist()  # (S, C, T, F)
+    ((1, 1, 2, 1), [[[[1], [1]]]])
+    """
     S, F = prep.slices.height, len(prep.features)
     C, T = prep.conf_thr.shape[0], prep.iou_thr.shape[0]
     row_slice = np.ascontiguousarray(prep.rows[SLICE].to_numpy(), dtype=np.int64)

@@ -199,7 +199,7 @@ class Evaluation:
             *keys, *self.by, s.GT_ID, s.PD_ID, s.IOU)
 
     def _examples(self, keys, gt_feature, pd_feature, c, t) -> pl.DataFrame:
-        matched = matched_at(self._part.matches, c, t)
+        matched = matched_at(self._part.matches, c, t, self.profile.iou_strict)
         gt_ann, pd_ann = self._part.annotations
         if gt_feature is not None and pd_feature is not None:
             out = matched.filter((pl.col(s.GT_FEATURE) == gt_feature) & (pl.col(s.PD_FEATURE) == pd_feature))

@@ -157,7 +157,7 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     run_ranges(greedy_match_by_iou, (
         prep.gt.off, prep.pd.off, gt_feat, pd_feat, npass,
         pairs.off, pairs.gt, pairs.pd, pairs.iou, pairs.always,
-        prep.iou_thr, n_conf, profile.class_aware,
+        _kernel_thresholds(prep.iou_thr, profile.iou_strict), n_conf, profile.class_aware,
         rf_off, rf_feat, ev_off,
         ev_n, ev_pair,
         rf_ngt, rf_until, iv_n, iv_rf, iv_val,
@@ -178,7 +178,7 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
                iv_off)
     ev_iou = pairs.iou[ev_k]
     ev_free = pairs.always[ev_k]
-    ev_bin = np.searchsorted(prep.iou_thr, ev_iou).astype(np.int32)
+    ev_bin = iou_passes(ev_iou, prep.iou_thr, profile.iou_strict)
     ev_bin[ev_free] = n_iou
     return Matches(ev_c, pairs.gt[ev_k].astype(np.int32), pairs.pd[ev_k].astype(np.int32),
                    ev_iou, ev_free, ev_bin,
@@ -204,6 +204,15 @@ def iou_passes(iou: np.ndarray, iou_thr: np.ndarray, strict: bool) -> np.ndarray
     if strict:
         return np.searchsorted(iou_thr, iou, side="left").astype(np.int32)
     return np.searchsorted(np.minimum(iou_thr, ALMOST_ONE), iou, side="right").astype(np.int32)
+
+
+def _kernel_thresholds(iou_thr: np.ndarray, strict: bool) -> np.ndarray:
+    """Thresholds for kernels that count thresholds strictly below an IoU: for the
+    non-strict test, each threshold is replaced by the float just below min(t, 1 - 1e-10)
+    (``a <= v`` iff ``nextafter(a, -inf) < v``)."""
+    if strict:
+        return iou_thr
+    return np.nextafter(np.minimum(iou_thr, ALMOST_ONE), -np.inf)
 
 
 def _walk_order(prep: Prepared, pairs: Pairs, npass: np.ndarray, class_aware: bool) -> np.ndarray:
@@ -277,7 +286,21 @@ def match_by_score(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
 
 def rf_true_positives(prep: Prepared, m: Matches) -> tuple[np.ndarray, np.ndarray]:
     """(rf, tp): the (data row, feature) entries with a same-feature match event (sorted) and
-    their true positives (len(rf), C, T), from the events' rectangles."""
+    their true positives (len(rf), C, T), from the events' rectangles.
+
+    Examples
+    --------
+    >>> import polars as pl, polars_metrics as pm
+    >>> box = pl.Array(pl.Float64, 4)
+    >>> gt = pl.DataFrame({"data_row": ["a"], "feature": ["cat"], "bbox": [[0.0, 0, 10, 10]]},
+    ...                   schema_overrides={"bbox": box})
+    >>> pd = gt.with_columns(confidence=pl.lit(0.9))
+    >>> part = pm.state.partial(gt, pd, greedy_order="score", confidence_thresholds=[0.5, 0.95],
+    ...                         iou_thresholds=[0.5])
+    >>> rf, tp = rf_true_positives(*part._source)
+    >>> rf.tolist(), tp.tolist()  # one (row, feature); a match at c = 0.5 only
+    ([0], [[[1], [0]]])
+    """
     C, T = prep.conf_thr.shape[0], prep.iou_thr.shape[0]
     F = max(len(prep.features), 1)
     gf = prep.gt.feat[m.ev_gt]
@@ -343,6 +366,18 @@ def matches_frame(prep: Prepared, m: Matches) -> pl.DataFrame:
     threshold_free, gt_feature, pd_feature) — the matches of the walk at each IoU threshold;
     ``confidence_threshold`` is the highest confidence threshold the match holds at, and it
     holds at every lower one too. :func:`matched_at` reads either at one cell.
+
+    Examples
+    --------
+    >>> import polars as pl, polars_metrics as pm
+    >>> box = pl.Array(pl.Float64, 4)
+    >>> gt = pl.DataFrame({"data_row": ["a"], "feature": ["cat"], "bbox": [[0.0, 0, 10, 10]]},
+    ...                   schema_overrides={"bbox": box})
+    >>> pd = gt.with_columns(confidence=pl.lit(0.9))
+    >>> part = pm.state.partial(gt, pd, greedy_order="score", confidence_thresholds=[0.5, 0.8],
+    ...                         iou_thresholds=[0.5])
+    >>> matches_frame(*part._source).select("iou_threshold", "confidence_threshold", "pd_id").rows()
+    [(0.5, 0.8, 0)]
     """
     names = pl.Series(list(prep.features), dtype=pl.String)
     cols: dict[str, object] = {}
@@ -363,9 +398,12 @@ def matches_frame(prep: Prepared, m: Matches) -> pl.DataFrame:
                      how="horizontal")
 
 
-def matched_at(matches: pl.DataFrame, confidence: float, iou: float) -> pl.DataFrame:
+def matched_at(matches: pl.DataFrame, confidence: float, iou: float,
+               strict: bool = True) -> pl.DataFrame:
     """The rows of a :func:`matches_frame` (or of merged ones) that are matches at the cell
-    (confidence threshold, IoU threshold); both values are grid values.
+    (confidence threshold, IoU threshold); both values are grid values. ``strict``: the
+    profile's ``iou_strict`` (read under IoU order; score-ordered frames list each IoU
+    threshold's matches).
 
     Examples
     --------
@@ -377,5 +415,6 @@ def matched_at(matches: pl.DataFrame, confidence: float, iou: float) -> pl.DataF
     if s.IOU_THRESHOLD in matches.columns:  # score order
         return matches.filter((pl.col(s.IOU_THRESHOLD) == iou)
                               & (pl.col(s.CONFIDENCE_THRESHOLD) >= confidence))
+    passes = pl.col(s.IOU) > iou if strict else pl.col(s.IOU) >= min(iou, ALMOST_ONE)
     return matches.filter((pl.col(s.CONFIDENCE_THRESHOLD) == confidence)
-                          & ((pl.col(s.IOU) > iou) | pl.col(THRESHOLD_FREE)))
+                          & (passes | pl.col(THRESHOLD_FREE)))

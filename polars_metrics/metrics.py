@@ -114,6 +114,18 @@ def data_row_feature_table(prep: Prepared, m, *, zero_tn: bool) -> pl.DataFrame:
 
     The unit the per-row means of :func:`data_row_table` average over; also the per-feature,
     per-data-row view of the platform SDK. Built on demand: it has rows × features × C × T rows.
+
+    Examples
+    --------
+    >>> import polars as pl, polars_metrics as pm
+    >>> box = pl.Array(pl.Float64, 4)
+    >>> gt = pl.DataFrame({"data_row": ["a"], "feature": ["cat"], "bbox": [[0.0, 0, 10, 10]]},
+    ...                   schema_overrides={"bbox": box})
+    >>> pd = gt.with_columns(confidence=pl.lit(0.9))
+    >>> ev = pm.evaluate(gt, pd, greedy_order="score", confidence_thresholds=[0.5, 0.95],
+    ...                  iou_thresholds=[0.5])
+    >>> ev.data_row_features.select("feature", "confidence_threshold", "tp", "fp", "fn").rows()
+    [('cat', 0.5, 1, 0, 0), ('cat', 0.95, 0, 0, 1)]
     """
     n_rf, C = m.rf_feat.shape[0], m.row_iou.shape[1]
     rf_kept = m.rf_kept(prep)

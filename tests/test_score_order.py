@@ -64,6 +64,17 @@ def test_engine_equals_naive_score_walk_crowded(ds: Dataset, switches: dict, dat
 
 
 @settings(max_examples=n_examples(60), **SETTINGS)
+@given(ds=datasets(), switches=score_switches(), data=st.data())
+def test_iou_order_switches_equal_naive(ds: Dataset, switches: dict, data) -> None:
+    """The IoU-ordered walk honours the same switches (iou_strict was ignored before)."""
+    switches["greedy_order"] = "iou"
+    ev = pm.evaluate(ds.gt, ds.pd, **ds.kwargs, **switches)
+    nv = naive.evaluate(ds.gt, ds.pd, **ds.kwargs, **switches)
+    assert_core_frames_match(ev, nv, ds)
+    assert_views_match(ev, nv, ds, data)
+
+
+@settings(max_examples=n_examples(60), **SETTINGS)
 @given(ds=datasets(), switches=score_switches())
 def test_counts_add_up_and_examples_equal_cells(ds: Dataset, switches: dict) -> None:
     """tp + fn = ground truths and tp + fp = kept predictions in every cell; examples() of every

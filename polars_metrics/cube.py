@@ -157,9 +157,28 @@ def label_tables(counts: dict, confusion: dict, *, slices: pl.DataFrame, by, fea
     return counts_df, confusion_df
 
 
-def iou_ordered_tables(prep: Prepared, m: Matches) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The count tables of an IoU-ordered walk. Kernels read the per-annotation and per-event
-    arrays in place: no gathered temporaries as long as the events."""
+def _count_above(hist: np.ndarray) -> np.ndarray:
+    """(S, F, C + 1) histogram of a per-item threshold count n → (S, C, F) items with n > c."""
+    return _arrays.count_above(hist).transpose(0, 2, 1)
+
+
+def pipeline_totals(prep: Prepared, m: Matches) -> tuple[np.ndarray, dict]:
+    """The per-slice totals every walk order shares: (row_slice, keyword arguments of
+    :func:`tables_from_matched` other than the matches) — ground truths and kept predictions
+    per (slice, c, t, feature), the threshold-free IoU-metric sums and true negatives.
+
+    Examples
+    --------
+    >>> import polars as pl, polars_metrics as pm
+    >>> box = pl.Array(pl.Float64, 4)
+    >>> gt = pl.DataFrame({"data_row": ["a"], "feature": ["cat"], "bbox": [[0.0, 0, 10, 10]]},
+    ...                   schema_overrides={"bbox": box})
+    >>> pd = gt.with_columns(confidence=pl.lit(0.9))
+    >>> part = pm.partial(gt, pd, confidence_thresholds=[0.5], iou_thresholds=[0.5, 0.9])
+    >>> row_slice, totals = pipeline_totals(part.detail.prep, part.detail.matches_arrays)
+    >>> totals["gt_total"].shape, totals["pd_total"].tolist()  # (S, C, T, F)
+    ((1, 1, 2, 1), [[[[1], [1]]]])
+    """
     S, F = prep.slices.height, len(prep.features)
     C, T = prep.conf_thr.shape[0], prep.iou_thr.shape[0]
     row_slice = np.ascontiguousarray(prep.rows[SLICE].to_numpy(), dtype=np.int64)
@@ -167,31 +186,68 @@ def iou_ordered_tables(prep: Prepared, m: Matches) -> tuple[pl.DataFrame, pl.Dat
     n_gt = slice_histogram(prep.gt.off, prep.gt.feat, none, row_slice, S, F, 1)[:, :, 0]
     # kept[s, c, f]: predictions passing threshold c (npass > c), summed from the top
     hist = slice_histogram(prep.pd.off, prep.pd.feat, m.npass, row_slice, S, F, C + 1)
-    n_pd = hist.sum(axis=2)
-    kept = _count_above_by_slice(hist)
+    kept = _count_above(hist)
     iou_sum = slice_feature_sums(m.iv_off, m.iv_c, m.iv_rf, m.iv_val, m.rf_feat, row_slice,
                                  S, C, F)
     # iou_rows[s, c, f]: (row, feature) values defined at c, i.e. with c < rf_until
-    iou_rows = _count_above_by_slice(
-        until_histogram(m.rf_off, m.rf_feat, m.rf_until, row_slice, S, F, C + 1))
+    iou_rows = _count_above(until_histogram(m.rf_off, m.rf_feat, m.rf_until, row_slice, S, F,
+                                            C + 1))
     tn, has_tn = slice_true_negatives(prep, row_slice, S, iou_rows)
+    return row_slice, dict(
+        gt_total=np.broadcast_to(n_gt[:, None, None, :], (S, C, T, F)),
+        pd_total=np.broadcast_to(kept[:, :, None, :], (S, C, T, F)),
+        present=(n_gt + hist.sum(axis=2)) > 0, iou_sum=iou_sum, iou_rows=iou_rows, tn=tn,
+        has_tn=has_tn)
 
+
+def score_ordered_tables(prep: Prepared, m: Matches) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The count tables (counts, confusion) of a score-ordered walk (:func:`matching.match_by_score`):
+    a match found at IoU index t whose prediction passes n confidence thresholds is the
+    rectangle [0, n) × [t, t + 1) of the grid.
+
+    Examples
+    --------
+    >>> import polars as pl, polars_metrics as pm
+    >>> from polars_metrics.matching import match_by_score
+    >>> from polars_metrics.pairs import build_pairs
+    >>> from polars_metrics.prepare import prepare
+    >>> box = pl.Array(pl.Float64, 4)
+    >>> gt = pl.DataFrame({"data_row": ["a"], "feature": ["cat"], "bbox": [[0.0, 0, 10, 10]]},
+    ...                   schema_overrides={"bbox": box})
+    >>> pd = pl.DataFrame({"data_row": ["a"], "feature": ["dog"], "bbox": [[0.0, 0, 10, 5]],
+    ...                    "confidence": [0.9]}, schema_overrides={"bbox": box})
+    >>> prof = pm.get_profile("labelbox", greedy_order="score", iou_strict=False)
+    >>> prep = prepare(gt, pd, keys=["data_row"], by=[], data_rows=None, profile=prof,
+    ...                conf_thr=np.array([0.5]), iou_thr=np.array([0.5, 0.6]), on_invalid="raise")
+    >>> counts, confusion = score_ordered_tables(prep, match_by_score(prep, build_pairs(prep), prof))
+    >>> confusion.rows()  # IoU 0.5 passes ">= 0.5": a misclassification, then nothing at 0.6
+    [(0.5, 0.5, 'cat', 'dog', 1), (0.5, 0.6, 'cat', None, 1), (0.5, 0.6, None, 'dog', 1)]
+    """
+    row_slice, totals = pipeline_totals(prep, m)
+    ev_slice = row_slice[m.ev_row]
+    c_lo, c_hi, t_lo, t_hi = m.rectangles()
+    counts, confusion = count_tables(
+        n_slices=prep.slices.height, n_features=len(prep.features), conf_thr=prep.conf_thr,
+        iou_thr=prep.iou_thr, ev_slice=ev_slice, ev_gt_feat=prep.gt.feat[m.ev_gt],
+        ev_pd_feat=prep.pd.feat[m.ev_pd], c_lo=c_lo, c_hi=c_hi, t_lo=t_lo, t_hi=t_hi, **totals)
+    return label_tables(counts, confusion, slices=prep.slices, by=prep.by, features=prep.features,
+                        conf_thr=prep.conf_thr, iou_thr=prep.iou_thr)
+
+
+def iou_ordered_tables(prep: Prepared, m: Matches) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The count tables (counts, confusion) of an IoU-ordered walk: an event found at
+    confidence index c with b thresholds below its IoU is the rectangle [c, c+1) × [0, b).
+    Kernels read the per-annotation and per-event arrays in place: no gathered temporaries as
+    long as the events."""
+    row_slice, totals = pipeline_totals(prep, m)
+    S, F = prep.slices.height, len(prep.features)
+    C, T = prep.conf_thr.shape[0], prep.iou_thr.shape[0]
     W = F + 1
     key = event_keys(m.ev_gt, m.ev_pd, m.gt_row, row_slice, prep.gt.feat, prep.pd.feat, W)
     uniq, inv = compress_keys(key, S * W * W)
     del key
     matched = accumulate_events(inv, m.ev_c, m.ev_bin, uniq.shape[0], C, T)  # (K, C, T)
     del inv
-    counts, confusion = tables_from_matched(
-        uniq, matched, n_slices=S, n_features=F,
-        gt_total=np.broadcast_to(n_gt[:, None, None, :], (S, C, T, F)),
-        pd_total=np.broadcast_to(kept[:, :, None, :], (S, C, T, F)),
-        present=(n_gt + n_pd) > 0, iou_sum=iou_sum, iou_rows=iou_rows, tn=tn, has_tn=has_tn,
-    )
+    counts, confusion = tables_from_matched(uniq, matched, n_slices=S, n_features=F, **totals)
     return label_tables(counts, confusion, slices=prep.slices, by=prep.by, features=prep.features,
                         conf_thr=prep.conf_thr, iou_thr=prep.iou_thr)
-
-
-def _count_above_by_slice(hist: np.ndarray) -> np.ndarray:
-    """(S, F, C + 1) histogram of a per-item threshold count n → (S, C, F) items with n > c."""
-    return _arrays.count_above(hist).transpose(0, 2, 1)

@@ -1,27 +1,48 @@
-"""Pairs → matches: the greedy walks of SPEC §5 for every confidence threshold.
+"""Pairs → matches: the greedy walks of SPEC §5 (IoU order) and the score-ordered walks.
 
-The kernel emits the match events of the IoU-threshold-0 walk at each confidence threshold
-(the prefix property gives every IoU threshold from them), the per-(data row, feature)
-quantities that the cube needs, and the data-row table's per-row aggregates.
+IoU order (:func:`match`): the kernel emits the match events of the IoU-threshold-0 walk at each
+confidence threshold (the prefix property gives every IoU threshold from them), the per-(data
+row, feature) quantities that the cube needs, and the data-row table's per-row aggregates.
+
+Score order (:func:`match_by_score`, ``greedy_order="score"``): predictions by confidence
+descending each take their best free ground truth, one walk per IoU threshold; a confidence
+threshold only truncates the walk, so a match found at IoU index ``t`` holds at every
+confidence threshold its prediction passes. The threshold-free IoU metric does not depend on
+the walk order and comes from the same computation as under IoU order.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 
 from polars_metrics import _arrays
+from polars_metrics import schema as s
 from polars_metrics._kernels.aot import kernel
 from polars_metrics._parallel import run_ranges
 from polars_metrics.pairs import Pairs
 from polars_metrics.prepare import Prepared
 from polars_metrics.profiles import Profile
 
+THRESHOLD_FREE = "threshold_free"  # matches-frame column: a classification pair
+
 
 @dataclass(frozen=True)
 class Matches:
-    # match events (matched pairs of the t=0 walk), ordered by data row then confidence index
-    ev_c: np.ndarray        # int32 confidence index
+    """Match events and the per-(data row, feature) and per-row quantities of one walk.
+
+    Each match event is a rectangle of the (confidence index × IoU index) grid, see
+    :meth:`rectangles`. IoU order (``ev_t`` is None): events are the matched pairs of the
+    IoU-threshold-0 walk at confidence index ``ev_c``, matches at IoU index ``t < ev_bin``.
+    Score order (``ev_t`` set): events are the matches of the walk at IoU index ``ev_t``,
+    holding at every confidence index ``c < ev_c`` (the thresholds the prediction passes);
+    ``ev_bin = ev_t + 1``.
+    """
+
+    # match events, ordered by data row then confidence index (IoU order) / IoU index (score)
+    ev_c: np.ndarray        # int32 confidence index (score order: confidence thresholds passed)
     ev_gt: np.ndarray       # int32 positions in prep.gt / prep.pd (data-row order)
     ev_pd: np.ndarray
     ev_iou: np.ndarray
@@ -44,6 +65,19 @@ class Matches:
     row_means: np.ndarray   # (3, n_rows, C, T): mean precision, recall, f1 (NaN = undefined)
     row_iou: np.ndarray     # (n_rows, C): mean IoU metric (NaN = undefined)
     gt_row: np.ndarray      # the data row of each ground truth (prep.gt.row, not a copy)
+    ev_t: np.ndarray | None = None  # int32 IoU index of each event: score order only
+
+    @property
+    def score_ordered(self) -> bool:
+        return self.ev_t is not None
+
+    def rectangles(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(c_lo, c_hi, t_lo, t_hi): event i is a match at every cell of
+        ``[c_lo, c_hi) × [t_lo, t_hi)``."""
+        zero = np.zeros_like(self.ev_c)
+        if self.score_ordered:
+            return zero, self.ev_c, self.ev_t, self.ev_t + 1
+        return self.ev_c, self.ev_c + 1, zero, self.ev_bin
 
     @property
     def ev_row(self) -> np.ndarray:
@@ -123,7 +157,7 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     run_ranges(greedy_match_by_iou, (
         prep.gt.off, prep.pd.off, gt_feat, pd_feat, npass,
         pairs.off, pairs.gt, pairs.pd, pairs.iou, pairs.always,
-        prep.iou_thr, n_conf, profile.class_aware,
+        _kernel_thresholds(prep.iou_thr, profile.iou_strict), n_conf, profile.class_aware,
         rf_off, rf_feat, ev_off,
         ev_n, ev_pair,
         rf_ngt, rf_until, iv_n, iv_rf, iv_val,
@@ -144,9 +178,243 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
                iv_off)
     ev_iou = pairs.iou[ev_k]
     ev_free = pairs.always[ev_k]
-    ev_bin = np.searchsorted(prep.iou_thr, ev_iou).astype(np.int32)
+    ev_bin = iou_passes(ev_iou, prep.iou_thr, profile.iou_strict)
     ev_bin[ev_free] = n_iou
     return Matches(ev_c, pairs.gt[ev_k].astype(np.int32), pairs.pd[ev_k].astype(np.int32),
                    ev_iou, ev_free, ev_bin,
                    rf_off, rf_feat, rf_ngt, rf_until, iv_off, iv_c, iv_rf_out, iv_val_out, npass,
                    row_counts, row_means, row_iou, prep.gt.row)
+
+
+greedy_match_by_score = kernel("matching", "greedy_match_by_score")
+accumulate_rectangles = kernel("cube", "accumulate_rectangles")
+ALMOST_ONE = 1 - 1e-10  # the non-strict test compares with min(t, ALMOST_ONE), as COCO does
+
+
+def iou_passes(iou: np.ndarray, iou_thr: np.ndarray, strict: bool) -> np.ndarray:
+    """Number of IoU thresholds each IoU passes: ``iou > t`` when ``strict``, else
+    ``iou >= min(t, 1 - 1e-10)``. Thresholds ascend, so IoU index t passes iff t < result.
+
+    Examples
+    --------
+    >>> thr = np.array([0.0, 0.5, 1.0])
+    >>> iou_passes(np.array([0.5, 1.0]), thr, True), iou_passes(np.array([0.5, 1.0]), thr, False)
+    (array([1, 2], dtype=int32), array([2, 3], dtype=int32))
+    """
+    if strict:
+        return np.searchsorted(iou_thr, iou, side="left").astype(np.int32)
+    return np.searchsorted(np.minimum(iou_thr, ALMOST_ONE), iou, side="right").astype(np.int32)
+
+
+def _kernel_thresholds(iou_thr: np.ndarray, strict: bool) -> np.ndarray:
+    """Thresholds for kernels that count thresholds strictly below an IoU: for the
+    non-strict test, each threshold is replaced by the float just below min(t, 1 - 1e-10)
+    (``a <= v`` iff ``nextafter(a, -inf) < v``)."""
+    if strict:
+        return iou_thr
+    return np.nextafter(np.minimum(iou_thr, ALMOST_ONE), -np.inf)
+
+
+def _walk_order(prep: Prepared, pairs: Pairs, npass: np.ndarray, class_aware: bool) -> np.ndarray:
+    """The pairs taking part in the score-ordered walk, in walk order: data row, prediction
+    by confidence descending (ties: input order), then ground truth in input order.
+    Predictions that pass no confidence threshold count nowhere and are left out."""
+    conf = prep.pd.column(s.CONFIDENCE).fill_null(1.0).to_numpy()
+    rank = np.empty(len(prep.pd), dtype=np.int64)
+    rank[np.lexsort((-conf, prep.pd.row))] = np.arange(len(prep.pd))
+    keep = npass[pairs.pd] > 0
+    if class_aware:
+        keep &= prep.gt.feat[pairs.gt] == prep.pd.feat[pairs.pd]
+    k = np.flatnonzero(keep)
+    return k[np.lexsort((pairs.gt[k], rank[pairs.pd[k]]))]
+
+
+def match_by_score(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
+    """Score-ordered greedy matching (``greedy_order="score"``), one walk per IoU threshold.
+
+    At IoU threshold t, per data row (only equal features when ``profile.class_aware``), the
+    predictions by confidence descending (ties: input order) each take the still-free ground
+    truth of highest IoU passing the test (``iou > t``, or ``iou >= t`` unless
+    ``profile.iou_strict``; ties: ground-truth input order). Classification pairs pass every
+    threshold. A confidence threshold truncates the walk, so a match holds at every confidence
+    threshold its prediction passes. The IoU metric and the per-(data row, feature) quantities
+    are those of :func:`match` (they do not depend on the walk order).
+
+    Examples
+    --------
+    >>> import polars as pl, polars_metrics as pm
+    >>> from polars_metrics.pairs import build_pairs
+    >>> from polars_metrics.prepare import prepare
+    >>> box = pl.Array(pl.Float64, 4)
+    >>> gt = pl.DataFrame({"data_row": ["a"] * 2, "feature": ["cat"] * 2,
+    ...                    "bbox": [[0.0, 0, 10, 10], [0.0, 0, 10, 8]]}, schema_overrides={"bbox": box})
+    >>> pd = pl.DataFrame({"data_row": ["a"] * 2, "feature": ["cat"] * 2, "confidence": [0.6, 0.9],
+    ...                    "bbox": [[0.0, 0, 10, 9], [0.0, 0, 10, 10]]}, schema_overrides={"bbox": box})
+    >>> prof = pm.get_profile("labelbox", greedy_order="score")
+    >>> prep = prepare(gt, pd, keys=["data_row"], by=[], data_rows=None, profile=prof,
+    ...                conf_thr=np.array([0.5]), iou_thr=np.array([0.5, 0.85]), on_invalid="raise")
+    >>> m = match_by_score(prep, build_pairs(prep), prof)
+    >>> m.ev_t.tolist(), m.ev_gt.tolist(), m.ev_pd.tolist()  # pd 1 (0.9) goes first
+    ([0, 0, 1, 1], [0, 1, 0, 1], [1, 0, 1, 0])
+    """
+    base = match(prep, pairs, profile)  # IoU metric, per-(row, feature) counts, npass
+    n_rows, n_iou = prep.n_rows, prep.iou_thr.shape[0]
+    k = _walk_order(prep, pairs, base.npass, profile.class_aware)
+    walk_gt, walk_pd, walk_iou = pairs.gt[k], pairs.pd[k], pairs.iou[k]
+    walk_nt = iou_passes(walk_iou, prep.iou_thr, profile.iou_strict)
+    walk_nt[pairs.always[k]] = n_iou
+    walk_off = _arrays.offsets(prep.gt.row[walk_gt], n_rows)
+    cap = np.minimum(np.diff(prep.gt.off), np.diff(prep.pd.off)) * n_iou
+    ev_off = np.concatenate([[0], np.cumsum(cap)]).astype(np.int64)
+    ev_n = np.zeros((n_rows, n_iou), dtype=np.int64)
+    ev_walk = np.empty(int(ev_off[-1]), dtype=np.int64)
+    run_ranges(greedy_match_by_score, (prep.gt.off, walk_off, walk_gt, walk_pd, walk_iou,
+                                       walk_nt, n_iou, ev_off, ev_n, ev_walk),
+               walk_off + prep.gt.off)
+    out_off = np.concatenate([[0], np.cumsum(ev_n.sum(axis=1))]).astype(np.int64)
+    ev_t, ev_w = np.empty(int(out_off[-1]), np.int32), np.empty(int(out_off[-1]), np.int64)
+    run_ranges(compact_events, (ev_off, ev_n, ev_walk, out_off, ev_t, ev_w), out_off)
+    ev_k = k[ev_w]
+    ev_gt, ev_pd = pairs.gt[ev_k].astype(np.int32), pairs.pd[ev_k].astype(np.int32)
+    ev_c = base.npass[ev_pd].astype(np.int32)
+    row_counts, row_means = _score_row_tables(prep, base, ev_gt, ev_pd, ev_c, ev_t)
+    return dataclasses.replace(
+        base, ev_c=ev_c, ev_gt=ev_gt, ev_pd=ev_pd, ev_iou=pairs.iou[ev_k],
+        ev_free=pairs.always[ev_k], ev_bin=ev_t + 1, ev_t=ev_t,
+        row_counts=row_counts, row_means=row_means)
+
+
+def rf_true_positives(prep: Prepared, m: Matches) -> tuple[np.ndarray, np.ndarray]:
+    """(rf, tp): the (data row, feature) entries with a same-feature match event (sorted) and
+    their true positives (len(rf), C, T), from the events' rectangles.
+
+    Examples
+    --------
+    >>> import polars as pl, polars_metrics as pm
+    >>> box = pl.Array(pl.Float64, 4)
+    >>> gt = pl.DataFrame({"data_row": ["a"], "feature": ["cat"], "bbox": [[0.0, 0, 10, 10]]},
+    ...                   schema_overrides={"bbox": box})
+    >>> pd = gt.with_columns(confidence=pl.lit(0.9))
+    >>> part = pm.partial(gt, pd, greedy_order="score", confidence_thresholds=[0.5, 0.95],
+    ...                         iou_thresholds=[0.5])
+    >>> rf, tp = rf_true_positives(part.detail.prep, part.detail.matches_arrays)
+    >>> rf.tolist(), tp.tolist()  # one (row, feature); a match at c = 0.5 only
+    ([0], [[[1], [0]]])
+    """
+    C, T = prep.conf_thr.shape[0], prep.iou_thr.shape[0]
+    F = max(len(prep.features), 1)
+    gf = prep.gt.feat[m.ev_gt]
+    same = gf == prep.pd.feat[m.ev_pd]
+    ev_rf = np.searchsorted(m.rf_row * F + m.rf_feat, m.ev_row[same] * F + gf[same])
+    rf, inv = np.unique(ev_rf, return_inverse=True)
+    c_lo, c_hi, t_lo, t_hi = (np.ascontiguousarray(a[same], dtype=np.int64)
+                              for a in m.rectangles())
+    tp = accumulate_rectangles(inv.astype(np.int64), c_lo, c_hi, t_lo, t_hi, rf.shape[0], C, T)
+    return rf, tp
+
+
+def _per_row(values: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:
+    """Sum the leading axis of ``values`` into data rows (``rows`` ascending)."""
+    out = np.zeros((n_rows, *values.shape[1:]), dtype=values.dtype)
+    if rows.shape[0]:
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        out[rows[starts]] = np.add.reduceat(values, starts, axis=0)
+    return out
+
+
+def _score_row_tables(prep: Prepared, base: Matches, ev_gt, ev_pd, ev_c, ev_t):
+    """row_counts and row_means (see :class:`Matches`) of the score-ordered walk: sums over
+    the features of a row, and means of the per-feature ratios defined on it (defined-ness
+    depends on the counts of annotations only, as under IoU order)."""
+    n, C, T = prep.n_rows, prep.conf_thr.shape[0], prep.iou_thr.shape[0]
+    probe = dataclasses.replace(base, ev_c=ev_c, ev_gt=ev_gt, ev_pd=ev_pd, ev_t=ev_t)
+    rf, tp = rf_true_positives(prep, probe)
+    rf_row = base.rf_row
+    kept = base.rf_kept(prep)                      # (n_rf, C)
+    ngt = base.rf_ngt.astype(np.int64)
+    k_a, g_a = kept[rf][:, :, None], ngt[rf][:, None, None]
+    tp_f = tp.astype(np.float64)
+    ratios = (np.divide(tp_f, k_a, out=np.zeros_like(tp_f), where=k_a > 0), tp_f / g_a,
+              2.0 * tp_f / (k_a + g_a))
+    sums = [_per_row(v, rf_row[rf], n) for v in ratios]
+    tp_row = _per_row(tp, rf_row[rf], n)
+    kept_row = _per_row(kept, rf_row, n)[:, :, None]
+    defined = (_per_row((kept > 0).astype(np.int64), rf_row, n),
+               _per_row((ngt > 0).astype(np.int64)[:, None], rf_row, n),
+               _per_row((np.arange(C)[None, :] < base.rf_until[:, None]).astype(np.int64),
+                        rf_row, n))
+    row_counts = np.empty((3, n, C, T), dtype=np.int64)
+    row_counts[0] = tp_row
+    row_counts[1] = kept_row - tp_row
+    row_counts[2] = np.diff(prep.gt.off)[:, None, None] - tp_row
+    row_means = np.empty((3, n, C, T), dtype=np.float64)
+    for i in range(3):
+        d = np.broadcast_to(defined[i][:, :, None], (n, C, T))
+        row_means[i] = np.where(d > 0, sums[i] / np.maximum(d, 1), np.nan)
+    return row_counts, row_means
+
+
+def matches_frame(prep: Prepared, m: Matches) -> pl.DataFrame:
+    """The match events as a frame.
+
+    IoU order: (*keys, confidence_threshold, gt_id, pd_id, iou, threshold_free, gt_feature,
+    pd_feature) — the pairs matched by the walk at IoU threshold 0 for each confidence
+    threshold; the matches at IoU threshold ``t`` are those passing the IoU test or
+    ``threshold_free`` (classification pairs, which IoU thresholds do not apply to).
+
+    Score order: (*keys, iou_threshold, confidence_threshold, gt_id, pd_id, iou,
+    threshold_free, gt_feature, pd_feature) — the matches of the walk at each IoU threshold;
+    ``confidence_threshold`` is the highest confidence threshold the match holds at, and it
+    holds at every lower one too. :func:`matched_at` reads either at one cell.
+
+    Examples
+    --------
+    >>> import polars as pl, polars_metrics as pm
+    >>> box = pl.Array(pl.Float64, 4)
+    >>> gt = pl.DataFrame({"data_row": ["a"], "feature": ["cat"], "bbox": [[0.0, 0, 10, 10]]},
+    ...                   schema_overrides={"bbox": box})
+    >>> pd = gt.with_columns(confidence=pl.lit(0.9))
+    >>> part = pm.partial(gt, pd, greedy_order="score", confidence_thresholds=[0.5, 0.8],
+    ...                         iou_thresholds=[0.5])
+    >>> matches_frame(part.detail.prep, part.detail.matches_arrays).select("iou_threshold", "confidence_threshold", "pd_id").rows()
+    [(0.5, 0.8, 0)]
+    """
+    names = pl.Series(list(prep.features), dtype=pl.String)
+    cols: dict[str, object] = {}
+    if m.score_ordered:
+        cols[s.IOU_THRESHOLD] = prep.iou_thr[m.ev_t]
+        cols[s.CONFIDENCE_THRESHOLD] = prep.conf_thr[m.ev_c - 1]
+    else:
+        cols[s.CONFIDENCE_THRESHOLD] = prep.conf_thr[m.ev_c]
+    cols.update({
+        s.GT_ID: prep.gt.column(s.ID).gather(m.ev_gt),
+        s.PD_ID: prep.pd.column(s.ID).gather(m.ev_pd),
+        s.IOU: m.ev_iou,
+        THRESHOLD_FREE: m.ev_free,
+        s.GT_FEATURE: names.gather(prep.gt.feat[m.ev_gt]),
+        s.PD_FEATURE: names.gather(prep.pd.feat[m.ev_pd]),
+    })
+    return pl.concat([prep.rows.select(prep.keys)[m.ev_row], pl.DataFrame(cols)],
+                     how="horizontal")
+
+
+def matched_at(matches: pl.DataFrame, confidence: float, iou: float,
+               strict: bool = True) -> pl.DataFrame:
+    """The rows of a :func:`matches_frame` (or of merged ones) that are matches at the cell
+    (confidence threshold, IoU threshold); both values are grid values. ``strict``: the
+    profile's ``iou_strict`` (read under IoU order; score-ordered frames list each IoU
+    threshold's matches).
+
+    Examples
+    --------
+    >>> frame = pl.DataFrame({"iou_threshold": [0.5, 0.5, 0.75], "confidence_threshold": [0.2, 0.9, 0.9],
+    ...                       "gt_id": [1, 2, 2]})
+    >>> matched_at(frame, 0.5, 0.5)["gt_id"].to_list()
+    [2]
+    """
+    if s.IOU_THRESHOLD in matches.columns:  # score order
+        return matches.filter((pl.col(s.IOU_THRESHOLD) == iou)
+                              & (pl.col(s.CONFIDENCE_THRESHOLD) >= confidence))
+    passes = pl.col(s.IOU) > iou if strict else pl.col(s.IOU) >= min(iou, ALMOST_ONE)
+    return matches.filter((pl.col(s.CONFIDENCE_THRESHOLD) == confidence)
+                          & (passes | pl.col(THRESHOLD_FREE)))

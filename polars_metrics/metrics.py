@@ -11,6 +11,7 @@ import polars as pl
 
 from polars_metrics import _arrays
 from polars_metrics import schema as s
+from polars_metrics.matching import rf_true_positives
 from polars_metrics.prepare import Prepared
 
 C_T = (s.CONFIDENCE_THRESHOLD, s.IOU_THRESHOLD)
@@ -113,20 +114,37 @@ def data_row_feature_table(prep: Prepared, m, *, zero_tn: bool) -> pl.DataFrame:
 
     The unit the per-row means of :func:`data_row_table` average over; also the per-feature,
     per-data-row view of the platform SDK. Built on demand: it has rows × features × C × T rows.
+
+    Examples
+    --------
+    >>> import polars as pl, polars_metrics as pm
+    >>> box = pl.Array(pl.Float64, 4)
+    >>> gt = pl.DataFrame({"data_row": ["a"], "feature": ["cat"], "bbox": [[0.0, 0, 10, 10]]},
+    ...                   schema_overrides={"bbox": box})
+    >>> pd = gt.with_columns(confidence=pl.lit(0.9))
+    >>> ev = pm.evaluate(gt, pd, greedy_order="score", confidence_thresholds=[0.5, 0.95],
+    ...                  iou_thresholds=[0.5])
+    >>> ev.data_row_features.select("feature", "confidence_threshold", "tp", "fp", "fn").rows()
+    [('cat', 0.5, 1, 0, 0), ('cat', 0.95, 0, 0, 1)]
     """
     n_rf, C = m.rf_feat.shape[0], m.row_iou.shape[1]
     rf_kept = m.rf_kept(prep)
     T = prep.iou_thr.shape[0]
     F = max(len(prep.features), 1)
     rf_row = m.rf_row
-    # true positives: same-feature match events, counted by IoU bin, summed from the top
-    gf = prep.gt.feat[m.ev_gt]
-    same = gf == prep.pd.feat[m.ev_pd]
-    rf_code = rf_row * F + m.rf_feat
-    ev_rf = np.searchsorted(rf_code, m.ev_row[same] * F + gf[same])  # int64 arithmetic
-    hist = np.bincount((ev_rf * C + m.ev_c[same]) * (T + 1) + m.ev_bin[same],
-                       minlength=n_rf * C * (T + 1)).reshape(n_rf, C, T + 1)
-    tp = _arrays.count_above(hist)  # (n_rf, C, T): tp at t iff bin > t
+    if m.score_ordered:  # the events' rectangles, per (row, feature) with a match
+        rf, tp_rf = rf_true_positives(prep, m)
+        tp = np.zeros((n_rf, C, T), dtype=np.int64)
+        tp[rf] = tp_rf
+    else:
+        # true positives: same-feature match events, counted by IoU bin, summed from the top
+        gf = prep.gt.feat[m.ev_gt]
+        same = gf == prep.pd.feat[m.ev_pd]
+        rf_code = rf_row * F + m.rf_feat
+        ev_rf = np.searchsorted(rf_code, m.ev_row[same] * F + gf[same])  # int64 arithmetic
+        hist = np.bincount((ev_rf * C + m.ev_c[same]) * (T + 1) + m.ev_bin[same],
+                           minlength=n_rf * C * (T + 1)).reshape(n_rf, C, T + 1)
+        tp = _arrays.count_above(hist)  # (n_rf, C, T): tp at t iff bin > t
     kept = np.broadcast_to(rf_kept[:, :, None], tp.shape)
     ngt = np.broadcast_to(m.rf_ngt[:, None, None], tp.shape)
     iou = m.rf_iou()

@@ -20,9 +20,9 @@ from typing import Any
 
 from polars_metrics import metrics
 from polars_metrics import schema as s
-from polars_metrics.cube import iou_ordered_tables
+from polars_metrics.cube import iou_ordered_tables, score_ordered_tables
 from polars_metrics.errors import ProfileError
-from polars_metrics.matching import match
+from polars_metrics.matching import match, match_by_score
 from polars_metrics.pairs import build_pairs
 from polars_metrics.prepare import prepare
 from polars_metrics.profiles import Profile, SdkOptions, engine_of, get_profile
@@ -58,10 +58,13 @@ def partial(ground_truth, predictions, *, profile: str | Profile = "labelbox",
     t1 = time.perf_counter()
     pairs = build_pairs(prep)
     t2 = time.perf_counter()
-    m = match(prep, pairs, prof)
+    if prof.greedy_order == "score":
+        m, tables = match_by_score(prep, pairs, prof), score_ordered_tables
+    else:
+        m, tables = match(prep, pairs, prof), iou_ordered_tables
     del pairs  # the match events hold what they need: free the pairs before the big tables
     t3 = time.perf_counter()
-    counts, confusion = iou_ordered_tables(prep, m)
+    counts, confusion = tables(prep, m)
     data_rows_df = metrics.data_row_table(prep, m, row_true_negatives(prep, m),
                                           zero_tn=prof.zero_tn)
     t4 = time.perf_counter()

@@ -28,14 +28,13 @@ import polars as pl
 from polars_metrics import schema as s
 from polars_metrics._kernels.aot import kernel
 from polars_metrics.errors import PolarsMetricsError
-from polars_metrics.matching import Matches
+from polars_metrics.matching import Matches, matches_frame
 from polars_metrics.metrics import data_row_feature_table
 from polars_metrics.prepare import Prepared
 from polars_metrics.profiles import Profile
 
 sequential_segment_sums = kernel("cube", "sequential_segment_sums")
 
-THRESHOLD_FREE = "threshold_free"
 COUNT_KEYS = (s.FEATURE, s.CONFIDENCE_THRESHOLD, s.IOU_THRESHOLD)
 CONFUSION_KEYS = (s.CONFIDENCE_THRESHOLD, s.IOU_THRESHOLD, s.GT_FEATURE, s.PD_FEATURE)
 
@@ -85,11 +84,11 @@ class Detail:
 
     @property
     def matches(self) -> pl.DataFrame:
-        """(*keys, confidence_threshold, gt_id, pd_id, iou, threshold_free, gt_feature,
-        pd_feature): the pairs matched by the walk at IoU threshold 0 for each confidence
-        threshold; the matches at IoU threshold ``t`` are those with ``iou > t`` or
-        ``threshold_free`` (classification pairs, which IoU thresholds do not apply to)."""
-        return self._cached("matches", _matches_frame)
+        """Match events, see :func:`polars_metrics.matching.matches_frame`: under IoU order the
+        pairs matched by the walk at IoU threshold 0 for each confidence threshold; score order
+        adds an ``iou_threshold`` column. :func:`~polars_metrics.matching.matched_at` selects
+        the matches of one cell."""
+        return self._cached("matches", matches_frame)
 
     @property
     def annotations(self) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -105,22 +104,6 @@ class Detail:
     def data_row_features(self, zero_tn: bool) -> pl.DataFrame:
         return self._cached("data_row_features",
                             lambda p, m: data_row_feature_table(p, m, zero_tn=zero_tn))
-
-
-def _matches_frame(prep: Prepared, m: Matches) -> pl.DataFrame:
-    names = pl.Series(list(prep.features), dtype=pl.String)
-    return pl.concat([
-        prep.rows.select(prep.keys)[m.ev_row],
-        pl.DataFrame({
-            s.CONFIDENCE_THRESHOLD: prep.conf_thr[m.ev_c],
-            s.GT_ID: prep.gt.column(s.ID).gather(m.ev_gt),
-            s.PD_ID: prep.pd.column(s.ID).gather(m.ev_pd),
-            s.IOU: m.ev_iou,
-            THRESHOLD_FREE: m.ev_free,
-            s.GT_FEATURE: names.gather(prep.gt.feat[m.ev_gt]),
-            s.PD_FEATURE: names.gather(prep.pd.feat[m.ev_pd]),
-        }),
-    ], how="horizontal")
 
 
 def _annotation_frames(prep: Prepared, m: Matches) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -91,7 +91,13 @@ class Ann:
 # --------------------------------------------------------------------------------------------
 
 
-def greedy_walk(gts: list[Ann], pds: list[Ann], t: float) -> list[tuple[int, int, float]]:
+def passes(iou: float, t: float, strict: bool = True) -> bool:
+    """The IoU test: ``iou > t`` (strict), else ``iou >= min(t, 1 - 1e-10)``; IoU 0 never."""
+    return iou > 0 and (iou > t if strict else iou >= min(t, 1 - 1e-10))
+
+
+def greedy_walk(gts: list[Ann], pds: list[Ann], t: float, *, strict: bool = True,
+                class_aware: bool = False) -> list[tuple[int, int, float]]:
     """The §5 walk at IoU threshold ``t``: matched (gt index, pd index, iou) in walk order.
 
     ``gts`` and ``pds`` are in input order; the tie rule is (gt index, pd index).
@@ -100,15 +106,35 @@ def greedy_walk(gts: list[Ann], pds: list[Ann], t: float) -> list[tuple[int, int
     for i, g in enumerate(gts):
         for j, p in enumerate(pds):
             iou = box_iou(g.box, p.box)
-            if iou > 0:
+            if iou > 0 and (not class_aware or g.feature == p.feature):
                 pairs.append((iou, i, j))
     pairs.sort(key=lambda pair: (-pair[0], pair[1], pair[2]))
     matched_gt, matched_pd, matches = set(), set(), []
     for iou, i, j in pairs:
-        if iou > t and i not in matched_gt and j not in matched_pd:
+        if passes(iou, t, strict) and i not in matched_gt and j not in matched_pd:
             matched_gt.add(i)
             matched_pd.add(j)
             matches.append((i, j, iou))
+    return matches
+
+
+def score_walk(gts: list[Ann], pds: list[Ann], t: float, *, strict: bool = True,
+               class_aware: bool = False) -> list[tuple[int, int, float]]:
+    """The score-ordered walk at IoU threshold ``t`` (``greedy_order="score"``): predictions
+    by confidence descending (ties: input order) each take the free ground truth of highest
+    IoU passing the test (ties: ground-truth input order). Returns (gt, pd, iou) matches."""
+    taken, matches = set(), []
+    for j in sorted(range(len(pds)), key=lambda j: (-pds[j].confidence, j)):
+        best = None
+        for i, g in enumerate(gts):
+            if i in taken or (class_aware and g.feature != pds[j].feature):
+                continue
+            iou = box_iou(g.box, pds[j].box)
+            if passes(iou, t, strict) and (best is None or iou > best[1]):
+                best = (i, iou)
+        if best is not None:
+            taken.add(best[0])
+            matches.append((best[0], j, best[1]))
     return matches
 
 
@@ -386,8 +412,13 @@ def evaluate(
     by: list[str] | None = None,
     data_row: str | list[str] = "data_row",
     data_rows: pl.DataFrame | None = None,
+    greedy_order: str = "iou",
+    class_aware: bool = False,
+    iou_strict: bool = True,
+    rows: str = "both",
+    walk=None,
 ) -> NaiveResult:
-    """Evaluate boxes under profile ``labelbox``, one walk per (c, t) cell."""
+    """Evaluate boxes under profile ``labelbox`` (or its switches), one walk per (c, t) cell."""
     keys = [data_row] if isinstance(data_row, str) else list(data_row)
     by = list(by or [])
     cs = normalize_thresholds(confidence_thresholds)
@@ -410,25 +441,33 @@ def evaluate(
     universe = set(gts_by_row) | set(pds_by_row)
     if data_rows is not None:
         universe |= {tuple(rec[k] for k in keys) for rec in data_rows.to_dicts()}
-    rows, excluded = [], []
+    walk = walk or (score_walk if greedy_order == "score" else greedy_walk)
+    counted_rows, excluded = [], []
     for key in sorted(universe, key=_sort_key):
         gts, pds = gts_by_row.get(key, []), pds_by_row.get(key, [])
         slice_by = by_of.get(key, (None,) * len(by))
-        if not gts or not pds:
-            if not gts and not pds:
+        in_gt = key in gts_by_row
+        counted = {"both": bool(gts and pds), "ground_truth": in_gt, "all": True}[rows]
+        if not counted:
+            if not in_gt and not pds:
                 reason = REASON_NO_ANNOTATIONS
-            elif not pds:
-                reason = REASON_NO_PREDICTIONS
-            else:
+            elif rows == "ground_truth":
+                reason = "not in ground truth"
+            elif not gts:
                 reason = REASON_NO_GROUND_TRUTH
+            else:
+                reason = REASON_NO_PREDICTIONS
             excluded.append((*key, *slice_by, reason, len(gts), len(pds)))
             continue
-        rows.append(_evaluate_row(key, slice_by, gts, pds, cs, ts))
+        counted_rows.append(_evaluate_row(
+            key, slice_by, gts, pds, cs, ts,
+            walk=lambda g, p, t: walk(g, p, t, strict=iou_strict, class_aware=class_aware)))
 
-    return NaiveResult(keys, by, cs, ts, rows, excluded, key_schema, by_schema)
+    return NaiveResult(keys, by, cs, ts, counted_rows, excluded, key_schema, by_schema)
 
 
-def _evaluate_row(key, slice_by, gts: list[Ann], pds: list[Ann], cs, ts) -> RowResult:
+def _evaluate_row(key, slice_by, gts: list[Ann], pds: list[Ann], cs, ts,
+                  walk=greedy_walk) -> RowResult:
     features = sorted({a.feature for a in gts} | {a.feature for a in pds})
     row = RowResult(key=key, by=slice_by, features=features)
     for c in cs:
@@ -441,7 +480,7 @@ def _evaluate_row(key, slice_by, gts: list[Ann], pds: list[Ann], cs, ts) -> RowR
             if value is not None:
                 row.ious[c][f] = value
         for t in ts:
-            matches = greedy_walk(gts, kept, t)  # from scratch at every cell
+            matches = walk(gts, kept, t)  # from scratch at every cell
             events = []
             for i, j, iou in matches:
                 events.append((gts[i].feature, kept[j].feature, gts[i].id, kept[j].id, iou))

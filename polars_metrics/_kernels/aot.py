@@ -50,6 +50,9 @@ EXPORTS: dict[tuple[str, str], str] = {
         "i8[:, :], i8[:], "                                # ev_n ev_pair
         "i4[:], i4[:], i8[:, :], i4[:], f8[:], "           # rf_ngt rf_until iv_n iv_rf iv_val
         f"i8[:, :, :, :], f8[:, :, :, :], f8[:, :], {_I8_ROWS})",  # row tables, chunk range
+    ("matching", "greedy_match_by_score"):
+        "void(i8[:], i8[:], i8[:], i8[:], f8[:], i4[:], i8, "  # gt_off walk_* n_iou
+        f"i8[:], i8[:, :], i8[:], {_I8_ROWS})",             # ev_off ev_n ev_walk, row range
     ("groups", "compact_events"): f"void(i8[:], i8[:, :], i8[:], i8[:], i4[:], i8[:], {_I8_ROWS})",
     ("groups", "compact_values"):
         f"void(i8[:], i8[:, :], i4[:], f8[:], i8[:], i4[:], i4[:], f8[:], {_I8_ROWS})",

@@ -265,3 +265,52 @@ def _match_row(
             f = active[a]
             tp_bins[f, :] = 0
             is_active[f] = False
+
+
+@njit(cache=True, nogil=True)
+def greedy_match_by_score(gt_off, walk_off, walk_gt, walk_pd, walk_iou, walk_nt, n_iou,
+                          ev_off, ev_n, ev_walk, r0, r1):
+    """Score-ordered greedy matching of data rows ``[r0, r1)``, one walk per IoU threshold.
+
+    walk_* : each row's candidate pairs (CSR ``walk_off``) in walk order — by the prediction's
+    rank (confidence descending, ties in input order), then ground truths in input order;
+    walk_gt / walk_pd global indices, walk_iou the IoU, and walk_nt the number of IoU thresholds
+    the pair passes (it passes threshold index t iff t < walk_nt: the IoU test, strict or not,
+    is applied by the caller).
+    ev_off : per row, event capacity offsets (n_iou * min(n_gt, n_pd) per row).
+
+    At threshold t each prediction, in walk order, takes the still-free ground truth of highest
+    IoU among its pairs that pass t (ties: the first in ground-truth input order). A prediction
+    cut by a confidence threshold comes after every prediction kept there, so truncating this
+    walk gives the walk of every confidence threshold.
+    Outputs: ev_n[r, t] matches of row r at threshold t, their walk indices stored in
+    ``ev_walk`` from ``ev_off[r] + t * cap_r``.
+    """
+    mg = 1
+    for r in range(r0, r1):
+        mg = max(mg, gt_off[r + 1] - gt_off[r])
+    stamp = np.empty(mg, dtype=np.int64)  # ground truth g is taken in walk t iff stamp == t
+    for r in range(r0, r1):
+        g0 = gt_off[r]
+        n_g = gt_off[r + 1] - g0
+        k0, k1 = walk_off[r], walk_off[r + 1]
+        cap = (ev_off[r + 1] - ev_off[r]) // n_iou if n_iou > 0 else 0
+        stamp[:n_g] = -1
+        for t in range(n_iou):
+            e = ev_off[r] + t * cap
+            n = 0
+            k = k0
+            while k < k1 and n < cap:
+                p = walk_pd[k]
+                best = -1
+                best_iou = -1.0
+                while k < k1 and walk_pd[k] == p:
+                    if t < walk_nt[k] and stamp[walk_gt[k] - g0] != t and walk_iou[k] > best_iou:
+                        best = k
+                        best_iou = walk_iou[k]
+                    k += 1
+                if best >= 0:
+                    stamp[walk_gt[best] - g0] = t
+                    ev_walk[e + n] = best
+                    n += 1
+            ev_n[r, t] = n

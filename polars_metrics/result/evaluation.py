@@ -20,9 +20,10 @@ from polars_metrics import schema as s
 from polars_metrics.errors import PolarsMetricsError, ThresholdError, did_you_mean
 from polars_metrics.io.parquet import write_frames
 from polars_metrics.kinds.polygon import REPAIRS_SCHEMA
+from polars_metrics.matching import matched_at
 from polars_metrics.profiles import Profile
 from polars_metrics.result import outcomes as _outcomes
-from polars_metrics.state import THRESHOLD_FREE, Detail, PartialResult
+from polars_metrics.state import Detail, PartialResult
 
 NONE_LABEL = "None"  # the None class in the dense confusion matrix's labels
 FINE_CONFIDENCE_THRESHOLDS = tuple(np.round(np.linspace(0, 1, 101), 2))
@@ -173,8 +174,7 @@ class Evaluation:
             *keys, *self.by, s.GT_ID, s.PD_ID, s.IOU)
 
     def _cell_examples(self, keys, gt_feature, pd_feature, c, t) -> pl.DataFrame:
-        matched = self.detail.matches.filter(
-            (pl.col(s.CONFIDENCE_THRESHOLD) == c) & ((pl.col(s.IOU) > t) | pl.col(THRESHOLD_FREE)))
+        matched = matched_at(self.detail.matches, c, t, self.profile.iou_strict)
         gt_ann, pd_ann = self.detail.annotations
         if gt_feature is not None and pd_feature is not None:
             out = matched.filter((pl.col(s.GT_FEATURE) == gt_feature)

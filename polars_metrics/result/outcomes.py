@@ -14,7 +14,7 @@ from __future__ import annotations
 import polars as pl
 
 from polars_metrics import schema as s
-from polars_metrics.state import THRESHOLD_FREE
+from polars_metrics.matching import matched_at
 
 SIDE = "side"
 OUTCOME = "outcome"
@@ -31,10 +31,8 @@ def cell_matches(ev, confidence: float, iou: float) -> pl.DataFrame:
     """The matched pairs at one (exact) cell of the grid: (*keys, gt_id, pd_id, iou,
     gt_feature, pd_feature)."""
     keys = list(ev.keys)
-    return ev.detail.matches.filter(
-        (pl.col(s.CONFIDENCE_THRESHOLD) == confidence)
-        & ((pl.col(s.IOU) > iou) | pl.col(THRESHOLD_FREE))
-    ).select(*keys, s.GT_ID, s.PD_ID, s.IOU, s.GT_FEATURE, s.PD_FEATURE)
+    return matched_at(ev.detail.matches, confidence, iou, ev.profile.iou_strict).select(
+        *keys, s.GT_ID, s.PD_ID, s.IOU, s.GT_FEATURE, s.PD_FEATURE)
 
 
 def _side(ann: pl.DataFrame, pairs: pl.DataFrame, keys: list[str], side: str,

@@ -77,7 +77,7 @@ class Detail:
         if name not in self.frames:
             if self.prep is None:
                 raise PolarsMetricsError(
-                    f"{name} is not kept through state.merge; evaluate the data rows you need "
+                    f"{name} is not kept through pm.merge; evaluate the data rows you need "
                     "with pm.evaluate to get it.")
             self.frames[name] = build(self.prep, self.matches_arrays)
         return self.frames[name]

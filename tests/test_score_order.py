@@ -80,7 +80,7 @@ def test_counts_add_up_and_examples_equal_cells(ds: Dataset, switches: dict) -> 
     """tp + fn = ground truths and tp + fp = kept predictions in every cell; examples() of every
     confusion cell lists exactly its count."""
     ev = pm.evaluate(ds.gt, ds.pd, **ds.kwargs, **switches)
-    gt_ann, pd_ann = ev._part.annotations
+    gt_ann, pd_ann = ev.detail.annotations
     n_gt = gt_ann.group_by("feature").len("n_gt")
     cube = ev.cube.group_by("feature", "confidence_threshold", "iou_threshold").agg(
         pl.col("tp", "fp", "fn").sum()).join(n_gt, on="feature", how="left").fill_null(0)
@@ -108,9 +108,9 @@ def test_merge_of_halves_equals_whole(ds: Dataset, switches: dict) -> None:
     assume(rows.height >= 2)
     half = rows.head(rows.height // 2)
     kw = {**ds.kwargs, **switches}
-    parts = [pm.state.partial(ds.gt.join(h, on=keys, how=how), ds.pd.join(h, on=keys, how=how),
+    parts = [pm.partial(ds.gt.join(h, on=keys, how=how), ds.pd.join(h, on=keys, how=how),
                               **kw) for h, how in ((half, "semi"), (half, "anti"))]
-    merged, whole = pm.state.finalize(pm.state.merge(*parts)), pm.evaluate(ds.gt, ds.pd, **kw)
+    merged, whole = pm.finalize(pm.merge(*parts)), pm.evaluate(ds.gt, ds.pd, **kw)
     grid = ["confidence_threshold", "iou_threshold"]
     assert_frames_match(merged.cube, whole.cube, sort_by=["feature", *grid], what="cube")
     assert_frames_match(merged.confusion, whole.confusion,

@@ -137,8 +137,7 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     n_rf = rf_feat.shape[0]
 
     cap = np.minimum(np.diff(prep.gt.off), np.diff(prep.pd.off)) * n_conf
-    ev_off = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(cap, out=ev_off[1:])
+    ev_off = _arrays.offsets_from_lengths(cap)
     n_cap = int(ev_off[-1])
     ev_n = np.zeros((n_rows, n_conf), dtype=np.int64)
     ev_pair = np.empty(n_cap, dtype=np.int64)
@@ -163,14 +162,12 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
         rf_ngt, rf_until, iv_n, iv_rf, iv_val,
         row_counts, row_means, row_iou,
     ), chunk_work)
-    out_off = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(ev_n.sum(axis=1), out=out_off[1:])
+    out_off = _arrays.offsets_from_lengths(ev_n.sum(axis=1))
     n_ev = int(out_off[-1])
     ev_c, ev_k = np.empty(n_ev, np.int32), np.empty(n_ev, np.int64)
     run_ranges(compact_events, (ev_off, ev_n, ev_pair, out_off, ev_c, ev_k), out_off)
     del ev_pair
-    iv_off = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(iv_n.sum(axis=1), out=iv_off[1:])
+    iv_off = _arrays.offsets_from_lengths(iv_n.sum(axis=1))
     n_iv = int(iv_off[-1])
     iv_c, iv_rf_out = np.empty(n_iv, np.int32), np.empty(n_iv, np.int32)
     iv_val_out = np.empty(n_iv, np.float64)
@@ -265,13 +262,13 @@ def match_by_score(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     walk_nt[pairs.always[k]] = n_iou
     walk_off = _arrays.offsets(prep.gt.row[walk_gt], n_rows)
     cap = np.minimum(np.diff(prep.gt.off), np.diff(prep.pd.off)) * n_iou
-    ev_off = np.concatenate([[0], np.cumsum(cap)]).astype(np.int64)
+    ev_off = _arrays.offsets_from_lengths(cap)
     ev_n = np.zeros((n_rows, n_iou), dtype=np.int64)
     ev_walk = np.empty(int(ev_off[-1]), dtype=np.int64)
     run_ranges(greedy_match_by_score, (prep.gt.off, walk_off, walk_gt, walk_pd, walk_iou,
                                        walk_nt, n_iou, ev_off, ev_n, ev_walk),
                walk_off + prep.gt.off)
-    out_off = np.concatenate([[0], np.cumsum(ev_n.sum(axis=1))]).astype(np.int64)
+    out_off = _arrays.offsets_from_lengths(ev_n.sum(axis=1))
     ev_t, ev_w = np.empty(int(out_off[-1]), np.int32), np.empty(int(out_off[-1]), np.int64)
     run_ranges(compact_events, (ev_off, ev_n, ev_walk, out_off, ev_t, ev_w), out_off)
     ev_k = k[ev_w]

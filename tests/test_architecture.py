@@ -130,3 +130,15 @@ def test_sdk_function_options_are_refused_by_evaluate(option):
         pm.evaluate(gt, pd, profile="labelbox-sdk", **option)
     # the same option is honoured by the functions it belongs to
     assert pm.labelbox_sdk.metrics(gt, pd, **option).confusion_matrix.height == 2
+
+
+def test_a_cell_lookup_takes_the_nearest_grid_value():
+    """Thresholds are rounded to 1e-9, so 0.0 and 1e-9 are both grid values within the
+    lookup tolerance of 1e-9: the lookup must take the nearer one."""
+    gt, pd = _tables()
+    pd = pd.with_columns(confidence=pl.Series([0.9, 0.8, 0.0]))
+    ev = pm.evaluate(gt, pd, confidence_thresholds=[0.0, 1e-9], iou_thresholds=[0.5])
+    # by hand: at c = 1e-9 the 0.0-confidence prediction on "b" is dropped, at c = 0 it counts
+    assert ev.summary(confidence=1e-9, iou=0.5).filter(pl.col("feature") == "cat")["tp"].item() == 1
+    assert ev.summary(confidence=0.0, iou=0.5).filter(pl.col("feature") == "cat")["tp"].item() == 2
+    assert ev.examples(None, "cat", confidence=1e-9, iou=0.5).height == 0

@@ -118,7 +118,11 @@ class Evaluation:
     # --- lookups -----------------------------------------------------------------------------
     def _threshold(self, value: float, axis: str) -> float:
         grid = self.confidence_thresholds if axis == s.CONFIDENCE_THRESHOLD else self.iou_thresholds
-        hit = np.flatnonzero(np.abs(grid - value) <= 1e-9)
+        distance = np.abs(grid - value)
+        # the nearest grid value within the rounding tolerance (thresholds are rounded to 1e-9,
+        # so two grid values can both lie within it: take the closest, not the first)
+        hit = np.flatnonzero(distance <= 1e-9)
+        hit = hit[np.argsort(distance[hit], kind="stable")]
         if hit.size == 0:
             arg = "confidence_thresholds" if axis == s.CONFIDENCE_THRESHOLD else "iou_thresholds"
             raise ThresholdError(

@@ -33,7 +33,8 @@ FRAME_FILES = ("cube", "overall", "confusion", "data_rows", "excluded", "rejects
 
 _NAMES = "|".join(sorted(OPTION_FLAGS, key=len, reverse=True))
 _VALUE = r"""(?:'[^']*'|"[^"]*"|\[[^\]]*\]|\([^)]*\)|[\w.:+-]+)"""
-_ASSIGN = re.compile(rf"(?<![\w.-])({_NAMES})=({_VALUE})")
+# `data_row=` is left alone: messages name a row by its key, `data_row='img_1'`
+_ASSIGN = re.compile(rf"(?<![\w.-])({_NAMES.replace('|data_row|', '|')})=({_VALUE})")
 _QUOTED = re.compile(rf"""(?<![\w.])['"`]({_NAMES})['"`]""")
 # bare identifiers only when they cannot be English ("rows are ..."): those with an underscore
 _BARE = re.compile(r"(?<![\w.'\"=-])(" + "|".join(
@@ -73,6 +74,8 @@ def _assignment(match: re.Match) -> str:
         return "--no-" + flag[2:]
     if value == "None":
         return f"no {flag}"
+    if value in ("frame", "...", "[...]"):
+        return f"{flag} FILE"
     return f"{flag} {value}"
 
 

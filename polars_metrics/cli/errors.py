@@ -24,8 +24,6 @@ OPTION_FLAGS = {
     "zero_tn": "--zero-tn", "buffer_radius": "--buffer-radius", "point_iou": "--point-iou",
     "crs": "--crs", "iou_type": "--iou-type", "max_dets": "--max-dets",
     "area_ranges": "--area-ranges", "rec_thresholds": "--rec-thresholds", "use_cats": "--use-cats",
-    "coordinate_decimals": "--coordinate-decimals", "span_end": "--span-end",
-    "semantic_masks": "--semantic-masks", "include_subclasses": "--include-subclasses",
 }
 # result frames -> the files `evaluate --out DIR` writes them to
 FRAME_FILES = ("cube", "overall", "confusion", "data_rows", "excluded", "rejects", "repairs",

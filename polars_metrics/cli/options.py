@@ -51,17 +51,9 @@ def _area_ranges(text: str) -> tuple[tuple[str, float, float], ...]:
     return tuple(out)
 
 
-def _optional_int(text: str) -> int | None:
-    if text.lower() == "none":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"takes an integer or 'none'; got {text!r}") from None
-
-
 _BOOL = argparse.BooleanOptionalAction
-# every field of Profile / CocoOptions / SdkOptions: (argparse keywords, help)
+# every field of Profile and CocoOptions: (argparse keywords, help). SdkOptions are not here:
+# pm.evaluate refuses them (they are options of the pm.labelbox_sdk functions).
 SWITCHES: dict[str, tuple[dict[str, Any], str]] = {
     "greedy_order": ({"metavar": "iou|score"}, "matching walk: pairs by IoU, or predictions by "
                      "confidence"),
@@ -80,11 +72,6 @@ SWITCHES: dict[str, tuple[dict[str, Any], str]] = {
     "rec_thresholds": ({"type": _floats("--rec-thresholds"), "metavar": "R,R,..."},
                        "COCO recall thresholds (default 101 points)"),
     "use_cats": ({"action": _BOOL}, "COCO: evaluate per category (--no-use-cats pools them)"),
-    "coordinate_decimals": ({"type": _optional_int, "metavar": "N|none"},
-                            "labelbox-sdk: round coordinates to N decimals first"),
-    "span_end": ({"metavar": "from_column|as_given"}, "labelbox-sdk: span end convention"),
-    "semantic_masks": ({"action": _BOOL}, "labelbox-sdk: union each feature's masks first"),
-    "include_subclasses": ({"action": _BOOL}, "labelbox-sdk: nested classifications match"),
 }
 
 

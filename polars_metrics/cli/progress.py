@@ -45,22 +45,23 @@ class Progress:
         self.current = label
         t0 = time.perf_counter()
         bar = _bar(self.stream) if self.enabled else None
-        task = None
+        task, text = None, f"{label}{' ' + detail if detail else ''}"
         if bar is not None:
-            task = bar.add_task(f"{label}{' ' + detail if detail else ''}", total=None)
+            task = bar.add_task(text, total=None)
             bar.start()
         try:
             yield Stage(bar, task)
         except BaseException:
-            if bar is not None:
-                bar.update(task, description=f"{label} [red]failed")
+            if bar is not None:  # the line stays, saying which stage failed (no spinner, no bar)
+                bar.columns = bar.columns[1:2] + bar.columns[-1:]
+                bar.update(task, description=f"[red]failed[/] {text}")
                 bar.stop()
             raise
         self.times[label] = time.perf_counter() - t0
         self.current = None
         if bar is not None:
-            total = bar.tasks[0].total
-            bar.update(task, total=total or 1, completed=total or 1)
+            total = bar.tasks[0].total or 1
+            bar.update(task, description=f"[green]done[/] {text}", total=total, completed=total)
             bar.stop()
 
 
@@ -76,7 +77,7 @@ def _bar(stream: TextIO):
         TimeElapsedColumn,
     )
 
-    return Progress(SpinnerColumn(finished_text="[green]done"), TextColumn("{task.description}"),
+    return Progress(SpinnerColumn(finished_text=""), TextColumn("{task.description}"),
                     BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
                     console=Console(file=stream), transient=False)
 

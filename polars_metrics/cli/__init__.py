@@ -198,7 +198,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                             extra={"command": "evaluate", "inputs": _inputs_json(inputs),
                                    "outputs": {k: str(v) for k, v in paths.items()},
                                    "report": None if html is None else str(html)})
-        json.dump(data, stdout, indent=1, allow_nan=False)
+        json.dump(data, stdout, indent=1, allow_nan=False, default=str)
         stdout.write("\n")
         return 0
     with progress.stage("summary"):
@@ -247,7 +247,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                       ground_truth=inputs.ground_truth, predictions=inputs.predictions)
     if args.json:
         json.dump({"command": "report", "report": str(html), "inputs": _inputs_json(inputs),
-                   "timings": {"stages": progress.times}}, sys.stdout, indent=1)
+                   "timings": {"stages": progress.times}}, sys.stdout, indent=1, default=str)
         sys.stdout.write("\n")
     else:
         print(f"Report: {html}", file=sys.stdout)
@@ -337,7 +337,21 @@ def _fail(message: str, files: dict | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 2 any error, one line on stderr)."""
+    """Run the command line; returns the exit status (0 ok, 2 any error, one line on stderr).
+
+    Examples
+    --------
+    >>> import json, tempfile, pathlib, polars_metrics as pm
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> gt, pd = pm.synthetic.detections(n_images=5, n_classes=2, seed=0)
+    >>> gt.write_parquet(d / "gt.parquet"); pd.write_parquet(d / "pd.parquet")
+    >>> main(["evaluate", "--ground-truth", str(d / "gt.parquet"), "--predictions",
+    ...       str(d / "pd.parquet"), "--out", str(d / "out"), "--json", "-q"])  # doctest: +ELLIPSIS
+    {...}
+    0
+    >>> main(["evaluate", "--iou", "0.5"])  # no abbreviations: --iou is not --iou-thresholds
+    2
+    """
     try:
         args = build_parser().parse_args(argv)
     except CliError as exc:

@@ -337,7 +337,22 @@ def read_data_rows(path: str, opts: ReadOptions, progress: Progress,
 def read_inputs(gt_path: str, pd_path: str | None, *, formats: list[str] | None = None,
                 data_rows: str | None = None, opts: ReadOptions | None = None,
                 progress: Progress | None = None) -> Inputs:
-    """Detect (or take from ``formats``) each input's format and read the frames."""
+    """Detect (or take from ``formats``) each input's format and read the frames.
+
+    Examples
+    --------
+    >>> import json, tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "gt.json").write_text(json.dumps({
+    ...     "images": [{"id": 1, "height": 10, "width": 10}],
+    ...     "categories": [{"id": 3, "name": "cat"}],
+    ...     "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [0, 0, 2, 2]}]}))
+    >>> _ = (d / "res.json").write_text(json.dumps(
+    ...     [{"image_id": 1, "category_id": 3, "bbox": [0, 0, 2, 2], "score": 0.5}]))
+    >>> got = read_inputs(str(d / "gt.json"), str(d / "res.json"))
+    >>> got.formats, got.predictions.select("data_row", "feature", "confidence").rows()
+    ({'ground_truth': 'coco', 'predictions': 'coco-results'}, [(1, 'cat', 0.5)])
+    """
     opts = opts or ReadOptions()
     progress = progress or Progress(quiet=True)
     forced_gt, forced_pd = _formats(formats)

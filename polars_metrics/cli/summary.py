@@ -107,6 +107,13 @@ def format_summary(ev: Evaluation, *, confidence: float = 0.5, iou: float = 0.5,
     """The readable summary the CLI prints: one (confidence, IoU) cell of the evaluation.
 
     ``confidence`` and ``iou`` snap to the nearest thresholds of the evaluation's grid.
+
+    Examples
+    --------
+    >>> import polars_metrics as pm
+    >>> ev = pm.evaluate(*pm.synthetic.detections(n_images=5, n_classes=2, seed=0))
+    >>> print(format_summary(ev).splitlines()[0])
+    Data rows: 5 evaluated, 0 excluded
     """
     tb = summary_tables(ev, confidence=confidence, iou=iou, worst_rows=worst_rows)
     c, t = tb["confidence"], tb["iou"]
@@ -186,7 +193,16 @@ def _records(frame: pl.DataFrame) -> list[dict[str, Any]]:
 def summary_json(ev: Evaluation, *, confidence: float = 0.5, iou: float = 0.5,
                  worst_rows: int = 5, times: Mapping[str, float] | None = None,
                  extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The summary as JSON values: the printed summary's content, every feature included."""
+    """The summary as JSON values: the printed summary's content, every feature included.
+
+    Examples
+    --------
+    >>> import json, polars_metrics as pm
+    >>> ev = pm.evaluate(*pm.synthetic.detections(n_images=5, n_classes=2, seed=0))
+    >>> data = json.loads(json.dumps(summary_json(ev)))
+    >>> [row["average"] for row in data["overall"]], data["data_rows"]["evaluated"]
+    (['macro', 'micro'], 5)
+    """
     tb = summary_tables(ev, confidence=confidence, iou=iou, worst_rows=worst_rows)
     profile = dataclasses.asdict(ev.profile)
     out: dict[str, Any] = {

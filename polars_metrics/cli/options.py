@@ -128,6 +128,14 @@ def switches(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def read_options(args: argparse.Namespace) -> ReadOptions:
+    """The reader options, checked now (a typo fails before any file is read)."""
+    from polars_metrics.errors import did_you_mean
+    from polars_metrics.io.labelbox.export import LABEL_SELECTIONS
+
+    if args.label_selection not in LABEL_SELECTIONS:
+        raise CliError(f"--label-selection {args.label_selection}: must be one of "
+                       f"{', '.join(LABEL_SELECTIONS)}."
+                       + did_you_mean(args.label_selection, LABEL_SELECTIONS))
     return ReadOptions(on_invalid=args.on_invalid, project=args.project,
                        model_run=args.model_run, label_selection=args.label_selection,
                        mask_root=args.mask_root)

@@ -24,7 +24,7 @@ from polars_metrics.cube import iou_ordered_tables, score_ordered_tables
 from polars_metrics.errors import ProfileError
 from polars_metrics.matching import match, match_by_score
 from polars_metrics.pairs import build_pairs
-from polars_metrics.prepare import prepare
+from polars_metrics.prepare import prepare, use_confidence_column
 from polars_metrics.profiles import Profile, SdkOptions, engine_of, get_profile
 from polars_metrics.state import Detail, PartialResult
 from polars_metrics.true_negatives import row_true_negatives
@@ -35,7 +35,8 @@ def partial(ground_truth, predictions, *, profile: str | Profile = "labelbox",
             iou_thresholds: Sequence[float] | None = None,
             by: str | Sequence[str] | None = None,
             data_row: str | Sequence[str] = s.DATA_ROW, data_rows=None,
-            on_invalid: str = "raise", **switches: Any) -> PartialResult:
+            on_invalid: str = "raise", confidence: str | None = None,
+            **switches: Any) -> PartialResult:
     """The additive partial result of an evaluation; arguments as :func:`polars_metrics.evaluate`.
 
     Partial results of disjoint sets of data rows merge (:func:`polars_metrics.merge`) into
@@ -49,7 +50,7 @@ def partial(ground_truth, predictions, *, profile: str | Profile = "labelbox",
     _refuse_sdk_options(prof)
     t0 = time.perf_counter()
     prep = prepare(
-        ground_truth, predictions, keys=_names(data_row), by=_names(by), data_rows=data_rows,
+        ground_truth, use_confidence_column(predictions, confidence), keys=_names(data_row), by=_names(by), data_rows=data_rows,
         profile=prof,
         conf_thr=s.normalize_thresholds(confidence_thresholds, "confidence_thresholds"),
         iou_thr=s.normalize_thresholds(iou_thresholds, "iou_thresholds"),

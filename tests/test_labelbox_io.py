@@ -519,3 +519,84 @@ def test_unreadable_bytes_and_deep_nesting_are_rejects_not_crashes():
     assert frame["source_line"].to_list() == [3]
     assert rejects["row"].to_list() == [1, 2]
     assert "UTF-8" in rejects["reason"][0]
+
+
+# --- issue 10: read_labelbox_export reads every data type --------------------------------------
+_RADIO = {"feature_id": "c1", "feature_schema_id": "s1", "name": "weather",
+          "radio_answer": {"feature_id": "a1", "name": "sunny", "classifications": []}}
+_CHECK = {"feature_id": "c2", "name": "tags", "checklist_answers": [{"feature_id": "a2", "name": "indoor"},
+                                                                    {"feature_id": "a3", "name": "night"}]}
+_TEXT = {"feature_id": "c3", "name": "caption", "text_answer": {"content": "a red car"}}
+
+
+def _export_line(dr, annotations, label_kind="Default"):
+    return json.dumps({"data_row": {"id": dr}, "projects": {"p1": {"labels": [
+        {"label_kind": label_kind, "id": f"l-{dr}", "annotations": annotations}]}}})
+
+
+def _rows(frame, *cols):
+    return frame.select(*cols).rows()
+
+
+@pytest.mark.parametrize("data_type", ["Audio", "HTML", "JSON", "Text", "Conversational"])
+def test_export_classification_only_data_types(data_type):
+    exp = pm.read_labelbox_export([_export_line("d", {"objects": [], "classifications": [_RADIO, _CHECK, _TEXT],
+                                                      "relationships": []}, data_type)])
+    g = exp.ground_truth
+    assert _rows(g, "kind", "question", "answer", "answers", "id") == [
+        ("radio", "weather", "sunny", None, "c1"), ("checklist", "tags", None, ["indoor", "night"], "c2"),
+        ("text", "caption", "a red car", None, "c3")]
+    ev = pm.evaluate(g, g, confidence_thresholds=[0.5], iou_thresholds=[0.5])
+    # hand count: sunny, indoor, night and the caption all agree with themselves
+    assert _rows(ev.cube.sort("feature"), "feature", "tp", "fp", "fn") == [
+        ("caption", 1, 0, 0), ("indoor", 1, 0, 0), ("night", 1, 0, 0), ("sunny", 1, 0, 0)]
+
+
+def test_export_video_frames_and_global_classifications():
+    video = {"frames": {
+        "2": {"objects": {"o1": {"feature_id": "o1", "name": "car", "annotation_kind": "VideoBoundingBox",
+                                 "bounding_box": {"top": 0, "left": 0, "height": 2, "width": 2}, "classifications": []}},
+              "classifications": [dict(_RADIO, feature_id="f1")]},
+        "10": {"objects": {}, "classifications": [dict(_RADIO, feature_id="f1")]},
+        "1": {"objects": {}, "classifications": []}},
+        "segments": {"o1": [[2, 2]]}, "classifications": [_CHECK]}
+    g = pm.read_labelbox_export([_export_line("v", video, "Video")]).ground_truth
+    assert _rows(g, "kind", "frame", "id") == [("box", 2, "o1"), ("radio", 2, "f1"), ("radio", 10, "f1"),
+                                              ("checklist", None, "c2")]
+    # per frame: key (data_row, frame) on the frame rows; per video: the global rows
+    per_frame = g.filter(pl.col("frame").is_not_null())
+    ev = pm.evaluate(per_frame, per_frame, data_row=["data_row", "frame"],
+                     confidence_thresholds=[0.5], iou_thresholds=[0.5])
+    assert ev.data_rows.select("data_row", "frame").unique().sort("frame").rows() == [("v", 2), ("v", 10)]
+    per_video = g.filter(pl.col("frame").is_null())
+    ev = pm.evaluate(per_video, per_video, confidence_thresholds=[0.5], iou_thresholds=[0.5])
+    assert _rows(ev.cube.sort("feature"), "feature", "tp") == [("indoor", 1), ("night", 1)]
+
+
+def test_export_document_pages_conversation_messages_and_dicom_groups():
+    doc = {"objects": [{"feature_id": "b1", "name": "table", "annotation_kind": "DocumentBoundingBox",
+                        "bounding_box": {"top": 1, "left": 1, "height": 2, "width": 2}, "page_number": 2,
+                        "page_dimensions": {"height": 792, "width": 612}, "classifications": []}],
+           "classifications": [_RADIO]}
+    conv = {"objects": [{"feature_id": "e1", "name": "person", "annotation_kind": "ConversationalTextEntity",
+                         "conversational_location": {"message_id": "m1", "location": {"start": 0, "end": 3}},
+                         "classifications": []}],
+            "classifications": [{"feature_id": "c9", "name": "intent", "message_id": "m2",
+                                 "conversational_radio_answer": {"name": "buy"}}]}
+    dicom = {"groups": {"Axial": {"frames": {"3": {"objects": {}, "classifications": [_RADIO]}}},
+                        "Coronal": {"frames": {"1": {"objects": {}, "classifications": [_TEXT]}}}},
+             "classifications": [_CHECK]}
+    exp = pm.read_labelbox_export([_export_line("doc", doc), _export_line("conv", conv),
+                                   _export_line("dicom", dicom, "DICOM")])
+    g = exp.ground_truth
+    assert _rows(g.filter(data_row="doc"), "kind", "bbox", "page") == [("box", [1.0, 1.0, 3.0, 3.0], 2), ("radio", None, None)]
+    assert _rows(g.filter(data_row="conv"), "kind", "start", "end", "message_id", "answer") == [
+        ("span", 0, 4, "m1", None), ("radio", None, None, "m2", "buy")]
+    assert _rows(g.filter(data_row="dicom"), "kind", "group", "frame") == [
+        ("radio", "Axial", 3), ("text", "Coronal", 1), ("checklist", None, None)]
+
+
+def test_export_bad_frame_keys_are_rejects():
+    video = {"frames": {"one": {"objects": {}, "classifications": [_RADIO]}}}
+    exp = pm.read_labelbox_export([_export_line("v", video, "Video")], on_invalid="drop")
+    assert _rows(exp.rejects, "row", "column") == [(1, "frames['one']")]

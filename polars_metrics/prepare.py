@@ -361,7 +361,7 @@ def _normalize(frame: pl.DataFrame, table: str, keys: Sequence[str], *,
         raise SchemaError(f"{table}.{s.FEATURE} has dtype {feat}; expected String (the class name).")
     elif feat == pl.Null:
         frame = frame.with_columns(pl.col(s.FEATURE).cast(pl.String))
-    frame = frame.with_row_index(POS)
+    frame = _positions(frame, table)
     if s.ID not in frame.columns:
         frame = frame.with_columns(pl.col(POS).cast(pl.Int64).alias(s.ID))
     if s.KIND not in frame.columns:
@@ -434,6 +434,25 @@ def use_confidence_column(predictions, name: str | None):
         raise SchemaError(f"confidence={name!r}: predictions also have a '{s.CONFIDENCE}' "
                           "column; drop one of the two so the score is unambiguous.")
     return frame.rename({name: s.CONFIDENCE})
+
+
+def _positions(frame: pl.DataFrame, table: str) -> pl.DataFrame:
+    """The ``_pos`` column: each row's position in the table given (rejects' ``row``, generated
+    ids). A table may bring its own: split a table for ``pm.partial`` after
+    ``table.with_row_index("_pos")`` and every part reports the whole table's positions, so
+    the merged rejects and generated ids equal those of one evaluation."""
+    if POS not in frame.columns:
+        return frame.with_row_index(POS)
+    col = frame[POS]
+    if not col.dtype.is_integer() or col.null_count():
+        raise SchemaError(f"{table}.{POS} (the input positions) must be non-null integers, got "
+                          f"{col.dtype}; add it with table.with_row_index({POS!r}) before "
+                          "splitting the table.")
+    if col.len() and (col.min() < 0 or col.max() >= 2**32 or not (col.diff().drop_nulls() > 0).all()):
+        raise SchemaError(f"{table}.{POS} must increase strictly from row to row (positions in "
+                          f"the whole table, 0 <= {POS} < 2**32): keep the rows of each part in "
+                          "the whole table's order.")
+    return frame.with_columns(col.cast(pl.UInt32))
 
 
 def _check_key_dtypes(gt: pl.DataFrame, pd: pl.DataFrame, keys: Sequence[str]) -> None:

@@ -183,7 +183,8 @@ def test_checklist_option_confidences_are_validated(confs, reason):
     with pytest.raises(pm.InvalidAnnotationError, match=reason):
         pm.evaluate(gt, pd)
     ev = pm.evaluate(gt, pd, on_invalid="drop")
-    assert ev.rejects.select("table", "row", "column").rows() == [("predictions", 0, "answer_confidences")]
+    assert ev.rejects.select("table", "row", "column").rows() == [("predictions", 0, "answers")]
+    assert "answer_confidences" in ev.rejects["reason"][0]
 
 
 def test_null_option_inside_answers_is_rejected_not_dropped():

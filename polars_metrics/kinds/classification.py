@@ -92,9 +92,11 @@ def _option_confidence_checks() -> list[Check]:
         expr = conf.is_not_null() & (conf.list.len() != pl.col(s.ANSWERS).list.len())
         return frame.select(expr.fill_null(False)).to_series().to_numpy()
 
-    return [Check(s.ANSWER_CONFIDENCES, bad_value, "an option confidence is NaN or outside [0, 1]",
+    # reported under answers (the kind's geometry column) with the reason naming the column
+    return [Check(s.ANSWERS, bad_value,
+                  "an option confidence (answer_confidences) is NaN or outside [0, 1]",
                   "give option confidences in [0, 1] (null means the row's confidence)"),
-            Check(s.ANSWER_CONFIDENCES, bad_length,
+            Check(s.ANSWERS, bad_length,
                   "answer_confidences does not have one entry per option in answers",
                   "align answer_confidences with answers (null entries are allowed)")]
 

@@ -11,6 +11,7 @@ from typing import Any
 from polars_metrics import schema as s
 from polars_metrics._memory import release_free_heap
 from polars_metrics.pipeline import partial
+from polars_metrics.prepare import use_confidence_column
 from polars_metrics.profiles import Profile, engine_of, get_profile
 from polars_metrics.result import Evaluation
 from polars_metrics.result.coco import CocoEvaluation
@@ -21,7 +22,8 @@ def evaluate(ground_truth, predictions, *, profile: str | Profile = "labelbox",
              iou_thresholds: Sequence[float] | None = None,
              by: str | Sequence[str] | None = None,
              data_row: str | Sequence[str] = s.DATA_ROW,
-             data_rows=None, on_invalid: str = "raise", **switches: Any) -> Evaluation:
+             data_rows=None, on_invalid: str = "raise", confidence: str | None = None,
+             **switches: Any) -> Evaluation:
     """Evaluate predictions against ground truth at every (confidence, IoU) threshold cell.
 
     Parameters
@@ -36,6 +38,9 @@ def evaluate(ground_truth, predictions, *, profile: str | Profile = "labelbox",
     data_row : the data-row key column, or several for a composite key.
     data_rows : optional frame of per-data-row metadata (the key plus ``by`` columns).
     on_invalid : "raise" (default) or "drop" (bad rows go to ``ev.rejects`` with the reason).
+    confidence : the predictions' score column when it is not called "confidence" (e.g.
+        ``confidence="score"``). Predictions without ``confidence`` but with a numeric column
+        named like a score (score, scores, conf, prob, probability) are refused, not scored 1.0.
     **switches : single fields of the profile (e.g. ``class_aware=True``), or of its engine's
         nested options (``profile="coco"``: ``iou_type``, ``max_dets``, ``area_ranges``,
         ``rec_thresholds``, ``use_cats``). A switch no engine of the profile reads is refused.
@@ -53,6 +58,7 @@ def evaluate(ground_truth, predictions, *, profile: str | Profile = "labelbox",
     [(0.4, 1, 0, 0, 0.5), (0.5, 0, 1, 1, 0.5)]
     """
     prof = get_profile(profile, **switches)
+    predictions = use_confidence_column(predictions, confidence)
     if engine_of(prof) == "coco":
         # the COCO engine needs numba's JIT, which the box path never loads
         from polars_metrics.coco import run

@@ -14,6 +14,8 @@ distributed runs merge several first).
 """
 from __future__ import annotations
 
+import logging
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -24,7 +26,7 @@ from polars_metrics.cube import iou_ordered_tables, score_ordered_tables
 from polars_metrics.errors import ProfileError
 from polars_metrics.matching import match, match_by_score
 from polars_metrics.pairs import build_pairs
-from polars_metrics.prepare import prepare
+from polars_metrics.prepare import prepare, use_confidence_column
 from polars_metrics.profiles import Profile, SdkOptions, engine_of, get_profile
 from polars_metrics.state import Detail, PartialResult
 from polars_metrics.true_negatives import row_true_negatives
@@ -35,7 +37,8 @@ def partial(ground_truth, predictions, *, profile: str | Profile = "labelbox",
             iou_thresholds: Sequence[float] | None = None,
             by: str | Sequence[str] | None = None,
             data_row: str | Sequence[str] = s.DATA_ROW, data_rows=None,
-            on_invalid: str = "raise", **switches: Any) -> PartialResult:
+            on_invalid: str = "raise", confidence: str | None = None,
+            **switches: Any) -> PartialResult:
     """The additive partial result of an evaluation; arguments as :func:`polars_metrics.evaluate`.
 
     Partial results of disjoint sets of data rows merge (:func:`polars_metrics.merge`) into
@@ -47,9 +50,10 @@ def partial(ground_truth, predictions, *, profile: str | Profile = "labelbox",
             f"profile {prof.name!r} runs the COCO engine, whose AP is not additive over data "
             "rows; use pm.evaluate(..., profile='coco') on the whole set.")
     _refuse_sdk_options(prof)
+    jit_before = "numba" in sys.modules
     t0 = time.perf_counter()
     prep = prepare(
-        ground_truth, predictions, keys=_names(data_row), by=_names(by), data_rows=data_rows,
+        ground_truth, use_confidence_column(predictions, confidence), keys=_names(data_row), by=_names(by), data_rows=data_rows,
         profile=prof,
         conf_thr=s.normalize_thresholds(confidence_thresholds, "confidence_thresholds"),
         iou_thr=s.normalize_thresholds(iou_thresholds, "iou_thresholds"),
@@ -68,6 +72,7 @@ def partial(ground_truth, predictions, *, profile: str | Profile = "labelbox",
     data_rows_df = metrics.data_row_table(prep, m, row_true_negatives(prep, m),
                                           zero_tn=prof.zero_tn)
     t4 = time.perf_counter()
+    _say_compiled(jit_before, t4 - t0)
     return PartialResult(
         profile=prof, keys=prep.keys, by=prep.by, conf_thr=prep.conf_thr, iou_thr=prep.iou_thr,
         counts=counts, confusion=confusion, data_rows=data_rows_df, excluded=prep.excluded,
@@ -75,6 +80,23 @@ def partial(ground_truth, predictions, *, profile: str | Profile = "labelbox",
         timings=dict(prepare=t1 - t0, pairs=t2 - t1, match=t3 - t2, cube=t4 - t3),
         detail=Detail.of_run(prep, m),
     )
+
+
+_log = logging.getLogger("polars_metrics")
+_told_compile = False
+
+
+def _say_compiled(jit_before: bool, seconds: float) -> None:
+    """Say once per process that a call loaded numba and compiled kernels (the first call of a
+    non-box kind takes seconds with no other sign). A logged warning: shown on stderr unless
+    logging is configured otherwise, and never turned into an error by warning filters."""
+    global _told_compile
+    if _told_compile or jit_before or "numba" not in sys.modules:
+        return
+    _told_compile = True
+    _log.warning("polars_metrics: this call loaded numba and compiled its kernels (%.1f s in "
+                 "all); later calls in this process reuse them, and numba's disk cache "
+                 "(NUMBA_CACHE_DIR) shortens the next process's first call.", seconds)
 
 
 def _refuse_sdk_options(prof: Profile) -> None:

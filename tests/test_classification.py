@@ -159,3 +159,70 @@ def test_radio_answered_twice_is_an_error_and_ambiguous_answers_are_qualified():
         ev = pm.evaluate(gt, pd, confidence_thresholds=[0.0], iou_thresholds=[0.5])
     got = {r["feature"]: (r["tp"], r["fp"], r["tn"], r["fn"]) for r in ev.cube.iter_rows(named=True)}
     assert got == {"is_day/yes": (1, 0, 0, 0), "is_wet/yes": (0, 1, 0, 0), "no": (0, 0, 0, 1)}
+
+
+# --- issue 10: items 9, 11 and the peers' empty one-sided tables -------------------------------
+def _checklist(rows, answers, confs=None, question="tags"):
+    data = {"data_row": rows, "kind": ["checklist"] * len(rows), "question": [question] * len(rows),
+            "answers": answers}
+    if confs is not None:
+        data["answer_confidences"] = confs
+    return pl.DataFrame(data, schema_overrides={"answers": pl.List(pl.String),
+                                                "answer_confidences": pl.List(pl.Float64)})
+
+
+@pytest.mark.parametrize(("confs", "reason"), [
+    ([[float("nan"), 0.5]], "NaN or outside"),
+    ([[2.0, 0.5]], "NaN or outside"),
+    ([[-0.1, None]], "NaN or outside"),
+    ([[0.5]], "one entry per option"),
+])
+def test_checklist_option_confidences_are_validated(confs, reason):
+    gt = _checklist(["a"], [["x", "y"]])
+    pd = _checklist(["a"], [["x", "y"]], confs)
+    with pytest.raises(pm.InvalidAnnotationError, match=reason):
+        pm.evaluate(gt, pd)
+    ev = pm.evaluate(gt, pd, on_invalid="drop")
+    assert ev.rejects.select("table", "row", "column").rows() == [("predictions", 0, "answers")]
+    assert "answer_confidences" in ev.rejects["reason"][0]
+
+
+def test_null_option_inside_answers_is_rejected_not_dropped():
+    gt = _checklist(["a", "b"], [["x", None], ["x"]])
+    with pytest.raises(pm.InvalidAnnotationError, match="an option in answers is null"):
+        pm.evaluate(gt, gt)
+    ev = pm.evaluate(gt, gt, on_invalid="drop")
+    # the whole row goes to the rejects (both sides), data row b still counts its one option
+    assert sorted(ev.rejects.select("table", "row").rows()) == [("ground_truth", 0), ("predictions", 0)]
+    cube = ev.cube.filter(pl.col("confidence_threshold") == 0.5, pl.col("iou_threshold") == 0.5)
+    assert cube.select("feature", "tp", "fp", "fn").rows() == [("x", 1, 0, 0)]
+
+
+def test_empty_checklist_beside_another_classification_does_not_crash():
+    # item 11: a question answered with [] (legal: nothing selected) and a radio on the row
+    gt = pl.DataFrame({"data_row": ["a", "a"], "kind": ["checklist", "radio"], "question": ["tags", "w"],
+                       "answers": [[], None], "answer": [None, "sun"]},
+                      schema_overrides={"answers": pl.List(pl.String)})
+    pd = gt.with_columns(pl.Series("answer", [None, "rain"]))
+    ev = pm.evaluate(gt, pd, confidence_thresholds=[0.5], iou_thresholds=[0.5])
+    # hand count: radio w: gt sun vs pd rain -> sun FN, rain FP; tags has no options: no row
+    assert ev.cube.select("feature", "tp", "fp", "fn").sort("feature").rows() == [
+        ("rain", 0, 1, 0), ("sun", 0, 0, 1)]
+
+
+@pytest.mark.parametrize("empty_side", ["ground_truth", "predictions"])
+@pytest.mark.parametrize("fn", ["evaluate", "sdk"])
+def test_empty_one_sided_classification_table_with_a_kind_column(empty_side, fn):
+    """Peers' suites: an empty table that has a kind column (but no feature) is legal."""
+    full = pl.DataFrame({"data_row": ["a"], "kind": ["radio"], "question": ["w"], "answer": ["sun"]})
+    empty = full.clear()
+    gt, pd = (empty, full) if empty_side == "ground_truth" else (full, empty)
+    if fn == "evaluate":
+        ev = pm.evaluate(gt, pd, profile="labelbox", rows="all", confidence_thresholds=[0.5],
+                         iou_thresholds=[0.5])
+        want = ("sun", 0, 1, 0) if empty_side == "ground_truth" else ("sun", 0, 0, 1)
+        assert ev.cube.select("feature", "tp", "fp", "fn").rows() == [want]
+    else:
+        # the SDK: a radio answered on one side only is one FN (gt) or one FP (prediction)
+        want = ("a", 0, 1, 0, 0) if empty_side == "ground_truth" else ("a", 0, 0, 0, 1)
+        assert pm.labelbox_sdk.confusion_matrix(gt, pd).rows() == [want]

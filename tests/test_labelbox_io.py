@@ -430,3 +430,173 @@ def test_export_errors_name_the_line():
     exp = pm.read_labelbox_export(lines, on_invalid="drop")
     assert exp.rejects.select("row", "data_row").rows() == [(2, "d2")]
     assert exp.ground_truth["data_row"].to_list() == ["d1"]
+
+
+# --- issue 10: every input line accounted for ----------------------------------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_JSON_LEAF = st.one_of(st.none(), st.booleans(), st.integers(-3, 12), st.floats(allow_nan=False),
+                       st.sampled_from(["", "x", "car", "0"]))
+_JSON = st.recursive(_JSON_LEAF, lambda c: st.one_of(st.lists(c, max_size=3),
+                                                     st.dictionaries(st.sampled_from(["x", "y", "name", "start", "end", "top"]), c, max_size=3)),
+                     max_leaves=6)
+_BOX = st.fixed_dictionaries({"top": st.integers(0, 5), "left": st.integers(0, 5),
+                              "height": st.integers(-1, 5), "width": st.integers(0, 5)})
+_ANNOTATION = st.one_of(
+    st.fixed_dictionaries({"bbox": st.one_of(_BOX, _JSON)}),
+    st.fixed_dictionaries({"point": st.one_of(st.fixed_dictionaries({"x": st.integers(0, 9), "y": st.integers(0, 9)}), _JSON)}),
+    st.fixed_dictionaries({"location": st.one_of(st.fixed_dictionaries({"start": st.integers(-1, 5), "end": st.integers(0, 9)}), _JSON)}),
+    st.fixed_dictionaries({"answer": st.one_of(st.fixed_dictionaries({"name": st.sampled_from(["a", "b"])}), st.just("free text"),
+                                               st.lists(st.fixed_dictionaries({"name": st.sampled_from(["a", "b", "c"])}), max_size=3), _JSON)},
+                          optional={"frames": st.lists(st.fixed_dictionaries({"start": st.integers(-1, 4), "end": st.integers(-1, 6)}), max_size=2)}),
+    st.fixed_dictionaries({"answer": st.fixed_dictionaries({"name": st.just("a")}),
+                           "frames": st.lists(st.fixed_dictionaries({"start": st.integers(0, 4), "end": st.integers(0, 4)}), max_size=2)}),
+    st.fixed_dictionaries({"answers": st.lists(st.one_of(st.fixed_dictionaries({"name": st.just("a")}), _JSON), max_size=2)}),
+    st.fixed_dictionaries({"segments": st.lists(st.fixed_dictionaries({"keyframes": st.lists(
+        st.fixed_dictionaries({"frame": st.integers(0, 3), "bbox": _BOX}), max_size=2)}), max_size=2)}),
+    st.fixed_dictionaries({"metricValue": st.floats(0, 1)}),
+    st.fixed_dictionaries({"relationship": _JSON}),
+    st.fixed_dictionaries({"textSelections": _JSON}),
+    st.dictionaries(st.sampled_from(["foo", "bar"]), _JSON, max_size=2),
+)
+_RECORD = st.builds(
+    lambda dr, name, uuid, conf, ann: {k: v for k, v in {"dataRow": dr, "name": name, "uuid": uuid,
+                                                         "confidence": conf, **ann}.items()
+                                       if v is not None},
+    # mostly valid envelopes, so that the annotation keys decide
+    st.sampled_from([{"id": "d1"}, {"id": "d2"}, {"globalKey": "g"}, {"id": "d1"}, {"id": "d2"},
+                     {}, {"id": "d1", "globalKey": "g"}, 7]),
+    st.sampled_from(["car", "car", "car", None, 2]),
+    st.one_of(st.none(), st.sampled_from(["u1", "u2", "u3"])),
+    st.one_of(st.none(), st.floats(-0.5, 1.5), st.just(float("nan"))),
+    _ANNOTATION)
+_LINE = st.one_of(_RECORD.map(lambda r: json.dumps(r)), st.just("   "), st.just("{not json"),
+                  st.just("[1, 2"), _JSON.map(json.dumps), st.just('{"dataRow": {"id": "d1"}, "name": "n", "bbox": {"top": 1e999, "left": 0, "height": 1, "width": 1}}'))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_LINE, min_size=1, max_size=12))
+def test_every_ndjson_line_is_a_row_a_reject_or_a_counted_skip(lines):
+    """lines in = lines with rows out + rejected lines + skipped non-annotation lines; no line
+    is in two of them and none is lost (issue 10, item 3)."""
+    text = "\n".join(lines)
+    if text.lstrip().startswith("["):  # a JSON array file is one record: not this property
+        text = "\n" + text.replace("[", "{", 1)
+    nonblank = [i for i, ln in enumerate(text.split("\n"), start=1) if ln.strip()]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame, rejects = pm.read_labelbox_ndjson(io.StringIO(text), on_invalid="drop")
+    skipped = sum(int(str(w.message).split("skipped ")[1].split(" ")[0]) for w in caught
+                  if "the metrics cannot use" in str(w.message))
+    with_rows = set(frame["source_line"].to_list())
+    rejected = set(rejects["row"].to_list())
+    assert not with_rows & rejected
+    assert with_rows | rejected <= set(nonblank)
+    assert len(with_rows) + len(rejected) + skipped == len(nonblank)
+
+
+def test_frame_ranges_are_bounded_checked_and_not_dropped():
+    ok = line(name="weather", answer={"name": "sunny"}, frames=[{"start": 2, "end": 4}, {"start": 3, "end": 5}])
+    assert read([ok])["frame"].to_list() == [2, 3, 4, 5]  # inclusive, each frame once
+    huge = line(name="weather", answer={"name": "sunny"}, frames=[{"start": 0, "end": 10**9}])
+    with pytest.raises(pm.FormatError, match=r"line 1: frames: .*1,000,000,001 frames.*100,000"):
+        read([huge])
+    for frames, what in (([{"start": 5, "end": 2}], "start <= end"), ([7], "start"),
+                         ([{"start": 0, "end": float("inf")}], "integer"),
+                         ([], "non-empty")):
+        with pytest.raises(pm.FormatError, match=what):
+            read([json.dumps({"dataRow": DR, "name": "w", "answer": "t", "frames": frames})
+                  .replace("Infinity", "1e999")])
+    for segs in ([], [{"keyframes": []}]):
+        with pytest.raises(pm.FormatError, match="segment|keyframes"):
+            read([line(name="car", segments=segs)])
+
+
+def test_unreadable_bytes_and_deep_nesting_are_rejects_not_crashes():
+    lines = [b"\xff\xfe{", "[" * 100_000 + "]" * 100_000, line(name="car", bbox={"top": 0, "left": 0, "height": 1, "width": 1})]
+    frame, rejects = read(lines, on_invalid="drop")
+    assert frame["source_line"].to_list() == [3]
+    assert rejects["row"].to_list() == [1, 2]
+    assert "UTF-8" in rejects["reason"][0]
+
+
+# --- issue 10: read_labelbox_export reads every data type --------------------------------------
+_RADIO = {"feature_id": "c1", "feature_schema_id": "s1", "name": "weather",
+          "radio_answer": {"feature_id": "a1", "name": "sunny", "classifications": []}}
+_CHECK = {"feature_id": "c2", "name": "tags", "checklist_answers": [{"feature_id": "a2", "name": "indoor"},
+                                                                    {"feature_id": "a3", "name": "night"}]}
+_TEXT = {"feature_id": "c3", "name": "caption", "text_answer": {"content": "a red car"}}
+
+
+def _export_line(dr, annotations, label_kind="Default"):
+    return json.dumps({"data_row": {"id": dr}, "projects": {"p1": {"labels": [
+        {"label_kind": label_kind, "id": f"l-{dr}", "annotations": annotations}]}}})
+
+
+def _rows(frame, *cols):
+    return frame.select(*cols).rows()
+
+
+@pytest.mark.parametrize("data_type", ["Audio", "HTML", "JSON", "Text", "Conversational"])
+def test_export_classification_only_data_types(data_type):
+    exp = pm.read_labelbox_export([_export_line("d", {"objects": [], "classifications": [_RADIO, _CHECK, _TEXT],
+                                                      "relationships": []}, data_type)])
+    g = exp.ground_truth
+    assert _rows(g, "kind", "question", "answer", "answers", "id") == [
+        ("radio", "weather", "sunny", None, "c1"), ("checklist", "tags", None, ["indoor", "night"], "c2"),
+        ("text", "caption", "a red car", None, "c3")]
+    ev = pm.evaluate(g, g, confidence_thresholds=[0.5], iou_thresholds=[0.5])
+    # hand count: sunny, indoor, night and the caption all agree with themselves
+    assert _rows(ev.cube.sort("feature"), "feature", "tp", "fp", "fn") == [
+        ("caption", 1, 0, 0), ("indoor", 1, 0, 0), ("night", 1, 0, 0), ("sunny", 1, 0, 0)]
+
+
+def test_export_video_frames_and_global_classifications():
+    video = {"frames": {
+        "2": {"objects": {"o1": {"feature_id": "o1", "name": "car", "annotation_kind": "VideoBoundingBox",
+                                 "bounding_box": {"top": 0, "left": 0, "height": 2, "width": 2}, "classifications": []}},
+              "classifications": [dict(_RADIO, feature_id="f1")]},
+        "10": {"objects": {}, "classifications": [dict(_RADIO, feature_id="f1")]},
+        "1": {"objects": {}, "classifications": []}},
+        "segments": {"o1": [[2, 2]]}, "classifications": [_CHECK]}
+    g = pm.read_labelbox_export([_export_line("v", video, "Video")]).ground_truth
+    assert _rows(g, "kind", "frame", "id") == [("box", 2, "o1"), ("radio", 2, "f1"), ("radio", 10, "f1"),
+                                              ("checklist", None, "c2")]
+    # per frame: key (data_row, frame) on the frame rows; per video: the global rows
+    per_frame = g.filter(pl.col("frame").is_not_null())
+    ev = pm.evaluate(per_frame, per_frame, data_row=["data_row", "frame"],
+                     confidence_thresholds=[0.5], iou_thresholds=[0.5])
+    assert ev.data_rows.select("data_row", "frame").unique().sort("frame").rows() == [("v", 2), ("v", 10)]
+    per_video = g.filter(pl.col("frame").is_null())
+    ev = pm.evaluate(per_video, per_video, confidence_thresholds=[0.5], iou_thresholds=[0.5])
+    assert _rows(ev.cube.sort("feature"), "feature", "tp") == [("indoor", 1), ("night", 1)]
+
+
+def test_export_document_pages_conversation_messages_and_dicom_groups():
+    doc = {"objects": [{"feature_id": "b1", "name": "table", "annotation_kind": "DocumentBoundingBox",
+                        "bounding_box": {"top": 1, "left": 1, "height": 2, "width": 2}, "page_number": 2,
+                        "page_dimensions": {"height": 792, "width": 612}, "classifications": []}],
+           "classifications": [_RADIO]}
+    conv = {"objects": [{"feature_id": "e1", "name": "person", "annotation_kind": "ConversationalTextEntity",
+                         "conversational_location": {"message_id": "m1", "location": {"start": 0, "end": 3}},
+                         "classifications": []}],
+            "classifications": [{"feature_id": "c9", "name": "intent", "message_id": "m2",
+                                 "conversational_radio_answer": {"name": "buy"}}]}
+    dicom = {"groups": {"Axial": {"frames": {"3": {"objects": {}, "classifications": [_RADIO]}}},
+                        "Coronal": {"frames": {"1": {"objects": {}, "classifications": [_TEXT]}}}},
+             "classifications": [_CHECK]}
+    exp = pm.read_labelbox_export([_export_line("doc", doc), _export_line("conv", conv),
+                                   _export_line("dicom", dicom, "DICOM")])
+    g = exp.ground_truth
+    assert _rows(g.filter(data_row="doc"), "kind", "bbox", "page") == [("box", [1.0, 1.0, 3.0, 3.0], 2), ("radio", None, None)]
+    assert _rows(g.filter(data_row="conv"), "kind", "start", "end", "message_id", "answer") == [
+        ("span", 0, 4, "m1", None), ("radio", None, None, "m2", "buy")]
+    assert _rows(g.filter(data_row="dicom"), "kind", "group", "frame") == [
+        ("radio", "Axial", 3), ("text", "Coronal", 1), ("checklist", None, None)]
+
+
+def test_export_bad_frame_keys_are_rejects():
+    video = {"frames": {"one": {"objects": {}, "classifications": [_RADIO]}}}
+    exp = pm.read_labelbox_export([_export_line("v", video, "Video")], on_invalid="drop")
+    assert _rows(exp.rejects, "row", "column") == [(1, "frames['one']")]

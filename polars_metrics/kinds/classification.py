@@ -57,6 +57,9 @@ def _checks(name: str, table: str, keys: Sequence[str] = (s.DATA_ROW,)) -> list[
         out.append(Check(s.ANSWERS,
                          pl.col(s.ANSWERS).list.len() != pl.col(s.ANSWERS).list.n_unique(),
                          "an option is selected twice", "list each selected option once"))
+        out.append(Check(s.ANSWERS, pl.col(s.ANSWERS).list.eval(pl.element().is_null()).list.any(),
+                         "an option in answers is null", "name every selected option"))
+        out.extend(_option_confidence_checks())
     else:
         out.append(Check(s.ANSWER, pl.col(s.ANSWER).is_null(), "answer is null",
                          "give every classification its answer"))
@@ -70,6 +73,32 @@ def _checks(name: str, table: str, keys: Sequence[str] = (s.DATA_ROW,)) -> list[
                      "keep one answer row per question and data row (a checklist lists "
                      "all its options in one row)"))
     return out
+
+
+def _option_confidence_checks() -> list[Check]:
+    """Per-option confidences (``answer_confidences``, aligned with ``answers``) are scores
+    like ``confidence``: in [0, 1] or null (= the row's confidence), one per option."""
+    def bad_value(frame: pl.DataFrame) -> np.ndarray:
+        if s.ANSWER_CONFIDENCES not in frame.columns:
+            return np.zeros(frame.height, dtype=bool)
+        c = pl.element().cast(pl.Float64)
+        expr = pl.col(s.ANSWER_CONFIDENCES).list.eval(c.is_nan() | (c < 0) | (c > 1)).list.any()
+        return frame.select(expr.fill_null(False)).to_series().to_numpy()
+
+    def bad_length(frame: pl.DataFrame) -> np.ndarray:
+        if s.ANSWER_CONFIDENCES not in frame.columns:
+            return np.zeros(frame.height, dtype=bool)
+        conf = pl.col(s.ANSWER_CONFIDENCES)
+        expr = conf.is_not_null() & (conf.list.len() != pl.col(s.ANSWERS).list.len())
+        return frame.select(expr.fill_null(False)).to_series().to_numpy()
+
+    # reported under answers (the kind's geometry column) with the reason naming the column
+    return [Check(s.ANSWERS, bad_value,
+                  "an option confidence (answer_confidences) is NaN or outside [0, 1]",
+                  "give option confidences in [0, 1] (null means the row's confidence)"),
+            Check(s.ANSWERS, bad_length,
+                  "answer_confidences does not have one entry per option in answers",
+                  "align answer_confidences with answers (null entries are allowed)")]
 
 
 def _feature_from(column: str, frame: pl.DataFrame) -> pl.DataFrame:
@@ -182,7 +211,14 @@ class QuestionIndex:
             *(f.filter(pl.col(s.KIND).is_in(WITH_TRUE_NEGATIVES) & pl.col(s.FEATURE).is_not_null())
               .select(s.FEATURE, s.QUESTION) for f in (gt, pd) if s.QUESTION in f.columns),
         ]).unique()
-        self.questions = tuple(sorted(set(mapping[s.QUESTION].to_list())))
+        # every question answered on either side, also one answered with an empty checklist
+        # (no feature, so not in ``mapping``): it is a question without options seen
+        asked = set(mapping[s.QUESTION].to_list())
+        for f in (gt, pd):
+            if s.QUESTION in f.columns:
+                asked |= set(f.filter(pl.col(s.KIND).is_in(WITH_TRUE_NEGATIVES))[s.QUESTION]
+                             .drop_nulls().to_list())
+        self.questions = tuple(sorted(asked))
         q_code = {q: i for i, q in enumerate(self.questions)}
         f_code = {f: i for i, f in enumerate(features)}
         self.feature_question = np.full(len(features), -1, dtype=np.int64)

@@ -38,6 +38,21 @@ Frames produced (both readers; one row per annotation, a checklist is one row)
 * when present in the file: ``page``, ``unit`` (document boxes), ``frame`` (video keyframes;
   evaluate them with ``data_row=["data_row", "frame"]``), ``label_id`` (export).
 
+Data types (export)
+-------------------
+Image, Text, Audio, HTML, JSON and Conversational data rows give ``objects`` and global
+``classifications`` rows alike. Document boxes carry ``page`` (``page_number``, 1-based);
+conversational entities and classifications carry ``message_id``. Video (``label_kind``
+"Video"): every object and frame classification of ``frames.<n>`` is one row with ``frame`` =
+n (exports list every frame an annotation is on, so frame ranges are never expanded; import
+``frames: [{start, end}]`` ranges expand to one row per frame, at most
+``records.MAX_FRAMES`` = 100,000 per line, else the line is an error / reject); global video
+classifications have a null ``frame``. Evaluate per frame on the frame rows,
+``gt.filter(pl.col("frame").is_not_null())`` with ``data_row=["data_row", "frame"]``, and
+per video on the global rows, ``gt.filter(pl.col("frame").is_null())`` with the default
+``data_row`` (a null key part is rejected). DICOM (``groups.<Axial|Sagittal|Coronal>.frames``):
+like video, with the group in a ``group`` column (``data_row=["data_row", "group", "frame"]``).
+
 Masks are never fetched over the network: ``instanceURI`` / export mask URLs must be local
 paths, ``file://`` URLs, or mapped to local files with ``uri_map`` / ``mask_root``.
 """

@@ -253,7 +253,8 @@ def _count_annotations(label: Mapping) -> int:
     ann = label.get("annotations") or {}
     objs = ann.get("objects") or []
     if isinstance(ann.get("frames"), Mapping):
-        return sum(len((f or {}).get("objects") or {}) for f in ann["frames"].values())
+        return sum(len((f or {}).get("objects") or {}) + len((f or {}).get("classifications") or [])
+                   for f in ann["frames"].values() if isinstance(f, Mapping))
     return len(objs) + len(ann.get("classifications") or [])
 
 
@@ -377,17 +378,14 @@ def _label_rows(label: Mapping, common: dict, size, ctx: _ExportContext) -> list
     rows: list[dict] = []
     lid = label.get("id")
     if isinstance(ann.get("frames"), Mapping):  # video: frames → objects keyed by feature_id
-        for key in sorted(ann["frames"], key=lambda k: int(k) if str(k).isdigit() else 0):
-            fr = ann["frames"][key] or {}
-            frame_no = R.integer(int(key), "frames")
-            objects = fr.get("objects") or {}
-            values = objects.values() if isinstance(objects, Mapping) else objects
-            for i, obj in enumerate(values):
-                rows.extend(dict(r, frame=frame_no)
-                            for r in _export_object(obj, f"frames[{key}].objects[{i}]", common, size, ctx))
-            for i, c in enumerate(fr.get("classifications") or []):
-                rows.append(dict(_export_global_classification(c, f"frames[{key}].classifications[{i}]",
-                                                               common), frame=frame_no))
+        rows.extend(_frame_rows(ann["frames"], "frames", common, size, ctx))
+    elif isinstance(ann.get("groups"), Mapping):  # DICOM: groups.<Axial|...>.frames
+        for group, value in ann["groups"].items():
+            frames = value.get("frames") if isinstance(value, Mapping) else None
+            if not isinstance(frames, Mapping):
+                raise R.RecordError(f"groups.{group}", f"expected {{\"frames\": {{...}}}}, got {value!r}")
+            rows.extend(dict(r, group=str(group))
+                        for r in _frame_rows(frames, f"groups.{group}.frames", common, size, ctx))
     else:
         for i, obj in enumerate(ann.get("objects") or []):
             rows.extend(_export_object(obj, f"objects[{i}]", common, size, ctx))
@@ -395,6 +393,36 @@ def _label_rows(label: Mapping, common: dict, size, ctx: _ExportContext) -> list
         rows.append(_export_global_classification(c, f"classifications[{i}]", common))
     for r in rows:
         r["label_id"] = lid
+    return rows
+
+
+def _frame_rows(frames: Mapping, field: str, common: dict, size, ctx: _ExportContext) -> list[dict]:
+    """Video / DICOM frames ``{"<frame>": {"objects": {feature_id: obj}, "classifications"}}``:
+    one row per (frame, annotation), the frame number in ``frame``. Exports list every frame
+    an annotation is on, so nothing is expanded here; a data row may hold at most
+    ``MAX_FRAMES`` frames."""
+    if len(frames) > R.MAX_FRAMES:
+        raise R.RecordError(field, f"{len(frames):,} frames, more than the {R.MAX_FRAMES:,} one "
+                            "data row may hold")
+    numbered = []
+    for key in frames:
+        try:
+            numbered.append((R.integer(int(str(key)), f"{field}[{key!r}]"), key))
+        except ValueError:
+            raise R.RecordError(f"{field}[{key!r}]", "frame keys are frame numbers") from None
+    rows: list[dict] = []
+    for frame_no, key in sorted(numbered):
+        fr = frames[key] or {}
+        if not isinstance(fr, Mapping):
+            raise R.RecordError(f"{field}[{key}]", f"expected {{objects, classifications}}, got {fr!r}")
+        objects = fr.get("objects") or {}
+        values = objects.values() if isinstance(objects, Mapping) else objects
+        for i, obj in enumerate(values):
+            rows.extend(dict(r, frame=frame_no)
+                        for r in _export_object(obj, f"{field}[{key}].objects[{i}]", common, size, ctx))
+        for i, c in enumerate(fr.get("classifications") or []):
+            rows.append(dict(_export_global_classification(c, f"{field}[{key}].classifications[{i}]",
+                                                           common), frame=frame_no))
     return rows
 
 

@@ -223,15 +223,9 @@ def _import_rows(rec: Mapping, common: dict, ctx: _ImportContext) -> list[dict]:
         return [{**common, **geom, **_object_extras(rec)}]
     if "answer" in rec or isinstance(rec.get("answers"), list):
         row = _import_classification(rec, common)
-        frames = rec.get("frames")
-        if not frames:
+        if rec.get("frames") is None:
             return [row]
-        out = []
-        for i, fr in enumerate(frames):
-            lo = R.integer(fr.get("start"), f"frames[{i}].start") if isinstance(fr, Mapping) else None
-            hi = R.integer(fr.get("end"), f"frames[{i}].end")
-            out.extend({**row, "frame": f} for f in range(lo, hi + 1))  # inclusive ranges
-        return out
+        return [{**row, "frame": f} for f in R.frame_ranges(rec["frames"], "frames")]
     keys = sorted(rec)
     raise R.RecordError("line", f"no annotation key (bbox, polygon, line, point, mask, location, "
                         f"answer, answers, segments) among the keys {keys}")
@@ -286,11 +280,13 @@ def _video_object_rows(rec: Mapping, common: dict, ctx: _ImportContext) -> list[
     segs = rec["segments"]
     if not isinstance(segs, list):
         raise R.RecordError("segments", f"expected a list of {{\"keyframes\": [...]}}, got {segs!r}")
+    if not segs:
+        raise R.RecordError("segments", "a video object needs at least one segment with keyframes")
     out = []
     for i, seg in enumerate(segs):
         frames = seg.get("keyframes") if isinstance(seg, Mapping) else None
-        if not isinstance(frames, list):
-            raise R.RecordError(f"segments[{i}].keyframes", "expected a list of keyframes")
+        if not isinstance(frames, list) or not frames:
+            raise R.RecordError(f"segments[{i}].keyframes", "expected a non-empty list of keyframes")
         for j, kf in enumerate(frames):
             where = f"segments[{i}].keyframes[{j}]."
             if not isinstance(kf, Mapping):

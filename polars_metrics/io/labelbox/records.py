@@ -57,18 +57,27 @@ class RecordError(ValueError):
 
 
 # --- scalar helpers ------------------------------------------------------------------------------
+INT64_MAX = 2**63 - 1
+
+
 def number(value: Any, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise RecordError(field, f"expected a number, got {value!r}")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # an integer beyond float range
+        v = math.inf
     if not math.isfinite(v):
         raise RecordError(field, f"expected a finite number, got {value!r}")
     return v
 
 
 def integer(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or float(value) != int(value):
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or (isinstance(value, float) and not (math.isfinite(value) and value.is_integer()))):
         raise RecordError(field, f"expected an integer, got {value!r}")
+    if not -INT64_MAX <= int(value) <= INT64_MAX:
+        raise RecordError(field, f"integer out of the 64-bit range, got {value!r}")
     return int(value)
 
 
@@ -128,6 +137,36 @@ def custom_metrics(value: Any, field: str) -> dict[str, float]:
             raise RecordError(f"{field}[{i}]", f"expected {{\"name\", \"value\"}}, got {m!r}")
         out[text(m["name"], f"{field}[{i}].name")] = number(m["value"], f"{field}[{i}].value")
     return out
+
+
+# A frame range expands to one row per frame: bound what one line (or one data row of an
+# export) may expand to, so a typo such as end = 10**9 is an error, not 10**9 rows.
+MAX_FRAMES = 100_000
+
+
+def frame_ranges(value: Any, field: str, limit: int = MAX_FRAMES) -> list[int]:
+    """The frames of ``[{"start", "end"}, ...]`` (both ends inclusive), sorted, each once;
+    at most ``limit`` frames (:data:`MAX_FRAMES`).
+
+    >>> frame_ranges([{"start": 2, "end": 4}, {"start": 8, "end": 8}], "frames")
+    [2, 3, 4, 8]
+    """
+    if not isinstance(value, list) or not value:
+        raise RecordError(field, f"expected a non-empty list of {{\"start\", \"end\"}}, got {value!r}")
+    ranges = []
+    for i, fr in enumerate(value):
+        if not isinstance(fr, Mapping) or "start" not in fr or "end" not in fr:
+            raise RecordError(f"{field}[{i}]", f"expected {{\"start\", \"end\"}}, got {fr!r}")
+        lo, hi = integer(fr["start"], f"{field}[{i}].start"), integer(fr["end"], f"{field}[{i}].end")
+        if lo < 0 or hi < lo:
+            raise RecordError(f"{field}[{i}]", f"need 0 <= start <= end, got start={lo}, end={hi}")
+        ranges.append((lo, hi))
+    total = sum(hi - lo + 1 for lo, hi in ranges)
+    if total > limit:
+        raise RecordError(field, f"the frame ranges cover {total:,} frames, more than the "
+                          f"{limit:,} one annotation may expand to (one row per frame); check "
+                          "start/end, or split the video")
+    return sorted({f for lo, hi in ranges for f in range(lo, hi + 1)})
 
 
 def ring_without_closure(pts: list[tuple[float, float]]) -> list[tuple[float, float]]:

@@ -26,6 +26,8 @@ from polars_metrics.errors import (
 )
 from polars_metrics.kinds import KIND_DTYPE, derive_features, infer_kind, kind
 from polars_metrics.kinds.classification import QuestionIndex, qualify_collisions
+from polars_metrics.prepare import guards as G
+from polars_metrics.prepare.guards import to_frame, use_confidence_column  # noqa: F401 (re-exported)
 from polars_metrics.profiles import Profile
 from polars_metrics.validation import POS, Check, OnInvalid, require_columns, run_checks
 
@@ -101,27 +103,6 @@ class Prepared:
         return self.rows.height
 
 
-def to_frame(table, name: str) -> pl.DataFrame:
-    """Accept a Polars DataFrame / LazyFrame or anything ``pl.DataFrame`` takes (Arrow, dict)."""
-    if isinstance(table, pl.DataFrame):
-        return table
-    if isinstance(table, pl.LazyFrame):
-        return table.collect()
-    try:
-        import pyarrow as pa
-
-        if isinstance(table, pa.Table | pa.RecordBatch):
-            return pl.from_arrow(table)
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        return pl.DataFrame(table)
-    except Exception as exc:
-        raise SchemaError(
-            f"{name} must be a Polars DataFrame/LazyFrame or an Arrow table; got {type(table).__name__}."
-        ) from exc
-
-
 def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profile: Profile,
             conf_thr: np.ndarray, iou_thr: np.ndarray, on_invalid: OnInvalid) -> Prepared:
     check_on_invalid(on_invalid)
@@ -133,12 +114,15 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
     repairs = pl.concat([*gt_repairs, *pd_repairs]) if gt_repairs or pd_repairs else None
     _check_key_dtypes(gt, pd, keys)
     meta = data_rows_frame(data_rows, keys, by, gt) if data_rows is not None else None
+    G.refuse_prediction_only_slices(gt, pd, keys, by, meta)
+    heights = {s.GROUND_TRUTH: gt.height, s.PREDICTIONS: pd.height}
 
     gt, gt_rej = _validate(gt, s.GROUND_TRUTH, keys, on_invalid, is_pd=False,
                            generated_ids=gt_generated_ids)
     pd, pd_rej = _validate(pd, s.PREDICTIONS, keys, on_invalid, is_pd=True,
                            generated_ids=pd_generated_ids)
     rejects = pl.concat([gt_rej, pd_rej])
+    G.warn_many_rejects(rejects, heights)
     gt, pd = derive_features(gt), derive_features(pd)
     gt, pd, renamed = qualify_collisions(gt, pd)
     if renamed:
@@ -168,6 +152,8 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
     n_pd = np.bincount(pd_row[pd_given], minlength=n_all)
     in_gt = np.zeros(n_all, dtype=bool)
     in_gt[gt_row] = True
+    G.warn_unpairable_kinds(gt, pd, gt_row[gt_ann], pd_row[pd_ann], gt_ann, pd_ann, universe,
+                           keys, profile)
 
     if profile.rows == "both":
         counted = (n_gt > 0) & (n_pd > 0)
@@ -194,6 +180,7 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
     rows = universe.filter(pl.Series(counted, dtype=pl.Boolean)).drop(ROW)
     rows, slices = number_slices(rows, by)
     n_rows = rows.height
+    G.refuse_dense_slices(slices.height, n_rows, by, conf_thr.shape[0] * iou_thr.shape[0])
 
     names = set(gt[s.FEATURE].drop_nulls().unique().to_list())
     features = tuple(sorted(names | set(pd[s.FEATURE].drop_nulls().unique().to_list())))
@@ -248,6 +235,8 @@ def _normalize(frame: pl.DataFrame, table: str, keys: Sequence[str], *,
     if s.FEATURE not in frame.columns:
         kinds = (frame[s.KIND].cast(pl.String).unique().drop_nulls().to_list()
                  if s.KIND in frame.columns else [infer_kind(frame.columns)])
+        if frame.height == 0 and not kinds:  # an empty table: no row needs a feature
+            kinds = [infer_kind(frame.columns)]
         if not kinds or not all(k and kind(k).derives_feature for k in kinds):
             require_columns(frame, table, [s.FEATURE])
         frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(s.FEATURE))
@@ -258,7 +247,7 @@ def _normalize(frame: pl.DataFrame, table: str, keys: Sequence[str], *,
         raise SchemaError(f"{table}.{s.FEATURE} has dtype {feat}; expected String (the class name).")
     elif feat == pl.Null:
         frame = frame.with_columns(pl.col(s.FEATURE).cast(pl.String))
-    frame = frame.with_row_index(POS)
+    frame = G.positions(frame, table)
     if s.ID not in frame.columns:
         frame = frame.with_columns(pl.col(POS).cast(pl.Int64).alias(s.ID))
     if s.KIND not in frame.columns:
@@ -284,6 +273,7 @@ def _normalize(frame: pl.DataFrame, table: str, keys: Sequence[str], *,
                 found_repairs.append(repairs)
     if is_pd:
         if s.CONFIDENCE not in frame.columns:
+            G.refuse_score_like(frame, table)
             frame = frame.with_columns(pl.lit(1.0, dtype=pl.Float64).alias(s.CONFIDENCE))
         elif not frame.schema[s.CONFIDENCE].is_numeric() and frame.schema[s.CONFIDENCE] != pl.Null:
             raise SchemaError(
@@ -341,6 +331,11 @@ def _validate(frame: pl.DataFrame, table: str, keys: Sequence[str], on_invalid: 
                             "confidence is NaN or outside [0, 1]",
                             "give scores in [0, 1] (null means 1.0)"))
     if not generated_ids:
+        # a null id cannot name the annotation in ev.examples() / outcomes (a matched ground
+        # truth would also read as a miss), nor be checked for duplicates
+        checks.append(Check(s.ID, pl.col(s.ID).is_null(), "annotation id is null",
+                            "give every annotation an id, or drop the id column to have ids "
+                            "generated (the row positions)").within(annotation))
         checks.append(Check(s.ID, lambda f: duplicate_ids(f, keys),
                             "annotation id is not unique within its data row",
                             "give each annotation of a data row its own id"))

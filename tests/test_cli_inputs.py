@@ -261,8 +261,10 @@ def test_coco_segmentations_do_not_zero_the_metrics(data, tmp_path, capsys):
         ann["segmentation"] = [[x, y, x + w, y, x + w, y + h, x, y + h]]
     path = tmp_path / "instances_segm.json"
     path.write_text(json.dumps(doc))
+    gt, _ = pm.read_coco(path, iou_type="segm")
+    assert set(gt["kind"].drop_nulls()) == {"mask"}  # what the reader gives for segm
     gt, _ = pm.read_coco(path)
-    assert set(gt["kind"].drop_nulls()) == {"mask"}  # what the reader gives
+    assert set(gt["kind"].drop_nulls()) == {"box"}  # and by default (iou_type="bbox")
     out = run(tmp_path, "--ground-truth", str(path), "--predictions", str(data["coco_pd"]))
     assert_same_cube(cube(out), expected(data).cube)
     capsys.readouterr()

@@ -5,8 +5,10 @@ network is blocked and nothing may be requested; screenshots go to tests/artifac
 """
 from __future__ import annotations
 
+import json
 import math
 import shutil
+import time
 from pathlib import Path
 
 import polars as pl
@@ -87,6 +89,31 @@ def _check_confusion(page, ev, c, t, split):
     assert len(shown) == (len(ev.features) + 1) ** 2
 
 
+def _check_examples(page, ev, c, t, split, cells=6, cap=50):
+    conf = ev.confusion.filter((pl.col(s.CONFIDENCE_THRESHOLD) == c) & (pl.col(s.IOU_THRESHOLD) == t)
+                               & (pl.col("split") == split)).sort(s.COUNT, descending=True)
+    picked = conf.filter(pl.col(s.GT_FEATURE).is_null()).head(1).vstack(
+        conf.filter(pl.col(s.PD_FEATURE).is_null()).head(1)).vstack(conf.head(cells))
+    for g, p in picked.select(s.GT_FEATURE, s.PD_FEATURE).unique(maintain_order=True).rows():
+        page.locator(f'[data-testid="confusion-cell"][data-gt="{g or "None"}"][data-pd="{p or "None"}"]').click()
+        want = ev.examples(g, p, confidence=c, iou=t).filter(pl.col("split") == split)
+        title = page.locator('[data-testid="examples-title"]')
+        assert int(title.get_attribute("data-total")) == want.height
+        shown = page.eval_on_selector_all('[data-testid="examples-row"]', """rs => rs.map(r => [
+            r.dataset.key, r.dataset.gtId, r.dataset.pdId,
+            ...[...r.querySelectorAll('[data-value]')].map(td => td.dataset.value)])""")
+        assert len(shown) == min(want.height, cap), (g, p, c, t)
+        expect = {(k, "" if a is None else str(a), "" if b is None else str(b)):
+                  ("" if f is None else repr(f), "" if i is None else repr(i))
+                  for k, a, b, f, i in want.select(s.DATA_ROW, s.GT_ID, s.PD_ID, s.CONFIDENCE, s.IOU).rows()}
+        assert len({tuple(r[:3]) for r in shown}) == len(shown)
+        for key, gid, pid, conf_v, iou_v in shown:
+            assert (key, gid, pid) in expect, (g, p, c, t, key, gid, pid)
+            want_conf, want_iou = expect[(key, gid, pid)]
+            assert _close(None if want_conf == "" else float(want_conf), conf_v)
+            assert _close(None if want_iou == "" else float(want_iou), iou_v)
+
+
 def test_report_follows_sliders_and_matches_frames(browser, evaluation, tmp_path):
     gt, pd, ev = evaluation
     path = ev.report(tmp_path / "report.html")
@@ -103,20 +130,14 @@ def test_report_follows_sliders_and_matches_frames(browser, evaluation, tmp_path
         _check_confusion(page, ev, c, t, split)
     _set(page, "confidence-threshold", 0.5)
     _set(page, "iou-threshold", 0.5)
-    # click the largest off-diagonal cell, then a None cell: examples equal ev.examples
-    conf = ev.confusion.filter((pl.col(s.CONFIDENCE_THRESHOLD) == 0.5) & (pl.col(s.IOU_THRESHOLD) == 0.5)
-                               & (pl.col("split") == split)).sort(s.COUNT, descending=True)
-    for g, p in [(r[s.GT_FEATURE], r[s.PD_FEATURE]) for r in conf.iter_rows(named=True)][:4]:
-        page.locator(f'[data-testid="confusion-cell"][data-gt="{g or "None"}"][data-pd="{p or "None"}"]').click()
-        want = ev.examples(g, p, confidence=0.5, iou=0.5).filter(pl.col("split") == split)
-        title = page.locator('[data-testid="examples-title"]')
-        assert int(title.get_attribute("data-total")) == want.height
-        shown = page.eval_on_selector_all('[data-testid="examples-row"]',
-                                          "rs => rs.map(r => [r.dataset.key, r.dataset.gtId, r.dataset.pdId])")
-        assert len(shown) == min(want.height, 50)
-        expect = {(k, "" if a is None else str(a), "" if b is None else str(b))
-                  for k, a, b in want.select(s.DATA_ROW, s.GT_ID, s.PD_ID).rows()}
-        assert set(map(tuple, shown)) <= expect
+    # at several cells, click the largest cells and the None row / column: the examples shown
+    # are ev.examples rows of that cell (ids, confidence, IoU), as many as the cap allows
+    for c, t in [(0.5, 0.5), (0.3, 0.7), (0.0, 0.9), (0.8, 0.1)]:
+        _set(page, "confidence-threshold", c)
+        _set(page, "iou-threshold", t)
+        _check_examples(page, ev, c, t, split)
+    _set(page, "confidence-threshold", 0.5)
+    _set(page, "iou-threshold", 0.5)
     page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
     assert page.locator('[data-testid="pr-curve"] svg').count() == 1
     assert not requested and not errors

@@ -180,3 +180,34 @@ def test_report_with_media_and_two_runs(browser, evaluation, tmp_path):
     page.locator('[data-testid="confusion-cell"][data-gt="None"]').nth(0).click()
     page.screenshot(path=str(ARTIFACTS / "report_media_two_runs.png"), full_page=True)
     assert not requested and not errors
+
+
+@pytest.mark.slow
+def test_report_at_5000_images(browser, tmp_path):
+    """The issue's size: 5,000 images, 80 classes, 11 x 11 cells, by split. Measures (not
+    asserts) write time, file size, open time and slider redraws into
+    tests/artifacts/report_scale.json; asserts the numbers shown still equal the frames."""
+    gt, pd = pm.synthetic.detections(5000)
+    ev = pm.evaluate(gt, pd, by="split")
+    t0 = time.perf_counter()
+    path = ev.report(tmp_path / "r5k.html")
+    write_s = time.perf_counter() - t0
+    page, requested, errors = _open(browser, path)
+    open_ms = page.evaluate("window.pmReadyMs")
+    split = page.locator('[data-testid="slice"] option:checked').inner_text()
+    redraws = []
+    for c, t in [(0.3, 0.7), (0.8, 0.2), (0.0, 0.0), (0.5, 0.5), (0.6, 0.9), (0.1, 0.5)]:
+        redraws.append(_set(page, "confidence-threshold", c))
+        redraws.append(_set(page, "iou-threshold", t))
+        _check_features(page, ev, c, t, split)
+        _check_confusion(page, ev, c, t, split)
+    _check_examples(page, ev, 0.1, 0.5, split, cells=3)
+    page.locator('[data-testid="data-row-table"] th[data-sort="f1"]').click()
+    sort_ms = page.evaluate("window.pmLastRedrawMs")
+    figures = {"images": 5000, "features": len(ev.features), "file_mb": path.stat().st_size / 1e6,
+               "write_s": write_s, "open_ms": open_ms, "redraw_ms": redraws,
+               "redraw_max_ms": max(redraws), "sort_ms": sort_ms}
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "report_scale.json").write_text(json.dumps(figures, indent=1))
+    print(figures)
+    assert not requested and not errors

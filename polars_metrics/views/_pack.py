@@ -6,7 +6,7 @@ a reference ``{"$": type, "o": offset, "n": length}`` in its place. The page inf
 the browser's own ``DecompressionStream`` (no library, no network) and reads every value back
 as a float64: integers exactly, floats bit for bit (no decimal round trip), null as NaN.
 
-Integers become uint8/16/32 with the type's maximum as null; floats a dictionary (a float64
+Integers become uint8/16/32 (with the type's maximum as null when there are nulls); floats a dictionary (a float64
 table of the distinct values, NaN last for null, and uint indices) when values repeat, else
 raw float64.
 """
@@ -41,8 +41,9 @@ class Packer:
             limit = int(np.iinfo(dtype).max)
             if top < limit:
                 out = values.astype(dtype)
-                if null is not None:
-                    out[null] = limit
+                if null is None:
+                    return self._raw(out, code)
+                out[null] = limit
                 return {**self._raw(out, code), "z": limit}
         raise OverflowError("value beyond uint32")
 

@@ -4,20 +4,24 @@
 async function pmUnpack(D) {
   // the large arrays arrive as one gzip'd binary block (see views/_pack.py); every one is read
   // back as a Float64Array, null = NaN
+  window.pmTimings0 = { start: performance.now() };
   if (!D.bin) return D;
-  const raw = Uint8Array.from(atob(D.bin), (ch) => ch.charCodeAt(0));
+  const text = atob(D.bin), raw = new Uint8Array(text.length);
+  for (let k = 0; k < text.length; k++) raw[k] = text.charCodeAt(k);
   const buf = await new Response(new Blob([raw]).stream().pipeThrough(new DecompressionStream("gzip"))).arrayBuffer();
   const T = { u8: Uint8Array, u16: Uint16Array, u32: Uint32Array, f64: Float64Array };
   const view = (r) => new T[r.$](buf, r.o, r.n);
   const dec = (r) => {
     if (r.$ === "f64") return view(r);
     if (r.$ === "d") { const v = view(r.v), i = view(r.i), out = new Float64Array(i.length); for (let k = 0; k < i.length; k++) out[k] = v[i[k]]; return out; }
+    if (r.z === undefined) return view(r);  // integers without nulls: read as they are
     const a = view(r), out = new Float64Array(a.length), z = r.z;
     for (let k = 0; k < a.length; k++) out[k] = a[k] === z ? NaN : a[k];
     return out;
   };
   const walk = (o) => { for (const k in o) { const v = o[k]; if (v && typeof v === "object" && !ArrayBuffer.isView(v)) { if (typeof v.$ === "string") o[k] = dec(v); else walk(v); } } };
-  delete D.bin; walk(D); return D;
+  window.pmTimings0.inflated = performance.now();
+  delete D.bin; walk(D); window.pmTimings0.decoded = performance.now(); return D;
 }
 pmUnpack(PM_DATA).then((D) => {
 const G = D.grid, NF = G.features.length, NT = G.t.length, NC = G.c.length * NT;
@@ -93,7 +97,7 @@ function drawFeatures() {
   featureRows.forEach((row, i) => {
     row.tr.hidden = !present(r, i);
     if (row.tr.hidden) return;
-    METRICS.forEach((m, j) => { const v = at(r, i, m, c); const td = row.cells[j]; td.dataset.value = dv(v); td.textContent = fmt(v, m); });
+    METRICS.forEach((m, j) => { const v = at(r, i, m, c), td = row.cells[j]; if (Object.is(td._v, v)) return; td._v = v; td.dataset.value = dv(v); td.textContent = fmt(v, m); });
   });
 }
 
@@ -148,6 +152,9 @@ function drawConfusion() {
   let max = 1; for (let i = 0; i < m.length; i++) max = Math.max(max, Math.abs(diff ? m[i] - diff[i] : m[i]));
   for (let g = 0; g < n; g++) for (let p = 0; p < n; p++) {
     const td = cmCells[g][p], v = m[g * n + p];
+    const sel = !!st.sel && st.sel[0] === g && st.sel[1] === p;
+    if (v === 0 && td._v === 0 && !diff && !td._d && !sel && !td._sel) continue;  // an empty cell stays empty
+    td._v = v; td._sel = sel; td._d = !!diff;
     td.dataset.count = v;
     let shade, text;
     if (diff) { const d = v - diff[g * n + p]; td.dataset.delta = d; text = d ? (d > 0 ? "+" : "") + d : "";
@@ -237,6 +244,9 @@ function drawDist() {
 
 // ---- gallery -------------------------------------------------------------------------------
 const D_keys = D.keys, D_rows_slice = D.slice, NR = D_keys.length;
+const KEY_RANK = new Float64Array(NR), SLICE_RANK = new Float64Array(NR);  // sort keys as numbers
+Array.from(D_keys.keys()).sort((a, b) => (D_keys[a] < D_keys[b] ? -1 : D_keys[a] > D_keys[b] ? 1 : a - b)).forEach((r, i) => { KEY_RANK[r] = i; });
+for (let r = 0; r < NR; r++) SLICE_RANK[r] = D_rows_slice[r] * NR + KEY_RANK[r];
 const flt = { metric: "f1", lo: "", hi: "", slice: "", feature: "" };
 $("gallery-filters").innerHTML = `filter: <select id="f-metric">${METRICS.map((m) => `<option>${m}</option>`).join("")}</select> from <input id="f-lo" size="4" data-testid="filter-min"> to <input id="f-hi" size="4" data-testid="filter-max">` +
   (G.by.length ? ` · slice <select id="f-slice" data-testid="filter-slice"><option value="">any</option>${G.slices.map((s, i) => `<option value="${i}">${esc(s)}</option>`).join("")}</select>` : "") +
@@ -248,7 +258,8 @@ const cols = ["key"].concat(G.by.length ? ["slice"] : [], METRICS);
 $("data-row-table").tHead.innerHTML = "<tr>" + (thumbs ? "<th>image</th>" : "") + cols.map((c) => `<th data-sort="${c}">${c === "key" ? "data row" : c}</th>`).join("") + "</tr>";
 $("data-row-table").tHead.addEventListener("click", (e) => {
   const th = e.target.closest("th[data-sort]"); if (!th) return;
-  const k = th.dataset.sort; st.asc = st.sort === k ? !st.asc : k === "key" || k === "slice"; st.sort = k; drawGallery();
+  const k = th.dataset.sort; st.asc = st.sort === k ? !st.asc : k === "key" || k === "slice"; st.sort = k;
+  const t0 = performance.now(); drawGallery(); window.pmLastRedrawMs = performance.now() - t0;
 });
 $("gallery-more").addEventListener("click", () => { st.limit += 500; drawGallery(); });
 function drawGallery() {
@@ -265,7 +276,10 @@ function drawGallery() {
     rows.push(r);
   }
   const k = st.sort, sign = st.asc ? 1 : -1;
-  rows.sort((a, b) => { const va = val(a, k), vb = val(b, k); if (va === vb) return a - b; if (va === null) return 1; if (vb === null) return -1; return (va < vb ? -1 : 1) * sign; });
+  const sv = k === "key" ? KEY_RANK : k === "slice" ? SLICE_RANK : null, col = GAL[k];
+  const sortVal = new Float64Array(NR);
+  for (const r of rows) sortVal[r] = sv ? sv[r] : col[r * NC + ck];
+  rows.sort((a, b) => { const va = sortVal[a], vb = sortVal[b]; if (va === vb || (va !== va && vb !== vb)) return a - b; if (va !== va) return 1; if (vb !== vb) return -1; return (va < vb ? -1 : 1) * sign; });
   const shown = rows.slice(0, st.limit);
   body.innerHTML = shown.map((r) => `<tr data-testid="data-row" data-key="${esc(D_keys[r])}">` + (thumbs ? `<td>${D.thumbs[r] ? `<img src="${D.thumbs[r]}" alt="">` : ""}</td>` : "") +
     cols.map((c) => { const v = val(r, c); return c === "key" || c === "slice" ? `<td>${esc(v)}</td>` : `<td data-metric="${c}" data-value="${dv(v)}">${fmt(v, c)}</td>`; }).join("") + "</tr>").join("");
@@ -276,9 +290,14 @@ function drawGallery() {
 // ---- one redraw per control change ---------------------------------------------------------
 function update() {
   const t0 = performance.now();
-  drawFeatures(); drawCompare(); drawConfusion(); drawExamples(); drawPR(); drawDist(); drawGallery();
+  const tm = {};
+  for (const f of [drawFeatures, drawCompare, drawConfusion, drawExamples, drawPR, drawDist, drawGallery]) {
+    const t1 = performance.now(); f(); tm[f.name] = performance.now() - t1;
+  }
+  window.pmTimings = tm;
   window.pmLastRedrawMs = performance.now() - t0;
 }
 update();
+window.pmReadyMs = performance.now();
 window.pmReady = true;
 }).catch((e) => { document.body.insertAdjacentHTML("afterbegin", `<p class="note">This report needs a browser with DecompressionStream (Chromium 80+, Firefox 113+, Safari 16.4+): ${String(e)}</p>`); throw e; });

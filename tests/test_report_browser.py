@@ -89,6 +89,12 @@ def _check_confusion(page, ev, c, t, split):
     assert len(shown) == (len(ev.features) + 1) ** 2
 
 
+def _confidences(ev) -> pl.DataFrame:
+    t = ev.tables
+    return pl.concat([t.matches.select(s.DATA_ROW, s.PD_ID, s.CONFIDENCE),
+                      t.false_positives.select(s.DATA_ROW, s.PD_ID, s.CONFIDENCE)]).unique()
+
+
 def _check_examples(page, ev, c, t, split, cells=6, cap=50):
     conf = ev.confusion.filter((pl.col(s.CONFIDENCE_THRESHOLD) == c) & (pl.col(s.IOU_THRESHOLD) == t)
                                & (pl.col("split") == split)).sort(s.COUNT, descending=True)
@@ -103,6 +109,8 @@ def _check_examples(page, ev, c, t, split, cells=6, cap=50):
             r.dataset.key, r.dataset.gtId, r.dataset.pdId,
             ...[...r.querySelectorAll('[data-value]')].map(td => td.dataset.value)])""")
         assert len(shown) == min(want.height, cap), (g, p, c, t)
+        if s.CONFIDENCE not in want.columns:  # CocoEvaluation.examples: ids and (null) IoU
+            want = want.join(_confidences(ev), on=[s.DATA_ROW, s.PD_ID], how="left")
         expect = {(k, "" if a is None else str(a), "" if b is None else str(b)):
                   ("" if f is None else repr(f), "" if i is None else repr(i))
                   for k, a, b, f, i in want.select(s.DATA_ROW, s.GT_ID, s.PD_ID, s.CONFIDENCE, s.IOU).rows()}
@@ -210,4 +218,22 @@ def test_report_at_5000_images(browser, tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "report_scale.json").write_text(json.dumps(figures, indent=1))
     print(figures)
+    assert not requested and not errors
+
+
+def test_report_of_a_coco_evaluation(browser, evaluation, tmp_path):
+    """profile="coco" keeps ev.tables (matches, false positives), not ev.detail: the report
+    reads those; every number shown equals the COCO frames."""
+    gt, pd, _ = evaluation
+    ev = pm.evaluate(gt, pd, profile="coco", by="split")
+    assert type(ev).__name__ == "CocoEvaluation"
+    page, requested, errors = _open(browser, ev.report(tmp_path / "coco.html"))
+    split = page.locator('[data-testid="slice"] option:checked').inner_text()
+    for c, t in [(0.5, 0.5), (0.3, 0.75), (0.0, 0.95)]:
+        _set(page, "confidence-threshold", c)
+        _set(page, "iou-threshold", t)
+        _check_features(page, ev, c, t, split)
+        _check_confusion(page, ev, c, t, split)
+        _check_examples(page, ev, c, t, split, cells=3)
+    assert "per-class histograms were not embedded" in page.locator("#dist-note").inner_text()
     assert not requested and not errors

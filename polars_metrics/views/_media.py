@@ -18,7 +18,7 @@ import polars as pl
 from polars_metrics import schema as s
 from polars_metrics._lazy import lazy
 from polars_metrics.result import outcomes as oc
-from polars_metrics.views._payload import key_labels
+from polars_metrics.views._payload import cell_outcomes, key_labels
 
 Image = lazy("PIL.Image")
 ImageDraw = lazy("PIL.ImageDraw")
@@ -91,8 +91,7 @@ def thumbnails(ev, rows: pl.DataFrame, paths: dict[int, Path], *, ground_truth=N
                          _geometry(predictions, keys, oc.PD_SIDE)) if g is not None]
     shapes = None
     if parts:
-        o = oc.outcomes(ev, confidence, iou).select(oc.SIDE, *keys, s.ID, oc.OUTCOME).with_columns(
-            pl.col(oc.SIDE).cast(pl.String), pl.col(oc.OUTCOME).cast(pl.String))
+        o = cell_outcomes(ev, keys, confidence, iou)
         geo = pl.concat(parts, how="diagonal_relaxed")
         if geo.schema[s.ID] != o.schema[s.ID]:
             geo, o = geo.with_columns(pl.col(s.ID).cast(pl.String)), o.with_columns(

@@ -18,6 +18,8 @@ import polars as pl
 
 from polars_metrics import schema as s
 from polars_metrics.matching import ALMOST_ONE, THRESHOLD_FREE, matched_at
+from polars_metrics.result import outcomes as oc
+from polars_metrics.result.coco import CocoEvaluation
 from polars_metrics.views._pack import Packer
 
 RATIOS = (s.PRECISION, s.RECALL, s.F1, s.IOU)
@@ -177,23 +179,78 @@ def _tbits(grid: Grid, strict: bool, t_list) -> pl.Expr:
     return bits.alias(_TBITS)
 
 
+def _coco_candidates(ev: CocoEvaluation, keys, c: float, t: float) -> pl.DataFrame:
+    """The examples at one cell under COCO matching (ev.tables: no IoU kept, class-aware)."""
+    tables = ev.tables
+    tp = tables.matches.filter((pl.col(s.IOU_THRESHOLD) == t) & (pl.col(s.CONFIDENCE) >= c))
+    inf, none = pl.lit(float("inf")), pl.lit(None, dtype=pl.Float64)
+    pairs = tp.select(*keys, pl.col(s.GT_FEATURE).alias(_G), pl.col(s.PD_FEATURE).alias(_P),
+                      s.GT_ID, s.PD_ID, s.CONFIDENCE, none.alias(s.IOU), inf.alias(_M),
+                      pl.lit(True).alias(_PAIR))
+    fn = tables.gt_counted.join(tp.select(*keys, s.GT_ID), on=[*keys, s.GT_ID], how="anti").select(
+        *keys, pl.col(s.FEATURE).alias(_G), pl.lit(None, dtype=pl.String).alias(_P), s.GT_ID,
+        pl.lit(None, dtype=tp.schema[s.PD_ID]).alias(s.PD_ID), none.alias(s.CONFIDENCE),
+        none.alias(s.IOU), (-inf).alias(_M), pl.lit(False).alias(_PAIR))
+    fp = tables.false_positives.filter((pl.col(s.IOU_THRESHOLD) == t) & (pl.col(s.CONFIDENCE) >= c))
+    fp = fp.select(*keys, pl.lit(None, dtype=pl.String).alias(_G), pl.col(s.PD_FEATURE).alias(_P),
+                   pl.lit(None, dtype=tp.schema[s.GT_ID]).alias(s.GT_ID), s.PD_ID, s.CONFIDENCE,
+                   none.alias(s.IOU), (-inf).alias(_M), pl.lit(False).alias(_PAIR))
+    return pl.concat([pairs, fn, fp], how="vertical_relaxed")
+
+
+def _steps(ev, grid: Grid, c: float):
+    """(IoU thresholds decided, candidates) for one confidence threshold: one step under IoU
+    order (the c-walk's matches decide every IoU threshold), one per IoU threshold otherwise."""
+    keys, all_t = grid.keys, list(enumerate(grid.t))
+    if isinstance(ev, CocoEvaluation):
+        for ti, t in all_t:
+            yield [(ti, t)], _coco_candidates(ev, keys, c, t)
+        return
+    gt_ann, pd_ann = ev.detail.annotations
+    matches = ev.detail.matches
+    if s.IOU_THRESHOLD not in matches.columns:
+        yield all_t, _candidates(matches.filter(pl.col(s.CONFIDENCE_THRESHOLD) == c),
+                                 gt_ann, pd_ann, keys, c, False)
+        return
+    for ti, t in all_t:  # score order: each IoU threshold has its own walk
+        matched = matched_at(matches, c, t, ev.profile.iou_strict)
+        yield [(ti, t)], _candidates(matched, gt_ann, pd_ann, keys, c, True)
+
+
+def annotation_features(ev, keys) -> pl.DataFrame:
+    """(*keys, feature) of every counted ground truth and prediction."""
+    if isinstance(ev, CocoEvaluation):
+        t = ev.tables
+        return pl.concat([t.gt_counted.select(*keys, s.FEATURE),
+                          t.matches.select(*keys, pl.col(s.PD_FEATURE).alias(s.FEATURE)),
+                          t.false_positives.select(*keys, pl.col(s.PD_FEATURE).alias(s.FEATURE))])
+    gt_ann, pd_ann = ev.detail.annotations
+    return pl.concat([gt_ann.select(*keys, s.FEATURE), pd_ann.select(*keys, s.FEATURE)])
+
+
+def cell_outcomes(ev, keys, c: float, t: float) -> pl.DataFrame:
+    """(side, *keys, id, outcome) at one cell, for drawing annotations by outcome."""
+    if not isinstance(ev, CocoEvaluation):
+        return oc.outcomes(ev, c, t).select(oc.SIDE, *keys, s.ID, oc.OUTCOME).with_columns(
+            pl.col(oc.SIDE).cast(pl.String), pl.col(oc.OUTCOME).cast(pl.String))
+    cand = _coco_candidates(ev, keys, c, t)
+    gt = cand.filter(pl.col(s.GT_ID).is_not_null()).select(
+        pl.lit(oc.GT_SIDE).alias(oc.SIDE), *keys, pl.col(s.GT_ID).alias(s.ID),
+        pl.when(pl.col(_PAIR)).then(pl.lit(oc.TP)).otherwise(pl.lit(oc.FN)).alias(oc.OUTCOME))
+    pd = cand.filter(pl.col(s.PD_ID).is_not_null()).select(
+        pl.lit(oc.PD_SIDE).alias(oc.SIDE), *keys, pl.col(s.PD_ID).alias(s.ID),
+        pl.when(pl.col(_PAIR)).then(pl.lit(oc.TP)).otherwise(pl.lit(oc.FP)).alias(oc.OUTCOME))
+    return pl.concat([gt, pd], how="vertical_relaxed")
+
+
 def examples_table(pack: Packer, ev, grid: Grid, rows: pl.DataFrame, cap: int,
                    masks: dict) -> dict:
     """Examples per (g, p) — ``index["g,p"] = [start, end)`` — with their cell-mask index into
     ``masks`` (shared by the runs: mask tuple → index)."""
-    keys, detail = grid.keys, ev.detail
-    gt_ann, pd_ann = detail.annotations
-    matches = detail.matches
-    score = s.IOU_THRESHOLD in matches.columns
-    strict = ev.profile.iou_strict
+    keys, strict = grid.keys, ev.profile.iou_strict
     parts = []
     for ci, c in enumerate(grid.c):
-        steps = [(ti, [(ti, t)]) for ti, t in enumerate(grid.t)] if score else \
-            [(None, list(enumerate(grid.t)))]
-        for ti, t_list in steps:
-            matched = matched_at(matches, c, grid.t[ti], strict) if score else \
-                matches.filter(pl.col(s.CONFIDENCE_THRESHOLD) == c)
-            cand = _candidates(matched, gt_ann, pd_ann, keys, c, score)
+        for t_list, cand in _steps(ev, grid, c):
             capped = _capped(cand, rows, keys, cap, grid).with_columns(
                 _tbits(grid, strict, t_list), pl.lit(ci, dtype=pl.Int64).alias(_CI))
             parts.append(capped.filter(pl.col(_TBITS) > 0))
@@ -238,9 +295,7 @@ def data_row_index(ev, grid: Grid) -> pl.DataFrame:
 def row_features(ev, grid: Grid, rows: pl.DataFrame) -> list[list[int]]:
     """Per data row: the indices of the features annotated or predicted on it."""
     idx = {f: i for i, f in enumerate(grid.features)}
-    gt_ann, pd_ann = ev.detail.annotations
-    present = pl.concat([gt_ann.select(*grid.keys, s.FEATURE), pd_ann.select(*grid.keys, s.FEATURE)])
-    present = present.unique().join(rows.select(*grid.keys, _ROW), on=grid.keys).group_by(_ROW).agg(
+    present = annotation_features(ev, grid.keys).unique().join(rows.select(*grid.keys, _ROW), on=grid.keys).group_by(_ROW).agg(
         pl.col(s.FEATURE).replace_strict(idx, default=None, return_dtype=pl.Int64).sort())
     feats = dict(zip(present[_ROW].to_list(), present[s.FEATURE].to_list(), strict=True))
     return [feats.get(i, []) for i in range(rows.height)]

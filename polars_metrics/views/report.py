@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from polars_metrics import schema as s
+from polars_metrics.result.coco import CocoEvaluation
 from polars_metrics.result.evaluation import Evaluation
 from polars_metrics.views import _media, _pack, _payload
 
@@ -65,9 +66,9 @@ def build_payload(runs: dict[str, Evaluation], *, title: str, max_examples_per_c
         pl.col("_row").cast(pl.Int64), _payload.key_labels(rows, grid.keys).alias("_key"))
     pack, masks, out_runs = _pack.Packer(), {}, []
     for name, ev in runs.items():
-        per_class = class_distributions is True or (
+        per_class = not isinstance(ev, CocoEvaluation) and (class_distributions is True or (
             class_distributions == "auto"
-            and _class_rows(ev, grid) <= _payload.CLASS_HIST_MAX_ROWS)
+            and _class_rows(ev, grid) <= _payload.CLASS_HIST_MAX_ROWS))
         out_runs.append({
             "name": name, **_payload.cube_tables(pack, ev, grid),
             "confusion": _payload.confusion_table(pack, ev, grid),
@@ -93,9 +94,7 @@ def build_payload(runs: dict[str, Evaluation], *, title: str, max_examples_per_c
 
 def _class_rows(ev: Evaluation, grid) -> int:
     """Rows of ev.data_row_features: (data row, feature on it) pairs x cells."""
-    gt_ann, pd_ann = ev.detail.annotations
-    pairs = pl.concat([gt_ann.select(*grid.keys, s.FEATURE), pd_ann.select(*grid.keys, s.FEATURE)])
-    return pairs.unique().height * grid.n_cells
+    return _payload.annotation_features(ev, grid.keys).unique().height * grid.n_cells
 
 
 def report(ev_or_runs, path: str | Path, *, title: str | None = None, media=None,

@@ -11,6 +11,7 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -237,3 +238,66 @@ def test_report_of_a_coco_evaluation(browser, evaluation, tmp_path):
         _check_examples(page, ev, c, t, split, cells=3)
     assert "per-class histograms were not embedded" in page.locator("#dist-note").inner_text()
     assert not requested and not errors
+
+
+def test_ner_examples_show_the_text_with_both_spans(browser, tmp_path):
+    text = {"d0": "Alice met Bob in Paris on Monday.", "d1": "The Acme Corp office in Berlin closed."}
+    gt = pl.DataFrame({"data_row": ["d0", "d0", "d0", "d1", "d1"], "id": [0, 1, 2, 3, 4],
+                       "feature": ["PER", "PER", "LOC", "ORG", "LOC"],
+                       "start": [0, 10, 17, 4, 24], "end": [5, 13, 22, 13, 30]})
+    pd = pl.DataFrame({"data_row": ["d0", "d0", "d0", "d1", "d1"], "id": [0, 1, 2, 3, 4],
+                       "feature": ["PER", "LOC", "LOC", "ORG", "PER"], "confidence": [0.9] * 5,
+                       "start": [0, 10, 17, 8, 26], "end": [5, 13, 22, 13, 32]})
+    gt = gt.with_columns(pl.col("data_row").replace_strict(text).alias("text"))
+    ev = pm.evaluate(gt, pd)
+    page, requested, errors = _open(browser, ev.report(tmp_path / "ner.html", ground_truth=gt,
+                                                       predictions=pd))
+    page.locator('[data-testid="confusion-cell"][data-gt="PER"][data-pd="LOC"]').click()
+    cell = page.locator('[data-testid="examples-row"] td.text')
+    assert cell.count() == 1 and "mis" in cell.get_attribute("class")
+    marks = cell.locator("mark.gp")
+    assert marks.count() == 1 and marks.inner_text() == "Bob"  # gold and predicted: the same span
+    assert "Alice met" in cell.inner_text()
+    page.locator('[data-testid="confusion-cell"][data-gt="ORG"][data-pd="ORG"]').click()
+    cell = page.locator('[data-testid="examples-row"] td.text')
+    assert cell.locator("mark.g").text_content() == "Acme" and cell.locator("mark.gp").text_content() == " Corp"
+    page.screenshot(path=str(ARTIFACTS / "report_ner.png"), full_page=True)
+    assert not requested and not errors
+
+
+def test_mask_outlines_on_thumbnails(browser, tmp_path):
+    from PIL import Image
+
+    from polars_metrics.views._media import mask_outline
+
+    block = np.zeros((60, 80), dtype=bool)
+    block[10:40, 20:60] = True
+    shifted = np.roll(block, 8, axis=1)
+    spurious = np.zeros_like(block)
+    spurious[45:58, 4:30] = True
+    gt = pl.DataFrame({"data_row": ["a"], "id": [0], "feature": ["m"]}).with_columns(
+        mask=pm.masks_from_arrays([block]))
+    pd = pl.DataFrame({"data_row": ["a", "a"], "id": [0, 1], "feature": ["m", "m"],
+                       "confidence": [0.9, 0.8]}).with_columns(
+        mask=pm.masks_from_arrays([shifted, spurious]))
+    Image.new("RGB", (80, 60), (255, 255, 255)).save(tmp_path / "a.png")
+    ev = pm.evaluate(gt, pd)
+    path = ev.report(tmp_path / "m.html", media=str(tmp_path), ground_truth=gt, predictions=pd)
+    page, requested, errors = _open(browser, path)
+    src = page.locator('[data-testid="data-row"] img').get_attribute("src")
+    import base64
+    import io
+    thumb = np.array(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB"))
+    scale = thumb.shape[1] / 80
+    for mask, color in [(block, (34, 160, 70)), (spurious, (220, 40, 40))]:
+        outline = mask_outline(pm_mask(mask), scale, thumb.shape[:2], 2)
+        got = np.median(thumb[outline].astype(int), axis=0)  # JPEG: near the outcome colour
+        assert np.abs(got - color).max() < 60, (color, got)
+    assert not requested and not errors
+
+
+def pm_mask(arr: np.ndarray) -> dict:
+    flat = arr.T.ravel().astype(np.int8)
+    change = np.flatnonzero(np.diff(np.r_[0, flat, 1 - flat[-1]]))
+    counts = np.diff(np.r_[0, change]).tolist()
+    return {"height": arr.shape[0], "width": arr.shape[1], "counts": counts}

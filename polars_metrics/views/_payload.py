@@ -270,7 +270,8 @@ def examples_table(pack: Packer, ev, grid: Grid, rows: pl.DataFrame, cap: int,
     starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if group.size else np.array([], int)
     ends = np.r_[starts[1:], group.size].astype(int)
     index = {f"{ex[_G][int(a)]},{ex[_P][int(a)]}": [int(a), int(b)] for a, b in zip(starts, ends, strict=True)}
-    return {"index": index, "row": pack.column(ex[_ROW].to_numpy()), "gt": _ids(pack, ex[s.GT_ID]),
+    return {"_used": set(ex[_ROW].unique().to_list()), "index": index,
+            "row": pack.column(ex[_ROW].to_numpy()), "gt": _ids(pack, ex[s.GT_ID]),
             "pd": _ids(pack, ex[s.PD_ID]), "conf": pack.column(_floats(ex[s.CONFIDENCE])),
             "iou": pack.column(_floats(ex[s.IOU])), "mask": pack.column(np.array(mask_ids))}
 

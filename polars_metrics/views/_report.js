@@ -179,18 +179,35 @@ function drawExamples() {
     list.push([ex.row[k], ex.gt[k], ex.pd[k], ex.conf[k], ex.iou[k]]);
     if (list.length >= D.cap) break;
   }
-  const thumbs = Object.keys(D.thumbs).length > 0;
+  const thumbs = Object.keys(D.thumbs).length > 0, texts = !!D.text && list.some((e) => D.text.rows[e[0]] !== undefined);
+  const oc = g === p ? "tp" : g === NF ? "fp" : p === NF ? "fn" : "mis";
   let html = `<h3 data-testid="examples-title" data-total="${total}" data-shown="${list.length}">${esc(LABELS[g])} → ${esc(LABELS[p])}: ${total} at confidence ${G.c[st.ci]}, IoU ${G.t[st.ti]}` +
     (list.length < total ? ` (showing ${list.length})` : "") + "</h3>";
-  html += `<div class="scroll"><table data-testid="examples-table"><thead><tr>${thumbs ? "<th>image</th>" : ""}<th>data row</th><th>gt id</th><th>gt feature</th><th>pd id</th><th>pd feature</th><th>confidence</th><th>IoU</th></tr></thead><tbody>`;
+  html += `<div class="scroll"><table data-testid="examples-table"><thead><tr>${thumbs ? "<th>image</th>" : ""}<th>data row</th><th>gt id</th><th>gt feature</th><th>pd id</th><th>pd feature</th><th>confidence</th><th>IoU</th>${texts ? "<th>text (gold underlined, predicted shaded)</th>" : ""}</tr></thead><tbody>`;
   for (const e of list) {
     const img = D.thumbs[e[0]];
     html += `<tr data-testid="examples-row" data-key="${esc(D_keys[e[0]])}" data-gt-id="${dv(e[1])}" data-pd-id="${dv(e[2])}">` +
       (thumbs ? `<td>${img ? `<img src="${img}" alt="">` : ""}</td>` : "") +
       `<td>${esc(D_keys[e[0]])}</td><td>${isNull(e[1]) ? "–" : esc(e[1])}</td><td>${g < NF ? esc(LABELS[g]) : "None"}</td>` +
-      `<td>${isNull(e[2]) ? "–" : esc(e[2])}</td><td>${p < NF ? esc(LABELS[p]) : "None"}</td><td data-value="${dv(e[3])}">${fmt(e[3], "conf")}</td><td data-value="${dv(e[4])}">${fmt(e[4], "iou")}</td></tr>`;
+      `<td>${isNull(e[2]) ? "–" : esc(e[2])}</td><td>${p < NF ? esc(LABELS[p]) : "None"}</td><td data-value="${dv(e[3])}">${fmt(e[3], "conf")}</td><td data-value="${dv(e[4])}">${fmt(e[4], "iou")}</td>` +
+      (texts ? `<td class="text ${oc}">${snippet(e[0], e[1], e[2])}</td>` : "") + "</tr>";
   }
   box.innerHTML = html + "</tbody></table></div>";
+}
+
+// the text around an example's gold (g) and predicted (p) spans, each character marked by the
+// spans covering it
+function snippet(row, gid, pid) {
+  const text = D.text.rows[row]; if (text === undefined) return "";
+  const gs = isNull(gid) ? null : D.text.g[`${row}:${gid}`], ps = isNull(pid) ? null : D.text.p[`${row}:${pid}`];
+  const spans = [gs, ps].filter((x) => x);
+  if (!spans.length) return esc(text.slice(0, 120));
+  const a = Math.max(0, Math.min(...spans.map((x) => x[0])) - 60), b = Math.min(text.length, Math.max(...spans.map((x) => x[1])) + 60);
+  const cls = (i) => (gs && i >= gs[0] && i < gs[1] ? "g" : "") + (ps && i >= ps[0] && i < ps[1] ? "p" : "");
+  let out = a > 0 ? "…" : "", run = "", cur = cls(a);
+  const flush = () => { out += cur ? `<mark class="${cur}">${esc(run)}</mark>` : esc(run); run = ""; };
+  for (let i = a; i < b; i++) { const k = cls(i); if (k !== cur) { flush(); cur = k; } run += text[i]; }
+  flush(); return out + (b < text.length ? "…" : "");
 }
 
 // ---- precision-recall ----------------------------------------------------------------------

@@ -49,7 +49,7 @@ def _check_same_grid(runs: dict[str, Evaluation]) -> Evaluation:
 
 def build_payload(runs: dict[str, Evaluation], *, title: str, max_examples_per_cell: int,
                   confidence: float, iou: float, media=None, ground_truth=None, predictions=None,
-                  max_media_bytes: int = 3_000_000, class_distributions="auto") -> dict:
+                  max_media_bytes: int = 3_000_000, class_distributions="auto", text=None) -> dict:
     """The report's JSON data (see ``_payload``), its large arrays packed in ``bin``."""
     first = _check_same_grid(runs)
     features = sorted(set().union(*(ev.features for ev in runs.values())))
@@ -64,17 +64,17 @@ def build_payload(runs: dict[str, Evaluation], *, title: str, max_examples_per_c
                       for ev in runs.values()]).unique(subset=grid.keys, maintain_order=True)
     rows = rows.with_row_index("_row").with_columns(
         pl.col("_row").cast(pl.Int64), _payload.key_labels(rows, grid.keys).alias("_key"))
-    pack, masks, out_runs = _pack.Packer(), {}, []
+    pack, masks, out_runs, used = _pack.Packer(), {}, [], set()
     for name, ev in runs.items():
         per_class = not isinstance(ev, CocoEvaluation) and (class_distributions is True or (
             class_distributions == "auto"
             and _class_rows(ev, grid) <= _payload.CLASS_HIST_MAX_ROWS))
+        examples = _payload.examples_table(pack, ev, grid, rows.select(*grid.keys, "_row", "_slice"),
+                                           max_examples_per_cell, masks)
+        used |= examples.pop("_used")
         out_runs.append({
-            "name": name, **_payload.cube_tables(pack, ev, grid),
+            "name": name, "examples": examples, **_payload.cube_tables(pack, ev, grid),
             "confusion": _payload.confusion_table(pack, ev, grid),
-            "examples": _payload.examples_table(pack, ev, grid,
-                                                rows.select(*grid.keys, "_row", "_slice"),
-                                                max_examples_per_cell, masks),
             "gallery": _payload.gallery_table(pack, ev, grid, rows),
             "hist": _payload.histograms(pack, ev, grid, rows, per_class),
             "excluded": ev.excluded.height, "profile": ev.profile.name})
@@ -89,6 +89,7 @@ def build_payload(runs: dict[str, Evaluation], *, title: str, max_examples_per_c
             "keys": rows["_key"].to_list(), "slice": rows["_slice"].to_list(),
             "features": _payload.row_features(first, grid, rows),
             "thumbs": {str(k): v for k, v in thumbs.items()}, "media": note,
+            "text": _media.texts(text, rows, grid.keys, used, ground_truth, predictions),
             "rows": rows.height, "bin": pack.finish()}
 
 
@@ -100,7 +101,7 @@ def _class_rows(ev: Evaluation, grid) -> int:
 def report(ev_or_runs, path: str | Path, *, title: str | None = None, media=None,
            ground_truth: pl.DataFrame | None = None, predictions: pl.DataFrame | None = None,
            max_examples_per_cell: int = 50, confidence: float = 0.5, iou: float = 0.5,
-           max_media_bytes: int = 3_000_000, class_distributions="auto") -> Path:
+           max_media_bytes: int = 3_000_000, class_distributions="auto", text=None) -> Path:
     """Write one self-contained HTML report of an evaluation, or of several runs of one ground
     truth (``{"run A": ev_a, "run B": ev_b}``: side-by-side values, deltas, confusion
     difference), and return its path.
@@ -111,7 +112,11 @@ def report(ev_or_runs, path: str | Path, *, title: str | None = None, media=None
         directory of ``<key>.<png|jpg|jpeg|webp>`` or a pattern like ``"img/{data_row}.jpg"``.
         Thumbnails are embedded (at most ``max_media_bytes`` in total, stated in the page).
     ground_truth, predictions : the input tables, for drawing their geometry on the thumbnails
-        (the evaluation keeps none).
+        and highlighting their spans in the text (the evaluation keeps none).
+    text : the data rows' text for NER examples: a dict {data-row key: text} or a column of
+        ``ground_truth``; by default its ``text`` column when it has one. Embedded for the data
+        rows with examples (at most 2,000,000 characters); examples then show the text around
+        the gold and predicted spans, highlighted and coloured by outcome.
     max_examples_per_cell : examples listed per confusion cell (the exact total is shown).
     confidence, iou : the sliders' initial cell.
     class_distributions : embed histograms of the per-class data-row metrics
@@ -135,7 +140,7 @@ def report(ev_or_runs, path: str | Path, *, title: str | None = None, media=None
                          confidence=confidence, iou=iou, media=media,
                          ground_truth=ground_truth, predictions=predictions,
                          max_media_bytes=max_media_bytes,
-                         class_distributions=class_distributions)
+                         class_distributions=class_distributions, text=text)
     payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     page = (_read("_report.html")
             .replace("/*STYLE*/", _read("_report.css"))

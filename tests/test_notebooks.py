@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 # a resource the browser would fetch: <script src="http...">, <link href="http...">, import "http..."
-NETWORK = re.compile(r"""(?:src|href)\s*=\s*["']?https?://|import\s*\(?\s*["']https?://|requirejs\.config""")
+NETWORK = re.compile(r"""(?:src|href)\s*=\s*["']?https?://|import\s*\(?\s*["']https?://|requirejs\.config|cdn\.jsdelivr""")
 KERNEL = "polars-metrics-tests"
 MAX_COMMITTED_BYTES = 256 * 1024  # notebooks are committed without bulky outputs
 

@@ -147,6 +147,7 @@ function confusionCounts(r) {
 function drawConfusion() {
   const n = LABELS.length, m = confusionCounts(run()), norm = $("normalize").value;
   const diff = D.runs.length > 1 && st.run > 0 ? confusionCounts(D.runs[0]) : null;
+  $("cm-diff").textContent = diff ? ` Showing the difference ${run().name} − ${D.runs[0].name}: green = better (more on the diagonal, fewer elsewhere), red = worse.` : "";
   const tot = new Float64Array(n);
   for (let g = 0; g < n; g++) for (let p = 0; p < n; p++) tot[norm === "pd" ? p : g] += m[g * n + p];
   let max = 1; for (let i = 0; i < m.length; i++) max = Math.max(max, Math.abs(diff ? m[i] - diff[i] : m[i]));
@@ -158,7 +159,8 @@ function drawConfusion() {
     td.dataset.count = v;
     let shade, text;
     if (diff) { const d = v - diff[g * n + p]; td.dataset.delta = d; text = d ? (d > 0 ? "+" : "") + d : "";
-      shade = d > 0 ? `rgba(200,40,40,${Math.min(1, Math.abs(d) / max)})` : d < 0 ? `rgba(40,90,200,${Math.min(1, Math.abs(d) / max)})` : "#fff"; }
+      const better = g === p && g < NF ? d > 0 : d < 0, a = Math.min(1, Math.abs(d) / max);
+      shade = !d ? "#fff" : better ? `rgba(30,140,70,${a})` : `rgba(200,40,40,${a})`; }
     else if (norm) { const t = tot[norm === "pd" ? p : g], share = t ? v / t : 0; text = v ? Math.round(share * 100) : ""; shade = `rgba(30,90,170,${share})`; }
     else { text = v ? v : ""; shade = `rgba(30,90,170,${v ? 0.08 + 0.92 * Math.sqrt(v / max) : 0})`; }
     td.textContent = text; td.style.background = shade;

@@ -26,7 +26,6 @@ from polars_metrics.result.evaluation import Evaluation
 from polars_metrics.views import _media, _pack, _payload
 
 
-
 def _read(name: str) -> str:
     return resources.files("polars_metrics.views").joinpath(name).read_text(encoding="utf-8")
 

@@ -7,6 +7,7 @@ temporary ``JUPYTER_PATH`` directory: nothing is installed into the user's Jupyt
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -17,7 +18,10 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+# a resource the browser would fetch: <script src="http...">, <link href="http...">, import "http..."
+NETWORK = re.compile(r"""(?:src|href)\s*=\s*["']?https?://|import\s*\(?\s*["']https?://|requirejs\.config|cdn\.jsdelivr""")
 KERNEL = "polars-metrics-tests"
 MAX_COMMITTED_BYTES = 256 * 1024  # notebooks are committed without bulky outputs
 
@@ -29,6 +33,7 @@ def kernel_name(tmp_path, monkeypatch) -> str:
     (spec / "kernel.json").write_text(json.dumps({
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "polars_metrics tests", "language": "python",
+        "env": {"PYTHONPATH": str(ROOT)},  # the package of this checkout, not an installed one
     }))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
@@ -54,3 +59,7 @@ def test_notebook_runs(path: Path, kernel_name: str, tmp_path: Path):
     errors = [out for cell in nb.cells if cell.cell_type == "code"
               for out in cell.get("outputs", []) if out.get("output_type") == "error"]
     assert not errors, errors
+    html = [out["data"]["text/html"] for cell in nb.cells if cell.cell_type == "code"
+            for out in cell.get("outputs", []) if "text/html" in out.get("data", {})]
+    fetched = [m.group(0) for h in html for m in NETWORK.finditer(h)]
+    assert not fetched, f"{path.name}: outputs load from the network: {fetched[:5]}"

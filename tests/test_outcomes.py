@@ -48,3 +48,42 @@ def test_outcome_columns():
     assert out.columns == ["side", "data_row", "split", "id", "feature", "confidence", "outcome",
                            "partner_id", "partner_feature", "iou"]
     assert set(out["outcome"].unique().to_list()) <= {"tp", "fp", "fn", "misclassified"}
+
+
+@settings(max_examples=n_examples(40), deadline=None)
+@given(ds=datasets(), data=st.data())
+def test_examples_are_the_outcomes_of_their_cell(ds, data):
+    """Every confusion cell's examples() rows are that cell's outcomes() rows, seen from the
+    ground-truth side for pairs and unmatched ground truth, the prediction side otherwise."""
+    ev = pm.evaluate(ds.gt, ds.pd, **ds.kwargs)
+    c = data.draw(st.sampled_from(ev.confidence_thresholds.tolist()))
+    t = data.draw(st.sampled_from(ev.iou_thresholds.tolist()))
+    out = ev.outcomes(c, t).with_columns(pl.col("outcome").cast(pl.String))
+    keys = list(ev.keys)
+    gt = out.filter(pl.col("side") == "gt")
+    pd = out.filter(pl.col("side") == "pd").select(
+        *keys, pl.col("id").alias("pd_id"), pl.col("confidence").alias("pd_conf"))
+    labels = [*ev.features, None]
+    for g in labels:
+        for p in labels:
+            if g is None and p is None:
+                continue
+            ex = ev.examples(g, p, confidence=c, iou=t)
+            assert ex.columns == [*keys, *ev.by, "outcome", "gt_feature", "pd_feature",
+                                  "confidence", "gt_id", "pd_id", "iou"]
+            if g is None:
+                want = out.filter((pl.col("side") == "pd") & (pl.col("feature") == p)
+                                  & pl.col("partner_id").is_null()).select(
+                    *keys, pl.lit(None).alias("gt_id"), pl.col("id").alias("pd_id"), "confidence",
+                    "iou", "outcome")
+            else:
+                sel = gt.filter(pl.col("feature") == g)
+                sel = sel.filter(pl.col("partner_id").is_null() if p is None
+                                 else pl.col("partner_feature") == p)
+                want = sel.select(*keys, pl.col("id").alias("gt_id"),
+                                  pl.col("partner_id").alias("pd_id"), "iou", "outcome").join(
+                    pd, on=[*keys, "pd_id"], how="left").rename({"pd_conf": "confidence"})
+            cols = [*keys, "gt_id", "pd_id", "confidence", "iou", "outcome"]
+            got = ex.with_columns(pl.col("outcome").cast(pl.String)).select(cols).rows()
+            assert sorted(map(repr, got)) == sorted(map(repr, want.select(cols).rows())), (g, p)
+            assert all(r == (g, p) for r in ex.select("gt_feature", "pd_feature").rows())

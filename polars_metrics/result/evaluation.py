@@ -158,10 +158,14 @@ class Evaluation:
 
     def examples(self, gt_feature: str | None, pd_feature: str | None, *,
                  confidence: float = 0.5, iou: float = 0.5) -> pl.DataFrame:
-        """The data rows and annotation ids behind one confusion cell (None = the None class).
+        """The annotations behind one confusion cell (None = the None class), one row per
+        matched pair, unmatched ground truth (``pd_feature=None``) or unmatched prediction
+        (``gt_feature=None``).
 
-        Returns (*keys, *by, gt_id, pd_id, iou); ``iou`` and the missing side are null on the
-        None row / column.
+        Returns (*keys, *by, outcome, gt_feature, pd_feature, confidence, gt_id, pd_id, iou):
+        ``confidence`` of the prediction, ``iou`` of the matched pair, ``outcome`` as in
+        :meth:`outcomes` ("tp", "misclassified", "fn" or "fp"); the missing side, ``iou`` and
+        (for ground truth alone) ``confidence`` are null on the None row / column.
         """
         if gt_feature is None and pd_feature is None:
             raise ValueError("The [None, None] cell is empty by definition; name a feature.")
@@ -171,11 +175,21 @@ class Evaluation:
         t = self._threshold(iou, s.IOU_THRESHOLD)
         keys = list(self.keys)
         out = self._cell_examples(keys, gt_feature, pd_feature, c, t)
+        conf = self.detail.annotations[1].select(*keys, pl.col(s.ID).alias(s.PD_ID), s.CONFIDENCE)
+        if conf.schema[s.PD_ID] != out.schema[s.PD_ID]:
+            conf = conf.with_columns(pl.col(s.PD_ID).cast(out.schema[s.PD_ID]))
+        outcome = (_outcomes.FN if pd_feature is None else _outcomes.FP if gt_feature is None
+                   else _outcomes.TP if gt_feature == pd_feature else _outcomes.MISCLASSIFIED)
+        out = out.join(conf, on=[*keys, s.PD_ID], how="left", maintain_order="left").select(
+            *keys, pl.lit(outcome, dtype=_outcomes.OUTCOME_DTYPE).alias(_outcomes.OUTCOME),
+            pl.lit(gt_feature, dtype=pl.String).alias(s.GT_FEATURE),
+            pl.lit(pd_feature, dtype=pl.String).alias(s.PD_FEATURE),
+            pl.col(s.CONFIDENCE).cast(pl.Float64), s.GT_ID, s.PD_ID, pl.col(s.IOU).cast(pl.Float64))
         if not self.by:
             return out
         by_values = self.data_rows.select(*keys, *self.by).unique(subset=keys, maintain_order=True)
         return by_values.join(out, on=keys, how="inner", maintain_order="right").select(
-            *keys, *self.by, s.GT_ID, s.PD_ID, s.IOU)
+            *keys, *self.by, *out.columns[len(keys):])
 
     def _cell_examples(self, keys, gt_feature, pd_feature, c, t) -> pl.DataFrame:
         matched = matched_at(self.detail.matches, c, t, self.profile.iou_strict)
@@ -190,7 +204,7 @@ class Evaluation:
             taken = matched.select(*keys, pl.col(s.GT_ID).alias(s.ID))
             out = side.join(taken, on=[*keys, s.ID], how="anti", maintain_order="left")
             return out.select(*keys, pl.col(s.ID).alias(s.GT_ID),
-                              pl.lit(None, dtype=out.schema[s.ID]).alias(s.PD_ID), null_iou)
+                              pl.lit(None, dtype=pd_ann.schema[s.ID]).alias(s.PD_ID), null_iou)
         side = pd_ann.filter((pl.col(s.FEATURE) == pd_feature) & (pl.col(s.CONFIDENCE) >= c))
         taken = matched.select(*keys, pl.col(s.PD_ID).alias(s.ID))
         out = side.join(taken, on=[*keys, s.ID], how="anti", maintain_order="left")

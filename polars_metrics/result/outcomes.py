@@ -23,7 +23,7 @@ PARTNER_FEATURE = "partner_feature"
 TP, FP, FN, MISCLASSIFIED = "tp", "fp", "fn", "misclassified"
 OUTCOMES = (TP, FP, FN, MISCLASSIFIED)
 GT_SIDE, PD_SIDE = "gt", "pd"
-_OUTCOME_DTYPE = pl.Enum(list(OUTCOMES))
+OUTCOME_DTYPE = pl.Enum(list(OUTCOMES))
 _SIDE_DTYPE = pl.Enum([GT_SIDE, PD_SIDE])
 
 
@@ -50,7 +50,7 @@ def _side(ann: pl.DataFrame, pairs: pl.DataFrame, keys: list[str], side: str,
                .otherwise(pl.lit(MISCLASSIFIED)))
     return out.select(
         pl.lit(side, dtype=_SIDE_DTYPE).alias(SIDE), *keys, s.ID, s.FEATURE,
-        pl.col(s.CONFIDENCE).cast(pl.Float64), outcome.cast(_OUTCOME_DTYPE).alias(OUTCOME),
+        pl.col(s.CONFIDENCE).cast(pl.Float64), outcome.cast(OUTCOME_DTYPE).alias(OUTCOME),
         pl.col(PARTNER_ID).cast(ann.schema[s.ID]), PARTNER_FEATURE, pl.col(s.IOU).cast(pl.Float64))
 
 

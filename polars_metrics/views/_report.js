@@ -1,8 +1,30 @@
 "use strict";
 // polars_metrics report: every number is a lookup into PM_DATA (built from the Evaluation's
 // frames by polars_metrics/views/_payload.py); nothing is recomputed and nothing is fetched.
-(function () {
-const D = PM_DATA, G = D.grid, NF = G.features.length, NT = G.t.length;
+async function pmUnpack(D) {
+  // the large arrays arrive as one gzip'd binary block (see views/_pack.py); every one is read
+  // back as a Float64Array, null = NaN
+  window.pmTimings0 = { start: performance.now() };
+  if (!D.bin) return D;
+  const text = atob(D.bin), raw = new Uint8Array(text.length);
+  for (let k = 0; k < text.length; k++) raw[k] = text.charCodeAt(k);
+  const buf = await new Response(new Blob([raw]).stream().pipeThrough(new DecompressionStream("gzip"))).arrayBuffer();
+  const T = { u8: Uint8Array, u16: Uint16Array, u32: Uint32Array, f64: Float64Array };
+  const view = (r) => new T[r.$](buf, r.o, r.n);
+  const dec = (r) => {
+    if (r.$ === "f64") return view(r);
+    if (r.$ === "d") { const v = view(r.v), i = view(r.i), out = new Float64Array(i.length); for (let k = 0; k < i.length; k++) out[k] = v[i[k]]; return out; }
+    if (r.z === undefined) return view(r);  // integers without nulls: read as they are
+    const a = view(r), out = new Float64Array(a.length), z = r.z;
+    for (let k = 0; k < a.length; k++) out[k] = a[k] === z ? NaN : a[k];
+    return out;
+  };
+  const walk = (o) => { for (const k in o) { const v = o[k]; if (v && typeof v === "object" && !ArrayBuffer.isView(v)) { if (typeof v.$ === "string") o[k] = dec(v); else walk(v); } } };
+  window.pmTimings0.inflated = performance.now();
+  delete D.bin; walk(D); window.pmTimings0.decoded = performance.now(); return D;
+}
+pmUnpack(PM_DATA).then((D) => {
+const G = D.grid, NF = G.features.length, NT = G.t.length, NC = G.c.length * NT;
 const METRICS = ["tp", "fp", "tn", "fn", "precision", "recall", "f1", "iou"];
 const RATIOS = ["precision", "recall", "f1", "iou"];
 const LABELS = G.features.concat(["None"]);
@@ -11,9 +33,14 @@ const st = { ci: 0, ti: 0, slice: 0, run: 0, sel: null, sort: "key", asc: true, 
 st.ci = Math.floor(D.start / NT); st.ti = D.start % NT;
 const cell = () => st.ci * NT + st.ti;
 const run = () => D.runs[st.run];
+// dense tables: entry e of a slice = features 0..NF-1 (cube) or micro, macro (overall)
+const entryOf = (i) => i < NF ? ["cube", st.slice * NF + i] : ["overall", st.slice * 2 + (i - NF)];
+const at = (r, i, m, k) => { const [tb, e] = entryOf(i); return r[tb][m][e * NC + k]; };
+const present = (r, i) => !Number.isNaN(at(r, i, "tp", cell()));
 const esc = (v) => String(v).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c]));
-const fmt = (v, m) => v === null || v === undefined ? "–" : (RATIOS.includes(m) || m === "conf" ? (+v).toFixed(3) : String(v));
-const dv = (v) => v === null || v === undefined ? "" : String(v);
+const isNull = (v) => v === null || v === undefined || Number.isNaN(v);
+const fmt = (v, m) => isNull(v) ? "–" : (RATIOS.includes(m) || m === "conf" ? (+v).toFixed(3) : String(v));
+const dv = (v) => isNull(v) ? "" : String(v);
 function el(tag, attrs, html) { const e = document.createElement(tag); for (const k in attrs || {}) e.setAttribute(k, attrs[k]); if (html !== undefined) e.innerHTML = html; return e; }
 function options(select, items) { select.innerHTML = items.map((x, i) => `<option value="${i}">${esc(x)}</option>`).join(""); }
 
@@ -68,10 +95,9 @@ makeRow("all (micro)", "all"); makeRow("all (macro)", "all");
 function drawFeatures() {
   const r = run(), c = cell();
   featureRows.forEach((row, i) => {
-    const entry = i < NF ? r.cube[`${st.slice},${i}`] : r.overall[`${st.slice},${i === NF ? "micro" : "macro"}`];
-    row.tr.hidden = !entry;
-    if (!entry) return;
-    METRICS.forEach((m, j) => { const v = entry[m][c]; const td = row.cells[j]; td.dataset.value = dv(v); td.textContent = fmt(v, m); });
+    row.tr.hidden = !present(r, i);
+    if (row.tr.hidden) return;
+    METRICS.forEach((m, j) => { const v = at(r, i, m, c), td = row.cells[j]; if (Object.is(td._v, v)) return; td._v = v; td.dataset.value = dv(v); td.textContent = fmt(v, m); });
   });
 }
 
@@ -84,12 +110,12 @@ function drawCompare() {
   let head = "<tr><th>feature</th>";
   D.runs.forEach((r, k) => ms.forEach((m) => { head += `<th>${esc(r.name)} ${m}</th>`; if (k) head += `<th>Δ ${m}</th>`; }));
   $("compare-table").tHead.innerHTML = head + "</tr>";
-  const labels = G.features.map((f, i) => [f, `${st.slice},${i}`, "cube"]).concat([["all (micro)", `${st.slice},micro`, "overall"], ["all (macro)", `${st.slice},macro`, "overall"]]);
-  $("compare-table").tBodies[0].innerHTML = labels.map(([f, key, table]) => {
-    let tds = `<td>${esc(f)}</td>`;
+  const labels = G.features.concat(["all (micro)", "all (macro)"]);
+  $("compare-table").tBodies[0].innerHTML = labels.map((f, i) => {
+    let tds = `<td>${esc(f)}</td>`, table = i < NF ? "cube" : "overall";
     D.runs.forEach((r, k) => ms.forEach((m) => {
-      const e = r[table][key], v = e ? e[m][c] : null; tds += `<td data-run="${esc(r.name)}" data-metric="${m}" data-value="${dv(v)}">${fmt(v, m)}</td>`;
-      if (k) { const b = base[table][key], bv = b ? b[m][c] : null; const d = v === null || bv === null ? null : v - bv;
+      const v = at(r, i, m, c); tds += `<td data-run="${esc(r.name)}" data-metric="${m}" data-value="${dv(v)}">${fmt(v, m)}</td>`;
+      if (k) { const bv = at(base, i, m, c); const d = isNull(v) || isNull(bv) ? null : v - bv;
         tds += `<td data-delta="${m}" class="${d > 0 ? "pos" : d < 0 ? "neg" : ""}">${d === null ? "–" : (d > 0 ? "+" : "") + d.toFixed(3)}</td>`; }
     }));
     return `<tr data-testid="compare-row" data-feature="${esc(f)}"${table === "overall" ? ' class="all"' : ""}>${tds}</tr>`;
@@ -114,22 +140,27 @@ const cm = $("confusion-table"), cmCells = [];
   });
 }
 function confusionCounts(r) {
-  const n = LABELS.length, m = new Float64Array(n * n), flat = r.confusion[`${st.slice},${cell()}`] || [];
-  for (let i = 0; i < flat.length; i += 3) m[flat[i] * n + flat[i + 1]] = flat[i + 2];
+  const n = LABELS.length, m = new Float64Array(n * n), cf = r.confusion, k = st.slice * NC + cell();
+  for (let i = cf.off[k]; i < cf.off[k + 1]; i++) m[cf.g[i] * n + cf.p[i]] = cf.n[i];
   return m;
 }
 function drawConfusion() {
   const n = LABELS.length, m = confusionCounts(run()), norm = $("normalize").value;
   const diff = D.runs.length > 1 && st.run > 0 ? confusionCounts(D.runs[0]) : null;
+  $("cm-diff").textContent = diff ? ` Showing the difference ${run().name} − ${D.runs[0].name}: green = better (more on the diagonal, fewer elsewhere), red = worse.` : "";
   const tot = new Float64Array(n);
   for (let g = 0; g < n; g++) for (let p = 0; p < n; p++) tot[norm === "pd" ? p : g] += m[g * n + p];
   let max = 1; for (let i = 0; i < m.length; i++) max = Math.max(max, Math.abs(diff ? m[i] - diff[i] : m[i]));
   for (let g = 0; g < n; g++) for (let p = 0; p < n; p++) {
     const td = cmCells[g][p], v = m[g * n + p];
+    const sel = !!st.sel && st.sel[0] === g && st.sel[1] === p;
+    if (v === 0 && td._v === 0 && !diff && !td._d && !sel && !td._sel) continue;  // an empty cell stays empty
+    td._v = v; td._sel = sel; td._d = !!diff;
     td.dataset.count = v;
     let shade, text;
     if (diff) { const d = v - diff[g * n + p]; td.dataset.delta = d; text = d ? (d > 0 ? "+" : "") + d : "";
-      shade = d > 0 ? `rgba(200,40,40,${Math.min(1, Math.abs(d) / max)})` : d < 0 ? `rgba(40,90,200,${Math.min(1, Math.abs(d) / max)})` : "#fff"; }
+      const better = g === p && g < NF ? d > 0 : d < 0, a = Math.min(1, Math.abs(d) / max);
+      shade = !d ? "#fff" : better ? `rgba(30,140,70,${a})` : `rgba(200,40,40,${a})`; }
     else if (norm) { const t = tot[norm === "pd" ? p : g], share = t ? v / t : 0; text = v ? Math.round(share * 100) : ""; shade = `rgba(30,90,170,${share})`; }
     else { text = v ? v : ""; shade = `rgba(30,90,170,${v ? 0.08 + 0.92 * Math.sqrt(v / max) : 0})`; }
     td.textContent = text; td.style.background = shade;
@@ -144,28 +175,49 @@ function drawExamples() {
   if (!st.sel) { box.innerHTML = '<p class="note">Click a confusion cell to list its examples.</p>'; return; }
   const [g, p] = st.sel, n = LABELS.length, c = cell(), r = run();
   const total = confusionCounts(r)[g * n + p];
-  const list = (r.examples[`${g},${p}`] || []).filter((e) => (BigInt("0x" + e[5]) >> BigInt(c)) & 1n)
-    .filter((e) => !G.by.length || D_rows_slice[e[0]] === st.slice);
-  const thumbs = Object.keys(D.thumbs).length > 0;
+  const ex = r.examples, [a, b] = ex.index[`${g},${p}`] || [0, 0], list = [];
+  for (let k = a; k < b; k++) {
+    if (!((D.masks[ex.mask[k]][st.ci] >> st.ti) & 1) || D_rows_slice[ex.row[k]] !== st.slice) continue;
+    list.push([ex.row[k], ex.gt[k], ex.pd[k], ex.conf[k], ex.iou[k]]);
+    if (list.length >= D.cap) break;
+  }
+  const thumbs = Object.keys(D.thumbs).length > 0, texts = !!D.text && list.some((e) => D.text.rows[e[0]] !== undefined);
+  const oc = g === p ? "tp" : g === NF ? "fp" : p === NF ? "fn" : "mis";
   let html = `<h3 data-testid="examples-title" data-total="${total}" data-shown="${list.length}">${esc(LABELS[g])} → ${esc(LABELS[p])}: ${total} at confidence ${G.c[st.ci]}, IoU ${G.t[st.ti]}` +
     (list.length < total ? ` (showing ${list.length})` : "") + "</h3>";
-  html += `<div class="scroll"><table data-testid="examples-table"><thead><tr>${thumbs ? "<th>image</th>" : ""}<th>data row</th><th>gt id</th><th>gt feature</th><th>pd id</th><th>pd feature</th><th>confidence</th><th>IoU</th></tr></thead><tbody>`;
+  html += `<div class="scroll"><table data-testid="examples-table"><thead><tr>${thumbs ? "<th>image</th>" : ""}<th>data row</th><th>gt id</th><th>gt feature</th><th>pd id</th><th>pd feature</th><th>confidence</th><th>IoU</th>${texts ? "<th>text (gold underlined, predicted shaded)</th>" : ""}</tr></thead><tbody>`;
   for (const e of list) {
     const img = D.thumbs[e[0]];
     html += `<tr data-testid="examples-row" data-key="${esc(D_keys[e[0]])}" data-gt-id="${dv(e[1])}" data-pd-id="${dv(e[2])}">` +
       (thumbs ? `<td>${img ? `<img src="${img}" alt="">` : ""}</td>` : "") +
-      `<td>${esc(D_keys[e[0]])}</td><td>${e[1] === null ? "–" : esc(e[1])}</td><td>${g < NF ? esc(LABELS[g]) : "None"}</td>` +
-      `<td>${e[2] === null ? "–" : esc(e[2])}</td><td>${p < NF ? esc(LABELS[p]) : "None"}</td><td data-value="${dv(e[3])}">${fmt(e[3], "conf")}</td><td data-value="${dv(e[4])}">${fmt(e[4], "iou")}</td></tr>`;
+      `<td>${esc(D_keys[e[0]])}</td><td>${isNull(e[1]) ? "–" : esc(e[1])}</td><td>${g < NF ? esc(LABELS[g]) : "None"}</td>` +
+      `<td>${isNull(e[2]) ? "–" : esc(e[2])}</td><td>${p < NF ? esc(LABELS[p]) : "None"}</td><td data-value="${dv(e[3])}">${fmt(e[3], "conf")}</td><td data-value="${dv(e[4])}">${fmt(e[4], "iou")}</td>` +
+      (texts ? `<td class="text ${oc}">${snippet(e[0], e[1], e[2])}</td>` : "") + "</tr>";
   }
   box.innerHTML = html + "</tbody></table></div>";
 }
 
+// the text around an example's gold (g) and predicted (p) spans, each character marked by the
+// spans covering it
+function snippet(row, gid, pid) {
+  const text = D.text.rows[row]; if (text === undefined) return "";
+  const gs = isNull(gid) ? null : D.text.g[`${row}:${gid}`], ps = isNull(pid) ? null : D.text.p[`${row}:${pid}`];
+  const spans = [gs, ps].filter((x) => x);
+  if (!spans.length) return esc(text.slice(0, 120));
+  const a = Math.max(0, Math.min(...spans.map((x) => x[0])) - 60), b = Math.min(text.length, Math.max(...spans.map((x) => x[1])) + 60);
+  const cls = (i) => (gs && i >= gs[0] && i < gs[1] ? "g" : "") + (ps && i >= ps[0] && i < ps[1] ? "p" : "");
+  let out = a > 0 ? "…" : "", run = "", cur = cls(a);
+  const flush = () => { out += cur ? `<mark class="${cur}">${esc(run)}</mark>` : esc(run); run = ""; };
+  for (let i = a; i < b; i++) { const k = cls(i); if (k !== cur) { flush(); cur = k; } run += text[i]; }
+  flush(); return out + (b < text.length ? "…" : "");
+}
+
 // ---- precision-recall ----------------------------------------------------------------------
-function curve(entry) {
-  const pts = [];
+function curve(run, i) {
+  const pts = [], nn = (v) => Number.isNaN(v) ? null : v;
   for (let ci = 0; ci < G.c.length; ci++) {
-    const k = ci * NT + st.ti, p = entry.precision[k], r = entry.recall[k], f = entry.f1[k];
-    pts.push({ ci, p, r, f });
+    const k = ci * NT + st.ti;
+    pts.push({ ci, p: nn(at(run, i, "precision", k)), r: nn(at(run, i, "recall", k)), f: nn(at(run, i, "f1", k)) });
   }
   let best = null; for (const q of pts) if (q.f !== null && (best === null || q.f > best.f)) best = q;
   return { pts, best };
@@ -174,14 +226,14 @@ function drawPR() {
   const W = 420, H = 320, L = 40, B = 30, r = run(), sel = +$("pr-feature").value;
   const x = (v) => L + v * (W - L - 10), y = (v) => H - B - v * (H - B - 10);
   const series = [];
-  if (sel === 0) G.features.forEach((f, i) => { const e = r.cube[`${st.slice},${i}`]; if (e) series.push({ name: f, e, faint: true }); });
-  else { const e = r.cube[`${st.slice},${sel - 1}`]; if (e) series.push({ name: G.features[sel - 1], e }); }
-  const micro = r.overall[`${st.slice},micro`]; if (micro) series.push({ name: "all (micro)", e: micro, micro: true });
+  if (sel === 0) G.features.forEach((f, i) => { if (present(r, i)) series.push({ name: f, i, faint: true }); });
+  else if (present(r, sel - 1)) series.push({ name: G.features[sel - 1], i: sel - 1 });
+  if (present(r, NF)) series.push({ name: "all (micro)", i: NF, micro: true });
   let svg = `<svg width="${W}" height="${H}" role="img" aria-label="precision-recall curves">`;
   for (let v = 0; v <= 1.0001; v += 0.2) svg += `<line x1="${x(0)}" x2="${x(1)}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/><text x="${L - 4}" y="${y(v) + 3}" font-size="10" text-anchor="end">${v.toFixed(1)}</text><text x="${x(v)}" y="${H - B + 14}" font-size="10" text-anchor="middle">${v.toFixed(1)}</text>`;
   svg += `<text x="${(W + L) / 2}" y="${H - 2}" font-size="11" text-anchor="middle">recall</text><text x="10" y="${H / 2}" font-size="11" transform="rotate(-90 10 ${H / 2})" text-anchor="middle">precision</text>`;
   for (const s of series) {
-    const { pts, best } = curve(s.e), ok = pts.filter((q) => q.p !== null && q.r !== null);
+    const { pts, best } = curve(r, s.i), ok = pts.filter((q) => q.p !== null && q.r !== null);
     const color = s.micro ? "#111" : s.faint ? "rgba(60,110,190,0.35)" : "#1f6fd1";
     svg += `<polyline fill="none" stroke="${color}" stroke-width="${s.micro ? 2.2 : 1.4}" points="${ok.map((q) => `${x(q.r)},${y(q.p)}`).join(" ")}"><title>${esc(s.name)}</title></polyline>`;
     if (!s.faint || series.length < 12) {
@@ -202,15 +254,18 @@ function bars(counts, caption, w = 150, h = 60) {
   return s;
 }
 function drawDist() {
-  const h = run().hist[String(cell())], m = RATIOS[+$("dist-metric").value];
-  if (!h) { $("dist-note").textContent = "Per-data-row metrics are embedded for other cells only (report(gallery_cells=...))."; $("dist-slices").innerHTML = $("dist-classes").innerHTML = ""; return; }
-  $("dist-note").textContent = "data rows per bin at the current cell";
-  $("dist-slices").innerHTML = G.slices.map((sl, i) => h[`s${i}`] ? bars(h[`s${i}`][m], `${G.by.length ? sl : "all data rows"} (n=${h[`s${i}`][m].reduce((a, b) => a + b, 0)})`) : "").join("");
-  $("dist-classes").innerHTML = G.features.map((f, i) => h[`f${i}`] ? bars(h[`f${i}`][m], f, 110, 44) : "").join("");
+  const h = run().hist, mi = +$("dist-metric").value;
+  const counts = (group) => { const o = ((cell() * h.groups + group) * RATIOS.length + mi) * 10; return Array.from(h.counts.subarray(o, o + 10)); };
+  $("dist-note").textContent = "data rows per bin at the current cell" + (h.per_class ? "" : "; per-class histograms were not embedded (report(class_distributions=True) embeds them)");
+  $("dist-slices").innerHTML = G.slices.map((sl, i) => { const c = counts(i), n = c.reduce((a, b) => a + b, 0); return n ? bars(c, `${G.by.length ? sl : "all data rows"} (n=${n})`) : ""; }).join("");
+  $("dist-classes").innerHTML = h.per_class ? G.features.map((f, i) => { const c = counts(G.slices.length + i); return c.some((v) => v) ? bars(c, f, 110, 44) : ""; }).join("") : "";
 }
 
 // ---- gallery -------------------------------------------------------------------------------
-const GAL0 = D.runs[0].gallery, D_keys = GAL0.keys, D_rows_slice = GAL0.slice, NR = D_keys.length;
+const D_keys = D.keys, D_rows_slice = D.slice, NR = D_keys.length;
+const KEY_RANK = new Float64Array(NR), SLICE_RANK = new Float64Array(NR);  // sort keys as numbers
+Array.from(D_keys.keys()).sort((a, b) => (D_keys[a] < D_keys[b] ? -1 : D_keys[a] > D_keys[b] ? 1 : a - b)).forEach((r, i) => { KEY_RANK[r] = i; });
+for (let r = 0; r < NR; r++) SLICE_RANK[r] = D_rows_slice[r] * NR + KEY_RANK[r];
 const flt = { metric: "f1", lo: "", hi: "", slice: "", feature: "" };
 $("gallery-filters").innerHTML = `filter: <select id="f-metric">${METRICS.map((m) => `<option>${m}</option>`).join("")}</select> from <input id="f-lo" size="4" data-testid="filter-min"> to <input id="f-hi" size="4" data-testid="filter-max">` +
   (G.by.length ? ` · slice <select id="f-slice" data-testid="filter-slice"><option value="">any</option>${G.slices.map((s, i) => `<option value="${i}">${esc(s)}</option>`).join("")}</select>` : "") +
@@ -222,29 +277,28 @@ const cols = ["key"].concat(G.by.length ? ["slice"] : [], METRICS);
 $("data-row-table").tHead.innerHTML = "<tr>" + (thumbs ? "<th>image</th>" : "") + cols.map((c) => `<th data-sort="${c}">${c === "key" ? "data row" : c}</th>`).join("") + "</tr>";
 $("data-row-table").tHead.addEventListener("click", (e) => {
   const th = e.target.closest("th[data-sort]"); if (!th) return;
-  const k = th.dataset.sort; st.asc = st.sort === k ? !st.asc : k === "key" || k === "slice"; st.sort = k; drawGallery();
+  const k = th.dataset.sort; st.asc = st.sort === k ? !st.asc : k === "key" || k === "slice"; st.sort = k;
+  const t0 = performance.now(); drawGallery(); window.pmLastRedrawMs = performance.now() - t0;
 });
 $("gallery-more").addEventListener("click", () => { st.limit += 500; drawGallery(); });
 function drawGallery() {
-  const GAL = run().gallery, met = GAL.metrics[String(cell())], body = $("data-row-table").tBodies[0];
+  const GAL = run().gallery, ck = cell(), body = $("data-row-table").tBodies[0];
   for (const th of $("data-row-table").tHead.rows[0].cells) { th.classList.toggle("sorted", th.dataset.sort === st.sort); th.classList.toggle("asc", st.asc); }
-  if (!met) {
-    $("gallery-note").textContent = `Per-data-row metrics are embedded at ${GAL.cells.length} cell(s) (${GAL.cells.map((k) => `${G.c[Math.floor(k / NT)]}/${G.t[k % NT]}`).join(", ")}); move the sliders there, or write the report with gallery_cells="all".`;
-    body.innerHTML = ""; $("gallery-more").hidden = true; return;
-  }
-  const pos = new Int32Array(NR).fill(-1); met._row.forEach((r, i) => { pos[r] = i; });
-  const val = (r, k) => k === "key" ? D_keys[r] : k === "slice" ? G.slices[D_rows_slice[r]] : (pos[r] < 0 ? null : met[k][pos[r]]);
+  const val = (r, k) => { if (k === "key") return D_keys[r]; if (k === "slice") return G.slices[D_rows_slice[r]]; const v = GAL[k][r * NC + ck]; return Number.isNaN(v) ? null : v; };
   const lo = flt.lo === "" ? -Infinity : +flt.lo, hi = flt.hi === "" ? Infinity : +flt.hi;
   let rows = [];
   for (let r = 0; r < NR; r++) {
-    if (pos[r] < 0) continue;
+    if (Number.isNaN(GAL.tp[r * NC + ck])) continue;
     if (flt.slice !== "" && D_rows_slice[r] !== +flt.slice) continue;
-    if (flt.feature !== "" && !GAL0.features[r].includes(+flt.feature)) continue;
+    if (flt.feature !== "" && !D.features[r].includes(+flt.feature)) continue;
     if (flt.lo !== "" || flt.hi !== "") { const v = val(r, flt.metric); if (v === null || v < lo || v > hi) continue; }
     rows.push(r);
   }
   const k = st.sort, sign = st.asc ? 1 : -1;
-  rows.sort((a, b) => { const va = val(a, k), vb = val(b, k); if (va === vb) return a - b; if (va === null) return 1; if (vb === null) return -1; return (va < vb ? -1 : 1) * sign; });
+  const sv = k === "key" ? KEY_RANK : k === "slice" ? SLICE_RANK : null, col = GAL[k];
+  const sortVal = new Float64Array(NR);
+  for (const r of rows) sortVal[r] = sv ? sv[r] : col[r * NC + ck];
+  rows.sort((a, b) => { const va = sortVal[a], vb = sortVal[b]; if (va === vb || (va !== va && vb !== vb)) return a - b; if (va !== va) return 1; if (vb !== vb) return -1; return (va < vb ? -1 : 1) * sign; });
   const shown = rows.slice(0, st.limit);
   body.innerHTML = shown.map((r) => `<tr data-testid="data-row" data-key="${esc(D_keys[r])}">` + (thumbs ? `<td>${D.thumbs[r] ? `<img src="${D.thumbs[r]}" alt="">` : ""}</td>` : "") +
     cols.map((c) => { const v = val(r, c); return c === "key" || c === "slice" ? `<td>${esc(v)}</td>` : `<td data-metric="${c}" data-value="${dv(v)}">${fmt(v, c)}</td>`; }).join("") + "</tr>").join("");
@@ -255,9 +309,14 @@ function drawGallery() {
 // ---- one redraw per control change ---------------------------------------------------------
 function update() {
   const t0 = performance.now();
-  drawFeatures(); drawCompare(); drawConfusion(); drawExamples(); drawPR(); drawDist(); drawGallery();
+  const tm = {};
+  for (const f of [drawFeatures, drawCompare, drawConfusion, drawExamples, drawPR, drawDist, drawGallery]) {
+    const t1 = performance.now(); f(); tm[f.name] = performance.now() - t1;
+  }
+  window.pmTimings = tm;
   window.pmLastRedrawMs = performance.now() - t0;
 }
 update();
+window.pmReadyMs = performance.now();
 window.pmReady = true;
-})();
+}).catch((e) => { document.body.insertAdjacentHTML("afterbegin", `<p class="note">This report needs a browser with DecompressionStream (Chromium 80+, Firefox 113+, Safari 16.4+): ${String(e)}</p>`); throw e; });

@@ -193,6 +193,22 @@ def save(chart, path: str | Path, *, scale_factor: float = 1.0) -> Path:
     return path
 
 
+def offline() -> str:
+    """Render charts in Jupyter with the Vega JavaScript inlined into each output (Altair's
+    ``html`` renderer, ``inline`` template, bundles from ``vl-convert``), so a notebook shows
+    them with no network. Altair's default renderer loads the JavaScript from a CDN.
+    Returns the renderer's name.
+
+    Examples
+    --------
+    >>> import polars_metrics as pm
+    >>> pm.plot.offline()
+    'html'
+    """
+    alt.renderers.enable("html", template="inline")
+    return alt.renderers.active
+
+
 class PlotAccessor:
     """``ev.plot``: the chart functions of this module bound to one evaluation.
 

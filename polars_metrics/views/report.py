@@ -1,9 +1,14 @@
 """``pm.report`` / ``ev.report``: one self-contained HTML file, no server, works offline.
 
 The page is plain HTML, CSS and JavaScript written for it (``_report.js``, inlined) over one
-JSON payload (``_payload.py``): every number shown is looked up from the evaluation's frames at
-the sliders' cell, so a slider move is a few thousand array lookups and DOM updates. Nothing is
-fetched: no script, style, font or image has a URL; thumbnails are ``data:`` URIs.
+JSON payload (``_payload.py``) whose large arrays are typed arrays in one gzip'd block
+(``_pack.py``, inflated by the browser's ``DecompressionStream``): every number shown is looked
+up from the evaluation's frames at the sliders' cell, so a slider move is array lookups and DOM
+updates. Nothing is fetched: no script, style, font or image has a URL; thumbnails are
+``data:`` URIs. Plain JavaScript rather than Vega-Lite: the views are tables and a few small SVG
+charts whose every number must carry its exact frame value (``data-value``) for the tests, and
+the page carries ~30 kB of code instead of ~900 kB of inlined Vega; ``ev.plot`` gives the Altair
+charts.
 """
 from __future__ import annotations
 
@@ -16,10 +21,9 @@ from pathlib import Path
 import polars as pl
 
 from polars_metrics import schema as s
+from polars_metrics.result.coco import CocoEvaluation
 from polars_metrics.result.evaluation import Evaluation
-from polars_metrics.views import _media, _payload
-
-AUTO_GALLERY_VALUES = 400_000  # data rows x cells embedded for the gallery when "auto"
+from polars_metrics.views import _media, _pack, _payload
 
 
 def _read(name: str) -> str:
@@ -47,22 +51,10 @@ def _check_same_grid(runs: dict[str, Evaluation]) -> Evaluation:
     return first
 
 
-def _gallery_cells(first: Evaluation, rows: int, start: int, gallery_cells) -> list[int]:
-    n = len(first.confidence_thresholds) * len(first.iou_thresholds)
-    if gallery_cells == "all" or (gallery_cells == "auto" and rows * n <= AUTO_GALLERY_VALUES):
-        return list(range(n))
-    if gallery_cells == "auto":
-        return [start]
-    nt = len(first.iou_thresholds)
-    return sorted({first.confidence_thresholds.tolist().index(first._threshold(c, s.CONFIDENCE_THRESHOLD)) * nt
-                   + first.iou_thresholds.tolist().index(first._threshold(t, s.IOU_THRESHOLD))
-                   for c, t in gallery_cells} | {start})
-
-
 def build_payload(runs: dict[str, Evaluation], *, title: str, max_examples_per_cell: int,
-                  confidence: float, iou: float, gallery_cells="auto", media=None,
-                  ground_truth=None, predictions=None, max_media_bytes: int = 3_000_000) -> dict:
-    """The report's JSON data (see ``_payload``)."""
+                  confidence: float, iou: float, media=None, ground_truth=None, predictions=None,
+                  max_media_bytes: int = 3_000_000, class_distributions="auto", text=None) -> dict:
+    """The report's JSON data (see ``_payload``), its large arrays packed in ``bin``."""
     first = _check_same_grid(runs)
     features = sorted(set().union(*(ev.features for ev in runs.values())))
     slices = sorted({tuple(r) for ev in runs.values()
@@ -76,17 +68,20 @@ def build_payload(runs: dict[str, Evaluation], *, title: str, max_examples_per_c
                       for ev in runs.values()]).unique(subset=grid.keys, maintain_order=True)
     rows = rows.with_row_index("_row").with_columns(
         pl.col("_row").cast(pl.Int64), _payload.key_labels(rows, grid.keys).alias("_key"))
-    cells = _gallery_cells(first, rows.height, start, gallery_cells)
-    out_runs = []
+    pack, masks, out_runs, used = _pack.Packer(), {}, [], set()
     for name, ev in runs.items():
-        run = {"name": name, **_payload.cube_tables(ev, grid),
-               "confusion": _payload.confusion_table(ev, grid),
-               "examples": _payload.examples_table(ev, grid, rows.select(*grid.keys, "_row", "_slice"),
-                                                   max_examples_per_cell),
-               "gallery": _payload.gallery_table(ev, grid, rows, cells),
-               "hist": _payload.histograms(ev, grid, rows, cells),
-               "excluded": ev.excluded.height, "profile": ev.profile.name}
-        out_runs.append(run)
+        per_class = not isinstance(ev, CocoEvaluation) and (class_distributions is True or (
+            class_distributions == "auto"
+            and _class_rows(ev, grid) <= _payload.CLASS_HIST_MAX_ROWS))
+        examples = _payload.examples_table(pack, ev, grid, rows.select(*grid.keys, "_row", "_slice"),
+                                           max_examples_per_cell, masks)
+        used |= examples.pop("_used")
+        out_runs.append({
+            "name": name, "examples": examples, **_payload.cube_tables(pack, ev, grid),
+            "confusion": _payload.confusion_table(pack, ev, grid),
+            "gallery": _payload.gallery_table(pack, ev, grid, rows),
+            "hist": _payload.histograms(pack, ev, grid, rows, per_class),
+            "excluded": ev.excluded.height, "profile": ev.profile.name})
     thumbs, note = {}, None
     if media is not None:
         paths = _media.resolve(media, rows, grid.keys, ground_truth)
@@ -94,14 +89,23 @@ def build_payload(runs: dict[str, Evaluation], *, title: str, max_examples_per_c
                                          predictions=predictions, confidence=c0, iou=t0,
                                          max_bytes=max_media_bytes)
     return {"title": title, "grid": grid.as_json(), "start": start, "cap": max_examples_per_cell,
-            "runs": out_runs, "thumbs": {str(k): v for k, v in thumbs.items()}, "media": note,
-            "rows": rows.height}
+            "runs": out_runs, "masks": [list(m) for m in masks],
+            "keys": rows["_key"].to_list(), "slice": rows["_slice"].to_list(),
+            "features": _payload.row_features(first, grid, rows),
+            "thumbs": {str(k): v for k, v in thumbs.items()}, "media": note,
+            "text": _media.texts(text, rows, grid.keys, used, ground_truth, predictions),
+            "rows": rows.height, "bin": pack.finish()}
+
+
+def _class_rows(ev: Evaluation, grid) -> int:
+    """Rows of ev.data_row_features: (data row, feature on it) pairs x cells."""
+    return _payload.annotation_features(ev, grid.keys).unique().height * grid.n_cells
 
 
 def report(ev_or_runs, path: str | Path, *, title: str | None = None, media=None,
            ground_truth: pl.DataFrame | None = None, predictions: pl.DataFrame | None = None,
            max_examples_per_cell: int = 50, confidence: float = 0.5, iou: float = 0.5,
-           gallery_cells="auto", max_media_bytes: int = 3_000_000) -> Path:
+           max_media_bytes: int = 3_000_000, class_distributions="auto", text=None) -> Path:
     """Write one self-contained HTML report of an evaluation, or of several runs of one ground
     truth (``{"run A": ev_a, "run B": ev_b}``: side-by-side values, deltas, confusion
     difference), and return its path.
@@ -112,12 +116,17 @@ def report(ev_or_runs, path: str | Path, *, title: str | None = None, media=None
         directory of ``<key>.<png|jpg|jpeg|webp>`` or a pattern like ``"img/{data_row}.jpg"``.
         Thumbnails are embedded (at most ``max_media_bytes`` in total, stated in the page).
     ground_truth, predictions : the input tables, for drawing their geometry on the thumbnails
-        (the evaluation keeps none).
+        and highlighting their spans in the text (the evaluation keeps none).
+    text : the data rows' text for NER examples: a dict {data-row key: text} or a column of
+        ``ground_truth``; by default its ``text`` column when it has one. Embedded for the data
+        rows with examples (at most 2,000,000 characters); examples then show the text around
+        the gold and predicted spans, highlighted and coloured by outcome.
     max_examples_per_cell : examples listed per confusion cell (the exact total is shown).
     confidence, iou : the sliders' initial cell.
-    gallery_cells : the cells whose per-data-row metrics are embedded for the gallery and the
-        distributions: ``"auto"`` (every cell while data rows x cells <= 400,000, else the
-        initial cell), ``"all"``, or a list of (confidence, iou) pairs.
+    class_distributions : embed histograms of the per-class data-row metrics
+        (``ev.data_row_features``) at every cell: ``True``, ``False`` or ``"auto"`` (when that
+        frame has at most 5,000,000 rows; it is built for them). The per-slice distributions,
+        the gallery (every data row at every cell) and the examples are always embedded.
 
     Examples
     --------
@@ -132,9 +141,10 @@ def report(ev_or_runs, path: str | Path, *, title: str | None = None, media=None
     title = title or ("polars_metrics report" if len(runs) == 1 else
                       "polars_metrics report: " + " vs ".join(runs))
     data = build_payload(runs, title=title, max_examples_per_cell=max_examples_per_cell,
-                         confidence=confidence, iou=iou, gallery_cells=gallery_cells, media=media,
+                         confidence=confidence, iou=iou, media=media,
                          ground_truth=ground_truth, predictions=predictions,
-                         max_media_bytes=max_media_bytes)
+                         max_media_bytes=max_media_bytes,
+                         class_distributions=class_distributions, text=text)
     payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     page = (_read("_report.html")
             .replace("/*STYLE*/", _read("_report.css"))

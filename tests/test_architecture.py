@@ -142,3 +142,21 @@ def test_a_cell_lookup_takes_the_nearest_grid_value():
     assert ev.summary(confidence=1e-9, iou=0.5).filter(pl.col("feature") == "cat")["tp"].item() == 1
     assert ev.summary(confidence=0.0, iou=0.5).filter(pl.col("feature") == "cat")["tp"].item() == 2
     assert ev.examples(None, "cat", confidence=1e-9, iou=0.5).height == 0
+
+
+def test_every_public_function_has_a_running_example():
+    """Every public callable of the package and of pm.labelbox_sdk documents an Examples
+    section (doctests run them: --doctest-modules in make test)."""
+    import inspect
+
+    missing = []
+    names = [(n, getattr(pm, n)) for n in pm.__all__]
+    names += [(f"labelbox_sdk.{n}", getattr(pm.labelbox_sdk, n)) for n in pm.labelbox_sdk.__all__]
+    for name, obj in names:
+        if not callable(obj) or inspect.isclass(obj) and issubclass(obj, Exception):
+            continue
+        doc = inspect.getdoc(obj) or ""
+        owner = inspect.getmodule(obj)
+        if ">>>" not in doc and ">>>" not in (inspect.getdoc(owner) or ""):
+            missing.append(name)
+    assert not missing, f"public names without a runnable example: {missing}"

@@ -18,6 +18,15 @@ class CocoResult:
 
     Under ``pm.evaluate(..., profile="coco")`` it is ``ev.coco``.
 
+    Examples
+    --------
+    >>> import polars as pl, polars_metrics as pm
+    >>> gt = pl.DataFrame({"data_row": [1], "feature": ["cat"], "bbox": [[0.0, 0, 10, 10]]},
+    ...                   schema_overrides={"bbox": pl.Array(pl.Float64, 4)})
+    >>> res = pm.evaluate_coco(gt, gt.with_columns(confidence=pl.lit(0.9)))
+    >>> type(res).__name__, res.precision.shape, round(float(res.stats[0]), 6)
+    ('CocoResult', (10, 101, 1, 4, 3), 1.0)
+
     Attributes
     ----------
     params : CocoParams

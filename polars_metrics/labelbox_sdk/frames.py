@@ -17,7 +17,17 @@ from polars_metrics.labelbox_sdk.engine import FeatureCounts
 
 class SdkMetrics(NamedTuple):
     """All four SDK metrics from one pass (see :func:`polars_metrics.labelbox_sdk.metrics`),
-    and the input rows rejected with ``on_invalid="drop"`` (empty otherwise)."""
+    and the input rows rejected with ``on_invalid="drop"`` (empty otherwise).
+
+    Examples
+    --------
+    >>> import polars_metrics as pm
+    >>> gt = pl.DataFrame({"data_row": ["a"], "feature": ["car"], "bbox": [[0.0, 0, 10, 10]]},
+    ...                   schema_overrides={"bbox": pl.Array(pl.Float64, 4)})
+    >>> out = pm.labelbox_sdk.metrics(gt, gt)
+    >>> out.confusion_matrix.rows(), out.miou.rows(), out.rejects.height
+    ([('a', 1, 0, 0, 0)], [('a', 1.0)], 0)
+    """
 
     feature_confusion_matrix: pl.DataFrame
     confusion_matrix: pl.DataFrame

@@ -290,5 +290,15 @@ class Evaluation:
 
 
 def finalize(part: PartialResult) -> Evaluation:
-    """Turn a (merged) partial result into an :class:`Evaluation` (``pm.finalize``)."""
+    """Turn a (merged) partial result into an :class:`Evaluation` (``pm.finalize``).
+
+    Examples
+    --------
+    >>> import polars as pl, polars_metrics as pm
+    >>> gt = pl.DataFrame({"data_row": ["a"], "feature": ["cat"], "bbox": [[0.0, 0, 10, 10]]},
+    ...                   schema_overrides={"bbox": pl.Array(pl.Float64, 4)})
+    >>> ev = pm.finalize(pm.partial(gt, gt, confidence_thresholds=[0.5], iou_thresholds=[0.5]))
+    >>> ev.summary(0.5, 0.5).select("feature", "tp", "precision").rows()
+    [('cat', 1, 1.0), ('all (macro)', 1, 1.0), ('all (micro)', 1, 1.0)]
+    """
     return Evaluation.from_partial(part)

@@ -49,3 +49,13 @@ def test_cli_report(tmp_path):
                  str(tmp_path / "pd.parquet"), "--out", str(tmp_path / "o"), "--report",
                  str(tmp_path / "r2.html"), "-q"]) == 0
     assert (tmp_path / "r2.html").exists()
+
+
+def test_the_report_is_reproducible(tmp_path):
+    """The same evaluation (or a new evaluation of the same tables) writes the same bytes."""
+    gt, pd = pm.synthetic.detections(60, seed=2)
+    ev = pm.evaluate(gt, pd, by="split", class_aware=True)
+    first = pm.report(ev, tmp_path / "a.html").read_bytes()
+    assert pm.report(ev, tmp_path / "b.html").read_bytes() == first
+    again = pm.evaluate(gt, pd, by="split", class_aware=True)
+    assert pm.report(again, tmp_path / "c.html").read_bytes() == first

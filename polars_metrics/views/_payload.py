@@ -258,7 +258,7 @@ def examples_table(pack: Packer, ev, grid: Grid, rows: pl.DataFrame, cap: int,
         grid.feature_codes(_G, _G), grid.feature_codes(_P, _P))
     ex = ex.group_by(_G, _P, _ROW, s.GT_ID, s.PD_ID).agg(
         pl.col(s.CONFIDENCE).first(), pl.col(s.IOU).first(), pl.col(_CI), pl.col(_TBITS),
-        pl.col(_POS).min()).sort(_G, _P, _POS, _ROW)
+        pl.col(_POS).min()).sort(_G, _P, _POS, _ROW, s.GT_ID, s.PD_ID, nulls_last=True)
     nc = len(grid.c)
     mask_ids = []
     for cis, bits in zip(ex[_CI].to_list(), ex[_TBITS].to_list(), strict=True):

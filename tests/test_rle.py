@@ -17,7 +17,7 @@ def _decode_ref(rle: dict) -> np.ndarray:
     """pycocotools' compressed string → our counts (checked separately against decode())."""
     s = rle["counts"]
     s = s.encode() if isinstance(s, str) else s
-    counts, _ = R.rle_decode_strings(np.frombuffer(s, np.uint8), np.array([0, len(s)]))
+    counts, _, _ = R.rle_decode_strings(np.frombuffer(s, np.uint8), np.array([0, len(s)]))
     return counts
 
 
@@ -100,7 +100,8 @@ def test_area_bbox_and_string_round_trip():
     buf, ptr = R.rle_encode_strings(counts, offs)
     for i, r in enumerate(refs):
         assert bytes(buf[ptr[i] : ptr[i + 1]]) == r["counts"]
-    back, boffs = R.rle_decode_strings(buf, ptr)
+    back, boffs, bad = R.rle_decode_strings(buf, ptr)
+    assert not bad.any()
     np.testing.assert_array_equal(back, counts)
     np.testing.assert_array_equal(boffs, offs)
 
@@ -118,7 +119,8 @@ def test_string_coding_large_counts_and_encode():
     strings = [r["counts"] for r in refs]
     buf = np.frombuffer(b"".join(strings), np.uint8)
     ptr = np.concatenate([[0], np.cumsum([len(s) for s in strings])]).astype(np.int64)
-    counts, offs = R.rle_decode_strings(buf, ptr)
+    counts, offs, bad = R.rle_decode_strings(buf, ptr)
+    assert not bad.any()
     dense = R.rle_decode_dense(counts, offs, h * w)
     for i in range(20):
         np.testing.assert_array_equal(dense[i].reshape(w, h).T, masks[:, :, i])

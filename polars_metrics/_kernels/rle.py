@@ -39,13 +39,18 @@ def rle_area(counts: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 @njit(cache=True, parallel=True)
 def rle_total(counts: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Sum of all runs of every mask (must equal height * width for a valid RLE)."""
+    """Sum of all runs of every mask (must equal height * width for a valid RLE), saturated at
+    2**62: a sum that large is never a valid size, and never wraps around int64."""
     n = offsets.size - 1
     out = np.zeros(n, np.int64)
+    cap = np.int64(1) << 62
     for i in prange(n):
-        s = 0
+        s = np.int64(0)
         for j in range(offsets[i], offsets[i + 1]):
-            s += counts[j]
+            s += np.int64(counts[j])
+            if s > cap:
+                s = cap
+                break
         out[i] = s
     return out
 
@@ -516,8 +521,15 @@ def rle_from_boxes(
 
 
 # --- compressed strings -------------------------------------------------------------------------
+MAX_RUN_CHARS = 7  # 35 bits: any uint32 count, or a delta between two, fits (pycocotools' long)
+MAX_COUNT = 0xFFFFFFFF
+
+
 @njit(cache=True, parallel=True)
 def _string_lengths(buf: np.ndarray, str_ptr: np.ndarray) -> np.ndarray:
+    """Counts per string: one per char without the continuation bit, plus one for a string
+    that ends inside a run (an unterminated run is still written by the decoder, which then
+    flags it: the allocation must hold it)."""
     n = str_ptr.size - 1
     out = np.zeros(n, np.int64)
     for i in prange(n):
@@ -525,51 +537,77 @@ def _string_lengths(buf: np.ndarray, str_ptr: np.ndarray) -> np.ndarray:
         for p in range(str_ptr[i], str_ptr[i + 1]):
             if ((buf[p] - 48) & 0x20) == 0:  # a char without the continuation bit ends a count
                 c += 1
+        if str_ptr[i + 1] > str_ptr[i] and ((buf[str_ptr[i + 1] - 1] - 48) & 0x20) != 0:
+            c += 1
         out[i] = c
     return out
 
 
 @njit(cache=True, parallel=True)
 def _decode_strings(buf: np.ndarray, str_ptr: np.ndarray, offsets: np.ndarray,
-                    counts: np.ndarray) -> None:
+                    counts: np.ndarray, bad: np.ndarray) -> None:
+    """Decode every string into ``counts[offsets[i]:offsets[i + 1]]``; ``bad[i]`` = 1 when the
+    string is not a valid COCO RLE: a character outside '0'..'o', a run of more than
+    ``MAX_RUN_CHARS`` characters, a string ending inside a run, or a decoded count that is
+    negative or above 2**32 - 1. Never writes outside string i's slice."""
     n = str_ptr.size - 1
     for i in prange(n):
         p = str_ptr[i]
         end = str_ptr[i + 1]
         m = 0
         o = offsets[i]
-        while p < end:
-            x = 0
+        room = offsets[i + 1] - o
+        flag = 0
+        while p < end and m < room:
+            x = np.int64(0)
             k = 0
             more = True
             while more and p < end:
                 c = np.int64(buf[p]) - 48
-                x |= (c & 0x1F) << (5 * k)
+                if c < 0 or c > 63:
+                    flag = 1
+                if k < MAX_RUN_CHARS:
+                    x |= (c & 0x1F) << (5 * k)
+                else:
+                    flag = 1  # too long: the shift would leave 64 bits
                 more = (c & 0x20) != 0
                 p += 1
                 k += 1
-                if not more and (c & 0x10) != 0:
+                if not more and (c & 0x10) != 0 and k <= MAX_RUN_CHARS:
                     x |= np.int64(-1) << (5 * k)  # sign-extend a negative delta
+            if more:
+                flag = 1  # the string ended inside a run
             if m > 2:
                 x += np.int64(counts[o + m - 2])
-            counts[o + m] = np.uint32(x & 0xFFFFFFFF)
+            if x < 0 or x > MAX_COUNT:
+                flag = 1
+                x = 0
+            counts[o + m] = np.uint32(x)
             m += 1
+        if p < end or m != room:
+            flag = 1  # cannot happen with offsets from _string_lengths; never trusted
+        bad[i] = flag
 
 
-def rle_decode_strings(buf: np.ndarray, str_ptr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def rle_decode_strings(buf: np.ndarray, str_ptr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Decode compressed COCO RLE strings (``rleFrString``) to a CSR batch of counts.
 
     ``buf`` holds all strings' bytes (uint8) back to back; string ``i`` is
-    ``buf[str_ptr[i]:str_ptr[i + 1]]``. Bytes outside ``48..111`` are the caller's to reject.
+    ``buf[str_ptr[i]:str_ptr[i + 1]]``. Returns ``(counts, offsets, bad)``: ``bad[i]`` is True
+    when string ``i`` is malformed (see ``_decode_strings``); its counts are then meaningless
+    and the caller must reject the row. ``str_ptr`` is checked (monotone, within ``buf``).
     """
     buf = _writeable(buf, np.uint8)  # one numba specialization: never a read-only view
     str_ptr = _writeable(str_ptr, np.int64)
+    if str_ptr.size == 0 or str_ptr[0] < 0 or str_ptr[-1] > buf.size or (np.diff(str_ptr) < 0).any():
+        raise ValueError("rle_decode_strings: str_ptr must be monotone offsets into buf")
     lengths = _string_lengths(buf, str_ptr)
     offsets = np.zeros(lengths.size + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])
     counts = np.empty(offsets[-1], np.uint32)
-    _decode_strings(buf, str_ptr, offsets, counts)
-    return counts, offsets
+    bad = np.zeros(lengths.size, np.uint8)
+    _decode_strings(buf, str_ptr, offsets, counts, bad)
+    return counts, offsets, bad.astype(bool)
 
 
 @njit(cache=True)

@@ -207,7 +207,7 @@ def _null_aware(pairs: pl.Series, iou, kind_name: str, names: tuple[str, str]) -
 
 def check_values(values: pl.Series, rows, kind_name: str, table: str) -> None:
     """Raise the error ``pm.evaluate`` raises for any invalid value of a geometry column
-    (``rows``: each value's row in the frame). Span values are checked by the span kind.
+    (``rows``: each value's row in the frame).
 
     Examples
     --------
@@ -223,10 +223,12 @@ def check_values(values: pl.Series, rows, kind_name: str, table: str) -> None:
     k = kind(kind_name)
     if kind_name == polygon.NAME and isinstance(values.dtype, pl.Array) and values.dtype.size == 4:
         k = kind(box.NAME)  # polygon_iou takes boxes as rectangles
-    if len(k.geometry) != 1:
-        return
-    column = k.geometry[0]
-    frame = pl.DataFrame({column: values}).with_columns(
-        pl.Series(POS, rows, dtype=pl.Int64), pl.Series(s.ID, rows, dtype=pl.Int64))
+    if k.name == span.NAME:  # (start, end) pairs or structs: checked as the two columns
+        start, end, _ = span._parts(values)
+        frame = pl.DataFrame({s.START: start, s.END: end})
+    else:
+        frame = pl.DataFrame({k.geometry[0]: values})
+    frame = frame.with_columns(pl.Series(POS, rows, dtype=pl.Int64),
+                               pl.Series(s.ID, rows, dtype=pl.Int64))
     frame = k.normalize(frame, table)
     run_checks(frame, table, (), k.checks(table, ()), "raise")

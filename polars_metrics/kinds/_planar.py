@@ -17,7 +17,7 @@ from functools import cached_property
 import numpy as np
 import polars as pl
 
-from polars_metrics._arrays import COORD_LIMIT, ragged_problems
+from polars_metrics._arrays import ragged_problems
 from polars_metrics._lazy import lazy
 
 numba = lazy("numba")
@@ -38,7 +38,7 @@ CROSSING_TESTS = 20_000_000  # edge pairs tested per geometry before it counts a
 
 PROBLEMS = {  # shape_problems key: (reason, fix)
     "non_finite": ("has a NaN or infinite coordinate", "replace or remove non-finite coordinates"),
-    "too_large": (f"has a coordinate beyond ±{COORD_LIMIT:.0e}: its area would overflow float64",
+    "too_large": ("has a coordinate beyond ±1e150: its area would overflow float64",
                   "check the units; scale the coordinates down"),
     "empty_part": ("has a part with no ring", "drop the empty parts of multipolygons"),
     "short": ("has a ring with fewer than 3 distinct points",
@@ -211,8 +211,10 @@ def strip_closing(coords: np.ndarray, ring_off: np.ndarray) -> tuple[np.ndarray,
     if lens.size == 0:
         return coords, ring_off
     first = ring_off[:-1]
-    last = np.maximum(ring_off[1:] - 1, first)
-    closed = (lens >= 2) & (coords[first] == coords[last]).all(axis=1)
+    last = ring_off[1:] - 1
+    closed = np.zeros(lens.size, bool)
+    has2 = np.flatnonzero(lens >= 2)  # empty rings index nothing (one at the end would be out of range)
+    closed[has2] = (coords[first[has2]] == coords[last[has2]]).all(axis=1)
     if not closed.any():
         return coords, ring_off
     keep = np.ones(coords.shape[0], bool)

@@ -139,17 +139,21 @@ def ragged_problems(coords: np.ndarray, levels: list[np.ndarray], *, min_leaf: i
     sizes = [np.asarray(lv).size - 1 for lv in levels] + [coords.shape[0]]
     for k, lv in enumerate(levels):
         check_offsets(lv, sizes[k + 1], f"level-{k}")
-    # the row of every item of every level, from the top down
+    # the row of every item of every level but the points, from the top down
     owner = [np.arange(sizes[0], dtype=np.int64)]
-    for lv in levels:
+    for lv in levels[:-1]:
         owner.append(np.repeat(owner[-1], np.diff(lv)))
     n = sizes[0]
     out = {name: np.zeros(n, bool) for name in ("non_finite", "too_large", "empty_inner", "short_leaf")}
-    if coords.size:
-        finite = np.isfinite(coords).all(axis=1)
-        out["non_finite"][owner[-1][~finite]] = True
-        big = finite & (np.abs(np.where(np.isfinite(coords), coords, 0.0)) > limit).any(axis=1)
-        out["too_large"][owner[-1][big]] = True
+    # fast path: one pass over all coordinates (the max of |c| is NaN when any c is NaN); the
+    # points' rows are worked out only when some point is bad
+    if coords.size and not np.abs(coords).max() <= limit:
+        with np.errstate(invalid="ignore"):
+            finite = np.isfinite(coords).all(axis=1)
+            big = finite & (np.abs(coords) > limit).any(axis=1)
+        point_owner = np.repeat(owner[-1], np.diff(levels[-1])) if levels else owner[0]
+        out["non_finite"][point_owner[~finite]] = True
+        out["too_large"][point_owner[big]] = True
     for k in range(1, len(levels) - 1):  # items of inner levels: not rows, not leaves
         small = np.diff(levels[k]) < min_inner
         out["empty_inner"][owner[k][small]] = True

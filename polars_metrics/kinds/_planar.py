@@ -129,7 +129,7 @@ def shape_problems(shapes: Shapes, *, complexity: bool = True) -> dict[str, np.n
     out["too_complex"] = np.zeros(len(shapes), bool)
     if complexity and (~seen).any():
         todo = np.flatnonzero(~seen)
-        sub = take(shapes, todo)
+        sub = shapes if todo.size == len(shapes) else take(shapes, todo)
         sure = K.certainly_valid(sub.coords, sub.ring_off, sub.part_off, sub.geom_off, 256)
         ask = todo[~sure]
         if ask.size:
@@ -143,17 +143,18 @@ def shape_problems(shapes: Shapes, *, complexity: bool = True) -> dict[str, np.n
 def _underflow(shapes: Shapes) -> np.ndarray:
     """Geometries whose bounding box has a positive area below MIN_EXTENT_AREA."""
     n = len(shapes)
-    if shapes.coords.shape[0] == 0:
-        return np.zeros(n, bool)
-    pg = shapes.point_geometry()
-    lo = np.full((n, 2), np.inf)
-    hi = np.full((n, 2), -np.inf)
-    np.minimum.at(lo, pg, shapes.coords)
-    np.maximum.at(hi, pg, shapes.coords)
+    out = np.zeros(n, bool)
+    start = shapes.ring_off[shapes.part_off[shapes.geom_off]]  # each geometry's first point
+    has = np.flatnonzero(np.diff(start) > 0)
+    if has.size == 0:
+        return out
     with np.errstate(invalid="ignore", over="ignore"):
+        lo = np.minimum.reduceat(shapes.coords, start[has], axis=0)
+        hi = np.maximum.reduceat(shapes.coords, start[has], axis=0)
         ext = hi - lo
         area = ext[:, 0] * ext[:, 1]
-    return (ext[:, 0] > 0) & (ext[:, 1] > 0) & (area < MIN_EXTENT_AREA)
+    out[has] = (ext[:, 0] > 0) & (ext[:, 1] > 0) & (area < MIN_EXTENT_AREA)
+    return out
 
 
 def usable(problems: dict[str, np.ndarray]) -> np.ndarray:

@@ -204,7 +204,7 @@ def repair(frame: pl.DataFrame, table: str) -> tuple[pl.DataFrame, pl.DataFrame]
     sh = P.from_series(col.gather(rows))
     with serial_if_small(rows.size):
         ok = P.usable(structure_problems(sh))
-        good = P.take(sh, np.flatnonzero(ok))  # no kernel or GEOS call sees a flagged row
+        good = sh if ok.all() else P.take(sh, np.flatnonzero(ok))  # nothing flagged reaches a kernel
         sure = np.zeros(len(sh), bool)
         sure[ok] = K.certainly_valid(good.coords, good.ring_off, good.part_off, good.geom_off,
                                      VALID_RING_LIMIT)

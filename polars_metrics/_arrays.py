@@ -83,3 +83,81 @@ def offsets_from_lengths(lengths) -> np.ndarray:
     out = np.zeros(lengths.size + 1, np.int64)
     np.cumsum(lengths, out=out[1:])
     return out
+
+
+# --- ragged (CSR) inputs: checked before any kernel or GEOS call sees them -----------------------
+COORD_LIMIT = 1e150
+"""Largest accepted |coordinate|. Areas are products of two coordinate differences: with
+|x| <= 1e150 every difference is <= 2e150 and every area, and a sum of two, stays below 1e301,
+far from float64's 1.8e308 (at ~1.3e154 a square's area overflows to inf and the IoU becomes
+NaN). No coordinate system in use comes near 1e150; a value that large is a unit or parsing bug."""
+
+
+def check_offsets(off: np.ndarray, n_child: int, what: str) -> None:
+    """Raise ValueError unless ``off`` is CSR offsets over ``n_child`` items: 1-D int, starting
+    at 0, non-decreasing, ending at ``n_child``. (An internal invariant: Arrow guarantees it for
+    columns; it is checked because compiled kernels index with these offsets unchecked.)
+
+    >>> check_offsets(np.array([0, 2, 2, 5]), 5, "rings")
+    >>> check_offsets(np.array([0, 3, 2]), 3, "rings")
+    Traceback (most recent call last):
+    ...
+    ValueError: malformed rings offsets: they must start at 0, never decrease and end at 3 (the number of items); got [0 3 2]
+    """
+    off = np.asarray(off)
+    ok = (off.ndim == 1 and off.size >= 1 and off.dtype.kind in "iu" and int(off[0]) == 0
+          and int(off[-1]) == n_child and not (np.diff(off) < 0).any())
+    if not ok:
+        raise ValueError(f"malformed {what} offsets: they must start at 0, never decrease and end "
+                         f"at {n_child} (the number of items); got {off[:10]}")
+
+
+def ragged_problems(coords: np.ndarray, levels: list[np.ndarray], *, min_leaf: int = 0,
+                    min_inner: int = 1, limit: float = COORD_LIMIT) -> dict[str, np.ndarray]:
+    """Per top-level row of a ragged array, what makes it unusable.
+
+    ``levels`` are CSR offsets from the rows down to the points, outermost first (e.g.
+    ``[geom_off, part_off, ring_off]`` for multipolygons, ``[ring_off]`` for polylines);
+    ``coords`` is (n_points, d). The offsets are checked first (:func:`check_offsets`). Returns
+    boolean arrays, one entry per row:
+
+    - ``non_finite``: a NaN or infinite coordinate;
+    - ``too_large``: a finite coordinate with ``|c| > limit`` (see :data:`COORD_LIMIT`);
+    - ``empty_inner``: an item of an inner level with fewer than ``min_inner`` children
+      (a multipolygon part with no ring);
+    - ``short_leaf``: a leaf (ring, line) with fewer than ``min_leaf`` points.
+
+    Examples
+    --------
+    >>> xy = np.array([[0, 0], [1, 0], [1, 1], [0, 0], [np.nan, 1], [2, 2], [1e200, 0]], float)
+    >>> geoms, parts, rings = np.array([0, 2, 3, 4]), np.array([0, 1, 1, 2, 3]), np.array([0, 3, 6, 7])
+    >>> p = ragged_problems(xy, [geoms, parts, rings], min_leaf=3)
+    >>> {k: v.tolist() for k, v in p.items()}
+    {'non_finite': [False, True, False], 'too_large': [False, False, True], 'empty_inner': [True, False, False], 'short_leaf': [False, False, True]}
+    """
+    coords = np.asarray(coords, np.float64)
+    sizes = [np.asarray(lv).size - 1 for lv in levels] + [coords.shape[0]]
+    for k, lv in enumerate(levels):
+        check_offsets(lv, sizes[k + 1], f"level-{k}")
+    # the row of every item of every level but the points, from the top down
+    owner = [np.arange(sizes[0], dtype=np.int64)]
+    for lv in levels[:-1]:
+        owner.append(np.repeat(owner[-1], np.diff(lv)))
+    n = sizes[0]
+    out = {name: np.zeros(n, bool) for name in ("non_finite", "too_large", "empty_inner", "short_leaf")}
+    # fast path: one pass over all coordinates (the max of |c| is NaN when any c is NaN); the
+    # points' rows are worked out only when some point is bad
+    if coords.size and not np.abs(coords).max() <= limit:
+        with np.errstate(invalid="ignore"):
+            finite = np.isfinite(coords).all(axis=1)
+            big = finite & (np.abs(coords) > limit).any(axis=1)
+        point_owner = np.repeat(owner[-1], np.diff(levels[-1])) if levels else owner[0]
+        out["non_finite"][point_owner[~finite]] = True
+        out["too_large"][point_owner[big]] = True
+    for k in range(1, len(levels) - 1):  # items of inner levels: not rows, not leaves
+        small = np.diff(levels[k]) < min_inner
+        out["empty_inner"][owner[k][small]] = True
+    if levels:  # leaves: the items whose children are points
+        short = np.diff(levels[-1]) < min_leaf
+        out["short_leaf"][owner[len(levels) - 1][short]] = True
+    return out

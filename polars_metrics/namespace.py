@@ -15,6 +15,7 @@ from polars_metrics import schema as s
 from polars_metrics.evaluate import evaluate
 from polars_metrics.iou import pairwise_iou
 from polars_metrics.kinds import REGISTRY, box, kind, line, mask, point, polygon, span
+from polars_metrics.validation import POS, run_checks
 
 
 @pl.api.register_dataframe_namespace("pm")
@@ -175,17 +176,59 @@ def aligned_iou_expr(kind_name: str, expr: pl.Expr, other: pl.Expr | str,
         raise ValueError(f"kind {kind_name!r} has no IoU (it matches by equality); "
                          f"IoU expressions exist for {with_iou}.")
     other = pl.col(other) if isinstance(other, str) else other
-    batch = partial(_null_aware, iou=partial(iou, **options))
+    names = (_name(expr, "left"), _name(other, "right"))
+    batch = partial(_null_aware, iou=partial(iou, **options), kind_name=kind_name, names=names)
     return pl.struct(expr.alias("a"), other.alias("b")).map_batches(
         batch, return_dtype=pl.Float64).alias(s.IOU)
 
 
-def _null_aware(pairs: pl.Series, iou) -> pl.Series:
-    """Run ``iou(a, b) -> ndarray`` on the rows where both sides are present."""
+def _name(expr: pl.Expr, default: str) -> str:
+    try:
+        return expr.meta.output_name()
+    except Exception:  # an expression without one output name
+        return default
+
+
+def _null_aware(pairs: pl.Series, iou, kind_name: str, names: tuple[str, str]) -> pl.Series:
+    """Run ``iou(a, b) -> ndarray`` on the rows where both sides are present, after the row
+    checks ``pm.evaluate`` runs (same reasons, rows named by their position in the frame)."""
     a, b = pairs.struct.field("a"), pairs.struct.field("b")
     valid = a.is_not_null() & b.is_not_null()
     out = pl.Series(s.IOU, [None] * pairs.len(), dtype=pl.Float64)
     if valid.any():
-        vals = iou(a.filter(valid), b.filter(valid))
+        rows = valid.arg_true().to_numpy()
+        a, b = a.filter(valid), b.filter(valid)
+        check_values(a, rows, kind_name, names[0])
+        check_values(b, rows, kind_name, names[1])
+        vals = iou(a, b)
         out = out.scatter(valid.arg_true(), pl.Series(vals, dtype=pl.Float64))
     return out
+
+
+def check_values(values: pl.Series, rows, kind_name: str, table: str) -> None:
+    """Raise the error ``pm.evaluate`` raises for any invalid value of a geometry column
+    (``rows``: each value's row in the frame).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_values(pl.Series([[0.0, 0.0, 1.0, 1.0], [2.0, 0.0, 1.0, 1.0]]), np.array([0, 3]),
+    ...              "box", "a")
+    Traceback (most recent call last):
+    ...
+    polars_metrics.errors.InvalidAnnotationError: a.bbox: 1 row(s) invalid: bbox has x1 < x0 or y1 < y0.
+      row 3: bbox=[2.0, 0.0, 1.0, 1.0]
+    Fix: store boxes as (x0, y0, x1, y1) with x0 <= x1 and y0 <= y1 (pm.bbox_from_xywh converts x/y/width/height).
+    """
+    k = kind(kind_name)
+    if kind_name == polygon.NAME and isinstance(values.dtype, pl.Array) and values.dtype.size == 4:
+        k = kind(box.NAME)  # polygon_iou takes boxes as rectangles
+    if k.name == span.NAME:  # (start, end) pairs or structs: checked as the two columns
+        start, end, _ = span._parts(values)
+        frame = pl.DataFrame({s.START: start, s.END: end})
+    else:
+        frame = pl.DataFrame({k.geometry[0]: values})
+    frame = frame.with_columns(pl.Series(POS, rows, dtype=pl.Int64),
+                               pl.Series(s.ID, rows, dtype=pl.Int64))
+    frame = k.normalize(frame, table)
+    run_checks(frame, table, (), k.checks(table, ()), "raise")

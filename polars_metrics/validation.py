@@ -54,7 +54,8 @@ def run_checks(frame: pl.DataFrame, table: str, keys: Sequence[str], checks: Seq
                on_invalid: OnInvalid) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Apply ``checks``; return (good rows, rejects). Raise on the first failing check when asked.
 
-    ``frame`` must carry ``_pos`` and ``id``.
+    ``frame`` must carry ``_pos`` and ``id``; ``keys=()`` names rows by position only (a
+    column given to an expression has no data rows, ids or rejects).
     """
     if not checks or frame.height == 0:
         return frame, empty_rejects()
@@ -87,15 +88,29 @@ def run_checks(frame: pl.DataFrame, table: str, keys: Sequence[str], checks: Seq
 def _message(bad: pl.DataFrame, table: str, keys: Sequence[str], check: Check) -> str:
     lines = [f"{table}.{check.column}: {bad.height} row(s) invalid: {check.reason}."]
     shown = bad.head(MAX_EXAMPLES)
-    key_vals = shown.select(key_string(keys)).to_series().to_list()
     col_vals = shown[check.column].to_list() if check.column in shown.columns else [None] * shown.height
-    for pos, key, ident, val in zip(shown[POS].to_list(), key_vals, shown[s.ID].to_list(), col_vals,
-                                    strict=True):
-        lines.append(f"  row {pos} ({'/'.join(keys)}={key!r}, id={ident!r}): {check.column}={val!r}")
+    if not keys:  # a column of an expression: rows by position
+        for pos, val in zip(shown[POS].to_list(), col_vals, strict=True):
+            lines.append(f"  row {pos}: {check.column}={_short(val)}")
+    else:
+        key_vals = shown.select(key_string(keys)).to_series().to_list()
+        for pos, key, ident, val in zip(shown[POS].to_list(), key_vals, shown[s.ID].to_list(),
+                                        col_vals, strict=True):
+            lines.append(f"  row {pos} ({'/'.join(keys)}={key!r}, id={ident!r}): "
+                         f"{check.column}={_short(val)}")
     if bad.height > MAX_EXAMPLES:
         lines.append(f"  ... and {bad.height - MAX_EXAMPLES} more")
-    lines.append(f"Fix: {check.fix}, or pass on_invalid='drop' to move such rows to ev.rejects.")
+    if keys:
+        lines.append(f"Fix: {check.fix}, or pass on_invalid='drop' to move such rows to ev.rejects.")
+    else:
+        lines.append(f"Fix: {check.fix}.")
     return "\n".join(lines)
+
+
+def _short(value, limit: int = 200) -> str:
+    """``repr`` of a value, cut to ``limit`` characters (a polygon can have a million points)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text):,} characters)"
 
 
 def require_columns(frame: pl.DataFrame, table: str, columns: Sequence[str], hint: str = "") -> None:

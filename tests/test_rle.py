@@ -17,7 +17,7 @@ def _decode_ref(rle: dict) -> np.ndarray:
     """pycocotools' compressed string → our counts (checked separately against decode())."""
     s = rle["counts"]
     s = s.encode() if isinstance(s, str) else s
-    counts, _ = R.rle_decode_strings(np.frombuffer(s, np.uint8), np.array([0, len(s)]))
+    counts, _, _ = R.rle_decode_strings(np.frombuffer(s, np.uint8), np.array([0, len(s)]))
     return counts
 
 
@@ -100,7 +100,8 @@ def test_area_bbox_and_string_round_trip():
     buf, ptr = R.rle_encode_strings(counts, offs)
     for i, r in enumerate(refs):
         assert bytes(buf[ptr[i] : ptr[i + 1]]) == r["counts"]
-    back, boffs = R.rle_decode_strings(buf, ptr)
+    back, boffs, bad = R.rle_decode_strings(buf, ptr)
+    assert not bad.any()
     np.testing.assert_array_equal(back, counts)
     np.testing.assert_array_equal(boffs, offs)
 
@@ -118,7 +119,8 @@ def test_string_coding_large_counts_and_encode():
     strings = [r["counts"] for r in refs]
     buf = np.frombuffer(b"".join(strings), np.uint8)
     ptr = np.concatenate([[0], np.cumsum([len(s) for s in strings])]).astype(np.int64)
-    counts, offs = R.rle_decode_strings(buf, ptr)
+    counts, offs, bad = R.rle_decode_strings(buf, ptr)
+    assert not bad.any()
     dense = R.rle_decode_dense(counts, offs, h * w)
     for i in range(20):
         np.testing.assert_array_equal(dense[i].reshape(w, h).T, masks[:, :, i])
@@ -178,3 +180,40 @@ def test_encode_dense_like_rleEncode():
     counts, offs = R.rle_encode_dense(dense)
     for i in range(12):
         np.testing.assert_array_equal(counts[offs[i] : offs[i + 1]], _decode_ref(refs[i]))
+
+
+def test_polygons_far_outside_are_clipped_close_to_pycocotools():
+    """Polygons reaching beyond the image by more than its size are clipped before rasterizing
+    (bounded memory); the mask stays within a pixel per image column of pycocotools'."""
+    rng = np.random.default_rng(7)
+    clipped = 0
+    for _ in range(200):
+        k = int(rng.integers(3, 8))
+        h, w = int(rng.integers(5, 40)), int(rng.integers(5, 40))
+        xy = rng.uniform(-150, 200, 2 * k)
+        margin = max(h, w) + 8
+        clipped += bool(((xy[0::2] < -margin) | (xy[0::2] > w + margin)
+                         | (xy[1::2] < -margin) | (xy[1::2] > h + margin)).any())
+        counts, offs = R.rle_from_polygons(xy, np.array([0, 2 * k]), np.array([0, 1]),
+                                           np.array([h]), np.array([w]))
+        ours = R.rle_decode_dense(counts, offs, h * w)[0].reshape(w, h).T
+        ref = mask_utils.decode(mask_utils.frPyObjects([xy.tolist()], h, w)[0])
+        assert (ours != ref).sum() <= w + h
+    assert clipped > 100
+
+
+def test_rle_total_is_exact_above_uint32():
+    counts = np.full(8, 2**32 - 1, np.uint32)  # summed in int64, never in the counts' uint32
+    assert R.rle_total(counts, np.array([0, 8]))[0] == 8 * (2**32 - 1)
+
+
+def test_decoder_flags_malformed_strings_without_writing_past_them():
+    texts = [b"0" + b"o" * 60, b"1o", b"g" * 7 + b"0", b"00O", b"13"]
+    buf = np.frombuffer(b"".join(texts), np.uint8)
+    ptr = np.concatenate([[0], np.cumsum([len(t) for t in texts])]).astype(np.int64)
+    counts, offs, bad = R.rle_decode_strings(buf, ptr)
+    assert bad.tolist() == [True, True, True, True, False]
+    assert counts[offs[4]:offs[5]].tolist() == [1, 3]
+    assert offs[-1] == counts.size  # every count was allocated for
+    with pytest.raises(ValueError, match="str_ptr"):
+        R.rle_decode_strings(buf, np.array([0, 5, 3]))

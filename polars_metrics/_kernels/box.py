@@ -57,9 +57,15 @@ def fill_box_pairs(gt, gt_off, pd, pd_off, pair_off, out_gt, out_pd, out_iou, r0
                     k += 1
 
 
+COORD_LIMIT = 1e150  # as polars_metrics._arrays.COORD_LIMIT (kernels import nothing above them)
+MIN_AREA = 1e-290  # a positive area below this has underflowed, or nearly
+
+
 @njit(cache=True, nogil=True)
 def box_problems(boxes):
-    """Per box: 1 if a coordinate is NaN or infinite, 2 if x1 < x0 or y1 < y0, else 0."""
+    """Per box: 1 if a coordinate is NaN or infinite, 2 if x1 < x0 or y1 < y0, 3 if a
+    coordinate is beyond ±COORD_LIMIT (areas would overflow), 4 if both sides are positive but
+    the area is below MIN_AREA (it underflows), else 0."""
     n = boxes.shape[0]
     out = np.zeros(n, dtype=np.int8)
     for i in range(n):
@@ -68,4 +74,8 @@ def box_problems(boxes):
             out[i] = 1
         elif x1 < x0 or y1 < y0:
             out[i] = 2
+        elif max(max(abs(x0), abs(y0)), max(abs(x1), abs(y1))) > COORD_LIMIT:
+            out[i] = 3
+        elif x1 > x0 and y1 > y0 and (x1 - x0) * (y1 - y0) < MIN_AREA:
+            out[i] = 4
     return out

@@ -438,3 +438,69 @@ def rings_with_three_points(coords, ring_off):
                     out[r] = True
                     break
     return out
+
+
+@njit(cache=True, nogil=True)
+def _crossings_one(coords, ring_off, r0, r1, limit, budget):
+    """Proper crossings between the edges of rings r0..r1-1 (one geometry), by a sweep over x;
+    stops past ``limit`` crossings or ``budget`` edge tests (then returns limit + 1)."""
+    m = ring_off[r1] - ring_off[r0]
+    if m == 0:
+        return 0
+    x0 = np.empty(m, np.float64)
+    x1 = np.empty(m, np.float64)
+    ea = np.empty(m, np.int64)
+    eb = np.empty(m, np.int64)
+    k = 0
+    for r in range(r0, r1):
+        a = ring_off[r]
+        b = ring_off[r + 1]
+        for i in range(a, b):
+            j = i + 1 if i + 1 < b else a
+            ea[k] = i
+            eb[k] = j
+            x0[k] = min(coords[i, 0], coords[j, 0])
+            x1[k] = max(coords[i, 0], coords[j, 0])
+            k += 1
+    order = np.argsort(x0)
+    count = 0
+    tests = 0
+    for s in range(m):
+        e = order[s]
+        p, q = ea[e], eb[e]
+        for t in range(s + 1, m):
+            f = order[t]
+            if x0[f] > x1[e]:
+                break
+            tests += 1
+            if tests > budget:
+                return limit + 1
+            u, v = ea[f], eb[f]
+            if u == p or u == q or v == p or v == q:
+                continue  # adjacent edges share a vertex
+            d1 = _orient(coords[p, 0], coords[p, 1], coords[q, 0], coords[q, 1], coords[u, 0], coords[u, 1])
+            d2 = _orient(coords[p, 0], coords[p, 1], coords[q, 0], coords[q, 1], coords[v, 0], coords[v, 1])
+            if (d1 > 0 and d2 > 0) or (d1 < 0 and d2 < 0):
+                continue
+            d3 = _orient(coords[u, 0], coords[u, 1], coords[v, 0], coords[v, 1], coords[p, 0], coords[p, 1])
+            d4 = _orient(coords[u, 0], coords[u, 1], coords[v, 0], coords[v, 1], coords[q, 0], coords[q, 1])
+            if (d3 > 0 and d4 > 0) or (d3 < 0 and d4 < 0):
+                continue
+            count += 1
+            if count > limit:
+                return limit + 1
+    return count
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def edge_crossings(coords, ring_off, part_off, geom_off, limit, budget):
+    """Per geometry: how many pairs of its edges cross or touch (all rings of all parts),
+    capped at ``limit + 1`` — also returned when more than ``budget`` edge pairs overlap in x.
+    Bounds the work of a repair (GEOS's make_valid grows much faster than its input)."""
+    n = geom_off.shape[0] - 1
+    out = np.zeros(n, np.int64)
+    for g in prange(n):
+        r0 = part_off[geom_off[g]]
+        r1 = part_off[geom_off[g + 1]]
+        out[g] = _crossings_one(coords, ring_off, r0, r1, limit, budget)
+    return out

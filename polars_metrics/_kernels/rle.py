@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from polars_metrics._kernels.clip import clip_to_images
+
 _SCALE = 5.0  # rleFrPoly upsamples the polygon by 5 before walking its boundary
 
 
@@ -39,13 +41,18 @@ def rle_area(counts: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 @njit(cache=True, parallel=True)
 def rle_total(counts: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Sum of all runs of every mask (must equal height * width for a valid RLE)."""
+    """Sum of all runs of every mask (must equal height * width for a valid RLE), saturated at
+    2**62: a sum that large is never a valid size, and never wraps around int64."""
     n = offsets.size - 1
     out = np.zeros(n, np.int64)
+    cap = np.int64(1) << 62
     for i in prange(n):
-        s = 0
+        s = np.int64(0)
         for j in range(offsets[i], offsets[i + 1]):
-            s += counts[j]
+            s += np.int64(counts[j])
+            if s > cap:
+                s = cap
+                break
         out[i] = s
     return out
 
@@ -473,13 +480,17 @@ def rle_from_polygons(
     Returns
     -------
     counts : uint32 array, offsets : int64 array
-        The CSR batch of RLE masks, counts identical to pycocotools'.
+        The CSR batch of RLE masks, counts identical to pycocotools' (for polygons reaching
+        far outside their image, see :func:`clip_to_images`).
     """
     coords = _writeable(coords, np.float64)
     poly_ptr = _writeable(poly_ptr, np.int64)
     obj_ptr = _writeable(obj_ptr, np.int64)
     heights = _writeable(heights, np.int64)
     widths = _writeable(widths, np.int64)
+    if coords.size and not np.isfinite(coords).all():
+        raise ValueError("rle_from_polygons: polygon coordinates must be finite")
+    coords, poly_ptr = clip_to_images(coords, poly_ptr, obj_ptr, heights, widths)
     n = obj_ptr.size - 1
     bounds = _poly_bounds(coords, poly_ptr, obj_ptr)
     lengths = np.zeros(n, np.int64)
@@ -516,8 +527,15 @@ def rle_from_boxes(
 
 
 # --- compressed strings -------------------------------------------------------------------------
+MAX_RUN_CHARS = 7  # 35 bits: any uint32 count, or a delta between two, fits (pycocotools' long)
+MAX_COUNT = 0xFFFFFFFF
+
+
 @njit(cache=True, parallel=True)
 def _string_lengths(buf: np.ndarray, str_ptr: np.ndarray) -> np.ndarray:
+    """Counts per string: one per char without the continuation bit, plus one for a string
+    that ends inside a run (an unterminated run is still written by the decoder, which then
+    flags it: the allocation must hold it)."""
     n = str_ptr.size - 1
     out = np.zeros(n, np.int64)
     for i in prange(n):
@@ -525,51 +543,77 @@ def _string_lengths(buf: np.ndarray, str_ptr: np.ndarray) -> np.ndarray:
         for p in range(str_ptr[i], str_ptr[i + 1]):
             if ((buf[p] - 48) & 0x20) == 0:  # a char without the continuation bit ends a count
                 c += 1
+        if str_ptr[i + 1] > str_ptr[i] and ((buf[str_ptr[i + 1] - 1] - 48) & 0x20) != 0:
+            c += 1
         out[i] = c
     return out
 
 
 @njit(cache=True, parallel=True)
 def _decode_strings(buf: np.ndarray, str_ptr: np.ndarray, offsets: np.ndarray,
-                    counts: np.ndarray) -> None:
+                    counts: np.ndarray, bad: np.ndarray) -> None:
+    """Decode every string into ``counts[offsets[i]:offsets[i + 1]]``; ``bad[i]`` = 1 when the
+    string is not a valid COCO RLE: a character outside '0'..'o', a run of more than
+    ``MAX_RUN_CHARS`` characters, a string ending inside a run, or a decoded count that is
+    negative or above 2**32 - 1. Never writes outside string i's slice."""
     n = str_ptr.size - 1
     for i in prange(n):
         p = str_ptr[i]
         end = str_ptr[i + 1]
         m = 0
         o = offsets[i]
-        while p < end:
-            x = 0
+        room = offsets[i + 1] - o
+        flag = 0
+        while p < end and m < room:
+            x = np.int64(0)
             k = 0
             more = True
             while more and p < end:
                 c = np.int64(buf[p]) - 48
-                x |= (c & 0x1F) << (5 * k)
+                if c < 0 or c > 63:
+                    flag = 1
+                if k < MAX_RUN_CHARS:
+                    x |= (c & 0x1F) << (5 * k)
+                else:
+                    flag = 1  # too long: the shift would leave 64 bits
                 more = (c & 0x20) != 0
                 p += 1
                 k += 1
-                if not more and (c & 0x10) != 0:
+                if not more and (c & 0x10) != 0 and k <= MAX_RUN_CHARS:
                     x |= np.int64(-1) << (5 * k)  # sign-extend a negative delta
+            if more:
+                flag = 1  # the string ended inside a run
             if m > 2:
                 x += np.int64(counts[o + m - 2])
-            counts[o + m] = np.uint32(x & 0xFFFFFFFF)
+            if x < 0 or x > MAX_COUNT:
+                flag = 1
+                x = 0
+            counts[o + m] = np.uint32(x)
             m += 1
+        if p < end or m != room:
+            flag = 1  # cannot happen with offsets from _string_lengths; never trusted
+        bad[i] = flag
 
 
-def rle_decode_strings(buf: np.ndarray, str_ptr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def rle_decode_strings(buf: np.ndarray, str_ptr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Decode compressed COCO RLE strings (``rleFrString``) to a CSR batch of counts.
 
     ``buf`` holds all strings' bytes (uint8) back to back; string ``i`` is
-    ``buf[str_ptr[i]:str_ptr[i + 1]]``. Bytes outside ``48..111`` are the caller's to reject.
+    ``buf[str_ptr[i]:str_ptr[i + 1]]``. Returns ``(counts, offsets, bad)``: ``bad[i]`` is True
+    when string ``i`` is malformed (see ``_decode_strings``); its counts are then meaningless
+    and the caller must reject the row. ``str_ptr`` is checked (monotone, within ``buf``).
     """
     buf = _writeable(buf, np.uint8)  # one numba specialization: never a read-only view
     str_ptr = _writeable(str_ptr, np.int64)
+    if str_ptr.size == 0 or str_ptr[0] < 0 or str_ptr[-1] > buf.size or (np.diff(str_ptr) < 0).any():
+        raise ValueError("rle_decode_strings: str_ptr must be monotone offsets into buf")
     lengths = _string_lengths(buf, str_ptr)
     offsets = np.zeros(lengths.size + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])
     counts = np.empty(offsets[-1], np.uint32)
-    _decode_strings(buf, str_ptr, offsets, counts)
-    return counts, offsets
+    bad = np.zeros(lengths.size, np.uint8)
+    _decode_strings(buf, str_ptr, offsets, counts, bad)
+    return counts, offsets, bad.astype(bool)
 
 
 @njit(cache=True)

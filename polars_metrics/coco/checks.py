@@ -13,7 +13,7 @@ import polars as pl
 
 from polars_metrics import schema as s
 from polars_metrics.coco.inputs import BBOX_XYWH, CATEGORY_ID
-from polars_metrics.kinds import box
+from polars_metrics.kinds import box, mask
 from polars_metrics.prepare import duplicate_ids
 from polars_metrics.validation import POS, Check, OnInvalid, run_checks
 
@@ -48,6 +48,8 @@ def check_rows(frame: pl.DataFrame, table: str, *, iou_type: str, is_pd: bool,
     """
     if s.BBOX in frame.columns:
         frame = box.normalize(frame, table)
+    if s.MASK in frame.columns and iou_type == "segm":
+        frame = mask.normalize(frame, table)
     frame = frame.with_row_index(POS)
     generated = s.ID not in frame.columns
     if generated:  # run_checks names rows by id: the input row stands in
@@ -90,6 +92,8 @@ def _checks(frame: pl.DataFrame, iou_type: str, is_pd: bool, generated: bool) ->
                             "give boxes as x, y, width, height with width, height >= 0"))
     if iou_type == "segm":
         checks.append(_mask_check(frame, is_pd))
+        if s.MASK in frame.columns:  # sizes, counts and sums, as for pm.evaluate's masks
+            checks += mask.checks("")[1:]
     if not is_pd and s.AREA in frame.columns:
         area = pl.col(s.AREA).cast(pl.Float64)
         checks.append(Check(s.AREA, area.is_null() | area.is_nan() | (area < 0),

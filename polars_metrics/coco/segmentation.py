@@ -14,6 +14,7 @@ from polars_metrics._kernels import rle as R
 from polars_metrics._lazy import lazy
 from polars_metrics.coco.inputs import HEIGHT, WIDTH, xywh
 from polars_metrics.errors import InvalidAnnotationError, SchemaError
+from polars_metrics.kinds._rle import RLE_REASONS, rle_problems
 from polars_metrics.kinds.mask import mask_csr
 
 pa = lazy("pyarrow")
@@ -58,13 +59,13 @@ def masks(frame: pl.DataFrame, rows: np.ndarray, table: str, img_hw: tuple[np.nd
             )
         counts, offsets, h, w = _boxes_as_masks(frame, rows, table, counts, offsets, h, w, null,
                                                 img_hw, img_idx)
-    tot = R.rle_total(counts, offsets)
-    bad = np.flatnonzero(tot != h * w)
+    codes = rle_problems(counts, offsets, h, w, np.zeros(h.size, bool))  # exact, overflow-free
+    bad = np.flatnonzero(codes)
     if bad.size:
         r = int(rows[bad[0]])
         raise InvalidAnnotationError(
-            f"{table}: row {r}: mask counts sum to {int(tot[bad[0]])}, expected height x width "
-            f"= {int(h[bad[0]] * w[bad[0]])} ({bad.size} such rows)."
+            f"{table}: row {r}: {RLE_REASONS[int(codes[bad[0]])]} ({int(h[bad[0]])}×"
+            f"{int(w[bad[0]])}; {bad.size} such rows)."
         )
     return counts, offsets, h, w
 
@@ -77,6 +78,15 @@ def _boxes_as_masks(frame, rows, table, counts, offsets, h, w, null, img_hw, img
     x2, y2 = x1 + box[:, 2], y1 + box[:, 3]
     coords = np.stack([x1, y1, x1, y2, x2, y2, x2, y1], axis=1).ravel()
     ih, iw = img_hw[0][img_idx[fill]], img_hw[1][img_idx[fill]]
+    sized = rle_problems(np.zeros(0, np.uint32), np.zeros(fill.size + 1, np.int64), ih, iw,
+                         np.ones(fill.size, bool))
+    unusable = np.flatnonzero(np.isin(sized, (1, 2)))
+    if unusable.size:
+        k = int(unusable[0])
+        raise InvalidAnnotationError(
+            f"{table}: row {int(rows[fill[k]])}: its box is rasterized on the image's size, "
+            f"{int(ih[k])}×{int(iw[k])}: {RLE_REASONS[int(sized[k])]}. Fix the image's height "
+            "and width.")
     ptr = np.arange(fill.size + 1, dtype=np.int64)
     bc, bo = R.rle_from_polygons(coords, ptr * 8, ptr, ih, iw)
     lens = offsets[1:] - offsets[:-1]

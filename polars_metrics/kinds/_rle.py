@@ -58,6 +58,51 @@ def dense_from_runs(height: int, width: int, counts) -> np.ndarray:
     return flat.reshape((height, width), order="F")
 
 
+# --- validity ------------------------------------------------------------------------------------
+MAX_MASK_SIDE = 2**31 - 1  # height and width each (pycocotools stores them as 32-bit)
+MAX_MASK_PIXELS = 2**40  # height × width: a 1,048,576² image; larger is never a real mask
+RLE_OK, RLE_BAD_SIZE, RLE_TOO_LARGE, RLE_BAD_COUNTS, RLE_BAD_SUM = range(5)
+RLE_REASONS = {
+    RLE_BAD_SIZE: "mask height or width is missing or negative",
+    RLE_TOO_LARGE: f"mask is larger than {MAX_MASK_SIDE:,} pixels a side or {MAX_MASK_PIXELS:,} "
+                   "pixels in all",
+    RLE_BAD_COUNTS: "mask counts are missing, negative, above 2**32 - 1, or not a valid "
+                    "compressed COCO RLE string",
+    RLE_BAD_SUM: "mask RLE counts do not sum to height × width",
+}
+
+
+def rle_problems(counts: np.ndarray, offsets: np.ndarray, heights, widths, counts_null) -> np.ndarray:
+    """One code per mask (``RLE_*``; 0 = valid), every comparison exact and overflow-free:
+    sizes are bounded before ``height * width`` is formed, and run sums saturate.
+
+    ``heights`` / ``widths`` may hold NaN or negative values for missing sizes (float64 or
+    int64 arrays); ``counts_null`` marks masks whose counts are missing or failed to decode.
+
+    Examples
+    --------
+    >>> c = np.array([0, 4, 0, 1], np.uint32)
+    >>> rle_problems(c, np.array([0, 2, 3, 4, 4]), np.array([2, 2**32, -1, 0]),
+    ...              np.array([2, 2**32, 1, 0]), np.array([False, False, False, True])).tolist()
+    [0, 2, 1, 3]
+    """
+    h = np.asarray(heights, np.float64)
+    w = np.asarray(widths, np.float64)
+    out = np.zeros(h.shape[0], np.int8)
+    bad_size = ~(np.isfinite(h) & np.isfinite(w) & (h >= 0) & (w >= 0))
+    too_large = ~bad_size & ((h > MAX_MASK_SIDE) | (w > MAX_MASK_SIDE) | (h * w > MAX_MASK_PIXELS))
+    sized = ~bad_size & ~too_large
+    hh = np.where(sized, h, 0).astype(np.int64)
+    ww = np.where(sized, w, 0).astype(np.int64)
+    total = R.rle_total(writeable(counts, np.uint32), writeable(offsets, np.int64))
+    counts_null = np.asarray(counts_null, bool)
+    out[sized & ~counts_null & (total != hh * ww)] = RLE_BAD_SUM
+    out[sized & counts_null] = RLE_BAD_COUNTS
+    out[too_large] = RLE_TOO_LARGE
+    out[bad_size] = RLE_BAD_SIZE
+    return out
+
+
 # --- mask column <-> CSR arrays ------------------------------------------------------------------
 def mask_csr(series: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A ``mask`` Struct column as CSR arrays ``(counts, offsets, heights, widths, is_null)``.
@@ -159,25 +204,28 @@ def decode_strings(strings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Decode compressed COCO RLE strings (``rleFrString``) to CSR ``(counts, offsets, bad)``.
 
     ``strings`` is a polars String/Binary Series, an Arrow string array or a list of str;
-    nulls decode to empty masks. ``bad`` marks strings with characters outside COCO's alphabet
-    (``'0'..'o'``); the caller decides whether that raises or rejects the row.
+    nulls decode to empty masks. ``bad`` marks malformed strings — a character outside COCO's
+    alphabet (``'0'..'o'``), a string ending inside a run, a run of more than 7 characters, a
+    decoded count below 0 or above 2**32 - 1 — whose counts are meaningless; the caller
+    decides whether that raises or rejects the row.
 
     Examples
     --------
     >>> counts, offsets, bad = decode_strings(["13", "0:"])
     >>> counts.tolist(), offsets.tolist(), bad.tolist()
     ([1, 3, 0, 10], [0, 2, 4], [False, False])
+    >>> decode_strings(["1o", "0o"])[2].tolist()  # ends inside a run
+    [True, True]
     """
     if isinstance(strings, pl.Series):
         strings = strings.cast(pl.String).to_arrow()
     elif isinstance(strings, list):
         strings = pa.array(strings, type=pa.large_string())
     buf, ptr = _strings_csr(strings)
-    bad = np.zeros(ptr.size - 1, bool)
+    counts, offsets, bad = R.rle_decode_strings(buf, ptr)
     bad_char = (buf < FIRST_CHAR) | (buf > LAST_CHAR)
     if bad_char.any():
         bad[np.searchsorted(ptr, np.flatnonzero(bad_char), side="right") - 1] = True
-    counts, offsets = R.rle_decode_strings(buf, ptr)
     return counts, offsets, bad
 
 

@@ -101,12 +101,22 @@ def _reversed(frame: pl.DataFrame) -> np.ndarray:
     return _problems(frame) == 2
 
 
+def _too_large(frame: pl.DataFrame) -> np.ndarray:
+    return _problems(frame) == 3
+
+
+def _underflow(frame: pl.DataFrame) -> np.ndarray:
+    return _problems(frame) == 4
+
+
 def checks(table: str, keys=()) -> list[Check]:
-    """Null boxes, non-finite coordinates, reversed corners.
+    """Null boxes, non-finite coordinates, reversed corners, coordinates beyond ±1e150 (areas
+    would overflow float64: at ~1.3e154 identical boxes score NaN), positive areas below 1e-290
+    (they underflow to 0: identical boxes would not match).
 
     Examples
     --------
-    >>> [c.reason for c in checks("ground_truth")]
+    >>> [c.reason for c in checks("ground_truth")][:3]
     ['bbox is null', 'bbox has a NaN or infinite coordinate', 'bbox has x1 < x0 or y1 < y0']
     """
     return [
@@ -116,6 +126,10 @@ def checks(table: str, keys=()) -> list[Check]:
         Check(s.BBOX, _reversed, "bbox has x1 < x0 or y1 < y0",
               "store boxes as (x0, y0, x1, y1) with x0 <= x1 and y0 <= y1 "
               "(pm.bbox_from_xywh converts x/y/width/height)"),
+        Check(s.BBOX, _too_large, "bbox has a coordinate beyond ±1e150: its area would overflow "
+              "float64", "check the units; scale the coordinates down"),
+        Check(s.BBOX, _underflow, "bbox area is positive but below 1e-290: it underflows float64",
+              "scale the coordinates up"),
     ]
 
 

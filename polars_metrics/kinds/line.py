@@ -11,8 +11,9 @@ import numpy as np
 import polars as pl
 
 from polars_metrics import schema as s
+from polars_metrics._arrays import ragged_problems
 from polars_metrics._threads import serial_if_small
-from polars_metrics.errors import SchemaError
+from polars_metrics.errors import InvalidAnnotationError, SchemaError
 from polars_metrics.kinds import _planar as P
 from polars_metrics.kinds import geo
 from polars_metrics.kinds._base import Kind
@@ -47,15 +48,16 @@ def normalize(frame: pl.DataFrame, table: str) -> pl.DataFrame:
                       "(the polyline's (x, y) points in order).")
 
 
-def _problems(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    coords, off = P.lines_from_series(frame[s.LINE])
-    n = off.shape[0] - 1
-    bad_pt = ~np.isfinite(coords).all(axis=1)
-    line_of_point = np.repeat(np.arange(n), np.diff(off))
-    non_finite = np.zeros(n, bool)
-    non_finite[line_of_point[bad_pt]] = True
-    short = np.diff(off) < 2
-    return non_finite, short & frame[s.LINE].is_not_null().to_numpy()
+def _problems(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(non-finite coordinate, |coordinate| > 1e150, fewer than 2 points) per row."""
+    return _series_problems(frame[s.LINE])
+
+
+def _series_problems(col: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    coords, off = P.lines_from_series(col)
+    raw = ragged_problems(coords, [off], min_leaf=2)
+    present = col.is_not_null().to_numpy()
+    return raw["non_finite"], raw["too_large"] & ~raw["non_finite"], raw["short_leaf"] & present
 
 
 def checks(table: str, keys=None) -> list[Check]:
@@ -63,7 +65,7 @@ def checks(table: str, keys=None) -> list[Check]:
 
     >>> f = normalize(pl.DataFrame({"line": [[[0, 0], [1, 2]], [[0, 0]]]}), "gt")
     >>> [c.mask(f).tolist() for c in checks("gt")]
-    [[False, False], [False, False], [False, True]]
+    [[False, False], [False, False], [False, False], [False, True]]
     """
     cache: dict = {}
 
@@ -77,7 +79,9 @@ def checks(table: str, keys=None) -> list[Check]:
         Check(s.LINE, pl.col(s.LINE).is_null(), "line is null", "give every line its points"),
         Check(s.LINE, lambda f: problems(f)[0], "line has a NaN or infinite coordinate",
               "replace or remove non-finite coordinates"),
-        Check(s.LINE, lambda f: problems(f)[1], "line has fewer than 2 points",
+        Check(s.LINE, lambda f: problems(f)[1], "line has a coordinate beyond ±1e150: "
+              "areas would overflow float64", "check the units; scale the coordinates down"),
+        Check(s.LINE, lambda f: problems(f)[2], "line has fewer than 2 points",
               "a polyline needs at least 2 points (use kind 'point' for one)"),
     ]
 
@@ -109,6 +113,13 @@ def aligned_iou(a: pl.Series, b: pl.Series, *, radius: float = DEFAULT_RADIUS) -
     radius, _ = buffer_options(radius, "buffer")
     a = a.cast(s.LINE_DTYPE)
     b = b.cast(s.LINE_DTYPE)
+    for name, col in (("left", a), ("right", b)):
+        for bad, what in zip(_series_problems(col), ("a NaN or infinite coordinate",
+                             "a coordinate beyond ±1e150", "fewer than 2 points"),
+                             strict=True):
+            if bad.any():
+                raise InvalidAnnotationError(f"line_iou: {name} line at row "
+                                             f"{int(np.flatnonzero(bad)[0])} has {what}.")
     sa = P.buffered_lines(*P.lines_from_series(a), radius)
     sb = P.buffered_lines(*P.lines_from_series(b), radius)
     idx = np.arange(a.len(), dtype=np.int64)

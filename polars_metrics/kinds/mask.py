@@ -20,14 +20,21 @@ import polars as pl
 from polars_metrics import schema as s
 from polars_metrics._lazy import lazy
 from polars_metrics._threads import serial_if_small
-from polars_metrics.errors import InvalidAnnotationError, SchemaError
+from polars_metrics.errors import FormatError, InvalidAnnotationError, SchemaError
 from polars_metrics.kinds._base import Kind
 from polars_metrics.kinds._planar import compact
 from polars_metrics.kinds._rle import (
+    RLE_BAD_COUNTS,
+    RLE_BAD_SIZE,
+    RLE_BAD_SUM,
+    RLE_OK,
+    RLE_REASONS,
+    RLE_TOO_LARGE,
     counts_list,
     decode_strings,
     dense_from_runs,
     mask_csr,
+    rle_problems,
     runs_from_dense,
 )
 from polars_metrics.validation import POS, Check
@@ -72,19 +79,61 @@ def masks_from_arrays(arrays, name: str = s.MASK) -> pl.Series:
 def mask_to_array(value) -> np.ndarray:
     """The dense boolean (height, width) array of one ``mask`` value (dict).
 
+    The value is read and checked as ``pm.evaluate`` reads a mask: ``{height, width, counts}``
+    or COCO's ``{size, counts}`` with list or compressed-string counts. An invalid value raises
+    :class:`~polars_metrics.errors.InvalidAnnotationError` saying what is wrong.
+
     >>> import polars_metrics as pm
     >>> pm.mask_to_array({"height": 2, "width": 2, "counts": [1, 3]}).astype(int).tolist()
     [[0, 1], [1, 1]]
+    >>> pm.mask_to_array({"height": 2, "width": 2, "counts": [1, 2]})
+    Traceback (most recent call last):
+    ...
+    polars_metrics.errors.InvalidAnnotationError: mask_to_array: mask RLE counts do not sum to height × width (2×2).
     """
-    return dense_from_runs(int(value["height"]), int(value["width"]), value["counts"])
+    if not isinstance(value, dict):
+        raise InvalidAnnotationError(f"mask_to_array expects a mask dict {{height, width, counts}}; "
+                                     f"got {type(value).__name__}.")
+    try:
+        col = normalize(pl.DataFrame({s.MASK: [value]}), "mask")[s.MASK]
+    except (pl.exceptions.PolarsError, TypeError, OverflowError) as exc:
+        raise InvalidAnnotationError(f"mask_to_array cannot read {str(value)[:80]}: expected "
+                                     f"{{height, width, counts}} ({exc}).") from None
+    code = int(mask_problems(col)[0]) if col.null_count() == 0 else RLE_BAD_COUNTS
+    m = col[0]
+    if code:
+        size = f" ({m['height']}×{m['width']})" if m and code == RLE_BAD_SUM else ""
+        raise InvalidAnnotationError(f"mask_to_array: {RLE_REASONS[code]}{size}.")
+    try:
+        return dense_from_runs(m["height"], m["width"], m["counts"])
+    except MemoryError:
+        raise InvalidAnnotationError(f"mask_to_array: a {m['height']}×{m['width']} dense array does "
+                                     "not fit in memory; work on the RLE instead.") from None
+
+
+def _foreground(img) -> np.ndarray:
+    """Nonzero pixels of an image's colour bands; an alpha band is never foreground."""
+    if img.mode in ("P", "PA"):
+        img = img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB")
+    elif img.mode not in ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F", "RGB", "RGBA",
+                          "RGBa", "RGBX"):
+        img = img.convert("RGB")  # CMYK, YCbCr, LAB, HSV, ...: judged by their RGB
+    bands = img.getbands()
+    arr = np.asarray(img)
+    if arr.ndim == 2:
+        return arr != 0
+    colour = [i for i, b in enumerate(bands) if b not in ("A", "a", "X")]
+    return (arr[..., colour] != 0).any(axis=2)
 
 
 def mask_from_png(source, color=None) -> dict:
     """One mask from a PNG: a path, ``file://`` URL, or the PNG bytes.
 
-    ``color=None``: a binary mask, foreground = any nonzero pixel (0/1 or 0/255 single-channel
-    masks, as the labeling platform writes them; any nonzero RGB for colour images).
-    ``color=(r, g, b)``: a composite mask, foreground = pixels of exactly that RGB colour.
+    ``color=None``: a binary mask, foreground = any nonzero pixel of the colour bands (0/1 or
+    0/255 single-channel masks, as the labeling platform writes them; any nonzero RGB for colour
+    images). An alpha band is ignored: a greyscale+alpha or RGBA picture gives the mask of its
+    grey or RGB picture. ``color=(r, g, b)``: a composite mask, foreground = pixels of exactly
+    that RGB colour. Unreadable input raises :class:`~polars_metrics.errors.FormatError`.
 
     >>> import tempfile, numpy as np, polars_metrics as pm
     >>> from PIL import Image
@@ -103,32 +152,73 @@ def mask_from_png(source, color=None) -> dict:
     except ImportError as exc:  # pragma: no cover
         raise ImportError("mask_from_png needs Pillow: pip install pillow") from exc
     if isinstance(source, bytes | bytearray | memoryview):
-        handle = io.BytesIO(bytes(source))
-    else:
+        handle, what = io.BytesIO(bytes(source)), f"{len(source)} bytes"
+    elif isinstance(source, str | Path):
         text = str(source)
         if text.startswith("file://"):
             text = text[len("file://"):]
-        handle = Path(text)
-    with Image.open(handle) as img:
-        img.load()
-        if color is not None:
-            rgb = np.asarray(img.convert("RGB"))
-            c = np.asarray(color, dtype=np.int64).ravel()
-            if c.size != 3:
-                raise ValueError(f"color must be (r, g, b); got {color!r}.")
-            fg = (rgb == c[None, None, :]).all(axis=2)
-        else:
-            if img.mode in ("P", "PA"):
-                img = img.convert("RGBA" if img.mode == "PA" else "RGB")
-            arr = np.asarray(img)
-            fg = (arr[..., :3] != 0).any(axis=2) if arr.ndim == 3 else arr != 0
+        handle, what = Path(text), repr(text)
+    else:
+        raise FormatError(f"mask_from_png reads a path, a file:// URL or PNG bytes; got "
+                          f"{type(source).__name__}.")
+    target = None
+    if color is not None:
+        try:
+            target = np.asarray(color, dtype=np.int64).ravel()
+        except (TypeError, ValueError, OverflowError):
+            target = np.zeros(0)
+        if target.size != 3 or (target < 0).any() or (target > 255).any():
+            raise FormatError(f"mask_from_png: color must be (r, g, b) with values in 0..255; "
+                              f"got {color!r}.")
+    try:
+        with Image.open(handle) as img:
+            img.load()
+            if target is not None:
+                fg = (np.asarray(img.convert("RGB")) == target[None, None, :]).all(axis=2)
+            else:
+                fg = _foreground(img)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, MemoryError) as exc:
+        raise FormatError(f"mask_from_png cannot read {what} as an image: "
+                          f"{type(exc).__name__}: {exc}") from None
     return mask_from_array(fg)
 
 
 # --- normalize and checks -------------------------------------------------------------------------
+def _size_field(values: pl.Series) -> pl.Series:
+    """A height or width as Int64: null where missing, not an integer, or out of Int64's range
+    (the checks then name the row; nothing raises here)."""
+    if values.dtype.is_float():
+        values = pl.select(pl.when(values == values.floor()).then(values)).to_series()
+    if not (values.dtype.is_numeric() or values.dtype == pl.Null):
+        raise SchemaError(f"mask height / width has dtype {values.dtype}; expected integers.")
+    return values.cast(pl.Int64, strict=False)
+
+
+def _list_counts(counts: pl.Series) -> pl.Series:
+    """Integer run-length lists as List(UInt32); a mask with a run < 0 or > 2**32 - 1 gets
+    null counts (rejected by the checks with its row), never a cast error or a wrapped value."""
+    out_of_range = ((counts.list.min() < 0) | (counts.list.max() > 0xFFFFFFFF)).fill_null(False)
+    if out_of_range.any():
+        counts = pl.select(pl.when(~out_of_range).then(counts)).to_series()
+    return counts.cast(pl.List(pl.UInt32))
+
+
 def normalize(frame: pl.DataFrame, table: str) -> pl.DataFrame:
     """Cast ``mask`` to ``MASK_DTYPE``; accept {height, width, counts} with integer list counts,
-    and COCO's {size: [h, w], counts} with list or compressed-string counts."""
+    and COCO's {size: [h, w], counts} with list or compressed-string counts.
+
+    Values that cannot be read (a malformed compressed string, a run out of range, a size that
+    is not an integer) keep their row with null counts or size: the checks report them with
+    table, row, data row and id (or reject them under ``on_invalid="drop"``).
+
+    Examples
+    --------
+    >>> f = pl.DataFrame({"mask": [{"size": [2, 2], "counts": "13"}, {"size": [2, 2], "counts": "1o"}]})
+    >>> normalize(f, "gt")["mask"].to_list()
+    [{'height': 2, 'width': 2, 'counts': [1, 3]}, {'height': 2, 'width': 2, 'counts': None}]
+    """
     dtype = frame.schema[s.MASK]
     if dtype == s.MASK_DTYPE:
         return frame
@@ -142,66 +232,80 @@ def normalize(frame: pl.DataFrame, table: str) -> pl.DataFrame:
     st = col.struct
     if "height" in fields and "width" in fields:
         h, w = st.field("height"), st.field("width")
-    elif "size" in fields:
+    elif "size" in fields and isinstance(fields["size"], pl.List | pl.Array):
         size = st.field("size")
-        h, w = size.list.get(0, null_on_oob=True) if isinstance(fields["size"], pl.List) else size.arr.get(0), \
-            size.list.get(1, null_on_oob=True) if isinstance(fields["size"], pl.List) else size.arr.get(1)
+        if isinstance(fields["size"], pl.List):
+            h, w = size.list.get(0, null_on_oob=True), size.list.get(1, null_on_oob=True)
+            h = pl.select(pl.when(size.list.len() == 2).then(h)).to_series()
+        else:
+            h, w = size.arr.get(0, null_on_oob=True), size.arr.get(1, null_on_oob=True)
     else:
         raise SchemaError(f"{table}.{s.MASK} has fields {list(fields)}; expected height, width and "
-                          "counts (or COCO's size and counts).")
+                          "counts (or COCO's size [height, width] and counts).")
     if "counts" not in fields:
         raise SchemaError(f"{table}.{s.MASK} has no 'counts' field (the RLE run lengths).")
     counts = st.field("counts")
     if fields["counts"] == pl.String:
         c, o, bad = decode_strings(counts)
-        if bad.any():
-            raise SchemaError("mask.counts: a compressed RLE string has characters outside COCO's "
-                              "alphabet (ASCII 48..111).")
-        counts = counts_list(c, o, counts.is_null().to_numpy())
+        counts = counts_list(c, o, counts.is_null().to_numpy() | bad)
     elif isinstance(fields["counts"], pl.List) and fields["counts"].inner.is_integer():
-        if (counts.explode() < 0).any():
-            raise SchemaError(f"{table}.{s.MASK}.counts has negative run lengths.")
+        counts = _list_counts(counts)
+    elif fields["counts"] == pl.Null:
         counts = counts.cast(pl.List(pl.UInt32))
     else:
         raise SchemaError(f"{table}.{s.MASK}.counts has dtype {fields['counts']}; expected a list "
                           "of run lengths or a compressed COCO string.")
-    mask = pl.DataFrame({"height": h.cast(pl.Int64), "width": w.cast(pl.Int64), "counts": counts}
+    mask = pl.DataFrame({"height": _size_field(h), "width": _size_field(w), "counts": counts}
                         ).select(pl.struct("height", "width", "counts").alias(s.MASK))[s.MASK]
     mask = pl.select(pl.when(col.is_not_null()).then(mask)).to_series().alias(s.MASK)
     return frame.with_columns(mask.cast(s.MASK_DTYPE))
 
 
-def _size_problems(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(missing or negative size, counts that do not sum to height × width)."""
-    col = frame[s.MASK]
+def mask_problems(col: pl.Series) -> np.ndarray:
+    """``rle_problems`` codes of a ``MASK_DTYPE`` column (0 for null masks: the null check's).
+
+    >>> col = pl.Series([{"height": 2, "width": 2, "counts": [4]}, {"height": 2, "width": 2, "counts": [3]},
+    ...                  {"height": 2**32, "width": 2**32, "counts": [0]}], dtype=s.MASK_DTYPE)
+    >>> mask_problems(col).tolist()
+    [0, 4, 2]
+    """
     st = col.struct
-    h, w = st.field("height"), st.field("width")
-    bad_size = (h.is_null() | w.is_null() | (h < 0) | (w < 0) | st.field("counts").is_null())
-    bad_size = bad_size.fill_null(True).to_numpy() & col.is_not_null().to_numpy()
-    counts, offsets, hh, ww, _ = mask_csr(col)
-    total = R.rle_total(counts, offsets)
-    bad_sum = (total != hh * ww) & ~bad_size & col.is_not_null().to_numpy()
-    return bad_size, bad_sum
+    nan_h = st.field("height").cast(pl.Float64).fill_null(float("nan")).to_numpy()
+    nan_w = st.field("width").cast(pl.Float64).fill_null(float("nan")).to_numpy()
+    counts, offsets, _, _, counts_null = mask_csr(col)
+    codes = rle_problems(counts, offsets, nan_h, nan_w, counts_null)
+    codes[col.is_null().to_numpy()] = RLE_OK
+    return codes
 
 
 def checks(table: str, keys=None) -> list[Check]:
+    """Null mask; then one check per :data:`RLE_REASONS` code (size missing, too large,
+    counts unreadable, counts not summing to height × width).
+
+    >>> [c.reason for c in checks("gt")][:2]
+    ['mask is null', 'mask height or width is missing or negative']
+    """
     cache: dict = {}
 
     def problems(frame):
         if cache.get("frame") is not frame:
             cache["frame"] = frame
             with serial_if_small(frame.height, small=1024):
-                cache["value"] = _size_problems(frame)
+                cache["value"] = mask_problems(frame[s.MASK])
         return cache["value"]
 
-    return [
-        Check(s.MASK, pl.col(s.MASK).is_null(), "mask is null",
-              "give every mask its RLE (pm.mask_from_array / pm.mask_from_png build one)"),
-        Check(s.MASK, lambda f: problems(f)[0], "mask height, width or counts is missing or negative",
-              "give the image height and width and the RLE counts"),
-        Check(s.MASK, lambda f: problems(f)[1], "mask RLE counts do not sum to height × width",
-              "encode the whole image, column-major, starting with a run of 0s"),
-    ]
+    fixes = {
+        RLE_BAD_SIZE: "give the image height and width",
+        RLE_TOO_LARGE: "check the height and width (a mask covers one image)",
+        RLE_BAD_COUNTS: "give the RLE counts as run lengths in [0, 2**32) or as a compressed COCO "
+                        "string (pycocotools.mask.encode writes them)",
+        RLE_BAD_SUM: "encode the whole image, column-major, starting with a run of 0s",
+    }
+    out = [Check(s.MASK, pl.col(s.MASK).is_null(), "mask is null",
+                 "give every mask its RLE (pm.mask_from_array / pm.mask_from_png build one)")]
+    for code, reason in RLE_REASONS.items():
+        out.append(Check(s.MASK, lambda f, code=code: problems(f) == code, reason, fixes[code]))
+    return out
 
 
 # --- pairs ----------------------------------------------------------------------------------------
@@ -231,30 +335,39 @@ def _size_error(gt, pd, gi: int, pi: int, a: _Batch, b: _Batch, row: int | None)
 
 
 def _check_sizes(gt, pd, a: _Batch, b: _Batch) -> None:
+    """Every mask of a data row must have one (height, width): compared exactly, per
+    dimension (no packed code that two sizes could share)."""
     n_rows = gt.off.shape[0] - 1
     if len(gt) == 0 or len(pd) == 0:
         return
-    big = np.int64(1) << 31
-    code_a = a.h * big + a.w
-    code_b = b.h * big + b.w
-    lo = np.full(n_rows, np.iinfo(np.int64).max)
-    hi = np.full(n_rows, np.iinfo(np.int64).min)
-    for code, row in ((code_a, gt.row), (code_b, pd.row)):
-        np.minimum.at(lo, row, code)
-        np.maximum.at(hi, row, code)
     both = (np.diff(gt.off) > 0) & (np.diff(pd.off) > 0)
-    bad_rows = np.flatnonzero(both & (lo != hi))
+    differ = np.zeros(n_rows, bool)
+    for dim_a, dim_b in ((a.h, b.h), (a.w, b.w)):
+        lo = np.full(n_rows, np.iinfo(np.int64).max)
+        hi = np.full(n_rows, np.iinfo(np.int64).min)
+        for dim, row in ((dim_a, gt.row), (dim_b, pd.row)):
+            np.minimum.at(lo, row, dim)
+            np.maximum.at(hi, row, dim)
+        differ |= lo != hi
+    bad_rows = np.flatnonzero(both & differ)
     if bad_rows.size == 0:
         return
     r = int(bad_rows[0])
     gs, ps = range(gt.off[r], gt.off[r + 1]), range(pd.off[r], pd.off[r + 1])
     for g in gs:
         for p in ps:
-            if code_a[g] != code_b[p]:
+            if a.h[g] != b.h[p] or a.w[g] != b.w[p]:
                 raise _size_error(gt, pd, g, p, a, b, r)
-    # sizes differ only within one side: every cross pair still has equal sizes except none
-    g0, p0 = gs[0], ps[0]
-    raise _size_error(gt, pd, g0, p0, a, b, r)  # pragma: no cover
+    # sizes differ only within one side (two ground truths of different sizes)
+    for side, batch, rng in ((gt, a, gs), (pd, b, ps)):
+        for i in rng:
+            if batch.h[i] != batch.h[rng[0]] or batch.w[i] != batch.w[rng[0]]:
+                j = rng[0]
+                raise InvalidAnnotationError(
+                    f"mask sizes differ in one data row: ids {side.column(s.ID)[j]!r} and "
+                    f"{side.column(s.ID)[i]!r} are {batch.h[j]}×{batch.w[j]} and "
+                    f"{batch.h[i]}×{batch.w[i]} (height×width). Masks of one image must have its "
+                    "size; re-encode them at the image size.")
 
 
 def pairs(gt, pd, profile=None):
@@ -275,14 +388,17 @@ def pairs(gt, pd, profile=None):
 
 
 def aligned_iou(a: pl.Series, b: pl.Series) -> np.ndarray:
-    """IoU of mask a[i] with b[i] for every i (no nulls; sizes must agree row by row)."""
-    A, B = _Batch(a.cast(s.MASK_DTYPE)), _Batch(b.cast(s.MASK_DTYPE))
-    for name, m in (("left", A), ("right", B)):
-        bad = R.rle_total(m.counts, m.offsets) != m.h * m.w
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise InvalidAnnotationError(f"mask_iou: {name} mask at row {i} has RLE counts that do "
-                                         f"not sum to height × width ({m.h[i]}×{m.w[i]}).")
+    """IoU of mask a[i] with b[i] for every i (no nulls; sizes must agree row by row). Masks are
+    read and checked as :func:`normalize` and :func:`checks` do for ``pm.evaluate``."""
+    a = normalize(pl.DataFrame({s.MASK: a}), "left")[s.MASK]
+    b = normalize(pl.DataFrame({s.MASK: b}), "right")[s.MASK]
+    for name, col in (("left", a), ("right", b)):
+        codes = mask_problems(col)
+        if codes.any():
+            i = int(np.flatnonzero(codes)[0])
+            raise InvalidAnnotationError(f"mask_iou: {name} mask at row {i}: "
+                                         f"{RLE_REASONS[int(codes[i])]}.")
+    A, B = _Batch(a), _Batch(b)
     diff = (A.h != B.h) | (A.w != B.w)
     if diff.any():
         i = int(np.flatnonzero(diff)[0])

@@ -159,17 +159,26 @@ def _non_finite(frame: pl.DataFrame) -> np.ndarray:
     return frame[s.POINT].is_not_null().to_numpy() & ~np.isfinite(xy).all(axis=1)
 
 
+def _too_large(frame: pl.DataFrame) -> np.ndarray:
+    xy = frame[s.POINT].to_numpy().reshape(-1, 2)
+    with np.errstate(invalid="ignore"):
+        big = (np.abs(xy) > _arrays.COORD_LIMIT).any(axis=1)
+    return frame[s.POINT].is_not_null().to_numpy() & np.isfinite(xy).all(axis=1) & big
+
+
 def checks(table: str, keys=None) -> list[Check]:
     """Null points and non-finite coordinates.
 
     >>> f = pl.DataFrame({"point": [[0.0, 1.0], [float("nan"), 0.0]]}, schema={"point": s.POINT_DTYPE})
     >>> [c.mask(f).tolist() for c in checks("gt")]
-    [[False, False], [False, True]]
+    [[False, False], [False, True], [False, False]]
     """
     return [
         Check(s.POINT, pl.col(s.POINT).is_null(), "point is null", "give every point (x, y)"),
         Check(s.POINT, _non_finite, "point has a NaN or infinite coordinate",
               "replace or remove non-finite coordinates"),
+        Check(s.POINT, _too_large, "point has a coordinate beyond ±1e150: "
+              "areas would overflow float64", "check the units; scale the coordinates down"),
     ]
 
 

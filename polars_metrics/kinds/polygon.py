@@ -7,8 +7,10 @@ multipolygons, a list of such polygons (see ``schema.POLYGON_DTYPE`` / ``MULTIPO
   :class:`~polars_metrics.errors.PolarsMetricsWarning` with the count, and the rows in the
   frame returned by :func:`repair`. A polygon that collapses (zero area) becomes empty.
 - An empty polygon (no ring) has zero area: IoU 0 with everything, like a zero-area box.
-- Checks (SPEC §7): null polygon, NaN / infinite coordinates, a ring with fewer than 3 distinct
-  points.
+- Checks (SPEC §7): null polygon, NaN / infinite coordinates, |coordinate| > 1e150 (areas
+  would overflow), a multipolygon part with no ring, a ring with fewer than 3 distinct points,
+  a bounding-box area below 1e-290 (areas underflow), an invalid geometry with more than 200
+  edge crossings (make_valid's time grows much faster than that: too complex to repair).
 - Boxes pair with polygons as their rectangles: when a data row's tables mix the two kinds,
   :func:`pairs` receives both and reads box rows from ``bbox``.
 - ``crs="EPSG:4326"``: coordinates are (lon, lat) and are projected per data row to a local
@@ -25,7 +27,7 @@ import polars as pl
 from polars_metrics import schema as s
 from polars_metrics._lazy import lazy
 from polars_metrics._threads import serial_if_small
-from polars_metrics.errors import PolarsMetricsWarning, SchemaError
+from polars_metrics.errors import InvalidAnnotationError, PolarsMetricsWarning, SchemaError
 from polars_metrics.kinds import _planar as P
 from polars_metrics.kinds import box, geo
 from polars_metrics.kinds._base import Kind
@@ -141,56 +143,39 @@ def _caller_level() -> int:
 
 
 # --- structure and checks -------------------------------------------------------------------------
-def _geometry_of_ring(sh: P.Shapes) -> np.ndarray:
-    part_of_ring = np.repeat(np.arange(sh.part_off.shape[0] - 1), np.diff(sh.part_off))
-    geom_of_part = np.repeat(np.arange(len(sh)), np.diff(sh.geom_off))
-    return geom_of_part[part_of_ring]
-
-
-def structure_problems(sh: P.Shapes) -> tuple[np.ndarray, np.ndarray]:
-    """Per geometry: (has a non-finite coordinate, has a ring with < 3 distinct points).
+def structure_problems(sh: P.Shapes) -> dict[str, np.ndarray]:
+    """Per geometry, the problems of :data:`~polars_metrics.kinds._planar.PROBLEMS` (non-finite
+    or too large coordinates, a part with no ring, a ring of < 3 distinct points, an area that
+    underflows, too complex to repair).
 
     >>> col = pl.Series([[[[0, 0], [1, 0], [1, 1]]], [[[0, 0], [1, 1]]]], dtype=s.POLYGON_DTYPE)
-    >>> [x.tolist() for x in structure_problems(P.from_series(col))]
-    [[False, False], [False, True]]
+    >>> structure_problems(P.from_series(col))["short"].tolist()
+    [False, True]
     """
-    n = len(sh)
-    geom_of_ring = _geometry_of_ring(sh)
-    ring_of_point = np.repeat(np.arange(sh.ring_off.shape[0] - 1), np.diff(sh.ring_off))
-    bad_pt = ~np.isfinite(sh.coords).all(axis=1)
-    non_finite = np.zeros(n, bool)
-    non_finite[geom_of_ring[ring_of_point[bad_pt]]] = True
-    short = np.zeros(n, bool)
-    ok_ring = K.rings_with_three_points(sh.coords, sh.ring_off)
-    short[geom_of_ring[~ok_ring]] = True
-    return non_finite, short
+    return P.shape_problems(sh)
 
 
 def checks(table: str, keys=None) -> list[Check]:
-    """Null polygons, non-finite coordinates, rings of fewer than 3 distinct points.
+    """A null polygon, then one check per structural problem (see :func:`structure_problems`).
 
     >>> f = pl.DataFrame({"polygon": [[[[0, 0], [1, 0], [1, 1]]], None]}, schema={"polygon": s.POLYGON_DTYPE})
-    >>> [c.mask(f).tolist() for c in checks("gt")]
+    >>> [c.mask(f).tolist() for c in checks("gt")][:3]
     [[False, True], [False, False], [False, False]]
     """
     cache: dict = {}
 
-    def problems(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def problems(frame: pl.DataFrame) -> dict[str, np.ndarray]:
         if cache.get("frame") is not frame:
             cache["frame"] = frame
             with serial_if_small(frame.height):
                 cache["value"] = structure_problems(P.from_series(frame[s.POLYGON]))
         return cache["value"]
 
-    return [
-        Check(s.POLYGON, pl.col(s.POLYGON).is_null(), "polygon is null",
-              "give every polygon its rings (shell first, then holes)"),
-        Check(s.POLYGON, lambda f: problems(f)[0], "polygon has a NaN or infinite coordinate",
-              "replace or remove non-finite coordinates"),
-        Check(s.POLYGON, lambda f: problems(f)[1] & ~problems(f)[0],
-              "polygon has a ring with fewer than 3 distinct points",
-              "drop degenerate rings (a polygon ring needs at least 3 distinct vertices)"),
-    ]
+    out = [Check(s.POLYGON, pl.col(s.POLYGON).is_null(), "polygon is null",
+                 "give every polygon its rings (shell first, then holes)")]
+    for key, (reason, fix) in P.PROBLEMS.items():
+        out.append(Check(s.POLYGON, lambda f, key=key: problems(f)[key], f"polygon {reason}", fix))
+    return out
 
 
 # --- repair ---------------------------------------------------------------------------------------
@@ -200,7 +185,9 @@ def repair(frame: pl.DataFrame, table: str) -> tuple[pl.DataFrame, pl.DataFrame]
     Returns the frame with repaired ``polygon`` values and one row per repair: (table, row —
     the input position when the frame carries ``_pos``, id, reason — GEOS's
     ``is_valid_reason``, parts and area after the repair). Rows that fail the structural checks
-    (null, non-finite, short rings) are left for the checks to report.
+    (see :func:`structure_problems`: null, non-finite or huge coordinates, empty parts, short
+    rings, underflowing areas, too many crossings to repair) are left for the checks to report:
+    nothing malformed reaches a kernel or GEOS, and make_valid's time is bounded.
 
     >>> bowtie = [[[0.0, 0.0], [2.0, 2.0], [2.0, 0.0], [0.0, 2.0]]]
     >>> fixed, repairs = repair(pl.DataFrame({"polygon": [bowtie]}, schema={"polygon": s.POLYGON_DTYPE}), "gt")
@@ -216,9 +203,11 @@ def repair(frame: pl.DataFrame, table: str) -> tuple[pl.DataFrame, pl.DataFrame]
         return frame, pl.DataFrame(schema=REPAIRS_SCHEMA)
     sh = P.from_series(col.gather(rows))
     with serial_if_small(rows.size):
-        non_finite, short = structure_problems(sh)
-        sure = K.certainly_valid(sh.coords, sh.ring_off, sh.part_off, sh.geom_off, VALID_RING_LIMIT)
-    ok = ~non_finite & ~short
+        ok = P.usable(structure_problems(sh))
+        good = sh if ok.all() else P.take(sh, np.flatnonzero(ok))  # nothing flagged reaches a kernel
+        sure = np.zeros(len(sh), bool)
+        sure[ok] = K.certainly_valid(good.coords, good.ring_off, good.part_off, good.geom_off,
+                                     VALID_RING_LIMIT)
     ask = np.flatnonzero(ok & ~sure)
     if ask.size == 0:
         return frame, pl.DataFrame(schema=REPAIRS_SCHEMA)
@@ -343,11 +332,11 @@ def aligned_iou(a: pl.Series, b: pl.Series) -> np.ndarray:
     sa, sb = series_shapes(a), series_shapes(b)
     n = a.len()
     for name, sh in (("left", sa), ("right", sb)):
-        non_finite, short = structure_problems(sh)
-        if (non_finite | short).any():
-            i = int(np.flatnonzero(non_finite | short)[0])
-            raise SchemaError(f"polygon_iou: {name} value at row {i} has a non-finite coordinate or "
-                              "a ring with fewer than 3 distinct points.")
+        for key, bad in structure_problems(sh).items():
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise InvalidAnnotationError(f"polygon_iou: {name} value at row {i} "
+                                             f"{P.PROBLEMS[key][0]}; {P.PROBLEMS[key][1]}.")
     sa, sb = _valid(sa), _valid(sb)
     idx = np.arange(n, dtype=np.int64)
     return P.pair_iou(sa, sb, idx, idx)

@@ -101,9 +101,17 @@ def _parts(x: pl.Series) -> tuple[pl.Series, pl.Series, pl.Series | None]:
         names = [f.name for f in x.dtype.fields]
         msg = x.struct.field(s.MESSAGE_ID) if s.MESSAGE_ID in names else None
         return x.struct.field(s.START), x.struct.field(s.END), msg
-    if isinstance(x.dtype, pl.Array):
+    if isinstance(x.dtype, pl.Array) and x.dtype.size == 2:
         return x.arr.get(0), x.arr.get(1), None
-    return x.list.get(0), x.list.get(1), None
+    if isinstance(x.dtype, pl.List):
+        lengths = x.list.len()
+        bad = (lengths != 2).fill_null(False)
+        if bad.any():
+            i = int(bad.arg_true()[0])
+            raise SchemaError(f"span: row {i} has {lengths[i]} values; expected (start, end).")
+        return x.list.get(0), x.list.get(1), None
+    raise SchemaError(f"span values have dtype {x.dtype}; expected Struct{{start, end}} or "
+                      "(start, end) as a 2-element Array / List of integers.")
 
 
 def aligned_iou(a: pl.Series, b: pl.Series) -> np.ndarray:

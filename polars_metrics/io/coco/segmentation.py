@@ -11,7 +11,7 @@ import polars as pl
 
 from polars_metrics._arrays import offsets_from_lengths
 from polars_metrics._lazy import lazy
-from polars_metrics.kinds._rle import decode_strings, mask_series
+from polars_metrics.kinds._rle import RLE_REASONS, decode_strings, mask_series, rle_problems
 
 R = lazy("polars_metrics._kernels.rle")
 
@@ -122,6 +122,14 @@ class Segmentations:
             pptr = offsets_from_lengths(self.poly_lens)
             optr = offsets_from_lengths(self.poly_per_obj)
             ph, pw = heights[rows], widths[rows]
+            sized = rle_problems(np.zeros(0, np.uint32), np.zeros(rows.size + 1, np.int64), ph, pw,
+                                 np.ones(rows.size, bool))
+            unusable = hw_known[rows] & np.isin(sized, (1, 2))  # size missing / too large
+            for r, code in zip(rows[unusable], sized[unusable], strict=True):
+                self._bad(int(r), f"is a polygon on an image whose size is unusable: "
+                                  f"{RLE_REASONS[int(code)]}")
+            ph = np.where(unusable | unknown, 0, ph)  # those rows are rejected; rasterize nothing
+            pw = np.where(unusable | unknown, 0, pw)
             c, o = R.rle_from_polygons(coords, pptr, optr, ph, pw)
             pieces[1] = (rows, c, o)
             h[rows], w[rows] = ph, pw
@@ -136,7 +144,8 @@ class Segmentations:
             rows = np.array(self.cmp_rows, np.int64)
             c, o, badc = decode_strings(self.cmp_strings)
             for r in rows[badc]:
-                self._bad(int(r), "is a compressed RLE string with characters outside '0'..'o'")
+                self._bad(int(r), "is not a valid compressed RLE string (a character outside "
+                                  "'0'..'o', a string ending inside a run, or a count out of range)")
             sz = np.array(self.cmp_size, np.int64).reshape(-1, 2)
             pieces[3] = (rows, c, o)
             h[rows], w[rows] = sz[:, 0], sz[:, 1]
@@ -152,10 +161,10 @@ class Segmentations:
             dst = np.repeat(offsets[rows] - o[:-1], np.diff(o)) + np.arange(o[-1])
             counts[dst] = c
         has = self.kind > 0
-        tot = R.rle_total(counts, offsets)
-        wrong = has & ~self.bad & (tot != h * w)
-        for r in np.flatnonzero(wrong):
-            self._bad(int(r), f"has RLE counts summing to {int(tot[r])}, not height x width = {int(h[r] * w[r])}")
+        codes = rle_problems(counts, offsets, h, w, np.zeros(n, bool))  # exact, overflow-free
+        for r in np.flatnonzero(has & ~self.bad & (codes != 0)):
+            self._bad(int(r), f"is an invalid RLE: {RLE_REASONS[int(codes[r])]} ({h[r]}×{w[r]})")
+        h = np.where(self.bad, 0, h)
         null = ~has | self.bad
         reasons = np.array([self.reason.get(i, "") for i in range(n)], object)
         return mask_series(counts, offsets, h, w, null), self.bad, reasons

@@ -33,7 +33,14 @@ from polars_metrics.io.coco._columns import (
 from polars_metrics.io.coco.gt import Meta
 from polars_metrics.io.coco.segmentation import Segmentations
 from polars_metrics.io.frames import BBOX_XYWH, CATEGORY_ID, COCO_PD, HEIGHT, WIDTH, check_frame
-from polars_metrics.kinds._rle import decode_strings, mask_csr, mask_series
+from polars_metrics.kinds._rle import (
+    RLE_OK,
+    RLE_REASONS,
+    decode_strings,
+    mask_csr,
+    mask_series,
+    rle_problems,
+)
 
 pa = lazy("pyarrow")
 R = lazy("polars_metrics._kernels.rle")
@@ -257,17 +264,22 @@ def _mask_column(raw: _Raw, bad: np.ndarray, h: np.ndarray, w: np.ndarray, hw_kn
 
     if how == s.MASK:
         c, o, mh, mw, null = mask_csr(values)
-        reject(~null & (R.rle_total(c, o) != mh * mw), s.MASK,
-               "has RLE counts that do not sum to height x width")
+        problems = rle_problems(c, o, mh, mw, null)
+        for code in np.unique(problems[~null & (problems != RLE_OK)]):
+            reject(~null & (problems == code), s.MASK, RLE_REASONS[int(code)])
         return mask_series(c, o, mh, mw, null | bad)
     if how == "compressed":
         null = values.is_null().to_numpy()
         mh, mw, size_bad = _sizes(values.struct.field("size"), null)
         c, o, badc = decode_strings(values.struct.field("counts"))
-        sum_bad = ~null & ~size_bad & ~badc & (R.rle_total(c, o) != mh * mw)
         reject(size_bad, "segmentation", "has an RLE size that is not [height, width]")
-        reject(badc & ~null, "segmentation", "is a compressed RLE string with characters outside '0'..'o'")
-        reject(sum_bad, "segmentation", "has RLE counts that do not sum to height x width")
+        reject(badc & ~null, "segmentation", "is a compressed RLE string that does not decode "
+               "(characters outside '0'..'o', a run left open at the end, or a count out of range)")
+        problems = rle_problems(c, o, np.where(size_bad, -1, mh), np.where(size_bad, -1, mw),
+                                null | badc)
+        for code in np.unique(problems[~null & ~size_bad & ~badc & (problems != RLE_OK)]):
+            reject(~null & ~size_bad & ~badc & (problems == code), "segmentation",
+                   RLE_REASONS[int(code)])
         return mask_series(c, o, mh, mw, null | bad)
     sp = Segmentations(raw.n)
     for i, v in enumerate(values):

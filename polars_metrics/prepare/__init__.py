@@ -103,6 +103,25 @@ class Prepared:
         return self.rows.height
 
 
+def _counted_rows(rows: str, in_gt: np.ndarray, n_gt: np.ndarray,
+                  n_pd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which data rows count under the profile's ``rows`` rule (SPEC §5), and for the others
+    the reason ``excluded`` gives."""
+    if rows == "both":
+        counted = (n_gt > 0) & (n_pd > 0)
+    elif rows == "ground_truth":
+        counted = in_gt
+    else:
+        counted = np.ones(in_gt.shape[0], dtype=bool)
+    reason = np.where(
+        ~in_gt & (n_pd == 0), "no annotations",
+        np.where(~in_gt if rows == "ground_truth" else n_gt == 0,
+                 "not in ground truth" if rows == "ground_truth" else "no ground truth",
+                 "no predictions"),
+    )
+    return counted, reason
+
+
 def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profile: Profile,
             conf_thr: np.ndarray, iou_thr: np.ndarray, on_invalid: OnInvalid) -> Prepared:
     check_on_invalid(on_invalid)
@@ -155,18 +174,7 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
     G.warn_unpairable_kinds(gt, pd, gt_row[gt_ann], pd_row[pd_ann], gt_ann, pd_ann, universe,
                            keys, profile)
 
-    if profile.rows == "both":
-        counted = (n_gt > 0) & (n_pd > 0)
-    elif profile.rows == "ground_truth":
-        counted = in_gt
-    else:
-        counted = np.ones(n_all, dtype=bool)
-    reason = np.where(
-        ~in_gt & (n_pd == 0), "no annotations",
-        np.where(~in_gt if profile.rows == "ground_truth" else n_gt == 0,
-                 "not in ground truth" if profile.rows == "ground_truth" else "no ground truth",
-                 "no predictions"),
-    )
+    counted, reason = _counted_rows(profile.rows, in_gt, n_gt, n_pd)
     universe = attach_by(universe, keys, by, meta, gt, pd)
     excluded = universe.filter(pl.Series(~counted, dtype=pl.Boolean)).select(
         *keys, *by,

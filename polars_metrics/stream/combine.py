@@ -1,0 +1,110 @@
+"""Merge the checkpoints of a streamed run into one result, in bounded memory.
+
+The small tables of every batch are merged with a tree reduce (integer sums: any grouping and
+any order give the same numbers). The IoU metric sums are then re-added, as
+:func:`polars_metrics.state.merge` does, over every data row's value in data-row order — one
+feature group (``iou/part-<k>``) at a time, so only that group's values are in memory. The
+large tables stay on disk and are read lazily by :class:`StreamedEvaluation`.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from polars_metrics import schema as s
+from polars_metrics.errors import PolarsMetricsError
+from polars_metrics.state import CONFUSION_KEYS, COUNT_KEYS, _resum_iou
+from polars_metrics.stream.checkpoint import IOU_PARTS, iou_part_expr
+
+
+def tree_reduce(items: Sequence[Any], fn: Callable[[Any, Any], Any]) -> Any:
+    """Pairwise reduction, ``log2(n)`` levels deep (so no part is re-merged n times)."""
+    items = list(items)
+    if not items:
+        raise ValueError("nothing to reduce")
+    while len(items) > 1:
+        items = [fn(items[i], items[i + 1]) if i + 1 < len(items) else items[i]
+                 for i in range(0, len(items), 2)]
+    return items[0]
+
+
+def merge_small(a: dict[str, Any], b: dict[str, Any], by: Sequence[str]) -> dict[str, Any]:
+    """Merge the small tables of two disjoint sets of data rows."""
+    ckeys = [*by, *COUNT_KEYS]
+    counts = (pl.concat([a["counts"], b["counts"]]).group_by(ckeys)
+              .agg(pl.exclude([*ckeys, s.TN]).sum(),
+                   pl.when(pl.col(s.TN).is_not_null().any()).then(pl.col(s.TN).sum()).alias(s.TN))
+              .select(a["counts"].columns))
+    fkeys = [*by, *CONFUSION_KEYS]
+    confusion = (pl.concat([a["confusion"], b["confusion"]]).group_by(fkeys)
+                 .agg(pl.col(s.COUNT).sum()).select(a["confusion"].columns))
+    repairs = [r for r in (a["repairs"], b["repairs"]) if r is not None]
+    timings = {k: a["timings"].get(k, 0.0) + b["timings"].get(k, 0.0)
+               for k in {*a["timings"], *b["timings"]}}
+    return dict(counts=counts, confusion=confusion,
+                excluded=pl.concat([a["excluded"], b["excluded"]]),
+                rejects=pl.concat([a["rejects"], b["rejects"]]),
+                repairs=pl.concat(repairs) if repairs else None, timings=timings)
+
+
+def finish_small(small: dict[str, Any], by: Sequence[str], keys: Sequence[str]) -> dict[str, Any]:
+    """Sort the merged small tables as :func:`polars_metrics.state.merge` does."""
+    ckeys, fkeys = [*by, *COUNT_KEYS], [*by, *CONFUSION_KEYS]
+    out = dict(small)
+    out["counts"] = small["counts"].sort(ckeys, nulls_last=True)
+    out["confusion"] = small["confusion"].sort(fkeys, nulls_last=True)
+    out["excluded"] = small["excluded"].sort(list(keys), maintain_order=True)
+    _no_duplicates(out["excluded"], keys, "excluded")
+    out["rejects"] = small["rejects"].sort(s.TABLE, s.ROW, maintain_order=True)
+    return out
+
+
+def _no_duplicates(frame: pl.DataFrame, cols: Sequence[str], what: str) -> None:
+    dup = frame.filter(pl.struct(list(cols)).is_duplicated())
+    if dup.height:
+        raise PolarsMetricsError(
+            f"data row {dup.row(0)[:len(cols)]} is in more than one batch ({what}); the input is "
+            "not bucketed by data row. Evaluate with assume_bucketed=False (the default) to "
+            "bucket it by a hash of the data-row key.")
+
+
+def resum_iou(counts: pl.DataFrame, batch_dirs: Sequence[Path], by: Sequence[str],
+              keys: Sequence[str]) -> pl.DataFrame:
+    """``iou_sum`` / ``iou_rows`` of the merged counts, re-added over every batch's IoU values
+    in data-row order, one feature group at a time."""
+    group = [*by, s.FEATURE, s.CONFIDENCE_THRESHOLD]
+    counts = counts.with_columns(_part=iou_part_expr())
+    out = []
+    for k in range(IOU_PARTS):
+        mine = counts.filter(pl.col("_part") == k).drop("_part")
+        if mine.height == 0:
+            continue
+        files = [str(p) for d in batch_dirs if (p := d / "iou" / f"part-{k:03d}.parquet").exists()]
+        if files:
+            values = pl.read_parquet(files)
+        else:
+            values = pl.DataFrame(schema={**{c: counts.schema[c] for c in group},
+                                          **{c: pl.String for c in keys}, "value": pl.Float64})
+        _no_duplicates(values, [*group, *keys], "IoU values")
+        out.append(_resum_iou(mine, values, by, keys))
+    merged = pl.concat(out) if out else counts.drop("_part")
+    return merged.sort([*by, *COUNT_KEYS], nulls_last=True)
+
+
+def scan_large(batch_dirs: Sequence[Path], name: str, schema: dict | None = None) -> pl.LazyFrame:
+    """All batches' ``<name>.parquet`` as one LazyFrame (no rows read yet)."""
+    files = [str(d / f"{name}.parquet") for d in batch_dirs]
+    files = [f for f in files if os.path.exists(f)]
+    if not files:
+        return pl.LazyFrame(schema=schema or {})
+    return pl.scan_parquet(files)
+
+
+def stale_batches(out: Path, names: set[str]) -> list[str]:
+    """Batch directories of earlier runs that the current plan no longer has."""
+    return [p for p in glob.glob(str(out / "batches" / "*")) if os.path.basename(p) not in names]

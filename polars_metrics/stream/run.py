@@ -125,6 +125,9 @@ def evaluate_stream(ground_truth, predictions, *, profile: Profile, keys: Sequen
                 b = _b.Batch(f"bucket-{k:05d}-of-{n:05d}", (), (), k, "meta-only")
                 tasks.append(Task(b, str(out), settings, profile, kwargs, dict(gt_schema),
                                   dict(pd_schema), sub))
+    if not tasks:  # empty tables: one empty batch gives the empty, typed frames
+        tasks.append(Task(_b.Batch("empty", (), (), None, "empty"), str(out), settings, profile,
+                          kwargs, dict(gt_schema), dict(pd_schema), None))
     for stale in combine.stale_batches(out, {t.batch.name for t in tasks}):
         shutil.rmtree(stale)
     todo = [t for t in tasks if not is_done(t)]
@@ -140,8 +143,6 @@ def evaluate_stream(ground_truth, predictions, *, profile: Profile, keys: Sequen
 def _finalize(smalls, tasks: list[Task], profile: Profile, keys, kwargs, out: Path,
               seconds: float) -> StreamedEvaluation:
     by = tuple(kwargs.get("by") or ())
-    if not smalls:
-        raise PolarsMetricsError("both tables are empty: there is nothing to evaluate.")
     small = combine.finish_small(
         combine.tree_reduce(smalls, lambda a, b: combine.merge_small(a, b, by)), by, keys)
     dirs = [batch_dir(out, t.batch) for t in tasks]

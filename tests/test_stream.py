@@ -119,9 +119,26 @@ def test_every_kind_and_classifications_stream_identically(tmp_path, seed):
     y = rng.choice(["cloudy", "rain", "snow", "sunny"], 50).tolist()
     y_pred = rng.choice(["cloudy", "rain", "snow", "sunny"], 50).tolist()
     cgt, cpd = radio_tables(y, y_pred, conf=(rng.integers(0, 11, 50) / 10).tolist())
-    whole = pm.evaluate(cgt, cpd)
-    for n in (1, 4, 64):
-        assert_identical(pm.evaluate(cgt, cpd, batches=n, out=tmp_path / f"c{n}"), whole)
+    split = pl.Series("split", rng.choice(["train", "val"], 50).tolist())
+    cgt, cpd = cgt.with_columns(split), cpd.with_columns(split)
+    opts = ["a", "b", "c", "d", "e"]
+
+    def picks(n):
+        return [sorted(set(rng.choice(opts, rng.integers(0, 3)).tolist())) for _ in range(n)]
+
+    rows = cgt["data_row"].to_list()
+    kgt = pl.DataFrame({"data_row": rows, "question": ["tags"] * 50, "answers": picks(50),
+                        "split": split})
+    kpd = pl.DataFrame({"data_row": rows, "question": ["tags"] * 50, "answers": picks(50),
+                        "split": split, "confidence": (rng.integers(0, 11, 50) / 10).tolist()})
+    radio, checklist = pl.lit("radio").alias("kind"), pl.lit("checklist").alias("kind")
+    mixed = [pl.concat([a.with_columns(radio), b.with_columns(checklist)], how="diagonal")
+             for a, b in ((cgt, kgt), (cpd, kpd))]
+    for g, p, kw in ((cgt, cpd, {}), (cgt, cpd, {"by": "split"}), (*mixed, {"by": "split"})):
+        whole = pm.evaluate(g, p, **kw)
+        assert whole.cube["tn"].drop_nulls().sum() > 0
+        for n in (1, 4, 64):
+            assert_identical(pm.evaluate(g, p, batches=n, out=tmp_path / f"c{n}", **kw), whole)
 
 
 def counting(calls: list):

@@ -24,6 +24,7 @@ from polars_metrics import schema as s
 from polars_metrics.pipeline import partial
 from polars_metrics.profiles import Profile
 from polars_metrics.stream.batches import Batch
+from polars_metrics.stream.options import drop_options_row, with_absent_true_negatives
 from polars_metrics.stream.sources import ROW
 
 IOU_PARTS = 16  # files the IoU values of a batch are split into (by a hash of the feature)
@@ -43,6 +44,7 @@ class Task:
     gt_schema: dict[str, pl.DataType]
     pd_schema: dict[str, pl.DataType]
     data_rows: pl.DataFrame | None = None
+    options: pl.DataFrame | None = None  # the option-declaring data row (see options.py)
 
 
 def batch_dir(out: str | os.PathLike, batch: Batch) -> Path:
@@ -93,6 +95,8 @@ def run_batch(task: Task) -> dict[str, Any]:
     t0 = time.perf_counter()
     gt = _read(task.batch.gt_files, task.gt_schema)
     pd = _read(task.batch.pd_files, task.pd_schema)
+    if task.options is not None:
+        pd = pl.concat([pd, task.options.select(pd.columns)], how="vertical_relaxed")
     part = partial(gt, pd, profile=task.profile, data_rows=task.data_rows, **task.kwargs)
     final = batch_dir(task.out, task.batch)
     tmp = final.with_name(final.name + ".tmp")
@@ -100,7 +104,7 @@ def run_batch(task: Task) -> dict[str, Any]:
         shutil.rmtree(tmp)
     (tmp / "iou").mkdir(parents=True)
     small = {
-        "counts": part.counts, "confusion": part.confusion, "excluded": part.excluded,
+        "counts": with_absent_true_negatives(part), "confusion": part.confusion, "excluded": drop_options_row(part.excluded, part.keys, task.options),
         "rejects": _global_rows(part.rejects, gt, pd),
         "repairs": _global_rows(part.repairs, gt, pd),
     }

@@ -20,6 +20,7 @@ from polars_metrics import schema as s
 from polars_metrics.errors import PolarsMetricsError
 from polars_metrics.state import CONFUSION_KEYS, COUNT_KEYS, _resum_iou
 from polars_metrics.stream.checkpoint import IOU_PARTS, iou_part_expr
+from polars_metrics.stream.options import PRESENT
 
 
 def tree_reduce(items: Sequence[Any], fn: Callable[[Any, Any], Any]) -> Any:
@@ -37,7 +38,7 @@ def merge_small(a: dict[str, Any], b: dict[str, Any], by: Sequence[str]) -> dict
     """Merge the small tables of two disjoint sets of data rows."""
     ckeys = [*by, *COUNT_KEYS]
     counts = (pl.concat([a["counts"], b["counts"]]).group_by(ckeys)
-              .agg(pl.exclude([*ckeys, s.TN]).sum(),
+              .agg(pl.exclude([*ckeys, s.TN, PRESENT]).sum(), pl.col(PRESENT).any(),
                    pl.when(pl.col(s.TN).is_not_null().any()).then(pl.col(s.TN).sum()).alias(s.TN))
               .select(a["counts"].columns))
     fkeys = [*by, *CONFUSION_KEYS]
@@ -56,7 +57,8 @@ def finish_small(small: dict[str, Any], by: Sequence[str], keys: Sequence[str]) 
     """Sort the merged small tables as :func:`polars_metrics.state.merge` does."""
     ckeys, fkeys = [*by, *COUNT_KEYS], [*by, *CONFUSION_KEYS]
     out = dict(small)
-    out["counts"] = small["counts"].sort(ckeys, nulls_last=True)
+    out["counts"] = (small["counts"].filter(pl.col(PRESENT)).drop(PRESENT)
+                     .sort(ckeys, nulls_last=True))
     out["confusion"] = small["confusion"].sort(fkeys, nulls_last=True)
     out["excluded"] = small["excluded"].sort(list(keys), maintain_order=True)
     _no_duplicates(out["excluded"], keys, "excluded")

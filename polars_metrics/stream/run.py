@@ -35,8 +35,10 @@ from polars_metrics.stream.checkpoint import (
     load_small,
     run_batch,
 )
+from polars_metrics.stream.options import option_rows
 from polars_metrics.stream.result import LazyFrames, StreamedEvaluation, sorted_rows
 
+FORMAT = 2  # checkpoint layout version: older checkpoints are recomputed
 Runner = Callable[[list[Task], bool], list[dict[str, Any]]]
 
 
@@ -61,11 +63,13 @@ def _print_progress(items, desc):
         yield item
 
 
-def _settings(profile: Profile, kwargs: dict, data_rows, n_buckets: int | None) -> str:
+def _settings(profile: Profile, kwargs: dict, data_rows, n_buckets: int | None,
+              options: pl.DataFrame | None) -> str:
     meta = None if data_rows is None else int(data_rows.hash_rows().sum())
+    opts = None if options is None else int(options.hash_rows().sum())
     text = json.dumps({"profile": repr(profile), "kwargs": repr(sorted(kwargs.items())),
-                       "meta": meta, "n": n_buckets, "polars": pl.__version__,
-                       "iou_parts": IOU_PARTS}, sort_keys=True)
+                       "meta": meta, "options": opts, "n": n_buckets, "polars": pl.__version__,
+                       "iou_parts": IOU_PARTS, "format": FORMAT}, sort_keys=True)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
@@ -78,13 +82,14 @@ def _plan(gt, pd, keys, out: Path, *, assume_bucketed, batches, batch_size, memo
         plan = _b.pre_bucketed(gt, pd)
         schemas = [sources.scan(t, n).collect_schema() for t, n in ((gt, s.GROUND_TRUTH),
                                                                      (pd, s.PREDICTIONS))]
-        return plan, None, schemas
+        scans = [sources.scan(t, n) for t, n in ((gt, s.GROUND_TRUTH), (pd, s.PREDICTIONS))]
+        return plan, None, schemas, scans
     lgt = sources.numbered(sources.scan(gt, s.GROUND_TRUTH))
     lpd = sources.numbered(sources.scan(pd, s.PREDICTIONS))
     n = _b.n_buckets(sources.row_count(lgt) + sources.row_count(lpd), batches=batches,
                      batch_size=batch_size, memory_limit=memory_limit)
     plan = _b.hash_buckets(lgt, lpd, list(keys), out / "_buckets", n)
-    return plan, n, [lgt.collect_schema(), lpd.collect_schema()]
+    return plan, n, [lgt.collect_schema(), lpd.collect_schema()], [lgt, lpd]
 
 
 def evaluate_stream(ground_truth, predictions, *, profile: Profile, keys: Sequence[str],
@@ -99,6 +104,8 @@ def evaluate_stream(ground_truth, predictions, *, profile: Profile, keys: Sequen
     to compute them in (tests of order independence).
     """
     t0 = time.perf_counter()
+    by = kwargs.get("by")
+    kwargs = dict(kwargs, by=[by] if isinstance(by, str) else list(by or []))
     out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="polars_metrics-"))
     out.mkdir(parents=True, exist_ok=True)
     if data_rows is not None and assume_bucketed:
@@ -107,16 +114,17 @@ def evaluate_stream(ground_truth, predictions, *, profile: Profile, keys: Sequen
             "data_rows is unknown. Put its metadata columns in the tables, or drop "
             "assume_bucketed to bucket by a hash of the data-row key.")
     meta = data_rows if data_rows is None else sources.scan(data_rows, "data_rows").collect()
-    plan, n, (gt_schema, pd_schema) = _plan(
+    plan, n, (gt_schema, pd_schema), scans = _plan(
         ground_truth, predictions, keys, out, assume_bucketed=assume_bucketed, batches=batches,
         batch_size=batch_size, memory_limit=memory_limit)
-    settings = _settings(profile, kwargs, meta, n)
+    options = option_rows(*scans, keys, kwargs.get("by") or (), profile, pd_schema)
+    settings = _settings(profile, kwargs, meta, n, options)
     tasks = []
     for b in plan:
         sub = None if meta is None else meta.filter(
             sources.bucket_expr(list(keys), n) == b.bucket)
         tasks.append(Task(b, str(out), settings, profile, kwargs, dict(gt_schema),
-                          dict(pd_schema), sub))
+                          dict(pd_schema), sub, options))
     if meta is not None:  # data rows listed only in data_rows= fall in buckets without files
         present = {b.bucket for b in plan}
         for k in sorted(set(range(n)) - present):
@@ -124,10 +132,10 @@ def evaluate_stream(ground_truth, predictions, *, profile: Profile, keys: Sequen
             if sub.height:
                 b = _b.Batch(f"bucket-{k:05d}-of-{n:05d}", (), (), k, "meta-only")
                 tasks.append(Task(b, str(out), settings, profile, kwargs, dict(gt_schema),
-                                  dict(pd_schema), sub))
+                                  dict(pd_schema), sub, options))
     if not tasks:  # empty tables: one empty batch gives the empty, typed frames
         tasks.append(Task(_b.Batch("empty", (), (), None, "empty"), str(out), settings, profile,
-                          kwargs, dict(gt_schema), dict(pd_schema), None))
+                          kwargs, dict(gt_schema), dict(pd_schema), meta, options))
     for stale in combine.stale_batches(out, {t.batch.name for t in tasks}):
         shutil.rmtree(stale)
     todo = [t for t in tasks if not is_done(t)]

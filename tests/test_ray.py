@@ -9,12 +9,12 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from test_stream import assert_identical  # noqa: E402
+
 import polars_metrics as pm  # noqa: E402
 from polars_metrics.distributed.ray import ray_runner  # noqa: E402
 from polars_metrics.stream import evaluate_stream  # noqa: E402
 from polars_metrics.synthetic import detections  # noqa: E402
-
-from test_stream import assert_identical  # noqa: E402
 
 ROOT = str(Path(pm.__file__).resolve().parent.parent)
 

@@ -145,16 +145,20 @@ def evaluate_stream(ground_truth, predictions, *, profile: Profile, keys: Sequen
                         (runner or local_runner)(todo, progress), strict=True))
     smalls = [computed[t.batch.name] if t.batch.name in computed else load_small(out, t.batch)
               for t in tasks]
-    return _finalize(smalls, tasks, profile, keys, kwargs, out, time.perf_counter() - t0)
+    return _finalize(smalls, tasks, profile, keys, kwargs, out, time.perf_counter() - t0,
+                     check=assume_bucketed)
 
 
 def _finalize(smalls, tasks: list[Task], profile: Profile, keys, kwargs, out: Path,
-              seconds: float) -> StreamedEvaluation:
+              seconds: float, check: bool) -> StreamedEvaluation:
+    t0 = time.perf_counter()
     by = tuple(kwargs.get("by") or ())
     small = combine.finish_small(
-        combine.tree_reduce(smalls, lambda a, b: combine.merge_small(a, b, by)), by, keys)
+        combine.tree_reduce(smalls, lambda a, b: combine.merge_small(a, b, by)), by, keys, check)
     dirs = [batch_dir(out, t.batch) for t in tasks]
-    counts = combine.resum_iou(small["counts"], dirs, by, keys)
+    t1 = time.perf_counter()
+    counts = combine.resum_iou(small["counts"], dirs, by, keys, check)
+    t2 = time.perf_counter()
     thresholds = {"conf_thr": s.normalize_thresholds(kwargs.get("confidence_thresholds"),
                                                      "confidence_thresholds"),
                   "iou_thr": s.normalize_thresholds(kwargs.get("iou_thresholds"),
@@ -171,7 +175,7 @@ def _finalize(smalls, tasks: list[Task], profile: Profile, keys, kwargs, out: Pa
         iou_thr=np.asarray(thresholds["iou_thr"]), counts=counts, confusion=small["confusion"],
         data_rows=sorted_rows(combine.scan_large(dirs, "data_rows"), keys_t),
         excluded=small["excluded"], rejects=small["rejects"], repairs=small["repairs"],
-        timings=dict(small["timings"], stream=seconds), detail=Detail(frames=LazyFrames(loaders)))
+        timings=dict(small["timings"], stream=seconds, merge=t1 - t0, resum=t2 - t1), detail=Detail(frames=LazyFrames(loaders)))
     ev = Evaluation.from_partial(part)
     streamed = StreamedEvaluation(**{f.name: getattr(ev, f.name) if f.name != "data_rows"
                                      else part.data_rows for f in dataclasses.fields(ev)})

@@ -40,6 +40,13 @@ def ray_runner(cpus_per_task: int = 1, max_retries: int = 3,
     """A runner for :func:`polars_metrics.stream.evaluate_stream` that uses Ray.
 
     ``task_hook`` runs in the worker before each task (tests use it to kill a first attempt).
+    ``pm.evaluate(..., engine="ray")`` uses ``ray_runner()``.
+
+    Examples
+    --------
+    >>> run = ray_runner(cpus_per_task=2)  # Ray starts (or connects) on the first run
+    >>> callable(run)
+    True
     """
     try:
         import ray

@@ -69,7 +69,15 @@ def parse_bytes(limit: int | str) -> int:
 
 def n_buckets(n_annotations: int, *, batches: int | None, batch_size: int | None,
               memory_limit: int | str | None) -> int:
-    """How many hash buckets: ``batches`` as given, else from the batch size or memory budget."""
+    """How many hash buckets: ``batches`` as given, else from the batch size or memory budget.
+
+    Examples
+    --------
+    >>> n_buckets(10_000_000, batches=None, batch_size=1_000_000, memory_limit=None)
+    10
+    >>> n_buckets(10_000_000, batches=None, batch_size=None, memory_limit="1.2GB")
+    5
+    """
     if batches is not None:
         if int(batches) < 1:
             raise PolarsMetricsError(f"batches={batches}; give at least 1.")

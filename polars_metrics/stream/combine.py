@@ -25,7 +25,13 @@ from polars_metrics.stream.options import PRESENT
 
 
 def tree_reduce(items: Sequence[Any], fn: Callable[[Any, Any], Any]) -> Any:
-    """Pairwise reduction, ``log2(n)`` levels deep (so no part is re-merged n times)."""
+    """Pairwise reduction, ``log2(n)`` levels deep (so no part is re-merged n times).
+
+    Examples
+    --------
+    >>> tree_reduce(["a", "b", "c", "d", "e"], lambda x, y: f"({x}{y})")
+    '(((ab)(cd))e)'
+    """
     items = list(items)
     if not items:
         raise ValueError("nothing to reduce")

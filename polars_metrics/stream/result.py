@@ -57,6 +57,19 @@ class StreamedEvaluation(Evaluation):
     """An Evaluation computed batch by batch; see the module docstring.
 
     ``out`` is the directory holding the checkpoints and the large frames.
+
+    Examples
+    --------
+    >>> import tempfile, polars as pl, polars_metrics as pm
+    >>> box = pl.Array(pl.Float64, 4)
+    >>> gt = pl.DataFrame({"data_row": ["a", "b"], "feature": ["cat"] * 2,
+    ...                    "bbox": [[0.0, 0, 10, 10]] * 2}, schema_overrides={"bbox": box})
+    >>> ev = pm.evaluate(gt.lazy(), gt.with_columns(confidence=pl.lit(0.8)).lazy(),
+    ...                  confidence_thresholds=[0.5], iou_thresholds=[0.5], out=tempfile.mkdtemp())
+    >>> type(ev).__name__, ev.lazy("data_rows").select(pl.len()).collect().item()
+    ('StreamedEvaluation', 2)
+    >>> ev.data_rows.select("data_row", "tp").rows()
+    [('a', 1), ('b', 1)]
     """
 
     data_rows = _Lazy()

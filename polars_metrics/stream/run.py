@@ -102,6 +102,20 @@ def evaluate_stream(ground_truth, predictions, *, profile: Profile, keys: Sequen
     ``kwargs``: confidence_thresholds, iou_thresholds, by, data_row, on_invalid (as
     :func:`polars_metrics.partial` takes them). ``batch_order``: a permutation of the batches
     to compute them in (tests of order independence).
+
+    Examples
+    --------
+    >>> import tempfile, polars as pl, polars_metrics as pm
+    >>> box = pl.Array(pl.Float64, 4)
+    >>> gt = pl.DataFrame({"data_row": ["a", "b", "c"], "feature": ["cat"] * 3,
+    ...                    "bbox": [[0.0, 0, 10, 10]] * 3}, schema_overrides={"bbox": box})
+    >>> pd = gt.with_columns(confidence=pl.Series([0.9, 0.2, 0.7]))
+    >>> ev = evaluate_stream(gt, pd, profile=pm.get_profile("labelbox"), keys=["data_row"],
+    ...                      kwargs={}, batches=2, out=tempfile.mkdtemp())
+    >>> ev.summary().select("feature", "tp", "fp", "fn").row(0)
+    ('cat', 2, 0, 1)
+    >>> ev.cube.equals(pm.evaluate(gt, pd).cube)
+    True
     """
     t0 = time.perf_counter()
     by = kwargs.get("by")

@@ -177,6 +177,22 @@ def test_resume_after_a_failure_and_incremental_runs(boxes, tmp_path):
     assert_identical(ev, pm.evaluate(gt, changed))
 
 
+def test_a_resumed_run_over_files_reuses_the_bucketing_pass(boxes, tmp_path):
+    gt, pd = boxes
+    gt.write_parquet(tmp_path / "gt.parquet")
+    pd.write_parquet(tmp_path / "pd.parquet")
+    args = (str(tmp_path / "gt.parquet"), str(tmp_path / "pd.parquet"))
+    pm.evaluate(*args, batches=4, out=tmp_path / "o")
+    bucket_file = next((tmp_path / "o" / "_buckets" / "gt").rglob("*.parquet"))
+    before = bucket_file.stat().st_mtime_ns
+    ev = pm.evaluate(*args, batches=4, out=tmp_path / "o")
+    assert bucket_file.stat().st_mtime_ns == before  # not written again
+    assert_identical(ev, pm.evaluate(gt, pd))
+    pd.head(pd.height - 5).write_parquet(tmp_path / "pd.parquet")  # the input changed
+    ev = pm.evaluate(*args, batches=4, out=tmp_path / "o")
+    assert_identical(ev, pm.evaluate(gt, pd.head(pd.height - 5)))
+
+
 def test_new_partitions_merge_only_their_partials(boxes, tmp_path):
     gt, pd = boxes
     rows = gt["data_row"].unique().sort()

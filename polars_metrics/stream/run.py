@@ -88,7 +88,8 @@ def _plan(gt, pd, keys, out: Path, *, assume_bucketed, batches, batch_size, memo
     lpd = sources.numbered(sources.scan(pd, s.PREDICTIONS))
     n = _b.n_buckets(sources.row_count(lgt) + sources.row_count(lpd), batches=batches,
                      batch_size=batch_size, memory_limit=memory_limit)
-    plan = _b.hash_buckets(lgt, lpd, list(keys), out / "_buckets", n)
+    plan = _b.hash_buckets(lgt, lpd, list(keys), out / "_buckets", n,
+                           _b.source_stamp(gt, pd, list(keys), n))
     return plan, n, [lgt.collect_schema(), lpd.collect_schema()], [lgt, lpd]
 
 

@@ -115,11 +115,11 @@ def run_batch(task: Task) -> dict[str, Any]:
     large = {"data_rows": part.data_rows, "matches": part.detail.matches,
              "gt_annotations": gt_ann, "pd_annotations": pd_ann}
     for name, frame in large.items():
-        frame.write_parquet(tmp / f"{name}.parquet")
+        frame.write_parquet(tmp / f"{name}.parquet", compression="lz4")  # fast
     values = part.detail.iou_values
     for (k,), frame in values.with_columns(_part=iou_part_expr()).partition_by(
             "_part", as_dict=True, include_key=False).items():
-        frame.write_parquet(tmp / "iou" / f"part-{k:03d}.parquet")
+        frame.write_parquet(tmp / "iou" / f"part-{k:03d}.parquet", compression="lz4")
     timings = dict(part.timings, read_write=time.perf_counter() - t0 - sum(part.timings.values()))
     (tmp / "manifest.json").write_text(json.dumps({
         "settings": task.settings, "fingerprint": task.batch.fingerprint, "timings": timings,

@@ -144,7 +144,7 @@ def test_every_kind_and_classifications_stream_identically(tmp_path, seed):
 def counting(calls: list):
     def run(tasks, progress):
         calls.extend(t.batch.name for t in tasks)
-        return local_runner(tasks, progress)
+        yield from local_runner(tasks, progress)
     return run
 
 
@@ -157,7 +157,7 @@ def test_resume_after_a_failure_and_incremental_runs(boxes, tmp_path):
         for i, t in enumerate(tasks):
             if i == 3:
                 raise KeyboardInterrupt("killed mid-run")
-            local_runner([t], False)
+            yield from ((i, small) for _, small in local_runner([t], False))
 
     with pytest.raises(KeyboardInterrupt):
         evaluate_stream(gt, pd, runner=dies_after_three, **kw)

@@ -15,7 +15,7 @@ and runs numba and Polars with that many threads.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from polars_metrics.errors import PolarsMetricsError
@@ -54,7 +54,7 @@ def ray_runner(cpus_per_task: int = 1, max_retries: int = 3,
         raise PolarsMetricsError(
             "engine='ray' needs Ray: pip install 'ray[default]' (or 'polars_metrics[ray]').") from exc
 
-    def run(tasks: list[Task], progress: bool) -> list[dict[str, Any]]:
+    def run(tasks: list[Task], progress: bool) -> Iterator[tuple[int, dict[str, Any]]]:
         if not ray.is_initialized():
             ray.init()
         env = {"NUMBA_NUM_THREADS": str(cpus_per_task), "POLARS_MAX_THREADS": str(cpus_per_task),
@@ -64,16 +64,14 @@ def ray_runner(cpus_per_task: int = 1, max_retries: int = 3,
             runtime_env={"env_vars": env})
         refs = [remote.remote(t, cpus_per_task, task_hook) for t in tasks]
         index = {r: i for i, r in enumerate(refs)}
-        results: list[Any] = [None] * len(refs)
         pending = list(refs)
         bar = _bar(len(refs), progress)
-        while pending:
+        while pending:  # the driver merges each result as it arrives
             done, pending = ray.wait(pending, num_returns=1)
             for r in done:
-                results[index[r]] = ray.get(r)
                 bar(1)
+                yield index[r], ray.get(r)
         bar(0, close=True)
-        return results
 
     return run
 

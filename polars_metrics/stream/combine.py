@@ -41,6 +41,39 @@ def tree_reduce(items: Sequence[Any], fn: Callable[[Any, Any], Any]) -> Any:
     return items[0]
 
 
+class TreeReducer:
+    """The same pairwise tree as :func:`tree_reduce`, fed one item at a time: at most
+    ``log2(n)`` partial merges are held (a binary counter of merged levels).
+
+    Examples
+    --------
+    >>> r = TreeReducer(lambda x, y: f"({x}{y})")
+    >>> for x in "abcde":
+    ...     r.push(x)
+    >>> r.result()
+    '(((ab)(cd))e)'
+    """
+
+    def __init__(self, fn: Callable[[Any, Any], Any]) -> None:
+        self.fn = fn
+        self.stack: list[tuple[int, Any]] = []
+
+    def push(self, item: Any) -> None:
+        level = 0
+        while self.stack and self.stack[-1][0] == level:
+            item = self.fn(self.stack.pop()[1], item)
+            level += 1
+        self.stack.append((level, item))
+
+    def result(self) -> Any:
+        if not self.stack:
+            raise ValueError("nothing to reduce")
+        item = self.stack.pop()[1]
+        while self.stack:
+            item = self.fn(self.stack.pop()[1], item)
+        return item
+
+
 def merge_small(a: dict[str, Any], b: dict[str, Any], by: Sequence[str]) -> dict[str, Any]:
     """Merge the small tables of two disjoint sets of data rows."""
     ckeys = [*by, *COUNT_KEYS]

@@ -13,7 +13,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +39,14 @@ from polars_metrics.stream.options import option_rows
 from polars_metrics.stream.result import LazyFrames, StreamedEvaluation, sorted_rows
 
 FORMAT = 2  # checkpoint layout version: older checkpoints are recomputed
-Runner = Callable[[list[Task], bool], list[dict[str, Any]]]
+# A runner computes tasks and yields (index in the list, small tables) as each one finishes.
+Runner = Callable[[list[Task], bool], Iterator[tuple[int, dict[str, Any]]]]
 
 
-def local_runner(tasks: list[Task], progress: bool) -> list[dict[str, Any]]:
-    """Compute the tasks one after the other in this process."""
-    return [run_batch(t) for t in _progress(tasks, progress, "batches")]
+def local_runner(tasks: list[Task], progress: bool) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Compute the tasks one after the other in this process; yields (task index, result)."""
+    for i, t in enumerate(_progress(tasks, progress, "batches")):
+        yield i, run_batch(t)
 
 
 def _progress(items, enabled: bool, desc: str):
@@ -156,20 +158,28 @@ def evaluate_stream(ground_truth, predictions, *, profile: Profile, keys: Sequen
     todo = [t for t in tasks if not is_done(t)]
     if batch_order is not None:
         todo = [todo[i] for i in batch_order if i < len(todo)]
-    computed = dict(zip([t.batch.name for t in todo],
-                        (runner or local_runner)(todo, progress), strict=True))
-    smalls = [computed[t.batch.name] if t.batch.name in computed else load_small(out, t.batch)
-              for t in tasks]
-    return _finalize(smalls, tasks, profile, keys, kwargs, out, time.perf_counter() - t0,
+    # merged as they arrive (a tree reduce holding log2(n) parts), finished batches first
+    by = tuple(kwargs["by"])
+    reducer = combine.TreeReducer(lambda a, b: combine.merge_small(a, b, by))
+    pending = {t.batch.name for t in todo}
+    for t in tasks:
+        if t.batch.name not in pending:
+            reducer.push(load_small(out, t.batch))
+    seen = 0
+    for _, small in (runner or local_runner)(todo, progress):
+        reducer.push(small)
+        seen += 1
+    if seen != len(todo):
+        raise PolarsMetricsError(f"the runner returned {seen} of {len(todo)} batches.")
+    return _finalize(reducer, tasks, profile, keys, kwargs, out, time.perf_counter() - t0,
                      check=assume_bucketed)
 
 
-def _finalize(smalls, tasks: list[Task], profile: Profile, keys, kwargs, out: Path,
+def _finalize(reducer, tasks: list[Task], profile: Profile, keys, kwargs, out: Path,
               seconds: float, check: bool) -> StreamedEvaluation:
     t0 = time.perf_counter()
     by = tuple(kwargs.get("by") or ())
-    small = combine.finish_small(
-        combine.tree_reduce(smalls, lambda a, b: combine.merge_small(a, b, by)), by, keys, check)
+    small = combine.finish_small(reducer.result(), by, keys, check)
     dirs = [batch_dir(out, t.batch) for t in tasks]
     t1 = time.perf_counter()
     counts = combine.resum_iou(small["counts"], dirs, by, keys, check)

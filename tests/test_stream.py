@@ -80,7 +80,10 @@ def test_paths_globs_hive_and_lazyframes_equal_in_memory(boxes, tmp_path):
 
 
 @pytest.mark.parametrize("n", [1, 4, 64])
-def test_batches_and_order_give_identical_frames(boxes, tmp_path, n):
+def test_batches_and_order_give_identical_frames(boxes, tmp_path, n, monkeypatch):
+    from polars_metrics.stream import combine
+
+    monkeypatch.setattr(combine, "RESUM_ROWS", 40 * n)  # the re-sum in several feature chunks
     gt, pd = boxes
     whole = pm.evaluate(gt, pd)
     ev = pm.evaluate(gt, pd, batches=n, out=tmp_path / "a")

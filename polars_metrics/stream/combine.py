@@ -117,11 +117,16 @@ def _no_duplicates(frame: pl.DataFrame, cols: Sequence[str], what: str) -> None:
             "bucket it by a hash of the data-row key.")
 
 
+RESUM_ROWS = 1_500_000  # IoU values held at once by the re-sum (~100 MB with its sort)
+
+
 def resum_iou(counts: pl.DataFrame, batch_dirs: Sequence[Path], by: Sequence[str],
               keys: Sequence[str], check: bool = False) -> pl.DataFrame:
     """``iou_sum`` / ``iou_rows`` of the merged counts, re-added over every batch's IoU values
-    in data-row order, one feature group at a time. ``check``: refuse a data row found in
-    two batches (inputs bucketed by the user; hash buckets are disjoint by construction)."""
+    in data-row order, a few features at a time (each file ``iou/part-<k>`` read in as many
+    feature chunks as keep about ``RESUM_ROWS`` values in memory). ``check``: refuse a data row
+    found in two batches (inputs bucketed by the user; hash buckets are disjoint by
+    construction)."""
     group = [*by, s.FEATURE, s.CONFIDENCE_THRESHOLD]
     counts = counts.with_columns(_part=iou_part_expr())
     out = []
@@ -130,14 +135,19 @@ def resum_iou(counts: pl.DataFrame, batch_dirs: Sequence[Path], by: Sequence[str
         if mine.height == 0:
             continue
         files = [str(p) for d in batch_dirs if (p := d / "iou" / f"part-{k:03d}.parquet").exists()]
-        if files:
-            values = pl.read_parquet(files)
-        else:
-            values = pl.DataFrame(schema={**{c: counts.schema[c] for c in group},
-                                          **{c: pl.String for c in keys}, "value": pl.Float64})
-        if check:
-            _no_duplicates(values, [*group, *keys], "IoU values")
-        out.append(_resum(mine, values, group, keys))
+        if not files:
+            out.append(mine.with_columns(pl.lit(0.0).alias("iou_sum"), pl.lit(0).alias("iou_rows")
+                                         .cast(mine.schema["iou_rows"])))
+            continue
+        scan = pl.scan_parquet(files)
+        chunks = max(1, -(-scan.select(pl.len()).collect().item() // RESUM_ROWS))
+        sub = (pl.col(s.FEATURE).hash(seed=0x11) % chunks).cast(pl.Int32)
+        for j in range(chunks):
+            values = scan.filter(sub == j).collect()
+            part = mine.filter(mine.select(sub == j).to_series())
+            if check:
+                _no_duplicates(values, [*group, *keys], "IoU values")
+            out.append(_resum(part, values, group, keys))
     merged = pl.concat(out) if out else counts.drop("_part")
     return merged.sort([*by, *COUNT_KEYS], nulls_last=True)
 

@@ -369,3 +369,46 @@ def write_coco(
         score="confidence",
     )
     results_path.write_text(r.write_json())
+
+
+# --- Large datasets, written in a streaming way -----------------------------------------------
+
+STREAM_CHUNK = 50_000  # images generated (and held) at a time
+
+
+def write_partitioned(n_images: int, directory: Path, *, seed: int = 0,
+                      chunk: int = STREAM_CHUNK, config: GeneratorConfig | None = None) -> Path:
+    """Write ``n_images`` images as ``directory/{ground_truth,predictions}/part-NNNNN.parquet``,
+    ``chunk`` images at a time (memory bounded by one chunk, whatever ``n_images``).
+
+    Chunk ``k`` is :func:`generate` with seed ``(seed, k)`` and its data rows and ids shifted
+    past the earlier chunks', so the dataset is the same for every run with the same arguments.
+    A finished dataset has ``meta.json``; an identical one is not written again.
+    """
+    cfg = config or GeneratorConfig()
+    meta = {"n_images": n_images, "seed": seed, "chunk": chunk, "config": asdict(cfg)}
+    meta_path = directory / "meta.json"
+    if meta_path.exists() and json.loads(meta_path.read_text()).get("config") == meta["config"] \
+            and {k: v for k, v in json.loads(meta_path.read_text()).items() if k != "stats"} \
+            == meta:
+        return directory
+    for sub in ("ground_truth", "predictions"):
+        (directory / sub).mkdir(parents=True, exist_ok=True)
+    next_gt = next_pd = 1
+    n_gt = n_pd = 0
+    for k, start in enumerate(range(0, n_images, chunk)):
+        n = min(chunk, n_images - start)
+        ds = generate(n, seed=seed * 1_000_003 + k, config=cfg)
+        gt = ds.ground_truth.with_columns(pl.col("data_row") + start,
+                                          pl.col("id") + (next_gt - 1))
+        pd = ds.predictions.with_columns(pl.col("data_row") + start,
+                                         pl.col("id") + (next_pd - 1))
+        next_gt += gt.height
+        next_pd += pd.height
+        n_gt, n_pd = n_gt + gt.height, n_pd + pd.height
+        gt.write_parquet(directory / "ground_truth" / f"part-{k:05d}.parquet")
+        pd.write_parquet(directory / "predictions" / f"part-{k:05d}.parquet")
+        del ds, gt, pd
+    meta["stats"] = {"ground_truths": n_gt, "predictions": n_pd}
+    meta_path.write_text(json.dumps(meta, indent=2))
+    return directory

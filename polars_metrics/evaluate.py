@@ -1,7 +1,9 @@
 """``evaluate(ground_truth, predictions) -> Evaluation``: dispatch to the engine a profile runs.
 
 The COCO profile runs the COCO engine (``coco/``); every other profile runs the pipeline
-(``pipeline.partial``) and finalizes its partial result.
+(``pipeline.partial``) and finalizes its partial result. Parquet paths and LazyFrames (or any
+streaming keyword) go to ``stream/`` (batches, checkpoints, exact merge), on Ray with
+``engine="ray"`` (``distributed/``).
 """
 from __future__ import annotations
 
@@ -10,11 +12,14 @@ from typing import Any
 
 from polars_metrics import schema as s
 from polars_metrics._memory import release_free_heap
+from polars_metrics.errors import ProfileError
 from polars_metrics.pipeline import partial
 from polars_metrics.prepare import use_confidence_column
 from polars_metrics.profiles import Profile, engine_of, get_profile
 from polars_metrics.result import Evaluation
 from polars_metrics.result.coco import CocoEvaluation
+from polars_metrics.stream import evaluate_stream, is_streamable
+from polars_metrics.stream.sources import scan
 
 
 def evaluate(ground_truth, predictions, *, profile: str | Profile = "labelbox",
@@ -23,13 +28,16 @@ def evaluate(ground_truth, predictions, *, profile: str | Profile = "labelbox",
              by: str | Sequence[str] | None = None,
              data_row: str | Sequence[str] = s.DATA_ROW,
              data_rows=None, on_invalid: str = "raise", confidence: str | None = None,
+             engine: str = "local",
+             out=None, memory_limit: int | str | None = None, batch_size: int | None = None,
+             batches: int | None = None, assume_bucketed: bool = False, progress: bool = False,
              **switches: Any) -> Evaluation:
     """Evaluate predictions against ground truth at every (confidence, IoU) threshold cell.
 
     Parameters
     ----------
-    ground_truth, predictions : Polars DataFrame / LazyFrame or Arrow table, one row per
-        annotation: the data-row key, ``feature`` (String), the geometry (``bbox`` as
+    ground_truth, predictions : Polars DataFrame / LazyFrame, Arrow table, or a Parquet path
+        (file, glob, hive-partitioned directory, list of files), one row per annotation: the data-row key, ``feature`` (String), the geometry (``bbox`` as
         Array(Float64, 4) = x0, y0, x1, y1), optional ``id`` and, on predictions, optional
         ``confidence`` (null = 1.0).
     profile : "labelbox" (default; SPEC §5), "labelbox-sdk", "coco", or a :class:`Profile`.
@@ -44,6 +52,18 @@ def evaluate(ground_truth, predictions, *, profile: str | Profile = "labelbox",
     **switches : single fields of the profile (e.g. ``class_aware=True``), or of its engine's
         nested options (``profile="coco"``: ``iou_type``, ``max_dets``, ``area_ranges``,
         ``rec_thresholds``, ``use_cats``). A switch no engine of the profile reads is refused.
+    engine : "local" (default) or "ray": batch partials as Ray tasks (implies streaming).
+    out : directory for checkpoints and the large frames of a streamed run (default: a new
+        temporary directory). A run over the same ``out`` resumes: finished batches whose
+        content did not change are reused.
+    memory_limit, batch_size, batches : batch sizing of a streamed run — a memory budget
+        ("2GB"), annotations per batch, or a number of batches.
+    assume_bucketed : the input's own files (hive partitions) are data-row-complete batches.
+    progress : a progress bar over batches.
+
+    Paths and LazyFrames, or any of ``engine="ray"`` / ``out`` / ``memory_limit`` /
+    ``batch_size`` / ``batches`` / ``assume_bucketed``, evaluate out of core and return a
+    :class:`~polars_metrics.stream.StreamedEvaluation` with the same frames.
 
     Examples
     --------
@@ -58,6 +78,31 @@ def evaluate(ground_truth, predictions, *, profile: str | Profile = "labelbox",
     [(0.4, 1, 0, 0, 0.5), (0.5, 0, 1, 1, 0.5)]
     """
     prof = get_profile(profile, **switches)
+    knobs = dict(out=out, batches=batches, batch_size=batch_size, memory_limit=memory_limit,
+                 assume_bucketed=assume_bucketed or None)
+    streamed = engine != "local" or any(v is not None for v in knobs.values()) or any(
+        is_streamable(t) for t in (ground_truth, predictions))
+    if engine not in ("local", "ray"):
+        raise ProfileError(f"engine={engine!r}; use 'local' or 'ray'.")
+    if streamed and engine_of(prof) == "coco":
+        given = [k for k, v in knobs.items() if v is not None] + (["engine"] * (engine != "local"))
+        if given:
+            raise ProfileError(
+                f"profile 'coco' does not stream yet ({', '.join(given)} given): merging COCO's "
+                "accumulation state (score-sorted detections per category and area range) over "
+                "batches is not implemented. Drop those keywords: paths and LazyFrames are then "
+                "read whole and evaluated exactly in memory.")
+        ground_truth, predictions = (scan(t, n).collect() for t, n in
+                                     ((ground_truth, "ground_truth"), (predictions, "predictions")))
+        streamed = False
+    if streamed and confidence not in (None, s.CONFIDENCE):
+        # a lazy rename: the streamed path never collects the predictions
+        predictions = scan(predictions, "predictions").rename({confidence: s.CONFIDENCE})
+    if streamed:
+        return _stream(ground_truth, predictions, prof, data_row, data_rows, engine, progress,
+                       dict(confidence_thresholds=confidence_thresholds,
+                            iou_thresholds=iou_thresholds, by=by, data_row=data_row,
+                            on_invalid=on_invalid), knobs)
     predictions = use_confidence_column(predictions, confidence)
     if engine_of(prof) == "coco":
         # the COCO engine needs numba's JIT, which the box path never loads
@@ -73,3 +118,17 @@ def evaluate(ground_truth, predictions, *, profile: str | Profile = "labelbox",
     ev = Evaluation.from_partial(part)
     release_free_heap()  # the stage temporaries are freed by now
     return ev
+
+
+def _stream(gt, pd, prof: Profile, data_row, data_rows, engine: str, progress: bool,
+            kwargs: dict, knobs: dict) -> Evaluation:
+    runner = None
+    if engine == "ray":
+        from polars_metrics.distributed.ray import ray_runner  # Ray loads only when asked for
+
+        runner = ray_runner()
+    keys = [data_row] if isinstance(data_row, str) else list(data_row)
+    return evaluate_stream(gt, pd, profile=prof, keys=keys, kwargs=kwargs, data_rows=data_rows,
+                           runner=runner, progress=progress,
+                           **{k: v for k, v in knobs.items() if k != "assume_bucketed"},
+                           assume_bucketed=bool(knobs["assume_bucketed"]))

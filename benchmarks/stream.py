@@ -1,0 +1,95 @@
+"""Streamed evaluation at scale: wall time and peak RSS, streamed vs in memory.
+
+    python -m benchmarks.stream --images 1000000            # streamed (local)
+    python -m benchmarks.stream --images 200000 --in-memory # the in-memory path, same data
+    python -m benchmarks.stream --images 200000 --engine ray
+
+The dataset is written once by :func:`benchmarks.generate.write_partitioned` (50k images per
+file, memory bounded) under ``benchmarks/data/stream/<images>``; each measurement runs in a
+fresh subprocess whose peak RSS is read from ``getrusage(RUSAGE_CHILDREN)``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.generate import DATA_DIR, write_partitioned
+
+
+def _measure(args: argparse.Namespace) -> None:
+    """The child: one evaluation, then a JSON line with its numbers."""
+    import polars as pl
+
+    import polars_metrics as pm
+
+    root = Path(args.data)
+    gt, pd = str(root / "ground_truth"), str(root / "predictions")
+    t0 = time.perf_counter()
+    if args.in_memory:
+        ev = pm.evaluate(pl.read_parquet(gt), pl.read_parquet(pd), profile=args.profile)
+        ev.data_rows.write_parquet(Path(args.out) / "data_rows.parquet")
+        n_rows = ev.data_rows.height
+    else:
+        kwargs = {"memory_limit": args.memory_limit} if args.memory_limit else {}
+        if args.batches:
+            kwargs = {"batches": args.batches}
+        ev = pm.evaluate(gt, pd, profile=args.profile, out=args.out, engine=args.engine,
+                         progress=args.progress, **kwargs)
+        n_rows = ev.lazy("data_rows").select(pl.len()).collect().item()
+    seconds = time.perf_counter() - t0
+    print(json.dumps({"seconds": round(seconds, 2), "data_rows_rows": n_rows,
+                      "tp_micro_05": ev.summary().row(-1, named=True)["tp"],
+                      "timings": {k: round(v, 2) for k, v in ev.timings.items()}}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.stream")
+    p.add_argument("--images", type=int, default=200_000)
+    p.add_argument("--profile", default="labelbox")
+    p.add_argument("--engine", default="local", choices=["local", "ray"])
+    p.add_argument("--memory-limit", default=None)
+    p.add_argument("--batches", type=int, default=None)
+    p.add_argument("--in-memory", action="store_true")
+    p.add_argument("--progress", action="store_true")
+    p.add_argument("--root", default=str(DATA_DIR / "stream"))
+    p.add_argument("--data", help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        _measure(args)
+        return 0
+    data = Path(args.root) / str(args.images)
+    t0 = time.perf_counter()
+    write_partitioned(args.images, data)
+    gen_seconds = time.perf_counter() - t0
+    gen_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out = Path(args.root) / f"out-{args.images}-{'mem' if args.in_memory else args.engine}"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    cmd = [sys.executable, "-m", "benchmarks.stream", "--child", "--data", str(data),
+           "--out", str(out), "--profile", args.profile, "--engine", args.engine]
+    cmd += ["--in-memory"] * args.in_memory + ["--progress"] * args.progress
+    cmd += ["--memory-limit", args.memory_limit] * bool(args.memory_limit)
+    cmd += ["--batches", str(args.batches)] * bool(args.batches)
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        print(done.stdout, done.stderr, file=sys.stderr)
+        return done.returncode
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result.update(images=args.images, mode="in-memory" if args.in_memory else args.engine,
+                  peak_rss_mb=round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
+                  generate_seconds=round(gen_seconds, 1), generate_peak_rss_mb=round(gen_rss),
+                  dataset=json.loads((data / "meta.json").read_text())["stats"])
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Batches of a streamed evaluation on an existing distributed engine (Ray)."""

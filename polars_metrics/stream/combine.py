@@ -1,0 +1,192 @@
+"""Merge the checkpoints of a streamed run into one result, in bounded memory.
+
+The small tables of every batch are merged with a tree reduce (integer sums: any grouping and
+any order give the same numbers). The IoU metric sums are then re-added, as
+:func:`polars_metrics.state.merge` does, over every data row's value in data-row order — one
+feature group (``iou/part-<k>``) at a time, so only that group's values are in memory. The
+large tables stay on disk and are read lazily by :class:`StreamedEvaluation`.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from polars_metrics import schema as s
+from polars_metrics.errors import PolarsMetricsError
+from polars_metrics.state import CONFUSION_KEYS, COUNT_KEYS, sequential_segment_sums
+from polars_metrics.stream.checkpoint import IOU_PARTS, iou_part_expr
+from polars_metrics.stream.options import PRESENT
+
+
+def tree_reduce(items: Sequence[Any], fn: Callable[[Any, Any], Any]) -> Any:
+    """Pairwise reduction, ``log2(n)`` levels deep (so no part is re-merged n times).
+
+    Examples
+    --------
+    >>> tree_reduce(["a", "b", "c", "d", "e"], lambda x, y: f"({x}{y})")
+    '(((ab)(cd))e)'
+    """
+    items = list(items)
+    if not items:
+        raise ValueError("nothing to reduce")
+    while len(items) > 1:
+        items = [fn(items[i], items[i + 1]) if i + 1 < len(items) else items[i]
+                 for i in range(0, len(items), 2)]
+    return items[0]
+
+
+class TreeReducer:
+    """The same pairwise tree as :func:`tree_reduce`, fed one item at a time: at most
+    ``log2(n)`` partial merges are held (a binary counter of merged levels).
+
+    Examples
+    --------
+    >>> r = TreeReducer(lambda x, y: f"({x}{y})")
+    >>> for x in "abcde":
+    ...     r.push(x)
+    >>> r.result()
+    '(((ab)(cd))e)'
+    """
+
+    def __init__(self, fn: Callable[[Any, Any], Any]) -> None:
+        self.fn = fn
+        self.stack: list[tuple[int, Any]] = []
+
+    def push(self, item: Any) -> None:
+        level = 0
+        while self.stack and self.stack[-1][0] == level:
+            item = self.fn(self.stack.pop()[1], item)
+            level += 1
+        self.stack.append((level, item))
+
+    def result(self) -> Any:
+        if not self.stack:
+            raise ValueError("nothing to reduce")
+        item = self.stack.pop()[1]
+        while self.stack:
+            item = self.fn(self.stack.pop()[1], item)
+        return item
+
+
+def merge_small(a: dict[str, Any], b: dict[str, Any], by: Sequence[str]) -> dict[str, Any]:
+    """Merge the small tables of two disjoint sets of data rows."""
+    ckeys = [*by, *COUNT_KEYS]
+    counts = (pl.concat([a["counts"], b["counts"]]).group_by(ckeys)
+              .agg(pl.exclude([*ckeys, s.TN, PRESENT]).sum(), pl.col(PRESENT).any(),
+                   pl.when(pl.col(s.TN).is_not_null().any()).then(pl.col(s.TN).sum()).alias(s.TN))
+              .select(a["counts"].columns))
+    fkeys = [*by, *CONFUSION_KEYS]
+    confusion = (pl.concat([a["confusion"], b["confusion"]]).group_by(fkeys)
+                 .agg(pl.col(s.COUNT).sum()).select(a["confusion"].columns))
+    repairs = [r for r in (a["repairs"], b["repairs"]) if r is not None]
+    timings = {k: a["timings"].get(k, 0.0) + b["timings"].get(k, 0.0)
+               for k in {*a["timings"], *b["timings"]}}
+    return dict(counts=counts, confusion=confusion,
+                excluded=pl.concat([a["excluded"], b["excluded"]]),
+                rejects=pl.concat([a["rejects"], b["rejects"]]),
+                repairs=pl.concat(repairs) if repairs else None, timings=timings)
+
+
+def finish_small(small: dict[str, Any], by: Sequence[str], keys: Sequence[str],
+                 check: bool = False) -> dict[str, Any]:
+    """Sort the merged small tables as :func:`polars_metrics.state.merge` does."""
+    ckeys, fkeys = [*by, *COUNT_KEYS], [*by, *CONFUSION_KEYS]
+    out = dict(small)
+    out["counts"] = (small["counts"].filter(pl.col(PRESENT)).drop(PRESENT)
+                     .sort(ckeys, nulls_last=True))
+    out["confusion"] = small["confusion"].sort(fkeys, nulls_last=True)
+    out["excluded"] = small["excluded"].sort(list(keys), maintain_order=True)
+    if check:
+        _no_duplicates(out["excluded"], keys, "excluded")
+    out["rejects"] = small["rejects"].sort(s.TABLE, s.ROW, maintain_order=True)
+    return out
+
+
+def _no_duplicates(frame: pl.DataFrame, cols: Sequence[str], what: str) -> None:
+    dup = frame.filter(pl.struct(list(cols)).is_duplicated())
+    if dup.height:
+        raise PolarsMetricsError(
+            f"data row {dup.row(0)[:len(cols)]} is in more than one batch ({what}); the input is "
+            "not bucketed by data row. Evaluate with assume_bucketed=False (the default) to "
+            "bucket it by a hash of the data-row key.")
+
+
+RESUM_ROWS = 1_500_000  # IoU values held at once by the re-sum (~100 MB with its sort)
+
+
+def resum_iou(counts: pl.DataFrame, batch_dirs: Sequence[Path], by: Sequence[str],
+              keys: Sequence[str], check: bool = False) -> pl.DataFrame:
+    """``iou_sum`` / ``iou_rows`` of the merged counts, re-added over every batch's IoU values
+    in data-row order, a few features at a time (each file ``iou/part-<k>`` read in as many
+    feature chunks as keep about ``RESUM_ROWS`` values in memory). ``check``: refuse a data row
+    found in two batches (inputs bucketed by the user; hash buckets are disjoint by
+    construction)."""
+    group = [*by, s.FEATURE, s.CONFIDENCE_THRESHOLD]
+    counts = counts.with_columns(_part=iou_part_expr())
+    out = []
+    for k in range(IOU_PARTS):
+        mine = counts.filter(pl.col("_part") == k).drop("_part")
+        if mine.height == 0:
+            continue
+        files = [str(p) for d in batch_dirs if (p := d / "iou" / f"part-{k:03d}.parquet").exists()]
+        if not files:
+            out.append(mine.with_columns(pl.lit(0.0).alias("iou_sum"), pl.lit(0).alias("iou_rows")
+                                         .cast(mine.schema["iou_rows"])))
+            continue
+        scan = pl.scan_parquet(files)
+        chunks = max(1, -(-scan.select(pl.len()).collect().item() // RESUM_ROWS))
+        sub = (pl.col(s.FEATURE).hash(seed=0x11) % chunks).cast(pl.Int32)
+        for j in range(chunks):
+            values = scan.filter(sub == j).collect()
+            part = mine.filter(mine.select(sub == j).to_series())
+            if check:
+                _no_duplicates(values, [*group, *keys], "IoU values")
+            out.append(_resum(part, values, group, keys))
+    merged = pl.concat(out) if out else counts.drop("_part")
+    return merged.sort([*by, *COUNT_KEYS], nulls_last=True)
+
+
+def scan_large(batch_dirs: Sequence[Path], name: str, schema: dict | None = None) -> pl.LazyFrame:
+    """All batches' ``<name>.parquet`` as one LazyFrame (no rows read yet)."""
+    files = [str(d / f"{name}.parquet") for d in batch_dirs]
+    files = [f for f in files if os.path.exists(f)]
+    if not files:
+        return pl.LazyFrame(schema=schema or {})
+    return pl.scan_parquet(files)
+
+
+def stale_batches(out: Path, names: set[str]) -> list[str]:
+    """Batch directories of earlier runs that the current plan no longer has."""
+    return [p for p in glob.glob(str(out / "batches" / "*")) if os.path.basename(p) not in names]
+
+
+def _resum(counts: pl.DataFrame, values: pl.DataFrame, group: list[str], keys) -> pl.DataFrame:
+    """:func:`polars_metrics.state._resum_iou` with a faster sort: the groups are ranked first
+    (their sorted order, nulls last), then values sort by (rank, *keys) — the same order, so
+    the same additions in the same order."""
+    ranks = (values.select(group).unique().sort(group, nulls_last=True)
+             .with_row_index("_rank"))
+    values = values.join(ranks, on=group, how="left", nulls_equal=True)
+    if all(values.schema[k].is_numeric() and values[k].null_count() == 0 for k in keys):
+        # numpy's single-threaded lexsort: steady when the cores are busy
+        order = np.lexsort([values[k].to_numpy() for k in reversed(list(keys))]
+                           + [values["_rank"].to_numpy()])
+        values = values[order]
+    else:
+        values = values.sort(["_rank", *keys], nulls_last=True)
+    bounds = values["_rank"].is_first_distinct().to_numpy()
+    starts = np.append(np.flatnonzero(bounds), values.height).astype(np.int64)
+    sums = values.filter(pl.Series(bounds)).select(group).with_columns(
+        pl.Series("iou_sum", sequential_segment_sums(values["value"].to_numpy(), starts)),
+        pl.Series("iou_rows", np.diff(starts)),
+    )
+    return (counts.drop("iou_sum", "iou_rows")
+            .join(sums, on=group, how="left", nulls_equal=True, maintain_order="left")
+            .with_columns(pl.col("iou_sum").fill_null(0.0), pl.col("iou_rows").fill_null(0))
+            .select(counts.columns))

@@ -22,6 +22,8 @@ kernels: $(STAMP)
 
 demo: kernels
 	$(BIN)/polars-metrics demo --out demo_output
+	$(BIN)/polars-metrics report --ground-truth demo_output/input/ground_truth.parquet \
+		--predictions demo_output/input/predictions.parquet --by split -o demo_output/report.html
 
 # The report's browser tests drive Debian's chromium (Playwright's own download is not reachable).
 browser:

@@ -76,6 +76,8 @@ def bbox_column(values: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     missing = np.zeros(n, bool)
     bad = np.zeros(n, bool)
     for i, v in enumerate(values):
+        if isinstance(v, np.ndarray):  # pycocotools' loadRes stores toBbox() arrays in place
+            v = v.tolist() if v.ndim == 1 else None if v.size == 0 else [v.tolist()]
         if v is None or (isinstance(v, (list, tuple)) and len(v) == 0):
             missing[i] = True
             continue

@@ -293,7 +293,7 @@ def rf_true_positives(prep: Prepared, m: Matches) -> tuple[np.ndarray, np.ndarra
     ...                   schema_overrides={"bbox": box})
     >>> pd = gt.with_columns(confidence=pl.lit(0.9))
     >>> part = pm.partial(gt, pd, greedy_order="score", confidence_thresholds=[0.5, 0.95],
-    ...                         iou_thresholds=[0.5])
+    ...                   iou_thresholds=[0.5])
     >>> rf, tp = rf_true_positives(part.detail.prep, part.detail.matches_arrays)
     >>> rf.tolist(), tp.tolist()  # one (row, feature); a match at c = 0.5 only
     ([0], [[[1], [0]]])
@@ -372,7 +372,7 @@ def matches_frame(prep: Prepared, m: Matches) -> pl.DataFrame:
     ...                   schema_overrides={"bbox": box})
     >>> pd = gt.with_columns(confidence=pl.lit(0.9))
     >>> part = pm.partial(gt, pd, greedy_order="score", confidence_thresholds=[0.5, 0.8],
-    ...                         iou_thresholds=[0.5])
+    ...                   iou_thresholds=[0.5])
     >>> matches_frame(part.detail.prep, part.detail.matches_arrays).select("iou_threshold", "confidence_threshold", "pd_id").rows()
     [(0.5, 0.8, 0)]
     """

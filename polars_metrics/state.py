@@ -236,9 +236,27 @@ _MERGERS = {
 
 
 def _resum_iou(counts: pl.DataFrame, values: pl.DataFrame, by, keys) -> pl.DataFrame:
-    group = [*by, s.FEATURE, s.CONFIDENCE_THRESHOLD]
-    values = values.sort([*group, *keys], nulls_last=True)
-    bounds = values.select(pl.struct(group).is_first_distinct()).to_series().to_numpy()
+    return resum_iou_values(counts, values, [*by, s.FEATURE, s.CONFIDENCE_THRESHOLD], keys)
+
+
+def resum_iou_values(counts: pl.DataFrame, values: pl.DataFrame, group: list[str],
+                     keys) -> pl.DataFrame:
+    """``counts`` with ``iou_sum`` / ``iou_rows`` re-added from the per-(data row, feature,
+    confidence threshold) IoU values, per ``group`` in data-row-key order: floating-point
+    addition is not associative, so every merge (in memory, streamed, on Ray) adds in this one
+    order and gets the bits of one evaluation. The groups are ranked first (their sorted order,
+    nulls last), then values sort by (rank, *keys)."""
+    ranks = (values.select(group).unique().sort(group, nulls_last=True)
+             .with_row_index("_rank"))
+    values = values.join(ranks, on=group, how="left", nulls_equal=True)
+    if all(values.schema[k].is_numeric() and values[k].null_count() == 0 for k in keys):
+        # numpy's single-threaded lexsort: steady when the cores are busy
+        order = np.lexsort([values[k].to_numpy() for k in reversed(list(keys))]
+                           + [values["_rank"].to_numpy()])
+        values = values[order]
+    else:
+        values = values.sort(["_rank", *keys], nulls_last=True)
+    bounds = values["_rank"].is_first_distinct().to_numpy()
     starts = np.append(np.flatnonzero(bounds), values.height).astype(np.int64)
     sums = values.filter(pl.Series(bounds)).select(group).with_columns(
         pl.Series("iou_sum", sequential_segment_sums(values["value"].to_numpy(), starts)),

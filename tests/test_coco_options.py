@@ -237,3 +237,14 @@ def test_views_speak_coco(fixture_frames):
         ev.examples("persn", None)
     assert ev.best_thresholds(0.5).height > 0
     assert ev.rejects.height == 0 and "state.merge" not in repr(ev)
+
+
+def test_outcomes_under_coco_say_what_to_use():
+    import polars as pl
+
+    gt = pl.DataFrame({"data_row": [1], "feature": ["cat"], "bbox": [[0.0, 0, 10, 10]]},
+                      schema_overrides={"bbox": pl.Array(pl.Float64, 4)})
+    ev = pm.evaluate(gt, gt.with_columns(confidence=pl.lit(0.9)), profile="coco")
+    with pytest.raises(ValueError, match="not available under profile='coco'"):
+        ev.outcomes()
+    assert ev.examples("cat", "cat", confidence=0.5, iou=0.5).height == 1

@@ -146,6 +146,13 @@ class CocoEvaluation(Evaluation):
         return by_values.join(out, on=keys, how="inner", maintain_order="right").select(
             *keys, *self.by, s.GT_ID, s.PD_ID, s.IOU)
 
+    def outcomes(self, confidence: float = 0.5, iou: float = 0.5) -> pl.DataFrame:
+        """Not built under ``profile="coco"`` yet: :meth:`examples` gives each confusion
+        cell's images and ids, and :attr:`matches` every true positive."""
+        raise ValueError("outcomes() is not available under profile='coco'; use "
+                         "ev.examples(gt_feature, pd_feature, ...) per confusion cell or "
+                         "ev.matches (every true positive).")
+
     @property
     def data_row_features(self) -> pl.DataFrame:
         """Not kept under ``profile="coco"``: COCO counts per image (``ev.data_rows``) and per

@@ -1,0 +1,5 @@
+"""Why a model fails: error decomposition, calibration and label-error queues.
+
+Each module takes the frames and the :class:`polars_metrics.state.Detail` of one evaluation and
+returns Polars frames; :class:`polars_metrics.result.Evaluation` exposes them as methods.
+"""

@@ -29,7 +29,7 @@ from polars_metrics.pairs import build_pairs
 from polars_metrics.prepare import prepare, use_confidence_column
 from polars_metrics.profiles import Profile, SdkOptions, engine_of, get_profile
 from polars_metrics.state import Detail, PartialResult
-from polars_metrics.true_negatives import row_true_negatives
+from polars_metrics.true_negatives import QuestionState, row_true_negatives
 
 
 def partial(ground_truth, predictions, *, profile: str | Profile = "labelbox",
@@ -78,7 +78,7 @@ def partial(ground_truth, predictions, *, profile: str | Profile = "labelbox",
         counts=counts, confusion=confusion, data_rows=data_rows_df, excluded=prep.excluded,
         rejects=prep.rejects, repairs=prep.repairs,
         timings=dict(prepare=t1 - t0, pairs=t2 - t1, match=t3 - t2, cube=t4 - t3),
-        detail=Detail.of_run(prep, m),
+        detail=Detail.of_run(prep, m), questions=QuestionState.of_run(prep),
     )
 
 

@@ -32,6 +32,13 @@ from polars_metrics.matching import Matches, matches_frame
 from polars_metrics.metrics import data_row_feature_table
 from polars_metrics.prepare import Prepared
 from polars_metrics.profiles import Profile
+from polars_metrics.true_negatives import (
+    QuestionState,
+    merge_states,
+    merged_names,
+    merged_true_negatives,
+    rename_features,
+)
 
 sequential_segment_sums = kernel("cube", "sequential_segment_sums")
 
@@ -47,6 +54,7 @@ APPEND = "append"      # concatenated in part order
 OPTIONAL = "optional"  # concatenated where present
 TIMES = "times"        # per-stage seconds: summed
 DETAIL = "detail"      # per-annotation material: its frames concatenated
+QUESTIONS = "questions"  # classification questions seen: unioned; true negatives resolved
 
 
 def _merged(how: str, **kwargs: Any) -> Any:
@@ -147,6 +155,7 @@ class PartialResult:
     repairs: pl.DataFrame | None = _merged(OPTIONAL, default=None)
     timings: dict[str, float] = _merged(TIMES, default_factory=dict)
     detail: Detail = _merged(DETAIL, default_factory=Detail)
+    questions: QuestionState | None = _merged(QUESTIONS, default=None)
 
     # the frames examples() reads, under their historical names
     @property
@@ -173,6 +182,7 @@ def merge(*parts: PartialResult) -> PartialResult:
         raise ValueError("merge needs at least one partial result.")
     if len(parts) == 1:
         return parts[0]
+    parts = _named_alike(parts)
     first = parts[0]
     merged: dict[str, Any] = {}
     for f in dataclasses.fields(PartialResult):
@@ -180,7 +190,32 @@ def merge(*parts: PartialResult) -> PartialResult:
         merged[f.name] = _MERGERS[f.metadata["merge"]](f.name, values, first)
     # IoU-metric sums: re-added in data-row order (floating-point addition is not associative)
     counts = _resum_iou(merged["counts"], merged["detail"].iou_values, first.by, first.keys)
-    return dataclasses.replace(PartialResult(**merged), counts=counts)
+    data_rows = merged["data_rows"]
+    if all(p.questions is not None for p in parts):
+        counts, data_rows = merged_true_negatives(
+            [p.questions for p in parts], [p.counts for p in parts], counts, data_rows,
+            first.by, first.keys, first.conf_thr)
+    return dataclasses.replace(PartialResult(**merged), counts=counts, data_rows=data_rows)
+
+
+def _named_alike(parts: tuple[PartialResult, ...]) -> list[PartialResult]:
+    """The parts with their radio/checklist options named as one evaluation of all of them
+    names them (an answer name shared by questions is written "question/answer")."""
+    if not all(p.questions is not None for p in parts):
+        return list(parts)
+    out = []
+    for p, mapping in zip(parts, merged_names([p.questions for p in parts]), strict=True):
+        if mapping:
+            detail = Detail(frames={
+                "matches": rename_features(p.detail.matches, mapping),
+                "annotations": tuple(rename_features(a, mapping) for a in p.detail.annotations),
+                "iou_values": rename_features(p.detail.iou_values, mapping)})
+            p = dataclasses.replace(
+                p, counts=rename_features(p.counts, mapping),
+                confusion=rename_features(p.confusion, mapping), detail=detail,
+                questions=p.questions.renamed(mapping))
+        out.append(p)
+    return out
 
 
 def _same(name: str, values: list, first: PartialResult) -> Any:
@@ -232,6 +267,7 @@ _MERGERS = {
                                            if any(v is not None for v in values) else None),
     TIMES: lambda name, values, first: {k: sum(v.get(k, 0.0) for v in values) for k in values[0]},
     DETAIL: _details,
+    QUESTIONS: lambda name, values, first: merge_states(values),
 }
 
 

@@ -86,10 +86,6 @@ def test_any_partition_of_boxes_merges_to_the_whole_including_rejects(data):
     _same(merged, whole)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 5, open: the radio/checklist option universe "
-                   "(true negatives) and answer-name qualification are decided per pm.partial call; "
-                   "closing it needs per-question answered counts carried in PartialResult and "
-                   "resolved at merge/finalize (state.py, result/)")
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(datasets(classifications=True))
 def test_any_partition_with_classifications_merges_to_the_whole(data):
@@ -98,6 +94,84 @@ def test_any_partition_with_classifications_merges_to_the_whole(data):
         whole = pm.evaluate(gt, pd, on_invalid="drop", **KW)
         merged = pm.finalize(pm.merge(_parts(gt, pd, assign)))
     _same(merged, whole)
+
+
+def _question_rows(draw, n_rows, side):
+    """Radio and checklist answers whose names clash across questions and with the box
+    feature "car" (so one evaluation names them "question/answer"), on some data rows."""
+    rows = []
+    for r in range(n_rows):
+        for question, options, kind in (("weather", ["sun", "rain", "car"], "radio"),
+                                        ("mood", ["yes", "no"], "radio"),
+                                        ("tags", ["yes", "sun", "fog"], "checklist")):
+            if not draw(st.booleans()):
+                continue
+            row = {"data_row": f"r{r}", "kind": kind, "question": question,
+                   "confidence": draw(st.sampled_from([0.3, 0.8])) if side == "pd" else None}
+            if kind == "radio":
+                row["answer"] = draw(st.sampled_from(options))
+            else:
+                row["answers"] = draw(st.lists(st.sampled_from(options), max_size=3, unique=True))
+            rows.append(row)
+    return rows
+
+
+@st.composite
+def question_datasets(draw):
+    n_rows = draw(st.integers(2, 7))
+    schema = {"data_row": pl.String, "site": pl.String, "feature": pl.String, "kind": pl.String,
+              "bbox": BOX, "question": pl.String, "answer": pl.String,
+              "answers": pl.List(pl.String), "confidence": pl.Float64}
+    tables = []
+    for side in ("gt", "pd"):
+        rows = _box_rows(draw, n_rows, side) + _question_rows(draw, n_rows, side)
+        for row in rows:
+            row["site"] = "north" if int(row["data_row"][1:]) % 2 else "south"
+        rows.sort(key=lambda d: d["data_row"])
+        frame = pl.DataFrame(rows, schema=schema)
+        tables.append((frame.drop("confidence") if side == "gt" else frame).with_row_index("_pos"))
+    parts = draw(st.lists(st.integers(0, 3), min_size=n_rows, max_size=n_rows))
+    return tables[0], tables[1], {f"r{r}": p for r, p in enumerate(parts)}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(question_datasets())
+def test_any_partition_with_clashing_answers_checklists_and_slices_merges_to_the_whole(data):
+    """A part that sees one question using "yes" names it bare; the whole tables name it
+    "mood/yes": the merge renames, and true negatives count every option of the whole tables."""
+    gt, pd, assign = data
+    kw = dict(KW, by="site", on_invalid="drop")
+    with _quiet():
+        whole = pm.evaluate(gt, pd, **kw)
+        parts = []
+        for p in sorted(set(assign.values())):
+            keys = [r for r, q in assign.items() if q == p]
+            parts.append(pm.partial(gt.filter(pl.col("data_row").is_in(keys)),
+                                    pd.filter(pl.col("data_row").is_in(keys)), **kw))
+        merged = pm.finalize(pm.merge(parts))
+        # merging is associative: merged pairs merged again give the same frames
+        nested = pm.finalize(pm.merge([pm.merge(parts[:1]), pm.merge(parts[1:])])) if len(parts) > 1 else merged
+    for ev in (merged, nested):
+        for name, order in ORDER.items():
+            order = ["site", *order] if name in ("cube", "confusion") else order
+            assert_frame_equal(getattr(ev, name).sort(order, nulls_last=False),
+                               getattr(whole, name).sort(order, nulls_last=False), check_exact=True)
+
+
+def test_true_negatives_of_an_option_one_part_never_saw():
+    """Hand count: 'weather' answered on rows a (sun, both sides) and b (rain, both sides).
+    Whole: sun is a true negative on b, rain on a. Part {a} never sees 'rain', so alone it
+    counts rain's true negatives nowhere and row a's options as one; the merge restores both."""
+    gt = pl.DataFrame({"data_row": ["a", "b"], "kind": ["radio"] * 2, "question": ["weather"] * 2,
+                       "answer": ["sun", "rain"]})
+    pd = gt.with_columns(confidence=pl.lit(0.9))
+    kw = dict(confidence_thresholds=[0.5], iou_thresholds=[0.5])
+    parts = [pm.partial(gt.filter(data_row=k), pd.filter(data_row=k), **kw) for k in "ab"]
+    assert pm.finalize(parts[0]).cube.select("feature", "tn").rows() == [("sun", 0)]
+    merged = pm.finalize(pm.merge(parts))
+    assert merged.cube.sort("feature").select("feature", "tn").rows() == [("rain", 1), ("sun", 1)]
+    # per data row: each row has 2 options, one chosen on both sides: 1 true negative
+    assert merged.data_rows.sort("data_row").select("data_row", "tn").rows() == [("a", 1), ("b", 1)]
 
 
 def test_rejects_and_generated_ids_use_whole_table_positions():

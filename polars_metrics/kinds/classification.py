@@ -178,9 +178,8 @@ def qualify_collisions(gt: pl.DataFrame, pd: pl.DataFrame) -> tuple[pl.DataFrame
     def others(frame):
         return frame.filter(~pl.col(s.KIND).is_in(WITH_TRUE_NEGATIVES)).select(s.FEATURE).unique()
 
-    pairs = pl.concat([answers(gt), answers(pd)]).unique()
-    clash = set(pairs.group_by(s.FEATURE).len().filter(pl.col("len") > 1)[s.FEATURE].to_list())
-    clash |= set(pairs[s.FEATURE].to_list()) & set(pl.concat([others(gt), others(pd)])[s.FEATURE].to_list())
+    clash = clashing_answers(pl.concat([answers(gt), answers(pd)]),
+                             set(pl.concat([others(gt), others(pd)])[s.FEATURE].to_list()))
     if not clash:
         return gt, pd, []
 
@@ -195,6 +194,19 @@ def qualify_collisions(gt: pl.DataFrame, pd: pl.DataFrame) -> tuple[pl.DataFrame
     return rename(gt), rename(pd), sorted(clash)
 
 
+def clashing_answers(options: pl.DataFrame, others: set[str]) -> set[str]:
+    """The answer names that need their question: used by several questions (``options``:
+    feature = bare answer name, question) or also the name of a feature in ``others``.
+
+    >>> opts = pl.DataFrame({"feature": ["yes", "yes", "no"], "question": ["q1", "q2", "q1"]})
+    >>> sorted(clashing_answers(opts, {"no"}))
+    ['no', 'yes']
+    """
+    pairs = options.select(s.FEATURE, s.QUESTION).unique()
+    clash = set(pairs.group_by(s.FEATURE).len().filter(pl.col("len") > 1)[s.FEATURE].to_list())
+    return clash | (set(pairs[s.FEATURE].to_list()) & others)
+
+
 class QuestionIndex:
     """What true negatives need: the question of every radio/checklist feature, the option
     universe size of every question, and where questions were answered.
@@ -205,7 +217,8 @@ class QuestionIndex:
     answers count at every c).
     """
 
-    def __init__(self, features, gt, gt_row, pd, pd_row, pd_npass, n_conf):
+    def __init__(self, features, gt, gt_row, pd, pd_row, pd_npass, n_conf, qualified=()):
+        self.qualified = frozenset(qualified)  # answer names written "question/answer"
         mapping = pl.concat([
             pl.DataFrame(schema={s.FEATURE: pl.String, s.QUESTION: pl.String}),
             *(f.filter(pl.col(s.KIND).is_in(WITH_TRUE_NEGATIVES) & pl.col(s.FEATURE).is_not_null())
@@ -252,6 +265,12 @@ class QuestionIndex:
     @property
     def empty(self) -> bool:
         return not self.questions
+
+    def answer_of(self, feature: str, question: str) -> str:
+        """The bare answer name of a radio/checklist ``feature`` of ``question``."""
+        head = question + "/"
+        bare = feature[len(head):]
+        return bare if feature.startswith(head) and bare in self.qualified else feature
 
 
 RADIO_KIND = _declare(RADIO, (s.QUESTION, s.ANSWER), partial(_feature_from, s.ANSWER))

@@ -196,7 +196,7 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
     npass = np.searchsorted(conf_thr, pd[s.CONFIDENCE].to_numpy(), side="right").astype(np.int32)
     questions = QuestionIndex(features, gt, np.where(counted[gt_row], remap[gt_row], -1),
                               pd, np.where(counted[pd_row], remap[pd_row], -1), npass,
-                              conf_thr.shape[0])
+                              conf_thr.shape[0], qualified=renamed)
     return Prepared(
         keys=keys, by=by, rows=rows, slices=slices, features=features,
         gt=_side(gt, gt_ann & counted[gt_row], remap[gt_row], features, None, n_rows),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 ray = pytest.importorskip("ray")
@@ -63,3 +64,20 @@ def test_ray_retry_after_a_killed_task_gives_the_same_numbers(cluster, data, tmp
                                            task_hook=crash_first_attempt(str(markers))))
     assert len(list(markers.iterdir())) == 3  # every task died once
     assert_identical(ev, whole)
+
+
+def test_cli_engine_ray_writes_the_in_memory_frames(cluster, data, tmp_path):
+    from polars.testing import assert_frame_equal
+
+    from polars_metrics.cli import main
+
+    gt, pd = data
+    gt.write_parquet(tmp_path / "gt.parquet")
+    pd.write_parquet(tmp_path / "pd.parquet")
+    whole = pm.evaluate(gt, pd)
+    assert main(["evaluate", "--ground-truth", str(tmp_path / "gt.parquet"), "--predictions",
+                 str(tmp_path / "pd.parquet"), "--out", str(tmp_path / "out"), "--engine",
+                 "ray", "--batches", "3", "-q", "--json"]) == 0
+    for name in ("cube", "overall", "confusion"):
+        assert_frame_equal(pl.read_parquet(tmp_path / "out" / f"{name}.parquet"),
+                           getattr(whole, name), check_exact=True)

@@ -27,6 +27,7 @@ import polars as pl
 
 from polars_metrics import synthetic
 from polars_metrics.cli import options as opt
+from polars_metrics.cli import stream as cli_stream
 from polars_metrics.cli.errors import (
     EXIT_ERROR,
     PROG,
@@ -97,10 +98,12 @@ def _write_outputs(ev: Evaluation, inputs: Inputs | None, out: Path,
     return paths
 
 
-def _print_outputs(paths: dict[str, Path], stream: TextIO) -> None:
-    names = [f"{name}.parquet ({count(pl.scan_parquet(p).select(pl.len()).collect().item())} rows)"
-             for name, p in paths.items()]
-    out_dir = next(iter(paths.values())).parent if paths else Path(".")
+def _print_outputs(paths: dict[str, Path], stream: TextIO, out_dir: Path) -> None:
+    """Each output file (relative to ``out_dir``; a glob for a streamed run's per-batch
+    files) and its number of rows."""
+    names = [f"{Path(p).relative_to(out_dir)} "
+             f"({count(pl.scan_parquet(str(p)).select(pl.len()).collect().item())} rows)"
+             for p in paths.values()]
     print(wrap_items(f"Outputs in {out_dir}/:", names), file=stream)
 
 
@@ -134,7 +137,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(text, file=stdout)
     print("", file=stdout)
     print(format_timings(progress.times, ev.timings), file=stdout)
-    _print_outputs(paths, stdout)
+    _print_outputs(paths, stdout, out)
     print(f"Input in {inputs}/. To slice the metrics by split:", file=stdout)
     print(f"  {PROG} evaluate --ground-truth {gt_path} \\\n"
           f"    --predictions {pd_path} --out {out / 'by_split'} --by split", file=stdout)
@@ -184,18 +187,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     out = check_out_dir(args.out)
     if args.report:
         check_out_file(args.report, "--report")
-    ev, inputs = _evaluate_inputs(args, progress)
-    paths = _write_outputs(ev, inputs, out, progress)
+    if cli_stream.requested(args):
+        ev, inputs = cli_stream.evaluate_streamed(args, progress, out), None
+        paths = cli_stream.write_outputs(ev, out, progress)
+    else:
+        ev, inputs = _evaluate_inputs(args, progress)
+        paths = _write_outputs(ev, inputs, out, progress)
     html = None
     if args.report:
         with progress.stage("report"):
-            html = report(ev, args.report, media=args.media, ground_truth=inputs.ground_truth,
-                          predictions=inputs.predictions)
+            html = report(ev, args.report, media=args.media,
+                          ground_truth=None if inputs is None else inputs.ground_truth,
+                          predictions=None if inputs is None else inputs.predictions)
     stdout = sys.stdout
     if args.json:
+        described = cli_stream.inputs_json(args) if inputs is None else _inputs_json(inputs)
         data = summary_json(ev, confidence=args.summary_confidence, iou=args.summary_iou,
                             times=progress.times,
-                            extra={"command": "evaluate", "inputs": _inputs_json(inputs),
+                            extra={"command": "evaluate", "inputs": described,
                                    "outputs": {k: str(v) for k, v in paths.items()},
                                    "report": None if html is None else str(html)})
         json.dump(data, stdout, indent=1, allow_nan=False, default=str)
@@ -203,9 +212,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 0
     with progress.stage("summary"):
         text = format_summary(ev, confidence=args.summary_confidence, iou=args.summary_iou)
-    print(_describe_inputs(inputs), file=stdout)
-    for note in inputs.notes:
-        print(wrap(note), file=stdout)
+    if inputs is None:
+        print(wrap(cli_stream.describe(args, out)), file=stdout)
+    else:
+        print(_describe_inputs(inputs), file=stdout)
+        for note in inputs.notes:
+            print(wrap(note), file=stdout)
     print(f"Cube: {len(ev.confidence_thresholds)} confidence x {len(ev.iou_thresholds)} IoU "
           f"thresholds x {len(ev.features)} features"
           + (f", by {', '.join(ev.by)}" if ev.by else "") + ".", file=stdout)
@@ -213,16 +225,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(text, file=stdout)
     print("", file=stdout)
     print(format_timings(progress.times, ev.timings), file=stdout)
-    _print_outputs(paths, stdout)
+    _print_outputs(paths, stdout, out)
     if html is not None:
         print(f"Report: {html}", file=stdout)
     return 0
 
 
-def _print_rejects(ev: Evaluation, inputs: Inputs, stdout: TextIO) -> None:
+def _print_rejects(ev: Evaluation, inputs: Inputs | None, stdout: TextIO) -> None:
     from polars_metrics.cli.summary import _config
 
-    read = inputs.reader_rejects()
+    read = None if inputs is None else inputs.reader_rejects()
     with _config():
         if read is not None:
             print(f"Records the readers rejected ({count(read.height)}; all in "
@@ -232,7 +244,7 @@ def _print_rejects(ev: Evaluation, inputs: Inputs, stdout: TextIO) -> None:
             print(f"Rejected input rows ({count(ev.rejects.height)}; all in rejects.parquet):",
                   file=stdout)
             print(ev.rejects.head(5), file=stdout)
-    if inputs.excluded is not None:
+    if inputs is not None and inputs.excluded is not None:
         print(wrap(f"{count(inputs.excluded.height)} data rows of the export are not labeled "
                    "(input_excluded.parquet)."), file=stdout)
 
@@ -301,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--media", metavar="DIR|PATTERN",
                    help="images for the report: a directory of <key>.png|jpg or a pattern "
                         "like img/{data_row}.jpg")
+    cli_stream.add_stream_arguments(ev)
     ev.set_defaults(func=cmd_evaluate)
 
     rep = sub.add_parser(

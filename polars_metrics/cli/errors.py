@@ -24,6 +24,8 @@ OPTION_FLAGS = {
     "zero_tn": "--zero-tn", "buffer_radius": "--buffer-radius", "point_iou": "--point-iou",
     "crs": "--crs", "iou_type": "--iou-type", "max_dets": "--max-dets",
     "area_ranges": "--area-ranges", "rec_thresholds": "--rec-thresholds", "use_cats": "--use-cats",
+    "engine": "--engine", "memory_limit": "--memory-limit", "batch_size": "--batch-size",
+    "batches": "--batches", "assume_bucketed": "--assume-bucketed",
 }
 # result frames -> the files `evaluate --out DIR` writes them to
 FRAME_FILES = ("cube", "overall", "confusion", "data_rows", "excluded", "rejects", "repairs",

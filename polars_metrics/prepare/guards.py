@@ -105,9 +105,13 @@ def warn_unpairable_kinds(gt, pd, gt_row, pd_row, gt_ann, pd_ann, universe, keys
     against detection boxes gave all-zero metrics without a word)."""
     if gt_row.size == 0 or pd_row.size == 0:
         return
-    gk = gt[s.KIND].cast(pl.String).to_numpy()[gt_ann]
-    pk = pd[s.KIND].cast(pl.String).to_numpy()[pd_ann]
-    names = sorted(set(gk.tolist()) | set(pk.tolist()))
+    # one kind in both tables, the usual case, needs nothing else
+    if len(set(gt[s.KIND].unique().drop_nulls().to_list())
+           | set(pd[s.KIND].unique().drop_nulls().to_list())) < 2:
+        return
+    g_kind = gt[s.KIND].cast(pl.String).filter(pl.Series(gt_ann))
+    p_kind = pd[s.KIND].cast(pl.String).filter(pl.Series(pd_ann))
+    names = sorted(set(g_kind.unique().to_list()) | set(p_kind.unique().to_list()))
     if len(names) < 2:
         return
     group_of = {k: i for i, members in enumerate(pair_groups(names, profile).values())
@@ -115,8 +119,9 @@ def warn_unpairable_kinds(gt, pd, gt_row, pd_row, gt_ann, pd_ann, universe, keys
     n_g = len(set(group_of.values()))
     if n_g < 2:
         return
-    gg = np.array([group_of[k] for k in gk], dtype=np.int64)
-    pg = np.array([group_of[k] for k in pk], dtype=np.int64)
+    gk, pk = g_kind.to_numpy(), p_kind.to_numpy()
+    gg = g_kind.replace_strict(group_of, return_dtype=pl.Int64).to_numpy()
+    pg = p_kind.replace_strict(group_of, return_dtype=pl.Int64).to_numpy()
     if set(gg.tolist()) == set(pg.tolist()):
         return  # every kind has partners somewhere: a row without them is a model's miss
     both = np.intersect1d(gt_row, pd_row)

@@ -91,3 +91,26 @@ def run_ranges(kernel: Callable[..., None], args: tuple, cum_work: np.ndarray,
     kernel(*args, *ranges[0])  # the calling thread takes the first range
     for f in futures:
         f.result()
+
+
+def map_ranges(kernel: Callable[..., object], args: tuple, cum_work: np.ndarray,
+               small: int | None = None) -> list:
+    """As :func:`run_ranges`, for kernels that return their range's result: the results in
+    range order (one range below ``small`` units of work or on one thread).
+
+    >>> parts = map_ranges(lambda values, lo, hi: int(values[lo:hi].sum()), (np.arange(10),),
+    ...                    np.arange(11), small=0)
+    >>> sum(parts)  # one result per range, whatever the number of threads
+    45
+    """
+    small = SMALL if small is None else small
+    n = cum_work.shape[0] - 1
+    if n <= 0:
+        return []
+    threads = num_threads()
+    if threads <= 1 or int(cum_work[-1] - cum_work[0]) < small:
+        return [kernel(*args, 0, n)]
+    ranges = split(cum_work, threads)
+    futures = [_executor(threads).submit(kernel, *args, lo, hi) for lo, hi in ranges[1:]]
+    first = kernel(*args, *ranges[0])  # the calling thread takes the first range
+    return [first, *(f.result() for f in futures)]

@@ -39,9 +39,8 @@ _I8_ROWS = "i8, i8"  # the (lo, hi) range arguments of row-range kernels
 EXPORTS: dict[tuple[str, str], str] = {
     ("box", "box_problems"): "i1[:](f8[:, :])",
     ("box", "box_iou_aligned_range"): f"void(f8[:, :], f8[:, :], f8[:], {_I8_ROWS})",
-    ("box", "count_box_pairs"): f"void(f8[:, :], i8[:], f8[:, :], i8[:], i8[:], {_I8_ROWS})",
-    ("box", "fill_box_pairs"):
-        f"void(f8[:, :], i8[:], f8[:, :], i8[:], i8[:], i8[:], i8[:], f8[:], {_I8_ROWS})",
+    ("box", "box_pairs_range"):
+        f"(i8[:], i8[:], f8[:])(f8[:, :], i8[:], f8[:, :], i8[:], i8[:], {_I8_ROWS})",
     ("matching", "greedy_match_by_iou"):
         "void(i8[:], i8[:], i4[:], i4[:], i4[:], "        # gt_off pd_off gt_feat pd_feat npass
         "i8[:], i8[:], i8[:], f8[:], b1[:], "              # pair_off gt pd iou always

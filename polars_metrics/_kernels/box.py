@@ -29,32 +29,48 @@ def box_iou_aligned_range(a, b, out, lo, hi):
 
 
 @njit(cache=True, nogil=True)
-def count_box_pairs(gt, gt_off, pd, pd_off, counts, r0, r1):
-    """counts[r] = pairs with IoU > 0 of data row r, for r0 <= r < r1."""
+def box_pairs_range(gt, gt_off, pd, pd_off, counts, r0, r1):
+    """Pairs with IoU > 0 of data rows r0 <= r < r1, gt-major, in one pass: returns their gt,
+    pd and IoU (each IoU computed once) and sets counts[r]. The arrays grow between data rows
+    (to hold the row's whole grid), never inside the grid loops."""
+    cap = 1024
+    out_gt = np.empty(cap, dtype=np.int64)
+    out_pd = np.empty(cap, dtype=np.int64)
+    out_iou = np.empty(cap, dtype=np.float64)
+    k = 0
     for r in range(r0, r1):
-        c = 0
-        for g in range(gt_off[r], gt_off[r + 1]):
-            for p in range(pd_off[r], pd_off[r + 1]):
-                if box_iou_one(gt[g, 0], gt[g, 1], gt[g, 2], gt[g, 3],
-                               pd[p, 0], pd[p, 1], pd[p, 2], pd[p, 3]) > 0.0:
-                    c += 1
-        counts[r] = c
+        need = k + (gt_off[r + 1] - gt_off[r]) * (pd_off[r + 1] - pd_off[r])
+        if need > cap:
+            cap = max(2 * cap, need)
+            out_gt = _grown(out_gt, k, cap)
+            out_pd = _grown(out_pd, k, cap)
+            out_iou = _grown(out_iou, k, cap)
+        first = k
+        k = _row_box_pairs(gt, gt_off[r], gt_off[r + 1], pd, pd_off[r], pd_off[r + 1],
+                           out_gt, out_pd, out_iou, k)
+        counts[r] = k - first
+    return out_gt[:k].copy(), out_pd[:k].copy(), out_iou[:k].copy()
 
 
 @njit(cache=True, nogil=True)
-def fill_box_pairs(gt, gt_off, pd, pd_off, pair_off, out_gt, out_pd, out_iou, r0, r1):
-    """The pairs counted by :func:`count_box_pairs`, gt-major, for r0 <= r < r1."""
-    for r in range(r0, r1):
-        k = pair_off[r]
-        for g in range(gt_off[r], gt_off[r + 1]):
-            for p in range(pd_off[r], pd_off[r + 1]):
-                v = box_iou_one(gt[g, 0], gt[g, 1], gt[g, 2], gt[g, 3],
-                                pd[p, 0], pd[p, 1], pd[p, 2], pd[p, 3])
-                if v > 0.0:
-                    out_gt[k] = g
-                    out_pd[k] = p
-                    out_iou[k] = v
-                    k += 1
+def _row_box_pairs(gt, g0, g1, pd, p0, p1, out_gt, out_pd, out_iou, k):
+    for g in range(g0, g1):
+        for p in range(p0, p1):
+            v = box_iou_one(gt[g, 0], gt[g, 1], gt[g, 2], gt[g, 3],
+                            pd[p, 0], pd[p, 1], pd[p, 2], pd[p, 3])
+            if v > 0.0:
+                out_gt[k] = g
+                out_pd[k] = p
+                out_iou[k] = v
+                k += 1
+    return k
+
+
+@njit(cache=True, nogil=True)
+def _grown(a, used, cap):
+    b = np.empty(cap, dtype=a.dtype)
+    b[:used] = a[:used]
+    return b
 
 
 COORD_LIMIT = 1e150  # as polars_metrics._arrays.COORD_LIMIT (kernels import nothing above them)

@@ -9,7 +9,7 @@ import polars as pl
 from polars_metrics import schema as s
 from polars_metrics._arrays import f64_matrix, f64_matrix_np, f64_rows
 from polars_metrics._kernels.aot import kernel
-from polars_metrics._parallel import run_ranges
+from polars_metrics._parallel import map_ranges, run_ranges
 from polars_metrics.errors import SchemaError
 from polars_metrics.kinds._base import Kind
 from polars_metrics.validation import Check
@@ -18,8 +18,7 @@ NAME = "box"
 GEOMETRY = (s.BBOX,)
 
 box_problems = kernel("box", "box_problems")
-_count_box_pairs = kernel("box", "count_box_pairs")
-_fill_box_pairs = kernel("box", "fill_box_pairs")
+_box_pairs_range = kernel("box", "box_pairs_range")
 _box_iou_aligned_range = kernel("box", "box_iou_aligned_range")
 
 
@@ -145,7 +144,8 @@ def pairs(gt, pd, profile=None):
 
 
 def box_pairs(gt: np.ndarray, gt_off: np.ndarray, pd: np.ndarray, pd_off: np.ndarray):
-    """Two passes over the (gt, pd) grid of each data row: count, then fill the CSR arrays.
+    """One pass over the (gt, pd) grid of each data row (each IoU computed once), on a few
+    threads by ranges of data rows; the ranges' pairs concatenate into the CSR arrays.
 
     >>> gt = np.array([[0.0, 0.0, 2.0, 2.0], [5.0, 5.0, 6.0, 6.0]])
     >>> pd = np.array([[1.0, 0.0, 3.0, 2.0]])
@@ -157,17 +157,15 @@ def box_pairs(gt: np.ndarray, gt_off: np.ndarray, pd: np.ndarray, pd_off: np.nda
     # work of a row: its gt × pd grid
     cum_work = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(np.diff(gt_off) * np.diff(pd_off), out=cum_work[1:])
-    counts = np.empty(n_rows, dtype=np.int64)
-    run_ranges(_count_box_pairs, (gt, gt_off, pd, pd_off, counts), cum_work)
+    counts = np.zeros(n_rows, dtype=np.int64)
+    parts = map_ranges(_box_pairs_range, (gt, gt_off, pd, pd_off, counts), cum_work)
     pair_off = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(counts, out=pair_off[1:])
-    n = int(pair_off[-1])
-    out_gt = np.empty(n, dtype=np.int64)
-    out_pd = np.empty(n, dtype=np.int64)
-    out_iou = np.empty(n, dtype=np.float64)
-    run_ranges(_fill_box_pairs, (gt, gt_off, pd, pd_off, pair_off, out_gt, out_pd, out_iou),
-               cum_work)
-    return pair_off, out_gt, out_pd, out_iou
+    if len(parts) == 1:
+        return (pair_off, *parts[0])
+    if not parts:
+        return pair_off, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
+    return (pair_off, *(np.concatenate([part[i] for part in parts]) for i in range(3)))
 
 
 def _sorted_boxes(side) -> np.ndarray:

@@ -237,6 +237,7 @@ def test_report_of_a_coco_evaluation(browser, evaluation, tmp_path):
         _check_confusion(page, ev, c, t, split)
         _check_examples(page, ev, c, t, split, cells=3)
     assert "per-class histograms were not embedded" in page.locator("#dist-note").inner_text()
+    assert not page.locator("#dist-classes-title").is_visible()  # no empty heading
     assert not requested and not errors
 
 

@@ -258,6 +258,7 @@ function drawDist() {
   const counts = (group) => { const o = ((cell() * h.groups + group) * RATIOS.length + mi) * 10; return Array.from(h.counts.subarray(o, o + 10)); };
   $("dist-note").textContent = "data rows per bin at the current cell" + (h.per_class ? "" : "; per-class histograms were not embedded (report(class_distributions=True) embeds them)");
   $("dist-slices").innerHTML = G.slices.map((sl, i) => { const c = counts(i), n = c.reduce((a, b) => a + b, 0); return n ? bars(c, `${G.by.length ? sl : "all data rows"} (n=${n})`) : ""; }).join("");
+  $("dist-classes-title").hidden = !h.per_class;
   $("dist-classes").innerHTML = h.per_class ? G.features.map((f, i) => { const c = counts(G.slices.length + i); return c.some((v) => v) ? bars(c, f, 110, 44) : ""; }).join("") : "";
 }
 

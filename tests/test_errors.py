@@ -1,0 +1,385 @@
+"""ev.errors(): TIDE error types at a cell, against a brute-force reference, by hand, and
+(under profile="coco") against tidecv and hotcoco."""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+import polars_metrics as pm
+from polars_metrics.analysis.errors import ERROR_TYPES
+from polars_metrics.errors import PolarsMetricsError
+
+BOX = pl.Array(pl.Float64, 4)
+
+
+# --- brute force --------------------------------------------------------------------------
+def box_iou(a, b) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def span_iou(a, b) -> float:
+    inter = max(0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = (a[1] - a[0]) + (b[1] - b[0]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def radio_iou(a, b) -> float:
+    return 1.0 if a == b else 0.0  # a radio answer pairs with every answer to its question
+
+
+def naive(gts, pds, iou_fn, *, conf, fg, bg, class_aware, order="iou", strict=True):
+    """Per-cell error types by explicit loops. gts: (row, id, feature, geom); pds: (row, id,
+    feature, geom, confidence). Returns {("prediction"|"ground_truth", id): (type, other id)}."""
+    passes = (lambda v: v > fg) if strict else (lambda v: v >= fg)
+    out = {}
+    # profile "labelbox" counts the data rows with ground truth and predictions (rows="both")
+    for row in sorted({g[0] for g in gts} & {p[0] for p in pds}):
+        G = [g for g in gts if g[0] == row]
+        P = [p for p in pds if p[0] == row and p[4] >= conf]
+        iou = {(i, j): iou_fn(g[3], p[3]) for i, g in enumerate(G) for j, p in enumerate(P)}
+        gm, pm_ = {}, {}
+        if order == "iou":  # greedy by IoU descending; ties: first ground truth, prediction
+            cand = sorted((-v, i, j) for (i, j), v in iou.items()
+                          if v > 0 and passes(v) and (not class_aware or G[i][2] == P[j][2]))
+            for _, i, j in cand:
+                if i not in gm and j not in pm_:
+                    gm[i], pm_[j] = j, i
+        else:  # predictions by score, each takes its best free ground truth
+            for j in sorted(range(len(P)), key=lambda j: -P[j][4]):
+                best, bi = -1.0, None
+                for i in range(len(G)):
+                    if i in gm or (class_aware and G[i][2] != P[j][2]):
+                        continue
+                    if iou[i, j] > best:
+                        best, bi = iou[i, j], i
+                if bi is not None and best > 0 and passes(best):
+                    gm[bi], pm_[j] = j, bi
+        tp_g = {i for i, j in gm.items() if G[i][2] == P[j][2]}
+        tp_p = {gm[i] for i in tp_g}
+        typ = {}
+        for j, p in enumerate(P):
+            if j in tp_p:
+                continue
+
+            def best(cond):
+                cands = [(iou[i, j], -i) for i in range(len(G)) if cond(i) and iou[i, j] > 0]
+                return max(cands) if cands else (0.0, None)
+            same = best(lambda i: G[i][2] == p[2])
+            other = best(lambda i: G[i][2] != p[2])
+            used = best(lambda i: G[i][2] == p[2] and i in gm)
+            anyg = best(lambda i: True)
+            if not G:
+                t, i = "background", None
+            elif same[1] is not None and same[0] >= bg and not passes(same[0]):
+                t, i = "localization", -same[1]
+            elif other[1] is not None and passes(other[0]):
+                t, i = "classification", -other[1]
+            elif used[1] is not None and passes(used[0]):
+                t, i = "duplicate", -used[1]
+            elif anyg[0] <= bg:
+                t, i = "background", None if anyg[1] is None else -anyg[1]
+            else:
+                t, i = "both", -other[1]
+            typ[j] = (t, i)
+            out["prediction", p[1]] = (t, None if i is None else G[i][1])
+        for i, g in enumerate(G):
+            if i in tp_g:
+                continue
+            expl = [(-P[j][4], j) for j, (t, k) in typ.items()
+                    if k == i and t in ("classification", "localization")]
+            if expl:
+                j = min(expl)[1]
+                out["ground_truth", g[1]] = (typ[j][0], P[j][1])
+            else:
+                out["ground_truth", g[1]] = ("missed", None)
+    return out
+
+
+def ours(ev, conf, iou, bg=0.1):
+    ann = ev.errors(conf, iou, background_iou=bg, per="annotation")
+    res = {}
+    for side, t, gid, pid in ann.select("side", "error_type", "gt_id", "pd_id").iter_rows():
+        key, other = (pid, gid) if side == "prediction" else (gid, pid)
+        res[side, key] = (t, other)
+    return res
+
+
+# --- random data per kind -----------------------------------------------------------------
+FEATS = ["a", "b", "c"]
+
+
+def random_boxes(rng, n_rows, n_per):
+    gts, pds = [], []
+    for r in range(n_rows):
+        base = []
+        for _ in range(rng.integers(0, n_per + 1)):
+            x, y = rng.uniform(0, 60, 2)
+            w, h = rng.uniform(5, 30, 2)
+            base.append([x, y, x + w, y + h])
+            gts.append((r, len(gts), FEATS[rng.integers(3)], base[-1]))
+        for _ in range(rng.integers(0, n_per + 2)):
+            if base and rng.random() < 0.7:
+                b = np.array(base[rng.integers(len(base))]) + rng.normal(0, 4, 4)
+                b = [b[0], b[1], max(b[2], b[0] + 1), max(b[3], b[1] + 1)]
+            else:
+                x, y = rng.uniform(0, 60, 2)
+                b = [x, y, x + rng.uniform(5, 30), y + rng.uniform(5, 30)]
+            pds.append((r, len(pds), FEATS[rng.integers(3)], list(map(float, b)),
+                        float(rng.uniform(0, 1))))
+    return gts, pds
+
+
+def box_frames(gts, pds, column="bbox"):
+    g = pl.DataFrame({"data_row": [x[0] for x in gts], "id": [x[1] for x in gts],
+                      "feature": [x[2] for x in gts], "bbox": [x[3] for x in gts]},
+                     schema_overrides={"bbox": BOX, "data_row": pl.Int64, "id": pl.Int64,
+                                       "feature": pl.String})
+    p = pl.DataFrame({"data_row": [x[0] for x in pds], "id": [x[1] for x in pds],
+                      "feature": [x[2] for x in pds], "bbox": [x[3] for x in pds],
+                      "confidence": [x[4] for x in pds]},
+                     schema_overrides={"bbox": BOX, "data_row": pl.Int64, "id": pl.Int64,
+                                       "feature": pl.String, "confidence": pl.Float64})
+    if column == "polygon":
+        def poly(b):
+            return [[[b[0], b[1]], [b[2], b[1]], [b[2], b[3]], [b[0], b[3]], [b[0], b[1]]]]
+        g = g.with_columns(polygon=pl.Series([poly(x[3]) for x in gts])).drop("bbox")
+        p = p.with_columns(polygon=pl.Series([poly(x[3]) for x in pds])).drop("bbox")
+    return g, p
+
+
+def random_spans(rng, n_rows, n_per):
+    gts, pds = [], []
+    for r in range(n_rows):
+        base = []
+        for _ in range(rng.integers(0, n_per + 1)):
+            a = int(rng.integers(0, 200))
+            base.append((a, a + int(rng.integers(3, 40))))
+            gts.append((r, len(gts), FEATS[rng.integers(3)], base[-1]))
+        for _ in range(rng.integers(0, n_per + 2)):
+            if base and rng.random() < 0.7:
+                a, b = base[rng.integers(len(base))]
+                a, b = a + int(rng.integers(-6, 7)), b + int(rng.integers(-6, 7))
+                a, b = max(a, 0), max(b, max(a, 0) + 1)
+            else:
+                a = int(rng.integers(0, 200))
+                b = a + int(rng.integers(3, 40))
+            pds.append((r, len(pds), FEATS[rng.integers(3)], (a, b), float(rng.uniform(0, 1))))
+    return gts, pds
+
+
+def span_frames(gts, pds):
+    def frame(rows, conf):
+        d = {"data_row": [x[0] for x in rows], "id": [x[1] for x in rows],
+             "feature": [x[2] for x in rows], "start": [x[3][0] for x in rows],
+             "end": [x[3][1] for x in rows]}
+        if conf:
+            d["confidence"] = [x[4] for x in rows]
+        return pl.DataFrame(d, schema_overrides={"data_row": pl.Int64, "id": pl.Int64,
+                                                 "start": pl.Int64, "end": pl.Int64,
+                                                 "feature": pl.String})
+    return frame(gts, False), frame(pds, True)
+
+
+def random_radio(rng, n_rows):
+    gts, pds = [], []
+    for r in range(n_rows):
+        for q in ("q1", "q2"):
+            if rng.random() < 0.8:
+                gts.append((r, len(gts), FEATS[rng.integers(3)], q))
+            if rng.random() < 0.8:
+                pds.append((r, len(pds), FEATS[rng.integers(3)], q, float(rng.uniform(0, 1))))
+    return gts, pds
+
+
+def radio_frames(gts, pds):
+    g = pl.DataFrame({"data_row": [x[0] for x in gts], "id": [x[1] for x in gts],
+                      "question": [x[3] for x in gts], "answer": [x[2] for x in gts]},
+                     schema_overrides={"data_row": pl.Int64, "id": pl.Int64})
+    p = pl.DataFrame({"data_row": [x[0] for x in pds], "id": [x[1] for x in pds],
+                      "question": [x[3] for x in pds], "answer": [x[2] for x in pds],
+                      "confidence": [x[4] for x in pds]},
+                     schema_overrides={"data_row": pl.Int64, "id": pl.Int64})
+    return g, p
+
+
+CELLS = [(0.0, 0.5), (0.3, 0.3), (0.6, 0.7), (0.2, 0.1)]
+
+
+@pytest.mark.parametrize("class_aware", [True, False])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_boxes_match_brute_force(seed, class_aware):
+    rng = np.random.default_rng(seed)
+    gts, pds = random_boxes(rng, 40, 5)
+    ev = pm.evaluate(*box_frames(gts, pds), class_aware=class_aware)
+    for conf, iou in CELLS:
+        for bg in [b for b in (0.1, 0.25) if b <= iou]:
+            want = naive(gts, pds, box_iou, conf=conf, fg=iou, bg=bg, class_aware=class_aware)
+            assert ours(ev, conf, iou, bg) == want, (conf, iou, bg)
+
+
+def test_polygons_match_brute_force():
+    rng = np.random.default_rng(7)
+    gts, pds = random_boxes(rng, 30, 4)
+    ev = pm.evaluate(*box_frames(gts, pds, "polygon"), class_aware=True)
+    for conf, iou in CELLS:
+        want = naive(gts, pds, box_iou, conf=conf, fg=iou, bg=0.1, class_aware=True)
+        assert ours(ev, conf, iou) == want
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_spans_match_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    gts, pds = random_spans(rng, 40, 5)
+    ev = pm.evaluate(*span_frames(gts, pds), class_aware=True)
+    for conf, iou in CELLS:
+        want = naive(gts, pds, span_iou, conf=conf, fg=iou, bg=0.1, class_aware=True)
+        assert ours(ev, conf, iou) == want
+
+
+def test_score_order_matches_brute_force():
+    rng = np.random.default_rng(3)
+    gts, pds = random_boxes(rng, 40, 5)
+    ev = pm.evaluate(*box_frames(gts, pds), greedy_order="score", class_aware=True,
+                     iou_strict=False)
+    for conf, iou in CELLS:
+        want = naive(gts, pds, box_iou, conf=conf, fg=iou, bg=0.1, class_aware=True,
+                     order="score", strict=False)
+        assert ours(ev, conf, iou) == want
+
+
+def test_radio_wrong_answer_is_classification():
+    rng = np.random.default_rng(5)
+    gts, pds = random_radio(rng, 40)
+    ev = pm.evaluate(*radio_frames(gts, pds))
+    for conf, iou in CELLS:
+        want = naive(gts, pds, radio_iou, conf=conf, fg=iou, bg=0.1, class_aware=False)
+        got = ours(ev, conf, iou)
+        assert got == want
+    types = {v[0] for v in want.values()}
+    assert types <= {"classification", "background", "missed"} and "classification" in types
+
+
+# --- the counts add up to the cell's FP and FN ----------------------------------------------
+@pytest.mark.parametrize("class_aware", [True, False])
+def test_counts_sum_to_fp_and_fn(class_aware):
+    rng = np.random.default_rng(11)
+    gts, pds = random_boxes(rng, 60, 6)
+    ev = pm.evaluate(*box_frames(gts, pds), class_aware=class_aware)
+    for conf, iou in CELLS:
+        summ = ev.summary(conf, iou).filter(~pl.col("feature").str.starts_with("all ("))
+        counts = ev.errors(conf, iou)
+        ann = ev.errors(conf, iou, per="annotation")
+        assert counts.height == (len(ev.features) + 1) * len(ERROR_TYPES)
+        for feat, fp, fn in summ.select("feature", "fp", "fn").iter_rows():
+            c = dict(counts.filter(pl.col("feature") == feat)
+                     .select("error_type", "count").iter_rows())
+            assert sum(c[t] for t in ERROR_TYPES[:5]) == fp
+            explained = ann.filter((pl.col("side") == "ground_truth")
+                                   & (pl.col("gt_feature") == feat)
+                                   & (pl.col("error_type") != "missed")).height
+            assert c["missed"] + explained == fn
+        tot = dict(counts.filter(pl.col("feature").is_null())
+                   .select("error_type", "count").iter_rows())
+        assert sum(tot[t] for t in ERROR_TYPES[:5]) == summ["fp"].sum()
+
+
+# --- hand-computed cases, one per type ------------------------------------------------------
+def _one(gt_rows, pd_rows, **kw):
+    g = pl.DataFrame(gt_rows, schema={"data_row": pl.String, "feature": pl.String, "bbox": BOX},
+                     orient="row")
+    p = pl.DataFrame(pd_rows, schema={"data_row": pl.String, "feature": pl.String, "bbox": BOX,
+                                      "confidence": pl.Float64}, orient="row")
+    ev = pm.evaluate(g, p, class_aware=True, **kw)
+    return ev.errors(0.5, 0.5, per="annotation").select(
+        "side", "error_type", "gt_id", "pd_id", "iou").rows()
+
+
+SQ = [0.0, 0, 10, 10]
+
+
+def test_hand_localization_and_its_ground_truth():
+    # IoU 0.3 in [0.1, 0.5): localization; the ground truth it targets is explained by it
+    assert _one([("a", "cat", SQ)], [("a", "cat", [0.0, 0, 10, 3], 0.9)]) == [
+        ("prediction", "localization", 0, 0, pytest.approx(0.3)),
+        ("ground_truth", "localization", 0, 0, pytest.approx(0.3))]
+
+
+def test_hand_classification():
+    assert _one([("a", "cat", SQ)], [("a", "dog", SQ, 0.9)]) == [
+        ("prediction", "classification", 0, 0, 1.0),
+        ("ground_truth", "classification", 0, 0, 1.0)]
+
+
+def test_hand_both():
+    # wrong feature and IoU 0.3: neither classification nor localization alone; gt missed
+    assert _one([("a", "cat", SQ)], [("a", "dog", [0.0, 0, 10, 3], 0.9)]) == [
+        ("prediction", "both", 0, 0, pytest.approx(0.3)),
+        ("ground_truth", "missed", 0, None, None)]
+
+
+def test_hand_duplicate():
+    assert _one([("a", "cat", SQ)], [("a", "cat", SQ, 0.9), ("a", "cat", [0.0, 0, 10, 9], 0.8)]) == [
+        ("prediction", "duplicate", 0, 1, pytest.approx(0.9))]
+
+
+def test_hand_background_and_missed():
+    rows = _one([("a", "cat", SQ), ("b", "cat", SQ)],
+                [("a", "cat", [50.0, 50, 60, 60], 0.9), ("c", "dog", SQ, 0.9)], rows="all")
+    # row a: no overlap; row b: nothing predicted; row c: no ground truth at all
+    assert rows == [("prediction", "background", None, 0, None),
+                    ("ground_truth", "missed", 0, None, None),
+                    ("ground_truth", "missed", 1, None, None),
+                    ("prediction", "background", None, 1, None)]
+
+
+def test_hand_background_below_threshold_overlap():
+    # IoU 0.05 with the only ground truth: <= background_iou
+    rows = _one([("a", "cat", SQ)], [("a", "cat", [0.0, 0, 10, 0.5], 0.9)])
+    assert rows[0][:2] == ("prediction", "background")
+    rows = _one([("a", "cat", SQ)], [("a", "cat", [0.0, 0, 10, 0.5], 0.9)])
+    assert rows[1][:2] == ("ground_truth", "missed")
+
+
+def test_best_explainer_is_highest_confidence():
+    rows = _one([("a", "cat", SQ)], [("a", "dog", SQ, 0.6), ("a", "cat", [0.0, 0, 10, 3], 0.8)])
+    # gt explained by the 0.8 localization error, not the 0.6 classification error
+    assert rows[-1] == ("ground_truth", "localization", 0, 1, pytest.approx(0.3))
+
+
+def test_per_and_background_iou_are_checked():
+    gts, pds = random_boxes(np.random.default_rng(0), 3, 2)
+    ev = pm.evaluate(*box_frames(gts, pds))
+    with pytest.raises(ValueError, match="per="):
+        ev.errors(per="image")
+    with pytest.raises(ValueError, match="background_iou"):
+        ev.errors(0.5, 0.5, background_iou=0.7)
+
+
+def test_by_slices_count_per_slice():
+    gts, pds = random_boxes(np.random.default_rng(4), 30, 4)
+    g, p = box_frames(gts, pds)
+    g = g.with_columns(split=pl.when(pl.col("data_row") % 2 == 0).then(pl.lit("even"))
+                       .otherwise(pl.lit("odd")))
+    ev = pm.evaluate(g, p, by="split", class_aware=True)
+    counts = ev.errors(0.0, 0.5)
+    fp = (ev.summary(0.0, 0.5).filter(~pl.col("feature").str.starts_with("all ("))
+          .group_by("split").agg(pl.col("fp").sum()).sort("split"))
+    got = (counts.filter(pl.col("feature").is_not_null(),
+                         pl.col("error_type").cast(pl.String) != "missed")
+           .group_by("split").agg(pl.col("count").sum()).sort("split"))
+    assert got["count"].to_list() == fp["fp"].to_list()
+
+
+def test_merged_evaluation_refuses_clearly():
+    gts, pds = random_boxes(np.random.default_rng(0), 6, 2)
+    g, p = box_frames(gts, pds)
+    parts = [pm.partial(g.filter(pl.col("data_row") < 3), p.filter(pl.col("data_row") < 3)),
+             pm.partial(g.filter(pl.col("data_row") >= 3), p.filter(pl.col("data_row") >= 3))]
+    ev = pm.finalize(pm.merge(parts))
+    with pytest.raises(PolarsMetricsError, match="pm.evaluate"):
+        ev.errors()

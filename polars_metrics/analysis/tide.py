@@ -1,0 +1,184 @@
+"""Error decomposition under ``profile="coco"``, with each type's ΔAP (TIDE's "main errors").
+
+The COCO engine computes IoU only within a category, so ``pm.evaluate(..., profile="coco",
+errors=True)`` also runs the pairs stage on the same tables (:func:`coco_detail`). The cell's
+true positives and counted detections are the COCO run's own (``ev.tables``: crowd-matched and
+beyond-``maxDets`` detections are neither TP nor FP, so they get no type); the types follow
+:mod:`polars_metrics.analysis.errors`.
+
+ΔAP of a type (TIDE, ``TIDERun.fix_errors``): the AP at the IoU threshold after fixing every
+error of that type, minus the AP, with every counted detection (AP integrates over
+confidence). Fixes: a classification error becomes a true positive of its ground truth's
+feature and a localization error a true positive of its own — only the highest-confidence
+classification / localization error targeting a ground truth that no detection found; the
+others are removed —, duplicate, both and background errors are removed, a missed ground truth
+leaves the ground-truth count. AP per feature is COCO's 101-point interpolated AP over the
+detections sorted by confidence (stable: data-row order on ties); the mean runs over the
+features with ground truth or detections (TIDE's rule: a feature with detections but no
+ground truth has AP 0), and a negative ΔAP is reported as 0, as tidecv does.
+
+Deliberate differences from tidecv: scale 0-1 (tidecv: 0-100); ``maxDets`` applies per image
+and category as in COCO (tidecv keeps the top 100 detections per image over all categories);
+crowd ground truths are COCO's (their detections are ignored, tidecv still types them); ties
+in confidence are broken in data-row order (tidecv: errors before true positives); and the
+rules of :mod:`~polars_metrics.analysis.errors` at exact thresholds.
+"""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from polars_metrics import schema as s
+from polars_metrics.analysis import errors as E
+from polars_metrics.errors import PolarsMetricsError
+from polars_metrics.pairs import build_pairs
+from polars_metrics.prepare import prepare
+from polars_metrics.profiles import get_profile
+from polars_metrics.state import Detail
+
+REC_THRESHOLDS = np.linspace(0.0, 1.0, 101)  # COCO's recall thresholds
+_GEOMETRY = {"bbox": (s.BBOX,), "segm": (s.MASK, s.POLYGON)}
+
+
+def coco_detail(ground_truth: pl.DataFrame, predictions: pl.DataFrame, *, key: str,
+                iou_type: str, on_invalid: str) -> Detail:
+    """The pairs of every (ground truth, detection) with IoU > 0 across categories, for
+    ``ev.errors()`` under ``profile="coco"``; crowd / ignored ground truths are left out."""
+    gt, pd = ground_truth, predictions
+    for flag in (s.IS_CROWD, s.IGNORE, "iscrowd"):
+        if flag in gt.columns:
+            gt = gt.filter(~pl.col(flag).cast(pl.Boolean).fill_null(False))
+    geometry = [c for c in _GEOMETRY[iou_type] if c in gt.columns or c in pd.columns]
+
+    def slim(frame: pl.DataFrame, extra: tuple[str, ...]) -> pl.DataFrame:
+        cols = [key, s.ID, s.FEATURE, *geometry, *extra]
+        if s.ID not in frame.columns:  # the COCO run's ids: the input row
+            frame = frame.with_row_index(s.ID).with_columns(pl.col(s.ID).cast(pl.Int64))
+        return frame.select([c for c in cols if c in frame.columns])
+
+    prof = get_profile("labelbox", class_aware=True, rows="ground_truth")
+    prep = prepare(slim(gt, ()), slim(pd, (s.CONFIDENCE,)), keys=(key,), by=(),
+                   data_rows=None, profile=prof, conf_thr=np.zeros(1), iou_thr=np.full(1, 0.5),
+                   on_invalid=on_invalid)
+    return Detail.of_run(prep, None, build_pairs(prep))
+
+
+def _positions(prep, side: str, ids: pl.DataFrame, id_col: str) -> np.ndarray:
+    key = prep.keys[0]
+    table = prep.gt if side == "gt" else prep.pd
+    pos = table.select(key, s.ID).with_row_index("_pos")
+    ids = ids.select(key, pl.col(id_col).alias(s.ID))
+    if ids.schema[s.ID] != pos.schema[s.ID]:
+        ids = ids.with_columns(pl.col(s.ID).cast(pos.schema[s.ID]))
+    got = ids.join(pos, on=[key, s.ID], how="left", maintain_order="left")["_pos"]
+    if got.null_count():
+        raise PolarsMetricsError(
+            "errors(): the COCO run and the pairs stage disagree on some annotation ids "
+            f"({got.null_count()} not found); give both tables a unique 'id' column.")
+    return got.to_numpy().astype(np.int64)
+
+
+def coco_cell(detail: Detail, tables, t: float, c: float | None) -> E.CellInputs:
+    """The cell's :class:`~polars_metrics.analysis.errors.CellInputs` from the COCO run's
+    true positives and false positives at IoU threshold ``t`` (``c`` None: every counted
+    detection, as AP uses them)."""
+    if detail.prep is None or detail.pairs is None:
+        raise PolarsMetricsError(
+            "errors() under profile='coco' needs the cross-category pairs, which the COCO "
+            "engine does not compute: evaluate with pm.evaluate(..., profile='coco', "
+            "errors=True).")
+    prep, pairs = detail.prep, detail.pairs
+    at_t = pl.col(s.IOU_THRESHOLD) == t
+    on = at_t if c is None else at_t & (pl.col(s.CONFIDENCE) >= c)
+    tp = tables.matches.filter(on)
+    fp = tables.false_positives.filter(on)
+    kept = np.zeros(len(prep.pd), dtype=bool)
+    kept[_positions(prep, "pd", tp, s.PD_ID)] = True
+    kept[_positions(prep, "pd", fp, s.PD_ID)] = True
+    return E.CellInputs(
+        gt_feat=prep.gt.feat, pd_feat=prep.pd.feat, gt_per_row=np.diff(prep.gt.off),
+        pd_row=prep.pd.row, pd_conf=prep.pd.column(s.CONFIDENCE).to_numpy(), kept=kept,
+        pair_gt=pairs.gt, pair_pd=pairs.pd, pair_iou=pairs.iou, pair_always=pairs.always,
+        match_gt=_positions(prep, "gt", tp, s.GT_ID), match_pd=_positions(prep, "pd", tp, s.PD_ID),
+    )
+
+
+def class_ap(feat: np.ndarray, score: np.ndarray, true: np.ndarray, n_gt: np.ndarray) -> np.ndarray:
+    """COCO's 101-point interpolated AP per feature of the data points (feature, score,
+    is-true); NaN where a feature has neither ground truth nor data points, 0 where it has
+    no ground truth (TIDE)."""
+    K = n_gt.shape[0]
+    out = np.full(K, np.nan)
+    order = np.lexsort((-score, feat))  # per feature, confidence descending, stable
+    feat, true = feat[order], true[order]
+    bounds = np.searchsorted(feat, np.arange(K + 1))
+    for k in range(K):
+        tk = true[bounds[k]:bounds[k + 1]]
+        if n_gt[k] == 0:
+            out[k] = 0.0 if tk.size else np.nan
+            continue
+        tp = np.cumsum(tk, dtype=np.float64)
+        fp = np.cumsum(~tk, dtype=np.float64)
+        rc = tp / n_gt[k]
+        pr = tp / (fp + tp + np.spacing(1))
+        pr = np.maximum.accumulate(pr[::-1])[::-1] if pr.size else pr
+        idx = np.searchsorted(rc, REC_THRESHOLDS, side="left")
+        q = np.zeros(REC_THRESHOLDS.size)
+        ok = idx < pr.size
+        q[ok] = pr[idx[ok]]
+        out[k] = q.mean()
+    return out
+
+
+def delta_ap(x: E.CellInputs, d: E.Decomposition,
+             K: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(per-feature AP, {type: per-feature AP after fixing that type}) with TIDE's fixes."""
+    n_gt = np.bincount(x.gt_feat, minlength=K)
+    err = np.flatnonzero(d.pd_type >= 0)
+    tps = np.flatnonzero(d.pd_tp)
+    target = np.append(x.pair_gt, -1)[d.pd_pair[err]]
+    best = (target >= 0) & (np.append(d.gt_pd, -1)[target] == err)
+
+    def ap(feat, score, true, gt_count):
+        return class_ap(np.concatenate([x.pd_feat[tps], feat]),
+                        np.concatenate([x.pd_conf[tps], score]),
+                        np.concatenate([np.ones(tps.size, bool), true]), gt_count)
+
+    base = ap(x.pd_feat[err], x.pd_conf[err], np.zeros(err.size, bool), n_gt)
+    fixed = {}
+    for code, name in enumerate(E.ERROR_TYPES):
+        mine = d.pd_type[err] == code
+        if name == E.MISSED:
+            gone = np.bincount(x.gt_feat[d.gt_type == E.MIS], minlength=K)
+            fixed[name] = ap(x.pd_feat[err], x.pd_conf[err], np.zeros(err.size, bool), n_gt - gone)
+            continue
+        stay = ~mine | (best & (code in (E.CLS, E.LOC)))
+        feat = x.pd_feat[err].copy()
+        if code == E.CLS:
+            feat[mine & best] = x.gt_feat[target[mine & best]]
+        fixed[name] = ap(feat[stay], x.pd_conf[err][stay], (mine & best)[stay], n_gt)
+    return base, fixed
+
+
+def coco_error_frames(detail: Detail, tables, grid: pl.DataFrame, *, c: float, t: float,
+                      background_iou: float) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(counts with ``delta_ap``, annotations) at the cell (c, t) of a COCO evaluation."""
+    E.check_background_iou(background_iou, t)
+    x = coco_cell(detail, tables, t, c)
+    ann = E.annotation_frame(detail, x, E.classify(x, t, background_iou, strict=False))
+    counts = E.count_frame(ann, grid, ())
+    x_all = coco_cell(detail, tables, t, None)
+    names = list(detail.prep.features)
+    base, fixed = delta_ap(x_all, E.classify(x_all, t, background_iou, strict=False),
+                           len(names))
+    rows = []
+    for name, per in fixed.items():
+        gain = np.maximum(np.nan_to_num(per - base), 0.0)
+        rows += [(f, name, float(gain[k])) for k, f in enumerate(names)]
+        total = np.nanmean(per) - np.nanmean(base) if np.isfinite(base).any() else 0.0
+        rows.append((None, name, max(float(total), 0.0)))
+    gains = pl.DataFrame(rows, schema={s.FEATURE: pl.String, s.ERROR_TYPE: E.ERROR_DTYPE,
+                                       s.DELTA_AP: pl.Float64}, orient="row")
+    counts = counts.join(gains, on=[s.FEATURE, s.ERROR_TYPE], how="left", nulls_equal=True,
+                         maintain_order="left")
+    return counts.with_columns(pl.col(s.DELTA_AP).fill_null(0.0)), ann

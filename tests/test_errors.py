@@ -383,3 +383,137 @@ def test_merged_evaluation_refuses_clearly():
     ev = pm.finalize(pm.merge(parts))
     with pytest.raises(PolarsMetricsError, match="pm.evaluate"):
         ev.errors()
+
+
+# --- under profile="coco": parity with tidecv and hotcoco ---------------------------------
+SHORT = {"classification": "Cls", "localization": "Loc", "both": "Both", "duplicate": "Dupe",
+         "background": "Bkg", "missed": "Miss"}
+
+
+def coco_data(seed, n_images=60, n_classes=5):
+    """Random COCO-style boxes without crowd, every predicted class also in the ground truth,
+    < 100 detections per image, continuous scores."""
+    rng = np.random.default_rng(seed)
+    gts, pds = [], []
+    for img in range(1, n_images + 1):
+        base = []
+        for _ in range(rng.integers(0, 8)):
+            x, y = rng.uniform(0, 200, 2)
+            w, h = rng.uniform(8, 60, 2)
+            base.append(([x, y, x + w, y + h], int(rng.integers(1, n_classes + 1))))
+            gts.append((img, len(gts) + 1, f"c{base[-1][1]}", base[-1][0]))
+        for _ in range(rng.integers(0, 15)):
+            if base and rng.random() < 0.75:
+                b, k = base[rng.integers(len(base))]
+                b = np.array(b) + rng.normal(0, rng.choice([1.0, 6.0, 15.0]), 4)
+                b = [b[0], b[1], max(b[2], b[0] + 2), max(b[3], b[1] + 2)]
+                k = k if rng.random() < 0.8 else int(rng.integers(1, n_classes + 1))
+            else:
+                x, y = rng.uniform(0, 200, 2)
+                b = [x, y, x + rng.uniform(8, 60), y + rng.uniform(8, 60)]
+                k = int(rng.integers(1, n_classes + 1))
+            pds.append((img, len(pds) + 1, f"c{k}", [float(v) for v in b],
+                        float(rng.uniform(0.01, 1))))
+    gt_classes = {g[2] for g in gts}
+    pds = [p for p in pds if p[2] in gt_classes]
+    return gts, pds
+
+
+def tidecv_result(gts, pds, fg=0.5, bg=0.1):
+    tidecv = pytest.importorskip("tidecv", reason="tidecv (pip install tidecv) is the reference")
+    g, p = tidecv.Data("gt"), tidecv.Data("pd")
+    for img, _, f, b in gts:
+        g.add_ground_truth(img, int(f[1:]), [b[0], b[1], b[2] - b[0], b[3] - b[1]])
+    for img in {x[0] for x in gts}:  # every image of the ground truth is evaluated
+        g._make_default_image(img)
+    for img, _, f, b, sc in pds:
+        p.add_detection(img, int(f[1:]), sc, [b[0], b[1], b[2] - b[0], b[3] - b[1]])
+    tide = tidecv.TIDE(pos_threshold=fg, background_threshold=bg)
+    run = tide.evaluate(g, p, mode=tidecv.TIDE.BOX, name="run")
+    counts = {k.short_name: v for k, v in run.count_errors().items()}
+    delta = {k: v / 100 for k, v in tide.get_main_errors()["run"].items()}
+    return counts, delta, run.ap / 100
+
+
+def hotcoco_result(gts, pds, tmp_path, fg=0.5, bg=0.1):
+    hotcoco = pytest.importorskip("hotcoco", reason="hotcoco (pip install hotcoco) ships TIDE")
+    import json
+    classes = sorted({int(x[2][1:]) for x in gts} | {int(x[2][1:]) for x in pds})
+    images = sorted({x[0] for x in gts})
+    gt_json = {"images": [{"id": i, "width": 300, "height": 300} for i in images],
+               "categories": [{"id": k, "name": f"c{k}"} for k in classes],
+               "annotations": [{"id": i, "image_id": img, "category_id": int(f[1:]),
+                                "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+                                "area": (b[2] - b[0]) * (b[3] - b[1]), "iscrowd": 0}
+                               for img, i, f, b in gts]}
+    res = [{"image_id": img, "category_id": int(f[1:]), "score": sc,
+            "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]]} for img, _, f, b, sc in pds]
+    (tmp_path / "gt.json").write_text(json.dumps(gt_json))
+    (tmp_path / "res.json").write_text(json.dumps(res))
+    coco_gt = hotcoco.COCO(str(tmp_path / "gt.json"))
+    ev = hotcoco.COCOeval(coco_gt, coco_gt.load_res(str(tmp_path / "res.json")), "bbox")
+    ev.evaluate()
+    out = ev.tide_errors(pos_thr=fg, bg_thr=bg)
+    return out["counts"], out["delta_ap"], out["ap_base"]
+
+
+def ours_coco(gts, pds, fg=0.5, bg=0.1):
+    g, p = box_frames(gts, pds)
+    ev = pm.evaluate(g, p, profile="coco", errors=True, confidence_thresholds=[0.0])
+    tot = ev.errors(0.0, fg, background_iou=bg).filter(pl.col("feature").is_null())
+    counts = {SHORT[t]: n for t, n in tot.select("error_type", "count").iter_rows()}
+    delta = {SHORT[t]: d for t, d in tot.select("error_type", "delta_ap").iter_rows()}
+    return ev, counts, delta
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_coco_matches_tidecv(seed):
+    gts, pds = coco_data(seed)
+    ev, counts, delta = ours_coco(gts, pds)
+    want_counts, want_delta, want_ap = tidecv_result(gts, pds)
+    assert counts == want_counts
+    for k, v in want_delta.items():
+        assert delta[k] == pytest.approx(v, abs=0.005), k
+    # without crowd and with every predicted class in the ground truth, TIDE's AP is AP50
+    # (tidecv's own AP differs from pycocotools' in the 5th decimal on these data)
+    assert float(ev.coco.stats[1]) == pytest.approx(want_ap, abs=1e-3)
+
+
+def test_coco_fg_075_matches_tidecv():
+    gts, pds = coco_data(5)
+    _, counts, delta = ours_coco(gts, pds, fg=0.75, bg=0.2)
+    want_counts, want_delta, _ = tidecv_result(gts, pds, fg=0.75, bg=0.2)
+    assert counts == want_counts
+    for k, v in want_delta.items():
+        assert delta[k] == pytest.approx(v, abs=0.005), k
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_coco_matches_hotcoco(seed, tmp_path):
+    gts, pds = coco_data(seed)
+    ev, counts, delta = ours_coco(gts, pds)
+    want_counts, want_delta, want_ap = hotcoco_result(gts, pds, tmp_path)
+    assert counts == want_counts
+    assert float(ev.coco.stats[1]) == pytest.approx(want_ap, abs=1e-12)
+    for k in SHORT.values():
+        assert delta[k] == pytest.approx(want_delta[k], abs=0.005), k
+
+
+def test_coco_counts_sum_to_fp():
+    gts, pds = coco_data(4)
+    g, p = box_frames(gts, pds)
+    ev = pm.evaluate(g, p, profile="coco", errors=True, confidence_thresholds=[0.0, 0.5])
+    for conf in (0.0, 0.5):
+        summ = ev.summary(conf, 0.5).filter(pl.col("feature") == "all (micro)")
+        tot = dict(ev.errors(conf, 0.5).filter(pl.col("feature").is_null())
+                   .select("error_type", "count").iter_rows())
+        ann = ev.errors(conf, 0.5, per="annotation")
+        assert sum(tot[t] for t in ERROR_TYPES[:5]) == summ["fp"].item()
+        assert ann.filter(pl.col("side") == "ground_truth").height == summ["fn"].item()
+
+
+def test_coco_without_errors_flag_says_which_option():
+    gts, pds = coco_data(0, n_images=5)
+    ev = pm.evaluate(*box_frames(gts, pds), profile="coco")
+    with pytest.raises(PolarsMetricsError, match="errors=True"):
+        ev.errors()

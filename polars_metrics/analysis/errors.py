@@ -75,6 +75,17 @@ class CellInputs:
     pair_always: np.ndarray
     match_gt: np.ndarray
     match_pd: np.ndarray
+    pair_order: np.ndarray | None = None  # pairs by (pd, IoU desc, gt); see pair_order()
+
+
+def pair_order(detail: Detail) -> np.ndarray:
+    """Pairs by prediction, then IoU descending (threshold-free pairs first), then ground
+    truth: independent of the cell, so computed once per evaluation and cached."""
+    if "error_pair_order" not in detail.frames:
+        p = detail.pairs
+        key = np.where(p.always, 2.0, p.iou)
+        detail.frames["error_pair_order"] = np.lexsort((p.gt, -key, p.pd))
+    return detail.frames["error_pair_order"]
 
 
 @dataclass(frozen=True)
@@ -92,16 +103,16 @@ class Decomposition:
     gt_tp: np.ndarray
 
 
-def _best_pair(cand: np.ndarray, x: CellInputs, key: np.ndarray, n_pd: int) -> np.ndarray:
-    """Per prediction, the candidate pair of largest ``key`` (first ground truth on ties);
-    -1 where it has no candidate."""
+def _best_pair(cand: np.ndarray, order: np.ndarray, pair_pd: np.ndarray,
+               n_pd: int) -> np.ndarray:
+    """Per prediction, the candidate pair first in ``order`` (pairs by prediction, then key
+    descending, then ground truth: the best IoU, first ground truth on ties); -1 where the
+    prediction has no candidate."""
     out = np.full(n_pd, -1, dtype=np.int64)
-    idx = np.flatnonzero(cand)
-    if idx.size == 0:
+    srt = order[cand[order]]
+    if srt.size == 0:
         return out
-    order = np.lexsort((x.pair_gt[idx], -key[idx], x.pair_pd[idx]))
-    srt = idx[order]
-    p = x.pair_pd[srt]
+    p = pair_pd[srt]
     first = np.ones(srt.size, dtype=bool)
     first[1:] = p[1:] != p[:-1]
     out[p[first]] = srt[first]
@@ -125,10 +136,12 @@ def classify(x: CellInputs, fg: float, bg: float, strict: bool) -> Decomposition
     key_x, pass_x = np.append(key, 0.0), np.append(passes, False)  # index -1: no pair
     sel = fp[x.pair_pd]
     same = x.gt_feat[x.pair_gt] == x.pd_feat[x.pair_pd]
-    s_best = _best_pair(sel & same, x, key, n_pd)
-    o_best = _best_pair(sel & ~same, x, key, n_pd)
-    u_best = _best_pair(sel & same & taken[x.pair_gt], x, key, n_pd)
-    a_best = _best_pair(sel, x, key, n_pd)
+    order = (np.lexsort((x.pair_gt, -key, x.pair_pd)) if x.pair_order is None
+             else x.pair_order)
+    s_best = _best_pair(sel & same, order, x.pair_pd, n_pd)
+    o_best = _best_pair(sel & ~same, order, x.pair_pd, n_pd)
+    u_best = _best_pair(sel & same & taken[x.pair_gt], order, x.pair_pd, n_pd)
+    a_best = _best_pair(sel, order, x.pair_pd, n_pd)
 
     pd_type = np.full(n_pd, -1, dtype=np.int8)
     pd_pair = np.full(n_pd, -1, dtype=np.int64)
@@ -187,6 +200,7 @@ def cell_inputs(detail: Detail, c: int, t: int, use_confidence: bool) -> CellInp
         pd_row=prep.pd.row, pd_conf=prep.pd.column(s.CONFIDENCE).to_numpy(), kept=kept,
         pair_gt=pairs.gt, pair_pd=pairs.pd, pair_iou=pairs.iou, pair_always=pairs.always,
         match_gt=m.ev_gt[at].astype(np.int64), match_pd=m.ev_pd[at].astype(np.int64),
+        pair_order=pair_order(detail),
     )
 
 

@@ -25,6 +25,8 @@ rules of :mod:`~polars_metrics.analysis.errors` at exact thresholds.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import polars as pl
 
@@ -78,39 +80,45 @@ def _positions(prep, side: str, ids: pl.DataFrame, id_col: str) -> np.ndarray:
     return got.to_numpy().astype(np.int64)
 
 
-def coco_cell(detail: Detail, tables, t: float, c: float | None) -> E.CellInputs:
-    """The cell's :class:`~polars_metrics.analysis.errors.CellInputs` from the COCO run's
-    true positives and false positives at IoU threshold ``t`` (``c`` None: every counted
-    detection, as AP uses them)."""
+def coco_cell(detail: Detail, tables, t: float) -> E.CellInputs:
+    """The :class:`~polars_metrics.analysis.errors.CellInputs` of IoU threshold ``t`` from
+    the COCO run's true positives and false positives, with every counted detection kept (as
+    AP uses them); :func:`at_confidence` restricts it to a confidence threshold."""
     if detail.prep is None or detail.pairs is None:
         raise PolarsMetricsError(
             "errors() under profile='coco' needs the cross-category pairs, which the COCO "
             "engine does not compute: evaluate with pm.evaluate(..., profile='coco', "
             "errors=True).")
     prep, pairs = detail.prep, detail.pairs
-    at_t = pl.col(s.IOU_THRESHOLD) == t
-    on = at_t if c is None else at_t & (pl.col(s.CONFIDENCE) >= c)
-    tp = tables.matches.filter(on)
-    fp = tables.false_positives.filter(on)
+    tp = tables.matches.filter(pl.col(s.IOU_THRESHOLD) == t)
+    fp = tables.false_positives.filter(pl.col(s.IOU_THRESHOLD) == t)
     kept = np.zeros(len(prep.pd), dtype=bool)
-    kept[_positions(prep, "pd", tp, s.PD_ID)] = True
+    match_pd = _positions(prep, "pd", tp, s.PD_ID)
+    kept[match_pd] = True
     kept[_positions(prep, "pd", fp, s.PD_ID)] = True
     return E.CellInputs(
         gt_feat=prep.gt.feat, pd_feat=prep.pd.feat, gt_per_row=np.diff(prep.gt.off),
         pd_row=prep.pd.row, pd_conf=prep.pd.column(s.CONFIDENCE).to_numpy(), kept=kept,
         pair_gt=pairs.gt, pair_pd=pairs.pd, pair_iou=pairs.iou, pair_always=pairs.always,
-        match_gt=_positions(prep, "gt", tp, s.GT_ID), match_pd=_positions(prep, "pd", tp, s.PD_ID),
+        match_gt=_positions(prep, "gt", tp, s.GT_ID), match_pd=match_pd,
+        pair_order=E.pair_order(detail),
     )
 
 
-def class_ap(feat: np.ndarray, score: np.ndarray, true: np.ndarray, n_gt: np.ndarray) -> np.ndarray:
-    """COCO's 101-point interpolated AP per feature of the data points (feature, score,
-    is-true); NaN where a feature has neither ground truth nor data points, 0 where it has
-    no ground truth (TIDE)."""
+def at_confidence(x: E.CellInputs, c: float) -> E.CellInputs:
+    """``x`` at confidence threshold ``c``: score-ordered matching is a prefix walk, so the
+    cell's matches are those of its kept detections."""
+    on = x.pd_conf[x.match_pd] >= c
+    return dataclasses.replace(x, kept=x.kept & (x.pd_conf >= c), match_gt=x.match_gt[on],
+                               match_pd=x.match_pd[on])
+
+
+def class_ap(feat: np.ndarray, true: np.ndarray, n_gt: np.ndarray) -> np.ndarray:
+    """COCO's 101-point interpolated AP per feature of data points already sorted by feature,
+    then confidence descending; NaN where a feature has neither ground truth nor data points,
+    0 where it has no ground truth (TIDE)."""
     K = n_gt.shape[0]
     out = np.full(K, np.nan)
-    order = np.lexsort((-score, feat))  # per feature, confidence descending, stable
-    feat, true = feat[order], true[order]
     bounds = np.searchsorted(feat, np.arange(K + 1))
     for k in range(K):
         tk = true[bounds[k]:bounds[k + 1]]
@@ -134,29 +142,38 @@ def delta_ap(x: E.CellInputs, d: E.Decomposition,
              K: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(per-feature AP, {type: per-feature AP after fixing that type}) with TIDE's fixes."""
     n_gt = np.bincount(x.gt_feat, minlength=K)
-    err = np.flatnonzero(d.pd_type >= 0)
-    tps = np.flatnonzero(d.pd_tp)
-    target = np.append(x.pair_gt, -1)[d.pd_pair[err]]
-    best = (target >= 0) & (np.append(d.gt_pd, -1)[target] == err)
+    tps, err = np.flatnonzero(d.pd_tp), np.flatnonzero(d.pd_type >= 0)
+    pts = np.concatenate([tps, err])  # the data points: true positives, then errors
+    n_tp = tps.size
+    rank = np.empty(x.pd_conf.shape[0], dtype=np.int64)  # confidence rank, data-row order on ties
+    rank[np.argsort(-x.pd_conf, kind="stable")] = np.arange(rank.shape[0])
+    feat0, rank0 = x.pd_feat[pts], rank[pts]
+    true0 = np.arange(pts.size) < n_tp
+    order0 = np.lexsort((rank0, feat0))
+    typ = np.concatenate([np.full(n_tp, -1, np.int8), d.pd_type[err]])
+    target = np.append(x.pair_gt, -1)[np.append(d.pd_pair, -1)[np.where(typ >= 0, pts, -1)]]
+    best = (target >= 0) & (np.append(d.gt_pd, -1)[target] == pts)
 
-    def ap(feat, score, true, gt_count):
-        return class_ap(np.concatenate([x.pd_feat[tps], feat]),
-                        np.concatenate([x.pd_conf[tps], score]),
-                        np.concatenate([np.ones(tps.size, bool), true]), gt_count)
+    def ap(feat, keep, true, gt_count, order=order0):
+        order = order[keep[order]]
+        return class_ap(feat[order], true[order], gt_count)
 
-    base = ap(x.pd_feat[err], x.pd_conf[err], np.zeros(err.size, bool), n_gt)
+    base = ap(feat0, np.ones(pts.size, bool), true0, n_gt)
     fixed = {}
     for code, name in enumerate(E.ERROR_TYPES):
-        mine = d.pd_type[err] == code
         if name == E.MISSED:
             gone = np.bincount(x.gt_feat[d.gt_type == E.MIS], minlength=K)
-            fixed[name] = ap(x.pd_feat[err], x.pd_conf[err], np.zeros(err.size, bool), n_gt - gone)
+            fixed[name] = ap(feat0, np.ones(pts.size, bool), true0, n_gt - gone)
             continue
-        stay = ~mine | (best & (code in (E.CLS, E.LOC)))
-        feat = x.pd_feat[err].copy()
-        if code == E.CLS:
-            feat[mine & best] = x.gt_feat[target[mine & best]]
-        fixed[name] = ap(feat[stay], x.pd_conf[err][stay], (mine & best)[stay], n_gt)
+        mine = typ == code
+        fix = mine & best & (code in (E.CLS, E.LOC))
+        keep = ~mine | fix
+        if code == E.CLS and fix.any():  # relabelled: the feature order changes
+            feat = feat0.copy()
+            feat[fix] = x.gt_feat[target[fix]]
+            fixed[name] = ap(feat, keep, true0 | fix, n_gt, np.lexsort((rank0, feat)))
+        else:
+            fixed[name] = ap(feat0, keep, true0 | fix, n_gt)
     return base, fixed
 
 
@@ -164,10 +181,10 @@ def coco_error_frames(detail: Detail, tables, grid: pl.DataFrame, *, c: float, t
                       background_iou: float) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(counts with ``delta_ap``, annotations) at the cell (c, t) of a COCO evaluation."""
     E.check_background_iou(background_iou, t)
-    x = coco_cell(detail, tables, t, c)
+    x_all = coco_cell(detail, tables, t)
+    x = at_confidence(x_all, c)
     ann = E.annotation_frame(detail, x, E.classify(x, t, background_iou, strict=False))
     counts = E.count_frame(ann, grid, ())
-    x_all = coco_cell(detail, tables, t, None)
     names = list(detail.prep.features)
     base, fixed = delta_ap(x_all, E.classify(x_all, t, background_iou, strict=False),
                            len(names))

@@ -66,13 +66,13 @@ def naive(gts, pds, iou_fn, *, conf, fg, bg, class_aware, order="iou", strict=Tr
             if j in tp_p:
                 continue
 
-            def best(cond):
-                cands = [(iou[i, j], -i) for i in range(len(G)) if cond(i) and iou[i, j] > 0]
+            def best(allowed, j=j, iou=iou):
+                cands = [(iou[i, j], -i) for i in allowed if iou[i, j] > 0]
                 return max(cands) if cands else (0.0, None)
-            same = best(lambda i: G[i][2] == p[2])
-            other = best(lambda i: G[i][2] != p[2])
-            used = best(lambda i: G[i][2] == p[2] and i in gm)
-            anyg = best(lambda i: True)
+            same = best([i for i in range(len(G)) if G[i][2] == p[2]])
+            other = best([i for i in range(len(G)) if G[i][2] != p[2]])
+            used = best([i for i in range(len(G)) if G[i][2] == p[2] and i in gm])
+            anyg = best(range(len(G)))
             if not G:
                 t, i = "background", None
             elif same[1] is not None and same[0] >= bg and not passes(same[0]):

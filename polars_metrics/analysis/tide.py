@@ -66,8 +66,17 @@ def coco_detail(ground_truth: pl.DataFrame, predictions: pl.DataFrame, *, key: s
 
 
 def _positions(prep, side: str, ids: pl.DataFrame, id_col: str) -> np.ndarray:
+    """Positions in the prepared table of the (image, id) rows of ``ids``."""
     key = prep.keys[0]
     table = prep.gt if side == "gt" else prep.pd
+    own = table.column(s.ID)
+    if own.dtype.is_integer() and ids[id_col].dtype.is_integer() and own.n_unique() == own.len():
+        # unique integer ids (COCO's, or the input row): a sorted lookup, no join
+        own_np, want = own.to_numpy(), ids[id_col].to_numpy()
+        srt = np.argsort(own_np, kind="stable")
+        at = np.minimum(np.searchsorted(own_np[srt], want), max(own_np.size - 1, 0))
+        if own_np.size and np.array_equal(own_np[srt][at], want):
+            return srt[at].astype(np.int64)
     pos = table.select(key, s.ID).with_row_index("_pos")
     ids = ids.select(key, pl.col(id_col).alias(s.ID))
     if ids.schema[s.ID] != pos.schema[s.ID]:

@@ -517,3 +517,61 @@ def test_coco_without_errors_flag_says_which_option():
     ev = pm.evaluate(*box_frames(gts, pds), profile="coco")
     with pytest.raises(PolarsMetricsError, match="errors=True"):
         ev.errors()
+
+
+# --- more kinds: masks against the brute force (integer rectangles: mask IoU = box IoU), and
+# points and lines by the FP / FN sums ------------------------------------------------------
+def _rle(b, size=100):
+    m = np.zeros((size, size), dtype=bool)
+    m[int(b[1]):int(b[3]), int(b[0]):int(b[2])] = True
+    flat = m.flatten(order="F")  # COCO RLE runs go down the columns, zeros first
+    bounds = np.concatenate([[0], np.flatnonzero(np.diff(flat.astype(np.int8))) + 1, [flat.size]])
+    counts = np.diff(bounds).tolist()
+    return {"height": size, "width": size, "counts": ([0] + counts) if flat[0] else counts}
+
+
+def _integer(rows, geom_at=3):
+    out = []
+    for r in rows:
+        b = [min(max(round(v / 1.2), 0), 99) for v in r[geom_at]]
+        b = [b[0], b[1], max(b[2], b[0] + 1), max(b[3], b[1] + 1)]
+        b = [min(b[0], 98), min(b[1], 98), min(b[2], 99), min(b[3], 99)]
+        out.append((*r[:geom_at], [float(v) for v in b], *r[geom_at + 1:]))
+    return out
+
+
+def test_masks_match_brute_force():
+    rng = np.random.default_rng(8)
+    gts, pds = random_boxes(rng, 30, 4)
+    gts, pds = _integer(gts), _integer(pds)
+    g, p = box_frames(gts, pds)
+    mask = pl.Struct({"height": pl.Int64, "width": pl.Int64, "counts": pl.List(pl.UInt32)})
+    g = g.with_columns(mask=pl.Series([_rle(x[3]) for x in gts], dtype=mask)).drop("bbox")
+    p = p.with_columns(mask=pl.Series([_rle(x[3]) for x in pds], dtype=mask)).drop("bbox")
+    ev = pm.evaluate(g, p, class_aware=True)
+    for conf, iou in CELLS:
+        want = naive(gts, pds, box_iou, conf=conf, fg=iou, bg=0.1, class_aware=True)
+        assert ours(ev, conf, iou) == want
+
+
+@pytest.mark.parametrize("kind", ["point", "line"])
+def test_points_and_lines_sum_to_fp_and_fn(kind):
+    rng = np.random.default_rng(9)
+    gts, pds = random_boxes(rng, 30, 4)
+
+    def geom(b):
+        b = [10 * v for v in b]  # buffer radius 70: spread the coordinates
+        if kind == "point":
+            return [(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]
+        return [[b[0], b[1]], [b[2], b[3]]]
+    dtype = pl.Array(pl.Float64, 2) if kind == "point" else pl.List(pl.Array(pl.Float64, 2))
+    g, p = box_frames(gts, pds)
+    g = g.with_columns(pl.Series(kind, [geom(x[3]) for x in gts], dtype=dtype)).drop("bbox")
+    p = p.with_columns(pl.Series(kind, [geom(x[3]) for x in pds], dtype=dtype)).drop("bbox")
+    ev = pm.evaluate(g, p, class_aware=True)
+    for conf, iou in CELLS:
+        summ = ev.summary(conf, iou).filter(pl.col("feature") == "all (micro)")
+        ann = ev.errors(conf, iou, per="annotation")
+        assert ann.filter(pl.col("side") == "prediction").height == summ["fp"].item()
+        assert ann.filter(pl.col("side") == "ground_truth").height == summ["fn"].item()
+    assert ann["error_type"].n_unique() >= 3

@@ -575,3 +575,35 @@ def test_points_and_lines_sum_to_fp_and_fn(kind):
         assert ann.filter(pl.col("side") == "prediction").height == summ["fp"].item()
         assert ann.filter(pl.col("side") == "ground_truth").height == summ["fn"].item()
     assert ann["error_type"].n_unique() >= 3
+
+
+# --- the README example and the benchmark's parity check ------------------------------------
+def test_readme_errors_example_says_what_it_computes():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("## Why the model fails: error types"):]
+    code = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    scope: dict = {}
+    exec(code, scope)  # noqa: S102 - the README's own example
+    tot = scope["ev"].errors(0.5, 0.5).filter(pl.col("feature").is_null())
+    assert dict(tot.select("error_type", "count").iter_rows()) == {
+        "classification": 1, "localization": 1, "both": 0, "duplicate": 1, "background": 1,
+        "missed": 0}
+    coco = scope["coco"].errors(0.5, 0.5).filter(pl.col("feature").is_null())
+    got = {t: round(d, 3) for t, d in coco.select("error_type", "delta_ap").iter_rows()}
+    assert got == {"classification": 0.5, "localization": 0.124, "both": 0.0,
+                   "duplicate": 0.0, "background": 0.0, "missed": 0.0}
+
+
+def test_benchmark_parity_on_tiny_data():
+    pytest.importorskip("tidecv", reason="tidecv (pip install tidecv) is the reference")
+    pytest.importorskip("hotcoco", reason="hotcoco (pip install hotcoco) ships TIDE")
+    from benchmarks.errors import run_errors_benchmark
+    from benchmarks.generate import generate
+
+    ds = generate(25, seed=3)
+    rows = run_errors_benchmark(ds.ground_truth, ds.predictions, repeat=1)
+    checks = [r["parity"] for r in rows if isinstance(r["parity"], dict)]
+    assert len(checks) == 2 and all(c["ok"] and c["counts_equal"] for c in checks), checks

@@ -53,6 +53,8 @@ CLS, LOC, BTH, DUP, BKG, MIS = range(6)
 PREDICTION, GROUND_TRUTH = "prediction", "ground_truth"
 SIDE_DTYPE = pl.Enum([PREDICTION, GROUND_TRUTH])
 BACKGROUND_IOU = 0.1  # TIDE's default background threshold
+_TYPES = pl.Series(s.ERROR_TYPE, ERROR_TYPES, dtype=ERROR_DTYPE)
+_SIDES = pl.Series(s.SIDE, [PREDICTION, GROUND_TRUTH], dtype=SIDE_DTYPE)
 
 
 @dataclass(frozen=True)
@@ -223,8 +225,8 @@ def annotation_frame(detail: Detail, x: CellInputs, d: Decomposition) -> pl.Data
             prep.rows.select(*prep.keys, *prep.by)[row[pos]],
             pl.DataFrame({
                 "_row": row[pos],
-                s.SIDE: pl.Series([label] * pos.size, dtype=SIDE_DTYPE),
-                s.ERROR_TYPE: pl.Series(np.asarray(ERROR_TYPES)[typ], dtype=ERROR_DTYPE),
+                s.SIDE: _SIDES.gather(np.full(pos.size, _SIDES.index_of(label))),
+                s.ERROR_TYPE: _TYPES.gather(typ.astype(np.int64)),
                 s.GT_FEATURE: _gather(names, x.gt_feat, gt_pos),
                 s.PD_FEATURE: _gather(names, x.pd_feat, pd_pos),
                 s.CONFIDENCE: np.where(pd_pos >= 0, conf[np.maximum(pd_pos, 0)], np.nan)

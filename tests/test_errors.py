@@ -607,3 +607,23 @@ def test_benchmark_parity_on_tiny_data():
     rows = run_errors_benchmark(ds.ground_truth, ds.predictions, repeat=1)
     checks = [r["parity"] for r in rows if isinstance(r["parity"], dict)]
     assert len(checks) == 2 and all(c["ok"] and c["counts_equal"] for c in checks), checks
+
+
+def test_coco_segm_masks_sum_to_fp_and_fn():
+    gts, pds = coco_data(6, n_images=20)
+    gts = [(a, i, f, b) for a, i, f, b in _integer(gts)]
+    pds = _integer(pds)
+    g, p = box_frames(gts, pds)
+    mask = pl.Struct({"height": pl.Int64, "width": pl.Int64, "counts": pl.List(pl.UInt32)})
+    g = g.with_columns(mask=pl.Series([_rle(x[3]) for x in gts], dtype=mask)).drop("bbox")
+    p = p.with_columns(mask=pl.Series([_rle(x[3]) for x in pds], dtype=mask)).drop("bbox")
+    ev = pm.evaluate(g, p, profile="coco", iou_type="segm", errors=True,
+                     confidence_thresholds=[0.0])
+    summ = ev.summary(0.0, 0.5).filter(pl.col("feature") == "all (micro)")
+    ann = ev.errors(0.0, 0.5, per="annotation")
+    assert ann.filter(pl.col("side") == "prediction").height == summ["fp"].item()
+    assert ann.filter(pl.col("side") == "ground_truth").height == summ["fn"].item()
+    # integer rectangles: the same types as the boxes they rasterize
+    boxes = pm.evaluate(*box_frames(gts, pds), profile="coco", errors=True,
+                        confidence_thresholds=[0.0])
+    assert ann.equals(boxes.errors(0.0, 0.5, per="annotation"))

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-PEERS = ("supervision", "valor", "coco")
+PEERS = ("supervision", "valor", "coco", "errors")
 DEFAULT_SIZES = "500,1000,2000,5000,10000,20000,50000,100000"
 TARGET_SIZE = 5_000
 TARGET_VS_SUPERVISION = 2.0
@@ -39,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--repeat", type=int, default=5, help="warm repetitions (median reported)")
     ap.add_argument(
         "--peers",
-        default="supervision,valor,coco",
+        default="supervision,valor,coco,errors",
         help=f"comma-separated subset of {','.join(PEERS)} ('' for none)",
     )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
@@ -53,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--valor-repeat", type=int, default=1)
     ap.add_argument("--supervision-max-images", type=int, default=100_000)
     ap.add_argument("--coco-max-images", type=int, default=5_000)
+    ap.add_argument("--errors-max-images", type=int, default=5_000,
+                    help="TIDE error decomposition vs tidecv (pure Python, slow) and hotcoco")
     ap.add_argument(
         "--cold-sizes",
         default=str(TARGET_SIZE),
@@ -300,6 +302,8 @@ def bench_size(
 
     if "coco" in peers_on:
         row["coco"] = _coco(n, gt, pd, classes, data_dir, args)
+    if "errors" in peers_on:
+        row["errors"] = _errors(n, gt, pd, args)
 
     row["checks"] = [
         {
@@ -318,6 +322,18 @@ def bench_size(
     }
     row["wall_s"] = time.perf_counter() - t0
     return row
+
+
+def _errors(n: int, gt, pd, args: argparse.Namespace) -> Any:  # noqa: ANN001
+    """TIDE error types: ev.errors() vs tidecv and hotcoco (benchmarks/errors.py)."""
+    if n > args.errors_max_images:
+        return {"skipped": f"> {args.errors_max_images:,} images"}
+    from benchmarks.errors import run_errors_benchmark
+
+    rows = run_errors_benchmark(gt, pd, repeat=max(1, min(args.repeat, 3)))
+    for r in rows:
+        log(f"  errors: {r}")
+    return rows
 
 
 def _coco(n: int, gt, pd, classes, data_dir: Path, args: argparse.Namespace) -> Any:  # noqa: ANN001
@@ -620,6 +636,13 @@ def markdown(env: dict[str, Any], rows: list[dict[str, Any]], flat: list[dict[st
         for d in coco:
             out.append("| " + " | ".join(_cell(d.get(k)) for k in keys) + " |")
         out.append("")
+    errs = [(r["images"], r["errors"]) for r in rows if isinstance(r.get("errors"), list)]
+    if errs:
+        from benchmarks.errors import markdown as errors_markdown
+
+        out += ["## TIDE error types (benchmarks/errors.py: parity, then time)", ""]
+        for n, e in errs:
+            out += [f"**{n:,} images**", "", errors_markdown(e), ""]
     return "\n".join(out)
 
 

@@ -7,14 +7,16 @@ streaming keyword) go to ``stream/`` (batches, checkpoints, exact merge), on Ray
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 from polars_metrics import schema as s
 from polars_metrics._memory import release_free_heap
+from polars_metrics.analysis.tide import coco_detail
 from polars_metrics.errors import ProfileError
 from polars_metrics.pipeline import partial
-from polars_metrics.prepare import use_confidence_column
+from polars_metrics.prepare import to_frame, use_confidence_column
 from polars_metrics.profiles import Profile, engine_of, get_profile
 from polars_metrics.result import Evaluation
 from polars_metrics.result.coco import CocoEvaluation
@@ -31,7 +33,7 @@ def evaluate(ground_truth, predictions, *, profile: str | Profile = "labelbox",
              engine: str = "local",
              out=None, memory_limit: int | str | None = None, batch_size: int | None = None,
              batches: int | None = None, assume_bucketed: bool = False, progress: bool = False,
-             **switches: Any) -> Evaluation:
+             errors: bool = False, **switches: Any) -> Evaluation:
     """Evaluate predictions against ground truth at every (confidence, IoU) threshold cell.
 
     Parameters
@@ -60,6 +62,8 @@ def evaluate(ground_truth, predictions, *, profile: str | Profile = "labelbox",
         ("2GB"), annotations per batch, or a number of batches.
     assume_bucketed : the input's own files (hive partitions) are data-row-complete batches.
     progress : a progress bar over batches.
+    errors : ``profile="coco"``: also run the pairs stage (IoU across categories) that
+        ``ev.errors()`` needs; the pipeline keeps its pairs anyway.
 
     Paths and LazyFrames, or any of ``engine="ray"`` / ``out`` / ``memory_limit`` /
     ``batch_size`` / ``batches`` / ``assume_bucketed``, evaluate out of core and return a
@@ -111,7 +115,13 @@ def evaluate(ground_truth, predictions, *, profile: str | Profile = "labelbox",
         out = run(ground_truth, predictions, prof, confidence_thresholds=confidence_thresholds,
                   iou_thresholds=iou_thresholds, by=by, data_row=data_row, data_rows=data_rows,
                   on_invalid=on_invalid)
-        return CocoEvaluation.from_run(out)
+        ev = CocoEvaluation.from_run(out)
+        if errors:  # error decomposition: the cross-category pairs the COCO engine never makes
+            ev = dataclasses.replace(ev, detail=coco_detail(
+                to_frame(ground_truth, s.GROUND_TRUTH), to_frame(predictions, s.PREDICTIONS),
+                key=data_row if isinstance(data_row, str) else data_row[0],
+                iou_type=prof.coco.iou_type, on_invalid=on_invalid))
+        return ev
     part = partial(ground_truth, predictions, profile=prof,
                    confidence_thresholds=confidence_thresholds, iou_thresholds=iou_thresholds,
                    by=by, data_row=data_row, data_rows=data_rows, on_invalid=on_invalid)

@@ -97,3 +97,8 @@ def normalize_thresholds(values: Sequence[float] | np.ndarray | None, name: str)
             f"(at positions {np.flatnonzero(bad).tolist()})."
         )
     return np.unique(np.round(arr, THRESHOLD_DECIMALS))
+
+# error decomposition (polars_metrics.analysis.errors)
+ERROR_TYPE = "error_type"
+SIDE = "side"
+DELTA_AP = "delta_ap"

@@ -15,6 +15,8 @@ import polars as pl
 
 from polars_metrics import metrics
 from polars_metrics import schema as s
+from polars_metrics.analysis import errors as _errors
+from polars_metrics.analysis import tide as _tide
 from polars_metrics.errors import did_you_mean
 from polars_metrics.result.evaluation import Evaluation
 
@@ -170,3 +172,43 @@ class CocoEvaluation(Evaluation):
             raise ValueError("Under profile='coco' use ev.coco.precision for the 101-point "
                              "curve (COCOeval.eval['precision'], recall thresholds on axis 1).")
         return super().pr_curve(iou)
+
+    # --- error decomposition (issue 14, item 1: polars_metrics.analysis.tide) ---------------
+    def errors(self, confidence: float = 0.5, iou: float = 0.5, *,
+               background_iou: float = _errors.BACKGROUND_IOU,
+               per: str = "feature") -> pl.DataFrame:
+        """TIDE's error types at one cell under COCO matching, and (``per="feature"``) each
+        type's ΔAP: the AP at IoU threshold ``iou`` (every counted detection) gained by fixing
+        that type, per feature and for the mean over features (feature = null). Needs
+        ``pm.evaluate(..., profile="coco", errors=True)``; the rules and every difference from
+        tidecv are in :mod:`polars_metrics.analysis.tide`.
+
+        Examples
+        --------
+        >>> import polars as pl, polars_metrics as pm
+        >>> box = pl.Array(pl.Float64, 4)
+        >>> gt = pl.DataFrame({"image": [1, 1], "feature": ["cat", "dog"],
+        ...                    "bbox": [[0.0, 0, 10, 10], [20.0, 0, 30, 10]]},
+        ...                   schema_overrides={"bbox": box})
+        >>> pd = pl.DataFrame({"image": [1, 1], "feature": ["cat", "cat"],
+        ...                    "bbox": [[0.0, 0, 10, 10], [20.0, 0, 30, 10]],
+        ...                    "confidence": [0.6, 0.9]}, schema_overrides={"bbox": box})
+        >>> ev = pm.evaluate(gt, pd, profile="coco", data_row="image", errors=True)
+        >>> out = ev.errors(0.0, 0.5).filter(pl.col("feature").is_null(), pl.col("count") > 0)
+        >>> out.with_columns(pl.col("delta_ap").round(3)).rows()  # mAP 0.25 -> 1.0
+        [(None, 'classification', 1, 0.75)]
+        """
+        if per not in ("feature", "annotation"):
+            raise ValueError(f"per={per!r}; use 'feature' (counts and ΔAP) or 'annotation'.")
+        if self.by:
+            raise ValueError(
+                "errors() under profile='coco' with by= is not supported: AP (and so ΔAP) is "
+                "not additive over images. Evaluate each slice on its own (filter the tables) "
+                "with errors=True, or use profile='labelbox' for per-slice counts.")
+        c = self._threshold(confidence, s.CONFIDENCE_THRESHOLD)
+        t = self._threshold(iou, s.IOU_THRESHOLD)
+        counts, ann = _tide.coco_error_frames(self.detail, self.tables, self.cube.select(s.FEATURE),
+                                              c=c, t=t, background_iou=background_iou)
+        if per == "annotation":
+            return ann
+        return counts

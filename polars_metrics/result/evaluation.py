@@ -17,6 +17,7 @@ import polars as pl
 
 from polars_metrics import metrics
 from polars_metrics import schema as s
+from polars_metrics.analysis import errors as _errors
 from polars_metrics.errors import PolarsMetricsError, ThresholdError, did_you_mean
 from polars_metrics.io.parquet import write_frames
 from polars_metrics.kinds.polygon import REPAIRS_SCHEMA
@@ -287,6 +288,49 @@ class Evaluation:
     def plot(self):
         """Altair charts of this evaluation; see :class:`polars_metrics.views.plot.PlotAccessor`."""
         return _VIEWS["plot"](self)
+
+    # --- error decomposition (issue 14, item 1: polars_metrics.analysis.errors) ---------------
+    def errors(self, confidence: float = 0.5, iou: float = 0.5, *,
+               background_iou: float = _errors.BACKGROUND_IOU,
+               per: str = "feature") -> pl.DataFrame:
+        """Why each false positive and false negative of one cell is one (TIDE's error types:
+        classification, localization, both, duplicate, background, missed); the rules are in
+        :mod:`polars_metrics.analysis.errors`. ``iou`` is the foreground threshold.
+
+        ``per="feature"``: (*by, feature, error_type, count), one row per feature × type (zeros
+        included) and the totals (feature = null). The prediction-side types sum to the cell's
+        FP per feature; ``missed`` counts the FNs no classification or localization error
+        explains. ``per="annotation"``: one row per FP (side "prediction") and FN (side
+        "ground_truth") with its type, ids, features, confidence and deciding IoU.
+
+        Examples
+        --------
+        >>> import polars as pl, polars_metrics as pm
+        >>> box = pl.Array(pl.Float64, 4)
+        >>> gt = pl.DataFrame({"data_row": ["a", "a"], "feature": ["cat", "dog"],
+        ...                    "bbox": [[0.0, 0, 10, 10], [20.0, 0, 30, 10]]},
+        ...                   schema_overrides={"bbox": box})
+        >>> pd = pl.DataFrame({"data_row": ["a", "a"], "feature": ["cat", "cat"],
+        ...                    "bbox": [[0.0, 0, 10, 4], [20.0, 0, 30, 10]],
+        ...                    "confidence": [0.9, 0.8]}, schema_overrides={"bbox": box})
+        >>> ev = pm.evaluate(gt, pd, profile="labelbox", class_aware=True)
+        >>> ev.errors(0.5, 0.5, per="annotation").select("side", "error_type", "iou").rows()
+        [('prediction', 'localization', 0.4), ('prediction', 'classification', 1.0), ('ground_truth', 'localization', 0.4), ('ground_truth', 'classification', 1.0)]
+        >>> ev.errors(0.5, 0.5).filter(pl.col("feature").is_null(), pl.col("count") > 0).rows()
+        [(None, 'classification', 1), (None, 'localization', 1)]
+        """
+        if per not in ("feature", "annotation"):
+            raise ValueError(f"per={per!r}; use 'feature' (counts) or 'annotation' (one row "
+                             "per false positive and false negative).")
+        c = self._threshold(confidence, s.CONFIDENCE_THRESHOLD)
+        t = self._threshold(iou, s.IOU_THRESHOLD)
+        ci = int(np.flatnonzero(self.confidence_thresholds == c)[0])
+        ti = int(np.flatnonzero(self.iou_thresholds == t)[0])
+        counts, ann = _errors.error_frames(
+            self.detail, self.cube.select(*self.by, s.FEATURE), by=self.by, c=ci, t=ti, fg=t,
+            background_iou=background_iou, strict=self.profile.iou_strict,
+            use_confidence=self.profile.use_confidence)
+        return counts if per == "feature" else ann
 
 
 def finalize(part: PartialResult) -> Evaluation:

@@ -66,7 +66,6 @@ def partial(ground_truth, predictions, *, profile: str | Profile = "labelbox",
         m, tables = match_by_score(prep, pairs, prof), score_ordered_tables
     else:
         m, tables = match(prep, pairs, prof), iou_ordered_tables
-    del pairs  # the match events hold what they need: free the pairs before the big tables
     t3 = time.perf_counter()
     counts, confusion = tables(prep, m)
     data_rows_df = metrics.data_row_table(prep, m, row_true_negatives(prep, m),
@@ -78,7 +77,7 @@ def partial(ground_truth, predictions, *, profile: str | Profile = "labelbox",
         counts=counts, confusion=confusion, data_rows=data_rows_df, excluded=prep.excluded,
         rejects=prep.rejects, repairs=prep.repairs,
         timings=dict(prepare=t1 - t0, pairs=t2 - t1, match=t3 - t2, cube=t4 - t3),
-        detail=Detail.of_run(prep, m),
+        detail=Detail.of_run(prep, m, pairs),  # pairs kept: label-error queues
     )
 
 

@@ -30,6 +30,7 @@ from polars_metrics._kernels.aot import kernel
 from polars_metrics.errors import PolarsMetricsError
 from polars_metrics.matching import Matches, matches_frame
 from polars_metrics.metrics import data_row_feature_table
+from polars_metrics.pairs import Pairs
 from polars_metrics.prepare import Prepared
 from polars_metrics.profiles import Profile
 
@@ -63,15 +64,16 @@ class Detail:
     prep: Prepared | None = None
     matches_arrays: Matches | None = None
     frames: dict[str, Any] = field(default_factory=dict)
+    pairs_arrays: Pairs | None = None  # every (gt, pd) pair with IoU > 0 (label-error queues)
 
     @classmethod
-    def of_run(cls, prep: Prepared, m: Matches) -> Detail:
+    def of_run(cls, prep: Prepared, m: Matches, pairs: Pairs | None = None) -> Detail:
         slim = [c for c in (*prep.keys, s.ID, s.FEATURE, s.CONFIDENCE)]
         gt = dataclasses.replace(prep.gt, frame=prep.gt.frame.select(
             [c for c in slim if c in prep.gt.frame.columns]))
         pd = dataclasses.replace(prep.pd, frame=prep.pd.frame.select(
             [c for c in slim if c in prep.pd.frame.columns]))
-        return cls(dataclasses.replace(prep, gt=gt, pd=pd), m)
+        return cls(dataclasses.replace(prep, gt=gt, pd=pd), m, pairs_arrays=pairs)
 
     def _cached(self, name: str, build) -> Any:
         if name not in self.frames:
@@ -100,6 +102,19 @@ class Detail:
         """(*keys, *by, feature, confidence_threshold, value): the IoU metric per (data row,
         feature, confidence threshold), where defined."""
         return self._cached("iou_values", _iou_value_frame)
+
+    @property
+    def pairs(self) -> pl.DataFrame:
+        """(*keys, gt_id, pd_id, iou, threshold_free): every (ground truth, prediction) pair
+        with IoU > 0 in a data row, across features (``threshold_free``: classification)."""
+        if "pairs" not in self.frames:
+            if self.prep is None or self.pairs_arrays is None:
+                raise PolarsMetricsError(
+                    "this evaluation kept no pairs (they are kept by pm.evaluate / pm.partial "
+                    "and merged only when every part has them); evaluate with pm.evaluate.")
+            self.frames["pairs"] = self.pairs_arrays.frame(self.prep).with_columns(
+                pl.Series("threshold_free", self.pairs_arrays.always))
+        return self.frames["pairs"]
 
     def data_row_features(self, zero_tn: bool) -> pl.DataFrame:
         return self._cached("data_row_features",
@@ -219,6 +234,8 @@ def _details(name: str, values: list[Detail], first: PartialResult) -> Detail:
         "annotations": tuple(pl.concat([d.annotations[i] for d in values]) for i in (0, 1)),
         "iou_values": pl.concat([d.iou_values for d in values]),
     }
+    if all(d.pairs_arrays is not None or "pairs" in d.frames for d in values):
+        frames["pairs"] = pl.concat([d.pairs for d in values])
     return Detail(frames=frames)
 
 

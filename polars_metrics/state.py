@@ -31,7 +31,7 @@ from polars_metrics.errors import PolarsMetricsError
 from polars_metrics.matching import Matches, matches_frame
 from polars_metrics.metrics import data_row_feature_table
 from polars_metrics.pairs import Pairs
-from polars_metrics.prepare import Prepared
+from polars_metrics.prepare import GIVEN, Prepared
 from polars_metrics.profiles import Profile
 
 sequential_segment_sums = kernel("cube", "sequential_segment_sums")
@@ -68,7 +68,7 @@ class Detail:
 
     @classmethod
     def of_run(cls, prep: Prepared, m: Matches, pairs: Pairs | None = None) -> Detail:
-        slim = [c for c in (*prep.keys, s.ID, s.FEATURE, s.CONFIDENCE)]
+        slim = [c for c in (*prep.keys, s.ID, s.FEATURE, s.CONFIDENCE, GIVEN)]
         gt = dataclasses.replace(prep.gt, frame=prep.gt.frame.select(
             [c for c in slim if c in prep.gt.frame.columns]))
         pd = dataclasses.replace(prep.pd, frame=prep.pd.frame.select(
@@ -94,7 +94,8 @@ class Detail:
 
     @property
     def annotations(self) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """The counted ground truths (*keys, id, feature) and predictions (+ confidence)."""
+        """The counted ground truths (*keys, id, feature) and predictions (+ confidence, and
+        ``_confidence_given``: False where the input had none and 1.0 was read)."""
         return self._cached("annotations", _annotation_frames)
 
     @property
@@ -123,7 +124,8 @@ class Detail:
 
 def _annotation_frames(prep: Prepared, m: Matches) -> tuple[pl.DataFrame, pl.DataFrame]:
     cols = [*prep.keys, s.ID, s.FEATURE]
-    return prep.gt.select(*cols), prep.pd.select(*cols, s.CONFIDENCE)
+    given = [GIVEN] if GIVEN in prep.pd.frame.columns else []
+    return prep.gt.select(*cols), prep.pd.select(*cols, s.CONFIDENCE, *given)
 
 
 def _iou_value_frame(prep: Prepared, m: Matches) -> pl.DataFrame:

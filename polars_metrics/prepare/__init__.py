@@ -35,6 +35,7 @@ stable_group_order = kernel("groups", "stable_group_order")
 
 ROW = "_row"      # data-row index among the counted rows, 0..n_rows-1
 SLICE = "_slice"  # slice index, index into Prepared.slices
+GIVEN = "_confidence_given"  # predictions: False where the confidence was missing (read as 1.0)
 
 EXCLUDED_REASONS = ("no ground truth", "no predictions", "no annotations", "not in ground truth")
 
@@ -282,7 +283,8 @@ def _normalize(frame: pl.DataFrame, table: str, keys: Sequence[str], *,
     if is_pd:
         if s.CONFIDENCE not in frame.columns:
             G.refuse_score_like(frame, table)
-            frame = frame.with_columns(pl.lit(1.0, dtype=pl.Float64).alias(s.CONFIDENCE))
+            frame = frame.with_columns(pl.lit(1.0, dtype=pl.Float64).alias(s.CONFIDENCE),
+                                       pl.lit(False).alias(GIVEN))
         elif not frame.schema[s.CONFIDENCE].is_numeric() and frame.schema[s.CONFIDENCE] != pl.Null:
             raise SchemaError(
                 f"{table}.{s.CONFIDENCE} has dtype {frame.schema[s.CONFIDENCE]}; expected Float64 in [0, 1]."
@@ -353,7 +355,9 @@ def _validate(frame: pl.DataFrame, table: str, keys: Sequence[str], on_invalid: 
         checks.extend(c.within(scope) for c in kind(name).checks(table, keys))
     frame, rejects = run_checks(frame, table, keys, checks, on_invalid)
     if is_pd:
-        frame = frame.with_columns(pl.col(s.CONFIDENCE).fill_null(1.0))
+        given = pl.col(GIVEN) if GIVEN in frame.columns else pl.lit(True)
+        frame = frame.with_columns((given & pl.col(s.CONFIDENCE).is_not_null()).alias(GIVEN),
+                                   pl.col(s.CONFIDENCE).fill_null(1.0))
     return frame, rejects
 
 

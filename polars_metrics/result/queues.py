@@ -16,6 +16,7 @@ from polars_metrics.analysis import calibration as _cal
 from polars_metrics.analysis import suspects as _sus
 from polars_metrics.errors import PolarsMetricsError
 from polars_metrics.matching import matched_at
+from polars_metrics.prepare import GIVEN
 
 
 def _need_detail(ev, what: str) -> None:
@@ -33,9 +34,17 @@ def _need_confidence(ev, what: str) -> None:
     pd = ev.detail.annotations[1]
     if not ev.profile.use_confidence or s.CONFIDENCE not in pd.columns:
         raise PolarsMetricsError(
-            f"{what} needs prediction confidences; this evaluation has none (profile "
-            f"{ev.profile.name!r} ignores them, or the predictions had no confidence column). "
-            "Evaluate predictions with a confidence column under a profile that uses it.")
+            f"{what} needs prediction confidences; profile {ev.profile.name!r} ignores them. "
+            "Evaluate under a profile that uses them (e.g. 'labelbox').")
+    if GIVEN in pd.columns and not pd[GIVEN].all():
+        missing = pd.filter(~pl.col(GIVEN))
+        row = missing.row(0, named=True)
+        where = ", ".join(f"{k}={row[k]!r}" for k in ev.keys)
+        raise PolarsMetricsError(
+            f"{what} needs a confidence on every prediction; {missing.height} of {pd.height} "
+            f"predictions have none (predictions.confidence missing or null, read as 1.0 by "
+            f"the metrics), e.g. data row {where}, id {row[s.ID]!r}. Give every prediction its "
+            "model score in predictions.confidence, or leave those predictions out.")
 
 
 def _with_by(ev, frame: pl.DataFrame) -> pl.DataFrame:

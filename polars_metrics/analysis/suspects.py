@@ -17,15 +17,16 @@ reason                    rule                                                  
 ``contradicted``          classifications: a confident answer to a question     confidence
                           the ground truth answers otherwise, and no equal
                           answer
-``loose_box``             a confident prediction whose best same-feature        confidence × (1 − IoU)
+``mislocated``            a confident prediction whose best same-feature        confidence × (1 − IoU)
                           ground truth (uncovered) overlaps with
                           bg <= IoU < fg
 ``spurious_label``        a ground truth no prediction (any feature, any        recall of its feature
                           confidence) overlaps with IoU >= bg                   at (c, fg) elsewhere
 ========================  ====================================================  ==================
 
-A prediction gets at most one reason (``wrong_class`` before ``loose_box``). Every score lies in
-[0, 1]; the queue is sorted by score, descending.
+A prediction gets at most one reason (``wrong_class`` before ``mislocated``). Every score lies in
+[0, 1]; the queue is sorted by score, descending (ties: reason, then data row). ``mislocated``
+reads as a loose or shifted box, polygon, mask or span label.
 
 :func:`uncertain` lists predictions nearest the decision: ``margin`` = min(|confidence − c|,
 |IoU − t|) with IoU the prediction's best same-feature overlap (the IoU term only for geometric
@@ -39,7 +40,7 @@ from polars_metrics import schema as s
 from polars_metrics.errors import PolarsMetricsError
 from polars_metrics.state import Detail
 
-REASONS = ("missing_label", "wrong_class", "contradicted", "loose_box", "spurious_label")
+REASONS = ("missing_label", "wrong_class", "contradicted", "mislocated", "spurious_label")
 REASON_DTYPE = pl.Enum(list(REASONS))
 SCORE, MARGIN = "score", "margin"
 FREE = "threshold_free"
@@ -135,7 +136,7 @@ def suspects(pairs: pl.DataFrame, gt: pl.DataFrame, pd: pl.DataFrame, keys: list
     conf, iou = pl.col(s.CONFIDENCE), pl.col(s.IOU)
     parts = [missing, rows(wrong, "wrong_class", "other", conf * iou),
              rows(contra, "contradicted", "other", conf),
-             rows(loose, "loose_box", "same", conf * (1 - iou)),
+             rows(loose, "mislocated", "same", conf * (1 - iou)),
              _spurious(lp, gt, covered, keys, bg)]
     out = pl.concat(parts, how="vertical_relaxed").with_columns(pl.col(s.REASON).cast(REASON_DTYPE))
     return out.sort([SCORE, s.REASON, *keys], descending=[True, False, *[False] * len(keys)],

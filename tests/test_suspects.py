@@ -47,8 +47,9 @@ def test_each_reason_on_a_hand_built_case():
     assert out.select("reason", "gt_id", "pd_id").with_columns(pl.col("reason").cast(pl.String)).rows() == [
         ("wrong_class", 0, 0), ("missing_label", None, 2), ("mislocated", 1, 1),
         ("spurious_label", 2, None)]
-    # spurious: cat gts are 1, 2, 3, 4; covered (confident cat at IoU >= 0.5): gt 3 only
-    assert out["score"].to_list() == pytest.approx([0.9, 0.7, 0.8 * 0.75, 1 / 4])
+    # spurious: cat gts are 1, 2, 3, 4; covered (confident cat at IoU >= 0.5): gt 3 only;
+    # the score is half the recall
+    assert out["score"].to_list() == pytest.approx([0.9, 0.7, 0.8 * 0.75, 1 / 8])
     assert out["iou"].to_list() == [1.0, None, 0.25, None]
     assert out.row(0, named=True)["gt_feature"] == "dog"
     assert out.row(0, named=True)["pd_feature"] == "cat"

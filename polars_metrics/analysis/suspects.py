@@ -20,9 +20,15 @@ reason                    rule                                                  
 ``mislocated``            a confident prediction whose best same-feature        confidence × (1 − IoU)
                           ground truth (uncovered) overlaps with
                           bg <= IoU < fg
-``spurious_label``        a ground truth no prediction (any feature, any        recall of its feature
-                          confidence) overlaps with IoU >= bg                   at (c, fg) elsewhere
+``spurious_label``        a ground truth no prediction (any feature, any        ½ × recall of its
+                          confidence) overlaps with IoU >= bg                   feature at (c, fg)
 ========================  ====================================================  ==================
+
+The recall of a feature is the share of its ground truths covered: a label no prediction comes
+near is suspect when the model finds the feature elsewhere. It is halved because a model miss
+is the likelier cause, so a ``spurious_label`` ranks below a model-backed reason of equal
+strength (on the benchmark's synthetic data, ``python -m benchmarks suspects``, unhalved they
+filled the top of the queue with model misses).
 
 A prediction gets at most one reason (``wrong_class`` before ``mislocated``). Every score lies in
 [0, 1]; the queue is sorted by score, descending (ties: reason, then data row). ``mislocated``
@@ -43,6 +49,7 @@ from polars_metrics.state import Detail
 REASONS = ("missing_label", "wrong_class", "contradicted", "mislocated", "spurious_label")
 REASON_DTYPE = pl.Enum(list(REASONS))
 SCORE, MARGIN = "score", "margin"
+SPURIOUS_WEIGHT = 0.5  # a spurious_label's score: this times its feature's recall
 FREE = "threshold_free"
 SUSPECT_COLUMNS = (s.REASON, SCORE, s.GT_ID, s.PD_ID, s.GT_FEATURE, s.PD_FEATURE, s.CONFIDENCE,
                    s.IOU)
@@ -148,7 +155,8 @@ def _spurious(lp: pl.DataFrame, gt: pl.DataFrame, covered: pl.DataFrame, keys: l
     near = lp.filter(pl.col(s.IOU) >= bg).select(*keys, s.GT_ID).unique()
     g = gt.select(*keys, pl.col(s.ID).alias(s.GT_ID), pl.col(s.FEATURE).alias(s.GT_FEATURE))
     recall = (g.join(covered, on=[*keys, s.GT_ID], how="left")
-              .group_by(s.GT_FEATURE).agg(pl.col("covered").fill_null(False).mean().alias(SCORE)))
+              .group_by(s.GT_FEATURE).agg(
+                  (SPURIOUS_WEIGHT * pl.col("covered").fill_null(False).mean()).alias(SCORE)))
     return (g.join(near, on=[*keys, s.GT_ID], how="anti", maintain_order="left")
             .join(recall, on=s.GT_FEATURE, how="left", maintain_order="left")
             .select(*keys, pl.lit("spurious_label").alias(s.REASON), pl.col(SCORE).cast(pl.Float64),

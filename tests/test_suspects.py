@@ -192,9 +192,15 @@ def test_uncertain_across_runs():
     assert out.select("gt_id", "n_found", "found_by", "missed_by", "A", "B", "C").rows() == [
         (1, 1, ["A"], ["B", "C"], "dog", "cat", None),
         (2, 1, ["A"], ["B", "C"], "cow", None, None)]
-    other = boxes([("a", "cat", (0, 0, 10, 10))])
-    with pytest.raises(PolarsMetricsError, match="other ground truth"):
+    other = boxes([("a", "dog", (0, 0, 10, 10))])
+    with pytest.raises(PolarsMetricsError, match="other ground truth.*'cat', 'dog'"):
         pm.uncertain_across({"A": evs["A"], "X": pm.evaluate(other, run_a)})
+    # a data row without predictions is excluded from run D: its ground truths count as missed
+    gt2 = pl.concat([gt, boxes([("b", "cat", (0, 0, 10, 10))])]).with_row_index("id")
+    both = pl.concat([run_a, boxes([("b", "cat", (0, 0, 10, 10), 0.9)], conf=True)])
+    out = pm.uncertain_across({"A": pm.evaluate(gt2, both), "D": pm.evaluate(gt2, run_a)})
+    assert out.select("data_row", "gt_id", "found_by", "missed_by").rows() == [
+        ("b", 3, ["A"], ["D"])]
     with pytest.raises(PolarsMetricsError, match="2\\+ runs"):
         pm.uncertain_across({"A": evs["A"]})
 
@@ -206,3 +212,19 @@ def test_merged_partials_keep_the_pairs():
              pm.partial(gt.filter(pl.col("data_row") >= 5), pd.filter(pl.col("data_row") >= 5))]
     merged = pm.finalize(pm.merge(parts)).suspects()
     assert merged.equals(one)
+
+
+def test_readme_section_output_is_current():
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "README.md").read_text()
+    section = text[text.index("## Calibration and label-error queues"):]
+    code, expected = re.search(r"```python\n(.*?)```\s*```\n(.*?)```", section, flags=re.S).groups()
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == expected

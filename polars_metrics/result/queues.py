@@ -112,7 +112,8 @@ def uncertain(ev, confidence: float = 0.5, iou: float = 0.5, *,
 def uncertain_across(evaluations: dict, confidence: float = 0.5, iou: float = 0.5, *,
                      k: int | None = None) -> pl.DataFrame:
     """Ground truths on which several runs (evaluated on the same ground truth) disagree at
-    one cell: found by some and missed by others, or matched to different answers.
+    one cell: found by some and missed by others, or matched to different answers. A data row
+    a run leaves out (e.g. it has no predictions there) counts as missed by that run.
 
     Returns (*keys, gt_id, feature, n_found, found_by, missed_by, <one column per run: the
     feature of the prediction matched to the ground truth, null = none>), most split first.
@@ -133,20 +134,24 @@ def uncertain_across(evaluations: dict, confidence: float = 0.5, iou: float = 0.
         raise PolarsMetricsError("uncertain_across needs {run name: evaluation} for 2+ runs.")
     first = next(iter(evaluations.values()))
     keys = list(first.keys)
-    gt = first.detail.annotations[0]
-    found = {}
+    found, gts = {}, []
     for name, ev in evaluations.items():
         _need_detail(ev, "uncertain_across()")
         if list(ev.keys) != keys:
             raise PolarsMetricsError(f"run {name!r} has data-row key {list(ev.keys)}, not {keys}.")
-        other = ev.detail.annotations[0].select(*keys, s.ID, s.FEATURE)
-        if not other.sort(keys + [s.ID]).equals(gt.select(*keys, s.ID, s.FEATURE).sort(keys + [s.ID])):
-            raise PolarsMetricsError(
-                f"run {name!r} was evaluated on other ground truth than run "
-                f"{next(iter(evaluations))!r}; compare runs on the same ground truth (same data "
-                "rows, ids and features).")
+        gts.append(ev.detail.annotations[0].select(*keys, s.ID, s.FEATURE))
         c = ev._threshold(confidence, s.CONFIDENCE_THRESHOLD)
         t = ev._threshold(iou, s.IOU_THRESHOLD)
         found[str(name)] = matched_at(ev.detail.matches, c, t, ev.profile.iou_strict)
+    # a data row one run leaves out (e.g. no predictions there) counts as missed by it
+    gt = pl.concat(gts).unique(maintain_order=True)
+    clash = gt.filter(pl.len().over(*keys, s.ID) > 1)
+    if clash.height:
+        row = clash.row(0, named=True)
+        raise PolarsMetricsError(
+            f"the runs were evaluated on other ground truth: ground truth id {row[s.ID]!r} on "
+            f"data row {({k: row[k] for k in keys})} has features "
+            f"{sorted(clash.filter(pl.col(s.ID) == row[s.ID])[s.FEATURE].to_list())}; compare "
+            "runs on the same ground truth.")
     out = _with_by(first, _sus.disagreements(found, gt, keys))
     return out if k is None else out.head(k)

@@ -228,3 +228,24 @@ def test_readme_section_output_is_current():
                          timeout=600)
     assert res.returncode == 0, res.stderr
     assert res.stdout == expected
+
+
+def test_benchmark_scoring_and_harness():
+    from benchmarks import suspects as bench
+
+    gt_np, pd_np, kind = bench.detection(40, 0.05, seed=3)
+    source = {int(r[1]): int(r[8]) for r in pd_np if r[8] >= 0}
+    # a queue naming exactly the injected errors scores 1; a deleted gt is named by its pd
+    pd_of = {g: p for p, g in source.items()}
+    perfect = [(None, pd_of[g]) if k == "delete" else (g, None) for g, k in kind.items()
+               if k != "delete" or g in pd_of]
+    found = bench.hits(perfect, source, kind)
+    assert bench.at_k(found, len(kind), len(perfect)) == (1.0, len(perfect) / len(kind))
+    assert bench.at_k([None, *found], len(kind), 2) == (0.5, 1 / len(kind))
+    # the deleted ground truths are gone from the labels, the others are in it
+    assert not {g for g, k in kind.items() if k == "delete"} & set(gt_np[:, 1].astype(int))
+    pytest.importorskip("hotcoco", reason="hotcoco is in the bench extra")
+    pytest.importorskip("cleanlab", reason="cleanlab is in the bench extra")
+    rows = bench.bench_detection(type("A", (), {"images": 40, "rate": 0.05, "seed": 3})())
+    assert [r["method"] for r in rows] == ["polars_metrics suspects", "hotcoco image_diagnostics",
+                                          "cleanlab find_label_issues"]

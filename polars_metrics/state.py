@@ -106,15 +106,15 @@ class Detail:
 
     @property
     def pairs(self) -> pl.DataFrame:
-        """(*keys, gt_id, pd_id, iou, threshold_free): every (ground truth, prediction) pair
-        with IoU > 0 in a data row, across features (``threshold_free``: classification)."""
+        """(*keys, gt_id, pd_id, iou, threshold_free, gt_feature, pd_feature, confidence):
+        every (ground truth, prediction) pair with IoU > 0 in a data row, across features
+        (``threshold_free``: classification), with the prediction's confidence."""
         if "pairs" not in self.frames:
             if self.prep is None or self.pairs_arrays is None:
                 raise PolarsMetricsError(
                     "this evaluation kept no pairs (they are kept by pm.evaluate / pm.partial "
                     "and merged only when every part has them); evaluate with pm.evaluate.")
-            self.frames["pairs"] = self.pairs_arrays.frame(self.prep).with_columns(
-                pl.Series("threshold_free", self.pairs_arrays.always))
+            self.frames["pairs"] = _pairs_frame(self.prep, self.pairs_arrays)
         return self.frames["pairs"]
 
     def data_row_features(self, zero_tn: bool) -> pl.DataFrame:
@@ -126,6 +126,15 @@ def _annotation_frames(prep: Prepared, m: Matches) -> tuple[pl.DataFrame, pl.Dat
     cols = [*prep.keys, s.ID, s.FEATURE]
     given = [GIVEN] if GIVEN in prep.pd.frame.columns else []
     return prep.gt.select(*cols), prep.pd.select(*cols, s.CONFIDENCE, *given)
+
+
+def _pairs_frame(prep: Prepared, pairs: Pairs) -> pl.DataFrame:
+    names = pl.Series(list(prep.features), dtype=pl.String)
+    return pairs.frame(prep).with_columns(
+        pl.Series("threshold_free", pairs.always),
+        names.gather(prep.gt.feat[pairs.gt]).alias(s.GT_FEATURE),
+        names.gather(prep.pd.feat[pairs.pd]).alias(s.PD_FEATURE),
+        prep.pd.column(s.CONFIDENCE).gather(pairs.pd).cast(pl.Float64).alias(s.CONFIDENCE))
 
 
 def _iou_value_frame(prep: Prepared, m: Matches) -> pl.DataFrame:

@@ -31,7 +31,7 @@ strength (on the benchmark's synthetic data, ``python -m benchmarks suspects``, 
 filled the top of the queue with model misses).
 
 A prediction gets at most one reason (``wrong_class`` before ``mislocated``). Every score lies in
-[0, 1]; the queue is sorted by score, descending (ties: reason, then data row). ``mislocated``
+[0, 1]; the queue is sorted by score, descending (ties: reason, data row, gt_id, pd_id). ``mislocated``
 reads as a loose or shifted box, polygon, mask or span label.
 
 :func:`uncertain` lists predictions nearest the decision: ``margin`` = min(|confidence − c|,
@@ -56,28 +56,22 @@ SUSPECT_COLUMNS = (s.REASON, SCORE, s.GT_ID, s.PD_ID, s.GT_FEATURE, s.PD_FEATURE
 
 
 def _pairs_frame(detail: Detail) -> pl.DataFrame:
-    """(*keys, gt_id, pd_id, iou, threshold_free): every pair with IoU > 0, across features
-    (:attr:`polars_metrics.state.Detail.pairs`)."""
+    """(*keys, gt_id, pd_id, iou, threshold_free, gt_feature, pd_feature, confidence): every
+    pair with IoU > 0, across features (:attr:`polars_metrics.state.Detail.pairs`)."""
     return detail.pairs
 
 
-def _labelled_pairs(pairs: pl.DataFrame, gt: pl.DataFrame, pd: pl.DataFrame,
-                    keys: list[str]) -> pl.DataFrame:
-    """pairs + gt_feature, pd_feature, confidence, same (equal features)."""
-    g = gt.select(*keys, pl.col(s.ID).alias(s.GT_ID), pl.col(s.FEATURE).alias(s.GT_FEATURE))
-    p = pd.select(*keys, pl.col(s.ID).alias(s.PD_ID), pl.col(s.FEATURE).alias(s.PD_FEATURE),
-                  pl.col(s.CONFIDENCE).cast(pl.Float64))
-    out = pairs.join(g, on=[*keys, s.GT_ID], how="inner").join(p, on=[*keys, s.PD_ID],
-                                                               how="inner")
-    return out.with_columns((pl.col(s.GT_FEATURE) == pl.col(s.PD_FEATURE)).alias("same"))
+def _labelled_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
+    """pairs + same (equal features)."""
+    return pairs.with_columns((pl.col(s.GT_FEATURE) == pl.col(s.PD_FEATURE)).alias("same"))
 
 
 def _best(pairs: pl.DataFrame, keys: list[str], by_id: str, prefix: str) -> pl.DataFrame:
     """Per annotation (``by_id``), its highest-IoU pair (ties: smallest partner id)."""
     other = s.PD_ID if by_id == s.GT_ID else s.GT_ID
-    top = (pairs.sort([*keys, by_id, s.IOU, other], descending=[*[False] * len(keys), False,
-                                                                 True, False])
-           .unique(subset=[*keys, by_id], keep="first", maintain_order=True))
+    # sorted on the numbers only; ``unique`` keeps each annotation's first row in that order
+    top = (pairs.sort([s.IOU, other], descending=[True, False])
+           .unique(subset=[*keys, by_id], keep="first"))
     return top.select(*keys, by_id, pl.col(other).alias(f"{prefix}_{other}"),
                       pl.col(s.IOU).alias(f"{prefix}_iou"), pl.col(FREE).alias(f"{prefix}_free"))
 
@@ -96,13 +90,14 @@ def suspects(pairs: pl.DataFrame, gt: pl.DataFrame, pd: pl.DataFrame, keys: list
     >>> pd = pl.DataFrame({"data_row": ["a", "a"], "id": [0, 1], "feature": ["cat", "cat"],
     ...                    "confidence": [0.9, 0.8]})
     >>> pairs = pl.DataFrame({"data_row": ["a"], "gt_id": [0], "pd_id": [0], "iou": [0.8],
-    ...                       "threshold_free": [False]})
+    ...                       "threshold_free": [False], "gt_feature": ["dog"],
+    ...                       "pd_feature": ["cat"], "confidence": [0.9]})
     >>> suspects(pairs, gt, pd, ["data_row"]).select("reason", "score", "gt_id", "pd_id").rows()
     [('missing_label', 0.8, None, 1), ('wrong_class', 0.7200000000000001, 0, 0)]
     """
     if not 0 <= bg <= fg <= 1:
         raise ValueError(f"need 0 <= bg <= fg <= 1; got bg={bg}, fg={fg}.")
-    lp = _labelled_pairs(pairs, gt, pd, keys)
+    lp = _labelled_pairs(pairs)
     confident = pd.filter(pl.col(s.CONFIDENCE) >= confidence).select(
         *keys, pl.col(s.ID).alias(s.PD_ID), pl.col(s.FEATURE).alias(s.PD_FEATURE),
         pl.col(s.CONFIDENCE).cast(pl.Float64))
@@ -146,8 +141,8 @@ def suspects(pairs: pl.DataFrame, gt: pl.DataFrame, pd: pl.DataFrame, keys: list
              rows(loose, "mislocated", "same", conf * (1 - iou)),
              _spurious(lp, gt, covered, keys, bg)]
     out = pl.concat(parts, how="vertical_relaxed").with_columns(pl.col(s.REASON).cast(REASON_DTYPE))
-    return out.sort([SCORE, s.REASON, *keys], descending=[True, False, *[False] * len(keys)],
-                    nulls_last=True, maintain_order=True)
+    order = [SCORE, s.REASON, *keys, s.GT_ID, s.PD_ID]
+    return out.sort(order, descending=[True, *[False] * (len(order) - 1)], nulls_last=True)
 
 
 def _spurious(lp: pl.DataFrame, gt: pl.DataFrame, covered: pl.DataFrame, keys: list[str],
@@ -181,14 +176,15 @@ def uncertain(pairs: pl.DataFrame, gt: pl.DataFrame, pd: pl.DataFrame, matched: 
     >>> pd = pl.DataFrame({"data_row": ["a", "a"], "id": [0, 1], "feature": ["cat", "cat"],
     ...                    "confidence": [0.9, 0.45]})
     >>> pairs = pl.DataFrame({"data_row": ["a"], "gt_id": [0], "pd_id": [0], "iou": [0.52],
-    ...                       "threshold_free": [False]})
+    ...                       "threshold_free": [False], "gt_feature": ["cat"],
+    ...                       "pd_feature": ["cat"], "confidence": [0.9]})
     >>> m = pl.DataFrame({"data_row": ["a"], "gt_id": [0], "pd_id": [0], "gt_feature": ["cat"],
     ...                   "pd_feature": ["cat"]})
     >>> out = uncertain(pairs, gt, pd, m, ["data_row"], 0.5, 0.5)
     >>> out.select("pd_id", "tp", "margin").with_columns(pl.col("margin").round(6)).rows()
     [(0, True, 0.02), (1, False, 0.05)]
     """
-    lp = _labelled_pairs(pairs, gt, pd, keys).filter(pl.col("same") & ~pl.col(FREE))
+    lp = _labelled_pairs(pairs).filter(pl.col("same") & ~pl.col(FREE))
     best = _best(lp, keys, s.PD_ID, "best")
     tp = (matched.filter(pl.col(s.GT_FEATURE) == pl.col(s.PD_FEATURE))
           .select(*keys, s.PD_ID).unique().with_columns(pl.lit(True).alias(s.TP)))
@@ -198,12 +194,13 @@ def uncertain(pairs: pl.DataFrame, gt: pl.DataFrame, pd: pl.DataFrame, matched: 
            .join(tp, on=[*keys, s.PD_ID], how="left", maintain_order="left"))
     conf_m = (pl.col(s.CONFIDENCE) - confidence).abs()
     iou_m = (pl.col(s.IOU) - iou).abs()
-    return out.select(
+    out = out.select(
         *keys, s.PD_ID, s.PD_FEATURE, s.CONFIDENCE, pl.col("best_gt_id").alias(s.GT_ID),
         pl.col("best_iou").alias(s.IOU), (pl.col(s.CONFIDENCE) >= confidence).alias("kept"),
         pl.col(s.TP).fill_null(False),
-    ).with_columns(pl.min_horizontal(conf_m, iou_m).alias(MARGIN)).sort(
-        [MARGIN, *keys, s.PD_ID], nulls_last=True, maintain_order=True)
+    ).with_columns(pl.min_horizontal(conf_m, iou_m).alias(MARGIN))
+    # ties keep the predictions' data-row order (a sort on the margin alone: fast)
+    return out.sort(MARGIN, maintain_order=True)
 
 
 def disagreements(found: dict[str, pl.DataFrame], gt: pl.DataFrame,

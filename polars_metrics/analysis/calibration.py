@@ -54,13 +54,14 @@ def prediction_flags(predictions: pl.DataFrame, matched: pl.DataFrame, keys: lis
             f"on {conf.null_count()} row(s), e.g. data row "
             f"{ {k: row[k] for k in keys} } id {row[s.ID]!r}. Give every prediction a confidence "
             "(or leave the predictions without one out of the calibration).")
+    # an annotation is (keys, id, feature): a checklist's options share their row's id
     tp = (matched.filter(pl.col(s.GT_FEATURE) == pl.col(s.PD_FEATURE))
-          .select(*keys, pl.col(s.PD_ID).alias(s.ID)).unique()
-          .with_columns(pl.lit(True).alias(CORRECT)))
+          .select(*keys, pl.col(s.PD_ID).alias(s.ID), pl.col(s.PD_FEATURE).alias(s.FEATURE))
+          .unique().with_columns(pl.lit(True).alias(CORRECT)))
     if tp.schema[s.ID] != predictions.schema[s.ID]:
         tp = tp.with_columns(pl.col(s.ID).cast(predictions.schema[s.ID]))
     out = predictions.filter(pl.col(s.CONFIDENCE) >= lowest).join(
-        tp, on=[*keys, s.ID], how="left", maintain_order="left")
+        tp, on=[*keys, s.ID, s.FEATURE], how="left", maintain_order="left")
     return out.with_columns(pl.col(CORRECT).fill_null(False),
                             pl.col(s.CONFIDENCE).cast(pl.Float64))
 

@@ -49,6 +49,7 @@ from polars_metrics.state import Detail
 REASONS = ("missing_label", "wrong_class", "contradicted", "mislocated", "spurious_label")
 REASON_DTYPE = pl.Enum(list(REASONS))
 SCORE, MARGIN = "score", "margin"
+GT, PD = (s.GT_ID, s.GT_FEATURE), (s.PD_ID, s.PD_FEATURE)  # an annotation: id and feature
 SPURIOUS_WEIGHT = 0.5  # a spurious_label's score: this times its feature's recall
 FREE = "threshold_free"
 SUSPECT_COLUMNS = (s.REASON, SCORE, s.GT_ID, s.PD_ID, s.GT_FEATURE, s.PD_FEATURE, s.CONFIDENCE,
@@ -66,13 +67,16 @@ def _labelled_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
     return pairs.with_columns((pl.col(s.GT_FEATURE) == pl.col(s.PD_FEATURE)).alias("same"))
 
 
-def _best(pairs: pl.DataFrame, keys: list[str], by_id: str, prefix: str) -> pl.DataFrame:
-    """Per annotation (``by_id``), its highest-IoU pair (ties: smallest partner id)."""
-    other = s.PD_ID if by_id == s.GT_ID else s.GT_ID
+def _best(pairs: pl.DataFrame, keys: list[str], side: str, prefix: str) -> pl.DataFrame:
+    """Per annotation of ``side`` ("pd" | "gt"), its highest-IoU pair (ties: smallest partner
+    id): (*keys, own id, own feature, <prefix>_<partner id>, <prefix>_<partner feature>,
+    <prefix>_iou, <prefix>_free). An annotation is (keys, id, feature): a checklist's options
+    share their row's id."""
+    own, other = (PD, GT) if side == "pd" else (GT, PD)
     # sorted on the numbers only; ``unique`` keeps each annotation's first row in that order
-    top = (pairs.sort([s.IOU, other], descending=[True, False])
-           .unique(subset=[*keys, by_id], keep="first"))
-    return top.select(*keys, by_id, pl.col(other).alias(f"{prefix}_{other}"),
+    top = (pairs.sort([s.IOU, other[0]], descending=[True, False])
+           .unique(subset=[*keys, *own], keep="first"))
+    return top.select(*keys, *own, *[pl.col(c).alias(f"{prefix}_{c}") for c in other],
                       pl.col(s.IOU).alias(f"{prefix}_iou"), pl.col(FREE).alias(f"{prefix}_free"))
 
 
@@ -103,20 +107,17 @@ def suspects(pairs: pl.DataFrame, gt: pl.DataFrame, pd: pl.DataFrame, keys: list
         pl.col(s.CONFIDENCE).cast(pl.Float64))
     hits = lp.filter(pl.col("same") & (pl.col(s.CONFIDENCE) >= confidence)
                      & (pl.col(FREE) | (pl.col(s.IOU) >= fg)))
-    covered = hits.select(*keys, s.GT_ID).unique().with_columns(pl.lit(True).alias("covered"))
-    lp = lp.join(covered, on=[*keys, s.GT_ID], how="left").with_columns(
+    covered = hits.select(*keys, *GT).unique().with_columns(pl.lit(True).alias("covered"))
+    lp = lp.join(covered, on=[*keys, *GT], how="left").with_columns(
         pl.col("covered").fill_null(False))
-    anyb = lp.group_by(*keys, s.PD_ID).agg(pl.col(s.IOU).max().alias("any_iou"))
-    same = _best(lp.filter(pl.col("same") & ~pl.col("covered")), keys, s.PD_ID, "same")
-    own = lp.filter(pl.col("same")).group_by(*keys, s.PD_ID).agg(
-        pl.col(s.IOU).max().alias("own_iou"))
-    other = _best(lp.filter(~pl.col("same") & ~pl.col("covered")), keys, s.PD_ID, "other")
-    c = (confident.join(anyb, on=[*keys, s.PD_ID], how="left")
-         .join(own, on=[*keys, s.PD_ID], how="left")
-         .join(same, on=[*keys, s.PD_ID], how="left")
-         .join(other, on=[*keys, s.PD_ID], how="left")
+    on = [*keys, *PD]
+    anyb = lp.group_by(on).agg(pl.col(s.IOU).max().alias("any_iou"))
+    same = _best(lp.filter(pl.col("same") & ~pl.col("covered")), keys, "pd", "same")
+    own = lp.filter(pl.col("same")).group_by(on).agg(pl.col(s.IOU).max().alias("own_iou"))
+    other = _best(lp.filter(~pl.col("same") & ~pl.col("covered")), keys, "pd", "other")
+    c = (confident.join(anyb, on=on, how="left").join(own, on=on, how="left")
+         .join(same, on=on, how="left").join(other, on=on, how="left")
          .with_columns(pl.col("any_iou", "own_iou").fill_null(0.0)))
-    gfeat = gt.select(*keys, pl.col(s.ID).alias(s.GT_ID), pl.col(s.FEATURE).alias(s.GT_FEATURE))
     missing = c.filter(pl.col("any_iou") < bg).select(
         *keys, pl.lit("missing_label").alias(s.REASON), pl.col(s.CONFIDENCE).alias(SCORE),
         pl.lit(None, dtype=gt.schema[s.ID]).alias(s.GT_ID), s.PD_ID,
@@ -125,34 +126,33 @@ def suspects(pairs: pl.DataFrame, gt: pl.DataFrame, pd: pl.DataFrame, keys: list
     wrong = c.filter((pl.col("other_iou") >= fg) & (pl.col("own_iou") < fg) & ~pl.col("other_free"))
     contra = c.filter(pl.col("other_free") & (pl.col("own_iou") == 0))
     loose = c.filter(~pl.col("same_free") & (pl.col("same_iou") >= bg) & (pl.col("same_iou") < fg)
-                     & (pl.col("own_iou") < fg)).join(wrong.select(*keys, s.PD_ID),
-                                                     on=[*keys, s.PD_ID], how="anti")
+                     & (pl.col("own_iou") < fg)).join(wrong.select(on), on=on, how="anti")
 
     def rows(frame, reason, prefix, score):
-        return frame.select(*keys, pl.col(f"{prefix}_gt_id").alias(s.GT_ID), s.PD_ID,
-                            s.PD_FEATURE, s.CONFIDENCE, pl.col(f"{prefix}_iou").alias(s.IOU)
-                            ).join(gfeat, on=[*keys, s.GT_ID], how="left").select(
-            *keys, pl.lit(reason).alias(s.REASON), score.alias(SCORE), s.GT_ID, s.PD_ID,
-            s.GT_FEATURE, s.PD_FEATURE, s.CONFIDENCE, s.IOU)
+        return frame.select(
+            *keys, pl.lit(reason).alias(s.REASON), score.alias(SCORE),
+            pl.col(f"{prefix}_{s.GT_ID}").alias(s.GT_ID), s.PD_ID,
+            pl.col(f"{prefix}_{s.GT_FEATURE}").alias(s.GT_FEATURE), s.PD_FEATURE, s.CONFIDENCE,
+            pl.col(f"{prefix}_iou").alias(s.IOU))
 
-    conf, iou = pl.col(s.CONFIDENCE), pl.col(s.IOU)
-    parts = [missing, rows(wrong, "wrong_class", "other", conf * iou),
+    conf = pl.col(s.CONFIDENCE)
+    parts = [missing, rows(wrong, "wrong_class", "other", conf * pl.col("other_iou")),
              rows(contra, "contradicted", "other", conf),
-             rows(loose, "mislocated", "same", conf * (1 - iou)),
+             rows(loose, "mislocated", "same", conf * (1 - pl.col("same_iou"))),
              _spurious(lp, gt, covered, keys, bg)]
     out = pl.concat(parts, how="vertical_relaxed").with_columns(pl.col(s.REASON).cast(REASON_DTYPE))
-    order = [SCORE, s.REASON, *keys, s.GT_ID, s.PD_ID]
+    order = [SCORE, s.REASON, *keys, s.GT_ID, s.PD_ID, s.GT_FEATURE, s.PD_FEATURE]
     return out.sort(order, descending=[True, *[False] * (len(order) - 1)], nulls_last=True)
 
 
 def _spurious(lp: pl.DataFrame, gt: pl.DataFrame, covered: pl.DataFrame, keys: list[str],
               bg: float) -> pl.DataFrame:
-    near = lp.filter(pl.col(s.IOU) >= bg).select(*keys, s.GT_ID).unique()
+    near = lp.filter(pl.col(s.IOU) >= bg).select(*keys, *GT).unique()
     g = gt.select(*keys, pl.col(s.ID).alias(s.GT_ID), pl.col(s.FEATURE).alias(s.GT_FEATURE))
-    recall = (g.join(covered, on=[*keys, s.GT_ID], how="left")
+    recall = (g.join(covered, on=[*keys, *GT], how="left")
               .group_by(s.GT_FEATURE).agg(
                   (SPURIOUS_WEIGHT * pl.col("covered").fill_null(False).mean()).alias(SCORE)))
-    return (g.join(near, on=[*keys, s.GT_ID], how="anti", maintain_order="left")
+    return (g.join(near, on=[*keys, *GT], how="anti", maintain_order="left")
             .join(recall, on=s.GT_FEATURE, how="left", maintain_order="left")
             .select(*keys, pl.lit("spurious_label").alias(s.REASON), pl.col(SCORE).cast(pl.Float64),
                     s.GT_ID, pl.lit(None, dtype=lp.schema[s.PD_ID]).alias(s.PD_ID), s.GT_FEATURE,
@@ -185,13 +185,14 @@ def uncertain(pairs: pl.DataFrame, gt: pl.DataFrame, pd: pl.DataFrame, matched: 
     [(0, True, 0.02), (1, False, 0.05)]
     """
     lp = _labelled_pairs(pairs).filter(pl.col("same") & ~pl.col(FREE))
-    best = _best(lp, keys, s.PD_ID, "best")
+    best = _best(lp, keys, "pd", "best")
     tp = (matched.filter(pl.col(s.GT_FEATURE) == pl.col(s.PD_FEATURE))
-          .select(*keys, s.PD_ID).unique().with_columns(pl.lit(True).alias(s.TP)))
+          .select(*keys, *PD).unique().with_columns(pl.lit(True).alias(s.TP)))
+    on = [*keys, *PD]
     out = (pd.select(*keys, pl.col(s.ID).alias(s.PD_ID), pl.col(s.FEATURE).alias(s.PD_FEATURE),
                      pl.col(s.CONFIDENCE).cast(pl.Float64))
-           .join(best, on=[*keys, s.PD_ID], how="left", maintain_order="left")
-           .join(tp, on=[*keys, s.PD_ID], how="left", maintain_order="left"))
+           .join(best, on=on, how="left", maintain_order="left")
+           .join(tp, on=on, how="left", maintain_order="left"))
     conf_m = (pl.col(s.CONFIDENCE) - confidence).abs()
     iou_m = (pl.col(s.IOU) - iou).abs()
     out = out.select(
@@ -208,14 +209,16 @@ def disagreements(found: dict[str, pl.DataFrame], gt: pl.DataFrame,
     """Ground truths on which runs disagree: (*keys, gt_id, feature, n_found, found_by,
     missed_by, <one column per run: the feature of the prediction matched to it, null =
     missed>), the most split first. ``found[run]``: the matched pairs of that run at the cell
-    (*keys, gt_id, pd_feature); a ground truth is found when matched to its own feature.
+    (*keys, gt_id, gt_feature, pd_feature); a ground truth is found when matched to its own
+    feature.
     Rows where every run gives the same answer are left out.
 
     Examples
     --------
     >>> gt = pl.DataFrame({"data_row": ["a", "a"], "id": [0, 1], "feature": ["cat", "dog"]})
-    >>> a = pl.DataFrame({"data_row": ["a", "a"], "gt_id": [0, 1], "pd_feature": ["cat", "dog"]})
-    >>> b = pl.DataFrame({"data_row": ["a"], "gt_id": [1], "pd_feature": ["dog"]})
+    >>> a = pl.DataFrame({"data_row": ["a", "a"], "gt_id": [0, 1], "gt_feature": ["cat", "dog"],
+    ...                   "pd_feature": ["cat", "dog"]})
+    >>> b = pl.DataFrame({"data_row": ["a"], "gt_id": [1], "gt_feature": ["dog"], "pd_feature": ["dog"]})
     >>> disagreements({"A": a, "B": b}, gt, ["data_row"]).select("gt_id", "found_by", "B").rows()
     [(0, ['A'], None)]
     """
@@ -226,9 +229,10 @@ def disagreements(found: dict[str, pl.DataFrame], gt: pl.DataFrame,
     for name in names:
         if name in out.columns:
             raise PolarsMetricsError(f"run name {name!r} clashes with a column; rename the run.")
-        m = found[name].select(*keys, s.GT_ID, pl.col(s.PD_FEATURE).alias(name)).unique(
-            subset=[*keys, s.GT_ID], keep="first", maintain_order=True)
-        out = out.join(m, on=[*keys, s.GT_ID], how="left", maintain_order="left")
+        m = found[name].select(*keys, s.GT_ID, pl.col(s.GT_FEATURE).alias(s.FEATURE),
+                               pl.col(s.PD_FEATURE).alias(name)).unique(
+            subset=[*keys, s.GT_ID, s.FEATURE], keep="first", maintain_order=True)
+        out = out.join(m, on=[*keys, s.GT_ID, s.FEATURE], how="left", maintain_order="left")
     hit = [pl.col(n).eq_missing(pl.col(s.FEATURE)) for n in names]
     n = len(names)
     out = out.with_columns(
@@ -240,5 +244,5 @@ def disagreements(found: dict[str, pl.DataFrame], gt: pl.DataFrame,
         pl.concat_list(names).list.n_unique().alias("_answers"),
     ).filter((pl.col("_answers") > 1) | ((pl.col("n_found") > 0) & (pl.col("n_found") < n)))
     split = (pl.col("n_found") - n / 2).abs()
-    return out.sort([split, *keys, s.GT_ID], maintain_order=True).select(
+    return out.sort([split, *keys, s.GT_ID, s.FEATURE], maintain_order=True).select(
         *keys, s.GT_ID, s.FEATURE, "n_found", "found_by", "missed_by", *names)

@@ -35,7 +35,7 @@ stable_group_order = kernel("groups", "stable_group_order")
 
 ROW = "_row"      # data-row index among the counted rows, 0..n_rows-1
 SLICE = "_slice"  # slice index, index into Prepared.slices
-GIVEN = "_confidence_given"  # predictions: False where the confidence was missing (read as 1.0)
+GIVEN = s.CONFIDENCE_GIVEN  # predictions: False where the confidence was missing (read as 1.0)
 
 EXCLUDED_REASONS = ("no ground truth", "no predictions", "no annotations", "not in ground truth")
 

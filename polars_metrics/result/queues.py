@@ -134,24 +134,26 @@ def uncertain_across(evaluations: dict, confidence: float = 0.5, iou: float = 0.
         raise PolarsMetricsError("uncertain_across needs {run name: evaluation} for 2+ runs.")
     first = next(iter(evaluations.values()))
     keys = list(first.keys)
-    found, gts = {}, []
+    found, gts = {}, {}
     for name, ev in evaluations.items():
         _need_detail(ev, "uncertain_across()")
         if list(ev.keys) != keys:
             raise PolarsMetricsError(f"run {name!r} has data-row key {list(ev.keys)}, not {keys}.")
-        gts.append(ev.detail.annotations[0].select(*keys, s.ID, s.FEATURE))
+        gts[name] = ev.detail.annotations[0].select(*keys, s.ID, s.FEATURE)
         c = ev._threshold(confidence, s.CONFIDENCE_THRESHOLD)
         t = ev._threshold(iou, s.IOU_THRESHOLD)
         found[str(name)] = matched_at(ev.detail.matches, c, t, ev.profile.iou_strict)
+    names = list(gts)
+    for name in names[1:]:  # the same ground truth on the data rows both runs count
+        common = gts[names[0]].select(keys).unique().join(
+            gts[name].select(keys).unique(), on=keys, how="semi")
+        a, b = (gts[n].join(common, on=keys, how="semi").sort(pl.all()) for n in (names[0], name))
+        if not a.equals(b):
+            raise PolarsMetricsError(
+                f"runs {names[0]!r} and {name!r} were evaluated on other ground truth (the "
+                "annotations of data rows both count differ); compare runs on the same ground "
+                "truth.")
     # a data row one run leaves out (e.g. no predictions there) counts as missed by it
-    gt = pl.concat(gts).unique(maintain_order=True)
-    clash = gt.filter(pl.len().over(*keys, s.ID) > 1)
-    if clash.height:
-        row = clash.row(0, named=True)
-        raise PolarsMetricsError(
-            f"the runs were evaluated on other ground truth: ground truth id {row[s.ID]!r} on "
-            f"data row {({k: row[k] for k in keys})} has features "
-            f"{sorted(clash.filter(pl.col(s.ID) == row[s.ID])[s.FEATURE].to_list())}; compare "
-            "runs on the same ground truth.")
+    gt = pl.concat(list(gts.values())).unique(maintain_order=True)
     out = _with_by(first, _sus.disagreements(found, gt, keys))
     return out if k is None else out.head(k)

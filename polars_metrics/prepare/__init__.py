@@ -290,7 +290,8 @@ def _normalize(frame: pl.DataFrame, table: str, keys: Sequence[str], *,
                 f"{table}.{s.CONFIDENCE} has dtype {frame.schema[s.CONFIDENCE]}; expected Float64 in [0, 1]."
             )
         else:
-            frame = frame.with_columns(pl.col(s.CONFIDENCE).cast(pl.Float64))
+            frame = frame.with_columns(pl.col(s.CONFIDENCE).cast(pl.Float64),
+                                       pl.col(s.CONFIDENCE).is_not_null().alias(GIVEN))
     return frame, found_repairs
 
 
@@ -355,9 +356,7 @@ def _validate(frame: pl.DataFrame, table: str, keys: Sequence[str], on_invalid: 
         checks.extend(c.within(scope) for c in kind(name).checks(table, keys))
     frame, rejects = run_checks(frame, table, keys, checks, on_invalid)
     if is_pd:
-        given = pl.col(GIVEN) if GIVEN in frame.columns else pl.lit(True)
-        frame = frame.with_columns((given & pl.col(s.CONFIDENCE).is_not_null()).alias(GIVEN),
-                                   pl.col(s.CONFIDENCE).fill_null(1.0))
+        frame = frame.with_columns(pl.col(s.CONFIDENCE).fill_null(1.0))
     return frame, rejects
 
 

@@ -677,6 +677,11 @@ def write_results(out_dir: Path, env: dict[str, Any], rows: list[dict[str, Any]]
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["suspects"]:  # label-error queues vs cleanlab / hotcoco (issue 14)
+        from benchmarks.suspects import main as suspects_main
+
+        return suspects_main(argv[1:])
     args = parse_args(argv)
     if args.report_only:
         saved = json.loads((args.out / "results.json").read_text())

@@ -136,7 +136,7 @@ def run_errors_benchmark(gt: pl.DataFrame, pd: pl.DataFrame, *, repeat: int = 3,
                  "seconds": t_err, "parity": "-"})
     lb = pm.evaluate(gt, pd)
     t_lb, _ = _best(lambda: lb.errors(0.5, 0.5), repeat)
-    pairs = lb.detail.pairs
+    pairs = lb.detail.pairs_arrays
     mb = sum(a.nbytes for a in (pairs.off, pairs.gt, pairs.pd, pairs.iou, pairs.always)) / 1e6
     rows.append({"library": "polars_metrics (labelbox)", "what": "errors() alone (counts)",
                  "seconds": t_lb, "parity": f"pairs kept: {len(pairs):,} = {mb:.1f} MB"})

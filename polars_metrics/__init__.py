@@ -38,6 +38,7 @@ from polars_metrics.pipeline import partial
 from polars_metrics.profiles import PROFILES, CocoOptions, Profile, SdkOptions, get_profile
 from polars_metrics.result import FINE_CONFIDENCE_THRESHOLDS, Evaluation, finalize
 from polars_metrics.result.coco import CocoEvaluation
+from polars_metrics.result.queues import uncertain_across  # issue 14: runs that disagree
 from polars_metrics.schema import (
     BBOX_DTYPE,
     LINE_DTYPE,
@@ -81,6 +82,7 @@ def __dir__() -> list[str]:
 __all__ = [
     # evaluate, and the additive contract behind streaming / distribution
     "evaluate", "partial", "merge", "finalize", "Evaluation", "CocoEvaluation", "PartialResult",
+    "uncertain_across",
     "FINE_CONFIDENCE_THRESHOLDS", "pairwise_iou", "state", "synthetic",
     # views: Altair charts and the self-contained HTML report
     "plot", "report",

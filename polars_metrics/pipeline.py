@@ -77,7 +77,7 @@ def partial(ground_truth, predictions, *, profile: str | Profile = "labelbox",
         counts=counts, confusion=confusion, data_rows=data_rows_df, excluded=prep.excluded,
         rejects=prep.rejects, repairs=prep.repairs,
         timings=dict(prepare=t1 - t0, pairs=t2 - t1, match=t3 - t2, cube=t4 - t3),
-        detail=Detail.of_run(prep, m, pairs),  # pairs kept for ev.errors()
+        detail=Detail.of_run(prep, m, pairs),  # pairs kept: ev.errors(), label-error queues
         questions=QuestionState.of_run(prep),
     )
 

@@ -29,6 +29,7 @@ QUESTION = "question"
 ANSWER = "answer"
 ANSWERS = "answers"
 ANSWER_CONFIDENCES = "answer_confidences"  # checklist: per-option confidence, aligned with answers
+CONFIDENCE_GIVEN = "_confidence_given"  # prepared predictions: False where none was given (1.0 read)
 IS_CROWD = "is_crowd"
 AREA = "area"
 IGNORE = "ignore"

@@ -31,7 +31,7 @@ from polars_metrics.errors import PolarsMetricsError
 from polars_metrics.matching import Matches, matches_frame
 from polars_metrics.metrics import data_row_feature_table
 from polars_metrics.pairs import Pairs
-from polars_metrics.prepare import Prepared
+from polars_metrics.prepare import GIVEN, Prepared
 from polars_metrics.profiles import Profile
 from polars_metrics.true_negatives import (
     QuestionState,
@@ -72,17 +72,18 @@ class Detail:
     prep: Prepared | None = None
     matches_arrays: Matches | None = None
     frames: dict[str, Any] = field(default_factory=dict)
-    # every (gt, pd) pair with IoU > 0 of the run, for ev.errors() (~14 MB at 5k images)
-    pairs: Pairs | None = None
+    # every (gt, pd) pair with IoU > 0 of the run: ev.errors(), the label-error queues
+    # (~14 MB at 5k images)
+    pairs_arrays: Pairs | None = None
 
     @classmethod
     def of_run(cls, prep: Prepared, m: Matches | None, pairs: Pairs | None = None) -> Detail:
-        slim = [c for c in (*prep.keys, s.ID, s.FEATURE, s.CONFIDENCE)]
+        slim = [c for c in (*prep.keys, s.ID, s.FEATURE, s.CONFIDENCE, GIVEN)]
         gt = dataclasses.replace(prep.gt, frame=prep.gt.frame.select(
             [c for c in slim if c in prep.gt.frame.columns]))
         pd = dataclasses.replace(prep.pd, frame=prep.pd.frame.select(
             [c for c in slim if c in prep.pd.frame.columns]))
-        return cls(dataclasses.replace(prep, gt=gt, pd=pd), m, pairs=pairs)
+        return cls(dataclasses.replace(prep, gt=gt, pd=pd), m, pairs_arrays=pairs)
 
     def _cached(self, name: str, build) -> Any:
         if name not in self.frames:
@@ -103,7 +104,8 @@ class Detail:
 
     @property
     def annotations(self) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """The counted ground truths (*keys, id, feature) and predictions (+ confidence)."""
+        """The counted ground truths (*keys, id, feature) and predictions (+ confidence, and
+        ``_confidence_given``: False where the input had none and 1.0 was read)."""
         return self._cached("annotations", _annotation_frames)
 
     @property
@@ -112,6 +114,19 @@ class Detail:
         feature, confidence threshold), where defined."""
         return self._cached("iou_values", _iou_value_frame)
 
+    @property
+    def pairs(self) -> pl.DataFrame:
+        """(*keys, gt_id, pd_id, iou, threshold_free, gt_feature, pd_feature, confidence):
+        every (ground truth, prediction) pair with IoU > 0 in a data row, across features
+        (``threshold_free``: classification), with the prediction's confidence."""
+        if "pairs" not in self.frames:
+            if self.prep is None or self.pairs_arrays is None:
+                raise PolarsMetricsError(
+                    "this evaluation kept no pairs (they are kept by pm.evaluate / pm.partial "
+                    "and merged only when every part has them); evaluate with pm.evaluate.")
+            self.frames["pairs"] = _pairs_frame(self.prep, self.pairs_arrays)
+        return self.frames["pairs"]
+
     def data_row_features(self, zero_tn: bool) -> pl.DataFrame:
         return self._cached("data_row_features",
                             lambda p, m: data_row_feature_table(p, m, zero_tn=zero_tn))
@@ -119,7 +134,17 @@ class Detail:
 
 def _annotation_frames(prep: Prepared, m: Matches) -> tuple[pl.DataFrame, pl.DataFrame]:
     cols = [*prep.keys, s.ID, s.FEATURE]
-    return prep.gt.select(*cols), prep.pd.select(*cols, s.CONFIDENCE)
+    given = [GIVEN] if GIVEN in prep.pd.frame.columns else []
+    return prep.gt.select(*cols), prep.pd.select(*cols, s.CONFIDENCE, *given)
+
+
+def _pairs_frame(prep: Prepared, pairs: Pairs) -> pl.DataFrame:
+    names = pl.Series(list(prep.features), dtype=pl.String)
+    return pairs.frame(prep).with_columns(
+        pl.Series("threshold_free", pairs.always),
+        names.gather(prep.gt.feat[pairs.gt]).alias(s.GT_FEATURE),
+        names.gather(prep.pd.feat[pairs.pd]).alias(s.PD_FEATURE),
+        prep.pd.column(s.CONFIDENCE).gather(pairs.pd).cast(pl.Float64).alias(s.CONFIDENCE))
 
 
 def _iou_value_frame(prep: Prepared, m: Matches) -> pl.DataFrame:
@@ -257,6 +282,8 @@ def _details(name: str, values: list[Detail], first: PartialResult) -> Detail:
         "annotations": tuple(pl.concat([d.annotations[i] for d in values]) for i in (0, 1)),
         "iou_values": pl.concat([d.iou_values for d in values]),
     }
+    if all(d.pairs_arrays is not None or "pairs" in d.frames for d in values):
+        frames["pairs"] = pl.concat([d.pairs for d in values])
     return Detail(frames=frames)
 
 

@@ -65,7 +65,9 @@ def test_the_evaluation_is_immutable_and_keeps_no_input_table():
     # the per-annotation material keeps keys, ids, features and confidence, no geometry
     prep = ev.detail.prep
     assert "bbox" not in prep.gt.frame.columns and "bbox" not in prep.pd.frame.columns
-    assert set(prep.pd.frame.columns) == {"data_row", "id", "feature", "confidence"}
+    # (+ whether a confidence was given: calibration and the queues refuse predictions without)
+    assert set(prep.pd.frame.columns) == {"data_row", "id", "feature", "confidence",
+                                          "_confidence_given"}
     assert not any(isinstance(v, pl.DataFrame) and "bbox" in v.columns for v in vars(ev).values())
 
 

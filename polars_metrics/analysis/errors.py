@@ -84,7 +84,7 @@ def pair_order(detail: Detail) -> np.ndarray:
     """Pairs by prediction, then IoU descending (threshold-free pairs first), then ground
     truth: independent of the cell, so computed once per evaluation and cached."""
     if "error_pair_order" not in detail.frames:
-        p = detail.pairs
+        p = detail.pairs_arrays
         key = np.where(p.always, 2.0, p.iou)
         detail.frames["error_pair_order"] = np.lexsort((p.gt, -key, p.pd))
     return detail.frames["error_pair_order"]
@@ -188,12 +188,12 @@ def check_background_iou(background_iou: float, fg: float) -> None:
 
 def cell_inputs(detail: Detail, c: int, t: int, use_confidence: bool) -> CellInputs:
     """The :class:`CellInputs` of one cell (grid indices) of a pipeline evaluation."""
-    if detail.prep is None or detail.pairs is None or detail.matches_arrays is None:
+    if detail.prep is None or detail.pairs_arrays is None or detail.matches_arrays is None:
         raise PolarsMetricsError(
             "errors() needs the pairs of one in-memory run; they are not kept through pm.merge "
             "or a streamed evaluation. Evaluate the data rows you want to analyse with "
             "pm.evaluate(ground_truth, predictions) on in-memory frames.")
-    prep, m, pairs = detail.prep, detail.matches_arrays, detail.pairs
+    prep, m, pairs = detail.prep, detail.matches_arrays, detail.pairs_arrays
     c_lo, c_hi, t_lo, t_hi = m.rectangles()
     at = (c_lo <= c) & (c < c_hi) & (t_lo <= t) & (t < t_hi)
     kept = (prep.pd.npass > c) if use_confidence else np.ones(len(prep.pd), dtype=bool)

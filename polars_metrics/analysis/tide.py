@@ -93,12 +93,12 @@ def coco_cell(detail: Detail, tables, t: float) -> E.CellInputs:
     """The :class:`~polars_metrics.analysis.errors.CellInputs` of IoU threshold ``t`` from
     the COCO run's true positives and false positives, with every counted detection kept (as
     AP uses them); :func:`at_confidence` restricts it to a confidence threshold."""
-    if detail.prep is None or detail.pairs is None:
+    if detail.prep is None or detail.pairs_arrays is None:
         raise PolarsMetricsError(
             "errors() under profile='coco' needs the cross-category pairs, which the COCO "
             "engine does not compute: evaluate with pm.evaluate(..., profile='coco', "
             "errors=True).")
-    prep, pairs = detail.prep, detail.pairs
+    prep, pairs = detail.prep, detail.pairs_arrays
     tp = tables.matches.filter(pl.col(s.IOU_THRESHOLD) == t)
     fp = tables.false_positives.filter(pl.col(s.IOU_THRESHOLD) == t)
     kept = np.zeros(len(prep.pd), dtype=bool)

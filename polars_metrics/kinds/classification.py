@@ -124,6 +124,9 @@ def expand_checklist(frame: pl.DataFrame) -> pl.DataFrame:
         if s.CONFIDENCE in out.columns:
             out = out.with_columns(pl.coalesce(pl.col(s.ANSWER_CONFIDENCES).cast(pl.Float64),
                                                pl.col(s.CONFIDENCE)).alias(s.CONFIDENCE))
+        if s.CONFIDENCE_GIVEN in out.columns:  # an option's own confidence counts as given
+            out = out.with_columns(pl.col(s.CONFIDENCE_GIVEN)
+                                   | pl.col(s.ANSWER_CONFIDENCES).is_not_null())
         frame = out.drop(s.ANSWER_CONFIDENCES)
     else:
         frame = frame.explode(s.ANSWERS, empty_as_null=True)

@@ -35,6 +35,7 @@ stable_group_order = kernel("groups", "stable_group_order")
 
 ROW = "_row"      # data-row index among the counted rows, 0..n_rows-1
 SLICE = "_slice"  # slice index, index into Prepared.slices
+GIVEN = s.CONFIDENCE_GIVEN  # predictions: False where the confidence was missing (read as 1.0)
 
 EXCLUDED_REASONS = ("no ground truth", "no predictions", "no annotations", "not in ground truth")
 
@@ -282,13 +283,15 @@ def _normalize(frame: pl.DataFrame, table: str, keys: Sequence[str], *,
     if is_pd:
         if s.CONFIDENCE not in frame.columns:
             G.refuse_score_like(frame, table)
-            frame = frame.with_columns(pl.lit(1.0, dtype=pl.Float64).alias(s.CONFIDENCE))
+            frame = frame.with_columns(pl.lit(1.0, dtype=pl.Float64).alias(s.CONFIDENCE),
+                                       pl.lit(False).alias(GIVEN))
         elif not frame.schema[s.CONFIDENCE].is_numeric() and frame.schema[s.CONFIDENCE] != pl.Null:
             raise SchemaError(
                 f"{table}.{s.CONFIDENCE} has dtype {frame.schema[s.CONFIDENCE]}; expected Float64 in [0, 1]."
             )
         else:
-            frame = frame.with_columns(pl.col(s.CONFIDENCE).cast(pl.Float64))
+            frame = frame.with_columns(pl.col(s.CONFIDENCE).cast(pl.Float64),
+                                       pl.col(s.CONFIDENCE).is_not_null().alias(GIVEN))
     return frame, found_repairs
 
 

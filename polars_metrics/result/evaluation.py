@@ -24,6 +24,7 @@ from polars_metrics.kinds.polygon import REPAIRS_SCHEMA
 from polars_metrics.matching import matched_at
 from polars_metrics.profiles import Profile
 from polars_metrics.result import outcomes as _outcomes
+from polars_metrics.result import queues as _queues
 from polars_metrics.state import Detail, PartialResult
 
 NONE_LABEL = "None"  # the None class in the dense confusion matrix's labels
@@ -331,6 +332,86 @@ class Evaluation:
             background_iou=background_iou, strict=self.profile.iou_strict,
             use_confidence=self.profile.use_confidence)
         return counts if per == "feature" else ann
+
+    # --- calibration and label-error queues (issue 14, h-calib; in result/queues.py) ---------
+    def calibration(self, iou: float = 0.5, bins: int = 10, *,
+                    strategy: str = "uniform") -> pl.DataFrame:
+        """The reliability-diagram table at one IoU threshold: per feature, micro (``feature``
+        null) and ``by=`` slice, every confidence bin with its ``lower`` / ``upper`` edge,
+        ``count``, mean ``confidence``, ``accuracy`` (share of true positives) and ``gap`` =
+        accuracy − confidence. See :mod:`polars_metrics.analysis.calibration`.
+
+        Examples
+        --------
+        >>> import polars as pl, polars_metrics as pm
+        >>> box = pl.Array(pl.Float64, 4)
+        >>> gt = pl.DataFrame({"data_row": ["a", "a"], "feature": ["cat", "cat"],
+        ...                    "bbox": [[0.0, 0, 10, 10], [20.0, 20, 30, 30]]}, schema_overrides={"bbox": box})
+        >>> pd = gt.with_columns(confidence=pl.Series([0.9, 0.7]), bbox=pl.Series(
+        ...     [[0.0, 0, 10, 10], [50.0, 50, 60, 60]], dtype=box))
+        >>> t = pm.evaluate(gt, pd).calibration(0.5, bins=2)
+        >>> t.filter(pl.col("feature") == "cat").select("bin", "count", "confidence", "accuracy").rows()
+        [(0, 0, None, None), (1, 2, 0.8, 0.5)]
+        """
+        return _queues.calibration(self, iou, bins, strategy)
+
+    def calibration_error(self, iou: float = 0.5, bins: int = 10, *,
+                          strategy: str = "uniform") -> pl.DataFrame:
+        """Expected and maximum calibration error (``ece``, ``mce``) and the prediction
+        ``count`` per feature, micro (``feature`` null) and ``by=`` slice, from
+        :meth:`calibration`'s bins.
+
+        Examples
+        --------
+        >>> import polars as pl, polars_metrics as pm
+        >>> box = pl.Array(pl.Float64, 4)
+        >>> gt = pl.DataFrame({"data_row": ["a"], "feature": ["cat"], "bbox": [[0.0, 0, 10, 10]]},
+        ...                   schema_overrides={"bbox": box})
+        >>> pm.evaluate(gt, gt.with_columns(confidence=pl.lit(0.75))).calibration_error().rows()
+        [('cat', 1, 0.25, 0.25), (None, 1, 0.25, 0.25)]
+        """
+        return _queues.calibration_error(self, iou, bins, strategy)
+
+    def suspects(self, confidence: float = 0.5, iou: float = 0.5, *, background: float = 0.1,
+                 k: int | None = None, reasons=None) -> pl.DataFrame:
+        """Likely labeling mistakes, ranked: (*keys, *by, reason, score, gt_id, pd_id,
+        gt_feature, pd_feature, confidence, iou). ``confidence``: what counts as a confident
+        prediction; ``iou`` / ``background``: the foreground / background IoU thresholds;
+        ``k``: the top k; ``reasons``: keep these. Reasons and scores:
+        :mod:`polars_metrics.analysis.suspects`.
+
+        Examples
+        --------
+        >>> import polars as pl, polars_metrics as pm
+        >>> box = pl.Array(pl.Float64, 4)
+        >>> gt = pl.DataFrame({"data_row": ["a"], "feature": ["dog"], "bbox": [[0.0, 0, 10, 10]]},
+        ...                   schema_overrides={"bbox": box})
+        >>> pd = pl.DataFrame({"data_row": ["a", "a"], "feature": ["cat", "cat"], "confidence": [0.9, 0.8],
+        ...                    "bbox": [[0.0, 0, 10, 10], [50.0, 50, 60, 60]]}, schema_overrides={"bbox": box})
+        >>> pm.evaluate(gt, pd).suspects().select("reason", "score", "gt_id", "pd_id").rows()
+        [('wrong_class', 0.9, 0, 0), ('missing_label', 0.8, None, 1)]
+        """
+        return _queues.suspects(self, confidence, iou, background=background, k=k,
+                                reasons=reasons)
+
+    def uncertain(self, confidence: float = 0.5, iou: float = 0.5, *,
+                  k: int | None = None) -> pl.DataFrame:
+        """Predictions nearest the decision at one cell, for active learning: (*keys, *by,
+        pd_id, pd_feature, confidence, gt_id, iou, kept, tp, margin), ``margin`` =
+        min(|confidence − threshold|, |IoU of its best same-feature overlap − IoU threshold|)
+        ascending. Several runs: :func:`polars_metrics.uncertain_across`.
+
+        Examples
+        --------
+        >>> import polars as pl, polars_metrics as pm
+        >>> box = pl.Array(pl.Float64, 4)
+        >>> gt = pl.DataFrame({"data_row": ["a"], "feature": ["cat"], "bbox": [[0.0, 0, 10, 10]]},
+        ...                   schema_overrides={"bbox": box})
+        >>> pd = gt.with_columns(confidence=pl.lit(0.55))
+        >>> pm.evaluate(gt, pd).uncertain().select("pd_id", "tp", "margin").rows()
+        [(0, True, 0.050000000000000044)]
+        """
+        return _queues.uncertain(self, confidence, iou, k=k)
 
 
 def finalize(part: PartialResult) -> Evaluation:

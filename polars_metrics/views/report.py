@@ -23,7 +23,7 @@ import polars as pl
 from polars_metrics import schema as s
 from polars_metrics.result.coco import CocoEvaluation
 from polars_metrics.result.evaluation import Evaluation
-from polars_metrics.views import _media, _pack, _payload
+from polars_metrics.views import _analysis, _media, _pack, _payload
 
 
 def _read(name: str) -> str:
@@ -53,7 +53,8 @@ def _check_same_grid(runs: dict[str, Evaluation]) -> Evaluation:
 
 def build_payload(runs: dict[str, Evaluation], *, title: str, max_examples_per_cell: int,
                   confidence: float, iou: float, media=None, ground_truth=None, predictions=None,
-                  max_media_bytes: int = 3_000_000, class_distributions="auto", text=None) -> dict:
+                  max_media_bytes: int = 3_000_000, class_distributions="auto", text=None,
+                  analysis=True, calibration_bins: int = 10, queue_size: int = 50) -> dict:
     """The report's JSON data (see ``_payload``), its large arrays packed in ``bin``."""
     first = _check_same_grid(runs)
     features = sorted(set().union(*(ev.features for ev in runs.values())))
@@ -81,7 +82,10 @@ def build_payload(runs: dict[str, Evaluation], *, title: str, max_examples_per_c
             "confusion": _payload.confusion_table(pack, ev, grid),
             "gallery": _payload.gallery_table(pack, ev, grid, rows),
             "hist": _payload.histograms(pack, ev, grid, rows, per_class),
-            "excluded": ev.excluded.height, "profile": ev.profile.name})
+            "excluded": ev.excluded.height, "profile": ev.profile.name,
+            "analysis": _analysis.build(pack, ev, grid, rows, start=start, mode=analysis,
+                                        bins=calibration_bins, k=queue_size)
+            if analysis else None})
     thumbs, note = {}, None
     if media is not None:
         paths = _media.resolve(media, rows, grid.keys, ground_truth)
@@ -97,6 +101,16 @@ def build_payload(runs: dict[str, Evaluation], *, title: str, max_examples_per_c
             "rows": rows.height, "bin": pack.finish()}
 
 
+def _check_options(analysis, bins, queue_size) -> None:
+    if not (analysis is True or analysis is False or (isinstance(analysis, str)
+                                                      and analysis == "all")):
+        raise ValueError(f"report(analysis={analysis!r}): use True (queues at the start cell's "
+                         "row and column), 'all' (every cell) or False (no analysis sections).")
+    for name, v in (("calibration_bins", bins), ("queue_size", queue_size)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"report({name}={v!r}): give a positive integer.")
+
+
 def _class_rows(ev: Evaluation, grid) -> int:
     """Rows of ev.data_row_features: (data row, feature on it) pairs x cells."""
     return _payload.annotation_features(ev, grid.keys).unique().height * grid.n_cells
@@ -105,7 +119,8 @@ def _class_rows(ev: Evaluation, grid) -> int:
 def report(ev_or_runs, path: str | Path, *, title: str | None = None, media=None,
            ground_truth: pl.DataFrame | None = None, predictions: pl.DataFrame | None = None,
            max_examples_per_cell: int = 50, confidence: float = 0.5, iou: float = 0.5,
-           max_media_bytes: int = 3_000_000, class_distributions="auto", text=None) -> Path:
+           max_media_bytes: int = 3_000_000, class_distributions="auto", text=None,
+           analysis=True, calibration_bins: int = 10, queue_size: int = 50) -> Path:
     """Write one self-contained HTML report of an evaluation, or of several runs of one ground
     truth (``{"run A": ev_a, "run B": ev_b}``: side-by-side values, deltas, confusion
     difference), and return its path.
@@ -127,6 +142,16 @@ def report(ev_or_runs, path: str | Path, *, title: str | None = None, media=None
         (``ev.data_row_features``) at every cell: ``True``, ``False`` or ``"auto"`` (when that
         frame has at most 5,000,000 rows; it is built for them). The per-slice distributions,
         the gallery (every data row at every cell) and the examples are always embedded.
+    analysis : the sections "why the model fails" (``ev.errors`` per feature at every cell,
+        ΔAP under ``profile="coco"`` with ``errors=True``), calibration (``ev.calibration`` /
+        ``ev.calibration_error`` at every IoU threshold) and the label-error queues
+        (``ev.suspects`` / ``ev.uncertain``, the top ``queue_size`` per cell and slice, with
+        thumbnails when ``media`` is given). ``True``: the queues at the cells one slider move
+        from the start cell (``confidence`` row and ``iou`` column; ~0.5 s per cell at 5,000
+        images); ``"all"``: at every cell; ``False``: none of these sections. A section the
+        evaluation cannot give (no confidences, COCO without ``errors=True``) states why.
+    calibration_bins : confidence bins of the reliability diagram (uniform).
+    queue_size : rows of the suspects and uncertain tables per cell and slice.
 
     Examples
     --------
@@ -138,13 +163,16 @@ def report(ev_or_runs, path: str | Path, *, title: str | None = None, media=None
     (True, False)
     """
     runs = _runs(ev_or_runs)
+    _check_options(analysis, calibration_bins, queue_size)
     title = title or ("polars_metrics report" if len(runs) == 1 else
                       "polars_metrics report: " + " vs ".join(runs))
     data = build_payload(runs, title=title, max_examples_per_cell=max_examples_per_cell,
                          confidence=confidence, iou=iou, media=media,
                          ground_truth=ground_truth, predictions=predictions,
                          max_media_bytes=max_media_bytes,
-                         class_distributions=class_distributions, text=text)
+                         class_distributions=class_distributions, text=text,
+                         analysis=analysis, calibration_bins=calibration_bins,
+                         queue_size=queue_size)
     payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     page = (_read("_report.html")
             .replace("/*STYLE*/", _read("_report.css"))

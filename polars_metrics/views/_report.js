@@ -307,11 +307,92 @@ function drawGallery() {
   $("gallery-more").hidden = shown.length >= rows.length;
 }
 
+// ---- analysis: error types, calibration, label-error queues (views/_analysis.py) -------------
+const NS = G.slices.length, NF1 = NF + 1, FLABEL = (f) => f === NF ? "all features" : G.features[f];
+const ECOL = ["#7b3fb5", "#e08a00", "#c2185b", "#5f7d95", "#d33", "#1f6fd1"];
+const AN = () => run().analysis;
+options($("cal-feature"), G.features.concat(["all (micro)"])); $("cal-feature").value = String(NF);
+$("cal-feature").addEventListener("change", () => drawCalibration());
+function drawErrors() {
+  const A = AN(), box = $("errors-section"); box.hidden = !A; if (!A) return;
+  const E = A.errors, ok = !!E.counts && G.t[st.ti] >= E.bg;
+  $("err-note").textContent = E.note ? `(${E.note})` : "";
+  $("err-legend").innerHTML = E.types.map((t, j) => `<span><i style="background:${ECOL[j]}"></i>${t}</span>`).join("");
+  if (!ok) { $("err-bars").innerHTML = ""; $("err-dap").innerHTML = ""; return; }
+  const k = cell(), rows = [];
+  for (let f = 0; f < NF1; f++) {
+    const o = ((k * NS + st.slice) * NF1 + f) * 6, c = Array.from(E.counts.subarray(o, o + 6));
+    if (c.some((v) => Number.isNaN(v))) continue;
+    rows.push({ f, c, n: c.reduce((a, b) => a + b, 0) });
+  }
+  rows.sort((a, b) => (b.f === NF) - (a.f === NF) || b.n - a.n || a.f - b.f);
+  const W = 360, maxF = Math.max(1, ...rows.filter((r) => r.f !== NF).map((r) => r.n));
+  $("err-bars").innerHTML = rows.map((r) => {
+    const scale = (r.f === NF ? W / Math.max(1, r.n) : W / maxF); let x = 0, rects = "";
+    r.c.forEach((v, j) => { if (v) rects += `<rect x="${x}" y="1" width="${v * scale}" height="12" fill="${ECOL[j]}"><title>${esc(FLABEL(r.f))}: ${E.types[j]} ${v}</title></rect>`; x += v * scale; });
+    let dap = "";
+    if (E.dap) { const o = (k * NF1 + r.f) * 6; dap = ` data-dap="${Array.from(E.dap.subarray(o, o + 6)).map(dv).join(",")}"`; }
+    return `<div class="erow" data-testid="error-row" data-feature="${esc(FLABEL(r.f))}" data-counts="${r.c.join(",")}"${dap}><span class="elab">${esc(FLABEL(r.f))}</span><svg width="${W}" height="14">${rects}</svg> <span class="etot">${r.n}</span></div>`;
+  }).join("") || '<p class="note">no errors at this cell</p>';
+  if (!E.dap) { $("err-dap").innerHTML = ""; return; }
+  const o = (k * NF1 + NF) * 6, d = Array.from(E.dap.subarray(o, o + 6)), mx = Math.max(1e-9, ...d.filter((v) => !Number.isNaN(v)));
+  $("err-dap").innerHTML = `<h3>ΔAP at IoU ${G.t[st.ti]}: AP gained by fixing each type (mean over features)</h3>` + d.map((v, j) =>
+    `<div class="erow" data-testid="dap-bar" data-type="${E.types[j]}" data-value="${dv(v)}"><span class="elab">${E.types[j]}</span><svg width="${W}" height="14"><rect width="${Number.isNaN(v) ? 0 : Math.max(0, v) / mx * W}" height="12" y="1" fill="${ECOL[j]}"/></svg> <span class="etot">${isNull(v) ? "–" : v.toFixed(4)}</span></div>`).join("");
+}
+function drawCalibration() {
+  const A = AN(), box = $("cal-section"); box.hidden = !A; if (!A) return;
+  const C = A.calibration; $("cal-note").textContent = C.note ? `(${C.note})` : "";
+  if (C.note) { $("cal-diagram").innerHTML = ""; $("cal-table").tBodies[0].innerHTML = ""; return; }
+  const base = (st.ti * NS + st.slice) * NF1, f = +$("cal-feature").value, e = base + f, B = C.bins;
+  const W = 300, H = 260, L = 36, BT = 28, x = (v) => L + v * (W - L - 8), y = (v) => H - BT - v * (H - BT - 8);
+  let svg = `<svg width="${W}" height="${H}" role="img" aria-label="reliability diagram">`;
+  for (let v = 0; v <= 1.0001; v += 0.2) svg += `<line x1="${x(0)}" x2="${x(1)}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/><text x="${L - 4}" y="${y(v) + 3}" font-size="10" text-anchor="end">${v.toFixed(1)}</text><text x="${x(v)}" y="${H - BT + 13}" font-size="10" text-anchor="middle">${v.toFixed(1)}</text>`;
+  svg += `<text x="${(W + L) / 2}" y="${H - 2}" font-size="11" text-anchor="middle">confidence</text><text x="10" y="${(H - BT) / 2}" font-size="11" transform="rotate(-90 10 ${(H - BT) / 2})" text-anchor="middle">accuracy</text>`;
+  for (let b = 0; b < B; b++) {
+    const i = e * B + b, n = C.count[i], acc = C.accuracy[i], lo = C.lower[i], hi = C.upper[i], cf = C.confidence[i];
+    if (Number.isNaN(lo) || !n) continue;
+    svg += `<rect data-testid="cal-bin" data-bin="${b}" data-count="${n}" data-accuracy="${dv(acc)}" data-confidence="${dv(cf)}" x="${x(lo) + 1}" width="${Math.max(1, x(hi) - x(lo) - 2)}" y="${y(acc)}" height="${y(0) - y(acc)}" fill="rgba(59,125,216,0.75)"><title>[${lo.toFixed(2)}, ${hi.toFixed(2)}]: ${n} predictions, accuracy ${acc.toFixed(3)}, mean confidence ${cf.toFixed(3)}</title></rect>`;
+    svg += `<circle cx="${x(cf)}" cy="${y(acc)}" r="2.5" fill="#111"/><text x="${(x(lo) + x(hi)) / 2}" y="${y(acc) - 3}" font-size="8" text-anchor="middle">${n}</text>`;
+  }
+  svg += `<line x1="${x(0)}" y1="${y(0)}" x2="${x(1)}" y2="${y(1)}" stroke="#c2185b" stroke-dasharray="4 3"/></svg>`;
+  const ece = C.ece[e], mce = C.mce[e];
+  $("cal-diagram").innerHTML = svg + `<p data-testid="cal-summary" data-feature="${f === NF ? "all (micro)" : esc(G.features[f])}" data-ece="${dv(ece)}" data-mce="${dv(mce)}" data-count="${dv(C.n[e])}">` +
+    (Number.isNaN(ece) ? "no predictions" : `ECE ${ece.toFixed(4)} · MCE ${mce.toFixed(4)} · ${C.n[e]} predictions`) + " at IoU " + G.t[st.ti] + " (bars: accuracy per bin, ● mean confidence, dashed: perfect calibration)</p>";
+  let rows = "";
+  for (let g = NF; g >= 0; g--) { const q = base + g; if (Number.isNaN(C.ece[q])) continue;
+    rows += `<tr data-testid="cal-row" data-feature="${g === NF ? "all (micro)" : esc(G.features[g])}"${g === NF ? ' class="all"' : ""}><td>${g === NF ? "all (micro)" : esc(G.features[g])}</td><td data-col="count" data-value="${C.n[q]}">${C.n[q]}</td><td data-col="ece" data-value="${C.ece[q]}">${C.ece[q].toFixed(4)}</td><td data-col="mce" data-value="${C.mce[q]}">${C.mce[q].toFixed(4)}</td></tr>`; }
+  $("cal-table").tBodies[0].innerHTML = rows;
+}
+function queueTable(Q, id, noteId, cols, extra) {
+  const k = cell(), tbl = $(id), A = AN().queues;
+  if (Q.note) { tbl.innerHTML = ""; $(noteId).textContent = `(${Q.note})`; return; }
+  if (!Q.computed[k]) { tbl.innerHTML = ""; $(noteId).textContent = `Not taken at this cell: report(analysis=True) takes the queues at confidence ${G.c[Math.floor(D.start / NT)]} or IoU ${G.t[D.start % NT]} (the start cell's row and column)` + (id === "sus-table" ? ` with IoU ≥ ${AN().errors.bg}` : "") + "; report(analysis=\"all\") takes every cell."; return; }
+  const a = Q.off[k * NS + st.slice], b = Q.off[k * NS + st.slice + 1], thumbs = Object.keys(D.thumbs).length > 0;
+  $(noteId).textContent = `${b - a} shown (at most ${A.k} per cell and slice).`;
+  let h = "<thead><tr>" + (thumbs ? "<th>image</th>" : "") + "<th>#</th><th>data row</th>" + cols.map((c) => `<th>${c[1]}</th>`).join("") + "</tr></thead><tbody>";
+  for (let i = a; i < b; i++) {
+    const r = Q.row[i], img = D.thumbs[r];
+    h += `<tr data-testid="${extra}-row" data-key="${esc(D_keys[r])}">` + (thumbs ? `<td>${img ? `<img src="${img}" alt="">` : ""}</td>` : "") + `<td>${i - a + 1}</td><td>${esc(D_keys[r])}</td>` +
+      cols.map(([c, , f]) => { const v = Q[c][i]; const [text, val] = f(v); return `<td data-col="${c}" data-value="${esc(val)}">${text}</td>`; }).join("") + "</tr>";
+  }
+  tbl.innerHTML = h + "</tbody>";
+}
+const num = (v) => [isNull(v) ? "–" : (+v).toFixed(3), dv(v)], id_ = (v) => [isNull(v) ? "–" : esc(v), dv(v)];
+const feat = (v) => [v < NF ? esc(G.features[v]) : "–", v < NF ? G.features[v] : ""];
+function drawQueues() {
+  const A = AN(), box = $("queue-section"); box.hidden = !A; if (!A) return;
+  const Q = A.queues;
+  queueTable(Q.suspects, "sus-table", "sus-note", [["reason", "reason", (v) => [esc(Q.reasons[v]), Q.reasons[v]]], ["score", "score", num],
+    ["gt", "gt id", id_], ["gf", "gt feature", feat], ["pd", "pd id", id_], ["pf", "pd feature", feat], ["conf", "confidence", num], ["iou", "IoU", num]], "suspect");
+  queueTable(Q.uncertain, "unc-table", "unc-note", [["pd", "pd id", id_], ["pf", "pd feature", feat], ["conf", "confidence", num], ["gt", "gt id", id_],
+    ["iou", "IoU", num], ["tp", "tp", (v) => [isNull(v) ? "–" : v ? "yes" : "no", isNull(v) ? "" : v ? "true" : "false"]], ["margin", "margin", num]], "uncertain");
+}
+
 // ---- one redraw per control change ---------------------------------------------------------
 function update() {
   const t0 = performance.now();
   const tm = {};
-  for (const f of [drawFeatures, drawCompare, drawConfusion, drawExamples, drawPR, drawDist, drawGallery]) {
+  for (const f of [drawFeatures, drawCompare, drawConfusion, drawExamples, drawErrors, drawCalibration, drawQueues, drawPR, drawDist, drawGallery]) {
     const t1 = performance.now(); f(); tm[f.name] = performance.now() - t1;
   }
   window.pmTimings = tm;

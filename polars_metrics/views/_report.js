@@ -342,6 +342,7 @@ function drawErrors() {
 function drawCalibration() {
   const A = AN(), box = $("cal-section"); box.hidden = !A; if (!A) return;
   const C = A.calibration; $("cal-note").textContent = C.note ? `(${C.note})` : "";
+  $("cal-table").hidden = !!C.note;
   if (C.note) { $("cal-diagram").innerHTML = ""; $("cal-table").tBodies[0].innerHTML = ""; return; }
   const base = (st.ti * NS + st.slice) * NF1, f = +$("cal-feature").value, e = base + f, B = C.bins;
   const W = 300, H = 260, L = 36, BT = 28, x = (v) => L + v * (W - L - 8), y = (v) => H - BT - v * (H - BT - 8);

@@ -353,14 +353,14 @@ function drawCalibration() {
     const i = e * B + b, n = C.count[i], acc = C.accuracy[i], lo = C.lower[i], hi = C.upper[i], cf = C.confidence[i];
     if (Number.isNaN(lo) || !n) continue;
     svg += `<rect data-testid="cal-bin" data-bin="${b}" data-count="${n}" data-accuracy="${dv(acc)}" data-confidence="${dv(cf)}" x="${x(lo) + 1}" width="${Math.max(1, x(hi) - x(lo) - 2)}" y="${y(acc)}" height="${y(0) - y(acc)}" fill="rgba(59,125,216,0.75)"><title>[${lo.toFixed(2)}, ${hi.toFixed(2)}]: ${n} predictions, accuracy ${acc.toFixed(3)}, mean confidence ${cf.toFixed(3)}</title></rect>`;
-    svg += `<circle cx="${x(cf)}" cy="${y(acc)}" r="2.5" fill="#111"/><text x="${(x(lo) + x(hi)) / 2}" y="${y(acc) - 3}" font-size="8" text-anchor="middle">${n}</text>`;
+    svg += `<circle cx="${x(cf)}" cy="${y(acc)}" r="2.5" fill="#111"/><text font-size="8" transform="translate(${(x(lo) + x(hi)) / 2 + 3} ${y(acc) - 3}) rotate(-90)">${n}</text>`;
   }
   svg += `<line x1="${x(0)}" y1="${y(0)}" x2="${x(1)}" y2="${y(1)}" stroke="#c2185b" stroke-dasharray="4 3"/></svg>`;
   const ece = C.ece[e], mce = C.mce[e];
   $("cal-diagram").innerHTML = svg + `<p data-testid="cal-summary" data-feature="${f === NF ? "all (micro)" : esc(G.features[f])}" data-ece="${dv(ece)}" data-mce="${dv(mce)}" data-count="${dv(C.n[e])}">` +
     (Number.isNaN(ece) ? "no predictions" : `ECE ${ece.toFixed(4)} · MCE ${mce.toFixed(4)} · ${C.n[e]} predictions`) + " at IoU " + G.t[st.ti] + " (bars: accuracy per bin, ● mean confidence, dashed: perfect calibration)</p>";
   let rows = "";
-  for (let g = NF; g >= 0; g--) { const q = base + g; if (Number.isNaN(C.ece[q])) continue;
+  for (const g of [NF].concat(G.features.map((_, i) => i))) { const q = base + g; if (Number.isNaN(C.ece[q])) continue;
     rows += `<tr data-testid="cal-row" data-feature="${g === NF ? "all (micro)" : esc(G.features[g])}"${g === NF ? ' class="all"' : ""}><td>${g === NF ? "all (micro)" : esc(G.features[g])}</td><td data-col="count" data-value="${C.n[q]}">${C.n[q]}</td><td data-col="ece" data-value="${C.ece[q]}">${C.ece[q].toFixed(4)}</td><td data-col="mce" data-value="${C.mce[q]}">${C.mce[q].toFixed(4)}</td></tr>`; }
   $("cal-table").tBodies[0].innerHTML = rows;
 }
@@ -386,7 +386,7 @@ function drawQueues() {
   queueTable(Q.suspects, "sus-table", "sus-note", [["reason", "reason", (v) => [esc(Q.reasons[v]), Q.reasons[v]]], ["score", "score", num],
     ["gt", "gt id", id_], ["gf", "gt feature", feat], ["pd", "pd id", id_], ["pf", "pd feature", feat], ["conf", "confidence", num], ["iou", "IoU", num]], "suspect");
   queueTable(Q.uncertain, "unc-table", "unc-note", [["pd", "pd id", id_], ["pf", "pd feature", feat], ["conf", "confidence", num], ["gt", "gt id", id_],
-    ["iou", "IoU", num], ["tp", "tp", (v) => [isNull(v) ? "–" : v ? "yes" : "no", isNull(v) ? "" : v ? "true" : "false"]], ["margin", "margin", num]], "uncertain");
+    ["iou", "IoU", num], ["tp", "tp", (v) => [isNull(v) ? "–" : v ? "yes" : "no", isNull(v) ? "" : v ? "true" : "false"]], ["margin", "margin", (v) => [isNull(v) ? "–" : (+v).toPrecision(3), dv(v)]]], "uncertain");
 }
 
 // ---- one redraw per control change ---------------------------------------------------------

@@ -3,9 +3,13 @@
 The per-detection match arrays of a :class:`~polars_metrics.coco.arrays.CocoResult` (area "all",
 the largest maxDet) give TP / FP / FN at every (confidence, IoU) cell. COCO matching is
 score-ordered per (image, category), so the matches differ per IoU threshold but not per
-confidence threshold: a detection that is a true positive at IoU index ``t`` and passes ``n``
-confidence thresholds is one rectangle ``[0, n) × [t, t+1)`` of the grid, which the same
-accumulation as the default profile turns into counts (:func:`polars_metrics.cube.count_tables`).
+confidence threshold: a detection that passes ``n`` confidence thresholds counts in the cells
+``c < n`` of every IoU threshold where it is counted (true positive / not ignored). Each
+detection is added once, at ``n - 1``, to a per-(slice, category) and a per-image histogram
+over (confidence, IoU), which a sum from the top of the confidence axis turns into counts
+(``_kernels/coco_tables.py``) — read from the code words the one matcher run left
+(``CocoResult._row_code``), without expanding (threshold × detection) cells. The same
+:func:`polars_metrics.cube.tables_from_matched` as the default profile labels them.
 
 Counted like pycocotools: ignored detections (matched to a crowd or ignored ground truth, beyond
 maxDet) are neither TP nor FP; ignored ground truths are never FN. Matching is per image, so

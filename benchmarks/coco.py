@@ -302,7 +302,9 @@ def run_coco_benchmark(
                 continue  # the slow peers: one round
             try:
                 n = slow_repeats if lib in ("pycocotools", "vernier") else repeats
-                runs[lib].append(_run_child(lib, gt, res, iou_type, n))
+                # pycocotools (pure Python) has nothing to warm up and takes minutes per run
+                runs[lib].append(_run_child(lib, gt, res, iou_type, n,
+                                            warmup=lib != "pycocotools"))
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 skipped[lib] = str(exc)[:500]
     for lib, got in runs.items():

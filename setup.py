@@ -27,9 +27,16 @@ class BuildPyWithKernels(build_py):
             return
         build_lib = Path(self.build_lib).resolve()
         out = build_lib / "polars_metrics" / "_kernels"
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            [str(build_lib), *filter(None, [os.environ.get("PYTHONPATH")])])}
-        cmd = [sys.executable, "-m", "polars_metrics._kernels", "--out", str(out)]
+        # The build environment has numpy and numba but not the package's other dependencies
+        # (polars ...): stand in an empty ``polars_metrics`` package so that importing
+        # ``polars_metrics._kernels`` (numpy and numba only) skips the package's __init__.
+        code = ("import runpy, sys, types; pkg = types.ModuleType('polars_metrics'); "
+                f"pkg.__path__ = [{str(build_lib / 'polars_metrics')!r}]; "
+                "sys.modules['polars_metrics'] = pkg; "
+                f"sys.argv = ['polars_metrics._kernels', '--out', {str(out)!r}]; "
+                "runpy.run_module('polars_metrics._kernels', run_name='__main__')")
+        env = dict(os.environ)
+        cmd = [sys.executable, "-c", code]
         self.announce("compiling the kernels ahead of time: " + " ".join(cmd), level=2)
         try:
             done = subprocess.run(cmd, cwd=str(build_lib), env=env, capture_output=True,

@@ -237,15 +237,18 @@ def run_first_calls(n_images: int = 5_000, data_dir: Path | None = None,
 
 def import_times(repeat: int = 9) -> dict[str, float]:
     """The fastest of ``repeat`` fresh processes: ``import polars`` alone, and
-    ``import polars_metrics`` (polars included), interleaved so both see the same load."""
-    best = {"polars": float("inf"), "polars_metrics": float("inf")}
-    code = ("import time; t = time.perf_counter(); import {m}; "
-            "print(time.perf_counter() - t)")
+    ``import polars_metrics`` (polars included), interleaved so both see the same load; wall
+    time, and the process's CPU time (``*_cpu``: what a shared machine's load does not inflate)."""
+    best = {k: float("inf") for k in ("polars", "polars_metrics", "polars_cpu",
+                                       "polars_metrics_cpu")}
+    code = ("import time; t, c = time.perf_counter(), time.process_time(); import {m}; "
+            "print(time.perf_counter() - t, time.process_time() - c)")
     for _ in range(repeat):
-        for m in best:
+        for m in ("polars", "polars_metrics"):
             out = subprocess.run([sys.executable, "-c", code.format(m=m)], capture_output=True,
                                  text=True, check=True)
-            best[m] = min(best[m], float(out.stdout))
+            wall, cpu = map(float, out.stdout.split())
+            best[m], best[f"{m}_cpu"] = min(best[m], wall), min(best[f"{m}_cpu"], cpu)
     return best
 
 
@@ -264,9 +267,12 @@ def format_table(rows: list[dict], imports: dict[str, float] | None = None) -> s
                      f"| {len(r['compiled'])} | {'met' if ok else 'MISSED'} |")
     if imports:
         own = imports["polars_metrics"] - imports["polars"]
-        lines += ["", f"`import polars_metrics`: {imports['polars_metrics']:.3f} s (best of fresh "
-                  f"processes; `import polars` alone {imports['polars']:.3f} s, so ours adds "
-                  f"{own:.3f} s); target <= {TARGET_IMPORT_S:.1f} s: "
+        own_cpu = imports["polars_metrics_cpu"] - imports["polars_cpu"]
+        lines += ["", f"`import polars_metrics`: {imports['polars_metrics']:.3f} s wall, "
+                  f"{imports['polars_metrics_cpu']:.3f} s CPU (best of fresh processes; "
+                  f"`import polars` alone {imports['polars']:.3f} s wall, "
+                  f"{imports['polars_cpu']:.3f} s CPU, so ours adds {own:.3f} s wall, "
+                  f"{own_cpu:.3f} s CPU); target <= {TARGET_IMPORT_S:.1f} s: "
                   f"{'met' if imports['polars_metrics'] <= TARGET_IMPORT_S else 'MISSED'}"]
     return "\n".join(lines)
 

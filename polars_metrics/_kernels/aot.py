@@ -292,11 +292,8 @@ def compiled_kernel(module: str, name: str) -> Callable | None:
 
 
 def kernel(module: str, name: str) -> Callable:
-    """The kernel ``polars_metrics._kernels.<module>.<name>``: the compiled one when built,
-    else numba's JIT function (importing numba then)."""
-    compiled = compiled_kernel(module, name)
-    if compiled is not None:
-        return compiled
+    """The kernel ``polars_metrics._kernels.<module>.<name>`` (a ``_jit.Kernel``): its calls go
+    to the compiled function when built, else to numba's JIT (importing numba then)."""
     return getattr(importlib.import_module(f"{__package__}.{module}"), name)
 
 

@@ -75,6 +75,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "use < --busy-pct CPU (the busy level is recorded either way)",
     )
     ap.add_argument("--busy-pct", type=float, default=25.0)
+    ap.add_argument("--first-call-images", type=int, default=TARGET_SIZE,
+                    help="images for benchmarks/first_call.py (fresh process, empty numba "
+                    "cache, every kind and profile; import time); 0 skips it")
     ap.add_argument(
         "--report-only",
         action="store_true",
@@ -744,6 +747,13 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(bench_size(n, args, peers_on, cache_dir, Path(scratch)))
             write_results(args.out, env, rows)  # partial results survive an interrupted run
     log(f"wrote {args.out / 'results.md'}")
+    if args.first_call_images:  # issue 12: no compile at user time, import time
+        from benchmarks import first_call
+
+        table = first_call.format_table(first_call.run_first_calls(args.first_call_images),
+                                        first_call.import_times())
+        print(table)
+        (args.out / "first_call.md").write_text(table + "\n")
     print("\nAll ratios (peer / ours; > 1: ours faster), load average now "
           f"{os.getloadavg()[0]:.1f}:\n" + ratio_table(rows), flush=True)
     failed = [c for r in rows for c in r["checks"] if not c["ok"]]

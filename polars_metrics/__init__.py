@@ -37,6 +37,7 @@ from polars_metrics.kinds.polygon import polygons_from_shapely
 from polars_metrics.pipeline import partial
 from polars_metrics.profiles import PROFILES, CocoOptions, Profile, SdkOptions, get_profile
 from polars_metrics.result import FINE_CONFIDENCE_THRESHOLDS, Evaluation, finalize
+from polars_metrics.result import evaluation as _evaluation
 from polars_metrics.result.coco import CocoEvaluation
 from polars_metrics.result.queues import uncertain_across  # issue 14: runs that disagree
 from polars_metrics.schema import (
@@ -48,7 +49,19 @@ from polars_metrics.schema import (
     POLYGON_DTYPE,
 )
 from polars_metrics.state import PartialResult, merge
-from polars_metrics.views import plot, report  # registers ev.plot / ev.report
+
+
+class _ViewsOnFirstUse(dict):
+    """``ev.report`` / ``ev.plot`` look their view up here; the first lookup imports
+    ``polars_metrics.views`` (which registers them), so ``import polars_metrics`` does not."""
+
+    def __missing__(self, key: str):
+        import polars_metrics.views  # noqa: F401  (registers report and plot)
+
+        return dict.__getitem__(self, key)
+
+
+_evaluation._VIEWS = _ViewsOnFirstUse(_evaluation._VIEWS)
 
 __version__ = "0.1.0"
 
@@ -61,6 +74,9 @@ _LAZY = {
     "write_coco_results": ("polars_metrics.io.coco", "write_coco_results"),
     "read_labelbox_export": ("polars_metrics.io.labelbox", "read_labelbox_export"),
     "read_labelbox_ndjson": ("polars_metrics.io.labelbox", "read_labelbox_ndjson"),
+    # the views (Altair charts, the HTML report): registered on Evaluation when first used
+    "plot": ("polars_metrics.views", "plot"),
+    "report": ("polars_metrics.views", "report"),
 }
 
 

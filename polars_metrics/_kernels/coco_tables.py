@@ -10,7 +10,7 @@ of the confidence axis.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from polars_metrics._kernels._jit import njit
 
 IGN_SHIFT = 16  # as _kernels/coco.py: bits 0..15 true positive, 16..31 ignored
 CHUNK = 16  # IoU thresholds per code word

@@ -32,7 +32,7 @@ from polars_metrics.coco.segmentation import mask_csr, segm_iou
 from polars_metrics.coco.summary import per_category, summarize, summary_frame
 from polars_metrics.errors import InvalidAnnotationError, PolarsMetricsWarning, SchemaError
 
-numba = lazy("numba")
+numba = lazy("polars_metrics._kernels._jit")  # get/set_num_threads without importing numba
 
 _SMALL = 50_000  # below this many rows one thread runs (waking the pool costs more)
 _ALL_IGNORED = ((1 << K.MAX_THR) - 1) << K.IGN_SHIFT  # a code word: ignored at every threshold

@@ -10,6 +10,7 @@ of the confidence axis.
 from __future__ import annotations
 
 import numpy as np
+
 from polars_metrics._kernels._jit import njit
 
 IGN_SHIFT = 16  # as _kernels/coco.py: bits 0..15 true positive, 16..31 ignored

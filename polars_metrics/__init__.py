@@ -25,6 +25,7 @@ from polars_metrics.errors import (
     ThresholdError,
 )
 from polars_metrics.evaluate import evaluate
+from polars_metrics.compare import Comparison, compare  # run comparison (issue 14)
 from polars_metrics.iou import pairwise_iou
 from polars_metrics.kinds.box import bbox_from_tlhw, bbox_from_xywh
 from polars_metrics.kinds.mask import (
@@ -80,7 +81,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     # evaluate, and the additive contract behind streaming / distribution
-    "evaluate", "partial", "merge", "finalize", "Evaluation", "CocoEvaluation", "PartialResult",
+    "evaluate", "compare", "Comparison", "partial", "merge", "finalize", "Evaluation", "CocoEvaluation", "PartialResult",
     "FINE_CONFIDENCE_THRESHOLDS", "pairwise_iou", "state", "synthetic",
     # views: Altair charts and the self-contained HTML report
     "plot", "report",

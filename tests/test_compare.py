@@ -231,9 +231,9 @@ def test_unit_weights_reproduce_the_cube(profile):
     ev = pm.evaluate(gt, pd_a, profile=profile, confidence_thresholds=[0.0, 0.5],
                      iou_thresholds=[0.5, 0.75])
     universe, groups, (rc,) = shared_index([raw_counts(ev)], list(ev.keys), [])
-    w = np.ones((1, universe.height), np.float32)
+    w = bs.Weights(np.ones((universe.height, 1), np.float32))
     for g, feature in enumerate(groups["feature"]):
-        tot = bs.group_totals(w, rc, np.flatnonzero(rc.group == g), 1.0)
+        tot = bs.group_totals(w, rc, g)
         v = bs.metric_values(tot, 2)
         cube = ev.cube.filter(pl.col("feature") == feature).sort("confidence_threshold",
                                                                  "iou_threshold")
@@ -254,3 +254,20 @@ def test_errors_are_clear():
     assert set(cmp.deltas["run"].unique()) == {"A", "C"}
     with pytest.raises(pm.PolarsMetricsError, match="not compared here"):
         cmp.flips(run="B")
+
+
+@pytest.mark.slow
+def test_readme_section_output_is_current(tmp_path):
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "README.md").read_text().split("## Is run B better?", 1)[1]
+    code, expected = re.search(r"```python\n(.*?)```\s*```\n(.*?)```", text, flags=re.S).groups()
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=600, env={**__import__("os").environ,
+                                                         "PYTHONPATH": str(root)})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == expected

@@ -1,4 +1,4 @@
-"""Paired bootstrap over data rows, vectorised: one weight matrix, one product per feature.
+"""Paired bootstrap over data rows, vectorised: one weight matrix, two products per feature.
 
 A resample draws the ``n`` data rows with replacement: ``rng.integers(0, n, n)`` per resample
 (numpy ``Generator``, ``seed``), and ``W[b, r]`` counts how often row ``r`` was drawn. The same
@@ -6,8 +6,8 @@ A resample draws the ``n`` data rows with replacement: ``rng.integers(0, n, n)``
 feature, one matrix ``X`` (entries x [tp at each cell, kept predictions, ground truths, IoU
 metric numerators and their number]) and every resample's totals are ``W[:, rows] @ X`` — the
 counts the whole pipeline would give on the resampled data set, without re-matching. Counts
-are integers, so the product is exact (float32 when ``max(W) * column sum < 2**24``, else
-float64); the IoU-metric sums are float64.
+and weights are integers, so the product is exact (float32 while every sum stays below 2**24,
+else float64); the IoU-metric numerators are summed in float64.
 
 Intervals are percentile intervals (the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles
 of the bootstrap deltas, rounded to 12 decimals; numpy's default "linear" interpolation), over the resamples where the
@@ -24,52 +24,72 @@ import numpy as np
 from polars_metrics import schema as s
 from polars_metrics.compare.counts import RowCounts
 
+EXACT_FLOAT32 = float(2**24)
 COUNT_METRICS = (s.TP, s.FP, s.FN)
 RATIO_METRICS = (s.PRECISION, s.RECALL, s.F1, s.IOU)
 METRICS = COUNT_METRICS + RATIO_METRICS
-EXACT_FLOAT32 = float(2**24)
 
 
 def resample_weights(n_rows: int, n_resamples: int, seed) -> np.ndarray:
-    """(n_resamples, n_rows) float32: how often each data row is drawn in each resample.
+    """(n_rows, n_resamples) float32 (integers: exact): how often each data row is drawn in
+    each resample (transposed: a data row's weights are contiguous, so gathering rows copies
+    rows).
 
-    >>> resample_weights(3, 2, 0).tolist()
+    >>> resample_weights(3, 2, 0).T.tolist()
     [[2.0, 0.0, 1.0], [0.0, 0.0, 3.0]]
     """
     rng = np.random.default_rng(seed)
-    w = np.empty((n_resamples, n_rows), dtype=np.float32)
+    w = np.empty((n_rows, n_resamples), dtype=np.float32)
     for b in range(n_resamples):
-        w[b] = np.bincount(rng.integers(0, n_rows, size=n_rows), minlength=n_rows)
+        w[:, b] = np.bincount(rng.integers(0, n_rows, size=n_rows), minlength=n_rows)
     return w
 
 
-def exact_product(w: np.ndarray, x: np.ndarray, w_max: float) -> np.ndarray:
-    """``w @ x`` for a non-negative integer-valued ``x``, exactly, as float64."""
-    if x.size == 0:
-        return np.zeros((w.shape[0], x.shape[1]))
-    if w_max * float(x.sum(axis=0).max(initial=0)) < EXACT_FLOAT32:
-        return (w @ x.astype(np.float32)).astype(np.float64)
-    return w.astype(np.float64) @ x.astype(np.float64)
+class Weights:
+    """The weights and reusable gather buffers (a fresh (k, B) array per feature would spend
+    most of the time in page faults)."""
+
+    def __init__(self, w: np.ndarray):
+        self.w32 = w
+        self.w64 = w.astype(np.float64)
+        self.max = float(w.max(initial=0))
+        self._buf: dict = {}
+
+    def rows(self, rows: np.ndarray, dtype) -> np.ndarray:
+        src = self.w32 if dtype == np.float32 else self.w64
+        k = rows.shape[0]
+        buf = self._buf.get(dtype)
+        if buf is None or buf.shape[0] < k:
+            buf = self._buf[dtype] = np.empty((max(k, 1024), src.shape[1]), dtype=dtype)
+        return np.take(src, rows, axis=0, out=buf[:k])
 
 
-def group_totals(w: np.ndarray, rc: RowCounts, sel: np.ndarray, w_max: float) -> dict:
-    """Per resample, the totals of one run's entries ``sel`` (one feature group):
-    tp (B, C, T), kept (B, C, Tk), ngt (B, 1, 1), iou_sum / iou_n (B, C, 1) or None."""
-    k, C, T = sel.shape[0], rc.tp.shape[1], rc.tp.shape[2]
-    Tk = rc.kept.shape[2]
-    wg = w[:, rc.row[sel]]
-    parts = [rc.tp[sel].reshape(k, -1), rc.kept[sel].reshape(k, -1), rc.ngt[sel][:, None]]
+def exact_product(w: Weights, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """(B, K) ``W[rows].T @ x`` for an integer-valued ``x``, exactly: float32 when every
+    partial sum stays below 2**24 (``max(W) * column sum``), else float64."""
+    if x.shape[0] == 0:
+        return np.zeros((w.w32.shape[1], x.shape[1]))
+    if w.max * float(x.sum(axis=0, dtype=np.float64).max(initial=0)) < EXACT_FLOAT32:
+        return (w.rows(rows, np.float32).T @ x.astype(np.float32)).astype(np.float64)
+    return w.rows(rows, np.float64).T @ x
+
+
+def group_totals(w: Weights, rc: RowCounts, g: int) -> dict:
+    """Per resample, the totals of one run's entries of group ``g``: tp (B, C, T), kept
+    (B, C, Tk), ngt (B, 1, 1), iou_sum / iou_n (B, C, 1) or None."""
+    C, T, Tk, B = rc.kept.shape[1], rc.tp.shape[2], rc.kept.shape[2], w.w32.shape[1]
+    a, b = rc.group_bounds[g], rc.group_bounds[g + 1]
+    ta, tb = rc.tp_bounds[g], rc.tp_bounds[g + 1]
+    rows = rc.sorted_row[a:b]
+    tot = exact_product(w, rows, rc.matrix[a:b])
+    tp = exact_product(w, rc.tp_row[ta:tb], rc.tp_matrix[ta:tb])
+    out = {"tp": tp.reshape(B, C, T), "kept": tot[:, :C * Tk].reshape(B, C, Tk),
+           "ngt": tot[:, C * Tk].reshape(B, 1, 1), "iou_sum": None, "iou_n": None}
     if rc.iou is not None:
-        iou = rc.iou[sel]
-        parts.append((~np.isnan(iou)).astype(np.int64))
-    tot = exact_product(wg, np.concatenate(parts, axis=1), w_max)
-    B = w.shape[0]
-    out = {"tp": tot[:, :C * T].reshape(B, C, T),
-           "kept": tot[:, C * T:C * (T + Tk)].reshape(B, C, Tk),
-           "ngt": tot[:, C * (T + Tk)].reshape(B, 1, 1), "iou_sum": None, "iou_n": None}
-    if rc.iou is not None:
-        out["iou_n"] = tot[:, C * (T + Tk) + 1:].reshape(B, C, 1)
-        out["iou_sum"] = (wg.astype(np.float64) @ np.nan_to_num(iou, nan=0.0)).reshape(B, C, 1)
+        out["iou_n"] = tot[:, C * Tk + 1:].reshape(B, C, 1)
+        vals = rc.iou_values[a:b]
+        out["iou_sum"] = ((w.rows(rows, np.float64).T @ vals).reshape(B, C, 1) if b > a
+                          else np.zeros((B, C, 1)))
     return out
 
 

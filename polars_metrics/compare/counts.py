@@ -14,6 +14,7 @@ shared by all runs (so that one resample draws the same data rows for every run:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import polars as pl
@@ -32,17 +33,68 @@ class RowCounts:
     """One run's counts per (data row, feature) entry.
 
     row, group : (n,) universe row and (by..., feature) group of each entry.
-    tp : (n, C, T) true positives; kept : (n, C, Tk) counted predictions (Tk = 1 when the count
+    tp_entry, tp : the entries with any true positive and their true positives (m, C, T)
+    (the others have none); kept : (n, C, Tk) counted predictions (Tk = 1 when the count
     does not depend on the IoU threshold, else T); ngt : (n,) counted ground truths.
     iou : (n, C) the IoU metric per entry (NaN where undefined), or None (COCO: not defined).
     """
 
     row: np.ndarray
     group: np.ndarray
+    tp_entry: np.ndarray
     tp: np.ndarray
     kept: np.ndarray
     ngt: np.ndarray
     iou: np.ndarray | None
+    n_groups: int = 0  # groups over all runs (this run may lack some)
+
+    @cached_property
+    def _order(self) -> tuple[np.ndarray, np.ndarray]:
+        order = np.argsort(self.group, kind="stable")
+        return order, np.searchsorted(self.group[order], np.arange(self.n_groups + 1))
+
+    @property
+    def group_bounds(self) -> np.ndarray:
+        """Offsets of each group's entries in the group-sorted arrays."""
+        return self._order[1]
+
+    @cached_property
+    def sorted_row(self) -> np.ndarray:
+        return self.row[self._order[0]]
+
+    @cached_property
+    def matrix(self) -> np.ndarray:
+        """(n, K) float32 integer counts in group order: kept (C * Tk), ngt, [IoU defined (C)]."""
+        n = self.row.shape[0]
+        order = self._order[0]
+        parts = [self.kept[order].reshape(n, -1), self.ngt[order][:, None]]
+        if self.iou is not None:
+            parts.append(~np.isnan(self.iou[order]))
+        return np.concatenate([np.asarray(p, dtype=np.float32) for p in parts], axis=1)
+
+    @cached_property
+    def iou_values(self) -> np.ndarray:
+        """(n, C) float64 in group order: the IoU metric, 0 where undefined."""
+        return np.nan_to_num(self.iou[self._order[0]], nan=0.0)
+
+    @cached_property
+    def _tp_order(self) -> tuple[np.ndarray, np.ndarray]:
+        tp_group = self.group[self.tp_entry]
+        order = np.argsort(tp_group, kind="stable")
+        return order, np.searchsorted(tp_group[order], np.arange(self.n_groups + 1))
+
+    @property
+    def tp_bounds(self) -> np.ndarray:
+        return self._tp_order[1]
+
+    @cached_property
+    def tp_row(self) -> np.ndarray:
+        return self.row[self.tp_entry[self._tp_order[0]]]
+
+    @cached_property
+    def tp_matrix(self) -> np.ndarray:
+        m = self.tp_entry.shape[0]
+        return self.tp[self._tp_order[0]].reshape(m, -1).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -51,6 +103,7 @@ class RawCounts:
 
     rows: pl.DataFrame      # (*keys, *by) of each entry
     features: pl.Series     # feature name of each entry
+    tp_entry: np.ndarray
     tp: np.ndarray
     kept: np.ndarray
     ngt: np.ndarray
@@ -67,11 +120,11 @@ def raw_counts(ev) -> RawCounts:
             "pm.compare needs each run's match arrays, which a streamed or merged evaluation "
             "does not keep; pass in-memory DataFrames (no out=, batch_size=, memory_limit=, "
             "engine='ray').")
-    rf_row, tp, kept, ngt, iou = data_row_feature_arrays(prep, m)
+    rf_row, rf, tp, kept, ngt, iou = data_row_feature_arrays(prep, m)
     names = pl.Series(s.FEATURE, list(prep.features), dtype=pl.String)
     return RawCounts(rows=prep.rows.select(*prep.keys, *prep.by)[rf_row],
-                     features=names.gather(m.rf_feat), tp=tp, kept=kept[:, :, None],
-                     ngt=ngt, iou=iou)
+                     features=names.gather(m.rf_feat), tp_entry=np.asarray(rf, np.int64), tp=tp,
+                     kept=kept[:, :, None], ngt=ngt, iou=iou)
 
 
 def _coco_counts(ev) -> RawCounts:
@@ -99,20 +152,24 @@ def _coco_counts(ev) -> RawCounts:
         return frame.join(entries, on=[s.DATA_ROW, s.FEATURE], how="left",
                           maintain_order="left")["_rf"].to_numpy().astype(np.int64)
 
-    def rectangles(frame: pl.DataFrame) -> np.ndarray:  # (n, C, T): events with npass > c
-        code = (rf_of(frame) * T + frame["_t"].to_numpy()) * (C + 1) + frame["_npass"].to_numpy()
-        hist = np.bincount(code, minlength=n * T * (C + 1)).reshape(n, T, C + 1)
+    def rectangles(rf: np.ndarray, frame: pl.DataFrame, k: int) -> np.ndarray:
+        """(k, C, T): per entry, the events with npass > c at each t."""
+        code = (rf * T + frame["_t"].to_numpy()) * (C + 1) + frame["_npass"].to_numpy()
+        hist = np.bincount(code, minlength=k * T * (C + 1)).reshape(k, T, C + 1)
         return _arrays.count_above(hist).transpose(0, 2, 1).astype(np.int64)
 
-    tp = rectangles(tp_ev)
-    kept = tp + rectangles(fp_ev)
+    tp_entry, tp_inv = np.unique(rf_of(tp_ev), return_inverse=True)
+    tp = rectangles(tp_inv.astype(np.int64), tp_ev, tp_entry.shape[0])
+    kept = rectangles(rf_of(fp_ev), fp_ev, n)
+    kept[tp_entry] += tp
     ngt = np.bincount(rf_of(gts), minlength=n).astype(np.int64)
     if T > 1 and (kept == kept[:, :, :1]).all():
         kept = np.ascontiguousarray(kept[:, :, :1])
     by_values = ev.data_rows.select(s.DATA_ROW, *ev.by).unique(s.DATA_ROW)
     rows = entries.select(s.DATA_ROW).join(by_values, on=s.DATA_ROW, how="left",
                                            maintain_order="left")
-    return RawCounts(rows=rows, features=entries[s.FEATURE], tp=tp, kept=kept, ngt=ngt, iou=None)
+    return RawCounts(rows=rows, features=entries[s.FEATURE], tp_entry=tp_entry.astype(np.int64),
+                     tp=tp, kept=kept, ngt=ngt, iou=None)
 
 
 def shared_index(raws: list[RawCounts], keys: list[str], by: list[str]
@@ -141,5 +198,6 @@ def shared_index(raws: list[RawCounts], keys: list[str], by: list[str]
                    maintain_order="left")
         out.append(RowCounts(row=g[ROW].to_numpy().astype(np.int64),
                              group=g[GROUP].to_numpy().astype(np.int64),
-                             tp=r.tp, kept=r.kept, ngt=r.ngt, iou=r.iou))
+                             tp_entry=r.tp_entry, tp=r.tp, kept=r.kept, ngt=r.ngt, iou=r.iou,
+                             n_groups=groups.height))
     return universe, groups.select(GROUP, "_slice", *by, s.FEATURE), out

@@ -11,19 +11,13 @@ import polars as pl
 
 from polars_metrics import schema as s
 from polars_metrics.compare import bootstrap as bs
-from polars_metrics.compare.counts import GROUP, RowCounts
+from polars_metrics.compare.counts import RowCounts
 
 METRIC = "metric"
 BASELINE_VALUE, VALUE, DELTA = "baseline_value", "value", "delta"
 RUN = "run"
 STAT_COLUMNS = ("ci_low", "ci_high", "p_value", "resamples")
 METRIC_DTYPE = pl.Enum(list(bs.METRICS))
-
-
-def _groups_of(rc: RowCounts, n_groups: int) -> list[np.ndarray]:
-    order = np.argsort(rc.group, kind="stable")
-    bounds = np.searchsorted(rc.group[order], np.arange(n_groups + 1))
-    return [order[bounds[g]:bounds[g + 1]] for g in range(n_groups)]
 
 
 def _stack(values: dict[str, np.ndarray]) -> np.ndarray:
@@ -40,9 +34,7 @@ def bootstrap_frame(universe: pl.DataFrame, groups: pl.DataFrame, counts: list[R
     C, T, G = conf_thr.shape[0], iou_thr.shape[0], groups.height
     slices = groups["_slice"].to_numpy()
     n_slices = int(universe["_slice"].max()) + 1 if universe.height else 1
-    w = bs.resample_weights(universe.height, n_resamples, seed)
-    w_max = float(w.max(initial=0))
-    sels = [_groups_of(rc, G) for rc in counts]
+    w = bs.Weights(bs.resample_weights(universe.height, n_resamples, seed))  # (rows, B)
     micro: list[list] = [[None] * n_slices for _ in counts]
     macro_sum = [np.zeros((n_slices, n_resamples, len(bs.RATIO_METRICS), C, T)) for _ in counts]
     macro_n = [np.zeros((n_slices, n_resamples, len(bs.RATIO_METRICS), C, T)) for _ in counts]
@@ -50,7 +42,7 @@ def bootstrap_frame(universe: pl.DataFrame, groups: pl.DataFrame, counts: list[R
     for g in range(G):
         vals = []
         for r, rc in enumerate(counts):
-            tot = bs.group_totals(w, rc, sels[r][g], w_max)
+            tot = bs.group_totals(w, rc, g)
             sl = int(slices[g])
             micro[r][sl] = bs.add_totals(micro[r][sl], tot)
             v = bs.metric_values(tot, T)

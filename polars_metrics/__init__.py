@@ -15,6 +15,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from polars_metrics import namespace as _namespace  # noqa: F401  (registers `.pm`)
 from polars_metrics import state, synthetic
+from polars_metrics.compare import Comparison, compare  # run comparison (issue 14)
 from polars_metrics.errors import (
     FormatError,
     InvalidAnnotationError,
@@ -25,7 +26,6 @@ from polars_metrics.errors import (
     ThresholdError,
 )
 from polars_metrics.evaluate import evaluate
-from polars_metrics.compare import Comparison, compare  # run comparison (issue 14)
 from polars_metrics.iou import pairwise_iou
 from polars_metrics.kinds.box import bbox_from_tlhw, bbox_from_xywh
 from polars_metrics.kinds.mask import (

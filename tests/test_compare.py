@@ -271,3 +271,54 @@ def test_readme_section_output_is_current(tmp_path):
                                                          "PYTHONPATH": str(root)})
     assert res.returncode == 0, res.stderr
     assert res.stdout == expected
+
+
+def _coco_data(n_images=15, seed=4):
+    gt, pd_a, pd_b = _runs(n_images=n_images, seed=seed)
+    as_int = pl.col("data_row").str.slice(4).cast(pl.Int64)
+    # distinct scores: with ties pycocotools orders copies of tied detections by image id
+    pd_a, pd_b = (p.with_columns(as_int, confidence=pl.col("confidence") * 0.999
+                                 + pl.int_range(pl.len()) * 1e-7) for p in (pd_a, pd_b))
+    return gt.with_columns(as_int), pd_a, pd_b
+
+
+def test_coco_ap_unit_weights_reproduce_the_stats():
+    from polars_metrics.compare.coco_ap import bootstrap_stats
+
+    gt, pd_a, _ = _coco_data()
+    ev = pm.evaluate(gt, pd_a, profile="coco")
+    got = bootstrap_stats(ev, np.ones((1, ev.coco.image_ids.size)))[0]
+    np.testing.assert_allclose(got, ev.coco.stats[[0, 1, 2, 8]], rtol=0, atol=1e-12)
+
+
+def test_coco_ap_bootstrap_equals_explicit_resampling():
+    """Each resample's AP, AP50, AP75, AR100 equal pm.evaluate's COCO stats on the data set
+    made of the drawn images (copies under new image ids)."""
+    from polars_metrics.compare.coco_ap import bootstrap_stats
+
+    gt, pd_a, _ = _coco_data(n_images=10, seed=6)
+    ev = pm.evaluate(gt, pd_a, profile="coco")
+    images = ev.coco.image_ids
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        idx = rng.integers(0, images.size, images.size)
+        w = np.bincount(idx, minlength=images.size)[None, :].astype(float)
+        parts = [(f.filter(pl.col("data_row") == images[i])
+                  .with_columns(data_row=pl.lit(k * 1000 + int(images[i]))), k)
+                 for k, i in enumerate(idx) for f in (gt,)]
+        g = pl.concat([p for p, _ in parts])
+        d = pl.concat([pd_a.filter(pl.col("data_row") == images[i])
+                       .with_columns(data_row=pl.lit(k * 1000 + int(images[i])))
+                       for k, i in enumerate(idx)])
+        want = pm.evaluate(g, d, profile="coco").coco.stats[[0, 1, 2, 8]]
+        np.testing.assert_allclose(bootstrap_stats(ev, w)[0], want, rtol=0, atol=1e-12)
+
+
+def test_coco_self_comparison_ap_interval_is_zero():
+    gt, pd_a, pd_b = _coco_data(n_images=12)
+    cmp = pm.compare(gt, {"A": pd_a, "B": pd_a}, profile="coco", n_resamples=30)
+    ap = cmp.coco.filter(pl.col("resamples") > 0)
+    assert ap.height == 4
+    assert (ap["ci_low"] == 0).all() and (ap["ci_high"] == 0).all() and (ap["delta"] == 0).all()
+    cmp = pm.compare(gt, {"A": pd_a, "B": pd_b}, profile="coco", n_resamples=30, ap_resamples=0)
+    assert cmp.coco["ci_low"].null_count() == 12

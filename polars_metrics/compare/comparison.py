@@ -37,7 +37,10 @@ class Comparison:
         ``p_value`` two-sided (see :mod:`polars_metrics.compare.bootstrap`), ``resamples`` the
         resamples in which the delta is defined.
     coco : under ``profile="coco"``: (run, metric, iou, area, max_dets, baseline_value, value,
-        delta) for the 12 COCO stats (-1 = undefined, so no delta: null), else None.
+        delta, ci_low, ci_high, p_value, resamples) for the 12 COCO stats (-1 = undefined, so
+        no delta: null), else None. AP, AP50, AP75 and AR at the largest maxDet get intervals
+        from the same image resamples (:mod:`polars_metrics.compare.coco_ap`); the area and
+        small-maxDet stats are point estimates.
     level, n_resamples, seed : the bootstrap's settings.
     """
 
@@ -168,13 +171,15 @@ class Comparison:
             for row in self.at(c, t, run=run).iter_rows(named=True):
                 lines.append("    " + _fmt_row(row))
         if self.coco is not None:
-            lines.append("COCO stats (run - baseline, point estimates):")
+            lines.append("COCO stats (run - baseline; intervals where bootstrapped):")
             for row in self.coco.iter_rows(named=True):
                 iou = "0.50:0.95" if row[s.IOU] is None else f"{row[s.IOU]:.2f}"
                 d = "undefined" if row[DELTA] is None else f"{row[DELTA]:+.4f}"
+                ci = ("" if row.get("ci_low") is None else
+                      f" [{row['ci_low']:+.4f}, {row['ci_high']:+.4f}] p={row['p_value']:.3f}")
                 lines.append(f"    {row[RUN]}: {row[METRIC]} IoU={iou} area={row['area']} "
                              f"maxDets={row['max_dets']}: {row[BASELINE_VALUE]:.4f} -> "
-                             f"{row[VALUE]:.4f} ({d})")
+                             f"{row[VALUE]:.4f} ({d}){ci}")
         return "\n".join(lines)
 
 

@@ -27,14 +27,15 @@ def _stack(values: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def bootstrap_frame(universe: pl.DataFrame, groups: pl.DataFrame, counts: list[RowCounts],
-                    names: list[str], baseline: int, by: list[str], *, n_resamples: int,
-                    seed, level: float, conf_thr: np.ndarray, iou_thr: np.ndarray) -> pl.DataFrame:
+                    names: list[str], baseline: int, by: list[str], *, weights: np.ndarray,
+                    level: float, conf_thr: np.ndarray, iou_thr: np.ndarray) -> pl.DataFrame:
     """(run, *by, average, feature, confidence_threshold, iou_threshold, metric, ci_low,
     ci_high, p_value, resamples) for every run but the baseline."""
     C, T, G = conf_thr.shape[0], iou_thr.shape[0], groups.height
     slices = groups["_slice"].to_numpy()
     n_slices = int(universe["_slice"].max()) + 1 if universe.height else 1
-    w = bs.Weights(bs.resample_weights(universe.height, n_resamples, seed))  # (rows, B)
+    w = bs.Weights(weights)  # (rows, B)
+    n_resamples = weights.shape[1]
     micro: list[list] = [[None] * n_slices for _ in counts]
     macro_sum = [np.zeros((n_slices, n_resamples, len(bs.RATIO_METRICS), C, T)) for _ in counts]
     macro_n = [np.zeros((n_slices, n_resamples, len(bs.RATIO_METRICS), C, T)) for _ in counts]

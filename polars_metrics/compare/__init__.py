@@ -61,7 +61,7 @@ def compare(ground_truth, runs: Mapping, *, baseline: str | None = None, level: 
     ...                    "bbox": [[0.0, 0, 10, 10]] * 3}, schema_overrides={"bbox": box})
     >>> pd_a = gt.head(1).with_columns(confidence=pl.lit(0.9))
     >>> pd_b = gt.head(2).with_columns(confidence=pl.lit(0.9))
-    >>> cmp = pm.compare(gt, {"A": pd_a, "B": pd_b}, n_resamples=200,
+    >>> cmp = pm.compare(gt, {"A": pd_a, "B": pd_b}, n_resamples=200, rows="ground_truth",
     ...                  confidence_thresholds=[0.5], iou_thresholds=[0.5])
     >>> cmp.at(0.5, 0.5).filter(pl.col("metric") == "recall").select(
     ...     "baseline_value", "value", "delta").rows()

@@ -36,7 +36,7 @@ def resample_weights(n_rows: int, n_resamples: int, seed) -> np.ndarray:
     rows).
 
     >>> resample_weights(3, 2, 0).T.tolist()
-    [[2.0, 0.0, 1.0], [0.0, 0.0, 3.0]]
+    [[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]]
     """
     rng = np.random.default_rng(seed)
     w = np.empty((n_rows, n_resamples), dtype=np.float32)

@@ -73,6 +73,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--busy-pct", type=float, default=25.0)
     ap.add_argument(
+        "--compare-sizes",
+        default="10000",
+        help="sizes at which pm.compare (run comparison, 1,000 resamples) is also timed "
+        "(benchmarks/compare.py; '' for none)",
+    )
+    ap.add_argument(
         "--report-only",
         action="store_true",
         help="re-render results.md/csv from --out/results.json without measuring",
@@ -300,6 +306,11 @@ def bench_size(
 
     if "coco" in peers_on:
         row["coco"] = _coco(n, gt, pd, classes, data_dir, args)
+    if n in {int(x) for x in args.compare_sizes.split(",") if x}:
+        from benchmarks.compare import run_compare_benchmark  # pm.compare; hotcoco if installed
+
+        row["compare"] = run_compare_benchmark(n)
+        log(f"  compare: {json.dumps(row['compare'], default=str)[:600]}")
 
     row["checks"] = [
         {

@@ -46,21 +46,57 @@ def _child_ours(data_dir: str, resamples: int) -> dict:
     gt, pd_a = read_parquet(Path(data_dir))
     pd_b = run_b(pd_a)
     pm.compare(gt.head(2000), {"A": pd_a.head(2000), "B": pd_b.head(2000)}, n_resamples=5)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     ev_a, ev_b = pm.evaluate(gt, pd_a), pm.evaluate(gt, pd_b)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     from polars_metrics.compare import comparison_of
 
     cmp = comparison_of({"A": ev_a, "B": ev_b}, baseline="A", level=0.95, n_resamples=resamples,
                         seed=0)
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     micro = cmp.at(0.5, 0.5).select("metric", "delta", "ci_low", "ci_high", "p_value")
     return {"images": gt["data_row"].n_unique(), "resamples": resamples,
             "evaluate_both_s": round(t1 - t0, 3), "bootstrap_s": round(t2 - t1, 3),
-            "total_s": round(t2 - t0, 3), "deltas_rows": cmp.deltas.height,
+            "total_s": round(t2 - t0, 3), "evaluate_both_cpu_s": round(c1 - c0, 3),
+            "bootstrap_cpu_s": round(c2 - c1, 3), "deltas_rows": cmp.deltas.height,
             "features": len(ev_a.features),
             "cells": len(ev_a.confidence_thresholds) * len(ev_a.iou_thresholds),
             "micro_at_0.5_0.5": micro.rows(),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+def _child_coco(data_dir: str, resamples: int) -> dict:
+    """profile="coco": the cube bootstrap with ``resamples`` and AP / AR re-accumulated for
+    ``resamples`` too (pass fewer with --resamples for the AP figure)."""
+    import polars as pl
+
+    import polars_metrics as pm
+    from benchmarks.generate import read_parquet
+    from polars_metrics.compare import comparison_of
+
+    gt, pd_a = read_parquet(Path(data_dir))
+    if gt.schema["data_row"] == pl.String:  # COCO image ids are integers
+        as_int = pl.col("data_row").str.slice(4).cast(pl.Int64)
+        gt, pd_a = gt.with_columns(as_int), pd_a.with_columns(as_int)
+    pd_b = run_b(pd_a)
+    t0 = time.perf_counter()
+    ev_a, ev_b = (pm.evaluate(gt, p, profile="coco") for p in (pd_a, pd_b))
+    t1, c1 = time.perf_counter(), time.process_time()
+    cmp0 = comparison_of({"A": ev_a, "B": ev_b}, baseline="A", level=0.95,
+                         n_resamples=resamples, seed=0, ap_resamples=0)
+    t2, c2 = time.perf_counter(), time.process_time()
+    cmp = comparison_of({"A": ev_a, "B": ev_b}, baseline="A", level=0.95,
+                        n_resamples=resamples, seed=0)
+    t3, c3 = time.perf_counter(), time.process_time()
+    ap = cmp.coco.row(0, named=True)
+    return {"images": gt["data_row"].n_unique(), "resamples": resamples,
+            "evaluate_both_s": round(t1 - t0, 3), "cube_bootstrap_s": round(t2 - t1, 3),
+            "cube_and_ap_bootstrap_s": round(t3 - t2, 3),
+            "ap_bootstrap_s": round((t3 - t2) - (t2 - t1), 3),
+            "cube_bootstrap_cpu_s": round(c2 - c1, 3),
+            "ap_bootstrap_cpu_s": round((c3 - c2) - (c2 - c1), 3),
+            "ap": [ap["baseline_value"], ap["value"], ap["delta"], ap["ci_low"], ap["ci_high"]],
+            "cube_rows": cmp0.deltas.height,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
 
@@ -107,12 +143,15 @@ def _spawn(task: str, data_dir: Path, resamples: int) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run_compare_benchmark(n_images: int, resamples: int = 1000, *, peers: bool = True) -> dict:
+def run_compare_benchmark(n_images: int, resamples: int = 1000, *, peers: bool = True,
+                          coco_resamples: int = 0) -> dict:
     """Time ``pm.compare`` (and hotcoco's compare when it installs) on the ladder's data."""
     from benchmarks.generate import ensure_dataset
 
     data_dir = ensure_dataset(n_images)
     out = {"loadavg_before": os.getloadavg()[0], "ours": _spawn("ours", data_dir, resamples)}
+    if coco_resamples:
+        out["ours_coco"] = _spawn("coco", data_dir, coco_resamples)
     if peers:
         try:
             import hotcoco  # noqa: F401
@@ -140,11 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resamples", type=int, default=1000)
     ap.add_argument("--coverage", type=int, default=0, help="simulated data sets (0: skip)")
     ap.add_argument("--no-peers", action="store_true")
-    ap.add_argument("--child", choices=["ours", "hotcoco"], help=argparse.SUPPRESS)
+    ap.add_argument("--coco", type=int, default=0,
+                    help="also time profile='coco' with this many resamples (AP included)")
+    ap.add_argument("--child", choices=["ours", "coco", "hotcoco"], help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        fn = _child_ours if args.child == "ours" else _child_hotcoco
+        fn = {"ours": _child_ours, "coco": _child_coco, "hotcoco": _child_hotcoco}[args.child]
         print(json.dumps(fn(args.data, args.resamples)))
         return 0
     if args.coverage:
@@ -153,8 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"coverage": cov, "simulations": args.coverage,
                           "seconds": round(time.perf_counter() - t0, 1)}))
         return 0
-    print(json.dumps(run_compare_benchmark(args.images, args.resamples, peers=not args.no_peers),
-                     indent=2, default=str))
+    print(json.dumps(run_compare_benchmark(args.images, args.resamples, peers=not args.no_peers,
+                                           coco_resamples=args.coco), indent=2, default=str))
     return 0
 
 

@@ -173,6 +173,9 @@ def test_quantiles_match_numpy():
             want = np.nanquantile(d, q, axis=0)
         assert np.array_equal(got, want, equal_nan=True)
         assert n.tolist() == (~np.isnan(d)).sum(0).tolist()
+    full = rng.normal(size=(1000, 40)).round(2)  # no NaN: the partition path
+    for q in (0.025, 0.975, 0.3):
+        assert np.array_equal(bs.quantiles(full, q)[0], np.quantile(full, q, axis=0))
 
 
 @pytest.mark.slow

@@ -325,3 +325,18 @@ def test_coco_self_comparison_ap_interval_is_zero():
     assert (ap["ci_low"] == 0).all() and (ap["ci_high"] == 0).all() and (ap["delta"] == 0).all()
     cmp = pm.compare(gt, {"A": pd_a, "B": pd_b}, profile="coco", n_resamples=30, ap_resamples=0)
     assert cmp.coco["ci_low"].null_count() == 12
+
+
+def test_by_slices_point_deltas_and_self_zero():
+    gt, pd = pm.synthetic.detections(n_images=30, n_classes=3, seed=9)
+    pd_b = pd.filter(pl.int_range(pl.len()) % 4 != 0)
+    kw = dict(by="split", confidence_thresholds=[0.5], iou_thresholds=[0.5])
+    cmp = pm.compare(gt, {"A": pd, "B": pd_b}, n_resamples=20, **kw)
+    ev_a, ev_b = pm.evaluate(gt, pd, **kw), pm.evaluate(gt, pd_b, **kw)
+    micro = cmp.micro.filter(pl.col("metric") == "tp").sort("split")
+    want = (ev_b.overall.filter(pl.col("average") == "micro").sort("split")["tp"]
+            - ev_a.overall.filter(pl.col("average") == "micro").sort("split")["tp"])
+    assert micro["delta"].cast(pl.Int64).to_list() == want.to_list()
+    assert micro["resamples"].to_list() == [20] * micro.height
+    same = pm.compare(gt, {"A": pd, "B": pd}, n_resamples=20, **kw).deltas
+    assert (same.filter(pl.col("resamples") > 0)["ci_high"] == 0).all()

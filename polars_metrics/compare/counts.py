@@ -64,13 +64,21 @@ class RowCounts:
 
     @cached_property
     def matrix(self) -> np.ndarray:
-        """(n, K) float32 integer counts in group order: kept (C * Tk), ngt, [IoU defined (C)]."""
+        """(n, K) float32 in group order: the integer counts kept (C * Tk), ngt and [IoU defined
+        (C)], then [the IoU metric (C), 0 where undefined] (see :attr:`n_int`)."""
         n = self.row.shape[0]
         order = self._order[0]
         parts = [self.kept[order].reshape(n, -1), self.ngt[order][:, None]]
         if self.iou is not None:
             parts.append(~np.isnan(self.iou[order]))
+            parts.append(self.iou_values)
         return np.concatenate([np.asarray(p, dtype=np.float32) for p in parts], axis=1)
+
+    @property
+    def n_int(self) -> int:
+        """The integer columns of :attr:`matrix` (the rest are IoU values)."""
+        C = self.kept.shape[1]
+        return C * self.kept.shape[2] + 1 + (C if self.iou is not None else 0)
 
     @cached_property
     def iou_values(self) -> np.ndarray:

@@ -42,6 +42,17 @@ class Comparison:
         from the same image resamples (:mod:`polars_metrics.compare.coco_ap`); the area and
         small-maxDet stats are point estimates.
     level, n_resamples, seed : the bootstrap's settings.
+
+    Examples
+    --------
+    >>> import polars as pl, polars_metrics as pm
+    >>> gt = pl.DataFrame({"data_row": ["a", "b"], "feature": ["cat"] * 2,
+    ...                    "bbox": [[0.0, 0, 10, 10]] * 2}, schema_overrides={"bbox": pm.BBOX_DTYPE})
+    >>> pd = gt.with_columns(confidence=pl.lit(0.9))
+    >>> cmp = pm.compare(gt, {"A": pd, "B": pd.head(1)}, rows="ground_truth", n_resamples=50,
+    ...                  confidence_thresholds=[0.5], iou_thresholds=[0.5])
+    >>> isinstance(cmp, pm.Comparison), cmp.flips()["category"].cast(pl.String).to_list()
+    (True, ['both', 'A only'])
     """
 
     runs: tuple[str, ...]

@@ -79,6 +79,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="images for benchmarks/first_call.py (fresh process, empty numba "
                     "cache, every kind and profile; import time); 0 skips it")
     ap.add_argument(
+        "--compare-sizes",
+        default="10000",
+        help="sizes at which pm.compare (run comparison, 1,000 resamples) is also timed "
+        "(benchmarks/compare.py; '' for none)",
+    )
+    ap.add_argument(
         "--report-only",
         action="store_true",
         help="re-render results.md/csv from --out/results.json without measuring",
@@ -311,6 +317,11 @@ def bench_size(
         row["coco"] = _coco(n, gt, pd, classes, data_dir, args)
     if "errors" in peers_on:
         row["errors"] = _errors(n, gt, pd, args)
+    if n in {int(x) for x in args.compare_sizes.split(",") if x}:
+        from benchmarks.compare import run_compare_benchmark  # pm.compare; hotcoco if installed
+
+        row["compare"] = run_compare_benchmark(n)
+        log(f"  compare: {json.dumps(row['compare'], default=str)[:600]}")
 
     row["checks"] = [
         {

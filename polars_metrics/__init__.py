@@ -15,6 +15,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from polars_metrics import namespace as _namespace  # noqa: F401  (registers `.pm`)
 from polars_metrics import state, synthetic
+from polars_metrics.compare import Comparison, compare  # run comparison (issue 14)
 from polars_metrics.errors import (
     FormatError,
     InvalidAnnotationError,
@@ -97,8 +98,8 @@ def __dir__() -> list[str]:
 
 __all__ = [
     # evaluate, and the additive contract behind streaming / distribution
-    "evaluate", "partial", "merge", "finalize", "Evaluation", "CocoEvaluation", "PartialResult",
-    "uncertain_across",
+    "evaluate", "compare", "Comparison", "partial", "merge", "finalize", "Evaluation",
+    "CocoEvaluation", "PartialResult", "uncertain_across",
     "FINE_CONFIDENCE_THRESHOLDS", "pairwise_iou", "state", "synthetic",
     # views: Altair charts and the self-contained HTML report
     "plot", "report",

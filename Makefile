@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	rm -f $(VENV)/.installed-*; touch $(STAMP)
 
-# The box path's kernels compiled ahead of time (polars_metrics/_kernels/aot.py): a few MB
-# instead of numba's ~130 MB at run time. Rebuilt only when a kernel source changed; without a
-# C compiler everything still runs through numba's JIT (the tests then say so).
+# Every kernel compiled ahead of time (polars_metrics/_kernels/aot.py): no compiling at user
+# time and no numba at run time. `pip install .` builds it too (setup.py); the editable install
+# below does not, hence this target. Rebuilt only when a kernel source changed; without a C
+# compiler everything still runs through numba's JIT (the tests then say so).
 kernels: $(STAMP)
 	$(BIN)/python -m polars_metrics._kernels --if-stale || echo "continuing with numba's JIT"
 

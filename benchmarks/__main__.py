@@ -52,7 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--valor-repeat", type=int, default=1)
     ap.add_argument("--supervision-max-images", type=int, default=100_000)
-    ap.add_argument("--coco-max-images", type=int, default=5_000)
+    ap.add_argument("--coco-max-images", type=int, default=20_000,
+                    help="pycocotools takes minutes per run above this")
     ap.add_argument("--errors-max-images", type=int, default=5_000,
                     help="TIDE error decomposition vs tidecv (pure Python, slow) and hotcoco")
     ap.add_argument(
@@ -74,6 +75,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "use < --busy-pct CPU (the busy level is recorded either way)",
     )
     ap.add_argument("--busy-pct", type=float, default=25.0)
+    ap.add_argument("--first-call-images", type=int, default=TARGET_SIZE,
+                    help="images for benchmarks/first_call.py (fresh process, empty numba "
+                    "cache, every kind and profile; import time); 0 skips it")
+    ap.add_argument(
+        "--compare-sizes",
+        default="10000",
+        help="sizes at which pm.compare (run comparison, 1,000 resamples) is also timed "
+        "(benchmarks/compare.py; '' for none)",
+    )
     ap.add_argument(
         "--report-only",
         action="store_true",
@@ -128,6 +138,9 @@ def environment() -> dict[str, Any]:
                 "valor-lite",
                 "pycocotools",
                 "faster-coco-eval",
+                "hotcoco",
+                "vernier",
+                "msgspec",
                 "psutil",
             )
         },
@@ -304,6 +317,11 @@ def bench_size(
         row["coco"] = _coco(n, gt, pd, classes, data_dir, args)
     if "errors" in peers_on:
         row["errors"] = _errors(n, gt, pd, args)
+    if n in {int(x) for x in args.compare_sizes.split(",") if x}:
+        from benchmarks.compare import run_compare_benchmark  # pm.compare; hotcoco if installed
+
+        row["compare"] = run_compare_benchmark(n)
+        log(f"  compare: {json.dumps(row['compare'], default=str)[:600]}")
 
     row["checks"] = [
         {
@@ -353,9 +371,14 @@ def _coco(n: int, gt, pd, classes, data_dir: Path, args: argparse.Namespace) -> 
     gt_json, res_json = data_dir / "coco_gt.json", data_dir / "coco_results.json"
     if not gt_json.exists() or not res_json.exists():
         write_coco(gt, pd, classes, gt_json, res_json, n_images=n)
-    rows = run_coco_benchmark(gt_json, res_json)
-    for r in rows:
-        log(f"  coco: {r}")
+    try:
+        rows = run_coco_benchmark(gt_json, res_json)
+    except AssertionError as exc:  # parity failed: no ratios, the run fails
+        log(f"  coco: {exc}")
+        return {"skipped": str(exc), "parity_failed": True}
+    from benchmarks.coco import format_table
+
+    log("  coco bbox (peer / ours > 1: ours faster):\n" + format_table(rows))
     return rows
 
 
@@ -626,16 +649,18 @@ def markdown(env: dict[str, Any], rows: list[dict[str, Any]], flat: list[dict[st
         out.append("")
     cocos = [(r["images"], r["coco"]) for r in rows if isinstance(r.get("coco"), list)]
     if cocos:
+        from benchmarks.coco import format_table
+
         out += [
             "## COCO bbox (benchmarks/coco.py: its own parity and timing, same data as COCO JSON)",
             "",
+            "core = evaluate + accumulate + summarize (ours: `pm.evaluate_coco`); full = ours "
+            "`pm.evaluate(profile=\"coco\")` with `coco_summary`, `cube`, `confusion` and "
+            "`data_rows`; medians of interleaved rounds (min / min in brackets).",
+            "",
         ]
     for n, coco in cocos:
-        keys = list(dict.fromkeys(k for d in coco for k in d))
-        out += [f"**{n:,} images**", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-        for d in coco:
-            out.append("| " + " | ".join(_cell(d.get(k)) for k in keys) + " |")
-        out.append("")
+        out += [f"**{n:,} images**", "", format_table(coco), ""]
     errs = [(r["images"], r["errors"]) for r in rows if isinstance(r.get("errors"), list)]
     if errs:
         from benchmarks.errors import markdown as errors_markdown
@@ -643,7 +668,40 @@ def markdown(env: dict[str, Any], rows: list[dict[str, Any]], flat: list[dict[st
         out += ["## TIDE error types (benchmarks/errors.py: parity, then time)", ""]
         for n, e in errs:
             out += [f"**{n:,} images**", "", errors_markdown(e), ""]
+    out += ["## All ratios (peer / ours; > 1: ours faster)", "", ratio_table(rows), ""]
     return "\n".join(out)
+
+
+def ratio_table(rows: list[dict[str, Any]]) -> str:
+    """One table of every ratio (peer time / our time: > 1 means ours is faster), per size,
+    with the 1-minute load average seen around the timed processes."""
+    coco_peers = ("hotcoco", "faster-coco-eval", "pycocotools", "vernier")
+    head = ["images", "load avg", "supervision cell / ours", "valor ingest+cube / ours"]
+    head += [f"{p} / ours COCO (core; full)" for p in coco_peers]
+    head += ["hotcoco load / read_coco (first; again)", "peak RSS MB ours COCO / hotcoco"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r, f in zip(rows, summarize(rows), strict=True):
+        loads = [x for x in (r.get("ours", {}).get("loadavg_after"),) if x is not None]
+        coco = r.get("coco") if isinstance(r.get("coco"), list) else []
+        by_lib = {c["library"]: c for c in coco if c.get("variant") == "warm"}
+        loads += [x for c in coco for x in c.get("loadavg", [])]
+        cells = [f"{r['images']:,}",
+                 f"{min(loads):.1f}–{max(loads):.1f}" if loads else "—",
+                 _x(f.get("speedup_vs_supervision")), _x(f.get("speedup_vs_valor_ingest_cube"))]
+        for p in coco_peers:
+            c = by_lib.get(p)
+            cells.append(f"{c['ratio_core']:.2f}x; {c['ratio_full']:.2f}x" if c and "ratio_core" in c
+                         else "—")
+        h, o = by_lib.get("hotcoco"), by_lib.get("polars_metrics")
+        cells.append(f"{h['ratio_load']:.2f}x; {h['ratio_load_warm']:.2f}x" if h and "ratio_load" in h
+                     else "—")
+        cells.append(f"{o['peak_rss_mb']:.0f} / {h['peak_rss_mb']:.0f}" if h and o else "—")
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def _x(v: float | None) -> str:
+    return "—" if v is None else f"{v:.2f}x"
 
 
 def _pct(x: float | None) -> str:
@@ -652,14 +710,6 @@ def _pct(x: float | None) -> str:
 
 def _mb_s(x: float | None) -> str:
     return "—" if x is None else f"{x:,.0f}"
-
-
-def _cell(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, list) and v and all(isinstance(x, float) for x in v):
-        return f"[{v[0]:.4f}, … {len(v)} values]"  # full arrays stay in results.json
-    return "—" if v is None else str(v)
 
 
 def write_results(out_dir: Path, env: dict[str, Any], rows: list[dict[str, Any]]) -> None:
@@ -708,7 +758,17 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(bench_size(n, args, peers_on, cache_dir, Path(scratch)))
             write_results(args.out, env, rows)  # partial results survive an interrupted run
     log(f"wrote {args.out / 'results.md'}")
+    if args.first_call_images:  # issue 12: no compile at user time, import time
+        from benchmarks import first_call
+
+        table = first_call.format_table(first_call.run_first_calls(args.first_call_images),
+                                        first_call.import_times())
+        print(table)
+        (args.out / "first_call.md").write_text(table + "\n")
+    print("\nAll ratios (peer / ours; > 1: ours faster), load average now "
+          f"{os.getloadavg()[0]:.1f}:\n" + ratio_table(rows), flush=True)
     failed = [c for r in rows for c in r["checks"] if not c["ok"]]
+    failed += [r["coco"] for r in rows if isinstance(r.get("coco"), dict) and r["coco"].get("parity_failed")]
     if failed:
         log(f"{len(failed)} parity check(s) FAILED — see results.md")
         return 1

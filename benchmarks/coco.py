@@ -1,8 +1,9 @@
-"""COCO ``bbox`` benchmark: polars_metrics vs pycocotools vs faster-coco-eval.
+"""COCO ``bbox`` benchmark: polars_metrics vs hotcoco, faster-coco-eval, pycocotools, vernier.
 
-``run_coco_benchmark(gt_json, results_json)`` checks parity first (the 12 summary stats equal to
-1e-10 against both peers), then times JSON loading and evaluate + accumulate + summarize for
-each library, and measures peak RSS of each library in its own child process.
+``run_coco_benchmark(gt_json, results_json)`` checks parity first (the 12 summary stats of every
+library equal pycocotools' to 1e-10; the table shows how many are bit-equal), then times JSON
+loading and evaluate + accumulate + summarize for each library, in interleaved rounds of
+child processes (one library per process: peak RSS is its own), with the load average.
 
 Standalone::
 
@@ -138,58 +139,116 @@ def generate_coco(
 
 
 # --- one library in its own process -------------------------------------------------------------
+# Each child loads the JSON files (timed: "load"), runs the evaluation once untimed when `warmup`
+# (the warm variant), then `repeats` timed runs. polars_metrics is timed two ways in the same
+# process: "core" = pm.evaluate_coco + the summary (the COCOeval replacement: evaluate +
+# accumulate + summarize, what every peer does) and "full" = pm.evaluate(profile="coco") with
+# coco_summary, cube, confusion and data_rows materialized (what no peer computes).
 _CHILD = r'''
-import contextlib, io, json, resource, sys, time
-lib, gt_path, res_path, iou_type, repeats = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+import contextlib, io, json, sys, time
+lib, gt_path, res_path, iou_type, repeats, warmup = sys.argv[1:7]
+repeats, warmup = int(repeats), warmup == "1"
 out = {"library": lib}
 quiet = contextlib.redirect_stdout(io.StringIO())
+
+def timed(fn):
+    t, c = time.perf_counter(), time.process_time(); r = fn()
+    return time.perf_counter() - t, time.process_time() - c, r
+
 if lib == "polars_metrics":
+    import polars_metrics as pm
     from polars_metrics.io.coco import read_coco
-    from polars_metrics.coco import evaluate_coco
-    t = time.perf_counter(); gt, pd = read_coco(gt_path, res_path); out["load_s"] = time.perf_counter() - t
-    times, cpu = [], []
-    for _ in range(repeats):
-        t = time.perf_counter(); c = time.process_time()
-        r = evaluate_coco(gt, pd, iou_type=iou_type); _ = r.format_summary()
-        times.append(time.perf_counter() - t); cpu.append(time.process_time() - c)
-    stats = r.stats
-elif lib in ("pycocotools", "faster-coco-eval"):
-    if lib == "pycocotools":
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval as Eval
-    else:
+    load = lambda: read_coco(gt_path, res_path, iou_type=iou_type)
+    out["load_s"], out["load_cpu_s"], (gt, pd) = timed(load)  # first call: lazy imports too
+    out["load_warm_s"] = timed(load)[0]
+    def core():
+        r = pm.evaluate_coco(gt, pd, iou_type=iou_type); r.format_summary(); return r
+    def full():
+        ev = pm.evaluate(gt, pd, profile="coco", iou_type=iou_type)
+        _ = (ev.coco_summary, ev.cube, ev.confusion, ev.data_rows)
+        return ev
+    runs = {"core": core, "full": full}
+elif lib in ("pycocotools", "faster-coco-eval", "vernier"):
+    if lib == "faster-coco-eval":
         from faster_coco_eval import COCO
         from faster_coco_eval import COCOeval_faster as Eval
+    else:  # vernier's drop-in COCOeval takes pycocotools' COCO objects (it has no loader)
+        from pycocotools.coco import COCO
+        if lib == "pycocotools":
+            from pycocotools.cocoeval import COCOeval as Eval
+        else:
+            import functools, vernier
+            Eval = functools.partial(vernier.COCOeval, parity_mode="strict")
     with quiet:
-        t = time.perf_counter(); cg = COCO(gt_path); cd = cg.loadRes(res_path); out["load_s"] = time.perf_counter() - t
-    times, cpu = [], []
-    for _ in range(repeats):
+        load = lambda: (lambda g: (g, g.loadRes(res_path)))(COCO(gt_path))
+        out["load_s"], out["load_cpu_s"], (cg, cd) = timed(load)
+        out["load_warm_s"] = timed(load)[0]
+    def core():
         with contextlib.redirect_stdout(io.StringIO()):
-            t = time.perf_counter(); c = time.process_time()
             ev = Eval(cg, cd, iou_type); ev.evaluate(); ev.accumulate(); ev.summarize()
-            times.append(time.perf_counter() - t); cpu.append(time.process_time() - c)
-    stats = ev.stats
+        return ev
+    runs = {"core": core}
+elif lib == "hotcoco":
+    import hotcoco
+    with quiet:
+        load = lambda: (lambda g: (g, g.load_res(res_path)))(hotcoco.COCO(gt_path))
+        out["load_s"], out["load_cpu_s"], (cg, cd) = timed(load)
+        out["load_warm_s"] = timed(load)[0]
+    def core():
+        with contextlib.redirect_stdout(io.StringIO()):
+            ev = hotcoco.COCOeval(cg, cd, iou_type); ev.evaluate(); ev.accumulate(); ev.summarize()
+        return ev
+    runs = {"core": core}
 else:
     raise SystemExit(f"unknown library {lib}")
-out["eval_s"] = times
-out["eval_cpu_s"] = cpu
-out["stats"] = [float(v) for v in stats]
+for name, fn in runs.items():
+    if warmup:
+        out[f"{name}_first_s"] = timed(fn)[0]
+    walls, cpus = [], []
+    for _ in range(repeats):
+        w, c, r = timed(fn); walls.append(w); cpus.append(c)
+    out[f"{name}_s"], out[f"{name}_cpu_s"] = walls, cpus
+    stats = r.coco.stats if name == "full" else getattr(r, "stats", None)
+    out[f"{name}_stats"] = [float(v) for v in stats]
+    r = None
 # VmHWM is this interpreter's own peak; ru_maxrss would carry the forking parent's over exec
 out["peak_rss_mb"] = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM:")).split()[1]) / 1024
 print("RESULT " + json.dumps(out))
 '''
 
+PEERS = ("hotcoco", "faster-coco-eval", "pycocotools", "vernier")
 
-def _run_child(lib: str, gt: Path, res: Path, iou_type: str, repeats: int,
+
+def _run_child(lib: str, gt: Path, res: Path, iou_type: str, repeats: int, warmup: bool = True,
                env: dict[str, str] | None = None, timeout: float = 3600) -> dict:
+    load = os.getloadavg()[0]
     proc = subprocess.run(
-        [sys.executable, "-c", _CHILD, lib, str(gt), str(res), iou_type, str(repeats)],
+        [sys.executable, "-c", _CHILD, lib, str(gt), str(res), iou_type, str(repeats),
+         "1" if warmup else "0"],
         capture_output=True, text=True, cwd=REPO, env={**os.environ, **(env or {})}, timeout=timeout,
     )  # fmt: skip
     for line in proc.stdout.splitlines()[::-1]:
         if line.startswith("RESULT "):
-            return json.loads(line[7:])
+            out = json.loads(line[7:])
+            out["loadavg_before"] = load
+            out["loadavg_after"] = os.getloadavg()[0]
+            return out
     raise RuntimeError(f"{lib} benchmark child failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+
+
+def _merge(runs: list[dict]) -> dict:
+    """One library's interleaved rounds: timings pooled (median and min), the largest peak RSS,
+    the loads seen."""
+    out = dict(runs[0])
+    for key in [k for k in runs[0] if k.endswith("_s") and isinstance(runs[0][k], list)]:
+        pooled = [v for r in runs for v in r[key]]
+        out[key] = float(np.median(pooled))
+        out[key.replace("_s", "_min_s")] = float(min(pooled))
+    for key in ("load_s", "load_cpu_s", "load_warm_s"):
+        out[key] = float(min(r[key] for r in runs))
+    out["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    out["loadavg"] = [round(r["loadavg_before"], 2) for r in runs]
+    return out
 
 
 def run_coco_benchmark(
@@ -198,94 +257,112 @@ def run_coco_benchmark(
     *,
     iou_type: str = "bbox",
     repeats: int = 3,
-    peers: tuple[str, ...] = ("pycocotools", "faster-coco-eval"),
+    rounds: int = 2,
+    peers: tuple[str, ...] = PEERS,
+    cold: bool = True,
     atol: float = 1e-10,
+    slow_repeats: int = 1,
 ) -> list[dict]:
     """Parity first, then timings and peak RSS of each library, each in its own process.
 
-    Every library loads the JSON files and runs evaluate + accumulate + summarize ``repeats``
-    times (pycocotools once: it is slow) in a fresh ``python -c`` child that reports its
-    ``ru_maxrss``. polars_metrics is run twice: with an empty numba cache (``cold``: includes
-    compiling the kernels) and with the warm on-disk cache (``warm``: the median of the repeats
-    after the first call). Raises ``AssertionError`` when the 12 stats of any two libraries
-    differ by more than ``atol``.
+    Each library's child loads the JSON files and runs evaluate + accumulate + summarize once
+    untimed (warm-up), then ``repeats`` timed runs; the children of all libraries run in
+    ``rounds`` interleaved rounds (ours, every peer, ours, every peer, ...) so that a busy
+    machine slows all alike; the load average before each child is recorded. pycocotools and
+    vernier get ``slow_repeats`` runs (pycocotools takes a minute at 5k images). polars_metrics
+    is also run once with an empty numba cache (``cold``: first call, compiling what is not
+    compiled ahead of time). Raises ``AssertionError`` when any library's 12 stats differ from
+    pycocotools' (or the first peer's) by more than ``atol`` — before any ratio is reported.
 
-    Returns one dict per (library, variant): ``library``, ``variant``, ``load_s``, ``eval_s``
-    (evaluate + accumulate + summarize, wall), ``eval_cpu_s`` (its CPU time, all threads: a
-    steadier figure on a shared machine), ``peak_rss_mb``, ``stats``, ``max_abs_stat_diff``
-    (against pycocotools, or faster-coco-eval without it), and for the peers ``speedup_eval``,
-    ``speedup_eval_cpu``, ``speedup_load`` (peer / ours warm).
+    Returns one dict per (library, variant): ``library``, ``variant``, ``load_s`` (min),
+    ``core_s`` / ``core_cpu_s`` (median wall / CPU of evaluate + accumulate + summarize; ours:
+    ``pm.evaluate_coco``), for ours ``full_s`` (``pm.evaluate(profile="coco")`` with the
+    cube, confusion and data-row tables), ``peak_rss_mb``, ``stats``, ``max_abs_stat_diff``,
+    ``loadavg``, and for the peers ``ratio_core`` (peer / ours core), ``ratio_full`` (peer /
+    ours full), ``ratio_load`` (peer load / ours).
     """
     import tempfile
 
     gt, res = Path(gt_path_json), Path(results_path_json)
     n_images = len(json.loads(gt.read_text()).get("images", []))
     rows: list[dict] = []
-    with tempfile.TemporaryDirectory() as cache:
-        cold = _run_child("polars_metrics", gt, res, iou_type, 1, env={"NUMBA_CACHE_DIR": cache})
-    cold["variant"] = "cold (compiles kernels)"
-    cold["eval_s"] = cold["eval_s"][0]
-    cold["eval_cpu_s"] = cold["eval_cpu_s"][0]
-    ours = _run_child("polars_metrics", gt, res, iou_type, max(repeats, 2) + 1)
-    ours["variant"] = "warm"
-    ours["first_call_s"] = ours["eval_s"][0]
-    ours["eval_s"] = float(np.median(ours["eval_s"][1:]))
-    ours["eval_cpu_s"] = float(np.median(ours["eval_cpu_s"][1:]))
-    rows += [cold, ours]
-    for lib in peers:
-        try:
-            r = _run_child(lib, gt, res, iou_type, 1 if lib == "pycocotools" else repeats)
-        except (RuntimeError, subprocess.TimeoutExpired) as exc:
-            rows.append({"library": lib, "skipped": str(exc)[:500]})
+    if cold:
+        with tempfile.TemporaryDirectory() as cache:
+            c = _run_child("polars_metrics", gt, res, iou_type, 1, warmup=False,
+                           env={"NUMBA_CACHE_DIR": cache})
+        c.update(variant="cold (fresh process, empty numba cache)", stats=c["core_stats"],
+                 core_s=c["core_s"][0], core_cpu_s=c["core_cpu_s"][0], full_s=c["full_s"][0],
+                 full_cpu_s=c["full_cpu_s"][0], loadavg=[round(c["loadavg_before"], 2)])
+        rows.append(c)
+    runs: dict[str, list[dict]] = {lib: [] for lib in ("polars_metrics", *peers)}
+    skipped: dict[str, str] = {}
+    for r in range(rounds):
+        for lib in runs:
+            if lib in skipped or (lib in ("pycocotools", "vernier") and r > 0 and runs[lib]):
+                continue  # the slow peers: one round
+            try:
+                n = slow_repeats if lib in ("pycocotools", "vernier") else repeats
+                # pycocotools (pure Python) has nothing to warm up and takes minutes per run
+                runs[lib].append(_run_child(lib, gt, res, iou_type, n,
+                                            warmup=lib != "pycocotools"))
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                skipped[lib] = str(exc)[:500]
+    for lib, got in runs.items():
+        if lib in skipped:
+            rows.append({"library": lib, "skipped": skipped[lib]})
             continue
-        r["variant"] = "-"
-        r["eval_s"] = float(np.median(r["eval_s"]))
-        r["eval_cpu_s"] = float(np.median(r["eval_cpu_s"]))
-        rows.append(r)
+        m = _merge(got)
+        m.update(variant="warm", stats=m["core_stats"])
+        rows.append(m)
 
     ran = [r for r in rows if "stats" in r]
     ref = next((r for r in ran if r["library"] == "pycocotools"), None) or next(
-        (r for r in ran if r["library"] == "faster-coco-eval"), ran[0]
-    )
+        (r for r in ran if r["library"] != "polars_metrics"), ran[0])
     for r in ran:
-        r["max_abs_stat_diff"] = float(np.max(np.abs(np.subtract(r["stats"], ref["stats"]))))
+        diffs = [np.abs(np.subtract(r[k], ref["stats"])) for k in ("core_stats", "full_stats") if k in r]
+        r["max_abs_stat_diff"] = float(max(np.max(d) for d in diffs))
+        r["stats_equal"] = int(min(np.sum(d == 0) for d in diffs))
     bad = [r for r in ran if r["max_abs_stat_diff"] > atol]
-    # parity between peers themselves too: every pair must agree
     assert not bad, (
         "COCO parity failed before timing: "
         + "; ".join(f"{r['library']} ({r['variant']}) differs by {r['max_abs_stat_diff']:.3g}" for r in bad)
     )
+    ours = next(r for r in rows if r["library"] == "polars_metrics" and r.get("variant") == "warm")
     for r in ran:
         r["n_images"] = n_images
         r["iou_type"] = iou_type
         if r["library"] != "polars_metrics":
-            r["speedup_eval"] = r["eval_s"] / ours["eval_s"]
-            r["speedup_eval_cpu"] = r["eval_cpu_s"] / ours["eval_cpu_s"]
-            r["speedup_load"] = r["load_s"] / ours["load_s"]
+            r["ratio_core"] = r["core_s"] / ours["core_s"]
+            r["ratio_core_min"] = r["core_min_s"] / ours["core_min_s"]
+            r["ratio_full"] = r["core_s"] / ours["full_s"]
+            r["ratio_full_min"] = r["core_min_s"] / ours["full_min_s"]
+            r["ratio_core_cpu"] = r["core_cpu_s"] / ours["core_cpu_s"]
+            r["ratio_load"] = r["load_s"] / ours["load_s"]
+            r["ratio_load_warm"] = r["load_warm_s"] / ours["load_warm_s"]
     return rows
 
 
 def format_table(rows: list[dict]) -> str:
-    """A markdown table of ``run_coco_benchmark`` rows."""
-    head = (
-        "| library | variant | JSON load s | evaluate+accumulate+summarize s (CPU s) | peak RSS MB "
-        "| ours faster: eval wall / eval CPU / load | max abs stat diff |"
-    )
-    lines = [head, "|" + "---|" * 7]
+    """A markdown table of ``run_coco_benchmark`` rows: seconds, then ratios peer / ours (> 1:
+    ours faster), medians (min / min in brackets)."""
+    head = ("| library | variant | load s first / again | evaluate+accumulate+summarize s (CPU s) | ours full s "
+            "| peak RSS MB | peer / ours core | peer / ours full | peer / ours load first / again "
+            "| 12 stats: max abs diff (exactly equal) | load avg |")
+    lines = [head, "|" + "---|" * 11]
     for r in rows:
         if "skipped" in r:
-            lines.append(f"| {r['library']} | skipped | | | | | {r['skipped'][:60]} |")
+            lines.append(f"| {r['library']} | skipped | | | | | | | | {r['skipped'][:60]} | |")
             continue
-        sp = (
-            f"{r['speedup_eval']:.1f}x / {r['speedup_eval_cpu']:.1f}x / {r['speedup_load']:.1f}x"
-            if "speedup_eval" in r
-            else ""
-        )
+        ours = r["library"] == "polars_metrics"
+        rc = "" if ours else f"{r['ratio_core']:.2f}x ({r['ratio_core_min']:.2f}x)"
+        rf = "" if ours else f"{r['ratio_full']:.2f}x ({r['ratio_full_min']:.2f}x)"
+        rl = "" if ours else f"{r['ratio_load']:.2f}x / {r['ratio_load_warm']:.2f}x"
+        full = f"{r['full_s']:.3f}" if "full_s" in r else ""
         lines.append(
-            f"| {r['library']} | {r['variant']} | {r['load_s']:.3f} | "
-            f"{r['eval_s']:.3f} ({r['eval_cpu_s']:.3f}) | "
-            f"{r['peak_rss_mb']:.0f} | {sp} | {r['max_abs_stat_diff']:.1e} |"
-        )
+            f"| {r['library']} | {r['variant']} | {r['load_s']:.3f} / {r['load_warm_s']:.3f} | {r['core_s']:.3f} "
+            f"({r['core_cpu_s']:.3f}) | {full} | {r['peak_rss_mb']:.0f} | {rc} | {rf} | {rl} | "
+            f"{r['max_abs_stat_diff']:.1e} ({r['stats_equal']}/12) | "
+            f"{', '.join(f'{x:.1f}' for x in r['loadavg'])} |")
     return "\n".join(lines)
 
 
@@ -295,13 +372,23 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--iou-type", default="bbox", choices=("bbox",))
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--no-pycocotools", action="store_true", help="skip the slowest peer")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--peers", default=",".join(PEERS), help=f"subset of {','.join(PEERS)}")
+    ap.add_argument("--no-cold", action="store_true")
+    ap.add_argument("--data", type=Path, help="a directory with coco_gt.json / coco_results.json "
+                    "(e.g. benchmarks/data/5000 of the ladder) instead of this module's generator")
     ap.add_argument("--json", type=Path, help="also write the rows here")
     args = ap.parse_args(argv)
-    gt, res = generate_coco(args.images, seed=args.seed)
-    peers = ("faster-coco-eval",) if args.no_pycocotools else ("pycocotools", "faster-coco-eval")
-    rows = run_coco_benchmark(gt, res, iou_type=args.iou_type, repeats=args.repeats, peers=peers)
-    print(f"COCO {args.iou_type}: {args.images} images, data {gt.name} / {res.name}, {os.cpu_count()} cores")
+    if args.data:
+        gt, res = args.data / "coco_gt.json", args.data / "coco_results.json"
+    else:
+        gt, res = generate_coco(args.images, seed=args.seed)
+    peers = tuple(p for p in args.peers.split(",") if p)
+    rows = run_coco_benchmark(gt, res, iou_type=args.iou_type, repeats=args.repeats,
+                              rounds=args.rounds, peers=peers, cold=not args.no_cold)
+    n = next(r["n_images"] for r in rows if "n_images" in r)
+    print(f"COCO {args.iou_type}: {n} images, data {gt} / {res.name}, {os.cpu_count()} cores, "
+          f"load average now {os.getloadavg()[0]:.1f}")
     print(format_table(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

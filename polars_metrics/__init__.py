@@ -15,6 +15,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from polars_metrics import namespace as _namespace  # noqa: F401  (registers `.pm`)
 from polars_metrics import state, synthetic
+from polars_metrics.compare import Comparison, compare  # run comparison (issue 14)
 from polars_metrics.errors import (
     FormatError,
     InvalidAnnotationError,
@@ -37,6 +38,7 @@ from polars_metrics.kinds.polygon import polygons_from_shapely
 from polars_metrics.pipeline import partial
 from polars_metrics.profiles import PROFILES, CocoOptions, Profile, SdkOptions, get_profile
 from polars_metrics.result import FINE_CONFIDENCE_THRESHOLDS, Evaluation, finalize
+from polars_metrics.result import evaluation as _evaluation
 from polars_metrics.result.coco import CocoEvaluation
 from polars_metrics.result.queues import uncertain_across  # issue 14: runs that disagree
 from polars_metrics.schema import (
@@ -48,7 +50,19 @@ from polars_metrics.schema import (
     POLYGON_DTYPE,
 )
 from polars_metrics.state import PartialResult, merge
-from polars_metrics.views import plot, report  # registers ev.plot / ev.report
+
+
+class _ViewsOnFirstUse(dict):
+    """``ev.report`` / ``ev.plot`` look their view up here; the first lookup imports
+    ``polars_metrics.views`` (which registers them), so ``import polars_metrics`` does not."""
+
+    def __missing__(self, key: str):
+        import polars_metrics.views  # noqa: F401  (registers report and plot)
+
+        return dict.__getitem__(self, key)
+
+
+_evaluation._VIEWS = _ViewsOnFirstUse(_evaluation._VIEWS)
 
 __version__ = "0.1.0"
 
@@ -61,6 +75,9 @@ _LAZY = {
     "write_coco_results": ("polars_metrics.io.coco", "write_coco_results"),
     "read_labelbox_export": ("polars_metrics.io.labelbox", "read_labelbox_export"),
     "read_labelbox_ndjson": ("polars_metrics.io.labelbox", "read_labelbox_ndjson"),
+    # the views (Altair charts, the HTML report): registered on Evaluation when first used
+    "plot": ("polars_metrics.views", "plot"),
+    "report": ("polars_metrics.views", "report"),
 }
 
 
@@ -81,8 +98,8 @@ def __dir__() -> list[str]:
 
 __all__ = [
     # evaluate, and the additive contract behind streaming / distribution
-    "evaluate", "partial", "merge", "finalize", "Evaluation", "CocoEvaluation", "PartialResult",
-    "uncertain_across",
+    "evaluate", "compare", "Comparison", "partial", "merge", "finalize", "Evaluation",
+    "CocoEvaluation", "PartialResult", "uncertain_across",
     "FINE_CONFIDENCE_THRESHOLDS", "pairwise_iou", "state", "synthetic",
     # views: Altair charts and the self-contained HTML report
     "plot", "report",

@@ -19,7 +19,8 @@ def serial_if_small(work: int, small: int = SMALL) -> Iterator[None]:
     if work >= small:
         yield
         return
-    import numba  # the callers' kernels are numba JIT functions: numba is loaded already
+    # numba's thread count if numba is loaded; the compiled kernels run on the calling thread
+    from polars_metrics._kernels import _jit as numba
 
     previous = numba.get_num_threads()
     numba.set_num_threads(1)

@@ -127,27 +127,12 @@ def data_row_feature_table(prep: Prepared, m, *, zero_tn: bool) -> pl.DataFrame:
     >>> ev.data_row_features.select("feature", "confidence_threshold", "tp", "fp", "fn").rows()
     [('cat', 0.5, 1, 0, 0), ('cat', 0.95, 0, 0, 1)]
     """
-    n_rf, C = m.rf_feat.shape[0], m.row_iou.shape[1]
-    rf_kept = m.rf_kept(prep)
-    T = prep.iou_thr.shape[0]
-    F = max(len(prep.features), 1)
-    rf_row = m.rf_row
-    if m.score_ordered:  # the events' rectangles, per (row, feature) with a match
-        rf, tp_rf = rf_true_positives(prep, m)
-        tp = np.zeros((n_rf, C, T), dtype=np.int64)
-        tp[rf] = tp_rf
-    else:
-        # true positives: same-feature match events, counted by IoU bin, summed from the top
-        gf = prep.gt.feat[m.ev_gt]
-        same = gf == prep.pd.feat[m.ev_pd]
-        rf_code = rf_row * F + m.rf_feat
-        ev_rf = np.searchsorted(rf_code, m.ev_row[same] * F + gf[same])  # int64 arithmetic
-        hist = np.bincount((ev_rf * C + m.ev_c[same]) * (T + 1) + m.ev_bin[same],
-                           minlength=n_rf * C * (T + 1)).reshape(n_rf, C, T + 1)
-        tp = _arrays.count_above(hist)  # (n_rf, C, T): tp at t iff bin > t
+    rf_row, rf, tp_rf, rf_kept, ngt_rf, iou = data_row_feature_arrays(prep, m)
+    n_rf, C, T = rf_row.shape[0], iou.shape[1], prep.iou_thr.shape[0]
+    tp = np.zeros((n_rf, C, T), dtype=np.int64)
+    tp[rf] = tp_rf
     kept = np.broadcast_to(rf_kept[:, :, None], tp.shape)
-    ngt = np.broadcast_to(m.rf_ngt[:, None, None], tp.shape)
-    iou = m.rf_iou()
+    ngt = np.broadcast_to(ngt_rf[:, None, None], tp.shape)
     reps = np.repeat(rf_row, C * T)
     names = pl.Series(s.FEATURE, list(prep.features), dtype=pl.String)
     frame = pl.concat([
@@ -166,6 +151,31 @@ def data_row_feature_table(prep: Prepared, m, *, zero_tn: bool) -> pl.DataFrame:
     return frame.with_columns(*ratio_columns()).select(
         *prep.keys, *prep.by, s.FEATURE, *C_T, *s.METRIC_COLUMNS)
 
+
+def data_row_feature_arrays(prep: Prepared, m):
+    """The arrays behind :func:`data_row_feature_table`, one entry per (data row, feature
+    present on it), sorted by data row then feature: ``(rf_row, rf, tp, kept, ngt, iou)`` with
+    ``tp`` (len(rf), C, T) the true positives of the entries ``rf`` that have any (the others
+    have none), ``kept`` (n_rf, C) predictions counted at each confidence threshold, ``ngt``
+    (n_rf,) ground truths and ``iou`` (n_rf, C) the IoU metric (NaN where undefined);
+    ``m.rf_feat`` holds each entry's feature index. fp = kept - tp, fn = ngt - tp."""
+    C = m.row_iou.shape[1]
+    T = prep.iou_thr.shape[0]
+    F = max(len(prep.features), 1)
+    rf_row = m.rf_row
+    if m.score_ordered:  # the events' rectangles, per (row, feature) with a match
+        rf, tp = rf_true_positives(prep, m)
+    else:
+        # true positives: same-feature match events, counted by IoU bin, summed from the top
+        gf = prep.gt.feat[m.ev_gt]
+        same = gf == prep.pd.feat[m.ev_pd]
+        rf_code = rf_row * F + m.rf_feat
+        ev_rf = np.searchsorted(rf_code, m.ev_row[same] * F + gf[same])  # int64 arithmetic
+        rf, inv = np.unique(ev_rf, return_inverse=True)
+        hist = np.bincount((inv * C + m.ev_c[same]) * (T + 1) + m.ev_bin[same],
+                           minlength=rf.shape[0] * C * (T + 1)).reshape(-1, C, T + 1)
+        tp = _arrays.count_above(hist)  # (len(rf), C, T): tp at t iff bin > t
+    return rf_row, rf, tp, m.rf_kept(prep), m.rf_ngt.astype(np.int64), m.rf_iou()
 
 def pr_curve_from_cube(cube: pl.DataFrame, overall: pl.DataFrame, by: Sequence[str],
                        iou: float) -> pl.DataFrame:

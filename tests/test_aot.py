@@ -39,7 +39,7 @@ def test_compiled_module_is_built_for_these_sources():
     )
     from polars_metrics import matching  # resolved its kernels when imported
 
-    assert matching.greedy_match_by_iou.__qualname__ == "matching.greedy_match_by_iou"
+    assert matching.greedy_match_by_iou.resolve().__qualname__ == "matching.greedy_match_by_iou"
 
 
 def _mixed_inputs(directory: Path) -> None:
@@ -117,8 +117,10 @@ def test_signature_notation():
     assert aot.parse_signature("void(i8[:], b1, f8)") == (None, [("i8", 1), ("b1", 0), ("f8", 0)])
     assert aot.parse_signature("(f8[:, :, :], i8[:])(i4[:], i8)") == (
         [("f8", 3), ("i8", 1)], [("i4", 1), ("i8", 0)])
+    assert aot.parse_signature("i8(u1[:, :], u4[:], f4)") == (
+        [("i8", 0)], [("u1", 2), ("u4", 1), ("f4", 0)])
     with pytest.raises(ValueError, match="bad kernel type"):
-        aot.parse_signature("void(u2[:])")
+        aot.parse_signature("void(c16[:])")
 
 
 def test_every_export_matches_its_python_signature():

@@ -87,3 +87,23 @@ def test_examples_are_the_outcomes_of_their_cell(ds, data):
             got = ex.with_columns(pl.col("outcome").cast(pl.String)).select(cols).rows()
             assert sorted(map(repr, got)) == sorted(map(repr, want.select(cols).rows())), (g, p)
             assert all(r == (g, p) for r in ex.select("gt_feature", "pd_feature").rows())
+
+
+def test_checklist_options_are_separate_annotations_though_they_share_an_id():
+    """A checklist answer's options share its id: ground truth {a, b}, prediction {a, c}
+    (per-option confidences). By hand: a is a tp pair, b a missed ground truth, c an unmatched
+    prediction — never "misclassified", and each option listed once."""
+    gt = pl.DataFrame({"data_row": ["r"], "kind": ["checklist"], "question": ["tags"],
+                       "answers": [["a", "b"]]})
+    pd = pl.DataFrame({"data_row": ["r"], "kind": ["checklist"], "question": ["tags"],
+                       "answers": [["a", "c"]], "answer_confidences": [[0.9, 0.7]]})
+    ev = pm.evaluate(gt, pd, confidence_thresholds=[0.5], iou_thresholds=[0.5])
+    out = ev.outcomes(0.5, 0.5).sort("side", "feature")
+    assert out.select("side", "feature", "outcome", "partner_feature", "confidence").rows() == [
+        ("gt", "a", "tp", "a", None), ("gt", "b", "fn", None, None),
+        ("pd", "a", "tp", "a", 0.9), ("pd", "c", "fp", None, 0.7)]
+    assert ev.examples("a", "a").select("outcome", "confidence").rows() == [("tp", 0.9)]
+    assert ev.examples("b", None).select("outcome", "gt_id").rows() == [("fn", 0)]
+    assert ev.examples(None, "c").select("outcome", "confidence").rows() == [("fp", 0.7)]
+    assert outcome_counts(out).sort("feature").rows() == [("a", 1, 0, 0), ("b", 0, 0, 1),
+                                                          ("c", 0, 1, 0)]

@@ -1,8 +1,8 @@
 """Numba kernels: arrays and offsets in, arrays out. Never imports polars, never reads globals.
 
-Every kernel is compiled with ``cache=True``. Callers pass C-contiguous arrays of the
-documented dtypes (see ``polars_metrics._arrays``) so each kernel compiles one specialization.
-The kernels of the box path are also compiled ahead of time (``aot.py``); callers get them
-through ``aot.kernel(module, name)``, which returns the compiled function when it is built and
-the JIT one otherwise.
+Kernels are decorated with ``_jit.njit`` (numba's ``njit`` options, ``cache=True``). Callers
+pass C-contiguous arrays of the documented dtypes (see ``polars_metrics._arrays``) so each
+kernel compiles one specialization. Every kernel called from Python is also compiled ahead of
+time (``aot.py``, built by ``make kernels`` and by ``pip install .``); a call then goes to the
+compiled function and numba is never imported. Without the build, calls go to numba's JIT.
 """

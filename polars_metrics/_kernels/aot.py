@@ -1,23 +1,41 @@
-"""The box path's kernels, compiled ahead of time into one extension module.
+"""Every kernel called from Python, compiled ahead of time into one extension module.
 
-Why: numba's JIT costs about 130 MB of resident memory before the first kernel runs (LLVM,
-numba's compiler and its typing registries), more than a whole detection-metrics run needs.
-The same kernel sources compiled ahead of time with ``numba.pycc`` load in under 1 MB and need
-neither numba nor LLVM at run time. ``make`` builds the module
-(``python -m polars_metrics._kernels``); without it every kernel runs through numba's JIT
-as before, with identical results (a test compares the two).
+Why: numba's JIT compiles each kernel in the user's process on first use — seconds per kind
+(about 9.5 s on the COCO path with an empty cache) — and costs about 130 MB of resident memory
+(LLVM, numba's compiler and its typing registries). The same kernel sources compiled ahead of
+time with ``numba.pycc`` load in milliseconds and need neither numba nor LLVM at run time.
+The module is built by ``make kernels`` (``python -m polars_metrics._kernels``) and by the
+package build (``setup.py``: ``pip install .`` puts it in the wheel). Without it every kernel
+runs through numba's JIT as before, with identical results (tests/test_first_call.py compares
+the two on every export).
+
+Route: numba.pycc is *pending* deprecation since numba 0.57: in the numba we pin (0.68) importing
+it warns ``NumbaPendingDeprecationWarning`` ("Replacement technology is being developed") and no
+removal version is set. numba's maintainers state (numba/numba#8509) that removal is
+conditional on a replacement being available; the replacement (numba/pixie) is a research
+prototype, not a release. So the build uses pycc while it exists and nothing else depends on it:
+the kernels are plain numba sources, ``EXPORTS`` is the only list of compiled signatures (what
+a successor tool would read), and when a numba without pycc (or no C compiler) makes the build
+fail, the package still installs and runs on numba's JIT — slower first calls, same results.
 
 How:
 - ``EXPORTS`` lists each compiled kernel with its signature in a small notation: ``f8`` /
-  ``i8`` / ``i4`` / ``i1`` / ``b1`` scalars, ``i8[:]`` / ``f8[:, :]`` C-contiguous arrays,
-  ``void`` or a tuple ``(…, …)`` as the result.
+  ``f4`` / ``i8`` / ``i4`` / ``i2`` / ``i1`` / ``u8`` / ``u4`` / ``u2`` / ``u1`` / ``b1``
+  scalars, ``i8[:]`` / ``f8[:, :]`` C-contiguous arrays, ``void``, a scalar or array, or a
+  tuple ``(…, …)`` as the result. One entry per kernel, one signature each: callers pass the
+  dtypes of ``polars_metrics._arrays``.
+- Kernels are decorated with ``_jit.njit``: a call goes to the compiled function when the
+  kernel is exported and the module built, else to numba's JIT (see ``_jit.py``), so callers
+  never choose.
 - The module's name carries a hash of the kernel sources and ``EXPORTS``: an
   edited kernel never runs stale compiled code, it falls back to the JIT until rebuilt.
 - Compiled code checks nothing about its arguments (a wrong dtype is a crash, not an error), so
-  :func:`kernel` wraps every compiled function in a check of dtypes, dimensions and
+  :func:`compiled_kernel` wraps every compiled function in a check of dtypes, dimensions and
   contiguity against its signature.
 - The compiled functions release the GIL, so ``polars_metrics._parallel`` can run row ranges
-  on threads, as numba's ``nogil`` JIT functions do.
+  on threads, as numba's ``nogil`` JIT functions do. Kernels written with ``prange``
+  (``parallel=True`` under the JIT) run their loop on one thread when compiled: pycc has no
+  parallel backend.
 
 ``POLARS_METRICS_JIT=1`` ignores the compiled module.
 """
@@ -67,13 +85,93 @@ EXPORTS: dict[tuple[str, str], str] = {
         "(i8[:], i8[:], i8[:], i8[:], i8[:], i8[:])"
         "(i8[:], i8[:], i8[:], i8[:, :, :], i8[:, :, :, :], i8[:, :, :, :], i8[:])",
     ("cube", "sequential_segment_sums"): "f8[:](f8[:], i8[:])",
+    # --- every other kind's and profile's kernels (issue 12: no compile at user time)
+    # clip
+    ("clip", "_clip_polygons"):
+        "void(f8[:], i8[:], f8[:], f8[:], f8[:], f8[:], b1[:], f8[:], i8[:])",
+    # coco
+    ("coco", "block_sizes"): "i8[:](i8[:], i8[:], i8)",
+    ("coco", "box_iou_groups"):
+        "f8[:](f8[:, :], f8[:, :], b1[:], i8[:], i8[:], i8[:], i8[:], i8, i8[:])",
+    ("coco", "coco_accumulate"):
+        "void(u4[:, :], f8[:], i8[:], i8[:], i8[:, :], i8[:], f8[:], f8[:, :, :, :, :], "
+        "f8[:, :, :, :], f8[:, :, :, :, :])",
+    ("coco", "coco_match"):
+        "void(f8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8, f8[:], b1[:], b1[:], b1[:], "
+        "i8[:], f8[:], i8[:], i8[:], f8[:], f8[:], f8[:], i8, u4[:, :], i4[:, :], b1[:, :])",
+    ("coco", "group_layout"): "(i8[:], i8[:], i8[:], i8[:])(i8[:], i8[:])",
+    ("coco", "radix_order_desc"): "i8[:](u8[:], i8[:])",
+    ("coco", "stable_counting_order"): "i8[:](i8[:], i8, i8[:])",
+    ("coco_tables", "coco_cell_counts"):
+        "(i8[:, :, :], i8[:, :, :], i8[:, :, :], i8[:, :, :])"
+        "(i8[:, :], i8[:], i8[:], i8[:], i8, i8, i8, i8)",
+    # disc
+    ("disc", "count_disc_pairs"): "i8[:](f8[:, :], i8[:], f8[:, :], i8[:], f8)",
+    ("disc", "disc_iou_aligned"): "f8[:](f8[:, :], f8[:, :], f8, f8[:], f8[:], i8, i8)",
+    ("disc", "fill_disc_pairs"):
+        "void(f8[:, :], i8[:], f8[:, :], i8[:], f8, f8[:], f8[:], i8, i8[:], i8[:], i8[:], f8[:])",
+    # labelbox_sdk
+    ("labelbox_sdk", "round_decimals"): "i8(f8[:], f8, f8[:], b1[:])",
+    ("labelbox_sdk", "sdk_feature_metrics"):
+        "void(i8[:], i8[:], i4[:], i4[:], i8[:], i8[:], i8[:], f8[:], b1[:], i8[:], i4[:], "
+        "b1[:], f8, b1, i8[:], i8[:], i8[:], b1[:], i8[:], i8[:], i8[:], b1[:], i8[:], "
+        "i8[:], i8[:], f8[:], i8)",
+    ("labelbox_sdk", "semantic_mask_iou"):
+        "void(u4[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:])",
+    # polygon
+    ("polygon", "certainly_valid"): "b1[:](f8[:, :], i8[:], i8[:], i8[:], i8)",
+    ("polygon", "count_candidates"): "i8[:](f8[:, :], i8[:], f8[:, :], i8[:])",
+    ("polygon", "edge_crossings"): "i8[:](f8[:, :], i8[:], i8[:], i8[:], i8, i8)",
+    ("polygon", "fill_candidates"):
+        "void(f8[:, :], f8[:, :], f8[:], i1[:], f8[:, :], i8[:, :], i8[:], f8[:, :], "
+        "f8[:, :], f8[:], i1[:], i8[:, :], i8[:], i8[:], i8, i8[:], i8[:], f8[:])",
+    ("polygon", "indexed_iou"):
+        "f8[:](f8[:, :], f8[:, :], f8[:], i1[:], f8[:, :], i8[:, :], f8[:, :], f8[:, :], "
+        "f8[:], i1[:], i8[:, :], i8[:], i8[:], i8, i8)",
+    ("polygon", "rings_with_three_points"): "b1[:](f8[:, :], i8[:])",
+    ("polygon", "shape_measures"):
+        "(f8[:, :], f8[:], i1[:], f8[:, :], i8[:, :])(f8[:, :], i8[:], i8[:], i8[:])",
+    # rle
+    ("rle", "_compact"): "void(i8[:], i8[:], i8[:], i8[:], i8[:])",
+    ("rle", "_decode_strings"): "void(u1[:], i8[:], i8[:], u4[:], u1[:])",
+    ("rle", "_dense_fill"): "void(u1[:, :], i8[:], u4[:])",
+    ("rle", "_dense_run_counts"): "i8[:](u1[:, :])",
+    ("rle", "_encode_strings"): "void(u4[:], i8[:], i8[:], u1[:])",
+    ("rle", "_encoded_lengths"): "i8[:](u4[:], i8[:])",
+    ("rle", "_poly_bounds"): "i8[:](f8[:], i8[:], i8[:])",
+    ("rle", "_polys_to_rle_chunk"):
+        "void(f8[:], i8[:], i8[:], i8[:], i8[:], i8, i8, i8[:], i8[:], i8[:])",
+    ("rle", "_string_lengths"): "i8[:](u1[:], i8[:])",
+    ("rle", "rle_area"): "i8[:](u4[:], i8[:])",
+    ("rle", "rle_decode_dense"): "u1[:, :](u4[:], i8[:], i8)",
+    ("rle", "rle_iou_groups"):
+        "f8[:](u4[:], i8[:], i8[:], i8[:], f8[:, :], i8[:], u4[:], i8[:], i8[:], i8[:], "
+        "f8[:, :], b1[:], i8[:], i8[:], i8[:], i8[:], i8[:])",
+    ("rle", "rle_to_bbox"): "f8[:, :](u4[:], i8[:], i8[:], i8[:])",
+    ("rle", "rle_total"): "i8[:](u4[:], i8[:])",
+    # rle_pairs
+    ("rle_pairs", "mask_iou_indexed"):
+        "f8[:](u4[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], u4[:], i8[:], i8[:], i8[:], "
+        "i8[:], i8[:], i8[:], i8[:], i8)",
+    ("rle_pairs", "mask_pair_ious"):
+        "(i8[:], f8[:])(u4[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], u4[:], "
+        "i8[:], i8[:], i8[:], i8[:], i8[:], i8[:])",
+    ("rle_pairs", "mask_stats"): "(i8[:], i8[:], i8[:], i8[:])(u4[:], i8[:], i8[:])",
+    # span
+    ("span", "count_span_pairs"): "i8[:](i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:])",
+    ("span", "fill_span_pairs"):
+        "void(i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], f8[:])",
+    ("span", "span_iou_aligned"): "f8[:](i8[:], i8[:], i8[:], i8[:], i8[:], i8[:])",
 }
 
 _HERE = Path(__file__).resolve().parent
-_SOURCES = ("box.py", "matching.py", "sorting.py", "groups.py", "cube.py", "aot.py")
-_DTYPES = {"f8": np.dtype(np.float64), "i8": np.dtype(np.int64), "i4": np.dtype(np.int32),
-           "i1": np.dtype(np.int8), "b1": np.dtype(np.bool_)}
-_SCALARS = {"f8": float, "i8": int, "i4": int, "i1": int, "b1": bool}
+_SOURCES = tuple(sorted(p.name for p in _HERE.glob("*.py") if p.name != "__main__.py"))
+_DTYPES = {"f8": np.dtype(np.float64), "f4": np.dtype(np.float32), "i8": np.dtype(np.int64),
+           "i4": np.dtype(np.int32), "i2": np.dtype(np.int16), "i1": np.dtype(np.int8),
+           "u8": np.dtype(np.uint64), "u4": np.dtype(np.uint32), "u2": np.dtype(np.uint16),
+           "u1": np.dtype(np.uint8), "b1": np.dtype(np.bool_)}
+_SCALARS = {"f8": float, "f4": float, "i8": int, "i4": int, "i2": int, "i1": int, "u8": int,
+            "u4": int, "u2": int, "u1": int, "b1": bool}
 
 
 def source_hash() -> str:
@@ -91,7 +189,7 @@ def module_name() -> str:
 
 # --- the signature notation --------------------------------------------------------------------
 
-_ARG = re.compile(r"\s*(f8|i8|i4|i1|b1)\s*(\[[\s:,]*\])?\s*")
+_ARG = re.compile(r"\s*(f8|f4|i8|i4|i2|i1|u8|u4|u2|u1|b1)\s*(\[[\s:,]*\])?\s*")
 
 
 def _split_top(text: str) -> list[str]:
@@ -186,13 +284,18 @@ def _checked(fn: Callable, qualname: str, sig: str) -> Callable:
     return call
 
 
-def kernel(module: str, name: str) -> Callable:
-    """The kernel ``polars_metrics._kernels.<module>.<name>``: the compiled one when built,
-    else numba's JIT function (importing numba then)."""
+def compiled_kernel(module: str, name: str) -> Callable | None:
+    """The compiled ``<module>.<name>`` (wrapped in its argument check), or None when it is not
+    exported or the module is not built for these sources."""
     mod = compiled_module() if (module, name) in EXPORTS else None
-    if mod is not None:
-        return _checked(getattr(mod, f"{module}__{name}"), f"{module}.{name}",
-                        EXPORTS[(module, name)])
+    if mod is None:
+        return None
+    return _checked(getattr(mod, f"{module}__{name}"), f"{module}.{name}", EXPORTS[(module, name)])
+
+
+def kernel(module: str, name: str) -> Callable:
+    """The kernel ``polars_metrics._kernels.<module>.<name>`` (a ``_jit.Kernel``): its calls go
+    to the compiled function when built, else to numba's JIT (importing numba then)."""
     return getattr(importlib.import_module(f"{__package__}.{module}"), name)
 
 
@@ -202,8 +305,9 @@ def kernel(module: str, name: str) -> Callable:
 def _numba_type(code: str, ndim: int):
     from numba import types
 
-    scalar = {"f8": types.float64, "i8": types.int64, "i4": types.int32, "i1": types.int8,
-              "b1": types.boolean}[code]
+    scalar = {"f8": types.float64, "f4": types.float32, "i8": types.int64, "i4": types.int32,
+              "i2": types.int16, "i1": types.int8, "u8": types.uint64, "u4": types.uint32,
+              "u2": types.uint16, "u1": types.uint8, "b1": types.boolean}[code]
     return types.Array(scalar, ndim, "C") if ndim else scalar
 
 
@@ -243,8 +347,13 @@ def build(output_dir: Path = _HERE, *, verbose: bool = False) -> Path:
     # pycc's default target is the generic CPU of this architecture: the module also runs where
     # the venv is copied or shared (a host-tuned build measured 3% faster and could crash with an
     # illegal instruction on an older CPU)
+    from polars_metrics._kernels import _jit
+
+    functions = {key: getattr(importlib.import_module(f"{__package__}.{key[0]}"), key[1])
+                 for key in EXPORTS}
+    _jit.numba_module()  # after the imports: their prange globals become numba.prange
     for (module, fn_name), sig in EXPORTS.items():
-        fn = getattr(importlib.import_module(f"{__package__}.{module}"), fn_name)
+        fn = functions[(module, fn_name)]
         cc.export(f"{module}__{fn_name}", _numba_signature(sig))(fn.py_func)
     original = pycc_compiler.Flags
     pycc_compiler.Flags = _NoGilFlags

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from polars_metrics._kernels._jit import njit
 
 
 def _writeable(a: np.ndarray, dtype) -> np.ndarray:

@@ -24,7 +24,8 @@ Thresholds and ranges always come in as arrays; nothing here reads a global.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+
+from polars_metrics._kernels._jit import njit, prange
 
 MAX_THR = 16  # IoU thresholds per kernel call: code packs matched / ignored bits in a uint32
 IGN_SHIFT = 16

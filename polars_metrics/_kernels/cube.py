@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from polars_metrics._kernels._jit import njit
 
 
 @njit(cache=True, nogil=True)

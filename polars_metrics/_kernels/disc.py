@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
 
+from polars_metrics._kernels._jit import njit, prange
 from polars_metrics._kernels.polygon import clip_area
 
 POLYGON, CIRCLE = 0, 1

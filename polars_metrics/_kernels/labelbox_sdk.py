@@ -15,8 +15,8 @@ Arrays and offsets in, arrays out; no polars. For every (data row, feature) pres
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
 
+from polars_metrics._kernels._jit import njit, prange
 from polars_metrics._kernels.sorting import argsort_desc_stable_into, find_sorted
 
 

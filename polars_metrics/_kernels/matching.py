@@ -13,8 +13,8 @@ below is stable and pair builders emit pairs gt-major.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from polars_metrics._kernels._jit import njit
 from polars_metrics._kernels.sorting import argsort_desc_stable_into, count_below, find_sorted
 
 

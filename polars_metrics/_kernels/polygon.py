@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+
+from polars_metrics._kernels._jit import njit, prange
 
 
 @njit(cache=True, nogil=True)

@@ -12,8 +12,8 @@ No polars here: callers pass numpy arrays and handle errors.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
 
+from polars_metrics._kernels._jit import njit, prange
 from polars_metrics._kernels.clip import clip_to_images
 
 _SCALE = 5.0  # rleFrPoly upsamples the polygon by 5 before walking its boundary

@@ -10,7 +10,8 @@ is area_a + area_b - intersection. Integer counts, so the IoU is the same double
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+
+from polars_metrics._kernels._jit import njit, prange
 
 
 @njit(cache=True, nogil=True, parallel=True)

@@ -110,8 +110,7 @@ def run(ground_truth, predictions, profile: Profile, *,
         profile=profile, keys=(key,), by=by_cols, conf_thr=conf_thr,
         iou_thr=np.round(res.params.iou_thresholds, s.THRESHOLD_DECIMALS), coco=res,
         summary=summary, per_category=per_cat,
-        tables=CubeTables(**{name: getattr(tables, name).rename(back, strict=False)
-                             for name in CubeTables.__dataclass_fields__}),
+        tables=tables.renamed(back),
         excluded=excluded.rename(back), rejects=pl.concat([gt_rejects, pd_rejects]),
         timings={"prepare": t1 - t0, "coco": t2 - t1, "cube": t3 - t2, "summary": t4 - t3},
     )

@@ -102,6 +102,10 @@ class CocoResult:
     match_area: str = "all"
     n_pd_outside: int = 0
     _match_inputs: tuple = field(default=(), repr=False)
+    # (n_pd, n_chunks) int64: the matcher's code word per prediction row at ``match_area`` and
+    # chunk of 16 IoU thresholds (bit t: true positive, bit 16 + t: ignored; rows not evaluated
+    # are ignored everywhere) — what the cube's counts are built from (coco.cube)
+    _row_code: np.ndarray | None = field(default=None, repr=False)
 
     @cached_property
     def _matches(self) -> tuple[np.ndarray, np.ndarray]:

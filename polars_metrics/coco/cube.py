@@ -3,9 +3,13 @@
 The per-detection match arrays of a :class:`~polars_metrics.coco.arrays.CocoResult` (area "all",
 the largest maxDet) give TP / FP / FN at every (confidence, IoU) cell. COCO matching is
 score-ordered per (image, category), so the matches differ per IoU threshold but not per
-confidence threshold: a detection that is a true positive at IoU index ``t`` and passes ``n``
-confidence thresholds is one rectangle ``[0, n) × [t, t+1)`` of the grid, which the same
-accumulation as the default profile turns into counts (:func:`polars_metrics.cube.count_tables`).
+confidence threshold: a detection that passes ``n`` confidence thresholds counts in the cells
+``c < n`` of every IoU threshold where it is counted (true positive / not ignored). Each
+detection is added once, at ``n - 1``, to a per-(slice, category) and a per-image histogram
+over (confidence, IoU), which a sum from the top of the confidence axis turns into counts
+(``_kernels/coco_tables.py``) — read from the code words the one matcher run left
+(``CocoResult._row_code``), without expanding (threshold × detection) cells. The same
+:func:`polars_metrics.cube.tables_from_matched` as the default profile labels them.
 
 Counted like pycocotools: ignored detections (matched to a crowd or ignored ground truth, beyond
 maxDet) are neither TP nor FP; ignored ground truths are never FN. Matching is per image, so
@@ -14,7 +18,9 @@ slice (unlike AP, which is evaluated per slice).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import polars as pl
@@ -24,31 +30,58 @@ from polars_metrics import schema as s
 from polars_metrics._kernels.aot import kernel
 from polars_metrics.coco.arrays import CocoResult
 from polars_metrics.coco.inputs import CATEGORY_ID
-from polars_metrics.cube import count_tables, label_tables
+from polars_metrics.cube import label_tables, tables_from_matched
 from polars_metrics.prepare import SLICE
 
-accumulate_rectangles = kernel("cube", "accumulate_rectangles")
+coco_cell_counts = kernel("coco_tables", "coco_cell_counts")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CubeTables:
     """The additive tables of one COCO run, and what ``examples()`` reads.
 
     counts, confusion : as ``PartialResult`` (slice and feature labelled).
     data_rows : per (image, *by, confidence_threshold, iou_threshold) counts and ratios.
+    gt_counted : (data_row, gt_id, feature) of the ground truths that count (not ignored).
     matches : true positives (data_row, iou_threshold, gt_id, pd_id, confidence, gt_feature,
         pd_feature); a TP at IoU threshold t counts at every confidence threshold <= confidence.
-    gt_counted : (data_row, gt_id, feature) of the ground truths that count (not ignored).
     false_positives : (data_row, iou_threshold, pd_id, confidence, pd_feature): counted
         detections that are not true positives at that IoU threshold.
+
+    ``matches`` and ``false_positives`` are built on first access (then kept): they hold one
+    row per (IoU threshold × detection) — millions of rows for a large results file — and only
+    ``examples()``, ``ev.matches`` and the report read them. Until then the tables keep the
+    few prediction columns they are built from (image id, confidence, id), not the input
+    tables; the rows are the same whenever they are built.
     """
 
     counts: pl.DataFrame
     confusion: pl.DataFrame
     data_rows: pl.DataFrame
-    matches: pl.DataFrame
     gt_counted: pl.DataFrame
-    false_positives: pl.DataFrame
+    _build_matches: Callable[[], pl.DataFrame] = field(repr=False)
+    _build_false_positives: Callable[[], pl.DataFrame] = field(repr=False)
+
+    @cached_property
+    def matches(self) -> pl.DataFrame:
+        """True positives (see the class docstring); built on first access."""
+        return self._build_matches()
+
+    @cached_property
+    def false_positives(self) -> pl.DataFrame:
+        """Counted detections that are not true positives (see the class docstring); built on
+        first access."""
+        return self._build_false_positives()
+
+    def renamed(self, mapping: dict[str, str]) -> CubeTables:
+        """The same tables with columns renamed (``strict=False``); the lazy ones when built."""
+        def rn(frame: pl.DataFrame) -> pl.DataFrame:
+            return frame.rename(mapping, strict=False)
+
+        m, f = self._build_matches, self._build_false_positives
+        return CubeTables(counts=rn(self.counts), confusion=rn(self.confusion),
+                          data_rows=rn(self.data_rows), gt_counted=rn(self.gt_counted),
+                          _build_matches=lambda: rn(m()), _build_false_positives=lambda: rn(f()))
 
 
 def category_index(frame: pl.DataFrame, res: CocoResult) -> np.ndarray:
@@ -69,7 +102,14 @@ def cube_tables(gt: pl.DataFrame, pd: pl.DataFrame, res: CocoResult, *, conf_thr
                 images: pl.DataFrame, slices: pl.DataFrame, by: tuple[str, ...],
                 ids: tuple[pl.Series, pl.Series], zero_tn: bool) -> CubeTables:
     """The tables of one run. ``images`` lists ``res.image_ids`` in order with their ``by``
-    values and ``_slice``; ``ids`` are the gt / pd annotation ids reported in the frames."""
+    values and ``_slice``; ``ids`` are the gt / pd annotation ids reported in the frames.
+
+    The counts come from the matcher's code word per detection (``res._row_code``): each
+    detection is added once to a (key, confidence, IoU) histogram at its last passed
+    confidence threshold, and the histogram is summed from the top of the confidence axis
+    (``_kernels/coco_tables.py``) — no (threshold × detection) cells are expanded and the
+    matcher does not run again.
+    """
     iou_thr = np.asarray(res.params.iou_thresholds, dtype=np.float64)
     C, T, F, S = conf_thr.shape[0], iou_thr.shape[0], len(res.features), slices.height
     n_img = res.image_ids.shape[0]
@@ -84,21 +124,19 @@ def cube_tables(gt: pl.DataFrame, pd: pl.DataFrame, res: CocoResult, *, conf_thr
 
     counted_gt = ~res.gt_ignore & (g_cat >= 0)
     evaluated = res.dt_rank >= 0
-    tp = res.dt_tp                                    # (T, n_pd)
-    counted_pd = ~res.dt_ignore & evaluated[None, :]  # (T, n_pd)
-    # TP events and counted predictions as rectangles [0, npass) × [t, t+1)
-    t_tp, i_tp = np.nonzero(tp)
-    t_pd, i_pd = np.nonzero(counted_pd)
-    pd_total = _rect_totals(d_key[i_pd], S * F, npass[i_pd], t_pd, C, T).reshape(S, F, C, T)
+    # rows not evaluated carry every ignore bit: the kernel skips them before reading their key
+    key_tp, key_pd, img_tp, img_pd = coco_cell_counts(
+        res._row_code, npass, np.maximum(d_key, 0).astype(np.int64), d_img.astype(np.int64),
+        S * F, n_img, C, T)
     gt_total = np.bincount(g_key[counted_gt], minlength=S * F).reshape(S, F)
     n_pd = np.bincount(d_key[evaluated], minlength=S * F).reshape(S, F)
-    zeros = np.zeros(t_tp.shape[0], np.int64)
-    counts, confusion = count_tables(
-        n_slices=S, n_features=F, conf_thr=conf_thr, iou_thr=iou_thr,
-        ev_slice=d_slice[i_tp], ev_gt_feat=d_cat[i_tp], ev_pd_feat=d_cat[i_tp],
-        c_lo=zeros, c_hi=npass[i_tp], t_lo=t_tp, t_hi=t_tp + 1,
+    # the matched (slice, gt feature, pd feature) keys: COCO matching is class-aware
+    sf = np.flatnonzero(key_tp.reshape(S * F, -1).any(axis=1))
+    uniq = (sf // F * (F + 1) + sf % F) * (F + 1) + sf % F
+    counts, confusion = tables_from_matched(
+        uniq, key_tp[sf], n_slices=S, n_features=F,
         gt_total=np.broadcast_to(gt_total[:, None, None, :], (S, C, T, F)),
-        pd_total=pd_total.transpose(0, 2, 3, 1), present=(gt_total + n_pd) > 0,
+        pd_total=key_pd.reshape(S, F, C, T).transpose(0, 2, 3, 1), present=(gt_total + n_pd) > 0,
         iou_sum=np.zeros((S, C, F)), iou_rows=np.zeros((S, C, F), np.int64),
         tn=np.zeros((S, C, F), np.int64), has_tn=np.zeros(F, bool),
     )
@@ -106,35 +144,24 @@ def cube_tables(gt: pl.DataFrame, pd: pl.DataFrame, res: CocoResult, *, conf_thr
     counts_df, confusion_df = label_tables(counts, confusion, slices=slices, by=by,
                                            features=res.features, conf_thr=conf_thr,
                                            iou_thr=iou_rounded)
-    # per image: TP, counted predictions and counted ground truths
-    img_tp = _rect_totals(d_img[i_tp], n_img, npass[i_tp], t_tp, C, T)        # (I, C, T)
-    img_pd = _rect_totals(d_img[i_pd], n_img, npass[i_pd], t_pd, C, T)
     img_gt = np.bincount(g_img[counted_gt], minlength=n_img)
     data_rows = _image_table(images.select(s.DATA_ROW, *by), conf_thr, iou_rounded, img_tp, img_pd,
                              img_gt, zero_tn)
     feats = pl.Series(list(res.features), dtype=pl.String)
     gt_ids, pd_ids = ids
-    fp_t, fp_i = np.nonzero(counted_pd & ~tp)
+    # what the lazy tables read: a few prediction columns, not the input tables
+    pd_cols = pd.select(s.DATA_ROW, s.CONFIDENCE).with_columns(pd_ids.alias(_PD_ID))
     return CubeTables(
         counts=counts_df, confusion=confusion_df, data_rows=data_rows,
-        matches=_matches(pd, res, iou_rounded, t_tp, i_tp, d_cat, gt_ids, pd_ids, feats),
         gt_counted=pl.DataFrame({s.DATA_ROW: gt[s.DATA_ROW].filter(counted_gt),
                                  s.GT_ID: gt_ids.filter(counted_gt),
                                  s.FEATURE: feats.gather(g_cat[counted_gt])}),
-        false_positives=pl.DataFrame({
-            s.DATA_ROW: pd[s.DATA_ROW].gather(fp_i), s.IOU_THRESHOLD: iou_rounded[fp_t],
-            s.PD_ID: pd_ids.gather(fp_i), s.CONFIDENCE: pd[s.CONFIDENCE].gather(fp_i),
-            s.PD_FEATURE: feats.gather(d_cat[fp_i])}),
+        _build_matches=lambda: _matches(pd_cols, res, iou_rounded, d_cat, gt_ids, feats),
+        _build_false_positives=lambda: _false_positives(pd_cols, res, iou_rounded, d_cat, feats),
     )
 
 
-def _rect_totals(key, n_keys, npass, t, C, T) -> np.ndarray:
-    """(n_keys, C, T): per key, the rectangles [0, npass) × [t, t+1) covering each cell."""
-    key = np.ascontiguousarray(key, np.int64)
-    z = np.zeros_like(key)
-    return accumulate_rectangles(key, z, np.ascontiguousarray(npass, np.int64),
-                                 np.ascontiguousarray(t, np.int64),
-                                 np.ascontiguousarray(t + 1, np.int64), n_keys, C, T)
+_PD_ID = "__pd_id"
 
 
 def _image_table(images: pl.DataFrame, conf_thr, iou_thr, tp, kept, n_gt, zero_tn) -> pl.DataFrame:
@@ -155,16 +182,33 @@ def _image_table(images: pl.DataFrame, conf_thr, iou_thr, tp, kept, n_gt, zero_t
     return frame.with_columns(*metrics.ratio_columns(), pl.lit(None, dtype=pl.Float64).alias(s.IOU))
 
 
-def _matches(pd, res: CocoResult, iou_thr, t_tp, i_tp, d_cat, gt_ids, pd_ids, feats) -> pl.DataFrame:
-    """(data_row, iou_threshold, gt_id, pd_id, confidence, gt_feature, pd_feature) of every TP."""
+def _matches(pd_cols: pl.DataFrame, res: CocoResult, iou_thr, d_cat, gt_ids,
+             feats) -> pl.DataFrame:
+    """(data_row, iou_threshold, gt_id, pd_id, confidence, gt_feature, pd_feature) of every TP,
+    IoU threshold by IoU threshold, predictions in row order (the matcher runs again here, at
+    the matched area only, for the matched ground truths: ``res.dt_match``)."""
+    t_tp, i_tp = np.nonzero(res.dt_tp)
     g_row = res.dt_match[t_tp, i_tp]
     cat = feats.gather(d_cat[i_tp])
     return pl.DataFrame({
-        s.DATA_ROW: pd[s.DATA_ROW].gather(i_tp),
+        s.DATA_ROW: pd_cols[s.DATA_ROW].gather(i_tp),
         s.IOU_THRESHOLD: iou_thr[t_tp],
         s.GT_ID: gt_ids.gather(g_row),
-        s.PD_ID: pd_ids.gather(i_tp),
-        s.CONFIDENCE: pd[s.CONFIDENCE].gather(i_tp),
+        s.PD_ID: pd_cols[_PD_ID].gather(i_tp).alias(s.PD_ID),
+        s.CONFIDENCE: pd_cols[s.CONFIDENCE].gather(i_tp),
         s.GT_FEATURE: cat.alias(s.GT_FEATURE),
         s.PD_FEATURE: cat.alias(s.PD_FEATURE),
     })
+
+
+def _false_positives(pd_cols: pl.DataFrame, res: CocoResult, iou_thr, d_cat,
+                     feats) -> pl.DataFrame:
+    """(data_row, iou_threshold, pd_id, confidence, pd_feature) of the counted detections that
+    are not true positives, IoU threshold by IoU threshold, predictions in row order."""
+    counted_pd = ~res.dt_ignore & (res.dt_rank >= 0)[None, :]
+    fp_t, fp_i = np.nonzero(counted_pd & ~res.dt_tp)
+    return pl.DataFrame({
+        s.DATA_ROW: pd_cols[s.DATA_ROW].gather(fp_i), s.IOU_THRESHOLD: iou_thr[fp_t],
+        s.PD_ID: pd_cols[_PD_ID].gather(fp_i).alias(s.PD_ID),
+        s.CONFIDENCE: pd_cols[s.CONFIDENCE].gather(fp_i),
+        s.PD_FEATURE: feats.gather(d_cat[fp_i])})

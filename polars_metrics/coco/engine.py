@@ -32,9 +32,10 @@ from polars_metrics.coco.segmentation import mask_csr, segm_iou
 from polars_metrics.coco.summary import per_category, summarize, summary_frame
 from polars_metrics.errors import InvalidAnnotationError, PolarsMetricsWarning, SchemaError
 
-numba = lazy("numba")
+numba = lazy("polars_metrics._kernels._jit")  # get/set_num_threads without importing numba
 
 _SMALL = 50_000  # below this many rows one thread runs (waking the pool costs more)
+_ALL_IGNORED = ((1 << K.MAX_THR) - 1) << K.IGN_SHIFT  # a code word: ignored at every threshold
 
 
 def evaluate_coco(
@@ -314,25 +315,33 @@ def _match_and_accumulate(rows: _Rows, lay: _Layout, iou, iou_ptr, d_area, p: Co
     scores = np.full((T, Rn, lay.n_k, A, M), -1.0)
     code = np.empty((n_d, A), np.uint32)
     no_rows = np.empty((0, 1), np.int32)
-    for t0 in range(0, T, K.MAX_THR):
+    keep = p.area_labels.index("all") if "all" in p.area_labels else 0
+    # the matcher's code at the kept area, per chunk of thresholds: the cube's counts come from
+    # it (coco.cube), so the matching never runs twice for them
+    keep_code = np.empty((n_d, -(-T // K.MAX_THR)), np.int64)
+    for ch, t0 in enumerate(range(0, T, K.MAX_THR)):
         t1 = min(t0 + K.MAX_THR, T)
         K.coco_match(*match_args, area_lo, area_hi, thrs[t0:t1].copy(), -1, code, no_rows,
                      no_rows.astype(bool))
         K.coco_accumulate(code, score_acc, rank_acc, cat_ptr, npig, max_dets, rec_thrs,
                           precision[t0:t1], recall[t0:t1], scores[t0:t1])
-    keep = p.area_labels.index("all") if "all" in p.area_labels else 0
+        keep_code[:, ch] = code[:, keep]
     match_inputs = (match_args, area_lo[keep: keep + 1].copy(), area_hi[keep: keep + 1].copy(),
                     thrs, n_d, n_pd_frame)
     return _result(rows, lay, p, precision, recall, scores, npig[:, keep], keep, area_lo[keep],
-                   area_hi[keep], match_inputs)
+                   area_hi[keep], match_inputs, keep_code)
 
 
 def _result(rows: _Rows, lay: _Layout, p: CocoParams, precision, recall, scores, n_gt, keep,
-            lo, hi, match_inputs) -> CocoResult:
+            lo, hi, match_inputs, keep_code) -> CocoResult:
     """Per-row outputs in frame row order, and the summaries."""
     max_det = int(p.max_dets[-1])
     dt_rank = np.full(match_inputs[-1], -1, np.int64)
     dt_rank[rows.pd_rows] = np.where(lay.rank < max_det, lay.rank, -1)
+    # per frame row; rows not evaluated (beyond maxDet, other images / categories): all ignored
+    row_code = np.full((match_inputs[-1], keep_code.shape[1]), _ALL_IGNORED, np.int64)
+    evaluated = lay.rank < max_det
+    row_code[rows.pd_rows[evaluated]] = keep_code[lay.dt_pos[evaluated]]
     gt_id_zero = np.zeros(rows.n_gt_frame, np.bool_)
     gt_id_zero[rows.gt_rows] = rows.g_idzero
     gt_ig = np.ones(rows.n_gt_frame, np.bool_)
@@ -345,5 +354,5 @@ def _result(rows: _Rows, lay: _Layout, p: CocoParams, precision, recall, scores,
         per_category=per_category(precision, recall, p, names, cat_ids, n_gt),
         category_ids=cat_ids, features=tuple(names), image_ids=rows.image_ids,
         gt_id_zero=gt_id_zero, dt_rank=dt_rank, gt_ignore=gt_ig, match_area=p.area_labels[keep],
-        n_pd_outside=rows.n_outside, _match_inputs=match_inputs,
+        n_pd_outside=rows.n_outside, _match_inputs=match_inputs, _row_code=row_code,
     )

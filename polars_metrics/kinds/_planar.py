@@ -20,7 +20,7 @@ import polars as pl
 from polars_metrics._arrays import ragged_problems
 from polars_metrics._lazy import lazy
 
-numba = lazy("numba")
+numba = lazy("polars_metrics._kernels._jit")  # get/set_num_threads without importing numba
 pa = lazy("pyarrow")
 shapely = lazy("shapely")
 K = lazy("polars_metrics._kernels.polygon")

@@ -39,7 +39,7 @@ from polars_metrics.kinds._rle import (
 )
 from polars_metrics.validation import POS, Check
 
-numba = lazy("numba")
+numba = lazy("polars_metrics._kernels._jit")  # get/set_num_threads without importing numba
 R = lazy("polars_metrics._kernels.rle")
 K = lazy("polars_metrics._kernels.rle_pairs")
 

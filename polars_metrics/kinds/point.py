@@ -28,7 +28,7 @@ from polars_metrics.kinds._base import Kind
 from polars_metrics.kinds._planar import Shapes, compact
 from polars_metrics.validation import Check
 
-numba = lazy("numba")
+numba = lazy("polars_metrics._kernels._jit")  # get/set_num_threads without importing numba
 K = lazy("polars_metrics._kernels.disc")
 
 NAME = "point"

@@ -24,7 +24,7 @@ from polars_metrics.pairs import build_pairs
 from polars_metrics.prepare import Prepared, prepare
 from polars_metrics.profiles import Profile
 
-numba = lazy("numba")
+numba = lazy("polars_metrics._kernels._jit")  # get/set_num_threads without importing numba
 
 
 @dataclass(frozen=True)

@@ -177,7 +177,9 @@ class Evaluation:
         t = self._threshold(iou, s.IOU_THRESHOLD)
         keys = list(self.keys)
         out = self._cell_examples(keys, gt_feature, pd_feature, c, t)
-        conf = self.detail.annotations[1].select(*keys, pl.col(s.ID).alias(s.PD_ID), s.CONFIDENCE)
+        # an annotation is (data row, id, feature): a checklist's options share their id
+        conf = (self.detail.annotations[1].filter(pl.col(s.FEATURE).eq_missing(pd_feature))
+                .select(*keys, pl.col(s.ID).alias(s.PD_ID), s.CONFIDENCE))
         if conf.schema[s.PD_ID] != out.schema[s.PD_ID]:
             conf = conf.with_columns(pl.col(s.PD_ID).cast(out.schema[s.PD_ID]))
         outcome = (_outcomes.FN if pd_feature is None else _outcomes.FP if gt_feature is None
@@ -203,12 +205,14 @@ class Evaluation:
         null_iou = pl.lit(None, dtype=pl.Float64).alias(s.IOU)
         if pd_feature is None:
             side = gt_ann.filter(pl.col(s.FEATURE) == gt_feature)
-            taken = matched.select(*keys, pl.col(s.GT_ID).alias(s.ID))
+            taken = matched.filter(pl.col(s.GT_FEATURE) == gt_feature).select(
+                *keys, pl.col(s.GT_ID).alias(s.ID))
             out = side.join(taken, on=[*keys, s.ID], how="anti", maintain_order="left")
             return out.select(*keys, pl.col(s.ID).alias(s.GT_ID),
                               pl.lit(None, dtype=pd_ann.schema[s.ID]).alias(s.PD_ID), null_iou)
         side = pd_ann.filter((pl.col(s.FEATURE) == pd_feature) & (pl.col(s.CONFIDENCE) >= c))
-        taken = matched.select(*keys, pl.col(s.PD_ID).alias(s.ID))
+        taken = matched.filter(pl.col(s.PD_FEATURE) == pd_feature).select(
+            *keys, pl.col(s.PD_ID).alias(s.ID))
         out = side.join(taken, on=[*keys, s.ID], how="anti", maintain_order="left")
         return out.select(*keys, pl.lit(None, dtype=gt_ann.schema[s.ID]).alias(s.GT_ID),
                           pl.col(s.ID).alias(s.PD_ID), null_iou)

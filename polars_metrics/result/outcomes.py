@@ -38,12 +38,15 @@ def cell_matches(ev, confidence: float, iou: float) -> pl.DataFrame:
 def _side(ann: pl.DataFrame, pairs: pl.DataFrame, keys: list[str], side: str,
           unmatched: str) -> pl.DataFrame:
     own, other = (s.GT_ID, s.PD_ID) if side == GT_SIDE else (s.PD_ID, s.GT_ID)
-    other_feature = s.PD_FEATURE if side == GT_SIDE else s.GT_FEATURE
-    partner = pairs.select(*keys, pl.col(own).alias(s.ID), pl.col(other).alias(PARTNER_ID),
+    own_feature, other_feature = ((s.GT_FEATURE, s.PD_FEATURE) if side == GT_SIDE
+                                  else (s.PD_FEATURE, s.GT_FEATURE))
+    # an annotation is (data row, id, feature): a checklist's options share their answer's id
+    partner = pairs.select(*keys, pl.col(own).alias(s.ID), pl.col(own_feature).alias(s.FEATURE),
+                           pl.col(other).alias(PARTNER_ID),
                            pl.col(other_feature).alias(PARTNER_FEATURE), s.IOU)
     if s.CONFIDENCE not in ann.columns:
         ann = ann.with_columns(pl.lit(None, dtype=pl.Float64).alias(s.CONFIDENCE))
-    out = ann.join(partner, on=[*keys, s.ID], how="left", maintain_order="left")
+    out = ann.join(partner, on=[*keys, s.ID, s.FEATURE], how="left", maintain_order="left")
     outcome = (pl.when(pl.col(PARTNER_ID).is_null() & pl.col(PARTNER_FEATURE).is_null())
                .then(pl.lit(unmatched))
                .when(pl.col(PARTNER_FEATURE) == pl.col(s.FEATURE)).then(pl.lit(TP))

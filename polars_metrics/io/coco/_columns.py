@@ -12,8 +12,11 @@ import numpy as np
 import polars as pl
 
 from polars_metrics import schema as s
+from polars_metrics._lazy import lazy
 from polars_metrics._rejects import Reject, Rejects
 from polars_metrics.errors import FormatError
+
+msgspec = lazy("msgspec")
 
 
 def _message(rej: Reject, count: int, fix: str) -> str:
@@ -32,18 +35,36 @@ def fail(msg: str) -> FormatError:
 
 
 def load_json(obj: Any, what: str) -> Any:
+    """A parsed JSON file (msgspec: 2-3x the standard library's speed on COCO files, see
+    pyproject.toml); what msgspec refuses and Python's json reads (``NaN``, ``Infinity``) is
+    read by the latter, so nothing the previous reader took is lost."""
     if isinstance(obj, (str, os.PathLike)):
         path = Path(obj)
+        with open(path, "rb") as f:
+            data = f.read()
         try:
-            with open(path, "rb") as f:
-                return json.load(f)
-        except json.JSONDecodeError as e:
+            return msgspec.json.decode(data)
+        except msgspec.DecodeError:
+            pass
+        try:
+            return json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise FormatError(f"{what} {path}: not valid JSON ({e}).") from e
     return obj
 
 
+def _all_of(values: list, types: set[type]) -> bool:
+    """Every value's exact type is one of ``types`` (bool is not int here)."""
+    return set(map(type, values)) <= types
+
+
 def int_column(values: list, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Values as int64 plus a 'bad' mask (missing, not an integer, bool)."""
+    if values and _all_of(values, {int}):  # the usual file: one conversion, no Python loop
+        try:
+            return np.array(values, np.int64), np.zeros(len(values), bool)
+        except OverflowError:
+            pass
     out = np.zeros(len(values), np.int64)
     bad = np.zeros(len(values), bool)
     for i, v in enumerate(values):
@@ -59,6 +80,12 @@ def int_column(values: list, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def float_column(values: list) -> tuple[np.ndarray, np.ndarray]:
+    if values and _all_of(values, {int, float}):
+        try:
+            out = np.array(values, np.float64)
+            return out, ~np.isfinite(out)
+        except OverflowError:
+            pass
     out = np.full(len(values), np.nan)
     bad = np.zeros(len(values), bool)
     for i, v in enumerate(values):
@@ -72,6 +99,12 @@ def float_column(values: list) -> tuple[np.ndarray, np.ndarray]:
 def bbox_column(values: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(n, 4) xywh, ``missing`` (absent / empty list), ``bad`` (malformed) masks."""
     n = len(values)
+    if n and _all_of(values, {list}) and set(map(len, values)) == {4}:
+        try:  # every entry a 4-list: the loop below would assign each one the same way
+            out = np.array(values, np.float64)
+            return out, np.zeros(n, bool), ~np.isfinite(out).all(axis=1)
+        except (TypeError, ValueError, OverflowError):
+            pass
     out = np.full((n, 4), np.nan)
     missing = np.zeros(n, bool)
     bad = np.zeros(n, bool)

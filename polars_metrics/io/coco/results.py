@@ -61,7 +61,14 @@ def _results_fast(path: Path) -> pl.DataFrame | None:
     """Arrow's multithreaded JSON reader for the usual result files (bbox and/or compressed-RLE
     segm). The top-level array is turned into newline-delimited objects by replacing the
     separator between objects; a separator inside a string or a nested value leaves an invalid
-    line, so any surprise falls back to the generic path instead of mis-reading."""
+    line (a raw newline inside a string is not JSON; half an object is not an object), so any
+    surprise falls back to the generic path (msgspec) instead of mis-reading.
+
+    Why Arrow and not a Python-object parser: on the 5k-image benchmark file (51 MB, 471k
+    entries) Arrow parses in 0.70 s of CPU on several threads; msgspec needs 0.86 s to decode
+    into typed structs (1.1 s with the columns built), orjson 1.3 s, the standard library more
+    (measured 2026-12-03, see pyproject.toml). Reading the array whole, without the rewrite, costs
+    the same CPU on one thread."""
     import pyarrow.json as pj
 
     with open(path, "rb") as f:

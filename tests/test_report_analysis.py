@@ -209,3 +209,60 @@ def test_analysis_at_5000_images(browser, tmp_path):
     figures["load_average"] = list(np.round(__import__("os").getloadavg(), 1))
     (ARTIFACTS / "report_analysis_scale.json").write_text(json.dumps(figures, indent=1))
     print(figures)
+
+
+def test_report_of_a_comparison(browser, evaluation, tmp_path):
+    """pm.report(pm.compare(...)): each Δ shown is cmp.deltas' delta with its interval and
+    p-value; the flip table counts cmp.flips; the gallery's per-data-row deltas equal
+    cmp.data_rows and sort."""
+    gt, pd, _ = evaluation
+    rng = np.random.default_rng(0)
+    pd_b = pd.filter(pl.Series(rng.random(pd.height) < 0.85))
+    cmp = pm.compare(gt, {"A": pd, "B": pd_b}, by="split", n_resamples=200, seed=0)
+    page, requested, errors = _open(browser, pm.report(cmp, tmp_path / "cmp.html"))
+    split = page.locator('[data-testid="slice"] option:checked').inner_text()
+    for c, t in [(0.5, 0.5), (0.5, 0.8), (0.2, 0.5)]:  # the start cell's row and column
+        _set(page, "confidence-threshold", c)
+        _set(page, "iou-threshold", t)
+        d = cmp.deltas.filter(pl.col("run") == "B", pl.col("split") == split,
+                              pl.col(s.CONFIDENCE_THRESHOLD) == c, pl.col(s.IOU_THRESHOLD) == t)
+        want = {((f or f"all ({a})"), m): r for f, a, m, *r in d.select(
+            s.FEATURE, s.AVERAGE, pl.col("metric").cast(pl.String), "delta", "ci_low", "ci_high",
+            "p_value").rows()}
+        shown = page.eval_on_selector_all('[data-testid="compare-row"] td[data-lo]', """ts => ts.map(t =>
+            [t.closest('tr').dataset.feature, t.dataset.delta, t.dataset.value, t.dataset.lo, t.dataset.hi, t.dataset.p])""")
+        assert len(shown) == 3 * (len(cmp.evaluations["A"].features) + 2)
+        checked = 0
+        for f, m, *vals in shown:
+            if (f, m) not in want:  # a feature absent from this slice: nothing to show
+                assert all(v == "" for v in vals), (f, m, vals)
+                continue
+            for w, v in zip(want[(f, m)], vals, strict=True):
+                assert _close(w, v), (f, m, c, t, w, v)
+            checked += 1
+        assert checked >= 3
+        all_flips = cmp.flips(c, t)
+        flips = all_flips.join(gt.select(s.DATA_ROW, "split").unique(), on=s.DATA_ROW).filter(
+            pl.col("split") == split)
+        labels = flips["category"].dtype.categories.to_list()
+        expect = {}
+        for f, cat in flips.select(s.FEATURE, pl.col("category").cast(pl.String)).rows():
+            for key in (f, "all features"):
+                expect.setdefault(key, [0] * 4)[labels.index(cat)] += 1
+        rows = page.eval_on_selector_all('[data-testid="flip-row"]', "rs => rs.map(r => [r.dataset.feature, r.dataset.counts])")
+        assert {f: [int(x) for x in v.split(",")] for f, v in rows} == expect
+        assert sum(expect["all features"]) == flips.height > 0  # sums to the ground truths
+        assert cmp.flip_counts(c, t).filter(pl.col(s.FEATURE).is_null())["total"].item() == all_flips.height
+    # per-data-row deltas in the gallery (run B selected), sorted by Δ f1
+    page.locator('[data-testid="run"]').select_option("1")
+    page.locator('[data-testid="data-row-table"] th[data-sort="delta_f1"]').click()
+    dr = {r[s.DATA_ROW]: r for r in cmp.data_rows(0.2, 0.5).iter_rows(named=True)}
+    shown = page.eval_on_selector_all('[data-testid="data-row"]', """rs => rs.map(r => [r.dataset.key,
+        r.querySelector('[data-metric="delta_f1"]').dataset.value, r.querySelector('[data-metric="delta_recall"]').dataset.value])""")
+    assert shown
+    for key, f1, rec in shown:
+        assert _close(dr[key]["delta_f1"], f1) and _close(dr[key]["delta_recall"], rec), key
+    vals = [float(v) for _, v, _ in shown if v != ""]
+    assert vals == sorted(vals, reverse=True)
+    page.locator("#compare-section").screenshot(path=str(ARTIFACTS / "report_comparison.png"))
+    assert not requested and not errors

@@ -28,6 +28,7 @@ const G = D.grid, NF = G.features.length, NT = G.t.length, NC = G.c.length * NT;
 const METRICS = ["tp", "fp", "tn", "fn", "precision", "recall", "f1", "iou"];
 const RATIOS = ["precision", "recall", "f1", "iou"];
 const LABELS = G.features.concat(["None"]);
+const NS = G.slices.length, NF1 = NF + 1, FLABEL = (f) => f === NF ? "all features" : G.features[f];
 const $ = (id) => document.getElementById(id);
 const st = { ci: 0, ti: 0, slice: 0, run: 0, sel: null, sort: "key", asc: true, limit: 200 };
 st.ci = Math.floor(D.start / NT); st.ti = D.start % NT;
@@ -39,7 +40,7 @@ const at = (r, i, m, k) => { const [tb, e] = entryOf(i); return r[tb][m][e * NC 
 const present = (r, i) => !Number.isNaN(at(r, i, "tp", cell()));
 const esc = (v) => String(v).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c]));
 const isNull = (v) => v === null || v === undefined || Number.isNaN(v);
-const fmt = (v, m) => isNull(v) ? "–" : (RATIOS.includes(m) || m === "conf" ? (+v).toFixed(3) : String(v));
+const fmt = (v, m) => isNull(v) ? "–" : m.startsWith("delta_") ? (v > 0 ? "+" : "") + (+v).toFixed(3) : (RATIOS.includes(m) || m === "conf" ? (+v).toFixed(3) : String(v));
 const dv = (v) => isNull(v) ? "" : String(v);
 function el(tag, attrs, html) { const e = document.createElement(tag); for (const k in attrs || {}) e.setAttribute(k, attrs[k]); if (html !== undefined) e.innerHTML = html; return e; }
 function options(select, items) { select.innerHTML = items.map((x, i) => `<option value="${i}">${esc(x)}</option>`).join(""); }
@@ -115,11 +116,30 @@ function drawCompare() {
     let tds = `<td>${esc(f)}</td>`, table = i < NF ? "cube" : "overall";
     D.runs.forEach((r, k) => ms.forEach((m) => {
       const v = at(r, i, m, c); tds += `<td data-run="${esc(r.name)}" data-metric="${m}" data-value="${dv(v)}">${fmt(v, m)}</td>`;
-      if (k) { const bv = at(base, i, m, c); const d = isNull(v) || isNull(bv) ? null : v - bv;
-        tds += `<td data-delta="${m}" class="${d > 0 ? "pos" : d < 0 ? "neg" : ""}">${d === null ? "–" : (d > 0 ? "+" : "") + d.toFixed(3)}</td>`; }
+      if (k) { const bv = at(base, i, m, c); let d = isNull(v) || isNull(bv) ? null : v - bv, ci = "", attrs = "";
+        const CI = D.cmp && D.cmp.runs[r.name] && D.cmp.runs[r.name].ci[m];
+        if (CI) { const q = (st.slice * (NF + 2) + i) * NC + c, lo = CI.lo[q], hi = CI.hi[q], p = CI.p[q];
+          d = isNull(CI.delta[q]) ? null : CI.delta[q];
+          attrs = ` data-value="${dv(CI.delta[q])}" data-lo="${dv(lo)}" data-hi="${dv(hi)}" data-p="${dv(p)}"`;
+          if (!isNull(lo)) ci = ` <small class="ci${lo > 0 || hi < 0 ? " sig" : ""}">[${lo.toFixed(3)}, ${hi.toFixed(3)}] p=${p < 0.001 ? p.toExponential(0) : p.toFixed(3)}</small>`; }
+        tds += `<td data-delta="${m}"${attrs} class="${d > 0 ? "pos" : d < 0 ? "neg" : ""}">${d === null ? "–" : (d > 0 ? "+" : "") + d.toFixed(3)}${ci}</td>`; }
     }));
     return `<tr data-testid="compare-row" data-feature="${esc(f)}"${table === "overall" ? ' class="all"' : ""}>${tds}</tr>`;
   }).join("");
+  if (D.cmp) $("cmp-note").textContent = ` Δ with its ${Math.round(D.cmp.level * 100)} % paired-bootstrap interval over data rows (${D.cmp.n_resamples} resamples) and two-sided p-value (cmp.deltas); bold: the interval excludes 0.`;
+  drawFlips();
+}
+function drawFlips() {
+  const box = $("flip-box"); if (!D.cmp) { box.innerHTML = ""; return; }
+  const other = D.runs[st.run > 0 ? st.run : 1].name, F = D.cmp.runs[other].flips, c = cell();
+  if (!F.computed[c]) { box.innerHTML = `<p class="note" id="flip-note">Flip table not taken at this cell: it is taken at confidence ${G.c[Math.floor(D.start / NT)]} or IoU ${G.t[D.start % NT]} (the start cell's row and column); report(analysis="all") takes every cell.</p>`; return; }
+  let h = `<h3>Flips: ground truths found (true positive) by ${esc(D.cmp.baseline)} and ${esc(other)} (cmp.flips)</h3><div class="scroll short"><table data-testid="flip-table"><thead><tr><th>feature</th>${F.labels.map((l) => `<th>${esc(l)}</th>`).join("")}<th>total</th></tr></thead><tbody>`;
+  for (const f of [NF].concat(G.features.map((_, i) => i))) {
+    const o = ((c * NS + st.slice) * NF1 + f) * 4, v = Array.from(F.counts.subarray(o, o + 4)), n = v.reduce((a, b) => a + b, 0);
+    if (!n) continue;
+    h += `<tr data-testid="flip-row" data-feature="${esc(FLABEL(f))}" data-counts="${v.join(",")}"${f === NF ? ' class="all"' : ""}><td>${esc(FLABEL(f))}</td>${v.map((x) => `<td>${x}</td>`).join("")}<td>${n}</td></tr>`;
+  }
+  box.innerHTML = h + "</tbody></table></div>";
 }
 
 // ---- confusion matrix ----------------------------------------------------------------------
@@ -274,7 +294,12 @@ $("gallery-filters").innerHTML = `filter: <select id="f-metric">${METRICS.map((m
 ["f-metric", "f-lo", "f-hi", "f-slice", "f-feature"].forEach((id) => { const e = $(id); if (e) e.addEventListener("input", () => { flt[id.slice(2)] = e.value; st.limit = 200; drawGallery(); }); });
 $("f-metric").value = "f1";
 const thumbs = Object.keys(D.thumbs).length > 0;
-const cols = ["key"].concat(G.by.length ? ["slice"] : [], METRICS);
+const DELTAS = D.runs.length > 1 ? ["delta_f1", "delta_recall", "delta_precision"] : [];
+D.runs.forEach((r, k) => {  // per data row: (selected run, or the second when the baseline is selected) - baseline
+  const o = D.runs[k > 0 ? k : 1].gallery, b = D.runs[0].gallery;
+  for (const dm of DELTAS) { const m = dm.slice(6), a = new Float64Array(NR * NC); for (let i = 0; i < a.length; i++) a[i] = o[m][i] - b[m][i]; r.gallery[dm] = a; }
+});
+const cols = ["key"].concat(G.by.length ? ["slice"] : [], METRICS, DELTAS);
 $("data-row-table").tHead.innerHTML = "<tr>" + (thumbs ? "<th>image</th>" : "") + cols.map((c) => `<th data-sort="${c}">${c === "key" ? "data row" : c}</th>`).join("") + "</tr>";
 $("data-row-table").tHead.addEventListener("click", (e) => {
   const th = e.target.closest("th[data-sort]"); if (!th) return;
@@ -284,7 +309,8 @@ $("data-row-table").tHead.addEventListener("click", (e) => {
 $("gallery-more").addEventListener("click", () => { st.limit += 500; drawGallery(); });
 function drawGallery() {
   const GAL = run().gallery, ck = cell(), body = $("data-row-table").tBodies[0];
-  for (const th of $("data-row-table").tHead.rows[0].cells) { th.classList.toggle("sorted", th.dataset.sort === st.sort); th.classList.toggle("asc", st.asc); }
+  for (const th of $("data-row-table").tHead.rows[0].cells) { th.classList.toggle("sorted", th.dataset.sort === st.sort); th.classList.toggle("asc", st.asc);
+    if (th.dataset.sort && th.dataset.sort.startsWith("delta_")) th.textContent = `Δ ${th.dataset.sort.slice(6)} (${D.runs[st.run > 0 ? st.run : 1].name} − ${D.runs[0].name})`; }
   const val = (r, k) => { if (k === "key") return D_keys[r]; if (k === "slice") return G.slices[D_rows_slice[r]]; const v = GAL[k][r * NC + ck]; return Number.isNaN(v) ? null : v; };
   const lo = flt.lo === "" ? -Infinity : +flt.lo, hi = flt.hi === "" ? Infinity : +flt.hi;
   let rows = [];
@@ -308,7 +334,6 @@ function drawGallery() {
 }
 
 // ---- analysis: error types, calibration, label-error queues (views/_analysis.py) -------------
-const NS = G.slices.length, NF1 = NF + 1, FLABEL = (f) => f === NF ? "all features" : G.features[f];
 const ECOL = ["#7b3fb5", "#e08a00", "#c2185b", "#5f7d95", "#d33", "#1f6fd1"];
 const AN = () => run().analysis;
 options($("cal-feature"), G.features.concat(["all (micro)"])); $("cal-feature").value = String(NF);

@@ -21,9 +21,10 @@ from pathlib import Path
 import polars as pl
 
 from polars_metrics import schema as s
+from polars_metrics.compare.comparison import Comparison
 from polars_metrics.result.coco import CocoEvaluation
 from polars_metrics.result.evaluation import Evaluation
-from polars_metrics.views import _analysis, _media, _pack, _payload
+from polars_metrics.views import _analysis, _compare, _media, _pack, _payload
 
 
 def _read(name: str) -> str:
@@ -31,12 +32,16 @@ def _read(name: str) -> str:
 
 
 def _runs(ev_or_runs) -> dict[str, Evaluation]:
+    if isinstance(ev_or_runs, Comparison):  # the baseline first: every delta is run - baseline
+        order = [ev_or_runs.baseline] + [r for r in ev_or_runs.runs if r != ev_or_runs.baseline]
+        return {r: ev_or_runs.evaluations[r] for r in order}
     if isinstance(ev_or_runs, Evaluation):
         return {"run": ev_or_runs}
     if isinstance(ev_or_runs, Mapping) and ev_or_runs and all(
             isinstance(v, Evaluation) for v in ev_or_runs.values()):
         return {str(k): v for k, v in ev_or_runs.items()}
-    raise TypeError("report() takes an Evaluation or a non-empty dict {name: Evaluation}.")
+    raise TypeError("report() takes an Evaluation, a non-empty dict {name: Evaluation} or a "
+                    "Comparison (pm.compare).")
 
 
 def _check_same_grid(runs: dict[str, Evaluation]) -> Evaluation:
@@ -54,7 +59,8 @@ def _check_same_grid(runs: dict[str, Evaluation]) -> Evaluation:
 def build_payload(runs: dict[str, Evaluation], *, title: str, max_examples_per_cell: int,
                   confidence: float, iou: float, media=None, ground_truth=None, predictions=None,
                   max_media_bytes: int = 3_000_000, class_distributions="auto", text=None,
-                  analysis=True, calibration_bins: int = 10, queue_size: int = 50) -> dict:
+                  analysis=True, calibration_bins: int = 10, queue_size: int = 50,
+                  comparison: Comparison | None = None) -> dict:
     """The report's JSON data (see ``_payload``), its large arrays packed in ``bin``."""
     first = _check_same_grid(runs)
     features = sorted(set().union(*(ev.features for ev in runs.values())))
@@ -92,7 +98,11 @@ def build_payload(runs: dict[str, Evaluation], *, title: str, max_examples_per_c
         thumbs, note = _media.thumbnails(first, rows, paths, ground_truth=ground_truth,
                                          predictions=predictions, confidence=c0, iou=t0,
                                          max_bytes=max_media_bytes)
-    return {"title": title, "grid": grid.as_json(), "start": start, "cap": max_examples_per_cell,
+    cmp = None
+    if comparison is not None:
+        cmp = _compare.build(pack, comparison, grid, rows,
+                             _analysis.cells(grid, start, analysis or True))
+    return {"title": title, "grid": grid.as_json(), "cmp": cmp, "start": start, "cap": max_examples_per_cell,
             "runs": out_runs, "masks": [list(m) for m in masks],
             "keys": rows["_key"].to_list(), "slice": rows["_slice"].to_list(),
             "features": _payload.row_features(first, grid, rows),
@@ -123,7 +133,11 @@ def report(ev_or_runs, path: str | Path, *, title: str | None = None, media=None
            analysis=True, calibration_bins: int = 10, queue_size: int = 50) -> Path:
     """Write one self-contained HTML report of an evaluation, or of several runs of one ground
     truth (``{"run A": ev_a, "run B": ev_b}``: side-by-side values, deltas, confusion
-    difference), and return its path.
+    difference, per-data-row deltas), and return its path. Given a
+    :class:`~polars_metrics.Comparison` (``pm.report(pm.compare(gt, {"A": pd_a, "B": pd_b}),
+    path)``) its runs are reported (baseline first) and every delta carries its paired-bootstrap
+    interval and p-value (``cmp.deltas``), with the flip table per feature (``cmp.flips``; at
+    the same cells as the label-error queues, see ``analysis``).
 
     Parameters
     ----------
@@ -164,6 +178,7 @@ def report(ev_or_runs, path: str | Path, *, title: str | None = None, media=None
     """
     runs = _runs(ev_or_runs)
     _check_options(analysis, calibration_bins, queue_size)
+    comparison = ev_or_runs if isinstance(ev_or_runs, Comparison) else None
     title = title or ("polars_metrics report" if len(runs) == 1 else
                       "polars_metrics report: " + " vs ".join(runs))
     data = build_payload(runs, title=title, max_examples_per_cell=max_examples_per_cell,
@@ -172,7 +187,7 @@ def report(ev_or_runs, path: str | Path, *, title: str | None = None, media=None
                          max_media_bytes=max_media_bytes,
                          class_distributions=class_distributions, text=text,
                          analysis=analysis, calibration_bins=calibration_bins,
-                         queue_size=queue_size)
+                         queue_size=queue_size, comparison=comparison)
     payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     page = (_read("_report.html")
             .replace("/*STYLE*/", _read("_report.css"))

@@ -121,12 +121,12 @@ function drawCompare() {
         if (CI) { const q = (st.slice * (NF + 2) + i) * NC + c, lo = CI.lo[q], hi = CI.hi[q], p = CI.p[q];
           d = isNull(CI.delta[q]) ? null : CI.delta[q];
           attrs = ` data-value="${dv(CI.delta[q])}" data-lo="${dv(lo)}" data-hi="${dv(hi)}" data-p="${dv(p)}"`;
-          if (!isNull(lo)) ci = ` <small class="ci${lo > 0 || hi < 0 ? " sig" : ""}">[${lo.toFixed(3)}, ${hi.toFixed(3)}] p=${p < 0.001 ? p.toExponential(0) : p.toFixed(3)}</small>`; }
+          if (!isNull(lo)) ci = ` <small class="ci${lo > 0 || hi < 0 ? " sig" : ""}">[${lo.toFixed(3)}, ${hi.toFixed(3)}] p=${p < 0.001 ? p.toExponential(0) : p.toFixed(3)}${lo > 0 || hi < 0 ? " ✱" : ""}</small>`; }
         tds += `<td data-delta="${m}"${attrs} class="${d > 0 ? "pos" : d < 0 ? "neg" : ""}">${d === null ? "–" : (d > 0 ? "+" : "") + d.toFixed(3)}${ci}</td>`; }
     }));
     return `<tr data-testid="compare-row" data-feature="${esc(f)}"${table === "overall" ? ' class="all"' : ""}>${tds}</tr>`;
   }).join("");
-  if (D.cmp) $("cmp-note").textContent = ` Δ with its ${Math.round(D.cmp.level * 100)} % paired-bootstrap interval over data rows (${D.cmp.n_resamples} resamples) and two-sided p-value (cmp.deltas); bold: the interval excludes 0.`;
+  if (D.cmp) $("cmp-note").textContent = ` Δ with its ${Math.round(D.cmp.level * 100)} % paired-bootstrap interval over data rows (${D.cmp.n_resamples} resamples) and two-sided p-value (cmp.deltas); ✱: the interval excludes 0.`;
   drawFlips();
 }
 function drawFlips() {

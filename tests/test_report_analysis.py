@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 
 import numpy as np
@@ -14,9 +15,18 @@ import pytest
 
 import polars_metrics as pm
 from polars_metrics import schema as s
-from tests.test_report_browser import ARTIFACTS, _open, _set, browser  # noqa: F401
+from tests.test_report_browser import ARTIFACTS, CHROMIUM, _open, _set, playwright
 
 ERROR_TYPES = ["classification", "localization", "both", "duplicate", "background", "missed"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert CHROMIUM, "Debian's chromium is required: `make browser` installs it (apt-get install chromium)"
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +216,7 @@ def test_analysis_at_5000_images(browser, tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
     for sec in ("errors-section", "cal-section", "queue-section"):
         page.locator(f"#{sec}").screenshot(path=str(ARTIFACTS / f"report_5k_{sec}.png"))
-    figures["load_average"] = list(np.round(__import__("os").getloadavg(), 1))
+    figures["load_average"] = [round(x, 1) for x in os.getloadavg()]
     (ARTIFACTS / "report_analysis_scale.json").write_text(json.dumps(figures, indent=1))
     print(figures)
 

@@ -295,7 +295,7 @@ $("gallery-filters").innerHTML = `filter: <select id="f-metric">${METRICS.map((m
 $("f-metric").value = "f1";
 const thumbs = Object.keys(D.thumbs).length > 0;
 const DELTAS = D.runs.length > 1 ? ["delta_f1", "delta_recall", "delta_precision"] : [];
-D.runs.forEach((r, k) => {  // per data row: (selected run, or the second when the baseline is selected) - baseline
+if (DELTAS.length) D.runs.forEach((r, k) => {  // per data row: (selected run, or the second when the baseline is selected) - baseline
   const o = D.runs[k > 0 ? k : 1].gallery, b = D.runs[0].gallery;
   for (const dm of DELTAS) { const m = dm.slice(6), a = new Float64Array(NR * NC); for (let i = 0; i < a.length; i++) a[i] = o[m][i] - b[m][i]; r.gallery[dm] = a; }
 });

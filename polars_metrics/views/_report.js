@@ -370,7 +370,7 @@ function drawCalibration() {
   $("cal-table").hidden = !!C.note;
   if (C.note) { $("cal-diagram").innerHTML = ""; $("cal-table").tBodies[0].innerHTML = ""; return; }
   const base = (st.ti * NS + st.slice) * NF1, f = +$("cal-feature").value, e = base + f, B = C.bins;
-  const W = 300, H = 260, L = 36, BT = 28, x = (v) => L + v * (W - L - 8), y = (v) => H - BT - v * (H - BT - 8);
+  const W = 300, H = 280, L = 36, BT = 28, x = (v) => L + v * (W - L - 8), y = (v) => H - BT - v * (H - BT - 30);
   let svg = `<svg width="${W}" height="${H}" role="img" aria-label="reliability diagram">`;
   for (let v = 0; v <= 1.0001; v += 0.2) svg += `<line x1="${x(0)}" x2="${x(1)}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/><text x="${L - 4}" y="${y(v) + 3}" font-size="10" text-anchor="end">${v.toFixed(1)}</text><text x="${x(v)}" y="${H - BT + 13}" font-size="10" text-anchor="middle">${v.toFixed(1)}</text>`;
   svg += `<text x="${(W + L) / 2}" y="${H - 2}" font-size="11" text-anchor="middle">confidence</text><text x="10" y="${(H - BT) / 2}" font-size="11" transform="rotate(-90 10 ${(H - BT) / 2})" text-anchor="middle">accuracy</text>`;

@@ -134,18 +134,25 @@ def test_analysis_sections_follow_the_sliders(browser, evaluation, tmp_path):
     assert not requested and not errors
 
 
-def test_queues_at_the_start_row_and_column_only(browser, evaluation, tmp_path):
+def test_default_takes_queues_at_the_start_cell_and_error_types_on_its_row_and_column(
+        browser, evaluation, tmp_path):
+    """analysis=True (the default) bounds the report's cost: the queues at the start cell,
+    error types at its confidence row and IoU column, calibration at every IoU; elsewhere the
+    page says what is not taken and how to take it."""
     gt, pd, ev = evaluation
     page, requested, errors = _open(browser, ev.report(tmp_path / "b.html", confidence=0.4,
                                                        iou=0.6, queue_size=5, calibration_bins=4))
     split = page.locator('[data-testid="slice"] option:checked').inner_text()
     _check_queues(page, ev, 0.4, 0.6, split, k=5)
-    _set(page, "iou-threshold", 0.3)  # same confidence row: taken
-    _check_queues(page, ev, 0.4, 0.3, split, k=5)
+    _check_errors(page, ev, 0.4, 0.6, split)
+    _set(page, "iou-threshold", 0.3)  # same confidence row: error types taken, queues not
+    _check_errors(page, ev, 0.4, 0.3, split)
     _check_calibration(page, ev, 0.3, split, bins=4)
-    _set(page, "confidence-threshold", 0.7)  # off the row and column: said
     assert page.locator('[data-testid="suspect-row"]').count() == 0
     assert "Not taken at this cell" in page.locator("#sus-note").inner_text()
+    _set(page, "confidence-threshold", 0.7)  # off the row and column: said
+    assert page.locator('[data-testid="error-row"]').count() == 0
+    assert "not taken at this cell" in page.locator("#err-not-taken").inner_text()
     assert not requested and not errors
 
 
@@ -164,7 +171,7 @@ def test_coco_error_types_and_delta_ap(browser, evaluation, tmp_path):
     gt, pd, _ = evaluation
     ev = pm.evaluate(gt, pd, profile="coco", errors=True)
     page, requested, errors = _open(browser, ev.report(tmp_path / "coco.html"))
-    for c, t in [(0.5, 0.5), (0.0, 0.75)]:
+    for c, t in [(0.5, 0.5), (0.0, 0.5), (0.5, 0.75)]:  # the start cell's row and column
         _set(page, "confidence-threshold", c)
         _set(page, "iou-threshold", t)
         frame = _check_errors(page, ev, c, t)
@@ -209,10 +216,10 @@ def test_analysis_at_5000_images(browser, tmp_path):
                          "open_ms": page.evaluate("window.pmReadyMs")}
         assert not requested and not errors
     split = page.locator('[data-testid="slice"] option:checked').inner_text()
+    _check_queues(page, ev, 0.5, 0.5, split)
     _set(page, "iou-threshold", 0.7)
     _check_errors(page, ev, 0.5, 0.7, split)
     _check_calibration(page, ev, 0.7, split)
-    _check_queues(page, ev, 0.5, 0.7, split)
     ARTIFACTS.mkdir(exist_ok=True)
     for sec in ("errors-section", "cal-section", "queue-section"):
         page.locator(f"#{sec}").screenshot(path=str(ARTIFACTS / f"report_5k_{sec}.png"))

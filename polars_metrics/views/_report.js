@@ -345,6 +345,7 @@ function drawErrors() {
   $("err-legend").innerHTML = E.types.map((t, j) => `<span><i style="background:${ECOL[j]}"></i>${t}</span>`).join("");
   if (!ok) { $("err-bars").innerHTML = ""; $("err-dap").innerHTML = ""; return; }
   const k = cell(), rows = [];
+  if (!E.computed[k]) { $("err-dap").innerHTML = ""; $("err-bars").innerHTML = `<p class="note" id="err-not-taken">Error types not taken at this cell: report(analysis=True) takes them at confidence ${G.c[Math.floor(D.start / NT)]} or IoU ${G.t[D.start % NT]} (the start cell's row and column); report(analysis="all") takes every cell.</p>`; return; }
   for (let f = 0; f < NF1; f++) {
     const o = ((k * NS + st.slice) * NF1 + f) * 6, c = Array.from(E.counts.subarray(o, o + 6));
     if (c.some((v) => Number.isNaN(v))) continue;
@@ -392,7 +393,7 @@ function drawCalibration() {
 function queueTable(Q, id, noteId, cols, extra) {
   const k = cell(), tbl = $(id), A = AN().queues;
   if (Q.note) { tbl.innerHTML = ""; $(noteId).textContent = `(${Q.note})`; return; }
-  if (!Q.computed[k]) { tbl.innerHTML = ""; $(noteId).textContent = `Not taken at this cell: report(analysis=True) takes the queues at confidence ${G.c[Math.floor(D.start / NT)]} or IoU ${G.t[D.start % NT]} (the start cell's row and column)` + (id === "sus-table" ? ` with IoU ≥ ${AN().errors.bg}` : "") + "; report(analysis=\"all\") takes every cell."; return; }
+  if (!Q.computed[k]) { tbl.innerHTML = ""; $(noteId).textContent = `Not taken at this cell: report(analysis=True) takes the queues at the start cell (confidence ${G.c[Math.floor(D.start / NT)]}, IoU ${G.t[D.start % NT]}` + (id === "sus-table" ? `, with IoU ≥ ${AN().errors.bg}` : "") + "); report(analysis=\"all\") takes every cell."; return; }
   const a = Q.off[k * NS + st.slice], b = Q.off[k * NS + st.slice + 1], thumbs = Object.keys(D.thumbs).length > 0;
   $(noteId).textContent = `${b - a} shown (at most ${A.k} per cell and slice).`;
   let h = "<thead><tr>" + (thumbs ? "<th>image</th>" : "") + "<th>#</th><th>data row</th>" + cols.map((c) => `<th>${c[1]}</th>`).join("") + "</tr></thead><tbody>";

@@ -203,3 +203,14 @@ def test_clear_errors():
                        frame([(1, "cat", (0, 0, 10, 10), 0.5)], True), profile="coco")
     with pytest.raises(PolarsMetricsError, match="COCO engine"):
         coco.calibration()
+
+
+def test_coco_with_errors_true_is_refused_with_the_way_out():
+    """profile="coco", errors=True keeps the pairs for ev.errors() but not every prediction's
+    match: calibration and the queues say so (they crashed with an AttributeError)."""
+    gt = pl.DataFrame({"data_row": [1], "feature": ["cat"], "bbox": [[0.0, 0, 10, 10]]},
+                      schema_overrides={"bbox": pl.Array(pl.Float64, 4)})
+    ev = pm.evaluate(gt, gt.with_columns(confidence=pl.lit(0.9)), profile="coco", errors=True)
+    for method in (ev.calibration, ev.calibration_error, ev.suspects, ev.uncertain):
+        with pytest.raises(pm.PolarsMetricsError, match="COCO engine keeps true positives only"):
+            method()

@@ -21,7 +21,8 @@ from polars_metrics.prepare import GIVEN
 
 def _need_detail(ev, what: str) -> None:
     d = ev.detail
-    if d.prep is None and not d.frames:
+    # the COCO engine's detail (errors=True) holds the pairs but no match arrays
+    if (d.prep is None and not d.frames) or (d.prep is not None and d.matches_arrays is None):
         raise PolarsMetricsError(
             f"{what} reads every prediction's match, which this evaluation does not keep "
             f"(profile {ev.profile.name!r}"

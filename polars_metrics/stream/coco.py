@@ -6,10 +6,12 @@ included) checks its rows, runs the COCO engine's stages up to the matcher
 ``records.parquet`` (one row per evaluated detection: the accumulation state),
 ``categories.parquet`` (its category axis and non-ignored ground truths per area range),
 ``images.parquet``, and the additive tables of :mod:`polars_metrics.coco.cube` — ``counts``,
-``confusion``, ``excluded``, ``rejects`` (small) and ``data_rows``, ``gt_counted``,
-``matches``, ``false_positives`` (large, read lazily). The merge sums the counts, concatenates
-the rest, and :func:`polars_metrics.coco.partial.accumulate` sorts the records of all batches
-into pycocotools' accumulate order: arrays, stats and tables equal the in-memory evaluation's.
+``confusion``, ``excluded``, ``rejects`` (small) and ``data_rows`` (large, read lazily). The
+merge sums the counts, concatenates the rest, and
+:func:`polars_metrics.coco.partial.accumulate` sorts the records of all batches into
+pycocotools' accumulate order: arrays, stats and tables equal the in-memory evaluation's. The
+per-annotation frames behind ``examples()`` (``matches``...) are rebuilt from the batches'
+input files on first access (:func:`per_annotation`).
 """
 from __future__ import annotations
 
@@ -47,7 +49,7 @@ from polars_metrics.stream.result import _Lazy
 from polars_metrics.stream.sources import ROW
 
 SMALL = ("counts", "confusion", "excluded", "rejects", "categories")
-LARGE = ("records", "images", "data_rows", "gt_counted", "matches", "false_positives")
+LARGE = ("records", "images", "data_rows")
 
 
 def check_supported(kwargs: dict[str, Any], data_rows) -> None:
@@ -63,8 +65,8 @@ def check_supported(kwargs: dict[str, Any], data_rows) -> None:
             "columns there); drop it, or evaluate in memory.")
 
 
-def coco_batch(task: Task) -> dict[str, Any]:
-    """One batch of a streamed COCO run: check, match, write the checkpoint; its small tables."""
+def _compute(task: Task) -> dict[str, Any]:
+    """One batch: read, check, match; its records, CocoResult, tables and rejects."""
     t0 = time.perf_counter()
     kw = task.kwargs
     key = _key_name(kw.get("data_row") or s.DATA_ROW)
@@ -89,14 +91,27 @@ def coco_batch(task: Task) -> dict[str, Any]:
     tables = cube_tables(gt, pd, res, conf_thr=conf_thr, images=images, slices=slices, by=(),
                          ids=(_ids(gt), _ids(pd)), zero_tn=task.profile.zero_tn)
     back = {s.DATA_ROW: key}
-    tables = tables.renamed(back)
-    small = {"counts": tables.counts, "confusion": tables.confusion,
-             "excluded": excluded.rename(back),
-             "rejects": _global_rows(pl.concat([gt_rej, pd_rej]), gt_in, pd_in),
-             "categories": rec.categories}
-    large = {"records": rec.records, "images": rec.images.alias(key).to_frame(),
-             "data_rows": tables.data_rows, **_with_rows(tables, res, gt, pd)}
+    return {"key": key, "res": res, "rec": rec, "gt": gt, "pd": pd,
+            "tables": tables.renamed(back), "excluded": excluded.rename(back),
+            "rejects": _global_rows(pl.concat([gt_rej, pd_rej]), gt_in, pd_in),
+            "timings": {"prepare": t1 - t0, "coco": t2 - t1, "cube": time.perf_counter() - t2}}
+
+
+def coco_batch(task: Task) -> dict[str, Any]:
+    """One batch of a streamed COCO run: check, match, write the checkpoint; its small tables.
+
+    The per-annotation frames (``matches``, ``false_positives``, ``gt_counted``) are not
+    written: they hold a row per (IoU threshold x detection) and only ``examples()`` and
+    ``ev.matches`` read them, so they are rebuilt from the batch's input files on first
+    access (:func:`per_annotation`), as the in-memory evaluation builds them on first access.
+    """
+    b = _compute(task)
     t3 = time.perf_counter()
+    tables, rec = b["tables"], b["rec"]
+    small = {"counts": tables.counts, "confusion": tables.confusion,
+             "excluded": b["excluded"], "rejects": b["rejects"], "categories": rec.categories}
+    large = {"records": rec.records, "images": rec.images.alias(b["key"]).to_frame(),
+             "data_rows": tables.data_rows}
     final = batch_dir(task.out, task.batch)
     tmp = final.with_name(final.name + ".tmp")
     if tmp.exists():
@@ -104,8 +119,7 @@ def coco_batch(task: Task) -> dict[str, Any]:
     tmp.mkdir(parents=True)
     for name, frame in {**small, **large}.items():
         frame.write_parquet(tmp / f"{name}.parquet", compression="lz4")
-    timings = {"prepare": t1 - t0, "coco": t2 - t1, "cube": t3 - t2,
-               "read_write": time.perf_counter() - t3}
+    timings = dict(b["timings"], read_write=time.perf_counter() - t3)
     (tmp / "manifest.json").write_text(json.dumps({
         "settings": task.settings, "fingerprint": task.batch.fingerprint, "timings": timings,
         "n_outside": rec.n_outside, "gt_files": list(task.batch.gt_files),
@@ -116,22 +130,23 @@ def coco_batch(task: Task) -> dict[str, Any]:
     return dict(small, timings=timings, n_outside=rec.n_outside)
 
 
-def _with_rows(tables: CubeTables, res, gt: pl.DataFrame, pd: pl.DataFrame) -> dict:
-    """The per-annotation frames with the input row (``_pm_row``) of each of their rows (the
-    order the in-memory frames are in: IoU threshold, then input row), as ``coco.cube`` builds
-    them."""
-    t_tp, i_tp = np.nonzero(res.dt_tp)
-    counted = ~res.dt_ignore & (res.dt_rank >= 0)[None, :]
-    fp_t, fp_i = np.nonzero(counted & ~res.dt_tp)
-    counted_gt = ~res.gt_ignore & (category_index(gt, res) >= 0)
-    return {"gt_counted": tables.gt_counted.with_columns(gt[ROW].filter(counted_gt)),
-            "matches": tables.matches.with_columns(pd[ROW].gather(i_tp)),
-            "false_positives": tables.false_positives.with_columns(pd[ROW].gather(fp_i))}
-
-
-def _in_row_order(lf: pl.LazyFrame, by_threshold: bool) -> pl.LazyFrame:
-    order = [s.IOU_THRESHOLD, ROW] if by_threshold else [ROW]
-    return lf.sort(order, maintain_order=True).drop(ROW)
+def per_annotation(tasks: list[Task], name: str) -> pl.DataFrame:
+    """``matches``, ``false_positives`` or ``gt_counted`` of the whole run, rebuilt batch by
+    batch from the input files, in the in-memory frame's order (IoU threshold, then input row)."""
+    parts = []
+    for task in tasks:
+        b = _compute(task)
+        res, gt, pd, tables = b["res"], b["gt"], b["pd"], b["tables"]
+        if name == "matches":
+            rows = pd[ROW].gather(np.nonzero(res.dt_tp)[1])
+        elif name == "false_positives":
+            counted = ~res.dt_ignore & (res.dt_rank >= 0)[None, :]
+            rows = pd[ROW].gather(np.nonzero(counted & ~res.dt_tp)[1])
+        else:
+            rows = gt[ROW].filter(~res.gt_ignore & (category_index(gt, res) >= 0))
+        parts.append(getattr(tables, name).with_columns(rows))
+    order = [ROW] if name == "gt_counted" else [s.IOU_THRESHOLD, ROW]
+    return pl.concat(parts).sort(order, maintain_order=True).drop(ROW)
 
 
 def load_small(out, batch) -> dict[str, Any]:
@@ -162,11 +177,30 @@ def merge_small(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
             "timings": timings, "n_outside": a["n_outside"] + b["n_outside"]}
 
 
+class _Deferred:
+    """A frame built by a function on first read (see :class:`_OnRead`)."""
+
+    def __init__(self, build) -> None:
+        self.build = build
+
+
+class _OnRead(_Lazy):
+    """:class:`_Lazy` that also builds a :class:`_Deferred` on first read."""
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name]
+        if isinstance(value, _Deferred):
+            obj.__dict__[self.name] = value = value.build()
+        return super().__get__(obj, objtype)
+
+
 class _StreamTables(CubeTables):
     """CubeTables whose per-image frames stay in the batch files until first read."""
 
     data_rows = _Lazy()
-    gt_counted = _Lazy()
+    gt_counted = _OnRead()
 
 
 class StreamedCocoEvaluation(CocoEvaluation):
@@ -181,9 +215,11 @@ class StreamedCocoEvaluation(CocoEvaluation):
         return self.__dict__["_out"]
 
     def lazy(self, name: str) -> pl.LazyFrame:
-        """``"data_rows"`` or ``"matches"`` as a LazyFrame over the batch files."""
-        if name not in ("data_rows", "matches"):
-            raise ValueError(f"lazy({name!r}); use 'data_rows' or 'matches'.")
+        """``"data_rows"`` as a LazyFrame over the batch files (sorted by image on collect).
+        ``ev.matches`` is rebuilt from the batch inputs on first access (not a batch file)."""
+        if name != "data_rows":
+            raise ValueError(f"lazy({name!r}) under a streamed profile='coco' run: only "
+                             "'data_rows' is a batch file; read ev.matches for the matches.")
         return self.__dict__["_lazy_frames"][name]
 
 
@@ -244,13 +280,11 @@ def finalize(small: dict[str, Any], tasks: list[Task], profile, key: str, out: P
     counts = _sorted_by_axis(small["counts"], [], [s.FEATURE], feats, ct)
     confusion = _sorted_by_axis(small["confusion"], ct, [s.GT_FEATURE, s.PD_FEATURE], feats, [])
     data_rows = scan_large(dirs, "data_rows").sort(key, maintain_order=True)
-    matches_lazy = _in_row_order(scan_large(dirs, "matches"), True)
     tables = _StreamTables(
         counts=counts, confusion=confusion, data_rows=data_rows,
-        gt_counted=_in_row_order(scan_large(dirs, "gt_counted"), False),
-        _build_matches=lambda: matches_lazy.collect(),
-        _build_false_positives=lambda: _in_row_order(scan_large(dirs, "false_positives"),
-                                                     True).collect())
+        gt_counted=_Deferred(lambda: per_annotation(tasks, "gt_counted")),
+        _build_matches=lambda: per_annotation(tasks, "matches"),
+        _build_false_positives=lambda: per_annotation(tasks, "false_positives"))
     run = CocoRun(
         profile=profile, keys=(key,), by=(), conf_thr=conf_thr,
         iou_thr=np.round(p.iou_thresholds, s.THRESHOLD_DECIMALS), coco=res,
@@ -258,11 +292,10 @@ def finalize(small: dict[str, Any], tasks: list[Task], profile, key: str, out: P
         excluded=small["excluded"].sort(key, maintain_order=True),
         rejects=small["rejects"].sort(s.TABLE, s.ROW, maintain_order=True),
         timings=dict(small["timings"], stream=seconds, accumulate=t1 - t0))
-    return _evaluation(run, data_rows, matches_lazy, out)
+    return _evaluation(run, data_rows, out)
 
 
-def _evaluation(run: CocoRun, data_rows: pl.LazyFrame, matches: pl.LazyFrame,
-                out: Path) -> StreamedCocoEvaluation:
+def _evaluation(run: CocoRun, data_rows: pl.LazyFrame, out: Path) -> StreamedCocoEvaluation:
     """:meth:`CocoEvaluation.from_run` with the data-row frame left lazy."""
     cube = metrics.cube_from_counts(run.tables.counts, run.by, run.profile.zero_tn)
     ev = StreamedCocoEvaluation(
@@ -273,7 +306,7 @@ def _evaluation(run: CocoRun, data_rows: pl.LazyFrame, matches: pl.LazyFrame,
         rejects=run.rejects, coco=run.coco, coco_summary=run.summary,
         coco_per_category=run.per_category, tables=run.tables, timings=run.timings)
     ev.__dict__["_out"] = out
-    ev.__dict__["_lazy_frames"] = {"data_rows": data_rows, "matches": matches}
+    ev.__dict__["_lazy_frames"] = {"data_rows": data_rows}
     for name in ("cube", "overall", "confusion", "excluded", "rejects"):
         getattr(ev, name).write_parquet(out / f"{name}.parquet")
     return ev

@@ -5,15 +5,17 @@ matches them as the whole evaluation would. ``accumulate`` is not per image: it 
 detection of a category by score (ties: image order, then the detection's order within its
 image) and sweeps. :func:`batch_records` runs the engine's stages up to the matcher on one batch
 and keeps, per evaluated detection (rank below the largest maxDet), the columns of
-:data:`RECORD_COLUMNS` — category, score, image id, within-image order, rank in its
-(category, image) group and the matcher's code word per (IoU chunk, area range) — and, per
+:data:`RECORD_COLUMNS` — category, score, image id, rank in its (category, image) group and
+the matcher's code word per (IoU chunk, area range), in (image, within-image order) — and, per
 category and area range, the number of non-ignored ground truths (npig). :func:`accumulate`
 takes the records of all batches, puts them in pycocotools' accumulate order (the sort
 sequence of :func:`polars_metrics.coco.engine._layout`, with the image axis of the whole
 evaluation) and runs the same ``coco_accumulate`` kernel: the arrays are identical bits.
 
-Memory: 32 bytes per record plus 4 per (IoU chunk × area range) code word — 48 bytes per
-detection under the defaults (10 IoU thresholds = 1 chunk, 4 area ranges).
+Memory: 24 bytes per record (category int32, score float64, image id int64, rank int32) plus
+4 per (IoU chunk × area range) code word — 40 bytes per detection under the defaults (10 IoU
+thresholds = 1 chunk, 4 area ranges). The within-image order is the records' order: each batch
+writes them by (image, [category,] input row).
 """
 from __future__ import annotations
 
@@ -35,9 +37,9 @@ from polars_metrics.coco.summary import per_category, summarize, summary_frame
 
 numba = lazy("polars_metrics._kernels._jit")
 
-CAT, SCORE, IMAGE, ORDER, RANK = "_k", "_score", "_image", "_order", "_rank"
-RECORD_COLUMNS = (CAT, SCORE, IMAGE, ORDER, RANK)  # then one "_code_<chunk>_<area>" per word
-BYTES_PER_RECORD = 4 + 8 + 8 + 8 + 4  # + 4 per code word
+CAT, SCORE, IMAGE, RANK = "_k", "_score", "_image", "_rank"
+RECORD_COLUMNS = (CAT, SCORE, IMAGE, RANK)  # then one "_code_<chunk>_<area>" per word
+BYTES_PER_RECORD = 4 + 8 + 8 + 4  # + 4 per code word
 NPIG = "_npig_"  # categories table: "_npig_<area>" columns
 
 
@@ -54,7 +56,7 @@ def bytes_per_detection(p: CocoParams) -> int:
 
     >>> from polars_metrics.coco.params import normalize_params
     >>> bytes_per_detection(normalize_params("bbox", None, None, (1, 10, 100), None, True))
-    48
+    40
     """
     return BYTES_PER_RECORD + 4 * n_chunks(p) * len(p.area_ranges)
 
@@ -120,10 +122,16 @@ def _match(rows, lay, iou, iou_ptr, d_area, p: CocoParams, pd: pl.DataFrame, ord
     acc = lay.acc
     kept = lay.rank[acc] < max_det  # the accumulate order; beyond maxDet never counts
     sel = acc[kept]
+    # records in (image, [category,] input row) order: concatenated over batches, one stable
+    # counting sort by the whole evaluation's image index gives the engine's base order
+    row_sel = pd[order].cast(pl.Int64).to_numpy()[rows.pd_rows[sel]]
+    perm = np.lexsort((row_sel, rows.d_img[sel]) if p.use_cats
+                      else (row_sel, rows.d_cat[sel], rows.d_img[sel]))
+    sel = sel[perm]
+    kept_pos = np.flatnonzero(kept)[perm]  # positions in the accumulate order (code rows)
     cols: dict[str, Any] = {
         CAT: rows.d_cat[sel].astype(np.int32), SCORE: rows.score[sel],
         IMAGE: pl.Series(rows.image_ids[rows.d_img[sel]]).cast(image_dtype),
-        ORDER: pd[order].cast(pl.Int64).to_numpy()[rows.pd_rows[sel]],
         RANK: lay.rank[sel].astype(np.int32),
     }
     for ch, t0 in enumerate(range(0, T, K.MAX_THR)):
@@ -132,7 +140,7 @@ def _match(rows, lay, iou, iou_ptr, d_area, p: CocoParams, pd: pl.DataFrame, ord
                      no_rows.astype(bool))
         keep_code[:, ch] = code[:, keep]
         for a in range(A):
-            cols[code_column(ch, a)] = code[kept, a]  # code rows are in accumulate order
+            cols[code_column(ch, a)] = code[kept_pos, a]  # code rows: accumulate order
     match_inputs = (match_args, area_lo[keep: keep + 1].copy(), area_hi[keep: keep + 1].copy(),
                     thrs, n_d, pd.height)
     n_k, Rn, M = lay.n_k, p.rec_thresholds.size, len(p.max_dets)
@@ -196,7 +204,8 @@ def accumulate(records: pl.DataFrame, npig: np.ndarray, image_ids: np.ndarray, p
                names: list[str], cat_ids: np.ndarray, n_outside: int) -> CocoResult:
     """pycocotools' ``accumulate`` and ``summarize`` over the records of every batch.
 
-    ``records``: ``_k`` on the whole category axis (``names``), any row order; ``npig``
+    ``records``: ``_k`` on the whole category axis (``names``); each batch's records as
+    :func:`batch_records` wrote them (image, then input row), the batches in any order; ``npig``
     (n categories, A) summed over batches; ``image_ids``: the evaluation's sorted images.
 
     Examples
@@ -231,10 +240,11 @@ def accumulate(records: pl.DataFrame, npig: np.ndarray, image_ids: np.ndarray, p
     k = records[CAT].cast(pl.Int64).to_numpy()
     score = np.ascontiguousarray(records[SCORE].to_numpy(), dtype=np.float64)
     img = np.searchsorted(image_ids, records[IMAGE].to_numpy())
-    row = records[ORDER].to_numpy()
-    # engine._layout's sequence: base (row; pooled: category, row), image, score desc, category
-    base = np.lexsort((row, img) if p.use_cats else (row, k, img)).astype(np.int64)
-    del row, img
+    # engine._layout's sequence: base (image, [category,] row) — each batch's records come in
+    # that order and an image is in one batch, so a stable sort by image gives it — then score
+    # descending, then category
+    base = stable_order(img, image_ids.size, np.arange(k.size, dtype=np.int64))
+    del img
     o = K.radix_order_desc(score.view(np.uint64), base)
     k_e = k if p.use_cats else np.zeros(k.size, np.int64)
     acc = stable_order(k_e, n_k, o)

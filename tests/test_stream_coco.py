@@ -177,3 +177,25 @@ def test_ray_local_cluster(tmp_path):
     finally:
         ray.shutdown()
     assert_same(ev, whole)
+
+
+def test_many_batches_empty_predictions_and_a_category_id_axis(tmp_path):
+    gt, pd = _random(5, 30)
+    # 64 batches for 31 images: most hold one image, some none, one only the extra predictions
+    ev = pm.evaluate(gt.lazy(), pd.lazy(), profile="coco", batches=64, out=tmp_path / "a")
+    assert_same(ev, pm.evaluate(gt, pd, profile="coco"))
+    empty = pm.evaluate(gt.lazy(), pd.head(0).lazy(), profile="coco", batches=3,
+                        out=tmp_path / "b")
+    assert_same(empty, pm.evaluate(gt, pd.head(0), profile="coco"))
+    # no Enum: the axis is the sorted category ids of both tables over all batches (999 only
+    # predicted, in a few batches)
+    ids = {name: 3 * i + 1 for i, name in enumerate(sorted(set(gt["feature"].to_list())))}
+    g2 = gt.with_columns(category_id=pl.col("feature").replace_strict(ids, return_dtype=pl.Int64))
+    p2 = pd.with_columns(category_id=pl.col("feature").replace_strict(
+        ids, default=999, return_dtype=pl.Int64)).with_columns(
+        pl.when(pl.int_range(pl.len()) % 40 == 0).then(999).otherwise(pl.col("category_id"))
+        .alias("category_id"))
+    whole = pm.evaluate(g2, p2, profile="coco")
+    ev = pm.evaluate(g2.lazy(), p2.lazy(), profile="coco", batches=5, out=tmp_path / "c")
+    assert whole.coco.category_ids.tolist() == [*sorted(ids.values()), 999]
+    assert_same(ev, whole)

@@ -65,13 +65,15 @@ def check_supported(kwargs: dict[str, Any], data_rows) -> None:
             "columns there); drop it, or evaluate in memory.")
 
 
-def _compute(task: Task) -> dict[str, Any]:
+def _compute(task: Task, drop_predictions: bool = False) -> dict[str, Any]:
     """One batch: read, check, match; its records, CocoResult, tables and rejects."""
     t0 = time.perf_counter()
     kw = task.kwargs
     key = _key_name(kw.get("data_row") or s.DATA_ROW)
     gt_in = _read(task.batch.gt_files, task.gt_schema)
     pd_in = _read(task.batch.pd_files, task.pd_schema)
+    if drop_predictions:
+        pd_in = pd_in.head(0)
     gt = _renamed(gt_in, key, s.GROUND_TRUTH)
     pd = _renamed(pd_in, key, s.PREDICTIONS)
     p = params_from_options(task.profile.coco, kw.get("iou_thresholds"),
@@ -137,6 +139,8 @@ def per_annotation(tasks: list[Task], name: str) -> pl.DataFrame:
     for task in tasks:
         b = _compute(task)
         res, gt, pd, tables = b["res"], b["gt"], b["pd"], b["tables"]
+        if res.gt_id_zero.size == 0:  # no ground truth: no prediction evaluated, nothing here
+            continue
         if name == "matches":
             rows = pd[ROW].gather(np.nonzero(res.dt_tp)[1])
         elif name == "false_positives":
@@ -145,6 +149,9 @@ def per_annotation(tasks: list[Task], name: str) -> pl.DataFrame:
         else:
             rows = gt[ROW].filter(~res.gt_ignore & (category_index(gt, res) >= 0))
         parts.append(getattr(tables, name).with_columns(rows))
+    if not parts:  # the frame's columns, from a batch without its predictions
+        b = _compute(tasks[0], drop_predictions=True)
+        return getattr(b["tables"], name)
     order = [ROW] if name == "gt_counted" else [s.IOU_THRESHOLD, ROW]
     return pl.concat(parts).sort(order, maintain_order=True).drop(ROW)
 

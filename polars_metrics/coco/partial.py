@@ -250,7 +250,9 @@ def accumulate(records: pl.DataFrame, npig: np.ndarray, image_ids: np.ndarray, p
     acc = stable_order(k_e, n_k, o)
     del base, o
     cat_ptr = offsets_from_lengths(np.bincount(k_e, minlength=n_k))
+    del k, k_e
     score_acc = np.ascontiguousarray(score[acc])
+    del score
     rank_acc = np.ascontiguousarray(records[RANK].cast(pl.Int64).to_numpy()[acc])
     npig_e = np.ascontiguousarray(npig if p.use_cats else npig.sum(axis=0, keepdims=True),
                                   dtype=np.int64)

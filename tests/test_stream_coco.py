@@ -200,3 +200,25 @@ def test_many_batches_empty_predictions_and_a_category_id_axis(tmp_path):
     ev = pm.evaluate(g2.lazy(), p2.lazy(), profile="coco", batches=5, out=tmp_path / "c")
     assert whole.coco.category_ids.tolist() == [*sorted(ids.values()), 999]
     assert_same(ev, whole)
+
+
+def test_accumulate_in_category_groups(monkeypatch, tmp_path):
+    """A small budget splits the merge into groups of categories (one group's records in
+    memory at a time): the same bits."""
+    from polars_metrics.stream import coco as stream_coco
+
+    gt, pd = _random(9, 50)
+    monkeypatch.setattr(stream_coco, "GROUP_RECORDS", 60)
+    seen = []
+    real = stream_coco._groups
+
+    def spy(*args):
+        for cats, rec in real(*args):
+            seen.append(cats)
+            yield cats, rec
+
+    monkeypatch.setattr(stream_coco, "_groups", spy)
+    ev = pm.evaluate(gt.lazy(), pd.lazy(), profile="coco", batches=3, out=tmp_path)
+    assert len(seen) >= 4  # 7 categories, ~100 records each
+    assert np.concatenate(seen).tolist() == list(range(7))
+    assert_same(ev, pm.evaluate(gt, pd, profile="coco"))

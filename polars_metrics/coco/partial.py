@@ -41,6 +41,7 @@ CAT, SCORE, IMAGE, RANK = "_k", "_score", "_image", "_rank"
 RECORD_COLUMNS = (CAT, SCORE, IMAGE, RANK)  # then one "_code_<chunk>_<area>" per word
 BYTES_PER_RECORD = 4 + 8 + 8 + 4  # + 4 per code word
 NPIG = "_npig_"  # categories table: "_npig_<area>" columns
+N_RECORDS = "_n"  # categories table: the batch's records of the category
 
 
 def code_column(chunk: int, area: int) -> str:
@@ -122,10 +123,11 @@ def _match(rows, lay, iou, iou_ptr, d_area, p: CocoParams, pd: pl.DataFrame, ord
     acc = lay.acc
     kept = lay.rank[acc] < max_det  # the accumulate order; beyond maxDet never counts
     sel = acc[kept]
-    # records in (image, [category,] input row) order: concatenated over batches, one stable
-    # counting sort by the whole evaluation's image index gives the engine's base order
+    # records in (category, image, row) order (pooled: image, category, row): concatenated over
+    # batches, a stable counting sort by the whole evaluation's image index gives the engine's
+    # base order within each category; a category's records are contiguous (read by group)
     row_sel = pd[order].cast(pl.Int64).to_numpy()[rows.pd_rows[sel]]
-    perm = np.lexsort((row_sel, rows.d_img[sel]) if p.use_cats
+    perm = np.lexsort((row_sel, rows.d_img[sel], rows.d_cat[sel]) if p.use_cats
                       else (row_sel, rows.d_cat[sel], rows.d_img[sel]))
     sel = sel[perm]
     kept_pos = np.flatnonzero(kept)[perm]  # positions in the accumulate order (code rows)
@@ -151,6 +153,7 @@ def _match(rows, lay, iou, iou_ptr, d_area, p: CocoParams, pd: pl.DataFrame, ord
     cats = pl.DataFrame({CAT: np.arange(n_cat, dtype=np.int32),
                          s.FEATURE: pl.Series(rows.names, dtype=pl.String),
                          CATEGORY_ID: rows.cat_ids.astype(np.int64),
+                         N_RECORDS: np.bincount(rows.d_cat[sel], minlength=n_cat),
                          **{f"{NPIG}{a}": npig[:, a] for a in range(A)}})
     images = pl.Series(s.DATA_ROW, rows.image_ids).cast(image_dtype)
     return res, BatchRecords(pl.DataFrame(cols), cats, images, rows.n_outside)
@@ -234,40 +237,24 @@ def accumulate(records: pl.DataFrame, npig: np.ndarray, image_ids: np.ndarray, p
     (AP50: the tied 0.8 detections of image 2 sweep in input order, the miss first: 51 recall
     thresholds at precision 1, 50 at 2/3.)
     """
+    return accumulate_groups([(None, records)], npig, image_ids, p, names, cat_ids, n_outside)
+
+
+def accumulate_groups(groups, npig: np.ndarray, image_ids: np.ndarray, p: CocoParams,
+                      names: list[str], cat_ids: np.ndarray, n_outside: int) -> CocoResult:
+    """:func:`accumulate` a group of categories at a time: ``groups`` yields (sorted category
+    indices, their records) — ``None`` for every category — so only one group's records are in
+    memory. ``accumulate`` runs per category, so the arrays are the same bits."""
     T, Rn, A, M = p.iou_thresholds.size, p.rec_thresholds.size, len(p.area_ranges), len(p.max_dets)
-    n_cat = len(names)
-    n_k = n_cat if p.use_cats else 1
-    k = records[CAT].cast(pl.Int64).to_numpy()
-    score = np.ascontiguousarray(records[SCORE].to_numpy(), dtype=np.float64)
-    img = np.searchsorted(image_ids, records[IMAGE].to_numpy())
-    # engine._layout's sequence: base (image, [category,] row) — each batch's records come in
-    # that order and an image is in one batch, so a stable sort by image gives it — then score
-    # descending, then category
-    base = stable_order(img, image_ids.size, np.arange(k.size, dtype=np.int64))
-    del img
-    o = K.radix_order_desc(score.view(np.uint64), base)
-    k_e = k if p.use_cats else np.zeros(k.size, np.int64)
-    acc = stable_order(k_e, n_k, o)
-    del base, o
-    cat_ptr = offsets_from_lengths(np.bincount(k_e, minlength=n_k))
-    del k, k_e
-    score_acc = np.ascontiguousarray(score[acc])
-    del score
-    rank_acc = np.ascontiguousarray(records[RANK].cast(pl.Int64).to_numpy()[acc])
+    n_k = len(names) if p.use_cats else 1
     npig_e = np.ascontiguousarray(npig if p.use_cats else npig.sum(axis=0, keepdims=True),
                                   dtype=np.int64)
-    max_dets = np.array(p.max_dets, np.int64)
-    rec_thrs = np.ascontiguousarray(p.rec_thresholds, dtype=np.float64)
     precision = np.full((T, Rn, n_k, A, M), -1.0)
     recall = np.full((T, n_k, A, M), -1.0)
     scores = np.full((T, Rn, n_k, A, M), -1.0)
-    for ch, t0 in enumerate(range(0, T, K.MAX_THR)):
-        t1 = min(t0 + K.MAX_THR, T)
-        code = np.empty((acc.size, A), np.uint32)
-        for a in range(A):
-            code[:, a] = records[code_column(ch, a)].to_numpy()[acc]
-        K.coco_accumulate(code, score_acc, rank_acc, cat_ptr, npig_e, max_dets, rec_thrs,
-                          precision[t0:t1], recall[t0:t1], scores[t0:t1])
+    for cats, records in groups:
+        cats = np.arange(n_k) if cats is None else np.asarray(cats, np.int64)
+        _accumulate_into(records, cats, npig_e, image_ids, p, (precision, recall, scores))
     keep = p.area_labels.index("all") if "all" in p.area_labels else 0
     if not p.use_cats:
         names, cat_ids = ["all"], np.array([-1], np.int64)
@@ -280,3 +267,45 @@ def accumulate(records: pl.DataFrame, npig: np.ndarray, image_ids: np.ndarray, p
         category_ids=cat_ids, features=tuple(names), image_ids=image_ids,
         dt_rank=np.empty(0, np.int64), gt_ignore=empty, gt_id_zero=empty,
         match_area=p.area_labels[keep], n_pd_outside=n_outside)
+
+
+def _accumulate_into(records: pl.DataFrame, cats: np.ndarray, npig_e: np.ndarray,
+                     image_ids: np.ndarray, p: CocoParams, out) -> None:
+    """``coco_accumulate`` over the records of the categories ``cats`` (pooled: ``[0]``),
+    written into their cells of the ``(precision, recall, scores)`` arrays."""
+    T, Rn, A, M = p.iou_thresholds.size, p.rec_thresholds.size, len(p.area_ranges), len(p.max_dets)
+    n_g = cats.size
+    k = (np.searchsorted(cats, records[CAT].cast(pl.Int64).to_numpy()) if p.use_cats
+         else np.zeros(records.height, np.int64))
+    score = np.ascontiguousarray(records[SCORE].to_numpy(), dtype=np.float64)
+    img = np.searchsorted(image_ids, records[IMAGE].to_numpy())
+    # engine._layout's sequence: base (image, row) — each batch's records of a category come
+    # in that order and an image is in one batch, so a stable sort by image gives it — then
+    # score descending, then category
+    base = stable_order(img, image_ids.size, np.arange(k.size, dtype=np.int64))
+    del img
+    o = K.radix_order_desc(score.view(np.uint64), base)
+    acc = stable_order(k, n_g, o)
+    del base, o
+    cat_ptr = offsets_from_lengths(np.bincount(k, minlength=n_g))
+    del k
+    score_acc = np.ascontiguousarray(score[acc])
+    del score
+    rank_acc = np.ascontiguousarray(records[RANK].cast(pl.Int64).to_numpy()[acc])
+    npig_g = np.ascontiguousarray(npig_e[cats])
+    max_dets = np.array(p.max_dets, np.int64)
+    rec_thrs = np.ascontiguousarray(p.rec_thresholds, dtype=np.float64)
+    precision, recall, scores = out
+    for ch, t0 in enumerate(range(0, T, K.MAX_THR)):
+        t1 = min(t0 + K.MAX_THR, T)
+        code = np.empty((acc.size, A), np.uint32)
+        for a in range(A):
+            code[:, a] = records[code_column(ch, a)].to_numpy()[acc]
+        g_prec = np.full((t1 - t0, Rn, n_g, A, M), -1.0)
+        g_rec = np.full((t1 - t0, n_g, A, M), -1.0)
+        g_scores = np.full((t1 - t0, Rn, n_g, A, M), -1.0)
+        K.coco_accumulate(code, score_acc, rank_acc, cat_ptr, npig_g, max_dets, rec_thrs,
+                          g_prec, g_rec, g_scores)
+        precision[t0:t1, :, cats] = g_prec
+        recall[t0:t1, cats] = g_rec
+        scores[t0:t1, :, cats] = g_scores

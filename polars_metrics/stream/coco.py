@@ -34,8 +34,10 @@ from polars_metrics.coco.cube import CubeTables, category_index, cube_tables
 from polars_metrics.coco.inputs import CATEGORY_ID
 from polars_metrics.coco.params import params_from_options
 from polars_metrics.coco.partial import (
+    CAT,
+    N_RECORDS,
     NPIG,
-    accumulate,
+    accumulate_groups,
     batch_records,
     category_axis,
     global_codes,
@@ -262,25 +264,22 @@ def finalize(small: dict[str, Any], tasks: list[Task], profile, key: str, out: P
     names, ids = category_axis(cats_all, mode, enum_names)
     A = len(p.area_ranges)
     image_ids = np.unique(scan_large(dirs, "images").collect()[key].to_numpy())
-    parts, npig = [], np.zeros((len(names), A), np.int64)
-    for d in dirs:  # each batch's records on the whole category axis
+    npig, n_rec = np.zeros((len(names), A), np.int64), np.zeros(len(names), np.int64)
+    codes = []  # per batch: its category axis -> the whole axis
+    for d in dirs:
         cats = pl.read_parquet(d / "categories.parquet")
         g = global_codes(cats, mode, names, ids)
+        codes.append(g)
         for a in range(A):
             np.add.at(npig[:, a], g, cats[f"{NPIG}{a}"].to_numpy())
-        rec = pl.read_parquet(d / "records.parquet")
-        parts.append(rec.with_columns(pl.Series(rec.columns[0], g[rec[rec.columns[0]].to_numpy()]
-                                                if rec.height else np.empty(0, np.int64))
-                                      .cast(pl.Int32)))
-    records = pl.concat(parts)
-    del parts
+        np.add.at(n_rec, g, cats[N_RECORDS].to_numpy())
     if small["n_outside"]:
         warnings.warn(
             f"{small['n_outside']} predictions are on images absent from gt or of unknown "
             "categories; they are left out (as pycocotools' imgIds/catIds filter does).",
             PolarsMetricsWarning, stacklevel=4)
-    res = accumulate(records, npig, image_ids, p, names, ids, small["n_outside"])
-    del records
+    groups = _groups(dirs, codes, n_rec, p.use_cats)
+    res = accumulate_groups(groups, npig, image_ids, p, names, ids, small["n_outside"])
     t1 = time.perf_counter()
     feats = names if p.use_cats else ["all"]
     ct = [s.CONFIDENCE_THRESHOLD, s.IOU_THRESHOLD]
@@ -300,6 +299,33 @@ def finalize(small: dict[str, Any], tasks: list[Task], profile, key: str, out: P
         rejects=small["rejects"].sort(s.TABLE, s.ROW, maintain_order=True),
         timings=dict(small["timings"], stream=seconds, accumulate=t1 - t0))
     return _evaluation(run, data_rows, out)
+
+
+GROUP_RECORDS = 8_000_000  # records per accumulate group (~100 bytes each while sorting)
+
+
+def _groups(dirs: list[Path], codes: list[np.ndarray], n_rec: np.ndarray, use_cats: bool):
+    """(category indices, their records from every batch) for :func:`accumulate_groups`:
+    consecutive categories up to :data:`GROUP_RECORDS` records at a time (one group when
+    categories are pooled); each batch file keeps a category's records contiguous."""
+    if use_cats:
+        bounds, total, start = [], 0, 0
+        for k, n in enumerate(n_rec):
+            if total and total + n > GROUP_RECORDS:
+                bounds.append((start, k))
+                start, total = k, 0
+            total += n
+        bounds.append((start, n_rec.size))
+    else:
+        bounds = [(0, n_rec.size)]
+    for lo, hi in bounds:
+        parts = []
+        for d, g in zip(dirs, codes, strict=True):
+            local = np.flatnonzero((g >= lo) & (g < hi)).tolist()
+            rec = pl.scan_parquet(d / "records.parquet").filter(pl.col(CAT).is_in(local)).collect()
+            parts.append(rec.with_columns(pl.Series(CAT, g[rec[CAT].to_numpy()] if rec.height
+                                                    else np.empty(0, np.int64)).cast(pl.Int32)))
+        yield (np.arange(lo, hi) if use_cats else None), pl.concat(parts)
 
 
 def _evaluation(run: CocoRun, data_rows: pl.LazyFrame, out: Path) -> StreamedCocoEvaluation:

@@ -6,7 +6,7 @@ detection of a category by score (ties: image order, then the detection's order 
 image) and sweeps. :func:`batch_records` runs the engine's stages up to the matcher on one batch
 and keeps, per evaluated detection (rank below the largest maxDet), the columns of
 :data:`RECORD_COLUMNS` — category, score, image id, rank in its (category, image) group and
-the matcher's code word per (IoU chunk, area range), in (image, within-image order) — and, per
+the matcher's code word per (IoU chunk, area range), in (category, image, input row) order — and, per
 category and area range, the number of non-ignored ground truths (npig). :func:`accumulate`
 takes the records of all batches, puts them in pycocotools' accumulate order (the sort
 sequence of :func:`polars_metrics.coco.engine._layout`, with the image axis of the whole
@@ -15,7 +15,7 @@ evaluation) and runs the same ``coco_accumulate`` kernel: the arrays are identic
 Memory: 24 bytes per record (category int32, score float64, image id int64, rank int32) plus
 4 per (IoU chunk × area range) code word — 40 bytes per detection under the defaults (10 IoU
 thresholds = 1 chunk, 4 area ranges). The within-image order is the records' order: each batch
-writes them by (image, [category,] input row).
+writes them by (category, image, input row); pooled (use_cats=False): (image, category, row).
 """
 from __future__ import annotations
 
@@ -208,7 +208,7 @@ def accumulate(records: pl.DataFrame, npig: np.ndarray, image_ids: np.ndarray, p
     """pycocotools' ``accumulate`` and ``summarize`` over the records of every batch.
 
     ``records``: ``_k`` on the whole category axis (``names``); each batch's records as
-    :func:`batch_records` wrote them (image, then input row), the batches in any order; ``npig``
+    :func:`batch_records` wrote them (category, image, input row), the batches in any order; ``npig``
     (n categories, A) summed over batches; ``image_ids``: the evaluation's sorted images.
 
     Examples

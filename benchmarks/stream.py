@@ -3,6 +3,10 @@
     python -m benchmarks.stream --images 1000000            # streamed (local)
     python -m benchmarks.stream --images 200000 --in-memory # the in-memory path, same data
     python -m benchmarks.stream --images 200000 --engine ray
+    python -m benchmarks.stream --images 20000 --profile coco [--in-memory]
+
+With ``--profile coco`` the line also carries the 12 stats and a hash of the precision / recall
+/ scores arrays (identical streamed and in memory) and the record bytes per detection.
 
 The dataset is written once by :func:`benchmarks.generate.write_partitioned` (50k images per
 file, memory bounded) under ``benchmarks/data/stream/<images>``; each measurement runs in a
@@ -43,9 +47,27 @@ def _measure(args: argparse.Namespace) -> None:
                          progress=args.progress, **kwargs)
         n_rows = ev.lazy("data_rows").select(pl.len()).collect().item()
     seconds = time.perf_counter() - t0
-    print(json.dumps({"seconds": round(seconds, 2), "data_rows_rows": n_rows,
-                      "tp_micro_05": ev.summary().row(-1, named=True)["tp"],
-                      "timings": {k: round(v, 2) for k, v in ev.timings.items()}}))
+    line = {"seconds": round(seconds, 2), "data_rows_rows": n_rows,
+            "tp_micro_05": ev.summary().row(-1, named=True)["tp"],
+            "timings": {k: round(v, 2) for k, v in ev.timings.items()}}
+    if args.profile == "coco":
+        line.update(_coco_numbers(ev))
+    print(json.dumps(line))
+
+
+def _coco_numbers(ev) -> dict:
+    """The COCO stats, a hash of the full arrays (bit-identical runs hash alike), the record
+    bytes per detection of a streamed run."""
+    import hashlib
+
+    from polars_metrics.coco.partial import bytes_per_detection
+
+    h = hashlib.blake2b(digest_size=8)
+    for name in ("precision", "recall", "scores"):
+        h.update(getattr(ev.coco, name).tobytes())
+    return {"coco_stats": [round(float(x), 6) for x in ev.coco.stats],
+            "coco_arrays_hash": h.hexdigest(),
+            "record_bytes_per_detection": bytes_per_detection(ev.coco.params)}
 
 
 def main(argv: list[str] | None = None) -> int:

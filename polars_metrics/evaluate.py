@@ -90,15 +90,15 @@ def evaluate(ground_truth, predictions, *, profile: str | Profile = "labelbox",
         raise ProfileError(f"engine={engine!r}; use 'local' or 'ray'.")
     if streamed and engine_of(prof) == "coco":
         given = [k for k, v in knobs.items() if v is not None] + (["engine"] * (engine != "local"))
-        if given:
+        if given and errors:
             raise ProfileError(
-                f"profile 'coco' does not stream yet ({', '.join(given)} given): merging COCO's "
-                "accumulation state (score-sorted detections per category and area range) over "
-                "batches is not implemented. Drop those keywords: paths and LazyFrames are then "
-                "read whole and evaluated exactly in memory.")
-        ground_truth, predictions = (scan(t, n).collect() for t, n in
-                                     ((ground_truth, "ground_truth"), (predictions, "predictions")))
-        streamed = False
+                "errors=True is not supported by a streamed profile='coco' run (the error "
+                "decomposition needs the whole tables); drop the batching keywords "
+                f"({', '.join(given)}) to evaluate in memory.")
+        if not given:  # paths / LazyFrames without a batching keyword: read whole, in memory
+            ground_truth, predictions = (scan(t, n).collect() for t, n in (
+                (ground_truth, "ground_truth"), (predictions, "predictions")))
+            streamed = False
     if streamed and confidence not in (None, s.CONFIDENCE):
         # a lazy rename: the streamed path never collects the predictions
         predictions = scan(predictions, "predictions").rename({confidence: s.CONFIDENCE})

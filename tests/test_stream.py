@@ -231,7 +231,7 @@ def test_a_data_row_in_two_batches_is_refused_under_assume_bucketed(boxes, tmp_p
                     out=tmp_path / "o")
 
 
-def test_coco_reads_paths_whole_and_refuses_streaming(boxes, tmp_path):
+def test_coco_reads_paths_whole_or_streams_with_a_batching_keyword(boxes, tmp_path):
     gt, pd = boxes
     gt.write_parquet(tmp_path / "gt.parquet")
     pd.write_parquet(tmp_path / "pd.parquet")
@@ -239,9 +239,11 @@ def test_coco_reads_paths_whole_and_refuses_streaming(boxes, tmp_path):
     ev = pm.evaluate(str(tmp_path / "gt.parquet"), pl.scan_parquet(tmp_path / "pd.parquet"),
                      profile="coco")
     assert_frame_equal(ev.cube, whole.cube, check_exact=True)
-    with pytest.raises(ProfileError, match="profile 'coco' does not stream yet.*batches"):
-        pm.evaluate(str(tmp_path / "gt.parquet"), str(tmp_path / "pd.parquet"),
-                    profile="coco", batches=4)
+    assert type(ev).__name__ == "CocoEvaluation"  # no batching keyword: read whole
+    # with one, streamed (tests/test_stream_coco.py checks every frame and array)
+    streamed = pm.evaluate(str(tmp_path / "gt.parquet"), str(tmp_path / "pd.parquet"),
+                           profile="coco", batches=4, out=tmp_path / "s")
+    assert_frame_equal(streamed.cube, whole.cube, check_exact=True)
 
 
 def test_batch_knobs(boxes, tmp_path):

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,8 @@ class Task:
     pd_schema: dict[str, pl.DataType]
     data_rows: pl.DataFrame | None = None
     options: pl.DataFrame | None = None  # the option-declaring data row (see options.py)
+    # the batch computation when not the pipeline's (stream.coco.coco_batch for profile="coco")
+    compute: Callable[[Task], dict[str, Any]] | None = None
 
 
 def batch_dir(out: str | os.PathLike, batch: Batch) -> Path:
@@ -92,6 +95,8 @@ def _global_rows(frame: pl.DataFrame | None, gt: pl.DataFrame, pd: pl.DataFrame)
 
 def run_batch(task: Task) -> dict[str, Any]:
     """Compute one batch's partial result, checkpoint it, return its small tables."""
+    if task.compute is not None:
+        return task.compute(task)
     t0 = time.perf_counter()
     gt = _read(task.batch.gt_files, task.gt_schema)
     pd = _read(task.batch.pd_files, task.pd_schema)

@@ -21,8 +21,9 @@ import numpy as np
 import polars as pl
 
 from polars_metrics import schema as s
+from polars_metrics._lazy import lazy
 from polars_metrics.errors import PolarsMetricsError
-from polars_metrics.profiles import Profile
+from polars_metrics.profiles import Profile, engine_of
 from polars_metrics.result import Evaluation
 from polars_metrics.state import Detail, PartialResult
 from polars_metrics.stream import batches as _b
@@ -38,6 +39,8 @@ from polars_metrics.stream.checkpoint import (
 from polars_metrics.stream.options import option_rows
 from polars_metrics.stream.result import LazyFrames, StreamedEvaluation, sorted_rows
 
+# profile="coco" batches (stream.coco loads the COCO engine, hence numba: only when asked for)
+_coco = lazy("polars_metrics.stream.coco")
 FORMAT = 2  # checkpoint layout version: older checkpoints are recomputed
 # A runner computes tasks and yields (index in the list, small tables) as each one finishes.
 Runner = Callable[[list[Task], bool], Iterator[tuple[int, dict[str, Any]]]]
@@ -121,6 +124,9 @@ def evaluate_stream(ground_truth, predictions, *, profile: Profile, keys: Sequen
     True
     """
     t0 = time.perf_counter()
+    is_coco = engine_of(profile) == "coco"
+    if is_coco:
+        _coco.check_supported(kwargs, data_rows)
     by = kwargs.get("by")
     kwargs = dict(kwargs, by=[by] if isinstance(by, str) else list(by or []))
     out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="polars_metrics-"))
@@ -134,14 +140,16 @@ def evaluate_stream(ground_truth, predictions, *, profile: Profile, keys: Sequen
     plan, n, (gt_schema, pd_schema), scans = _plan(
         ground_truth, predictions, keys, out, assume_bucketed=assume_bucketed, batches=batches,
         batch_size=batch_size, memory_limit=memory_limit)
-    options = option_rows(*scans, keys, kwargs.get("by") or (), profile, pd_schema)
+    options = None if is_coco else option_rows(*scans, keys, kwargs.get("by") or (), profile,
+                                                pd_schema)
+    compute = _coco.coco_batch if is_coco else None
     settings = _settings(profile, kwargs, meta, n, options)
     tasks = []
     for b in plan:
         sub = None if meta is None else meta.filter(
             sources.bucket_expr(list(keys), n) == b.bucket)
         tasks.append(Task(b, str(out), settings, profile, kwargs, dict(gt_schema),
-                          dict(pd_schema), sub, options))
+                          dict(pd_schema), sub, options, compute))
     if meta is not None:  # data rows listed only in data_rows= fall in buckets without files
         present = {b.bucket for b in plan}
         for k in sorted(set(range(n)) - present):
@@ -152,7 +160,7 @@ def evaluate_stream(ground_truth, predictions, *, profile: Profile, keys: Sequen
                                   dict(pd_schema), sub, options))
     if not tasks:  # empty tables: one empty batch gives the empty, typed frames
         tasks.append(Task(_b.Batch("empty", (), (), None, "empty"), str(out), settings, profile,
-                          kwargs, dict(gt_schema), dict(pd_schema), meta, options))
+                          kwargs, dict(gt_schema), dict(pd_schema), meta, options, compute))
     for stale in combine.stale_batches(out, {t.batch.name for t in tasks}):
         shutil.rmtree(stale)
     todo = [t for t in tasks if not is_done(t)]
@@ -160,17 +168,21 @@ def evaluate_stream(ground_truth, predictions, *, profile: Profile, keys: Sequen
         todo = [todo[i] for i in batch_order if i < len(todo)]
     # merged as they arrive (a tree reduce holding log2(n) parts), finished batches first
     by = tuple(kwargs["by"])
-    reducer = combine.TreeReducer(lambda a, b: combine.merge_small(a, b, by))
+    reducer = combine.TreeReducer(_coco.merge_small if is_coco
+                                  else lambda a, b: combine.merge_small(a, b, by))
     pending = {t.batch.name for t in todo}
     for t in tasks:
         if t.batch.name not in pending:
-            reducer.push(load_small(out, t.batch))
+            reducer.push((_coco.load_small if is_coco else load_small)(out, t.batch))
     seen = 0
     for _, small in (runner or local_runner)(todo, progress):
         reducer.push(small)
         seen += 1
     if seen != len(todo):
         raise PolarsMetricsError(f"the runner returned {seen} of {len(todo)} batches.")
+    if is_coco:
+        return _coco.finalize(reducer.result(), tasks, profile, keys[0], out,
+                              time.perf_counter() - t0)
     return _finalize(reducer, tasks, profile, keys, kwargs, out, time.perf_counter() - t0,
                      check=assume_bucketed)
 

@@ -11,20 +11,26 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from polars_metrics import _parallel
 from test_coco_random import test_random_bbox, test_random_segm  # noqa: F401
 from test_kinds_mask import (  # noqa: F401
     test_box_polygon_and_rasterized_mask_agree,
     test_mask_pairs_match_pycocotools_and_naive,
 )
-from test_kinds_point_line import test_circle_option_and_radius, test_point_pairs_match_shapely_buffer  # noqa: F401
+from test_kinds_point_line import (  # noqa: F401
+    test_circle_option_and_radius,
+    test_point_pairs_match_shapely_buffer,
+)
 from test_kinds_polygon import (  # noqa: F401
     test_multipolygon_pairs_match_naive,
     test_polygon_and_box_pairs_match_naive,
 )
 from test_kinds_span import test_span_pairs_match_naive  # noqa: F401
-from test_labelbox_sdk import test_many_rows_match_sdk, test_semantic_masks_in_miou_instances_in_confusion  # noqa: F401
+from test_labelbox_sdk import (  # noqa: F401
+    test_many_rows_match_sdk,
+    test_semantic_masks_in_miou_instances_in_confusion,
+)
+
+from polars_metrics import _parallel
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +44,7 @@ def test_split_covers_every_unit_once():
     cum = np.array([0, 100, 101, 102, 103, 200], np.int64)  # units 0 and 4 carry the work
     ranges = _parallel.split(cum, 3)
     assert ranges[0] == (0, 1) and ranges[-1][1] == 5
-    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+    assert all(a[1] == b[0] for a, b in zip(ranges[:-1], ranges[1:], strict=True))
     seen = []
     _parallel.run_ranges(lambda lo, hi: seen.extend(range(lo, hi)), (), cum)
     assert sorted(seen) == [0, 1, 2, 3, 4]

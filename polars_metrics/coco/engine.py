@@ -322,7 +322,7 @@ def _match_and_accumulate(rows: _Rows, lay: _Layout, iou, iou_ptr, d_area, p: Co
     keep_code = np.empty((n_d, -(-T // K.MAX_THR)), np.int64)
     for ch, t0 in enumerate(range(0, T, K.MAX_THR)):
         t1 = min(t0 + K.MAX_THR, T)
-        threaded.coco_match(match_args, area_lo, area_hi, thrs[t0:t1].copy(), -1, code, no_rows,
+        threaded.coco_match(*match_args, area_lo, area_hi, thrs[t0:t1].copy(), -1, code, no_rows,
                             no_rows.astype(bool))
         threaded.coco_accumulate(code, score_acc, rank_acc, cat_ptr, npig, max_dets, rec_thrs,
                                  precision[t0:t1], recall[t0:t1], scores[t0:t1])

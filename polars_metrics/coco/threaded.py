@@ -3,6 +3,10 @@
 ``_parallel.run_ranges`` splits the units by cumulative work over a few threads — the same
 whether the kernel is the ahead-of-time compiled one (which has no parallel backend) or numba's
 JIT. Every unit writes its own cells, so the results do not depend on the split.
+
+Each function takes the kernel's arguments without ``(lo, hi)`` (and, where the kernel writes
+into ``out``, returns it as the kernel used to): callers replace ``K.name(...)`` by
+``threaded.name(...)``.
 """
 from __future__ import annotations
 
@@ -39,13 +43,10 @@ def rle_iou_groups(dc, do, dh, dw, d_bb, d_ar, gc, go, gh, gw, g_bb, g_crowd, gr
     return out
 
 
-def coco_match(match_args: tuple, area_lo, area_hi, thrs, keep_area: int, code, match_gt,
-               match_ignore) -> None:
-    """``K.coco_match`` over every group (``match_args`` as the engine builds them: IoU, its
-    offsets, the detection offsets, ...); a group's work is its IoU block and detections."""
-    iou_ptr, dt_ptr = match_args[1], match_args[2]
-    run_ranges(K.coco_match, (*match_args, area_lo, area_hi, thrs, int(keep_area), code, match_gt,
-                              match_ignore), iou_ptr + dt_ptr)
+def coco_match(iou, iou_ptr, grp_dt_ptr, *rest) -> None:
+    """``K.coco_match`` over every group, with the kernel's arguments minus ``(lo, hi)``; a
+    group's work is its IoU block and its detections."""
+    run_ranges(K.coco_match, (iou, iou_ptr, grp_dt_ptr, *rest), iou_ptr + grp_dt_ptr)
 
 
 def coco_accumulate(code, score_acc, rank_acc, cat_ptr, npig, max_dets, rec_thrs, precision,

@@ -32,11 +32,10 @@ import polars as pl
 import shapely
 
 from polars_metrics import schema as s
-from polars_metrics._kernels import rle_pairs
 from polars_metrics._kernels import span as span_kernels
 from polars_metrics._kernels.disc import CIRCLE, POLYGON
 from polars_metrics.kinds import _planar as P
-from polars_metrics.kinds.mask import _Batch
+from polars_metrics.kinds.mask import _Batch, block_ious
 from polars_metrics.kinds.point import disc_pairs
 
 TARGETS = {  # speed-up over the alternative, or absolute pairs/s
@@ -226,7 +225,7 @@ def bench_masks(n_images: int, per_image: int, repeat: int, *, h: int = 240, w: 
 
     def ours():
         a, b = _Batch(sg), _Batch(sp)
-        return rle_pairs.mask_pair_ious(*a.arrays(), off, *b.arrays()[:-1], off)
+        return block_ious(a, b, off, off)
 
     def alternative():
         return [mask_api.iou(coco_p[i * per_image:(i + 1) * per_image],

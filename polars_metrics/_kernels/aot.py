@@ -33,9 +33,12 @@ How:
   :func:`compiled_kernel` wraps every compiled function in a check of dtypes, dimensions and
   contiguity against its signature.
 - The compiled functions release the GIL, so ``polars_metrics._parallel`` can run row ranges
-  on threads, as numba's ``nogil`` JIT functions do. Kernels written with ``prange``
-  (``parallel=True`` under the JIT) run their loop on one thread when compiled: pycc has no
-  parallel backend.
+  on threads, as numba's ``nogil`` JIT functions do. pycc has no parallel backend (a ``prange``
+  loop runs on one thread when compiled), so every kernel with real work per unit takes a
+  ``(lo, hi)`` range of its independent units (data rows, groups, masks, tasks) as its last two
+  arguments and its caller splits the units over threads with ``_parallel.run_ranges`` by
+  cumulative work; the results do not depend on the split. Only linear one-pass measures
+  (``rle_area``, ``rle_to_bbox``, ``rle_total``, the dense-mask converters) keep ``prange``.
 
 ``POLARS_METRICS_JIT=1`` ignores the compiled module.
 """
@@ -92,13 +95,13 @@ EXPORTS: dict[tuple[str, str], str] = {
     # coco
     ("coco", "block_sizes"): "i8[:](i8[:], i8[:], i8)",
     ("coco", "box_iou_groups"):
-        "f8[:](f8[:, :], f8[:, :], b1[:], i8[:], i8[:], i8[:], i8[:], i8, i8[:])",
+        "void(f8[:, :], f8[:, :], b1[:], i8[:], i8[:], i8[:], i8[:], i8, i8[:], f8[:], i8, i8)",
     ("coco", "coco_accumulate"):
         "void(u4[:, :], f8[:], i8[:], i8[:], i8[:, :], i8[:], f8[:], f8[:, :, :, :, :], "
-        "f8[:, :, :, :], f8[:, :, :, :, :])",
+        "f8[:, :, :, :], f8[:, :, :, :, :], i8, i8)",
     ("coco", "coco_match"):
         "void(f8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8, f8[:], b1[:], b1[:], b1[:], "
-        "i8[:], f8[:], i8[:], i8[:], f8[:], f8[:], f8[:], i8, u4[:, :], i4[:, :], b1[:, :])",
+        "i8[:], f8[:], i8[:], i8[:], f8[:], f8[:], f8[:], i8, u4[:, :], i4[:, :], b1[:, :], i8, i8)",
     ("coco", "group_layout"): "(i8[:], i8[:], i8[:], i8[:])(i8[:], i8[:])",
     ("coco", "radix_order_desc"): "i8[:](u8[:], i8[:])",
     ("coco", "stable_counting_order"): "i8[:](i8[:], i8, i8[:])",
@@ -106,62 +109,79 @@ EXPORTS: dict[tuple[str, str], str] = {
         "(i8[:, :, :], i8[:, :, :], i8[:, :, :], i8[:, :, :])"
         "(i8[:, :], i8[:], i8[:], i8[:], i8, i8, i8, i8)",
     # disc
-    ("disc", "count_disc_pairs"): "i8[:](f8[:, :], i8[:], f8[:, :], i8[:], f8)",
-    ("disc", "disc_iou_aligned"): "f8[:](f8[:, :], f8[:, :], f8, f8[:], f8[:], i8, i8)",
+    ("disc", "count_disc_pairs"):
+        "void(f8[:, :], i8[:], f8[:, :], i8[:], f8, i8[:], i8, i8)",
+    ("disc", "disc_iou_aligned"):
+        "void(f8[:, :], f8[:, :], f8, f8[:], f8[:], i8, f8[:], i8, i8)",
     ("disc", "fill_disc_pairs"):
-        "void(f8[:, :], i8[:], f8[:, :], i8[:], f8, f8[:], f8[:], i8, i8[:], i8[:], i8[:], f8[:])",
+        "void(f8[:, :], i8[:], f8[:, :], i8[:], f8, f8[:], f8[:], i8, i8[:], i8[:], i8[:], f8[:], "
+        "i8, i8)",
     # labelbox_sdk
     ("labelbox_sdk", "round_decimals"): "i8(f8[:], f8, f8[:], b1[:])",
     ("labelbox_sdk", "sdk_feature_metrics"):
         "void(i8[:], i8[:], i4[:], i4[:], i8[:], i8[:], i8[:], f8[:], b1[:], i8[:], i4[:], "
         "b1[:], f8, b1, i8[:], i8[:], i8[:], b1[:], i8[:], i8[:], i8[:], b1[:], i8[:], "
-        "i8[:], i8[:], f8[:], i8)",
+        "i8[:], i8[:], f8[:], i8, i8)",
     ("labelbox_sdk", "semantic_mask_iou"):
-        "void(u4[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:])",
+        "void(u4[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8, i8)",
     # polygon
-    ("polygon", "certainly_valid"): "b1[:](f8[:, :], i8[:], i8[:], i8[:], i8)",
-    ("polygon", "count_candidates"): "i8[:](f8[:, :], i8[:], f8[:, :], i8[:])",
-    ("polygon", "edge_crossings"): "i8[:](f8[:, :], i8[:], i8[:], i8[:], i8, i8)",
+    ("polygon", "certainly_valid"):
+        "void(f8[:, :], i8[:], i8[:], i8[:], i8, b1[:], i8, i8)",
+    ("polygon", "count_candidates"):
+        "void(f8[:, :], i8[:], f8[:, :], i8[:], i8[:], i8, i8)",
+    ("polygon", "edge_crossings"):
+        "void(f8[:, :], i8[:], i8[:], i8[:], i8, i8, i8[:], i8, i8)",
     ("polygon", "fill_candidates"):
         "void(f8[:, :], f8[:, :], f8[:], i1[:], f8[:, :], i8[:, :], i8[:], f8[:, :], "
-        "f8[:, :], f8[:], i1[:], i8[:, :], i8[:], i8[:], i8, i8[:], i8[:], f8[:])",
+        "f8[:, :], f8[:], i1[:], i8[:, :], i8[:], i8[:], i8, i8[:], i8[:], f8[:], i8, i8)",
     ("polygon", "indexed_iou"):
-        "f8[:](f8[:, :], f8[:, :], f8[:], i1[:], f8[:, :], i8[:, :], f8[:, :], f8[:, :], "
-        "f8[:], i1[:], i8[:, :], i8[:], i8[:], i8, i8)",
-    ("polygon", "rings_with_three_points"): "b1[:](f8[:, :], i8[:])",
+        "void(f8[:, :], f8[:, :], f8[:], i1[:], f8[:, :], i8[:, :], f8[:, :], f8[:, :], "
+        "f8[:], i1[:], i8[:, :], i8[:], i8[:], i8, f8[:], i8, i8)",
+    ("polygon", "rings_with_three_points"):
+        "void(f8[:, :], i8[:], b1[:], i8, i8)",
     ("polygon", "shape_measures"):
-        "(f8[:, :], f8[:], i1[:], f8[:, :], i8[:, :])(f8[:, :], i8[:], i8[:], i8[:])",
+        "void(f8[:, :], i8[:], i8[:], i8[:], f8[:, :], f8[:], i1[:], f8[:, :], i8[:, :], "
+        "i8, i8)",
     # rle
-    ("rle", "_compact"): "void(i8[:], i8[:], i8[:], i8[:], i8[:])",
-    ("rle", "_decode_strings"): "void(u1[:], i8[:], i8[:], u4[:], u1[:])",
+    ("rle", "_compact"):
+        "void(i8[:], i8[:], i8[:], i8[:], i8[:], i8, i8)",
+    ("rle", "_decode_strings"):
+        "void(u1[:], i8[:], i8[:], u4[:], u1[:], i8, i8)",
     ("rle", "_dense_fill"): "void(u1[:, :], i8[:], u4[:])",
     ("rle", "_dense_run_counts"): "i8[:](u1[:, :])",
-    ("rle", "_encode_strings"): "void(u4[:], i8[:], i8[:], u1[:])",
-    ("rle", "_encoded_lengths"): "i8[:](u4[:], i8[:])",
+    ("rle", "_encode_strings"):
+        "void(u4[:], i8[:], i8[:], u1[:], i8, i8)",
+    ("rle", "_encoded_lengths"):
+        "void(u4[:], i8[:], i8[:], i8, i8)",
     ("rle", "_poly_bounds"): "i8[:](f8[:], i8[:], i8[:])",
     ("rle", "_polys_to_rle_chunk"):
-        "void(f8[:], i8[:], i8[:], i8[:], i8[:], i8, i8, i8[:], i8[:], i8[:])",
-    ("rle", "_string_lengths"): "i8[:](u1[:], i8[:])",
+        "void(f8[:], i8[:], i8[:], i8[:], i8[:], i8, i8[:], i8[:], i8[:], i8, i8)",
+    ("rle", "_string_lengths"):
+        "void(u1[:], i8[:], i8[:], i8, i8)",
     ("rle", "rle_area"): "i8[:](u4[:], i8[:])",
     ("rle", "rle_decode_dense"): "u1[:, :](u4[:], i8[:], i8)",
     ("rle", "rle_iou_groups"):
-        "f8[:](u4[:], i8[:], i8[:], i8[:], f8[:, :], i8[:], u4[:], i8[:], i8[:], i8[:], "
-        "f8[:, :], b1[:], i8[:], i8[:], i8[:], i8[:], i8[:])",
+        "void(u4[:], i8[:], i8[:], i8[:], f8[:, :], i8[:], u4[:], i8[:], i8[:], i8[:], "
+        "f8[:, :], b1[:], i8[:], i8[:], i8[:], i8[:], i8[:], f8[:], i8, i8)",
     ("rle", "rle_to_bbox"): "f8[:, :](u4[:], i8[:], i8[:], i8[:])",
     ("rle", "rle_total"): "i8[:](u4[:], i8[:])",
     # rle_pairs
     ("rle_pairs", "mask_iou_indexed"):
-        "f8[:](u4[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], u4[:], i8[:], i8[:], i8[:], "
-        "i8[:], i8[:], i8[:], i8[:], i8)",
+        "void(u4[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], u4[:], i8[:], i8[:], i8[:], "
+        "i8[:], i8[:], i8[:], i8[:], f8[:], i8, i8)",
     ("rle_pairs", "mask_pair_ious"):
-        "(i8[:], f8[:])(u4[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], u4[:], "
-        "i8[:], i8[:], i8[:], i8[:], i8[:], i8[:])",
-    ("rle_pairs", "mask_stats"): "(i8[:], i8[:], i8[:], i8[:])(u4[:], i8[:], i8[:])",
+        "void(u4[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], u4[:], "
+        "i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], f8[:], i8, i8)",
+    ("rle_pairs", "mask_stats"):
+        "void(u4[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8, i8)",
     # span
-    ("span", "count_span_pairs"): "i8[:](i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:])",
+    ("span", "count_span_pairs"):
+        "void(i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8, i8)",
     ("span", "fill_span_pairs"):
-        "void(i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], f8[:])",
-    ("span", "span_iou_aligned"): "f8[:](i8[:], i8[:], i8[:], i8[:], i8[:], i8[:])",
+        "void(i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], f8[:], "
+        "i8, i8)",
+    ("span", "span_iou_aligned"):
+        "void(i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], f8[:], i8, i8)",
 }
 
 _HERE = Path(__file__).resolve().parent

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from polars_metrics._kernels._jit import njit, prange
+from polars_metrics._kernels._jit import njit
 
 MAX_THR = 16  # IoU thresholds per kernel call: code packs matched / ignored bits in a uint32
 IGN_SHIFT = 16
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def box_iou_groups(
     dt_xywh: np.ndarray,
     gt_xywh: np.ndarray,
@@ -42,16 +42,20 @@ def box_iou_groups(
     grp_gt_idx: np.ndarray,
     max_det: int,
     iou_ptr: np.ndarray,
-) -> np.ndarray:
-    """``maskUtils.iou`` of boxes for every group's ``D x G`` block (``bbIou`` arithmetic).
+    out: np.ndarray,
+    lo: int,
+    hi: int,
+) -> None:
+    """``maskUtils.iou`` of boxes for the ``D x G`` blocks of groups ``lo <= g < hi``
+    (``bbIou`` arithmetic), written to ``out[iou_ptr[g]:iou_ptr[g+1]]`` (zero-filled by the
+    caller: pairs that do not overlap are not written).
 
     Boxes are COCO ``x, y, w, h``; the operations are ordered exactly as in ``maskApi.c``
     (``x + w`` for the far edge, ``w * h`` for the area, ``da + ga - i`` for the union) so
     the result is bit-identical. A crowd ground truth uses the detection area as the union.
+    Groups are independent: callers run ranges of them on threads (``_parallel.run_ranges``).
     """
-    n_grp = grp_dt_ptr.size - 1
-    out = np.zeros(iou_ptr[n_grp], np.float64)
-    for g in prange(n_grp):
+    for g in range(lo, hi):
         d0 = grp_dt_ptr[g]
         nd = min(grp_dt_ptr[g + 1] - d0, max_det)
         g0 = grp_gt_ptr[g]
@@ -83,10 +87,9 @@ def box_iou_groups(
                 da = dw * dh
                 u = da if crowd else da + ga - inter
                 out[base + dd * ng + jj] = inter / u
-    return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def coco_match(
     iou: np.ndarray,
     iou_ptr: np.ndarray,
@@ -110,8 +113,11 @@ def coco_match(
     code: np.ndarray,
     match_gt: np.ndarray,
     match_ignore: np.ndarray,
+    lo: int,
+    hi: int,
 ) -> None:
-    """``evaluateImg`` for every group, every area range and every IoU threshold.
+    """``evaluateImg`` for groups ``lo <= g < hi``, every area range and every IoU threshold
+    (groups are independent: callers run ranges of them on threads).
 
     For each detection in score order, the best still-free ground truth with
     ``iou >= iou_thrs[t]`` is taken (the caller passes pycocotools' ``min(t, 1 - 1e-10)``, or
@@ -126,34 +132,31 @@ def coco_match(
     ``dt_row[d]`` of ``match_gt`` (``gt_row`` of the matched ground truth, or -1) and
     ``match_ignore`` (shape ``(n_rows, T)``).
     """
-    n_grp = grp_dt_ptr.size - 1
     n_thr = iou_thrs.size
     thr_min = np.inf
     for t in range(n_thr):
         thr_min = min(thr_min, iou_thrs[t])
-    # scratch is allocated once per chunk of groups, not once per group
+    # scratch is allocated once per range of groups, not once per group
     max_nd = 0
     max_ng = 0
-    for g in range(n_grp):
+    for g in range(lo, hi):
         max_nd = max(max_nd, min(grp_dt_ptr[g + 1] - grp_dt_ptr[g], max_det))
         max_ng = max(max_ng, grp_gt_ptr[g + 1] - grp_gt_ptr[g])
-    n_chunk = min(n_grp, 256)
-    for ch in prange(n_chunk):
-        reach = np.empty(max_nd, np.bool_)
-        cbits = np.empty(max_nd, np.uint32)
-        gord = np.empty(max_ng, np.int64)  # input position of each ignore-last slot
-        gig = np.empty(max_ng, np.bool_)  # ignore flag per ignore-last slot
-        taken = np.empty(max_ng, np.bool_)
-        for g in range(ch * n_grp // n_chunk, (ch + 1) * n_grp // n_chunk):
-            _match_group(
-                g, iou, iou_ptr, grp_dt_ptr, grp_dt_idx, grp_gt_ptr, grp_gt_idx, max_det,
-                gt_area, gt_ignore, gt_crowd, gt_id_zero, gt_row, dt_area, dt_pos, dt_row,
-                area_lo, area_hi, iou_thrs, thr_min, keep_area, code, match_gt, match_ignore,
-                reach, cbits, gord, gig, taken,
-            )  # fmt: skip
+    reach = np.empty(max_nd, np.bool_)
+    cbits = np.empty(max_nd, np.uint32)
+    gord = np.empty(max_ng, np.int64)  # input position of each ignore-last slot
+    gig = np.empty(max_ng, np.bool_)  # ignore flag per ignore-last slot
+    taken = np.empty(max_ng, np.bool_)
+    for g in range(lo, hi):
+        _match_group(
+            g, iou, iou_ptr, grp_dt_ptr, grp_dt_idx, grp_gt_ptr, grp_gt_idx, max_det,
+            gt_area, gt_ignore, gt_crowd, gt_id_zero, gt_row, dt_area, dt_pos, dt_row,
+            area_lo, area_hi, iou_thrs, thr_min, keep_area, code, match_gt, match_ignore,
+            reach, cbits, gord, gig, taken,
+        )  # fmt: skip
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _match_group(
     g, iou, iou_ptr, grp_dt_ptr, grp_dt_idx, grp_gt_ptr, grp_gt_idx, max_det, gt_area,
     gt_ignore, gt_crowd, gt_id_zero, gt_row, dt_area, dt_pos, dt_row, area_lo, area_hi,
@@ -259,7 +262,7 @@ def _match_group(
                 code[dt_pos[grp_dt_idx[d0 + dd]], a] = cbits[dd]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def coco_accumulate(
     code: np.ndarray,
     score_acc: np.ndarray,
@@ -271,8 +274,12 @@ def coco_accumulate(
     precision: np.ndarray,
     recall: np.ndarray,
     scores: np.ndarray,
+    lo: int,
+    hi: int,
 ) -> None:
-    """``accumulate``: precision / recall / score curves per (category, area, maxDet, IoU).
+    """``accumulate``: precision / recall / score curves per (category, area, maxDet, IoU),
+    for the tasks ``lo <= task < hi`` (task = category * n_area + area; tasks write disjoint
+    cells, so callers run ranges of them on threads).
 
     Detections of category ``k`` are positions ``cat_ptr[k]:cat_ptr[k+1]`` of the accumulate
     order; only those with within-image rank ``< max_dets[m]`` take part. ``npig[k, a]`` is the
@@ -286,14 +293,13 @@ def coco_accumulate(
     detection), which gives bit-identical values. Cells with ``npig == 0`` are not written
     (the caller fills -1).
     """
-    n_cat = cat_ptr.size - 1
     n_area = code.shape[1]
     n_thr = precision.shape[0]
     n_md = max_dets.size
     n_rec = rec_thrs.size
     eps = np.spacing(1.0)
     full = np.uint32((1 << n_thr) - 1)
-    for task in prange(n_cat * n_area):
+    for task in range(lo, hi):
         k = task // n_area
         a = task % n_area
         ng = npig[k, a]
@@ -369,18 +375,18 @@ def coco_accumulate(
                         pi = first[m]
                         q = smax[0] if nt > 0 else 0.0
                     else:
-                        lo = 0
-                        hi = nt
-                        while lo < hi:  # first TP j with (j + 1) / npig >= v
-                            mid = (lo + hi) >> 1
+                        b_lo = 0
+                        b_hi = nt
+                        while b_lo < b_hi:  # first TP j with (j + 1) / npig >= v
+                            mid = (b_lo + b_hi) >> 1
                             if np.float64(mid + 1) / fng < v:
-                                lo = mid + 1
+                                b_lo = mid + 1
                             else:
-                                hi = mid
-                        if lo >= nt:
+                                b_hi = mid
+                        if b_lo >= nt:
                             break  # pycocotools' bare except: later thresholds keep 0
-                        pi = tp_pos[m, t, lo]
-                        q = smax[lo]
+                        pi = tp_pos[m, t, b_lo]
+                        q = smax[b_lo]
                     precision[t, r, k, a, m] = q
                     scores[t, r, k, a, m] = score_acc[pi]
 

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from polars_metrics._kernels._jit import njit, prange
+from polars_metrics._kernels._jit import njit
 from polars_metrics._kernels.polygon import clip_area
 
 POLYGON, CIRCLE = 0, 1
@@ -66,30 +66,29 @@ def _near(ax, ay, bx, by, reach):
     return abs(dx) < reach and abs(dy) < reach and dx * dx + dy * dy < reach * reach
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def count_disc_pairs(gt, gt_off, pd, pd_off, radius):
-    n_rows = gt_off.shape[0] - 1
-    counts = np.zeros(n_rows, np.int64)
+@njit(cache=True, nogil=True)
+def count_disc_pairs(gt, gt_off, pd, pd_off, radius, counts, lo, hi):
+    """``counts[r]``: candidate pairs (centres closer than two radii) of data rows
+    ``lo <= r < hi`` (rows are independent: callers run ranges of them on threads)."""
     reach = 2.0 * radius
-    for r in prange(n_rows):
+    for r in range(lo, hi):
         c = 0
         for g in range(gt_off[r], gt_off[r + 1]):
             for p in range(pd_off[r], pd_off[r + 1]):
                 if _near(gt[g, 0], gt[g, 1], pd[p, 0], pd[p, 1], reach):
                     c += 1
         counts[r] = c
-    return counts
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def fill_disc_pairs(gt, gt_off, pd, pd_off, radius, ox, oy, mode, pair_off, out_gt, out_pd, out_iou):
-    """Candidates of ``count_disc_pairs`` gt-major per row with their IoU (may be 0 for
-    64-gons whose circles overlap only outside the polygons)."""
-    n_rows = gt_off.shape[0] - 1
+@njit(cache=True, nogil=True)
+def fill_disc_pairs(gt, gt_off, pd, pd_off, radius, ox, oy, mode, pair_off, out_gt, out_pd, out_iou,
+                    lo, hi):
+    """Candidates of ``count_disc_pairs`` of data rows ``lo <= r < hi``, gt-major per row,
+    with their IoU (may be 0 for 64-gons whose circles overlap only outside the polygons)."""
     area = _polygon_area(ox, oy)
     m = ox.shape[0]
     reach = 2.0 * radius
-    for r in prange(n_rows):
+    for r in range(lo, hi):
         k = pair_off[r]
         if k == pair_off[r + 1]:
             continue
@@ -106,20 +105,16 @@ def fill_disc_pairs(gt, gt_off, pd, pd_off, radius, ox, oy, mode, pair_off, out_
                 k += 1
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def disc_iou_aligned(a, b, radius, ox, oy, mode, n_chunks):
-    """IoU of a[i] with b[i] for every i."""
-    n = a.shape[0]
-    out = np.zeros(n, np.float64)
+@njit(cache=True, nogil=True)
+def disc_iou_aligned(a, b, radius, ox, oy, mode, out, lo, hi):
+    """``out[i]`` = IoU of a[i] with b[i] for ``lo <= i < hi`` (``out`` zero-filled by the
+    caller: pairs too far apart are not written)."""
     area = _polygon_area(ox, oy)
     m = ox.shape[0]
-    step = (n + n_chunks - 1) // n_chunks if n_chunks > 0 else n
     reach = 2.0 * radius
-    for c in prange(n_chunks):
-        ws = np.empty((4, m), np.float64)
-        buf = np.empty((4, 3 * m + 4), np.float64)
-        for i in range(c * step, min(n, (c + 1) * step)):
-            if _near(a[i, 0], a[i, 1], b[i, 0], b[i, 1], reach):
-                out[i] = _disc_iou(a[i, 0], a[i, 1], b[i, 0], b[i, 1], ox, oy, area, radius, mode,
-                                   ws, buf)
-    return out
+    ws = np.empty((4, m), np.float64)
+    buf = np.empty((4, 3 * m + 4), np.float64)
+    for i in range(lo, hi):
+        if _near(a[i, 0], a[i, 1], b[i, 0], b[i, 1], reach):
+            out[i] = _disc_iou(a[i, 0], a[i, 1], b[i, 0], b[i, 1], ox, oy, area, radius, mode,
+                               ws, buf)

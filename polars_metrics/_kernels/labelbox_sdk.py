@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from polars_metrics._kernels._jit import njit, prange
+from polars_metrics._kernels._jit import njit
 from polars_metrics._kernels.sorting import argsort_desc_stable_into, find_sorted
 
 
@@ -54,7 +54,7 @@ def _argsort_desc(values, n, idx, buf):
         idx[i] = res[i]
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def sdk_feature_metrics(
     gt_off, pd_off, gt_feat, pd_feat,
     pair_off, pair_gt, pair_pd, pair_iou, pair_always,
@@ -62,24 +62,24 @@ def sdk_feature_metrics(
     iou_thr, include_subclasses,
     gt_sc_off, gt_sc_key, gt_sc_val, gt_has_sc,
     pd_sc_off, pd_sc_key, pd_sc_val, pd_has_sc,
-    out_tp, out_ngt, out_npd, out_iou, n_chunks,
+    out_tp, out_ngt, out_npd, out_iou, lo, hi,
 ):
-    """Fill, per (data row, feature) entry ``rf``: tp, n_gt, n_pd and the SDK feature mIoU.
+    """Fill, per (data row, feature) entry ``rf`` of data rows ``lo <= r < hi``: tp, n_gt,
+    n_pd and the SDK feature mIoU.
 
-    Rows are processed in ``n_chunks`` contiguous chunks (in parallel); each chunk allocates
-    its scratch once, sized by the largest row.
+    Rows are independent (callers run ranges of them on threads); a range allocates its
+    scratch once, sized by its largest row.
     """
-    n_rows = gt_off.shape[0] - 1
     max_g = 1
     max_p = 1
     max_f = 1
     max_k = 1
-    for r in range(n_rows):
+    for r in range(lo, hi):
         max_g = max(max_g, gt_off[r + 1] - gt_off[r])
         max_p = max(max_p, pd_off[r + 1] - pd_off[r])
         max_f = max(max_f, rf_off[r + 1] - rf_off[r])
         max_k = max(max_k, pair_off[r + 1] - pair_off[r])
-    for ch in prange(n_chunks):
+    if hi > lo:
         gt_slot = np.empty(max_g, dtype=np.int64)
         pd_slot = np.empty(max_p, dtype=np.int64)
         gt_taken = np.empty(max_g, dtype=np.bool_)
@@ -94,7 +94,7 @@ def sdk_feature_metrics(
         order = np.empty(max_k, dtype=np.int64)
         sort_buf = np.empty(max_k, dtype=np.int64)
         cnt = np.empty(max_p + 1, dtype=np.int64)
-        for r in range(ch * n_rows // n_chunks, (ch + 1) * n_rows // n_chunks):
+        for r in range(lo, hi):
             _row(r, gt_off, pd_off, gt_feat, pd_feat, pair_off, pair_gt, pair_pd, pair_iou,
                  pair_always, rf_off, rf_feat, feat_is_object, iou_thr, include_subclasses,
                  gt_sc_off, gt_sc_key, gt_sc_val, gt_has_sc,
@@ -318,12 +318,12 @@ def _merge(starts, ends, n):
     return m
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def semantic_mask_iou(counts, offsets, grp_gt_off, grp_gt_idx, grp_pd_off, grp_pd_idx,
-                      out_inter, out_union):
-    """Per group: pixels of (∪ gt masks) ∩ (∪ pd masks) and of their union (same-size masks)."""
-    n_groups = grp_gt_off.shape[0] - 1
-    for grp in prange(n_groups):
+                      out_inter, out_union, lo, hi):
+    """Per group ``lo <= grp < hi``: pixels of (∪ gt masks) ∩ (∪ pd masks) and of their union
+    (same-size masks). Groups are independent: callers run ranges of them on threads."""
+    for grp in range(lo, hi):
         gi = grp_gt_idx[grp_gt_off[grp]:grp_gt_off[grp + 1]]
         pi = grp_pd_idx[grp_pd_off[grp]:grp_pd_off[grp + 1]]
         cap_g = 0
@@ -347,10 +347,10 @@ def semantic_mask_iou(counts, offsets, grp_gt_off, grp_gt_idx, grp_pd_off, grp_p
         inter = 0
         i, j = 0, 0
         while i < ng and j < np_:
-            lo = max(gs[i], ps[j])
-            hi = min(ge[i], pe[j])
-            if hi > lo:
-                inter += hi - lo
+            o_lo = max(gs[i], ps[j])
+            o_hi = min(ge[i], pe[j])
+            if o_hi > o_lo:
+                inter += o_hi - o_lo
             if ge[i] < pe[j]:
                 i += 1
             else:

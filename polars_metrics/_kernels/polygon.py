@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from polars_metrics._kernels._jit import njit, prange
+from polars_metrics._kernels._jit import njit
 
 
 @njit(cache=True, nogil=True)
@@ -104,11 +104,12 @@ def _convex_sign(coords, a, b):
     return sign
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def shape_measures(coords, ring_off, part_off, geom_off):
-    """Per geometry: bounding box, area, convexity and a bounding circle.
+@njit(cache=True, nogil=True)
+def shape_measures(coords, ring_off, part_off, geom_off, bbox, area, convex, circle, vrange, lo, hi):
+    """Per geometry ``lo <= g < hi``: bounding box, area, convexity and a bounding circle,
+    written to (geometries are independent: callers run ranges of them on threads)
 
-    Returns
+    Outputs
     -------
     bbox : (n, 4) x0, y0, x1, y1 — inverted (+inf, +inf, -inf, -inf) when the area is 0, so that
         zero-area geometries never become candidate pairs.
@@ -117,13 +118,7 @@ def shape_measures(coords, ring_off, part_off, geom_off):
     circle : (n, 3) centre x, y and radius of a circle holding every vertex.
     vrange : (n, 2) point range of the first ring (the vertices a convex geometry is clipped by).
     """
-    n = geom_off.shape[0] - 1
-    bbox = np.empty((n, 4), np.float64)
-    area = np.zeros(n, np.float64)
-    convex = np.zeros(n, np.int8)
-    circle = np.zeros((n, 3), np.float64)
-    vrange = np.zeros((n, 2), np.int64)
-    for g in prange(n):
+    for g in range(lo, hi):
         x0 = np.inf
         y0 = np.inf
         x1 = -np.inf
@@ -167,7 +162,6 @@ def shape_measures(coords, ring_off, part_off, geom_off):
             circle[g, 0] = cx
             circle[g, 1] = cy
             circle[g, 2] = r * (1.0 + 1e-12) + 1e-300
-    return bbox, area, convex, circle, vrange
 
 
 # --- convex clipping ----------------------------------------------------------------------------
@@ -267,29 +261,26 @@ def _overlap(ba, bb):
     return min(ba[2], bb[2]) - max(ba[0], bb[0]) > 0.0 and min(ba[3], bb[3]) - max(ba[1], bb[1]) > 0.0
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def count_candidates(gt_bbox, gt_off, pd_bbox, pd_off):
-    """Candidate pairs per data row: bounding boxes overlapping with positive area."""
-    n_rows = gt_off.shape[0] - 1
-    counts = np.zeros(n_rows, np.int64)
-    for r in prange(n_rows):
+@njit(cache=True, nogil=True)
+def count_candidates(gt_bbox, gt_off, pd_bbox, pd_off, counts, lo, hi):
+    """Candidate pairs of data rows ``lo <= r < hi`` into ``counts[r]``: bounding boxes
+    overlapping with positive area."""
+    for r in range(lo, hi):
         c = 0
         for g in range(gt_off[r], gt_off[r + 1]):
             for p in range(pd_off[r], pd_off[r + 1]):
                 if _overlap(gt_bbox[g], pd_bbox[p]):
                     c += 1
         counts[r] = c
-    return counts
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def fill_candidates(gt_coords, gt_bbox, gt_area, gt_convex, gt_circle, gt_vrange, gt_off,
                     pd_coords, pd_bbox, pd_area, pd_convex, pd_vrange, pd_off,
-                    pair_off, cap, out_gt, out_pd, out_iou):
-    """Write the candidates of ``count_candidates`` gt-major per row, with the IoU of convex
-    pairs and NaN for the pairs the caller computes otherwise."""
-    n_rows = gt_off.shape[0] - 1
-    for r in prange(n_rows):
+                    pair_off, cap, out_gt, out_pd, out_iou, lo, hi):
+    """Write the candidates of ``count_candidates`` of data rows ``lo <= r < hi``, gt-major
+    per row, with the IoU of convex pairs and NaN for the pairs the caller computes otherwise."""
+    for r in range(lo, hi):
         k = pair_off[r]
         if k == pair_off[r + 1]:
             continue
@@ -310,29 +301,24 @@ def fill_candidates(gt_coords, gt_bbox, gt_area, gt_convex, gt_circle, gt_vrange
                 k += 1
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def indexed_iou(a_coords, a_bbox, a_area, a_convex, a_circle, a_vrange,
-                b_coords, b_bbox, b_area, b_convex, b_vrange, ia, ib, cap, n_chunks):
-    """IoU of the pairs (a[ia[k]], b[ib[k]]): exact for convex pairs, 0 when the bounding boxes
-    do not overlap, NaN otherwise (left to the caller)."""
-    n = ia.shape[0]
-    out = np.empty(n, np.float64)
-    step = (n + n_chunks - 1) // n_chunks if n_chunks > 0 else n
-    for c in prange(n_chunks):
-        buf = np.empty((4, cap), np.float64)
-        ws = np.empty((4, cap), np.float64)
-        for k in range(c * step, min(n, (c + 1) * step)):
-            i = ia[k]
-            j = ib[k]
-            if not _overlap(a_bbox[i], b_bbox[j]):
-                out[k] = 0.0
-            elif a_convex[i] != 0 and b_convex[j] != 0:
-                out[k] = _convex_iou(a_coords, a_vrange[i, 0], a_vrange[i, 1], a_circle[i], a_area[i],
-                                     b_coords, b_vrange[j, 0], b_vrange[j, 1], b_convex[j], b_area[j],
-                                     buf, ws)
-            else:
-                out[k] = np.nan
-    return out
+                b_coords, b_bbox, b_area, b_convex, b_vrange, ia, ib, cap, out, lo, hi):
+    """``out[k]`` = IoU of the pair (a[ia[k]], b[ib[k]]) for ``lo <= k < hi``: exact for
+    convex pairs, 0 when the bounding boxes do not overlap, NaN otherwise (left to the caller)."""
+    buf = np.empty((4, cap), np.float64)
+    ws = np.empty((4, cap), np.float64)
+    for k in range(lo, hi):
+        i = ia[k]
+        j = ib[k]
+        if not _overlap(a_bbox[i], b_bbox[j]):
+            out[k] = 0.0
+        elif a_convex[i] != 0 and b_convex[j] != 0:
+            out[k] = _convex_iou(a_coords, a_vrange[i, 0], a_vrange[i, 1], a_circle[i], a_area[i],
+                                 b_coords, b_vrange[j, 0], b_vrange[j, 1], b_convex[j], b_area[j],
+                                 buf, ws)
+        else:
+            out[k] = np.nan
 
 
 # --- validity (conservative) and ring checks -----------------------------------------------------
@@ -396,13 +382,12 @@ def _simple_ring(coords, a, b, max_vertices):
     return True
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def certainly_valid(coords, ring_off, part_off, geom_off, max_vertices):
-    """True for single-ring geometries whose ring is certainly simple with a nonzero area (valid
-    in the OGC sense); False means "ask GEOS" (several rings, large rings, any doubt)."""
-    n = geom_off.shape[0] - 1
-    out = np.zeros(n, np.bool_)
-    for g in prange(n):
+@njit(cache=True, nogil=True)
+def certainly_valid(coords, ring_off, part_off, geom_off, max_vertices, out, lo, hi):
+    """``out[g]`` for ``lo <= g < hi`` (zero-filled by the caller): True for single-ring
+    geometries whose ring is certainly simple with a nonzero area (valid in the OGC sense);
+    False means "ask GEOS" (several rings, large rings, any doubt)."""
+    for g in range(lo, hi):
         if geom_off[g + 1] - geom_off[g] != 1:
             continue
         part = geom_off[g]
@@ -415,15 +400,13 @@ def certainly_valid(coords, ring_off, part_off, geom_off, max_vertices):
             continue
         if _convex_sign(coords, a, b) != 0 or _simple_ring(coords, a, b, max_vertices):
             out[g] = True
-    return out
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def rings_with_three_points(coords, ring_off):
-    """Per ring: True when it has at least 3 distinct points."""
-    n = ring_off.shape[0] - 1
-    out = np.zeros(n, np.bool_)
-    for r in prange(n):
+@njit(cache=True, nogil=True)
+def rings_with_three_points(coords, ring_off, out, lo, hi):
+    """``out[r]`` for rings ``lo <= r < hi`` (zero-filled by the caller): True when it has at
+    least 3 distinct points."""
+    for r in range(lo, hi):
         a = ring_off[r]
         b = ring_off[r + 1]
         if b - a < 3:
@@ -438,7 +421,6 @@ def rings_with_three_points(coords, ring_off):
                 elif coords[i, 0] != coords[second, 0] or coords[i, 1] != coords[second, 1]:
                     out[r] = True
                     break
-    return out
 
 
 @njit(cache=True, nogil=True)
@@ -493,15 +475,13 @@ def _crossings_one(coords, ring_off, r0, r1, limit, budget):
     return count
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def edge_crossings(coords, ring_off, part_off, geom_off, limit, budget):
-    """Per geometry: how many pairs of its edges cross or touch (all rings of all parts),
-    capped at ``limit + 1`` — also returned when more than ``budget`` edge pairs overlap in x.
-    Bounds the work of a repair (GEOS's make_valid grows much faster than its input)."""
-    n = geom_off.shape[0] - 1
-    out = np.zeros(n, np.int64)
-    for g in prange(n):
+@njit(cache=True, nogil=True)
+def edge_crossings(coords, ring_off, part_off, geom_off, limit, budget, out, lo, hi):
+    """``out[g]`` for geometries ``lo <= g < hi``: how many pairs of its edges cross or touch
+    (all rings of all parts), capped at ``limit + 1`` — also returned when more than ``budget``
+    edge pairs overlap in x. Bounds the work of a repair (GEOS's make_valid grows much faster
+    than its input)."""
+    for g in range(lo, hi):
         r0 = part_off[geom_off[g]]
         r1 = part_off[geom_off[g + 1]]
         out[g] = _crossings_one(coords, ring_off, r0, r1, limit, budget)
-    return out

@@ -19,6 +19,12 @@ from polars_metrics._kernels.clip import clip_to_images
 _SCALE = 5.0  # rleFrPoly upsamples the polygon by 5 before walking its boundary
 
 
+def _serial(kernel, args: tuple, cum_work: np.ndarray) -> None:
+    """Call a range kernel over all its units on this thread (callers above ``_kernels`` pass
+    ``polars_metrics._parallel.run_ranges`` instead, which splits the units over threads)."""
+    kernel(*args, 0, cum_work.shape[0] - 1)
+
+
 def _writeable(a: np.ndarray, dtype) -> np.ndarray:
     """C-contiguous, writeable, of ``dtype``: numba compiles read-only arrays separately."""
     a = np.ascontiguousarray(a, dtype=dtype)
@@ -151,7 +157,7 @@ def _rle_inter_union(dc: np.ndarray, gc: np.ndarray) -> tuple[int, int]:
     return inter, union
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def rle_iou_groups(
     dt_counts: np.ndarray,
     dt_offsets: np.ndarray,
@@ -170,19 +176,22 @@ def rle_iou_groups(
     grp_gt_ptr: np.ndarray,
     grp_gt_idx: np.ndarray,
     out_ptr: np.ndarray,
-) -> np.ndarray:
-    """Mask IoU of every (detection, ground truth) pair inside each group, ``maskUtils.iou``.
+    out: np.ndarray,
+    lo: int,
+    hi: int,
+) -> None:
+    """Mask IoU of every (detection, ground truth) pair inside groups ``lo <= g < hi``,
+    ``maskUtils.iou`` (groups are independent: callers run ranges of them on threads).
 
     Group ``g`` pairs the detections ``grp_dt_idx[grp_dt_ptr[g]:grp_dt_ptr[g+1]]`` with the
     ground truths ``grp_gt_idx[grp_gt_ptr[g]:grp_gt_ptr[g+1]]``; its ``D x G`` row-major block
     is written at ``out[out_ptr[g]:]``. ``dt_bbox`` / ``gt_bbox`` are the masks' ``rleToBbox``
     boxes (a cheap pre-filter, as in ``rleIou``) and ``dt_area`` their pixel areas. A crowd
     ground truth uses the detection area as the union. A pair of masks of different sizes gets
-    ``-1`` (the caller raises); an empty mask has IoU 0 with everything.
+    ``-1`` (the caller raises); an empty mask has IoU 0 with everything. ``out`` is
+    zero-filled by the caller (pairs whose boxes do not overlap are not written).
     """
-    n_grp = grp_dt_ptr.size - 1
-    out = np.zeros(out_ptr[n_grp], np.float64)
-    for g in prange(n_grp):
+    for g in range(lo, hi):
         d0 = grp_dt_ptr[g]
         nd = grp_dt_ptr[g + 1] - d0
         g0 = grp_gt_ptr[g]
@@ -208,7 +217,6 @@ def rle_iou_groups(
                 if crowd:
                     union = dt_area[d]
                 out[k] = np.float64(inter) / np.float64(union)
-    return out
 
 
 def rle_iou_matrix(
@@ -237,13 +245,14 @@ def rle_iou_matrix(
     dt_bbox = rle_to_bbox(dt_counts, dt_offsets, dt_heights, dt_widths)
     gt_bbox = rle_to_bbox(gt_counts, gt_offsets, gt_heights, gt_widths)
     dt_area = rle_area(dt_counts, dt_offsets)
-    out = rle_iou_groups(
+    out = np.zeros(nd * ng, np.float64)
+    rle_iou_groups(
         dt_counts, dt_offsets, dt_heights, dt_widths, dt_bbox, dt_area,
         gt_counts, gt_offsets, gt_heights, gt_widths, gt_bbox,
         _writeable(gt_crowd, np.bool_),
         np.array([0, nd], np.int64), np.arange(nd, dtype=np.int64),
         np.array([0, ng], np.int64), np.arange(ng, dtype=np.int64),
-        np.array([0, nd * ng], np.int64),
+        np.array([0, nd * ng], np.int64), out, 0, 1,
     )  # fmt: skip
     return out.reshape(nd, ng)
 
@@ -392,21 +401,24 @@ def _rle_merge_union(ac: np.ndarray, bc: np.ndarray, out: np.ndarray) -> int:
     return m
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _polys_to_rle_chunk(
     coords: np.ndarray,
     poly_ptr: np.ndarray,
     obj_ptr: np.ndarray,
     heights: np.ndarray,
     widths: np.ndarray,
-    lo: int,
-    hi: int,
+    base: int,
     slot_ptr: np.ndarray,
     slots: np.ndarray,
     lengths: np.ndarray,
+    lo: int,
+    hi: int,
 ) -> None:
-    for ii in prange(hi - lo):
-        i = lo + ii
+    """Rasterize objects ``base + ii`` for ``lo <= ii < hi`` into their slots (objects are
+    independent: callers run ranges of them on threads)."""
+    for ii in range(lo, hi):
+        i = base + ii
         h = heights[i]
         w = widths[i]
         p0 = obj_ptr[i]
@@ -445,10 +457,10 @@ def _poly_bounds(coords: np.ndarray, poly_ptr: np.ndarray, obj_ptr: np.ndarray) 
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _compact(slots: np.ndarray, slot_ptr: np.ndarray, lengths: np.ndarray, out: np.ndarray,
-             out_ptr: np.ndarray) -> None:
-    for i in prange(lengths.size):
+             out_ptr: np.ndarray, lo: int, hi: int) -> None:
+    for i in range(lo, hi):
         s = slot_ptr[i]
         o = out_ptr[i]
         for j in range(lengths[i]):
@@ -462,6 +474,7 @@ def rle_from_polygons(
     heights: np.ndarray,
     widths: np.ndarray,
     chunk: int = 16384,
+    run=_serial,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rasterize polygon objects to RLE exactly like ``frPyObjects`` + ``merge`` of pycocotools.
 
@@ -476,6 +489,9 @@ def rle_from_polygons(
         Object ``i`` is the union of polygons ``obj_ptr[i]:obj_ptr[i + 1]``.
     heights, widths : int64 arrays
         Image size of each object.
+    run : callable
+        ``run(kernel, args, cum_work)`` calls a range kernel over every unit: serially by
+        default, on threads with ``polars_metrics._parallel.run_ranges``.
 
     Returns
     -------
@@ -501,11 +517,12 @@ def rle_from_polygons(
         np.cumsum(bounds[lo:hi], out=slot_ptr[1:])
         slots = np.empty(slot_ptr[-1], np.int64)
         ln = lengths[lo:hi]
-        _polys_to_rle_chunk(coords, poly_ptr, obj_ptr, heights, widths, lo, hi, slot_ptr, slots, ln)
+        run(_polys_to_rle_chunk, (coords, poly_ptr, obj_ptr, heights, widths, lo, slot_ptr, slots,
+                                  ln), slot_ptr)
         out_ptr = np.zeros(hi - lo + 1, np.int64)
         np.cumsum(ln, out=out_ptr[1:])
         out = np.empty(out_ptr[-1], np.int64)
-        _compact(slots, slot_ptr, ln, out, out_ptr)
+        run(_compact, (slots, slot_ptr, ln, out, out_ptr), out_ptr)
         parts.append(out)
     offsets = np.zeros(n + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])
@@ -514,7 +531,7 @@ def rle_from_polygons(
 
 
 def rle_from_boxes(
-    xywh: np.ndarray, heights: np.ndarray, widths: np.ndarray
+    xywh: np.ndarray, heights: np.ndarray, widths: np.ndarray, run=_serial
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rasterize ``x, y, w, h`` boxes like ``rleFrBbox`` (a 4-point polygon each)."""
     b = np.asarray(xywh, dtype=np.float64).reshape(-1, 4)
@@ -523,7 +540,7 @@ def rle_from_boxes(
     coords = np.stack([xs, ys, xs, ye, xe, ye, xe, ys], axis=1).ravel()
     n = b.shape[0]
     ptr = np.arange(n + 1, dtype=np.int64)
-    return rle_from_polygons(coords, ptr * 8, ptr, heights, widths)
+    return rle_from_polygons(coords, ptr * 8, ptr, heights, widths, run=run)
 
 
 # --- compressed strings -------------------------------------------------------------------------
@@ -531,14 +548,13 @@ MAX_RUN_CHARS = 7  # 35 bits: any uint32 count, or a delta between two, fits (py
 MAX_COUNT = 0xFFFFFFFF
 
 
-@njit(cache=True, parallel=True)
-def _string_lengths(buf: np.ndarray, str_ptr: np.ndarray) -> np.ndarray:
+@njit(cache=True, nogil=True)
+def _string_lengths(buf: np.ndarray, str_ptr: np.ndarray, out: np.ndarray, lo: int,
+                    hi: int) -> None:
     """Counts per string: one per char without the continuation bit, plus one for a string
     that ends inside a run (an unterminated run is still written by the decoder, which then
-    flags it: the allocation must hold it)."""
-    n = str_ptr.size - 1
-    out = np.zeros(n, np.int64)
-    for i in prange(n):
+    flags it: the allocation must hold it). Strings ``lo <= i < hi``."""
+    for i in range(lo, hi):
         c = 0
         for p in range(str_ptr[i], str_ptr[i + 1]):
             if ((buf[p] - 48) & 0x20) == 0:  # a char without the continuation bit ends a count
@@ -546,18 +562,17 @@ def _string_lengths(buf: np.ndarray, str_ptr: np.ndarray) -> np.ndarray:
         if str_ptr[i + 1] > str_ptr[i] and ((buf[str_ptr[i + 1] - 1] - 48) & 0x20) != 0:
             c += 1
         out[i] = c
-    return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _decode_strings(buf: np.ndarray, str_ptr: np.ndarray, offsets: np.ndarray,
-                    counts: np.ndarray, bad: np.ndarray) -> None:
+                    counts: np.ndarray, bad: np.ndarray, lo: int, hi: int) -> None:
     """Decode every string into ``counts[offsets[i]:offsets[i + 1]]``; ``bad[i]`` = 1 when the
     string is not a valid COCO RLE: a character outside '0'..'o', a run of more than
     ``MAX_RUN_CHARS`` characters, a string ending inside a run, or a decoded count that is
-    negative or above 2**32 - 1. Never writes outside string i's slice."""
-    n = str_ptr.size - 1
-    for i in prange(n):
+    negative or above 2**32 - 1. Never writes outside string i's slice. Strings
+    ``lo <= i < hi``."""
+    for i in range(lo, hi):
         p = str_ptr[i]
         end = str_ptr[i + 1]
         m = 0
@@ -595,24 +610,27 @@ def _decode_strings(buf: np.ndarray, str_ptr: np.ndarray, offsets: np.ndarray,
         bad[i] = flag
 
 
-def rle_decode_strings(buf: np.ndarray, str_ptr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def rle_decode_strings(buf: np.ndarray, str_ptr: np.ndarray,
+                       run=_serial) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Decode compressed COCO RLE strings (``rleFrString``) to a CSR batch of counts.
 
     ``buf`` holds all strings' bytes (uint8) back to back; string ``i`` is
     ``buf[str_ptr[i]:str_ptr[i + 1]]``. Returns ``(counts, offsets, bad)``: ``bad[i]`` is True
     when string ``i`` is malformed (see ``_decode_strings``); its counts are then meaningless
     and the caller must reject the row. ``str_ptr`` is checked (monotone, within ``buf``).
+    ``run`` as in :func:`rle_from_polygons`.
     """
     buf = _writeable(buf, np.uint8)  # one numba specialization: never a read-only view
     str_ptr = _writeable(str_ptr, np.int64)
     if str_ptr.size == 0 or str_ptr[0] < 0 or str_ptr[-1] > buf.size or (np.diff(str_ptr) < 0).any():
         raise ValueError("rle_decode_strings: str_ptr must be monotone offsets into buf")
-    lengths = _string_lengths(buf, str_ptr)
+    lengths = np.zeros(str_ptr.size - 1, np.int64)
+    run(_string_lengths, (buf, str_ptr, lengths), str_ptr)
     offsets = np.zeros(lengths.size + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])
     counts = np.empty(offsets[-1], np.uint32)
     bad = np.zeros(lengths.size, np.uint8)
-    _decode_strings(buf, str_ptr, offsets, counts, bad)
+    run(_decode_strings, (buf, str_ptr, offsets, counts, bad), str_ptr)
     return counts, offsets, bad.astype(bool)
 
 
@@ -635,35 +653,36 @@ def _encode_one(counts: np.ndarray, lo: int, hi: int, out: np.ndarray, o: int) -
     return p - o
 
 
-@njit(cache=True, parallel=True)
-def _encoded_lengths(counts: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    n = offsets.size - 1
-    out = np.zeros(n, np.int64)
-    for i in prange(n):
+@njit(cache=True, nogil=True)
+def _encoded_lengths(counts: np.ndarray, offsets: np.ndarray, out: np.ndarray, lo: int,
+                     hi: int) -> None:
+    for i in range(lo, hi):
         scratch = np.empty(7 * (offsets[i + 1] - offsets[i]) + 1, np.uint8)
         out[i] = _encode_one(counts, offsets[i], offsets[i + 1], scratch, 0)
-    return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _encode_strings(counts: np.ndarray, offsets: np.ndarray, str_ptr: np.ndarray,
-                    buf: np.ndarray) -> None:
-    for i in prange(offsets.size - 1):
+                    buf: np.ndarray, lo: int, hi: int) -> None:
+    for i in range(lo, hi):
         _encode_one(counts, offsets[i], offsets[i + 1], buf, str_ptr[i])
 
 
-def rle_encode_strings(counts: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def rle_encode_strings(counts: np.ndarray, offsets: np.ndarray,
+                       run=_serial) -> tuple[np.ndarray, np.ndarray]:
     """Encode a CSR batch of counts to compressed COCO strings (``rleToString``).
 
     Returns the bytes of all strings back to back (uint8) and their ``str_ptr`` offsets.
+    ``run`` as in :func:`rle_from_polygons`.
     """
     counts = _writeable(counts, np.uint32)
     offsets = _writeable(offsets, np.int64)
-    lengths = _encoded_lengths(counts, offsets)
+    lengths = np.zeros(offsets.size - 1, np.int64)
+    run(_encoded_lengths, (counts, offsets, lengths), offsets)
     str_ptr = np.zeros(lengths.size + 1, np.int64)
     np.cumsum(lengths, out=str_ptr[1:])
     buf = np.empty(str_ptr[-1], np.uint8)
-    _encode_strings(counts, offsets, str_ptr, buf)
+    run(_encode_strings, (counts, offsets, str_ptr, buf), offsets)
     return buf, str_ptr
 
 

@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from polars_metrics._kernels._jit import njit, prange
+from polars_metrics._kernels._jit import njit
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def mask_stats(counts, offsets, heights):
-    """One pass over every mask's runs: the pixel position where each run starts (aligned with
-    ``counts``), the foreground column range [col0, col1) (0, 0 when empty) and the area."""
-    n = offsets.shape[0] - 1
-    starts = np.empty(counts.shape[0], np.int64)
-    col0 = np.zeros(n, np.int64)
-    col1 = np.zeros(n, np.int64)
-    area = np.zeros(n, np.int64)
-    for i in prange(n):
+@njit(cache=True, nogil=True)
+def mask_stats(counts, offsets, heights, starts, col0, col1, area, lo, hi):
+    """One pass over the runs of masks ``lo <= i < hi``: the pixel position where each run
+    starts (``starts``, aligned with ``counts``), the foreground column range [col0, col1)
+    (0, 0 when empty) and the area. Masks are independent: callers run ranges on threads."""
+    for i in range(lo, hi):
         pos = 0
         first = -1
         last = -1
@@ -38,11 +34,12 @@ def mask_stats(counts, offsets, heights):
                 a += c
             pos += c
         area[i] = a
+        col0[i] = 0
+        col1[i] = 0
         h = heights[i]
         if a > 0 and h > 0:
             col0[i] = first // h
             col1[i] = (last - 1) // h + 1
-    return starts, col0, col1, area
 
 
 @njit(cache=True, nogil=True)
@@ -104,35 +101,26 @@ def _pair_iou(g, p, gc, gs, goff, gcol0, gcol1, garea, gh, pc, ps, poff, pcol0, 
     return np.float64(inter) / np.float64(union)
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def mask_pair_ious(gc, gs, goff, gcol0, gcol1, garea, gh, gt_off,
-                   pc, ps, poff, pcol0, pcol1, parea, pd_off):
-    """Dense per-row gt × pd IoU blocks, gt-major; returns (block offsets per row, values)."""
-    n_rows = gt_off.shape[0] - 1
-    sizes = np.empty(n_rows + 1, np.int64)
-    sizes[0] = 0
-    for r in range(n_rows):
-        sizes[r + 1] = sizes[r] + (gt_off[r + 1] - gt_off[r]) * (pd_off[r + 1] - pd_off[r])
-    out = np.zeros(sizes[n_rows], np.float64)
-    for r in prange(n_rows):
+                   pc, ps, poff, pcol0, pcol1, parea, pd_off, sizes, out, lo, hi):
+    """Dense gt × pd IoU blocks of data rows ``lo <= r < hi``, gt-major, written at
+    ``out[sizes[r]:sizes[r + 1]]`` (``sizes``: the blocks' offsets). Rows are independent:
+    callers run ranges of them on threads."""
+    for r in range(lo, hi):
         k = sizes[r]
         for g in range(gt_off[r], gt_off[r + 1]):
             for p in range(pd_off[r], pd_off[r + 1]):
                 out[k] = _pair_iou(g, p, gc, gs, goff, gcol0, gcol1, garea, gh,
                                    pc, ps, poff, pcol0, pcol1, parea)
                 k += 1
-    return sizes, out
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def mask_iou_indexed(gc, gs, goff, gcol0, gcol1, garea, gh, pc, ps, poff, pcol0, pcol1, parea,
-                     ia, ib, n_chunks):
-    """IoU of the pairs (a[ia[k]], b[ib[k]]) (same sizes: the caller checks)."""
-    n = ia.shape[0]
-    out = np.empty(n, np.float64)
-    step = (n + n_chunks - 1) // n_chunks if n_chunks > 0 else n
-    for c in prange(n_chunks):
-        for k in range(c * step, min(n, (c + 1) * step)):
-            out[k] = _pair_iou(ia[k], ib[k], gc, gs, goff, gcol0, gcol1, garea, gh,
-                               pc, ps, poff, pcol0, pcol1, parea)
-    return out
+                     ia, ib, out, lo, hi):
+    """``out[k]`` = IoU of the pair (a[ia[k]], b[ib[k]]) for ``lo <= k < hi`` (same sizes:
+    the caller checks)."""
+    for k in range(lo, hi):
+        out[k] = _pair_iou(ia[k], ib[k], gc, gs, goff, gcol0, gcol1, garea, gh,
+                           pc, ps, poff, pcol0, pcol1, parea)

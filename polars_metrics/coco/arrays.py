@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 
 from polars_metrics._kernels import coco as K
+from polars_metrics.coco import threaded
 from polars_metrics.coco.params import CocoParams
 from polars_metrics.coco.summary import format_summary
 
@@ -120,7 +121,7 @@ class CocoResult:
             t1 = min(t0 + K.MAX_THR, T)
             m = np.full((n_rows, t1 - t0), -1, np.int32)
             ig = np.ones((n_rows, t1 - t0), np.bool_)
-            K.coco_match(*args, lo, hi, thrs[t0:t1].copy(), 0, code, m, ig)
+            threaded.coco_match(*args, lo, hi, thrs[t0:t1].copy(), 0, code, m, ig)
             dt_match[:, t0:t1] = m
             dt_ignore[:, t0:t1] = ig
         return dt_match.T, dt_ignore.T

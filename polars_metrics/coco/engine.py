@@ -25,6 +25,7 @@ from polars_metrics._arrays import offsets_from_lengths
 from polars_metrics._kernels import coco as K
 from polars_metrics._kernels import rle as R
 from polars_metrics._lazy import lazy
+from polars_metrics.coco import threaded
 from polars_metrics.coco.arrays import CocoResult
 from polars_metrics.coco.inputs import category_axis, f64, stable_order, xywh
 from polars_metrics.coco.params import DEFAULT_MAX_DETS, CocoParams, normalize_params
@@ -283,8 +284,8 @@ def _group_iou(gt, pd, rows: _Rows, lay: _Layout, p: CocoParams) -> tuple[np.nda
         return segm_iou(gt, pd, rows, lay, max_det, iou_ptr), iou_ptr
     d_box = xywh(pd, rows.pd_rows, "pd")
     g_box = xywh(gt, rows.gt_rows, "gt")
-    iou = K.box_iou_groups(d_box, g_box, rows.g_crowd, lay.dt_ptr, lay.d_grp, lay.gt_ptr,
-                           lay.g_grp, max_det, iou_ptr)
+    iou = threaded.box_iou_groups(d_box, g_box, rows.g_crowd, lay.dt_ptr, lay.d_grp, lay.gt_ptr,
+                                  lay.g_grp, max_det, iou_ptr)
     return iou, iou_ptr
 
 
@@ -321,10 +322,10 @@ def _match_and_accumulate(rows: _Rows, lay: _Layout, iou, iou_ptr, d_area, p: Co
     keep_code = np.empty((n_d, -(-T // K.MAX_THR)), np.int64)
     for ch, t0 in enumerate(range(0, T, K.MAX_THR)):
         t1 = min(t0 + K.MAX_THR, T)
-        K.coco_match(*match_args, area_lo, area_hi, thrs[t0:t1].copy(), -1, code, no_rows,
-                     no_rows.astype(bool))
-        K.coco_accumulate(code, score_acc, rank_acc, cat_ptr, npig, max_dets, rec_thrs,
-                          precision[t0:t1], recall[t0:t1], scores[t0:t1])
+        threaded.coco_match(*match_args, area_lo, area_hi, thrs[t0:t1].copy(), -1, code, no_rows,
+                            no_rows.astype(bool))
+        threaded.coco_accumulate(code, score_acc, rank_acc, cat_ptr, npig, max_dets, rec_thrs,
+                                 precision[t0:t1], recall[t0:t1], scores[t0:t1])
         keep_code[:, ch] = code[:, keep]
     match_inputs = (match_args, area_lo[keep: keep + 1].copy(), area_hi[keep: keep + 1].copy(),
                     thrs, n_d, n_pd_frame)

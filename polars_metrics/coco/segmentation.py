@@ -12,6 +12,8 @@ from polars_metrics import schema as s
 from polars_metrics._arrays import offsets_from_lengths
 from polars_metrics._kernels import rle as R
 from polars_metrics._lazy import lazy
+from polars_metrics._parallel import run_ranges
+from polars_metrics.coco import threaded
 from polars_metrics.coco.inputs import HEIGHT, WIDTH, xywh
 from polars_metrics.errors import InvalidAnnotationError, SchemaError
 from polars_metrics.kinds._rle import RLE_REASONS, rle_problems
@@ -88,7 +90,7 @@ def _boxes_as_masks(frame, rows, table, counts, offsets, h, w, null, img_hw, img
             f"{int(ih[k])}×{int(iw[k])}: {RLE_REASONS[int(sized[k])]}. Fix the image's height "
             "and width.")
     ptr = np.arange(fill.size + 1, dtype=np.int64)
-    bc, bo = R.rle_from_polygons(coords, ptr * 8, ptr, ih, iw)
+    bc, bo = R.rle_from_polygons(coords, ptr * 8, ptr, ih, iw, run=run_ranges)
     lens = offsets[1:] - offsets[:-1]
     lens[fill] = bo[1:] - bo[:-1]
     h, w = h.copy(), w.copy()
@@ -129,8 +131,8 @@ def segm_iou(gt, pd, rows, lay, max_det: int, iou_ptr: np.ndarray) -> np.ndarray
     keep = lay.rank[lay.d_grp] < max_det
     cut_idx = np.ascontiguousarray(lay.d_grp[keep])
     cut_ptr = offsets_from_lengths(np.minimum(np.diff(lay.dt_ptr), max_det))
-    iou = R.rle_iou_groups(dc, do, dh, dw, d_bb, d_ar, gc, go, gh, gw, g_bb, rows.g_crowd,
-                           cut_ptr, cut_idx, lay.gt_ptr, lay.g_grp, iou_ptr)
+    iou = threaded.rle_iou_groups(dc, do, dh, dw, d_bb, d_ar, gc, go, gh, gw, g_bb, rows.g_crowd,
+                                  cut_ptr, cut_idx, lay.gt_ptr, lay.g_grp, iou_ptr)
     if (iou < 0).any():
         # find the first offending pair for the message
         g = int(np.searchsorted(iou_ptr, np.flatnonzero(iou < 0)[0], side="right") - 1)

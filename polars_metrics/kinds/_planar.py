@@ -19,11 +19,11 @@ import polars as pl
 
 from polars_metrics._arrays import ragged_problems
 from polars_metrics._lazy import lazy
+from polars_metrics.kinds import _planar_threads as T
 
 numba = lazy("polars_metrics._kernels._jit")  # get/set_num_threads without importing numba
 pa = lazy("pyarrow")
 shapely = lazy("shapely")
-K = lazy("polars_metrics._kernels.polygon")
 
 SHAPELY_CHUNK = 2048  # pairs per shapely call when spread over threads
 MIN_EXTENT_AREA = 1e-290  # a bbox area below this (but > 0) underflows the shoelace products
@@ -78,7 +78,7 @@ class Shapes:
 
     @cached_property
     def measures(self) -> Measures:
-        return Measures(*K.shape_measures(self.coords, self.ring_off, self.part_off, self.geom_off))
+        return Measures(*T.shape_measures(self.coords, self.ring_off, self.part_off, self.geom_off))
 
     @property
     def max_ring(self) -> int:
@@ -121,7 +121,7 @@ def shape_problems(shapes: Shapes, *, complexity: bool = True) -> dict[str, np.n
     ring_geom = np.repeat(np.repeat(np.arange(len(shapes)), np.diff(shapes.geom_off)),
                           np.diff(shapes.part_off))
     short = np.zeros(len(shapes), bool)
-    short[ring_geom[~K.rings_with_three_points(shapes.coords, shapes.ring_off)]] = True
+    short[ring_geom[~T.rings_with_three_points(shapes.coords, shapes.ring_off)]] = True
     out["short"] = short & ~seen
     seen |= short
     out["underflow"] = _underflow(shapes) & ~seen
@@ -130,11 +130,11 @@ def shape_problems(shapes: Shapes, *, complexity: bool = True) -> dict[str, np.n
     if complexity and (~seen).any():
         todo = np.flatnonzero(~seen)
         sub = shapes if todo.size == len(shapes) else take(shapes, todo)
-        sure = K.certainly_valid(sub.coords, sub.ring_off, sub.part_off, sub.geom_off, 256)
+        sure = T.certainly_valid(sub.coords, sub.ring_off, sub.part_off, sub.geom_off, 256)
         ask = todo[~sure]
         if ask.size:
             s2 = take(shapes, ask)
-            crossings = K.edge_crossings(s2.coords, s2.ring_off, s2.part_off, s2.geom_off,
+            crossings = T.edge_crossings(s2.coords, s2.ring_off, s2.part_off, s2.geom_off,
                                          MAX_REPAIR_CROSSINGS, CROSSING_TESTS)
             out["too_complex"][ask[crossings > MAX_REPAIR_CROSSINGS]] = True
     return out
@@ -408,9 +408,8 @@ def pair_iou(a: Shapes, b: Shapes, ia: np.ndarray, ib: np.ndarray) -> np.ndarray
     ia = np.ascontiguousarray(ia, np.int64)
     ib = np.ascontiguousarray(ib, np.int64)
     ma, mb = a.measures, b.measures
-    chunks = max(1, min(ia.shape[0] // 256, 4 * max(1, numba.get_num_threads())))
-    iou = K.indexed_iou(a.coords, ma.bbox, ma.area, ma.convex, ma.circle, ma.vrange,
-                        b.coords, mb.bbox, mb.area, mb.convex, mb.vrange, ia, ib, _cap(a, b), chunks)
+    iou = T.indexed_iou(a.coords, ma.bbox, ma.area, ma.convex, ma.circle, ma.vrange,
+                        b.coords, mb.bbox, mb.area, mb.convex, mb.vrange, ia, ib, _cap(a, b))
     _resolve_with_shapely(a, b, ia, ib, iou)
     return iou
 
@@ -419,13 +418,13 @@ def row_pairs(a: Shapes, a_off: np.ndarray, b: Shapes, b_off: np.ndarray):
     """Every (a, b) pair with IoU > 0 inside each data row (CSR ``a_off`` / ``b_off``),
     gt-major: returns (pair_off, pair_a, pair_b, pair_iou) like the box kernel."""
     ma, mb = a.measures, b.measures
-    counts = K.count_candidates(ma.bbox, a_off, mb.bbox, b_off)
+    counts = T.count_candidates(ma.bbox, a_off, mb.bbox, b_off)
     pair_off = _offsets(counts)
     n = int(pair_off[-1])
     out_a = np.empty(n, np.int64)
     out_b = np.empty(n, np.int64)
     iou = np.empty(n, np.float64)
-    K.fill_candidates(a.coords, ma.bbox, ma.area, ma.convex, ma.circle, ma.vrange, a_off,
+    T.fill_candidates(a.coords, ma.bbox, ma.area, ma.convex, ma.circle, ma.vrange, a_off,
                       b.coords, mb.bbox, mb.area, mb.convex, mb.vrange, b_off,
                       pair_off, _cap(a, b), out_a, out_b, iou)
     _resolve_with_shapely(a, b, out_a, out_b, iou)

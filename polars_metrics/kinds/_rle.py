@@ -14,6 +14,7 @@ import polars as pl
 from polars_metrics import schema as s
 from polars_metrics._arrays import offsets_from_lengths, writeable
 from polars_metrics._lazy import lazy
+from polars_metrics._parallel import run_ranges
 
 pa = lazy("pyarrow")
 R = lazy("polars_metrics._kernels.rle")
@@ -222,7 +223,7 @@ def decode_strings(strings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     elif isinstance(strings, list):
         strings = pa.array(strings, type=pa.large_string())
     buf, ptr = _strings_csr(strings)
-    counts, offsets, bad = R.rle_decode_strings(buf, ptr)
+    counts, offsets, bad = R.rle_decode_strings(buf, ptr, run=run_ranges)
     bad_char = (buf < FIRST_CHAR) | (buf > LAST_CHAR)
     if bad_char.any():
         bad[np.searchsorted(ptr, np.flatnonzero(bad_char), side="right") - 1] = True
@@ -238,7 +239,7 @@ def encode_strings(counts: np.ndarray, offsets: np.ndarray) -> pl.Series:
     >>> encode_strings(np.array([1, 3, 0, 10], np.uint32), np.array([0, 2, 4])).to_list()
     ['13', '0:']
     """
-    buf, ptr = R.rle_encode_strings(counts, offsets)
+    buf, ptr = R.rle_encode_strings(counts, offsets, run=run_ranges)
     arr = pa.LargeStringArray.from_buffers(len(ptr) - 1, pa.py_buffer(ptr.astype(np.int64)),
                                            pa.py_buffer(buf))
     return pl.Series("counts", pl.from_arrow(arr), dtype=pl.String)

@@ -18,7 +18,9 @@ import numpy as np
 import polars as pl
 
 from polars_metrics import schema as s
+from polars_metrics._arrays import offsets_from_lengths
 from polars_metrics._lazy import lazy
+from polars_metrics._parallel import run_ranges
 from polars_metrics._threads import serial_if_small
 from polars_metrics.errors import FormatError, InvalidAnnotationError, SchemaError
 from polars_metrics.kinds._base import Kind
@@ -39,7 +41,6 @@ from polars_metrics.kinds._rle import (
 )
 from polars_metrics.validation import POS, Check
 
-numba = lazy("polars_metrics._kernels._jit")  # get/set_num_threads without importing numba
 R = lazy("polars_metrics._kernels.rle")
 K = lazy("polars_metrics._kernels.rle_pairs")
 
@@ -314,7 +315,11 @@ class _Batch:
 
     def __init__(self, series: pl.Series):
         self.counts, self.offsets, self.h, self.w, _ = mask_csr(series)
-        self.starts, self.col0, self.col1, self.area = K.mask_stats(self.counts, self.offsets, self.h)
+        n = self.offsets.shape[0] - 1
+        self.starts = np.empty(self.counts.shape[0], np.int64)
+        self.col0, self.col1, self.area = (np.zeros(n, np.int64) for _ in range(3))
+        run_ranges(K.mask_stats, (self.counts, self.offsets, self.h, self.starts, self.col0,
+                                  self.col1, self.area), self.offsets)
 
     def arrays(self) -> tuple:
         return self.counts, self.starts, self.offsets, self.col0, self.col1, self.area, self.h
@@ -370,13 +375,24 @@ def _check_sizes(gt, pd, a: _Batch, b: _Batch) -> None:
                     "size; re-encode them at the image size.")
 
 
+def block_ious(a: _Batch, b: _Batch, gt_off: np.ndarray, pd_off: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Dense gt × pd IoU blocks per data row, gt-major: (block offsets, values). Rows run on
+    threads (``_parallel.run_ranges``), split by their number of pairs."""
+    sizes = offsets_from_lengths(np.diff(gt_off) * np.diff(pd_off))
+    iou = np.zeros(int(sizes[-1]), np.float64)
+    run_ranges(K.mask_pair_ious, (*a.arrays(), gt_off, *b.arrays()[:-1], pd_off, sizes, iou),
+               sizes)
+    return sizes, iou
+
+
 def pairs(gt, pd, profile=None):
     """Candidate pairs with IoU > 0 per data row (see ``_kernels.rle_pairs``); masks are
     pixels: the profile (``crs``, buffer radius) is not read."""
     with serial_if_small(len(gt) + len(pd), small=256):
         a, b = _Batch(gt.column(s.MASK)), _Batch(pd.column(s.MASK))
         _check_sizes(gt, pd, a, b)
-        sizes, iou = K.mask_pair_ious(*a.arrays(), gt.off, *b.arrays()[:-1], pd.off)
+        sizes, iou = block_ious(a, b, gt.off, pd.off)
     n_g, n_p = np.diff(gt.off), np.diff(pd.off)
     rows = np.repeat(np.arange(n_g.shape[0]), n_g * n_p)
     local = np.arange(iou.shape[0], dtype=np.int64) - sizes[rows]
@@ -405,8 +421,10 @@ def aligned_iou(a: pl.Series, b: pl.Series) -> np.ndarray:
         raise InvalidAnnotationError(f"mask_iou: row {i} compares a {A.h[i]}×{A.w[i]} mask with a "
                                      f"{B.h[i]}×{B.w[i]} mask (height×width); sizes must agree.")
     idx = np.arange(a.len(), dtype=np.int64)
-    chunks = max(1, min(a.len() // 64, 4 * max(1, numba.get_num_threads())))
-    return K.mask_iou_indexed(*A.arrays(), *B.arrays()[:-1], idx, idx, chunks)
+    out = np.empty(a.len(), np.float64)
+    run_ranges(K.mask_iou_indexed, (*A.arrays(), *B.arrays()[:-1], idx, idx, out),
+               np.arange(a.len() + 1, dtype=np.int64))
+    return out
 
 
 KIND = Kind(NAME, GEOMETRY, normalize, checks, pairs, aligned_iou=aligned_iou)

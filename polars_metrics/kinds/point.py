@@ -21,6 +21,7 @@ import polars as pl
 from polars_metrics import _arrays
 from polars_metrics import schema as s
 from polars_metrics._lazy import lazy
+from polars_metrics._parallel import run_ranges
 from polars_metrics._threads import serial_if_small
 from polars_metrics.errors import ProfileError, SchemaError
 from polars_metrics.kinds import geo
@@ -28,7 +29,6 @@ from polars_metrics.kinds._base import Kind
 from polars_metrics.kinds._planar import Shapes, compact
 from polars_metrics.validation import Check
 
-numba = lazy("polars_metrics._kernels._jit")  # get/set_num_threads without importing numba
 K = lazy("polars_metrics._kernels.disc")
 
 NAME = "point"
@@ -207,7 +207,10 @@ def disc_pairs(a: np.ndarray, a_off: np.ndarray, b: np.ndarray, b_off: np.ndarra
     ([0, 1], [0], [0], [1.0])
     """
     mode = K.POLYGON if mode is None else mode
-    counts = K.count_disc_pairs(a, a_off, b, b_off, radius)
+    grid = np.zeros(a_off.shape[0], np.int64)
+    np.cumsum(np.diff(a_off) * np.diff(b_off), out=grid[1:])
+    counts = np.zeros(a_off.shape[0] - 1, np.int64)
+    run_ranges(K.count_disc_pairs, (a, a_off, b, b_off, float(radius), counts), grid)
     pair_off = np.zeros(counts.shape[0] + 1, np.int64)
     np.cumsum(counts, out=pair_off[1:])
     n = int(pair_off[-1])
@@ -215,7 +218,8 @@ def disc_pairs(a: np.ndarray, a_off: np.ndarray, b: np.ndarray, b_off: np.ndarra
     out_b = np.empty(n, np.int64)
     iou = np.empty(n, np.float64)
     ox, oy = _offsets_cached(radius)
-    K.fill_disc_pairs(a, a_off, b, b_off, radius, ox, oy, mode, pair_off, out_a, out_b, iou)
+    run_ranges(K.fill_disc_pairs, (a, a_off, b, b_off, float(radius), ox, oy, int(mode), pair_off,
+                                   out_a, out_b, iou), grid + pair_off)
     return compact(pair_off, out_a, out_b, iou)
 
 
@@ -234,8 +238,11 @@ def aligned_iou(a: pl.Series, b: pl.Series, *, radius: float = DEFAULT_RADIUS,
     xy = [_arrays.f64_matrix_np(_point_values(x).to_numpy().reshape(-1, 2)) for x in (a, b)]
     radius, mode = buffer_options(radius, how)
     ox, oy = _offsets_cached(radius)
-    chunks = max(1, min(xy[0].shape[0] // 256, 4 * max(1, numba.get_num_threads())))
-    return K.disc_iou_aligned(xy[0], xy[1], radius, ox, oy, mode, chunks)
+    n = xy[0].shape[0]
+    out = np.zeros(n, np.float64)
+    run_ranges(K.disc_iou_aligned, (xy[0], xy[1], float(radius), ox, oy, int(mode), out),
+               np.arange(n + 1, dtype=np.int64))
+    return out
 
 
 def _point_values(x: pl.Series) -> pl.Series:

@@ -29,13 +29,13 @@ from polars_metrics._lazy import lazy
 from polars_metrics._threads import serial_if_small
 from polars_metrics.errors import InvalidAnnotationError, PolarsMetricsWarning, SchemaError
 from polars_metrics.kinds import _planar as P
+from polars_metrics.kinds import _planar_threads as T
 from polars_metrics.kinds import box, geo
 from polars_metrics.kinds._base import Kind
 from polars_metrics.validation import POS, Check
 
 pa = lazy("pyarrow")
 shapely = lazy("shapely")
-K = lazy("polars_metrics._kernels.polygon")
 
 NAME = "polygon"
 GEOMETRY = (s.POLYGON,)
@@ -206,7 +206,7 @@ def repair(frame: pl.DataFrame, table: str) -> tuple[pl.DataFrame, pl.DataFrame]
         ok = P.usable(structure_problems(sh))
         good = sh if ok.all() else P.take(sh, np.flatnonzero(ok))  # nothing flagged reaches a kernel
         sure = np.zeros(len(sh), bool)
-        sure[ok] = K.certainly_valid(good.coords, good.ring_off, good.part_off, good.geom_off,
+        sure[ok] = T.certainly_valid(good.coords, good.ring_off, good.part_off, good.geom_off,
                                      VALID_RING_LIMIT)
     ask = np.flatnonzero(ok & ~sure)
     if ask.size == 0:
@@ -344,7 +344,7 @@ def aligned_iou(a: pl.Series, b: pl.Series) -> np.ndarray:
 
 def _valid(sh: P.Shapes) -> P.Shapes:
     """Repair invalid geometries of a batch (for the expression API, which has no load step)."""
-    sure = K.certainly_valid(sh.coords, sh.ring_off, sh.part_off, sh.geom_off, VALID_RING_LIMIT)
+    sure = T.certainly_valid(sh.coords, sh.ring_off, sh.part_off, sh.geom_off, VALID_RING_LIMIT)
     ask = np.flatnonzero(~sure & (np.diff(sh.geom_off) > 0))
     if ask.size == 0:
         return sh

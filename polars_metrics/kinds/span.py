@@ -14,6 +14,7 @@ import polars as pl
 from polars_metrics import _arrays
 from polars_metrics import schema as s
 from polars_metrics._lazy import lazy
+from polars_metrics._parallel import run_ranges
 from polars_metrics._threads import serial_if_small
 from polars_metrics.errors import SchemaError
 from polars_metrics.kinds._base import Kind
@@ -91,7 +92,7 @@ def pairs(gt, pd, profile=None):
     with serial_if_small(len(gt) + len(pd), small=65536):
         return K.span_pairs(_arrays.i64(gt.column(s.START)), _arrays.i64(gt.column(s.END)), gm,
                           gt.off, _arrays.i64(pd.column(s.START)), _arrays.i64(pd.column(s.END)),
-                          pm, pd.off)
+                          pm, pd.off, run=run_ranges)
 
 
 def _parts(x: pl.Series) -> tuple[pl.Series, pl.Series, pl.Series | None]:
@@ -129,8 +130,10 @@ def aligned_iou(a: pl.Series, b: pl.Series) -> np.ndarray:
     b0, b1, bm = _parts(b)
     n = len(a0)
     am, bm = message_codes(am, bm, n, n)
-    return K.span_iou_aligned(_arrays.i64(a0), _arrays.i64(a1), am,
-                              _arrays.i64(b0), _arrays.i64(b1), bm)
+    out = np.empty(n, np.float64)
+    run_ranges(K.span_iou_aligned, (_arrays.i64(a0), _arrays.i64(a1), am, _arrays.i64(b0),
+                                    _arrays.i64(b1), bm, out), np.arange(n + 1, dtype=np.int64))
+    return out
 
 
 KIND = Kind(NAME, GEOMETRY, normalize, checks, pairs, aligned_iou=aligned_iou)

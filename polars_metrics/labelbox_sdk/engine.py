@@ -15,7 +15,7 @@ import polars as pl
 
 from polars_metrics import schema as s
 from polars_metrics._kernels.labelbox_sdk import sdk_feature_metrics, semantic_mask_iou
-from polars_metrics._lazy import lazy
+from polars_metrics._parallel import run_ranges
 from polars_metrics.errors import PolarsMetricsWarning
 from polars_metrics.kinds.mask import mask_csr
 from polars_metrics.labelbox_sdk.inputs import object_features, sdk_frames, subclass_codes
@@ -23,8 +23,6 @@ from polars_metrics.matching import row_features
 from polars_metrics.pairs import build_pairs
 from polars_metrics.prepare import Prepared, prepare
 from polars_metrics.profiles import Profile
-
-numba = lazy("polars_metrics._kernels._jit")  # get/set_num_threads without importing numba
 
 
 @dataclass(frozen=True)
@@ -64,14 +62,14 @@ def run(gt, pd, *, iou: float, keys: list[str], on_invalid: str, profile: Profil
     psc = subclass_codes(prep.pd, sdk.include_subclasses, shared=gsc)
     tp, n_gt, n_pd = (np.zeros(n_rf, np.int64) for _ in range(3))
     fiou = np.zeros(n_rf, np.float64)
-    sdk_feature_metrics(
+    run_ranges(sdk_feature_metrics, (
         prep.gt.off, prep.pd.off, prep.gt.feat, prep.pd.feat,
         pairs.off, pairs.gt, pairs.pd, pairs.iou, pairs.always,
         rf_off, rf_feat, object_features(prep),
-        iou, bool(sdk.include_subclasses),
+        float(iou), bool(sdk.include_subclasses),
         gsc.off, gsc.key, gsc.val, gsc.has, psc.off, psc.key, psc.val, psc.has,
-        tp, n_gt, n_pd, fiou, _chunks(prep.n_rows),
-    )
+        tp, n_gt, n_pd, fiou,
+    ), pairs.off + prep.gt.off + prep.pd.off)  # a row's work: its pairs and annotations
     if sdk.semantic_masks and not sdk.include_subclasses:
         semantic_masks(prep, rf_off, rf_feat, n_gt, n_pd, fiou)
     if prep.rejects.height:
@@ -79,11 +77,6 @@ def run(gt, pd, *, iou: float, keys: list[str], on_invalid: str, profile: Profil
                       "out of the SDK metrics; see pm.labelbox_sdk.metrics(...).rejects.",
                       PolarsMetricsWarning, stacklevel=4)
     return FeatureCounts(prep, rf_off, rf_feat, tp, n_gt, n_pd, fiou)
-
-
-def _chunks(n_rows: int) -> int:
-    """Row chunks for the kernel: a few per thread (each allocates its scratch once)."""
-    return int(max(1, min(n_rows, 4 * numba.get_num_threads())))
 
 
 def _mask_groups(prep: Prepared, rf_off, rf_feat, n_gt, n_pd):
@@ -125,6 +118,6 @@ def semantic_masks(prep: Prepared, rf_off, rf_feat, n_gt, n_pd, fiou) -> None:
     offsets = np.concatenate([batches[0][1][:-1], batches[1][1] + batches[0][1][-1]])
     inter = np.zeros(groups.size, np.int64)
     union = np.zeros(groups.size, np.int64)
-    semantic_mask_iou(counts, offsets.astype(np.int64), csr[0][0], csr[0][1], csr[1][0],
-                      csr[1][1], inter, union)
+    run_ranges(semantic_mask_iou, (counts, offsets.astype(np.int64), csr[0][0], csr[0][1],
+                                   csr[1][0], csr[1][1], inter, union), csr[0][0] + csr[1][0])
     fiou[groups] = np.where(union > 0, inter / np.maximum(union, 1), 0.0)

@@ -11,6 +11,7 @@ import polars as pl
 
 from polars_metrics._arrays import offsets_from_lengths
 from polars_metrics._lazy import lazy
+from polars_metrics._parallel import run_ranges
 from polars_metrics.kinds._rle import RLE_REASONS, decode_strings, mask_series, rle_problems
 
 R = lazy("polars_metrics._kernels.rle")
@@ -130,7 +131,7 @@ class Segmentations:
                                   f"{RLE_REASONS[int(code)]}")
             ph = np.where(unusable | unknown, 0, ph)  # those rows are rejected; rasterize nothing
             pw = np.where(unusable | unknown, 0, pw)
-            c, o = R.rle_from_polygons(coords, pptr, optr, ph, pw)
+            c, o = R.rle_from_polygons(coords, pptr, optr, ph, pw, run=run_ranges)
             pieces[1] = (rows, c, o)
             h[rows], w[rows] = ph, pw
         if self.unc_rows:

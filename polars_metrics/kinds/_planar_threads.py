@@ -1,0 +1,94 @@
+"""The polygon kernels (``_kernels.polygon``) called on threads.
+
+Each kernel takes a range of independent units (geometries, rings, data rows, pairs) and
+releases the GIL; ``_parallel.run_ranges`` splits the units by cumulative work (points, pairs)
+over a few threads — the same whether the kernel is the ahead-of-time compiled one (which has no
+parallel backend) or numba's JIT. Every unit writes its own outputs, so the results do not
+depend on the split.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from polars_metrics._arrays import offsets_from_lengths
+from polars_metrics._lazy import lazy
+from polars_metrics._parallel import run_ranges
+
+K = lazy("polars_metrics._kernels.polygon")
+
+
+def _points_per_geometry(ring_off, part_off, geom_off) -> np.ndarray:
+    """Cumulative points of geometries 0..n (n + 1 entries): the work of a per-geometry kernel."""
+    return np.ascontiguousarray(ring_off[part_off[geom_off]], np.int64)
+
+
+def shape_measures(coords, ring_off, part_off, geom_off):
+    """(bbox, area, convex, circle, vrange) per geometry (see ``K.shape_measures``).
+
+    >>> sq = np.array([[0.0, 0.0], [2.0, 0.0], [2.0, 2.0], [0.0, 2.0]])
+    >>> one = np.array([0, 1], np.int64)
+    >>> bbox, area, convex, _, _ = shape_measures(sq, np.array([0, 4], np.int64), one, one)
+    >>> bbox.tolist(), area.tolist(), convex.tolist()
+    ([[0.0, 0.0, 2.0, 2.0]], [4.0], [1])
+    """
+    n = geom_off.shape[0] - 1
+    bbox = np.empty((n, 4), np.float64)
+    area = np.zeros(n, np.float64)
+    convex = np.zeros(n, np.int8)
+    circle = np.zeros((n, 3), np.float64)
+    vrange = np.zeros((n, 2), np.int64)
+    run_ranges(K.shape_measures, (coords, ring_off, part_off, geom_off, bbox, area, convex, circle,
+                                  vrange), _points_per_geometry(ring_off, part_off, geom_off))
+    return bbox, area, convex, circle, vrange
+
+
+def rings_with_three_points(coords, ring_off) -> np.ndarray:
+    """Per ring: True when it has at least 3 distinct points."""
+    out = np.zeros(ring_off.shape[0] - 1, np.bool_)
+    run_ranges(K.rings_with_three_points, (coords, ring_off, out), ring_off)
+    return out
+
+
+def certainly_valid(coords, ring_off, part_off, geom_off, max_vertices: int) -> np.ndarray:
+    """Per geometry: True when certainly valid (see ``K.certainly_valid``)."""
+    out = np.zeros(geom_off.shape[0] - 1, np.bool_)
+    run_ranges(K.certainly_valid, (coords, ring_off, part_off, geom_off, int(max_vertices), out),
+               _points_per_geometry(ring_off, part_off, geom_off))
+    return out
+
+
+def edge_crossings(coords, ring_off, part_off, geom_off, limit: int, budget: int) -> np.ndarray:
+    """Per geometry: crossings of its edges, capped (see ``K.edge_crossings``)."""
+    out = np.zeros(geom_off.shape[0] - 1, np.int64)
+    run_ranges(K.edge_crossings, (coords, ring_off, part_off, geom_off, int(limit), int(budget),
+                                  out), _points_per_geometry(ring_off, part_off, geom_off))
+    return out
+
+
+def count_candidates(gt_bbox, gt_off, pd_bbox, pd_off) -> np.ndarray:
+    """Candidate pairs per data row (see ``K.count_candidates``), rows split by their grids."""
+    counts = np.zeros(gt_off.shape[0] - 1, np.int64)
+    run_ranges(K.count_candidates, (gt_bbox, gt_off, pd_bbox, pd_off, counts),
+               offsets_from_lengths(np.diff(gt_off) * np.diff(pd_off)))
+    return counts
+
+
+def fill_candidates(gt_coords, gt_bbox, gt_area, gt_convex, gt_circle, gt_vrange, gt_off,
+                    pd_coords, pd_bbox, pd_area, pd_convex, pd_vrange, pd_off,
+                    pair_off, cap: int, out_gt, out_pd, out_iou) -> None:
+    """``K.fill_candidates`` over every data row, rows split by their candidates and grids."""
+    grid = offsets_from_lengths(np.diff(gt_off) * np.diff(pd_off))
+    run_ranges(K.fill_candidates, (gt_coords, gt_bbox, gt_area, gt_convex, gt_circle, gt_vrange,
+                                   gt_off, pd_coords, pd_bbox, pd_area, pd_convex, pd_vrange,
+                                   pd_off, pair_off, int(cap), out_gt, out_pd, out_iou),
+               grid + pair_off)
+
+
+def indexed_iou(a_coords, a_bbox, a_area, a_convex, a_circle, a_vrange,
+                b_coords, b_bbox, b_area, b_convex, b_vrange, ia, ib, cap: int) -> np.ndarray:
+    """IoU of the pairs (a[ia[k]], b[ib[k]]) (see ``K.indexed_iou``; NaN: left to the caller)."""
+    out = np.empty(ia.shape[0], np.float64)
+    run_ranges(K.indexed_iou, (a_coords, a_bbox, a_area, a_convex, a_circle, a_vrange, b_coords,
+                               b_bbox, b_area, b_convex, b_vrange, ia, ib, int(cap), out),
+               np.arange(ia.shape[0] + 1, dtype=np.int64))
+    return out

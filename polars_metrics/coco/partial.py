@@ -30,6 +30,7 @@ from polars_metrics._arrays import offsets_from_lengths
 from polars_metrics._kernels import coco as K
 from polars_metrics._lazy import lazy
 from polars_metrics.coco import engine as E
+from polars_metrics.coco import threaded
 from polars_metrics.coco.arrays import CocoResult
 from polars_metrics.coco.inputs import CATEGORY_ID, stable_order
 from polars_metrics.coco.params import CocoParams
@@ -138,7 +139,7 @@ def _match(rows, lay, iou, iou_ptr, d_area, p: CocoParams, pd: pl.DataFrame, ord
     }
     for ch, t0 in enumerate(range(0, T, K.MAX_THR)):
         t1 = min(t0 + K.MAX_THR, T)
-        K.coco_match(*match_args, area_lo, area_hi, thrs[t0:t1].copy(), -1, code, no_rows,
+        threaded.coco_match(*match_args, area_lo, area_hi, thrs[t0:t1].copy(), -1, code, no_rows,
                      no_rows.astype(bool))
         keep_code[:, ch] = code[:, keep]
         for a in range(A):
@@ -304,7 +305,7 @@ def _accumulate_into(records: pl.DataFrame, cats: np.ndarray, npig_e: np.ndarray
         g_prec = np.full((t1 - t0, Rn, n_g, A, M), -1.0)
         g_rec = np.full((t1 - t0, n_g, A, M), -1.0)
         g_scores = np.full((t1 - t0, Rn, n_g, A, M), -1.0)
-        K.coco_accumulate(code, score_acc, rank_acc, cat_ptr, npig_g, max_dets, rec_thrs,
+        threaded.coco_accumulate(code, score_acc, rank_acc, cat_ptr, npig_g, max_dets, rec_thrs,
                           g_prec, g_rec, g_scores)
         precision[t0:t1, :, cats] = g_prec
         recall[t0:t1, cats] = g_rec

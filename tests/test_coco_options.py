@@ -248,3 +248,18 @@ def test_outcomes_under_coco_say_what_to_use():
     with pytest.raises(ValueError, match="not available under profile='coco'"):
         ev.outcomes()
     assert ev.examples("cat", "cat", confidence=0.5, iou=0.5).height == 1
+
+
+def test_predictions_without_any_ground_truth_row_give_false_positives():
+    """No ground-truth row at all (not even an image declaration): every prediction is outside
+    the evaluated images; the per-detection arrays and matches are empty-handed, not an
+    IndexError."""
+    import polars as pl
+
+    box = pl.Array(pl.Float64, 4)
+    pd = pl.DataFrame({"data_row": [1, 1], "feature": ["cat", "dog"],
+                       "bbox": [[0.0, 0, 5, 5], [1.0, 1, 4, 4]], "confidence": [0.9, 0.8]},
+                      schema_overrides={"bbox": box})
+    ev = pm.evaluate(pd.drop("confidence").clear(), pd, profile="coco")
+    assert not ev.coco.dt_tp.any()
+    assert ev.matches.height == 0

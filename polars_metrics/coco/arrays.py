@@ -141,7 +141,9 @@ class CocoResult:
         """(T, n_pd) bool: true positive as pycocotools counts it (matched, not ignored, the
         ground truth's id is not 0). ``~dt_tp & ~dt_ignore`` are the false positives."""
         m = self.dt_match
-        return (m >= 0) & ~self.dt_ignore & ~self.gt_id_zero[np.maximum(m, 0)]
+        # unmatched (-1) looks up a padding entry: there may be no ground truth at all
+        zero = np.append(self.gt_id_zero, False)
+        return (m >= 0) & ~self.dt_ignore & ~zero[np.where(m >= 0, m, zero.shape[0] - 1)]
 
     def arrays(self) -> dict[str, np.ndarray]:
         """``{"precision", "recall", "scores"}`` as in ``COCOeval.eval``."""

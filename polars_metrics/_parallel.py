@@ -18,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from polars_metrics._kernels._jit import default_threads
+
 SMALL = 4096  # work units (pairs, annotations) below which one thread is faster
 
 _pool: ThreadPoolExecutor | None = None
@@ -25,13 +27,7 @@ _pool_lock = threading.Lock()
 
 
 def num_threads() -> int:
-    env = os.environ.get("NUMBA_NUM_THREADS", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    return default_threads()
 
 
 def _executor(n: int) -> ThreadPoolExecutor:

@@ -116,6 +116,12 @@ def get_num_threads() -> int:
         return sys.modules["numba"].get_num_threads()
     if _threads_wanted is not None:
         return _threads_wanted
+    return default_threads()
+
+
+def default_threads() -> int:
+    """``NUMBA_NUM_THREADS`` when set (the knob numba users already know), else the CPUs this
+    process may run on."""
     env = os.environ.get("NUMBA_NUM_THREADS", "").strip()
     if env.isdigit() and int(env) > 0:
         return int(env)

@@ -289,19 +289,25 @@ def _group_iou(gt, pd, rows: _Rows, lay: _Layout, p: CocoParams) -> tuple[np.nda
     return iou, iou_ptr
 
 
+def match_arguments(rows: _Rows, lay: _Layout, iou, iou_ptr, d_area, p: CocoParams):
+    """The leading arguments of ``coco_match`` (up to the area bounds) and the area bounds."""
+    area_lo = np.array([r[0] for r in p.area_ranges], np.float64)
+    area_hi = np.array([r[1] for r in p.area_ranges], np.float64)
+    match_args = (
+        iou, iou_ptr, lay.dt_ptr, lay.d_grp, lay.gt_ptr, lay.g_grp, int(p.max_dets[-1]),
+        rows.g_area, rows.g_ignore, rows.g_crowd, rows.g_idzero,
+        rows.gt_rows.astype(np.int64), d_area, lay.dt_pos, rows.pd_rows.astype(np.int64),
+    )  # fmt: skip
+    return match_args, area_lo, area_hi
+
+
 def _match_and_accumulate(rows: _Rows, lay: _Layout, iou, iou_ptr, d_area, p: CocoParams,
                           n_pd_frame: int) -> CocoResult:
     """``evaluateImg`` then ``accumulate``, 16 IoU thresholds at a time (the packed code's width)."""
     T, Rn, A, M = p.iou_thresholds.size, p.rec_thresholds.size, len(p.area_ranges), len(p.max_dets)
-    area_lo = np.array([r[0] for r in p.area_ranges], np.float64)
-    area_hi = np.array([r[1] for r in p.area_ranges], np.float64)
+    match_args, area_lo, area_hi = match_arguments(rows, lay, iou, iou_ptr, d_area, p)
     thrs = p.match_thresholds
-    n_d, max_det = rows.pd_rows.size, int(p.max_dets[-1])
-    match_args = (
-        iou, iou_ptr, lay.dt_ptr, lay.d_grp, lay.gt_ptr, lay.g_grp, max_det,
-        rows.g_area, rows.g_ignore, rows.g_crowd, rows.g_idzero,
-        rows.gt_rows.astype(np.int64), d_area, lay.dt_pos, rows.pd_rows.astype(np.int64),
-    )  # fmt: skip
+    n_d = rows.pd_rows.size
     npig = np.zeros((lay.n_k, A), np.int64)
     for a in range(A):
         ok = ~(rows.g_ignore | (rows.g_area < area_lo[a]) | (rows.g_area > area_hi[a]))

@@ -103,15 +103,9 @@ def _match(rows, lay, iou, iou_ptr, d_area, p: CocoParams, pd: pl.DataFrame, ord
            image_dtype) -> tuple[CocoResult, BatchRecords]:
     """The matcher of ``engine._match_and_accumulate`` at every area range and IoU chunk."""
     T, A = p.iou_thresholds.size, len(p.area_ranges)
-    area_lo = np.array([r[0] for r in p.area_ranges], np.float64)
-    area_hi = np.array([r[1] for r in p.area_ranges], np.float64)
+    match_args, area_lo, area_hi = E.match_arguments(rows, lay, iou, iou_ptr, d_area, p)
     thrs = p.match_thresholds
     n_d, max_det = rows.pd_rows.size, int(p.max_dets[-1])
-    match_args = (
-        iou, iou_ptr, lay.dt_ptr, lay.d_grp, lay.gt_ptr, lay.g_grp, max_det,
-        rows.g_area, rows.g_ignore, rows.g_crowd, rows.g_idzero,
-        rows.gt_rows.astype(np.int64), d_area, lay.dt_pos, rows.pd_rows.astype(np.int64),
-    )  # fmt: skip
     n_cat = len(rows.names)
     npig = np.zeros((n_cat, A), np.int64)  # per real category (pooled: summed at the end)
     for a in range(A):
@@ -139,8 +133,8 @@ def _match(rows, lay, iou, iou_ptr, d_area, p: CocoParams, pd: pl.DataFrame, ord
     }
     for ch, t0 in enumerate(range(0, T, K.MAX_THR)):
         t1 = min(t0 + K.MAX_THR, T)
-        threaded.coco_match(*match_args, area_lo, area_hi, thrs[t0:t1].copy(), -1, code, no_rows,
-                     no_rows.astype(bool))
+        threaded.coco_match(*match_args, area_lo, area_hi, thrs[t0:t1].copy(), -1, code,
+                            no_rows, no_rows.astype(bool))
         keep_code[:, ch] = code[:, keep]
         for a in range(A):
             cols[code_column(ch, a)] = code[kept_pos, a]  # code rows: accumulate order

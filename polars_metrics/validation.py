@@ -26,21 +26,42 @@ MAX_EXAMPLES = 5
 @dataclass(frozen=True)
 class Check:
     """``bad`` is True on failing rows: an expression, or a function of the frame returning a
-    boolean numpy array (faster for fixed-width numeric columns)."""
+    boolean numpy array (faster for fixed-width numeric columns). ``scope``, when given, limits
+    the check to the rows where it is True."""
 
     column: str
     bad: pl.Expr | Callable[[pl.DataFrame], np.ndarray]
     reason: str
     fix: str
+    scope: np.ndarray | None = None
 
     def mask(self, frame: pl.DataFrame) -> np.ndarray:
         if isinstance(self.bad, pl.Expr):
-            return frame.select(self.bad.fill_null(False)).to_series().to_numpy()
-        return np.asarray(self.bad(frame), dtype=bool)
+            return self._scoped(frame.select(self.bad.fill_null(False)).to_series().to_numpy())
+        return self._scoped(np.asarray(self.bad(frame), dtype=bool))
+
+    def _scoped(self, bad: np.ndarray) -> np.ndarray:
+        return bad if self.scope is None else bad & self.scope
 
     def within(self, scope: np.ndarray) -> Check:
         """The same check restricted to the rows where ``scope`` is True."""
-        return Check(self.column, lambda f: self.mask(f) & scope, self.reason, self.fix)
+        return Check(self.column, self.bad, self.reason, self.fix,
+                     scope if self.scope is None else self.scope & scope)
+
+
+def masks(frame: pl.DataFrame, checks: Sequence[Check]) -> list[np.ndarray]:
+    """Each check's bad-row mask; the expression checks run in one ``select`` (Polars evaluates
+    them in parallel), the function checks one by one."""
+    exprs = {i: c.bad for i, c in enumerate(checks) if isinstance(c.bad, pl.Expr)}
+    out: dict[int, np.ndarray] = {}
+    if exprs:
+        got = frame.select([e.fill_null(False).alias(f"_c{i}") for i, e in exprs.items()])
+        for i in exprs:
+            bad = got[f"_c{i}"].to_numpy()
+            if bad.size != frame.height:  # only literals: one value for every row
+                bad = np.full(frame.height, bool(bad[0]) if bad.size else False)
+            out[i] = checks[i]._scoped(bad)
+    return [out[i] if i in out else c.mask(frame) for i, c in enumerate(checks)]
 
 
 def key_string(keys: Sequence[str]) -> pl.Expr:
@@ -59,12 +80,12 @@ def run_checks(frame: pl.DataFrame, table: str, keys: Sequence[str], checks: Seq
     """
     if not checks or frame.height == 0:
         return frame, empty_rejects()
-    masks = [c.mask(frame) for c in checks]
-    any_bad = np.logical_or.reduce(masks)
+    bad_rows = masks(frame, checks)
+    any_bad = np.logical_or.reduce(bad_rows)
     if not any_bad.any():
         return frame, empty_rejects()
     rejects = []
-    for check, mask in zip(checks, masks, strict=True):
+    for check, mask in zip(checks, bad_rows, strict=True):
         if not mask.any():
             continue
         bad = frame.filter(pl.Series(mask))

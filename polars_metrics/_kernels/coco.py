@@ -113,11 +113,18 @@ def coco_match(
     code: np.ndarray,
     match_gt: np.ndarray,
     match_ignore: np.ndarray,
+    groups: np.ndarray,
     lo: int,
     hi: int,
 ) -> None:
-    """``evaluateImg`` for groups ``lo <= g < hi``, every area range and every IoU threshold
-    (groups are independent: callers run ranges of them on threads).
+    """``evaluateImg`` for the groups ``groups[lo:hi]``, every area range and every IoU
+    threshold (groups are independent: callers run ranges of them on threads).
+
+    Only the detections that reach some ground truth at the lowest threshold are written:
+    the others can only end unmatched, which the caller settles for every detection at once
+    (``coco.threaded.coco_match``), and ``groups`` lists only the groups holding such a
+    detection — most groups of a real evaluation hold none, and visiting them (scattered
+    reads and writes per detection) cost more than all the matching.
 
     For each detection in score order, the best still-free ground truth with
     ``iou >= iou_thrs[t]`` is taken (the caller passes pycocotools' ``min(t, 1 - 1e-10)``, or
@@ -139,7 +146,8 @@ def coco_match(
     # scratch is allocated once per range of groups, not once per group
     max_nd = 0
     max_ng = 0
-    for g in range(lo, hi):
+    for i in range(lo, hi):
+        g = groups[i]
         max_nd = max(max_nd, min(grp_dt_ptr[g + 1] - grp_dt_ptr[g], max_det))
         max_ng = max(max_ng, grp_gt_ptr[g + 1] - grp_gt_ptr[g])
     reach = np.empty(max_nd, np.bool_)
@@ -147,13 +155,25 @@ def coco_match(
     gord = np.empty(max_ng, np.int64)  # input position of each ignore-last slot
     gig = np.empty(max_ng, np.bool_)  # ignore flag per ignore-last slot
     taken = np.empty(max_ng, np.bool_)
-    for g in range(lo, hi):
+    for i in range(lo, hi):
         _match_group(
-            g, iou, iou_ptr, grp_dt_ptr, grp_dt_idx, grp_gt_ptr, grp_gt_idx, max_det,
+            groups[i], iou, iou_ptr, grp_dt_ptr, grp_dt_idx, grp_gt_ptr, grp_gt_idx, max_det,
             gt_area, gt_ignore, gt_crowd, gt_id_zero, gt_row, dt_area, dt_pos, dt_row,
             area_lo, area_hi, iou_thrs, thr_min, keep_area, code, match_gt, match_ignore,
             reach, cbits, gord, gig, taken,
         )  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def settle_unmatched(dt_area: np.ndarray, dt_pos: np.ndarray, area_lo: np.ndarray,
+                     area_hi: np.ndarray, all_ignored: np.uint32, code: np.ndarray) -> None:
+    """Every detection's code as if it matched nothing: 0 at area ranges holding its area, else
+    ``all_ignored`` (``code[dt_pos[d], a]``); ``coco_match`` then rewrites those that match."""
+    for d in range(dt_area.size):
+        x = dt_area[d]
+        pos = dt_pos[d]
+        for a in range(area_lo.size):
+            code[pos, a] = all_ignored if (x < area_lo[a] or x > area_hi[a]) else np.uint32(0)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -164,7 +184,6 @@ def _match_group(
 ):  # fmt: skip
     n_area = area_lo.size
     n_thr = iou_thrs.size
-    all_ignored = np.uint32(((1 << n_thr) - 1) << IGN_SHIFT)
     d0 = grp_dt_ptr[g]
     nd = min(grp_dt_ptr[g + 1] - d0, max_det)
     if nd == 0:
@@ -172,8 +191,8 @@ def _match_group(
     g0 = grp_gt_ptr[g]
     ng = grp_gt_ptr[g + 1] - g0
     base = iou_ptr[g]
-    # detections that reach no ground truth at the lowest threshold never match: settle them
-    # for every area and threshold at once
+    # detections that reach no ground truth at the lowest threshold never match (the caller
+    # has settled them)
     n_reach = 0
     for dd in range(nd):
         reach[dd] = False
@@ -182,18 +201,6 @@ def _match_group(
                 reach[dd] = True
                 n_reach += 1
                 break
-        if reach[dd]:
-            continue
-        d = grp_dt_idx[d0 + dd]
-        pos = dt_pos[d]
-        for a in range(n_area):
-            oor = dt_area[d] < area_lo[a] or dt_area[d] > area_hi[a]
-            code[pos, a] = all_ignored if oor else np.uint32(0)
-            if a == keep_area:
-                r = dt_row[d]
-                for t in range(n_thr):
-                    match_gt[r, t] = -1
-                    match_ignore[r, t] = oor
     if n_reach == 0:
         return
     for a in range(n_area):

@@ -10,7 +10,9 @@ import polars as pl
 from polars_metrics._kernels import coco as K
 from polars_metrics.coco import threaded
 from polars_metrics.coco.params import CocoParams
-from polars_metrics.coco.summary import format_summary
+from polars_metrics.coco.summary import format_summary, per_category
+
+ALL_IGNORED = ((1 << K.MAX_THR) - 1) << K.IGN_SHIFT  # a code word: ignored at every threshold
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,7 +95,6 @@ class CocoResult:
     scores: np.ndarray
     stats: np.ndarray
     summary: pl.DataFrame
-    per_category: pl.DataFrame
     category_ids: np.ndarray
     features: tuple[str, ...]
     image_ids: np.ndarray
@@ -103,10 +104,29 @@ class CocoResult:
     match_area: str = "all"
     n_pd_outside: int = 0
     _match_inputs: tuple = field(default=(), repr=False)
-    # (n_pd, n_chunks) int64: the matcher's code word per prediction row at ``match_area`` and
-    # chunk of 16 IoU thresholds (bit t: true positive, bit 16 + t: ignored; rows not evaluated
-    # are ignored everywhere) — what the cube's counts are built from (coco.cube)
-    _row_code: np.ndarray | None = field(default=None, repr=False)
+    # what the lazily built frames are made of: (names, category ids, non-ignored ground
+    # truths per category) for ``per_category``; (evaluated rows, their rank, their position
+    # in the code, the largest maxDet, the code at match_area, n_pd) for ``_row_code``
+    _per_category_of: tuple = field(default=(), repr=False)
+    _row_code_of: tuple = field(default=(), repr=False)
+
+    @cached_property
+    def per_category(self) -> pl.DataFrame:
+        """The 12 stats per category (see the class docstring), built on first access."""
+        names, cat_ids, n_gt = self._per_category_of
+        return per_category(self.precision, self.recall, self.params, names, cat_ids, n_gt)
+
+    @cached_property
+    def _row_code(self) -> np.ndarray:
+        """(n_pd, n_chunks) int64: the matcher's code word per prediction row at
+        ``match_area`` and chunk of 16 IoU thresholds (bit t: true positive, bit 16 + t:
+        ignored; rows not evaluated are ignored everywhere) — what the cube's counts are built
+        from (coco.cube); built on first access."""
+        pd_rows, rank, dt_pos, max_det, keep_code, n_pd = self._row_code_of
+        row_code = np.full((n_pd, keep_code.shape[1]), ALL_IGNORED, np.int64)
+        evaluated = rank < max_det
+        row_code[pd_rows[evaluated]] = keep_code[dt_pos[evaluated]]
+        return row_code
 
     @cached_property
     def _matches(self) -> tuple[np.ndarray, np.ndarray]:

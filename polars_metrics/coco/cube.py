@@ -29,7 +29,7 @@ from polars_metrics import metrics
 from polars_metrics import schema as s
 from polars_metrics._kernels.aot import kernel
 from polars_metrics.coco.arrays import CocoResult
-from polars_metrics.coco.inputs import CATEGORY_ID
+from polars_metrics.coco.inputs import CATEGORY_ID, positions
 from polars_metrics.cube import label_tables, tables_from_matched
 from polars_metrics.prepare import SLICE
 
@@ -90,6 +90,9 @@ def category_index(frame: pl.DataFrame, res: CocoResult) -> np.ndarray:
         return (np.where(frame[s.FEATURE].is_null().to_numpy(), -1, 0) if s.FEATURE in frame.columns
                 else np.zeros(frame.height, np.int64))
     if s.FEATURE in frame.columns:
+        dtype = frame.schema[s.FEATURE]
+        if isinstance(dtype, pl.Enum) and tuple(dtype.categories) == res.features:
+            return frame[s.FEATURE].to_physical().cast(pl.Int64).fill_null(-1).to_numpy()
         lut = {name: i for i, name in enumerate(res.features)}
         return (frame[s.FEATURE].cast(pl.String)
                 .replace_strict(lut, default=-1, return_dtype=pl.Int64).fill_null(-1).to_numpy())
@@ -115,8 +118,8 @@ def cube_tables(gt: pl.DataFrame, pd: pl.DataFrame, res: CocoResult, *, conf_thr
     n_img = res.image_ids.shape[0]
     g_cat, d_cat = category_index(gt, res), category_index(pd, res)
     img_slice = images[SLICE].to_numpy().astype(np.int64)
-    g_img = np.searchsorted(res.image_ids, gt[s.DATA_ROW].to_numpy())
-    d_img = np.minimum(np.searchsorted(res.image_ids, pd[s.DATA_ROW].to_numpy()), max(n_img - 1, 0))
+    g_img = positions(res.image_ids, gt[s.DATA_ROW].to_numpy())
+    d_img = np.minimum(positions(res.image_ids, pd[s.DATA_ROW].to_numpy()), max(n_img - 1, 0))
     d_slice = img_slice[d_img] if n_img else np.zeros(pd.height, np.int64)
     g_key = img_slice[g_img] * F + g_cat if n_img else g_cat
     d_key = d_slice * F + d_cat

@@ -27,16 +27,15 @@ from polars_metrics._kernels import rle as R
 from polars_metrics._lazy import lazy
 from polars_metrics.coco import threaded
 from polars_metrics.coco.arrays import CocoResult
-from polars_metrics.coco.inputs import category_axis, f64, stable_order, xywh
+from polars_metrics.coco.inputs import category_axis, f64, positions, stable_order, xywh
 from polars_metrics.coco.params import DEFAULT_MAX_DETS, CocoParams, normalize_params
 from polars_metrics.coco.segmentation import mask_csr, segm_iou
-from polars_metrics.coco.summary import per_category, summarize, summary_frame
+from polars_metrics.coco.summary import summarize, summary_frame
 from polars_metrics.errors import InvalidAnnotationError, PolarsMetricsWarning, SchemaError
 
 numba = lazy("polars_metrics._kernels._jit")  # get/set_num_threads without importing numba
 
 _SMALL = 50_000  # below this many rows one thread runs (waking the pool costs more)
-_ALL_IGNORED = ((1 << K.MAX_THR) - 1) << K.IGN_SHIFT  # a code word: ignored at every threshold
 
 
 def evaluate_coco(
@@ -156,10 +155,8 @@ def _annotations(gt: pl.DataFrame, pd: pl.DataFrame, p: CocoParams, use_ignore_f
 
     gt_rows = np.flatnonzero(gk_all >= 0)  # placeholder rows (null feature) only declare images
     pd_img_all = pd[s.DATA_ROW].to_numpy()
-    pd_img_pos = np.searchsorted(image_ids, pd_img_all) if n_img else np.zeros(pd.height, np.int64)
+    pd_img_pos = positions(image_ids, pd_img_all)
     pd_ok = (pd_img_pos < n_img) & (pk_all >= 0)
-    if n_img:
-        pd_ok &= image_ids[np.minimum(pd_img_pos, n_img - 1)] == pd_img_all
     pd_rows = np.flatnonzero(pd_ok)
     n_outside = int(pd.height - pd_rows.size)
     if n_outside:
@@ -184,7 +181,7 @@ def _annotations(gt: pl.DataFrame, pd: pl.DataFrame, p: CocoParams, use_ignore_f
                 if s.ID in gt.columns else np.zeros(gt_rows.size, bool))
     return _Rows(
         image_ids=image_ids, names=names, cat_ids=cat_ids, gt_rows=gt_rows, pd_rows=pd_rows,
-        g_img=np.searchsorted(image_ids, gt_img_all[gt_rows]).astype(np.int64),
+        g_img=positions(image_ids, gt_img_all[gt_rows]),
         d_img=pd_img_pos[pd_rows].astype(np.int64), g_cat=gk_all[gt_rows].astype(np.int64),
         d_cat=pk_all[pd_rows].astype(np.int64), score=score,
         g_area=np.ascontiguousarray(_gt_area(gt, gt_rows, p)), g_crowd=g_crowd, g_ignore=g_ignore,
@@ -345,10 +342,6 @@ def _result(rows: _Rows, lay: _Layout, p: CocoParams, precision, recall, scores,
     max_det = int(p.max_dets[-1])
     dt_rank = np.full(match_inputs[-1], -1, np.int64)
     dt_rank[rows.pd_rows] = np.where(lay.rank < max_det, lay.rank, -1)
-    # per frame row; rows not evaluated (beyond maxDet, other images / categories): all ignored
-    row_code = np.full((match_inputs[-1], keep_code.shape[1]), _ALL_IGNORED, np.int64)
-    evaluated = lay.rank < max_det
-    row_code[rows.pd_rows[evaluated]] = keep_code[lay.dt_pos[evaluated]]
     gt_id_zero = np.zeros(rows.n_gt_frame, np.bool_)
     gt_id_zero[rows.gt_rows] = rows.g_idzero
     gt_ig = np.ones(rows.n_gt_frame, np.bool_)
@@ -357,9 +350,9 @@ def _result(rows: _Rows, lay: _Layout, p: CocoParams, precision, recall, scores,
     stats, md_used = summarize(precision, recall, p)
     return CocoResult(
         params=p, precision=precision, recall=recall, scores=scores, stats=stats,
-        summary=summary_frame(stats, md_used),
-        per_category=per_category(precision, recall, p, names, cat_ids, n_gt),
+        summary=summary_frame(stats, md_used), _per_category_of=(names, cat_ids, n_gt),
         category_ids=cat_ids, features=tuple(names), image_ids=rows.image_ids,
         gt_id_zero=gt_id_zero, dt_rank=dt_rank, gt_ignore=gt_ig, match_area=p.area_labels[keep],
-        n_pd_outside=rows.n_outside, _match_inputs=match_inputs, _row_code=row_code,
+        n_pd_outside=rows.n_outside, _match_inputs=match_inputs,
+        _row_code_of=(rows.pd_rows, lay.rank, lay.dt_pos, max_det, keep_code, match_inputs[-1]),
     )

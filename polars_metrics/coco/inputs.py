@@ -122,3 +122,26 @@ def stable_order(keys: np.ndarray, n_keys: int, order: np.ndarray) -> np.ndarray
     if n_keys <= 4 * order.size + 1_000_000:
         return K.stable_counting_order(keys, n_keys, order)
     return order[np.argsort(keys[order], kind="stable")]
+
+
+def positions(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Index of each value in ``sorted_ids`` (unique), ``sorted_ids.size`` where absent. Integer
+    ids spanning a range not much wider than their number (COCO image ids) go through a lookup
+    table — a gather, several times faster than a binary search per value.
+
+    >>> positions(np.array([3, 5, 9]), np.array([9, 4, 3, 12, 0])).tolist()
+    [2, 3, 0, 3, 3]
+    """
+    n = sorted_ids.size
+    if n and values.size and sorted_ids.dtype.kind in "iu" and values.dtype.kind in "iu":
+        lo, hi = int(sorted_ids[0]), int(sorted_ids[-1])
+        if hi - lo <= 8 * n + 1024:
+            lut = np.full(hi - lo + 1, n, np.int64)
+            lut[sorted_ids - lo] = np.arange(n)
+            v = values.astype(np.int64, copy=False) - lo
+            inside = (v >= 0) & (v <= hi - lo)
+            return np.where(inside, lut[np.where(inside, v, 0)], n)
+    pos = np.searchsorted(sorted_ids, values) if n else np.zeros(values.size, np.int64)
+    if n:
+        pos[sorted_ids[np.minimum(pos, n - 1)] != values] = n
+    return pos

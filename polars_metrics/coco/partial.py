@@ -34,7 +34,7 @@ from polars_metrics.coco import threaded
 from polars_metrics.coco.arrays import CocoResult
 from polars_metrics.coco.inputs import CATEGORY_ID, stable_order
 from polars_metrics.coco.params import CocoParams
-from polars_metrics.coco.summary import per_category, summarize, summary_frame
+from polars_metrics.coco.summary import summarize, summary_frame
 
 numba = lazy("polars_metrics._kernels._jit")
 
@@ -258,7 +258,7 @@ def accumulate_groups(groups, npig: np.ndarray, image_ids: np.ndarray, p: CocoPa
     return StreamedCocoResult(
         params=p, precision=precision, recall=recall, scores=scores, stats=stats,
         summary=summary_frame(stats, md_used),
-        per_category=per_category(precision, recall, p, names, cat_ids, npig_e[:, keep]),
+        _per_category_of=(names, cat_ids, npig_e[:, keep]),
         category_ids=cat_ids, features=tuple(names), image_ids=image_ids,
         dt_rank=np.empty(0, np.int64), gt_ignore=empty, gt_id_zero=empty,
         match_area=p.area_labels[keep], n_pd_outside=n_outside)

@@ -114,7 +114,9 @@ def _per_category_stat(precision, recall, p: CocoParams, ap, iou, area, md, n_k)
     sel = precision if ap else recall
     if iou is not None:
         sel = sel[np.where(iou == p.iou_thresholds)[0]]
-    sel = sel[..., aind, :][..., mind]
+    # one matching label / maxDet (the usual case): a slice, a view instead of a copy
+    sel = sel[..., aind[0]:aind[0] + 1, :] if len(aind) == 1 else sel[..., aind, :]
+    sel = sel[..., mind[0]:mind[0] + 1] if len(mind) == 1 else sel[..., mind]
     v = np.moveaxis(sel, 2 if ap else 1, 0).reshape(n_k, -1)
     ok = v > -1
     cnt = ok.sum(axis=1)

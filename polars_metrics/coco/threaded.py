@@ -43,10 +43,37 @@ def rle_iou_groups(dc, do, dh, dw, d_bb, d_ar, gc, go, gh, gw, g_bb, g_crowd, gr
     return out
 
 
-def coco_match(iou, iou_ptr, grp_dt_ptr, *rest) -> None:
-    """``K.coco_match`` over every group, with the kernel's arguments minus ``(lo, hi)``; a
-    group's work is its IoU block and its detections."""
-    run_ranges(K.coco_match, (iou, iou_ptr, grp_dt_ptr, *rest), iou_ptr + grp_dt_ptr)
+def coco_match(iou, iou_ptr, grp_dt_ptr, grp_dt_idx, grp_gt_ptr, grp_gt_idx, max_det, gt_area,
+               gt_ignore, gt_crowd, gt_id_zero, gt_row, dt_area, dt_pos, dt_row, area_lo, area_hi,
+               iou_thrs, keep_area, code, match_gt, match_ignore) -> None:
+    """``K.coco_match`` over every group, with the kernel's arguments minus ``(groups, lo, hi)``.
+
+    A detection whose IoU with every ground truth of its group is below the lowest threshold
+    stays unmatched at every threshold: its code is 0, or "ignored everywhere" when its area
+    is outside the range. That is settled first for every detection (``K.settle_unmatched``);
+    the kernel then visits only the groups where some detection reaches a ground truth (a
+    group's work: its IoU block and its detections)."""
+    n_thr = iou_thrs.size
+    all_ignored = np.uint32(((1 << n_thr) - 1) << K.IGN_SHIFT)
+    K.settle_unmatched(dt_area, dt_pos, area_lo, area_hi, all_ignored, code)
+    if 0 <= keep_area and match_gt.shape[0]:
+        # the rows of evaluated detections (the first max_det of each group) start unmatched
+        n_grp = grp_dt_ptr.size - 1
+        within = np.arange(grp_dt_idx.size) - np.repeat(grp_dt_ptr[:-1], np.diff(grp_dt_ptr))
+        d = grp_dt_idx[within < max_det] if n_grp else grp_dt_idx[:0]
+        rows = dt_row[d]
+        match_gt[rows] = -1
+        match_ignore[rows] = ((dt_area[d] < area_lo[keep_area])
+                              | (dt_area[d] > area_hi[keep_area]))[:, None]
+    thr_min = float(iou_thrs.min()) if n_thr else np.inf
+    reached = np.concatenate([[0], np.cumsum(iou >= thr_min)])
+    groups = np.flatnonzero(reached[iou_ptr[1:]] > reached[iou_ptr[:-1]])
+    work = np.diff(iou_ptr)[groups] + np.diff(grp_dt_ptr)[groups]
+    run_ranges(K.coco_match, (iou, iou_ptr, grp_dt_ptr, grp_dt_idx, grp_gt_ptr, grp_gt_idx, max_det,
+                              gt_area, gt_ignore, gt_crowd, gt_id_zero, gt_row, dt_area, dt_pos,
+                              dt_row, area_lo, area_hi, iou_thrs, keep_area, code, match_gt,
+                              match_ignore, groups),
+               np.concatenate([[0], np.cumsum(work)]).astype(np.int64))
 
 
 def coco_accumulate(code, score_acc, rank_acc, cat_ptr, npig, max_dets, rec_thrs, precision,

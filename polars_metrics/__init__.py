@@ -14,8 +14,8 @@ import os as _os
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from polars_metrics import namespace as _namespace  # noqa: F401  (registers `.pm`)
-from polars_metrics import state, synthetic
-from polars_metrics.compare import Comparison, compare  # run comparison (issue 14)
+from polars_metrics import state
+from polars_metrics.compare import Comparison, compare  # eager: a subpackage of that name
 from polars_metrics.errors import (
     FormatError,
     InvalidAnnotationError,
@@ -40,7 +40,6 @@ from polars_metrics.profiles import PROFILES, CocoOptions, Profile, SdkOptions, 
 from polars_metrics.result import FINE_CONFIDENCE_THRESHOLDS, Evaluation, finalize
 from polars_metrics.result import evaluation as _evaluation
 from polars_metrics.result.coco import CocoEvaluation
-from polars_metrics.result.queues import uncertain_across  # issue 14: runs that disagree
 from polars_metrics.schema import (
     BBOX_DTYPE,
     LINE_DTYPE,
@@ -77,6 +76,9 @@ _LAZY = {
     "read_labelbox_ndjson": ("polars_metrics.io.labelbox", "read_labelbox_ndjson"),
     # the views (Altair charts, the HTML report): registered on Evaluation when first used
     "plot": ("polars_metrics.views", "plot"),
+    # runs that disagree, generated data: not needed to evaluate
+    "uncertain_across": ("polars_metrics.result.queues", "uncertain_across"),
+    "synthetic": ("polars_metrics.synthetic", None),
     "report": ("polars_metrics.views", "report"),
 }
 

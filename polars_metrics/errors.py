@@ -1,7 +1,6 @@
 """One exception hierarchy. Specific errors also subclass the builtin a caller would catch."""
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
@@ -35,5 +34,7 @@ class PolarsMetricsWarning(UserWarning):
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ' Did you mean "x"?' for the closest choice, or '' when nothing is close."""
+    import difflib  # only when a message needs a suggestion
+
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
     return f' Did you mean "{close[0]}"?' if close else ""

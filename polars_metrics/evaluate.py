@@ -13,15 +13,13 @@ from typing import Any
 
 from polars_metrics import schema as s
 from polars_metrics._memory import release_free_heap
-from polars_metrics.analysis.tide import coco_detail
 from polars_metrics.errors import ProfileError
 from polars_metrics.pipeline import partial
 from polars_metrics.prepare import to_frame, use_confidence_column
 from polars_metrics.profiles import Profile, engine_of, get_profile
 from polars_metrics.result import Evaluation
 from polars_metrics.result.coco import CocoEvaluation
-from polars_metrics.stream import evaluate_stream, is_streamable
-from polars_metrics.stream.sources import scan
+from polars_metrics.stream.sources import is_streamable, scan
 
 
 def evaluate(ground_truth, predictions, *, profile: str | Profile = "labelbox",
@@ -117,6 +115,8 @@ def evaluate(ground_truth, predictions, *, profile: str | Profile = "labelbox",
                   on_invalid=on_invalid)
         ev = CocoEvaluation.from_run(out)
         if errors:  # error decomposition: the cross-category pairs the COCO engine never makes
+            from polars_metrics.analysis.tide import coco_detail
+
             ev = dataclasses.replace(ev, detail=coco_detail(
                 to_frame(ground_truth, s.GROUND_TRUTH), to_frame(predictions, s.PREDICTIONS),
                 key=data_row if isinstance(data_row, str) else data_row[0],
@@ -132,6 +132,8 @@ def evaluate(ground_truth, predictions, *, profile: str | Profile = "labelbox",
 
 def _stream(gt, pd, prof: Profile, data_row, data_rows, engine: str, progress: bool,
             kwargs: dict, knobs: dict) -> Evaluation:
+    from polars_metrics.stream.run import evaluate_stream
+
     runner = None
     if engine == "ray":
         from polars_metrics.distributed.ray import ray_runner  # Ray loads only when asked for

@@ -41,6 +41,7 @@ import numpy as np
 import polars as pl
 
 from polars_metrics import schema as s
+from polars_metrics.analysis import BACKGROUND_IOU  # noqa: F401  (its home before; re-exported)
 from polars_metrics.errors import PolarsMetricsError
 from polars_metrics.matching import ALMOST_ONE
 from polars_metrics.state import Detail
@@ -52,7 +53,6 @@ ERROR_DTYPE = pl.Enum(ERROR_TYPES)
 CLS, LOC, BTH, DUP, BKG, MIS = range(6)
 PREDICTION, GROUND_TRUTH = "prediction", "ground_truth"
 SIDE_DTYPE = pl.Enum([PREDICTION, GROUND_TRUTH])
-BACKGROUND_IOU = 0.1  # TIDE's default background threshold
 _TYPES = pl.Series(s.ERROR_TYPE, ERROR_TYPES, dtype=ERROR_DTYPE)
 _SIDES = pl.Series(s.SIDE, [PREDICTION, GROUND_TRUTH], dtype=SIDE_DTYPE)
 

@@ -15,10 +15,12 @@ import polars as pl
 
 from polars_metrics import metrics
 from polars_metrics import schema as s
-from polars_metrics.analysis import errors as _errors
-from polars_metrics.analysis import tide as _tide
+from polars_metrics._lazy import lazy
+from polars_metrics.analysis import BACKGROUND_IOU
 from polars_metrics.errors import did_you_mean
 from polars_metrics.result.evaluation import Evaluation
+
+_tide = lazy("polars_metrics.analysis.tide")  # TIDE: on first use
 
 if TYPE_CHECKING:  # the engine needs numba: imported by evaluate() only when it runs
     from polars_metrics.coco import CocoResult, CocoRun
@@ -175,7 +177,7 @@ class CocoEvaluation(Evaluation):
 
     # --- error decomposition (issue 14, item 1: polars_metrics.analysis.tide) ---------------
     def errors(self, confidence: float = 0.5, iou: float = 0.5, *,
-               background_iou: float = _errors.BACKGROUND_IOU,
+               background_iou: float = BACKGROUND_IOU,
                per: str = "feature") -> pl.DataFrame:
         """TIDE's error types at one cell under COCO matching, and (``per="feature"``) each
         type's ΔAP: the AP at IoU threshold ``iou`` (every counted detection) gained by fixing

@@ -17,15 +17,18 @@ import polars as pl
 
 from polars_metrics import metrics
 from polars_metrics import schema as s
-from polars_metrics.analysis import errors as _errors
+from polars_metrics._lazy import lazy
+from polars_metrics.analysis import BACKGROUND_IOU
 from polars_metrics.errors import PolarsMetricsError, ThresholdError, did_you_mean
 from polars_metrics.io.parquet import write_frames
 from polars_metrics.kinds.polygon import REPAIRS_SCHEMA
 from polars_metrics.matching import matched_at
 from polars_metrics.profiles import Profile
 from polars_metrics.result import outcomes as _outcomes
-from polars_metrics.result import queues as _queues
 from polars_metrics.state import Detail, PartialResult
+
+_queues = lazy("polars_metrics.result.queues")  # calibration, suspects: on first use
+_errors = lazy("polars_metrics.analysis.errors")
 
 NONE_LABEL = "None"  # the None class in the dense confusion matrix's labels
 FINE_CONFIDENCE_THRESHOLDS = tuple(np.round(np.linspace(0, 1, 101), 2))
@@ -296,7 +299,7 @@ class Evaluation:
 
     # --- error decomposition (issue 14, item 1: polars_metrics.analysis.errors) ---------------
     def errors(self, confidence: float = 0.5, iou: float = 0.5, *,
-               background_iou: float = _errors.BACKGROUND_IOU,
+               background_iou: float = BACKGROUND_IOU,
                per: str = "feature") -> pl.DataFrame:
         """Why each false positive and false negative of one cell is one (TIDE's error types:
         classification, localization, both, duplicate, background, missed); the rules are in

@@ -231,6 +231,9 @@ def test_random_bbox(seed):
         {"max_dets": (3, 200, 7)},
         {"max_dets": (50,)},
         {"rec_thresholds": np.linspace(0, 1, 11)},
+        # unordered, with a repeat and a non-positive value: the accumulate kernel walks
+        # ascending thresholds with a pointer and searches otherwise
+        {"rec_thresholds": [0.5, 0.1, 0.9, 0.3, 0.3, -0.2, 1.0, 0.05]},
         {"area_ranges": {"all": (0, 1e10), "small": (0, 400), "medium": (400, 2500)}},
         {"area_ranges": {"tiny": (0, 100), "all": (0, 1e10)}},
         {"use_cats": False},

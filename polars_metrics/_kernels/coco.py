@@ -306,6 +306,10 @@ def coco_accumulate(
     n_rec = rec_thrs.size
     eps = np.spacing(1.0)
     full = np.uint32((1 << n_thr) - 1)
+    ascending = True
+    for r in range(1, n_rec):
+        if rec_thrs[r] < rec_thrs[r - 1]:
+            ascending = False
     for task in range(lo, hi):
         k = task // n_area
         a = task % n_area
@@ -371,31 +375,38 @@ def coco_accumulate(
                 for j in range(nt - 1, 0, -1):
                     if smax[j] > smax[j - 1]:
                         smax[j - 1] = smax[j]
-                for r in range(n_rec):
-                    precision[t, r, k, a, m] = 0.0
-                    scores[t, r, k, a, m] = 0.0
-                if nd[m] == 0:
-                    continue
-                for r in range(n_rec):
+                # the first TP whose recall reaches each threshold: a pointer that only moves
+                # forward when the thresholds ascend (the usual case), else a binary search
+                r_end = 0 if nd[m] == 0 else n_rec
+                j = 0
+                for r in range(r_end):
                     v = rec_thrs[r]
                     if 0.0 >= v:  # rc[0] >= v: the first detection
                         pi = first[m]
                         q = smax[0] if nt > 0 else 0.0
                     else:
-                        b_lo = 0
-                        b_hi = nt
-                        while b_lo < b_hi:  # first TP j with (j + 1) / npig >= v
-                            mid = (b_lo + b_hi) >> 1
-                            if np.float64(mid + 1) / fng < v:
-                                b_lo = mid + 1
-                            else:
-                                b_hi = mid
-                        if b_lo >= nt:
-                            break  # pycocotools' bare except: later thresholds keep 0
-                        pi = tp_pos[m, t, b_lo]
-                        q = smax[b_lo]
+                        if not ascending:
+                            j = 0
+                            b_hi = nt
+                            while j < b_hi:  # first TP j with (j + 1) / npig >= v
+                                mid = (j + b_hi) >> 1
+                                if np.float64(mid + 1) / fng < v:
+                                    j = mid + 1
+                                else:
+                                    b_hi = mid
+                        else:
+                            while j < nt and np.float64(j + 1) / fng < v:
+                                j += 1
+                        if j >= nt:
+                            r_end = r  # pycocotools' bare except: later thresholds keep 0
+                            break
+                        pi = tp_pos[m, t, j]
+                        q = smax[j]
                     precision[t, r, k, a, m] = q
                     scores[t, r, k, a, m] = score_acc[pi]
+                for r in range(r_end, n_rec):
+                    precision[t, r, k, a, m] = 0.0
+                    scores[t, r, k, a, m] = 0.0
 
 
 @njit(cache=True)

@@ -285,8 +285,8 @@ def coco_accumulate(
     hi: int,
 ) -> None:
     """``accumulate``: precision / recall / score curves per (category, area, maxDet, IoU),
-    for the tasks ``lo <= task < hi`` (task = category * n_area + area; tasks write disjoint
-    cells, so callers run ranges of them on threads).
+    for the categories ``lo <= k < hi`` (categories write disjoint cells, so callers run
+    ranges of them on threads).
 
     Detections of category ``k`` are positions ``cat_ptr[k]:cat_ptr[k+1]`` of the accumulate
     order; only those with within-image rank ``< max_dets[m]`` take part. ``npig[k, a]`` is the
@@ -310,23 +310,26 @@ def coco_accumulate(
     for r in range(1, n_rec):
         if rec_thrs[r] < rec_thrs[r - 1]:
             ascending = False
-    for task in range(lo, hi):
-        k = task // n_area
-        a = task % n_area
-        ng = npig[k, a]
-        if ng == 0:
-            continue
-        fng = np.float64(ng)
+    for k in range(lo, hi):
         p0 = cat_ptr[k]
         p1 = cat_ptr[k + 1]
-        # one pass over the category's detections serves every maxDet: max_dets is sorted,
-        # so a detection of rank r counts for every m from the first with r < max_dets[m].
-        # FPs are not counted one by one: before the j-th TP, fp = seen - ignored - j.
-        tp_pos = np.empty((n_md, n_thr, ng), np.int64)  # position of the j-th TP
-        fp_at = np.empty((n_md, n_thr, ng), np.int64)  # FP count when the j-th TP arrives
-        ntp = np.zeros((n_md, n_thr), np.int64)
-        n_ign = np.zeros((n_md, n_thr), np.int64)  # ignored at some thresholds only
-        n_ign_all = np.zeros(n_md, np.int64)  # ignored at every threshold
+        # one pass over the category's detections serves every area range and maxDet:
+        # max_dets is sorted, so a detection of rank r counts for every m from the first with
+        # r < max_dets[m]. FPs are not counted one by one: before the j-th TP,
+        # fp = seen - ignored - j. The j-th TP's position and FP count of area a, maxDet m,
+        # threshold t sit at off[a] + (m * n_thr + t) * npig[k, a] + j.
+        off = np.zeros(n_area + 1, np.int64)
+        ng_max = 0
+        for a in range(n_area):
+            off[a + 1] = off[a] + n_md * n_thr * npig[k, a]
+            ng_max = max(ng_max, npig[k, a])
+        if ng_max == 0:
+            continue
+        tp_pos = np.empty(off[n_area], np.int64)  # position of the j-th TP
+        fp_at = np.empty(off[n_area], np.int64)  # FP count when the j-th TP arrives
+        ntp = np.zeros((n_area, n_md, n_thr), np.int64)
+        n_ign = np.zeros((n_area, n_md, n_thr), np.int64)  # ignored at some thresholds only
+        n_ign_all = np.zeros((n_area, n_md), np.int64)  # ignored at every threshold
         nd = np.zeros(n_md, np.int64)
         first = np.zeros(n_md, np.int64)
         for p in range(p0, p1):
@@ -342,71 +345,82 @@ def coco_accumulate(
                 if nd[m] == 0:
                     first[m] = p
                 nd[m] += 1
-            c = code[p, a]
-            ib = (c >> IGN_SHIFT) & full
-            if ib == full:
-                for m in range(m_lo, n_md):
-                    n_ign_all[m] += 1
+            for a in range(n_area):
+                ng = npig[k, a]
+                if ng == 0:
+                    continue
+                c = code[p, a]
+                ib = (c >> IGN_SHIFT) & full
+                if ib == full:
+                    for m in range(m_lo, n_md):
+                        n_ign_all[a, m] += 1
+                    continue
+                if ib:
+                    for t in range(n_thr):
+                        if (ib >> t) & 1:
+                            for m in range(m_lo, n_md):
+                                n_ign[a, m, t] += 1
+                tb = c & full & ~ib
+                if tb:
+                    for t in range(n_thr):
+                        if (tb >> t) & 1:
+                            for m in range(m_lo, n_md):
+                                j = ntp[a, m, t]
+                                if j < ng:
+                                    q = off[a] + (m * n_thr + t) * ng + j
+                                    tp_pos[q] = p
+                                    fp_at[q] = nd[m] - 1 - n_ign_all[a, m] - n_ign[a, m, t] - j
+                                ntp[a, m, t] = j + 1
+        smax = np.empty(ng_max, np.float64)
+        for a in range(n_area):
+            ng = npig[k, a]
+            if ng == 0:
                 continue
-            if ib:
+            fng = np.float64(ng)
+            for m in range(n_md):
                 for t in range(n_thr):
-                    if (ib >> t) & 1:
-                        for m in range(m_lo, n_md):
-                            n_ign[m, t] += 1
-            tb = c & full & ~ib
-            if tb:
-                for t in range(n_thr):
-                    if (tb >> t) & 1:
-                        for m in range(m_lo, n_md):
-                            j = ntp[m, t]
-                            if j < ng:
-                                tp_pos[m, t, j] = p
-                                fp_at[m, t, j] = nd[m] - 1 - n_ign_all[m] - n_ign[m, t] - j
-                            ntp[m, t] = j + 1
-        smax = np.empty(ng, np.float64)
-        for m in range(n_md):
-            for t in range(n_thr):
-                nt = min(ntp[m, t], ng)
-                recall[t, k, a, m] = (np.float64(ntp[m, t]) / fng) if nd[m] > 0 else 0.0
-                # precision at each TP, then its running maximum from the right
-                for j in range(nt):
-                    tpf = np.float64(j + 1)
-                    smax[j] = tpf / (np.float64(fp_at[m, t, j]) + tpf + eps)
-                for j in range(nt - 1, 0, -1):
-                    if smax[j] > smax[j - 1]:
-                        smax[j - 1] = smax[j]
-                # the first TP whose recall reaches each threshold: a pointer that only moves
-                # forward when the thresholds ascend (the usual case), else a binary search
-                r_end = 0 if nd[m] == 0 else n_rec
-                j = 0
-                for r in range(r_end):
-                    v = rec_thrs[r]
-                    if 0.0 >= v:  # rc[0] >= v: the first detection
-                        pi = first[m]
-                        q = smax[0] if nt > 0 else 0.0
-                    else:
-                        if not ascending:
-                            j = 0
-                            b_hi = nt
-                            while j < b_hi:  # first TP j with (j + 1) / npig >= v
-                                mid = (j + b_hi) >> 1
-                                if np.float64(mid + 1) / fng < v:
-                                    j = mid + 1
-                                else:
-                                    b_hi = mid
+                    nt = min(ntp[a, m, t], ng)
+                    base = off[a] + (m * n_thr + t) * ng
+                    recall[t, k, a, m] = (np.float64(ntp[a, m, t]) / fng) if nd[m] > 0 else 0.0
+                    # precision at each TP, then its running maximum from the right
+                    for j in range(nt):
+                        tpf = np.float64(j + 1)
+                        smax[j] = tpf / (np.float64(fp_at[base + j]) + tpf + eps)
+                    for j in range(nt - 1, 0, -1):
+                        if smax[j] > smax[j - 1]:
+                            smax[j - 1] = smax[j]
+                    # the first TP whose recall reaches each threshold: a pointer that only
+                    # moves forward when the thresholds ascend (the usual case), else a search
+                    r_end = 0 if nd[m] == 0 else n_rec
+                    j = 0
+                    for r in range(r_end):
+                        v = rec_thrs[r]
+                        if 0.0 >= v:  # rc[0] >= v: the first detection
+                            pi = first[m]
+                            qv = smax[0] if nt > 0 else 0.0
                         else:
-                            while j < nt and np.float64(j + 1) / fng < v:
-                                j += 1
-                        if j >= nt:
-                            r_end = r  # pycocotools' bare except: later thresholds keep 0
-                            break
-                        pi = tp_pos[m, t, j]
-                        q = smax[j]
-                    precision[t, r, k, a, m] = q
-                    scores[t, r, k, a, m] = score_acc[pi]
-                for r in range(r_end, n_rec):
-                    precision[t, r, k, a, m] = 0.0
-                    scores[t, r, k, a, m] = 0.0
+                            if not ascending:
+                                j = 0
+                                b_hi = nt
+                                while j < b_hi:  # first TP j with (j + 1) / npig >= v
+                                    mid = (j + b_hi) >> 1
+                                    if np.float64(mid + 1) / fng < v:
+                                        j = mid + 1
+                                    else:
+                                        b_hi = mid
+                            else:
+                                while j < nt and np.float64(j + 1) / fng < v:
+                                    j += 1
+                            if j >= nt:
+                                r_end = r  # pycocotools' bare except: later thresholds keep 0
+                                break
+                            pi = tp_pos[base + j]
+                            qv = smax[j]
+                        precision[t, r, k, a, m] = qv
+                        scores[t, r, k, a, m] = score_acc[pi]
+                    for r in range(r_end, n_rec):
+                        precision[t, r, k, a, m] = 0.0
+                        scores[t, r, k, a, m] = 0.0
 
 
 @njit(cache=True)

@@ -78,10 +78,8 @@ def coco_match(iou, iou_ptr, grp_dt_ptr, grp_dt_idx, grp_gt_ptr, grp_gt_idx, max
 
 def coco_accumulate(code, score_acc, rank_acc, cat_ptr, npig, max_dets, rec_thrs, precision,
                     recall, scores) -> None:
-    """``K.coco_accumulate`` over every (category, area) task; a task's work is its category's
-    detections."""
-    n_area = code.shape[1]
-    per_task = np.repeat(np.diff(cat_ptr), n_area) + 1
-    cum = np.concatenate([[0], np.cumsum(per_task)]).astype(np.int64)
+    """``K.coco_accumulate`` over every category; a category's work is its detections."""
+    cum = np.cumsum(np.diff(cat_ptr) + 1)
     run_ranges(K.coco_accumulate, (code, score_acc, rank_acc, cat_ptr, npig, max_dets, rec_thrs,
-                                   precision, recall, scores), cum)
+                                   precision, recall, scores),
+               np.concatenate([[0], cum]).astype(np.int64))

@@ -151,16 +151,19 @@ def coco_match(
         max_nd = max(max_nd, min(grp_dt_ptr[g + 1] - grp_dt_ptr[g], max_det))
         max_ng = max(max_ng, grp_gt_ptr[g + 1] - grp_gt_ptr[g])
     reach = np.empty(max_nd, np.bool_)
-    cbits = np.empty(max_nd, np.uint32)
     gord = np.empty(max_ng, np.int64)  # input position of each ignore-last slot
     gig = np.empty(max_ng, np.bool_)  # ignore flag per ignore-last slot
     taken = np.empty(max_ng, np.bool_)
+    igj = np.empty(max_ng, np.bool_)  # ignore flag per input position
+    gord_prev = np.empty(max_ng, np.int64)  # the partition mjj was matched under
+    gig_prev = np.empty(max_ng, np.bool_)
+    mjj = np.empty(max_nd * iou_thrs.size, np.int64)
     for i in range(lo, hi):
         _match_group(
             groups[i], iou, iou_ptr, grp_dt_ptr, grp_dt_idx, grp_gt_ptr, grp_gt_idx, max_det,
             gt_area, gt_ignore, gt_crowd, gt_id_zero, gt_row, dt_area, dt_pos, dt_row,
             area_lo, area_hi, iou_thrs, thr_min, keep_area, code, match_gt, match_ignore,
-            reach, cbits, gord, gig, taken,
+            reach, gord, gig, taken, igj, gord_prev, gig_prev, mjj,
         )  # fmt: skip
 
 
@@ -176,11 +179,12 @@ def settle_unmatched(dt_area: np.ndarray, dt_pos: np.ndarray, area_lo: np.ndarra
             code[pos, a] = all_ignored if (x < area_lo[a] or x > area_hi[a]) else np.uint32(0)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _match_group(
     g, iou, iou_ptr, grp_dt_ptr, grp_dt_idx, grp_gt_ptr, grp_gt_idx, max_det, gt_area,
     gt_ignore, gt_crowd, gt_id_zero, gt_row, dt_area, dt_pos, dt_row, area_lo, area_hi,
-    iou_thrs, thr_min, keep_area, code, match_gt, match_ignore, reach, cbits, gord, gig, taken,
+    iou_thrs, thr_min, keep_area, code, match_gt, match_ignore, reach, gord, gig, taken, igj,
+    gord_prev, gig_prev, mjj,
 ):  # fmt: skip
     n_area = area_lo.size
     n_thr = iou_thrs.size
@@ -203,6 +207,13 @@ def _match_group(
                 break
     if n_reach == 0:
         return
+    # Area ranges only change which ground truths are ignored. The matching depends on the
+    # ignore-last order and flags alone, and is the same for every range where all or none of
+    # the group's ground truths are ignored (the order is then the input order): it runs once
+    # per distinct partition (usually once per group) into mjj, the matched ground truth
+    # (input position, or -1) per (detection, threshold); each range then derives its codes.
+    have = False
+    prev_uniform = False
     for a in range(n_area):
         lo = area_lo[a]
         hi = area_hi[a]
@@ -210,63 +221,96 @@ def _match_group(
         s = 0
         for jj in range(ng):
             j = grp_gt_idx[g0 + jj]
-            if not (gt_ignore[j] or gt_area[j] < lo or gt_area[j] > hi):
+            igj[jj] = gt_ignore[j] or gt_area[j] < lo or gt_area[j] > hi
+            if not igj[jj]:
                 gord[s] = jj
                 gig[s] = False
                 s += 1
+        n_regular = s
         for jj in range(ng):
-            j = grp_gt_idx[g0 + jj]
-            if gt_ignore[j] or gt_area[j] < lo or gt_area[j] > hi:
+            if igj[jj]:
                 gord[s] = jj
                 gig[s] = True
                 s += 1
-        for dd in range(nd):
-            cbits[dd] = 0
-        for t in range(n_thr):
-            thr = iou_thrs[t]
+        uniform = n_regular == 0 or n_regular == ng
+        same = have and uniform and prev_uniform
+        if have and not uniform and not prev_uniform:
+            same = True
             for q in range(ng):
-                taken[q] = False
-            for dd in range(nd):
-                if not reach[dd]:
-                    continue
-                d = grp_dt_idx[d0 + dd]
-                best = thr
-                m = -1
-                rbase = base + dd * ng
-                for q in range(ng):
-                    jj = gord[q]
-                    if taken[q] and not gt_crowd[grp_gt_idx[g0 + jj]]:
-                        continue
-                    if m > -1 and not gig[m] and gig[q]:
-                        break
-                    v = iou[rbase + jj]
-                    if v < best:
-                        continue
-                    best = v
-                    m = q
-                out_of_range = dt_area[d] < lo or dt_area[d] > hi
+                if gord[q] != gord_prev[q] or gig[q] != gig_prev[q]:
+                    same = False
+                    break
+        if not same:
+            _match_partition(nd, ng, g0, base, iou, grp_gt_idx, gt_crowd, iou_thrs, reach, gord,
+                             gig, taken, mjj)
+            for q in range(ng):
+                gord_prev[q] = gord[q]
+                gig_prev[q] = gig[q]
+            prev_uniform = uniform
+            have = True
+        for dd in range(nd):
+            if not reach[dd]:
+                continue
+            d = grp_dt_idx[d0 + dd]
+            out_of_range = dt_area[d] < lo or dt_area[d] > hi
+            cb = np.uint32(0)
+            for t in range(n_thr):
+                jj = mjj[dd * n_thr + t]
                 mrow = -1
-                ign = False
-                if m == -1:
+                if jj < 0:
                     ign = out_of_range
                 else:
-                    taken[m] = True
-                    j = grp_gt_idx[g0 + gord[m]]
+                    j = grp_gt_idx[g0 + jj]
                     mrow = gt_row[j]
-                    ign = gig[m]
+                    ign = igj[jj]
                     if gt_id_zero[j]:
                         ign = ign or out_of_range  # dtMatches == 0: looks unmatched
                     else:
-                        cbits[dd] |= np.uint32(1 << t)
+                        cb |= np.uint32(1 << t)
                 if ign:
-                    cbits[dd] |= np.uint32(1 << (IGN_SHIFT + t))
+                    cb |= np.uint32(1 << (IGN_SHIFT + t))
                 if a == keep_area:
                     r = dt_row[d]
                     match_gt[r, t] = mrow
                     match_ignore[r, t] = ign
+            code[dt_pos[d], a] = cb
+
+
+@njit(cache=True, nogil=True)
+def _match_partition(nd, ng, g0, base, iou, grp_gt_idx, gt_crowd, iou_thrs, reach, gord, gig,
+                     taken, mjj):
+    """``evaluateImg``'s greedy matching of one group under one ignore-last order, for every
+    threshold: ``mjj[dd * n_thr + t]`` = input position of the matched ground truth, or -1.
+    Each detection (score order) takes the best still-free ground truth with
+    ``iou >= thr`` (ties: the later one in the order); crowd ground truths stay free; once a
+    regular ground truth is matched, ignored ones are not considered."""
+    n_thr = iou_thrs.size
+    for t in range(n_thr):
+        thr = iou_thrs[t]
+        for q in range(ng):
+            taken[q] = False
         for dd in range(nd):
-            if reach[dd]:
-                code[dt_pos[grp_dt_idx[d0 + dd]], a] = cbits[dd]
+            if not reach[dd]:
+                continue
+            best = thr
+            m = -1
+            rbase = base + dd * ng
+            for q in range(ng):
+                jj = gord[q]
+                if taken[q] and not gt_crowd[grp_gt_idx[g0 + jj]]:
+                    continue
+                if m > -1 and not gig[m] and gig[q]:
+                    break
+                v = iou[rbase + jj]
+                if v < best:
+                    continue
+                best = v
+                m = q
+            if m == -1:
+                mjj[dd * n_thr + t] = -1
+            else:
+                taken[m] = True
+                mjj[dd * n_thr + t] = gord[m]
 
 
 @njit(cache=True, nogil=True)

@@ -106,6 +106,7 @@ EXPORTS: dict[tuple[str, str], str] = {
     ("coco", "group_layout"): "(i8[:], i8[:], i8[:], i8[:])(i8[:], i8[:])",
     ("coco", "radix_order_desc"): "i8[:](u8[:], i8[:])",
     ("coco", "stable_counting_order"): "i8[:](i8[:], i8, i8[:])",
+    ("coco", "segment_counting_order"): "i8[:](i8[:], i8[:], i8, i8[:])",
     ("coco", "settle_unmatched"): "void(f8[:], i8[:], f8[:], f8[:], u4, u4[:, :])",
     ("coco_tables", "coco_cell_counts"):
         "(i8[:, :, :], i8[:, :, :], i8[:, :, :], i8[:, :, :])"

@@ -526,6 +526,41 @@ def stable_counting_order(keys: np.ndarray, n_keys: int, order: np.ndarray) -> n
 
 
 @njit(cache=True)
+def segment_counting_order(seg_ptr: np.ndarray, keys: np.ndarray, n_keys: int,
+                           order: np.ndarray) -> np.ndarray:
+    """``order`` stably re-sorted by ``keys[order]`` inside each segment
+    ``seg_ptr[i]:seg_ptr[i + 1]`` (integer keys in ``[0, n_keys)``): one small count array
+    reused per segment, so it stays in cache where one pass over ``segments × n_keys``
+    buckets would not."""
+    out = np.empty(order.size, np.int64)
+    cnt = np.zeros(n_keys + 1, np.int64)
+    for i in range(seg_ptr.size - 1):
+        p0 = seg_ptr[i]
+        p1 = seg_ptr[i + 1]
+        if p1 - p0 <= 1:
+            if p1 > p0:
+                out[p0] = order[p0]
+            continue
+        if 8 * (p1 - p0) < n_keys:  # few items over many keys: a stable comparison sort
+            seg = order[p0:p1]
+            idx = np.argsort(keys[seg], kind="mergesort")
+            for q in range(p1 - p0):
+                out[p0 + q] = seg[idx[q]]
+            continue
+        for k in range(n_keys + 1):
+            cnt[k] = 0
+        for p in range(p0, p1):
+            cnt[keys[order[p]] + 1] += 1
+        for k in range(n_keys):
+            cnt[k + 1] += cnt[k]
+        for p in range(p0, p1):
+            k = keys[order[p]]
+            out[p0 + cnt[k]] = order[p]
+            cnt[k] += 1
+    return out
+
+
+@njit(cache=True)
 def group_layout(
     dt_grp_sorted: np.ndarray, gt_grp_sorted: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -255,14 +255,18 @@ def _layout(rows: _Rows, p: CocoParams) -> _Layout:
         g_base = stable_order(rows.g_cat, n_cat, g_base)
         d_base = stable_order(rows.d_cat, n_cat, d_base)
         g_cat_e, d_cat_e = np.zeros(n_g, np.int64), np.zeros(n_d, np.int64)
-    # accumulate order: category, score desc, image, within-image order
-    o = stable_order(rows.d_img, n_img, d_base)
+    # accumulate order: category, score desc, image, within-image order (results files are
+    # usually in image order already)
+    by_img = rows.d_img[d_base]
+    o = d_base if bool(np.all(by_img[1:] >= by_img[:-1])) else stable_order(rows.d_img, n_img, d_base)
     o = K.radix_order_desc(rows.score.view(np.uint64), o)
     acc = stable_order(d_cat_e, n_k, o)
-    # group order: (category, image), then score desc / input order inside the group
+    # group order: (category, image), then score desc / input order inside the group: the
+    # accumulate order re-sorted by image inside each category
+    cat_ptr = offsets_from_lengths(np.bincount(d_cat_e, minlength=n_k))
+    d_grp = K.segment_counting_order(cat_ptr, rows.d_img, n_img, acc)
     d_key = d_cat_e * n_img + rows.d_img
     g_key = g_cat_e * n_img + rows.g_img
-    d_grp = stable_order(d_key, n_k * n_img, acc)
     g_grp = stable_order(g_key, n_k * n_img, g_base)
     _, dt_ptr, gt_ptr, rank_sorted = K.group_layout(d_key[d_grp], g_key[g_grp])
     rank = np.empty(n_d, np.int64)

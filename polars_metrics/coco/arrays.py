@@ -125,7 +125,11 @@ class CocoResult:
         pd_rows, rank, dt_pos, max_det, keep_code, n_pd = self._row_code_of
         row_code = np.full((n_pd, keep_code.shape[1]), ALL_IGNORED, np.int64)
         evaluated = rank < max_det
-        row_code[pd_rows[evaluated]] = keep_code[dt_pos[evaluated]]
+        rows, pos = pd_rows[evaluated], dt_pos[evaluated]
+        if keep_code.shape[1] == 1:  # one chunk of thresholds: 1-d gathers are much faster
+            row_code[:, 0][rows] = keep_code[:, 0][pos]
+        else:
+            row_code[rows] = keep_code[pos]
         return row_code
 
     @cached_property

@@ -23,8 +23,8 @@ def f64(series: pl.Series) -> np.ndarray:
 
 
 def xywh(frame: pl.DataFrame, rows: np.ndarray, table: str) -> np.ndarray:
-    """COCO ``x, y, w, h`` boxes of the given rows: the original ``bbox_xywh`` when present
-    (bit-exact), else derived from the ``bbox`` x0, y0, x1, y1 column."""
+    """COCO ``x, y, w, h`` boxes of the given rows (sorted, unique): the original ``bbox_xywh``
+    when present (bit-exact), else derived from the ``bbox`` x0, y0, x1, y1 column."""
     col = BBOX_XYWH if BBOX_XYWH in frame.columns else s.BBOX
     if col not in frame.columns:
         raise SchemaError(f'{table}: iou_type="bbox" needs a "{s.BBOX}" column (x0, y0, x1, y1).')
@@ -36,7 +36,9 @@ def xywh(frame: pl.DataFrame, rows: np.ndarray, table: str) -> np.ndarray:
                 f'{table}: row {int(rows[bad[0]])} has a null "{col}"; bbox evaluation needs a '
                 f"box on every annotation ({bad.size} rows). Drop them or fill the box."
             )
-    arr = np.asarray(series.to_numpy(), dtype=np.float64).reshape(-1, 4)[rows]
+    arr = np.asarray(series.to_numpy(), dtype=np.float64).reshape(-1, 4)
+    if rows.size != arr.shape[0]:  # rows are sorted and unique: all of them is no gather
+        arr = arr[rows]
     if col == s.BBOX:
         arr = np.stack([arr[:, 0], arr[:, 1], arr[:, 2] - arr[:, 0], arr[:, 3] - arr[:, 1]], axis=1)
     return np.ascontiguousarray(arr)

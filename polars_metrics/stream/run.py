@@ -27,13 +27,13 @@ from polars_metrics.profiles import Profile, engine_of
 from polars_metrics.result import Evaluation
 from polars_metrics.state import Detail, PartialResult
 from polars_metrics.stream import batches as _b
-from polars_metrics.stream import combine, sources
+from polars_metrics.stream import combine, iou, sources
 from polars_metrics.stream.checkpoint import (
-    IOU_PARTS,
     Task,
     batch_dir,
     is_done,
     load_small,
+    per_annotation,
     run_batch,
 )
 from polars_metrics.stream.options import option_rows
@@ -41,7 +41,7 @@ from polars_metrics.stream.result import LazyFrames, StreamedEvaluation, sorted_
 
 # profile="coco" batches (stream.coco loads the COCO engine, hence numba: only when asked for)
 _coco = lazy("polars_metrics.stream.coco")
-FORMAT = 2  # checkpoint layout version: older checkpoints are recomputed
+FORMAT = 3  # checkpoint layout version: older checkpoints are recomputed
 # A runner computes tasks and yields (index in the list, small tables) as each one finishes.
 Runner = Callable[[list[Task], bool], Iterator[tuple[int, dict[str, Any]]]]
 
@@ -74,7 +74,7 @@ def _settings(profile: Profile, kwargs: dict, data_rows, n_buckets: int | None,
     opts = None if options is None else int(options.hash_rows().sum())
     text = json.dumps({"profile": repr(profile), "kwargs": repr(sorted(kwargs.items())),
                        "meta": meta, "options": opts, "n": n_buckets, "polars": pl.__version__,
-                       "iou_parts": IOU_PARTS, "format": FORMAT}, sort_keys=True)
+                       "format": FORMAT}, sort_keys=True)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
@@ -194,18 +194,22 @@ def _finalize(reducer, tasks: list[Task], profile: Profile, keys, kwargs, out: P
     small = combine.finish_small(reducer.result(), by, keys, check)
     dirs = [batch_dir(out, t.batch) for t in tasks]
     t1 = time.perf_counter()
-    counts = combine.resum_iou(small["counts"], dirs, by, keys, check)
+    counts = iou.resum(small["counts"], dirs, by, keys)
     t2 = time.perf_counter()
     thresholds = {"conf_thr": s.normalize_thresholds(kwargs.get("confidence_thresholds"),
                                                      "confidence_thresholds"),
                   "iou_thr": s.normalize_thresholds(kwargs.get("iou_thresholds"),
                                                     "iou_thresholds")}
     keys_t = tuple(keys)
+
+    def scan(name: str) -> pl.LazyFrame:  # the batches' per-annotation files, rebuilt once
+        return pl.scan_parquet([str(per_annotation(t)[name]) for t in tasks])
+
     loaders = {
-        "matches": lambda: sorted_rows(combine.scan_large(dirs, "matches"), keys_t).collect(),
-        "_matches_lazy": lambda: combine.scan_large(dirs, "matches"),
-        "annotations": lambda: (combine.scan_large(dirs, "gt_annotations").collect(),
-                                combine.scan_large(dirs, "pd_annotations").collect()),
+        "matches": lambda: sorted_rows(scan("matches"), keys_t).collect(),
+        "_matches_lazy": lambda: scan("matches"),
+        "annotations": lambda: (scan("gt_annotations").collect(),
+                                scan("pd_annotations").collect()),
     }
     part = PartialResult(
         profile=profile, keys=keys_t, by=by, conf_thr=np.asarray(thresholds["conf_thr"]),

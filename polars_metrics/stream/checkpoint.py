@@ -27,7 +27,7 @@ from polars_metrics import schema as s
 from polars_metrics.errors import PolarsMetricsWarning
 from polars_metrics.pipeline import partial
 from polars_metrics.profiles import Profile
-from polars_metrics.stream import iou
+from polars_metrics.stream import iou, ranges
 from polars_metrics.stream.batches import Batch
 from polars_metrics.stream.options import drop_options_row, with_absent_true_negatives
 from polars_metrics.stream.sources import ROW
@@ -77,6 +77,15 @@ def _read(files, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     return frame
 
 
+def read_side(batch: Batch, side: int, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """The ground-truth (``side`` 0) or prediction (1) rows of a batch."""
+    files = batch.gt_files if side == 0 else batch.pd_files
+    if batch.ranged is not None:
+        rng = batch.ranged
+        return ranges.read(files, rng.gt_offsets if side == 0 else rng.pd_offsets, rng, schema)
+    return _read(files, schema)
+
+
 def _global_rows(frame: pl.DataFrame | None, gt: pl.DataFrame, pd: pl.DataFrame):
     """Batch row positions of rejects / repairs -> row numbers of the whole input table."""
     if frame is None or frame.height == 0 or s.ROW not in frame.columns:
@@ -94,8 +103,8 @@ def _global_rows(frame: pl.DataFrame | None, gt: pl.DataFrame, pd: pl.DataFrame)
 
 def _partial(task: Task):
     """The batch's input rows and its pm.partial (the options row added, see options.py)."""
-    gt = _read(task.batch.gt_files, task.gt_schema)
-    pd = _read(task.batch.pd_files, task.pd_schema)
+    gt = read_side(task.batch, 0, task.gt_schema)
+    pd = read_side(task.batch, 1, task.pd_schema)
     if task.options is not None:
         pd = pl.concat([pd, task.options.select(pd.columns)], how="vertical_relaxed")
     return gt, pd, partial(gt, pd, profile=task.profile, data_rows=task.data_rows, **task.kwargs)

@@ -27,7 +27,7 @@ from polars_metrics.profiles import Profile, engine_of
 from polars_metrics.result import Evaluation
 from polars_metrics.state import Detail, PartialResult
 from polars_metrics.stream import batches as _b
-from polars_metrics.stream import combine, iou, sources
+from polars_metrics.stream import combine, iou, ranges, sources
 from polars_metrics.stream.checkpoint import (
     Task,
     batch_dir,
@@ -78,7 +78,8 @@ def _settings(profile: Profile, kwargs: dict, data_rows, n_buckets: int | None,
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-def _plan(gt, pd, keys, out: Path, *, assume_bucketed, batches, batch_size, memory_limit):
+def _plan(gt, pd, keys, out: Path, *, assume_bucketed, batches, batch_size, memory_limit,
+          detect: bool = True):
     if assume_bucketed:
         if any(v is not None for v in (batches, batch_size, memory_limit)):
             raise PolarsMetricsError(
@@ -91,6 +92,10 @@ def _plan(gt, pd, keys, out: Path, *, assume_bucketed, batches, batch_size, memo
         return plan, None, schemas, scans
     lgt = sources.numbered(sources.scan(gt, s.GROUND_TRUTH))
     lpd = sources.numbered(sources.scan(pd, s.PREDICTIONS))
+    if detect and batches is None:  # files already by data row: no bucketing pass
+        plan = ranges.key_ranges(gt, pd, list(keys), _b.batch_size_of(batch_size, memory_limit))
+        if plan is not None:
+            return plan, None, [lgt.collect_schema(), lpd.collect_schema()], [lgt, lpd]
     n = _b.n_buckets(sources.row_count(lgt) + sources.row_count(lpd), batches=batches,
                      batch_size=batch_size, memory_limit=memory_limit)
     plan = _b.hash_buckets(lgt, lpd, list(keys), out / "_buckets", n,
@@ -139,7 +144,7 @@ def evaluate_stream(ground_truth, predictions, *, profile: Profile, keys: Sequen
     meta = data_rows if data_rows is None else sources.scan(data_rows, "data_rows").collect()
     plan, n, (gt_schema, pd_schema), scans = _plan(
         ground_truth, predictions, keys, out, assume_bucketed=assume_bucketed, batches=batches,
-        batch_size=batch_size, memory_limit=memory_limit)
+        batch_size=batch_size, memory_limit=memory_limit, detect=meta is None)
     options = None if is_coco else option_rows(*scans, keys, kwargs.get("by") or (), profile,
                                                 pd_schema)
     compute = _coco.coco_batch if is_coco else None

@@ -137,8 +137,7 @@ def run_batch(task: Task) -> dict[str, Any]:
         if frame is not None:
             frame.write_parquet(tmp / f"{name}.parquet")
     part.data_rows.write_parquet(tmp / "data_rows.parquet", compression="lz4")  # fast
-    iou.write(part.detail.iou_values, [*part.by, s.FEATURE, s.CONFIDENCE_THRESHOLD],
-              part.keys, tmp / "iou")
+    iou.write_part(part, tmp / "iou")
     timings = dict(part.timings, read_write=time.perf_counter() - t0 - sum(part.timings.values()))
     (tmp / "manifest.json").write_text(json.dumps({
         "settings": task.settings, "fingerprint": task.batch.fingerprint, "timings": timings,

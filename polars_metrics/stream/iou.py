@@ -57,6 +57,42 @@ def write(values: pl.DataFrame, group: list[str], keys: Sequence[str], directory
     np.save(directory / "values.npy", v["value"].to_numpy().astype(np.float64))
 
 
+def write_part(part, directory: Path) -> None:
+    """:func:`write` for a batch's :class:`~polars_metrics.state.PartialResult`: straight from
+    its match arrays when it has no ``by=`` slices (no per-value frame, no sort: values are
+    grouped by a counting sort of the group code; their order within a group is free, the
+    merge places each at its data row's rank), else through ``detail.iou_values``."""
+    prep, m = part.detail.prep, part.detail.matches_arrays
+    group = [*part.by, s.FEATURE, s.CONFIDENCE_THRESHOLD]
+    feats = list(prep.features) if prep is not None else []
+    if (part.by or m is None or feats != sorted(feats)
+            or not np.all(np.diff(prep.conf_thr) > 0)):
+        write(part.detail.iou_values, group, part.keys, directory)
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    rf_iou = m.rf_iou()
+    n_conf = rf_iou.shape[1]
+    rf, c = np.nonzero(~np.isnan(rf_iou))
+    rows = np.unique(m.rf_row[rf])  # the data rows with a value (their keys, in prep order)
+    prep.rows.select(part.keys)[rows].write_parquet(directory / "keys.parquet")
+    code = m.rf_feat[rf].astype(np.int64) * n_conf + c
+    n = np.bincount(code, minlength=len(feats) * n_conf)
+    keep = rf_iou[rf, c] != 0.0
+    rf, c, code = rf[keep], c[keep], code[keep]
+    order = np.argsort(code.astype(np.uint16) if n.size < 2**16 else code, kind="stable")
+    nz = np.bincount(code, minlength=n.size)
+    stop = np.cumsum(nz)
+    used = n > 0
+    pl.DataFrame({
+        s.FEATURE: pl.Series(feats, dtype=pl.String).gather(np.arange(n.size) // n_conf),
+        s.CONFIDENCE_THRESHOLD: prep.conf_thr[np.arange(n.size) % n_conf],
+        "start": stop - nz, "stop": stop, "n": n,
+    }).filter(pl.Series(used)).write_parquet(directory / "groups.parquet")
+    np.save(directory / "rows.npy",
+            np.searchsorted(rows, m.rf_row[rf[order]]).astype(np.uint32))
+    np.save(directory / "values.npy", rf_iou[rf[order], c[order]].astype(np.float64))
+
+
 def _global_ranks(dirs: Sequence[Path], keys: list[str]) -> tuple[list[np.ndarray], int]:
     """Per batch: local row -> rank of its key among every batch's keys; and their number.
     A key in two batches is an error (the input was not bucketed by data row)."""

@@ -5,10 +5,10 @@ the left-to-right sum from 0.0 of its data rows' IoU values in data-row-key orde
 (:func:`polars_metrics.state.resum_iou_values`). Floating-point addition is not associative, so
 the merge must add the same values in the same order. Each batch writes (:func:`write`):
 
-* ``iou/keys.parquet`` — its distinct data-row keys that have a value, sorted (nulls last): a
+* ``iou/keys.parquet`` — its distinct data-row keys that have a nonzero value (any order): a
   value's *local row* is its key's position here;
-* ``iou/groups.parquet`` — its groups, sorted, each with the range ``[start, stop)`` of its
-  values and ``n`` (values counted in ``iou_rows``, zeros included);
+* ``iou/groups.parquet`` — its groups with a nonzero value, sorted, each with the range
+  ``[start, stop)`` of its values (``iou_rows`` is an integer count: the summed counts hold it);
 * ``iou/rows.npy`` (uint32 local rows) and ``iou/values.npy`` (float64): the **nonzero** values,
   by group then local row. A zero is left out: adding +0.0 or -0.0 to a sum that starts at +0.0
   leaves its bits unchanged, so the sum without the zeros is the same number.
@@ -46,13 +46,12 @@ def write(values: pl.DataFrame, group: list[str], keys: Sequence[str], directory
     v = (values.join(groups, on=group, how="left", nulls_equal=True)
          .join(distinct.with_row_index(_LOCAL), on=keys, how="left", nulls_equal=True)
          .select("_g", _LOCAL, "value"))
-    n = np.bincount(v["_g"].to_numpy(), minlength=groups.height)
     v = v.filter(pl.col("value") != 0.0).sort("_g", _LOCAL)
     stop = np.cumsum(np.bincount(v["_g"].to_numpy(), minlength=groups.height))
     start = stop - np.bincount(v["_g"].to_numpy(), minlength=groups.height)
     groups.drop("_g").with_columns(
         pl.Series("start", start, dtype=pl.Int64), pl.Series("stop", stop, dtype=pl.Int64),
-        pl.Series("n", n, dtype=pl.Int64)).write_parquet(directory / "groups.parquet")
+    ).filter(pl.col("stop") > pl.col("start")).write_parquet(directory / "groups.parquet")
     np.save(directory / "rows.npy", v[_LOCAL].to_numpy().astype(np.uint32))
     np.save(directory / "values.npy", v["value"].to_numpy().astype(np.float64))
 
@@ -70,27 +69,25 @@ def write_part(part, directory: Path) -> None:
         write(part.detail.iou_values, group, part.keys, directory)
         return
     directory.mkdir(parents=True, exist_ok=True)
-    rf_iou = m.rf_iou()
-    n_conf = rf_iou.shape[1]
-    rf, c = np.nonzero(~np.isnan(rf_iou))
-    rows = np.unique(m.rf_row[rf])  # the data rows with a value (their keys, in prep order)
-    prep.rows.select(part.keys)[rows].write_parquet(directory / "keys.parquet")
+    # the nonzero cells of m.rf_iou() are its sparse values (the rest is 0.0 or NaN)
+    keep = (m.iv_val != 0.0) & ~np.isnan(m.iv_val)
+    rf, c = m.iv_rf[keep].astype(np.int64), m.iv_c[keep].astype(np.int64)
+    n_conf = prep.conf_thr.shape[0]
     code = m.rf_feat[rf].astype(np.int64) * n_conf + c
-    n = np.bincount(code, minlength=len(feats) * n_conf)
-    keep = rf_iou[rf, c] != 0.0
-    rf, c, code = rf[keep], c[keep], code[keep]
-    order = np.argsort(code.astype(np.uint16) if n.size < 2**16 else code, kind="stable")
-    nz = np.bincount(code, minlength=n.size)
+    n_codes = len(feats) * n_conf
+    order = np.argsort(code.astype(np.uint16) if n_codes < 2**16 else code, kind="stable")
+    row = np.searchsorted(m.rf_off, rf[order], side="right") - 1  # rf -> its data row
+    rows = np.unique(row)  # the data rows with a value (their keys, in prep order)
+    prep.rows.select(part.keys)[rows].write_parquet(directory / "keys.parquet")
+    nz = np.bincount(code, minlength=n_codes)
     stop = np.cumsum(nz)
-    used = n > 0
     pl.DataFrame({
-        s.FEATURE: pl.Series(feats, dtype=pl.String).gather(np.arange(n.size) // n_conf),
-        s.CONFIDENCE_THRESHOLD: prep.conf_thr[np.arange(n.size) % n_conf],
-        "start": stop - nz, "stop": stop, "n": n,
-    }).filter(pl.Series(used)).write_parquet(directory / "groups.parquet")
-    np.save(directory / "rows.npy",
-            np.searchsorted(rows, m.rf_row[rf[order]]).astype(np.uint32))
-    np.save(directory / "values.npy", rf_iou[rf[order], c[order]].astype(np.float64))
+        s.FEATURE: pl.Series(feats, dtype=pl.String).gather(np.arange(n_codes) // n_conf),
+        s.CONFIDENCE_THRESHOLD: prep.conf_thr[np.arange(n_codes) % n_conf],
+        "start": stop - nz, "stop": stop,
+    }).filter(pl.Series(nz > 0)).write_parquet(directory / "groups.parquet")
+    np.save(directory / "rows.npy", np.searchsorted(rows, row).astype(np.uint32))
+    np.save(directory / "values.npy", m.iv_val[keep][order].astype(np.float64))
 
 
 def _global_ranks(dirs: Sequence[Path], keys: list[str]) -> tuple[list[np.ndarray], int]:
@@ -115,22 +112,19 @@ def _global_ranks(dirs: Sequence[Path], keys: list[str]) -> tuple[list[np.ndarra
 
 def resum(counts: pl.DataFrame, dirs: Sequence[Path], by: Sequence[str],
           keys: Sequence[str]) -> pl.DataFrame:
-    """``counts`` (summed over the batches) with ``iou_sum`` re-added in data-row order and
-    ``iou_rows`` summed, from the batches' ``iou/`` files (see the module docstring)."""
+    """``counts`` (summed over the batches) with ``iou_sum`` re-added in data-row order from the batches' ``iou/`` files (see the module docstring)."""
     group, keys = [*by, s.FEATURE, s.CONFIDENCE_THRESHOLD], list(keys)
     dirs = [d / "iou" for d in dirs if (d / "iou" / "groups.parquet").exists()]
     ranks, n_rows = _global_ranks(dirs, keys)
     every = counts.select(group).unique().sort(group, nulls_last=True).with_row_index("_gid")
     n_groups = every.height
     starts, stops, gids = [], [], []
-    n_values = np.zeros(n_groups, dtype=np.int64)
     for d in dirs:
         g = pl.read_parquet(d / "groups.parquet").join(
             every, on=group, how="left", nulls_equal=True, maintain_order="left")
         if g["_gid"].null_count():
             raise PolarsMetricsError(f"{d}: IoU values of a group the counts do not have.")
         gid = g["_gid"].to_numpy().astype(np.int64)
-        np.add.at(n_values, gid, g["n"].to_numpy())
         starts.append(g["start"].to_numpy())
         stops.append(g["stop"].to_numpy())
         gids.append(gid)
@@ -150,10 +144,8 @@ def resum(counts: pl.DataFrame, dirs: Sequence[Path], by: Sequence[str],
             sl = slice(int(starts[b][a]), int(stops[b][z - 1]))
             dense[where + ranks[b][np.asarray(rows[b][sl])]] = vals[b][sl]
         sums[lo:hi] = _segment_sums(dense, np.arange(0, dense.size + 1, n_rows, dtype=np.int64))
-    resummed = every.with_columns(pl.Series("iou_sum", sums),
-                                  pl.Series("iou_rows", n_values)).drop("_gid")
-    return (counts.drop("iou_sum", "iou_rows")
+    resummed = every.with_columns(pl.Series("iou_sum", sums)).drop("_gid")
+    return (counts.drop("iou_sum")
             .join(resummed, on=group, how="left", nulls_equal=True, maintain_order="left")
-            .with_columns(pl.col("iou_sum").fill_null(0.0), pl.col("iou_rows").fill_null(0)
-                          .cast(counts.schema["iou_rows"]))
+            .with_columns(pl.col("iou_sum").fill_null(0.0))
             .select(counts.columns))

@@ -28,6 +28,7 @@ from polars_metrics.result import Evaluation
 from polars_metrics.state import Detail, PartialResult
 from polars_metrics.stream import batches as _b
 from polars_metrics.stream import combine, iou, ranges, sources
+from polars_metrics.stream._malloc import reusing_memory
 from polars_metrics.stream.checkpoint import (
     Task,
     batch_dir,
@@ -48,8 +49,9 @@ Runner = Callable[[list[Task], bool], Iterator[tuple[int, dict[str, Any]]]]
 
 def local_runner(tasks: list[Task], progress: bool) -> Iterator[tuple[int, dict[str, Any]]]:
     """Compute the tasks one after the other in this process; yields (task index, result)."""
-    for i, t in enumerate(_progress(tasks, progress, "batches")):
-        yield i, run_batch(t)
+    with reusing_memory():  # the batches reuse each other's freed memory
+        for i, t in enumerate(_progress(tasks, progress, "batches")):
+            yield i, run_batch(t)
 
 
 def _progress(items, enabled: bool, desc: str):

@@ -126,3 +126,24 @@ def test_iou_resum_is_the_sequential_sum_in_data_row_order(tmp_path):
             acc += v
         row = got.filter(pl.col(s.FEATURE).eq_missing(feature[0])).row(0, named=True)
         assert row["iou_sum"] == acc  # bit for bit
+
+
+def test_per_annotation_frames_are_rebuilt_on_first_access(tables, tmp_path):
+    """The run writes data_rows and the small tables only; ev.matches and examples() rebuild
+    the per-annotation frames from each batch's input files, equal to the in-memory ones."""
+    gt, pd = tables
+    whole = pm.evaluate(gt, pd)
+    ev = pm.evaluate(gt.lazy(), pd.lazy(), batches=3, out=tmp_path / "out")
+    batches = tmp_path / "out" / "batches"
+    assert len(list(batches.glob("*/data_rows.parquet"))) == 3
+    assert not list(batches.glob("*/matches.parquet"))
+    assert not list(batches.glob("*/*annotations.parquet"))
+    feature = whole.features[0]
+    other = whole.features[1]
+    keys = ["data_row", "gt_id", "pd_id"]
+    for cell in ((feature, feature), (feature, None), (None, feature), (feature, other)):
+        got = ev.examples(*cell).sort(keys, nulls_last=True, maintain_order=True)
+        want = whole.examples(*cell).sort(keys, nulls_last=True, maintain_order=True)
+        assert_frame_equal(got, want, check_exact=True)
+    assert len(list(batches.glob("*/matches.parquet"))) == 3  # kept once rebuilt
+    assert ev.lazy("matches").select(pl.len()).collect().item() == whole.matches.height

@@ -96,14 +96,14 @@ def key_ranges(gt, pd, keys, batch_size: int):
     key = keys[0]
     try:
         stats = [_file_stats(f, key) for f in files]
-    except (pl.exceptions.ColumnNotFoundError, pl.exceptions.ComputeError):
-        return None  # the schema check of the run names what is missing
-    if stats[0] is None or stats[1] is None:
-        return None
+        if stats[0] is None or stats[1] is None:
+            return None
+        items = sorted((st["lo"], st["hi"], side, i) for side in (0, 1)
+                       for i, st in enumerate(stats[side]) if st["n"])
+    except (pl.exceptions.PolarsError, TypeError):
+        return None  # a missing or unorderable key: the run's checks name it
     offsets = [[0, *[int(x) for x in _cumsum([st["n"] for st in side])]][:-1]
                for side in stats]
-    items = sorted((st["lo"], st["hi"], side, i) for side in (0, 1)
-                   for i, st in enumerate(stats[side]) if st["n"])
     comps: list[list] = []
     for lo, hi, side, i in items:
         if comps and lo <= comps[-1][1]:

@@ -10,12 +10,15 @@ With ``--profile coco`` the line also carries the 12 stats and a hash of the pre
 
 The dataset is written once by :func:`benchmarks.generate.write_partitioned` (50k images per
 file, memory bounded) under ``benchmarks/data/stream/<images>``; each measurement runs in a
-fresh subprocess whose peak RSS is read from ``getrusage(RUSAGE_CHILDREN)``.
+fresh subprocess whose peak RSS and CPU seconds are read from ``getrusage(RUSAGE_CHILDREN)``
+(a Ray run's workers are not children of it: their CPU is not counted); the load average
+before and after is printed (the machine is shared).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -100,13 +103,20 @@ def main(argv: list[str] | None = None) -> int:
     cmd += ["--in-memory"] * args.in_memory + ["--progress"] * args.progress
     cmd += ["--memory-limit", args.memory_limit] * bool(args.memory_limit)
     cmd += ["--batches", str(args.batches)] * bool(args.batches)
+    load_before = os.getloadavg()
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
         print(done.stdout, done.stderr, file=sys.stderr)
         return done.returncode
     result = json.loads(done.stdout.strip().splitlines()[-1])
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)
     result.update(images=args.images, mode="in-memory" if args.in_memory else args.engine,
-                  peak_rss_mb=round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
+                  peak_rss_mb=round(child.ru_maxrss / 1024),
+                  cpu_seconds={"user": round(child.ru_utime, 1), "system": round(child.ru_stime, 1)},
+                  load_average={"before": [round(x, 1) for x in load_before],
+                                "after": [round(x, 1) for x in os.getloadavg()]},
+                  out_dir_mb=round(sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+                                   / 1e6),
                   generate_seconds=round(gen_seconds, 1), generate_peak_rss_mb=round(gen_rss),
                   dataset=json.loads((data / "meta.json").read_text())["stats"])
     print(json.dumps(result))

@@ -81,9 +81,9 @@ def test_paths_globs_hive_and_lazyframes_equal_in_memory(boxes, tmp_path):
 
 @pytest.mark.parametrize("n", [1, 4, 64])
 def test_batches_and_order_give_identical_frames(boxes, tmp_path, n, monkeypatch):
-    from polars_metrics.stream import combine
+    from polars_metrics.stream import iou
 
-    monkeypatch.setattr(combine, "RESUM_ROWS", 40 * n)  # the re-sum in several feature chunks
+    monkeypatch.setattr(iou, "CELLS", 300 * n)  # the re-sum in several blocks of groups
     gt, pd = boxes
     whole = pm.evaluate(gt, pd)
     ev = pm.evaluate(gt, pd, batches=n, out=tmp_path / "a")

@@ -131,6 +131,8 @@ def write_outputs(ev, out: Path, progress: Progress) -> dict[str, Path]:
         if ev.repairs is not None and ev.repairs.height:
             ev.repairs.write_parquet(out / "repairs.parquet")
             paths["repairs"] = out / "repairs.parquet"
+        if hasattr(ev, "lazy") and ev.profile.coco is None:
+            ev.lazy("matches")  # rebuilt from the batches' inputs once, one file per batch
         for name in LARGE:
             if any((out / "batches").glob(f"*/{name}.parquet")):
                 paths[name] = out / "batches" / "*" / f"{name}.parquet"

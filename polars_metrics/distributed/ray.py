@@ -20,6 +20,7 @@ from typing import Any
 
 from polars_metrics.errors import PolarsMetricsError
 from polars_metrics.stream import Task, run_batch
+from polars_metrics.stream._malloc import keep_reusing_memory
 
 
 def _batch_on_worker(task: Task, threads: int, hook: Callable | None) -> dict[str, Any]:
@@ -32,6 +33,7 @@ def _batch_on_worker(task: Task, threads: int, hook: Callable | None) -> dict[st
         pass
     if hook is not None:
         hook(task)
+    keep_reusing_memory()  # a worker runs batch after batch: each reuses the last one's memory
     return run_batch(task)
 
 

@@ -13,6 +13,10 @@ Two ways to get them:
 
 The number of buckets comes from ``batches=``, else ``batch_size=`` (annotations per batch),
 else ``memory_limit=`` (bytes, or "2GB") over the measured peak bytes per annotation.
+
+Before either, a run without ``batches=`` checks whether the files are already laid out by
+data row (disjoint key ranges, :mod:`polars_metrics.stream.ranges`) and then takes them as they
+are, cut at key values into batches of about the batch size: no bucketing pass.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ import polars as pl
 
 from polars_metrics.errors import PolarsMetricsError
 from polars_metrics.stream import sources
+from polars_metrics.stream.ranges import KeyRange
 from polars_metrics.stream.sources import BUCKET
 
 # Peak resident bytes per annotation (ground truth + prediction rows) of one in-memory batch
@@ -48,6 +53,7 @@ class Batch:
     pd_files: tuple[str, ...]
     bucket: int | None = None
     fingerprint: str = field(default="", compare=False)
+    ranged: KeyRange | None = None  # a key range of the files (stream.ranges), else every row
 
 
 def parse_bytes(limit: int | str) -> int:
@@ -67,6 +73,16 @@ def parse_bytes(limit: int | str) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
 
 
+def batch_size_of(batch_size: int | None, memory_limit: int | str | None) -> int:
+    """Annotations per batch from the knobs (``DEFAULT_BATCH_SIZE`` without one)."""
+    if batch_size is None:
+        batch_size = (DEFAULT_BATCH_SIZE if memory_limit is None
+                      else max(1, parse_bytes(memory_limit) // BYTES_PER_ANNOTATION))
+    if int(batch_size) < 1:
+        raise PolarsMetricsError(f"batch_size={batch_size}; give at least 1 annotation.")
+    return int(batch_size)
+
+
 def n_buckets(n_annotations: int, *, batches: int | None, batch_size: int | None,
               memory_limit: int | str | None) -> int:
     """How many hash buckets: ``batches`` as given, else from the batch size or memory budget.
@@ -82,12 +98,7 @@ def n_buckets(n_annotations: int, *, batches: int | None, batch_size: int | None
         if int(batches) < 1:
             raise PolarsMetricsError(f"batches={batches}; give at least 1.")
         return int(batches)
-    if batch_size is None:
-        batch_size = (DEFAULT_BATCH_SIZE if memory_limit is None
-                      else max(1, parse_bytes(memory_limit) // BYTES_PER_ANNOTATION))
-    if int(batch_size) < 1:
-        raise PolarsMetricsError(f"batch_size={batch_size}; give at least 1 annotation.")
-    return max(1, math.ceil(n_annotations / int(batch_size)))
+    return max(1, math.ceil(n_annotations / batch_size_of(batch_size, memory_limit)))
 
 
 def _fingerprint(files) -> str:

@@ -2,9 +2,10 @@
 
 ``out/batches/<batch>/`` holds the batch's :class:`~polars_metrics.state.PartialResult` as
 Parquet — the small tables (``counts``, ``confusion``, ``excluded``, ``rejects``, ``repairs``),
-the large ones (``data_rows``, ``matches``, the annotations behind ``examples()``), and the IoU
-values the merge re-sums (``iou/part-<k>.parquet``, split by a hash of the feature) — and a
-``manifest.json`` written last. A batch directory is written under a temporary name and renamed
+the per-data-row table ``data_rows``, and the IoU values the merge re-sums (``iou/``, see
+:mod:`polars_metrics.stream.iou`) — and a ``manifest.json`` written last. The per-annotation
+frames (``matches``, the annotations behind ``examples()``) are rebuilt from the batch's input
+files when first read (:func:`per_annotation`). A batch directory is written under a temporary name and renamed
 when complete, so a run killed mid-batch leaves no half checkpoint. A checkpoint is reused
 when its manifest names the same run settings and the same batch content.
 """
@@ -14,6 +15,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,15 +24,17 @@ from typing import Any
 import polars as pl
 
 from polars_metrics import schema as s
+from polars_metrics.errors import PolarsMetricsWarning
 from polars_metrics.pipeline import partial
 from polars_metrics.profiles import Profile
+from polars_metrics.stream import iou, ranges
 from polars_metrics.stream.batches import Batch
 from polars_metrics.stream.options import drop_options_row, with_absent_true_negatives
 from polars_metrics.stream.sources import ROW
 
-IOU_PARTS = 16  # files the IoU values of a batch are split into (by a hash of the feature)
 SMALL = ("counts", "confusion", "excluded", "rejects", "repairs")
-LARGE = ("data_rows", "matches", "gt_annotations", "pd_annotations")
+# rebuilt on first access (per_annotation), then kept next to the batch's data_rows.parquet
+PER_ANNOTATION = ("matches", "gt_annotations", "pd_annotations")
 
 
 @dataclass(frozen=True)
@@ -54,11 +58,6 @@ def batch_dir(out: str | os.PathLike, batch: Batch) -> Path:
     return Path(out) / "batches" / batch.name
 
 
-def iou_part_expr(n_parts: int = IOU_PARTS) -> pl.Expr:
-    """The IoU-value file of a feature (a seeded hash; stable for one Polars version)."""
-    return (pl.col(s.FEATURE).hash(seed=0x10) % n_parts).cast(pl.Int32)
-
-
 def is_done(task: Task) -> bool:
     manifest = batch_dir(task.out, task.batch) / "manifest.json"
     if not manifest.exists():
@@ -78,6 +77,15 @@ def _read(files, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     return frame
 
 
+def read_side(batch: Batch, side: int, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """The ground-truth (``side`` 0) or prediction (1) rows of a batch."""
+    files = batch.gt_files if side == 0 else batch.pd_files
+    if batch.ranged is not None:
+        rng = batch.ranged
+        return ranges.read(files, rng.gt_offsets if side == 0 else rng.pd_offsets, rng, schema)
+    return _read(files, schema)
+
+
 def _global_rows(frame: pl.DataFrame | None, gt: pl.DataFrame, pd: pl.DataFrame):
     """Batch row positions of rejects / repairs -> row numbers of the whole input table."""
     if frame is None or frame.height == 0 or s.ROW not in frame.columns:
@@ -93,38 +101,43 @@ def _global_rows(frame: pl.DataFrame | None, gt: pl.DataFrame, pd: pl.DataFrame)
     return pl.concat([*out, rest]).sort(s.TABLE, s.ROW, maintain_order=True)
 
 
+def _partial(task: Task):
+    """The batch's input rows and its pm.partial (the options row added, see options.py)."""
+    gt = read_side(task.batch, 0, task.gt_schema)
+    pd = read_side(task.batch, 1, task.pd_schema)
+    if task.options is not None:
+        pd = pl.concat([pd, task.options.select(pd.columns)], how="vertical_relaxed")
+    return gt, pd, partial(gt, pd, profile=task.profile, data_rows=task.data_rows, **task.kwargs)
+
+
 def run_batch(task: Task) -> dict[str, Any]:
-    """Compute one batch's partial result, checkpoint it, return its small tables."""
+    """Compute one batch's partial result, checkpoint it, return its small tables.
+
+    Written: the small tables, ``data_rows`` and the compact IoU values (:mod:`.iou`). The
+    per-annotation frames (``matches``, the annotations behind ``examples()``) are not: they
+    hold a row per match / annotation and only ``ev.matches`` / ``examples()`` read them, so
+    :func:`per_annotation` rebuilds them from the batch's input files on first access."""
     if task.compute is not None:
         return task.compute(task)
     t0 = time.perf_counter()
-    gt = _read(task.batch.gt_files, task.gt_schema)
-    pd = _read(task.batch.pd_files, task.pd_schema)
-    if task.options is not None:
-        pd = pl.concat([pd, task.options.select(pd.columns)], how="vertical_relaxed")
-    part = partial(gt, pd, profile=task.profile, data_rows=task.data_rows, **task.kwargs)
+    gt, pd, part = _partial(task)
     final = batch_dir(task.out, task.batch)
     tmp = final.with_name(final.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
-    (tmp / "iou").mkdir(parents=True)
+    tmp.mkdir(parents=True)
     small = {
-        "counts": with_absent_true_negatives(part), "confusion": part.confusion, "excluded": drop_options_row(part.excluded, part.keys, task.options),
+        "counts": with_absent_true_negatives(part), "confusion": part.confusion,
+        "excluded": drop_options_row(part.excluded, part.keys, task.options),
         "rejects": _global_rows(part.rejects, gt, pd),
         "repairs": _global_rows(part.repairs, gt, pd),
     }
+    del gt, pd
     for name, frame in small.items():
         if frame is not None:
             frame.write_parquet(tmp / f"{name}.parquet")
-    gt_ann, pd_ann = part.detail.annotations
-    large = {"data_rows": part.data_rows, "matches": part.detail.matches,
-             "gt_annotations": gt_ann, "pd_annotations": pd_ann}
-    for name, frame in large.items():
-        frame.write_parquet(tmp / f"{name}.parquet", compression="lz4")  # fast
-    values = part.detail.iou_values
-    for (k,), frame in values.with_columns(_part=iou_part_expr()).partition_by(
-            "_part", as_dict=True, include_key=False).items():
-        frame.write_parquet(tmp / "iou" / f"part-{k:03d}.parquet", compression="lz4")
+    part.data_rows.write_parquet(tmp / "data_rows.parquet", compression="lz4")  # fast
+    iou.write_part(part, tmp / "iou")
     timings = dict(part.timings, read_write=time.perf_counter() - t0 - sum(part.timings.values()))
     (tmp / "manifest.json").write_text(json.dumps({
         "settings": task.settings, "fingerprint": task.batch.fingerprint, "timings": timings,
@@ -133,6 +146,25 @@ def run_batch(task: Task) -> dict[str, Any]:
         shutil.rmtree(final)
     os.replace(tmp, final)
     return dict(small, timings=timings)
+
+
+def per_annotation(task: Task) -> dict[str, Path]:
+    """The batch's ``matches`` and annotation frames, rebuilt from its input files (the same
+    partial as :func:`run_batch` computed) and written to its directory once; their paths."""
+    d = batch_dir(task.out, task.batch)
+    paths = {name: d / f"{name}.parquet" for name in PER_ANNOTATION}
+    if all(p.exists() for p in paths.values()):
+        return paths
+    with warnings.catch_warnings():  # the run showed them already
+        warnings.simplefilter("ignore", PolarsMetricsWarning)
+        _, _, part = _partial(task)
+    gt_ann, pd_ann = part.detail.annotations
+    frames = {"matches": part.detail.matches, "gt_annotations": gt_ann, "pd_annotations": pd_ann}
+    for name, frame in frames.items():
+        tmp = paths[name].with_suffix(".tmp")
+        frame.write_parquet(tmp, compression="lz4")
+        os.replace(tmp, paths[name])
+    return paths
 
 
 def load_small(out: str | os.PathLike, batch: Batch) -> dict[str, Any]:

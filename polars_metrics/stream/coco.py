@@ -45,7 +45,7 @@ from polars_metrics.coco.partial import (
 from polars_metrics.coco.slices import image_slices
 from polars_metrics.errors import PolarsMetricsError, PolarsMetricsWarning
 from polars_metrics.result.coco import CocoEvaluation
-from polars_metrics.stream.checkpoint import Task, _global_rows, _read, batch_dir
+from polars_metrics.stream.checkpoint import Task, _global_rows, batch_dir, read_side
 from polars_metrics.stream.combine import scan_large
 from polars_metrics.stream.result import _Lazy
 from polars_metrics.stream.sources import ROW
@@ -72,8 +72,8 @@ def _compute(task: Task, drop_predictions: bool = False) -> dict[str, Any]:
     t0 = time.perf_counter()
     kw = task.kwargs
     key = _key_name(kw.get("data_row") or s.DATA_ROW)
-    gt_in = _read(task.batch.gt_files, task.gt_schema)
-    pd_in = _read(task.batch.pd_files, task.pd_schema)
+    gt_in = read_side(task.batch, 0, task.gt_schema)
+    pd_in = read_side(task.batch, 1, task.pd_schema)
     if drop_predictions:
         pd_in = pd_in.head(0)
     gt = _renamed(gt_in, key, s.GROUND_TRUTH)

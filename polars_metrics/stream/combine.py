@@ -1,10 +1,9 @@
 """Merge the checkpoints of a streamed run into one result, in bounded memory.
 
 The small tables of every batch are merged with a tree reduce (integer sums: any grouping and
-any order give the same numbers). The IoU metric sums are then re-added, as
-:func:`polars_metrics.state.merge` does, over every data row's value in data-row order — one
-feature group (``iou/part-<k>``) at a time, so only that group's values are in memory. The
-large tables stay on disk and are read lazily by :class:`StreamedEvaluation`.
+any order give the same numbers). The IoU metric sums are then re-added in data-row order by
+:mod:`polars_metrics.stream.iou`. The large tables stay on disk and are read lazily by
+:class:`StreamedEvaluation`.
 """
 from __future__ import annotations
 
@@ -18,8 +17,7 @@ import polars as pl
 
 from polars_metrics import schema as s
 from polars_metrics.errors import PolarsMetricsError
-from polars_metrics.state import CONFUSION_KEYS, COUNT_KEYS, resum_iou_values
-from polars_metrics.stream.checkpoint import IOU_PARTS, iou_part_expr
+from polars_metrics.state import CONFUSION_KEYS, COUNT_KEYS
 from polars_metrics.stream.options import PRESENT
 
 
@@ -114,41 +112,6 @@ def _no_duplicates(frame: pl.DataFrame, cols: Sequence[str], what: str) -> None:
             f"data row {dup.row(0)[:len(cols)]} is in more than one batch ({what}); the input is "
             "not bucketed by data row. Evaluate with assume_bucketed=False (the default) to "
             "bucket it by a hash of the data-row key.")
-
-
-RESUM_ROWS = 1_500_000  # IoU values held at once by the re-sum (~100 MB with its sort)
-
-
-def resum_iou(counts: pl.DataFrame, batch_dirs: Sequence[Path], by: Sequence[str],
-              keys: Sequence[str], check: bool = False) -> pl.DataFrame:
-    """``iou_sum`` / ``iou_rows`` of the merged counts, re-added over every batch's IoU values
-    in data-row order, a few features at a time (each file ``iou/part-<k>`` read in as many
-    feature chunks as keep about ``RESUM_ROWS`` values in memory). ``check``: refuse a data row
-    found in two batches (inputs bucketed by the user; hash buckets are disjoint by
-    construction)."""
-    group = [*by, s.FEATURE, s.CONFIDENCE_THRESHOLD]
-    counts = counts.with_columns(_part=iou_part_expr())
-    out = []
-    for k in range(IOU_PARTS):
-        mine = counts.filter(pl.col("_part") == k).drop("_part")
-        if mine.height == 0:
-            continue
-        files = [str(p) for d in batch_dirs if (p := d / "iou" / f"part-{k:03d}.parquet").exists()]
-        if not files:
-            out.append(mine.with_columns(pl.lit(0.0).alias("iou_sum"), pl.lit(0).alias("iou_rows")
-                                         .cast(mine.schema["iou_rows"])))
-            continue
-        scan = pl.scan_parquet(files)
-        chunks = max(1, -(-scan.select(pl.len()).collect().item() // RESUM_ROWS))
-        sub = (pl.col(s.FEATURE).hash(seed=0x11) % chunks).cast(pl.Int32)
-        for j in range(chunks):
-            values = scan.filter(sub == j).collect()
-            part = mine.filter(mine.select(sub == j).to_series())
-            if check:
-                _no_duplicates(values, [*group, *keys], "IoU values")
-            out.append(resum_iou_values(part, values, group, keys))
-    merged = pl.concat(out) if out else counts.drop("_part")
-    return merged.sort([*by, *COUNT_KEYS], nulls_last=True)
 
 
 def scan_large(batch_dirs: Sequence[Path], name: str, schema: dict | None = None) -> pl.LazyFrame:

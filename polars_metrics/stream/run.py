@@ -27,13 +27,14 @@ from polars_metrics.profiles import Profile, engine_of
 from polars_metrics.result import Evaluation
 from polars_metrics.state import Detail, PartialResult
 from polars_metrics.stream import batches as _b
-from polars_metrics.stream import combine, sources
+from polars_metrics.stream import combine, iou, ranges, sources
+from polars_metrics.stream._malloc import reusing_memory
 from polars_metrics.stream.checkpoint import (
-    IOU_PARTS,
     Task,
     batch_dir,
     is_done,
     load_small,
+    per_annotation,
     run_batch,
 )
 from polars_metrics.stream.options import option_rows
@@ -41,15 +42,16 @@ from polars_metrics.stream.result import LazyFrames, StreamedEvaluation, sorted_
 
 # profile="coco" batches (stream.coco loads the COCO engine, hence numba: only when asked for)
 _coco = lazy("polars_metrics.stream.coco")
-FORMAT = 2  # checkpoint layout version: older checkpoints are recomputed
+FORMAT = 3  # checkpoint layout version: older checkpoints are recomputed
 # A runner computes tasks and yields (index in the list, small tables) as each one finishes.
 Runner = Callable[[list[Task], bool], Iterator[tuple[int, dict[str, Any]]]]
 
 
 def local_runner(tasks: list[Task], progress: bool) -> Iterator[tuple[int, dict[str, Any]]]:
     """Compute the tasks one after the other in this process; yields (task index, result)."""
-    for i, t in enumerate(_progress(tasks, progress, "batches")):
-        yield i, run_batch(t)
+    with reusing_memory():  # the batches reuse each other's freed memory
+        for i, t in enumerate(_progress(tasks, progress, "batches")):
+            yield i, run_batch(t)
 
 
 def _progress(items, enabled: bool, desc: str):
@@ -74,11 +76,12 @@ def _settings(profile: Profile, kwargs: dict, data_rows, n_buckets: int | None,
     opts = None if options is None else int(options.hash_rows().sum())
     text = json.dumps({"profile": repr(profile), "kwargs": repr(sorted(kwargs.items())),
                        "meta": meta, "options": opts, "n": n_buckets, "polars": pl.__version__,
-                       "iou_parts": IOU_PARTS, "format": FORMAT}, sort_keys=True)
+                       "format": FORMAT}, sort_keys=True)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-def _plan(gt, pd, keys, out: Path, *, assume_bucketed, batches, batch_size, memory_limit):
+def _plan(gt, pd, keys, out: Path, *, assume_bucketed, batches, batch_size, memory_limit,
+          detect: bool = True):
     if assume_bucketed:
         if any(v is not None for v in (batches, batch_size, memory_limit)):
             raise PolarsMetricsError(
@@ -91,6 +94,10 @@ def _plan(gt, pd, keys, out: Path, *, assume_bucketed, batches, batch_size, memo
         return plan, None, schemas, scans
     lgt = sources.numbered(sources.scan(gt, s.GROUND_TRUTH))
     lpd = sources.numbered(sources.scan(pd, s.PREDICTIONS))
+    if detect and batches is None:  # files already by data row: no bucketing pass
+        plan = ranges.key_ranges(gt, pd, list(keys), _b.batch_size_of(batch_size, memory_limit))
+        if plan is not None:
+            return plan, None, [lgt.collect_schema(), lpd.collect_schema()], [lgt, lpd]
     n = _b.n_buckets(sources.row_count(lgt) + sources.row_count(lpd), batches=batches,
                      batch_size=batch_size, memory_limit=memory_limit)
     plan = _b.hash_buckets(lgt, lpd, list(keys), out / "_buckets", n,
@@ -139,7 +146,7 @@ def evaluate_stream(ground_truth, predictions, *, profile: Profile, keys: Sequen
     meta = data_rows if data_rows is None else sources.scan(data_rows, "data_rows").collect()
     plan, n, (gt_schema, pd_schema), scans = _plan(
         ground_truth, predictions, keys, out, assume_bucketed=assume_bucketed, batches=batches,
-        batch_size=batch_size, memory_limit=memory_limit)
+        batch_size=batch_size, memory_limit=memory_limit, detect=meta is None)
     options = None if is_coco else option_rows(*scans, keys, kwargs.get("by") or (), profile,
                                                 pd_schema)
     compute = _coco.coco_batch if is_coco else None
@@ -194,18 +201,22 @@ def _finalize(reducer, tasks: list[Task], profile: Profile, keys, kwargs, out: P
     small = combine.finish_small(reducer.result(), by, keys, check)
     dirs = [batch_dir(out, t.batch) for t in tasks]
     t1 = time.perf_counter()
-    counts = combine.resum_iou(small["counts"], dirs, by, keys, check)
+    counts = iou.resum(small["counts"], dirs, by, keys)
     t2 = time.perf_counter()
     thresholds = {"conf_thr": s.normalize_thresholds(kwargs.get("confidence_thresholds"),
                                                      "confidence_thresholds"),
                   "iou_thr": s.normalize_thresholds(kwargs.get("iou_thresholds"),
                                                     "iou_thresholds")}
     keys_t = tuple(keys)
+
+    def scan(name: str) -> pl.LazyFrame:  # the batches' per-annotation files, rebuilt once
+        return pl.scan_parquet([str(per_annotation(t)[name]) for t in tasks])
+
     loaders = {
-        "matches": lambda: sorted_rows(combine.scan_large(dirs, "matches"), keys_t).collect(),
-        "_matches_lazy": lambda: combine.scan_large(dirs, "matches"),
-        "annotations": lambda: (combine.scan_large(dirs, "gt_annotations").collect(),
-                                combine.scan_large(dirs, "pd_annotations").collect()),
+        "matches": lambda: sorted_rows(scan("matches"), keys_t).collect(),
+        "_matches_lazy": lambda: scan("matches"),
+        "annotations": lambda: (scan("gt_annotations").collect(),
+                                scan("pd_annotations").collect()),
     }
     part = PartialResult(
         profile=profile, keys=keys_t, by=by, conf_thr=np.asarray(thresholds["conf_thr"]),

@@ -157,11 +157,8 @@ def count_at_or_below(sorted_values, values):
     m = sorted_values.shape[0]
     for i in range(n):
         v = values[i]
-        if v != v:  # NaN sorts last, as in numpy
-            out[i] = m
-            continue
         j = 0
-        while j < m and sorted_values[j] <= v:
-            j += 1
-        out[i] = j
+        for q in range(m):  # no early exit: branch-free, several times faster
+            j += sorted_values[q] <= v
+        out[i] = j if v == v else m  # NaN sorts last, as in numpy
     return out

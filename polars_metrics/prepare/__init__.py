@@ -388,8 +388,14 @@ def _key_runs(frame: pl.DataFrame, keys: Sequence[str]) -> tuple[pl.DataFrame, n
     """The keys of each run of equal consecutive keys, and the run lengths."""
     if frame.height == 0:
         return frame.select(keys), np.zeros(0, dtype=np.int64)
-    new_run = pl.any_horizontal([pl.col(k).ne_missing(pl.col(k).shift()) for k in keys])
-    starts = frame.select(new_run).to_series().to_numpy()
+    col = frame[keys[0]]
+    if len(keys) == 1 and col.dtype.is_integer() and not col.has_nulls():
+        values = col.to_numpy()  # one integer key (a common case): compared by numpy
+        starts = np.empty(values.shape[0], dtype=bool)
+        np.not_equal(values[1:], values[:-1], out=starts[1:])
+    else:
+        new_run = pl.any_horizontal([pl.col(k).ne_missing(pl.col(k).shift()) for k in keys])
+        starts = frame.select(new_run).to_series().to_numpy()
     starts[0] = True
     first = np.flatnonzero(starts)
     lengths = np.diff(np.append(first, frame.height))

@@ -35,7 +35,7 @@ def _boxes(rng: np.random.Generator, n: int) -> list[list[float]]:
     y0 = rng.integers(0, 6, n)
     w = rng.integers(1, 4, n)
     h = rng.integers(1, 4, n)
-    return [[float(a), float(b), float(a + c), float(b + d)] for a, b, c, d in zip(x0, y0, w, h)]
+    return [[float(a), float(b), float(a + c), float(b + d)] for a, b, c, d in zip(x0, y0, w, h, strict=True)]
 
 
 def case(seed: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
@@ -51,7 +51,7 @@ def case(seed: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
             gt_rows.append((f"r{r:02d}", 100 * r + i, FEATURES[rng.integers(0, 3)], b))
         conf = np.where(rng.random(n_pd) < 0.4, rng.choice(THRESHOLDS, n_pd),
                         rng.random(n_pd).round(3))
-        for i, (b, c) in enumerate(zip(_boxes(rng, n_pd), conf)):
+        for i, (b, c) in enumerate(zip(_boxes(rng, n_pd), conf, strict=True)):
             pd_rows.append((f"r{r:02d}", 100 * r + i, FEATURES[rng.integers(0, 3)], b, float(c)))
     gt = pl.DataFrame(gt_rows, schema={"data_row": pl.String, "id": pl.Int64,
                                        "feature": pl.String, "bbox": BOX}, orient="row")

@@ -92,7 +92,8 @@ def test_box_pairs_through_an_index_equal_pairs_of_gathered_boxes():
         expected = [(i, j, naive.box_iou(boxes[g_idx[i]], boxes[p_idx[j]]))
                     for i in range(g_off[r], g_off[r + 1]) for j in range(p_off[r], p_off[r + 1])]
         expected = [e for e in expected if e[2] > 0]
-        listed = list(zip(g[off[r]:off[r + 1]], p[off[r]:off[r + 1]], iou[off[r]:off[r + 1]]))
+        sl = slice(off[r], off[r + 1])
+        listed = list(zip(g[sl], p[sl], iou[sl], strict=True))
         assert [(a, b) for a, b, _ in listed] == [(a, b) for a, b, _ in expected]
         np.testing.assert_allclose([v for *_, v in listed], [v for *_, v in expected], rtol=1e-15)
 

@@ -184,6 +184,7 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
 
 
 greedy_match_by_score = kernel("matching", "greedy_match_by_score")
+count_at_or_below = kernel("sorting", "count_at_or_below")
 accumulate_rectangles = kernel("cube", "accumulate_rectangles")
 ALMOST_ONE = 1 - 1e-10  # the non-strict test compares with min(t, ALMOST_ONE), as COCO does
 
@@ -198,9 +199,10 @@ def iou_passes(iou: np.ndarray, iou_thr: np.ndarray, strict: bool) -> np.ndarray
     >>> iou_passes(np.array([0.5, 1.0]), thr, True), iou_passes(np.array([0.5, 1.0]), thr, False)
     (array([1, 2], dtype=int32), array([2, 3], dtype=int32))
     """
-    if strict:
-        return np.searchsorted(iou_thr, iou, side="left").astype(np.int32)
-    return np.searchsorted(np.minimum(iou_thr, ALMOST_ONE), iou, side="right").astype(np.int32)
+    iou = np.ascontiguousarray(iou, dtype=np.float64)
+    if strict:  # t < v  iff  nextafter(t, inf) <= v
+        return count_at_or_below(np.nextafter(np.asarray(iou_thr, np.float64), np.inf), iou)
+    return count_at_or_below(np.minimum(iou_thr, ALMOST_ONE).astype(np.float64), iou)
 
 
 def _kernel_thresholds(iou_thr: np.ndarray, strict: bool) -> np.ndarray:

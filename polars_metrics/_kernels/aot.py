@@ -60,8 +60,8 @@ _I8_ROWS = "i8, i8"  # the (lo, hi) range arguments of row-range kernels
 EXPORTS: dict[tuple[str, str], str] = {
     ("box", "box_problems"): "i1[:](f8[:, :])",
     ("box", "box_iou_aligned_range"): f"void(f8[:, :], f8[:, :], f8[:], {_I8_ROWS})",
-    ("box", "box_pairs_range"):
-        f"(i8[:], i8[:], f8[:])(f8[:, :], i8[:], f8[:, :], i8[:], i8[:], {_I8_ROWS})",
+    ("box", "box_pairs_range"):  # boxes, index (empty: identity), offsets; gt then pd
+        f"(i8[:], i8[:], f8[:])(f8[:, :], i4[:], i8[:], f8[:, :], i4[:], i8[:], i8[:], {_I8_ROWS})",
     ("matching", "greedy_match_by_iou"):
         "void(i8[:], i8[:], i4[:], i4[:], i4[:], "        # gt_off pd_off gt_feat pd_feat npass
         "i8[:], i8[:], i8[:], f8[:], b1[:], "              # pair_off gt pd iou always
@@ -88,6 +88,7 @@ EXPORTS: dict[tuple[str, str], str] = {
         "(i8[:], i8[:], i8[:], i8[:], i8[:], i8[:])"
         "(i8[:], i8[:], i8[:], i8[:, :, :], i8[:, :, :, :], i8[:, :, :, :], i8[:])",
     ("cube", "sequential_segment_sums"): "f8[:](f8[:], i8[:])",
+    ("sorting", "count_at_or_below"): "i4[:](f8[:], f8[:])",
     # --- every other kind's and profile's kernels (issue 12: no compile at user time)
     # clip
     ("clip", "_clip_polygons"):

@@ -30,38 +30,69 @@ def box_iou_aligned_range(a, b, out, lo, hi):
 
 
 @njit(cache=True, nogil=True)
-def box_pairs_range(gt, gt_off, pd, pd_off, counts, r0, r1):
+def box_pairs_range(gt, gt_idx, gt_off, pd, pd_idx, pd_off, counts, r0, r1):
     """Pairs with IoU > 0 of data rows r0 <= r < r1, gt-major, in one pass: returns their gt,
     pd and IoU (each IoU computed once) and sets counts[r]. The arrays grow between data rows
-    (to hold the row's whole grid), never inside the grid loops."""
+    (to hold the row's whole grid), never inside the grid loops.
+
+    Annotation i (positions in data-row order, CSR ``*_off``) is box ``gt[gt_idx[i]]``, or
+    ``gt[i]`` when ``gt_idx`` is empty (likewise for pd): the boxes are read in place, the
+    boxes of one row copied to a small reused buffer, never the whole column."""
     cap = 1024
     out_gt = np.empty(cap, dtype=np.int64)
     out_pd = np.empty(cap, dtype=np.int64)
     out_iou = np.empty(cap, dtype=np.float64)
+    mg = mp = 1
+    for r in range(r0, r1):
+        mg = max(mg, gt_off[r + 1] - gt_off[r])
+        mp = max(mp, pd_off[r + 1] - pd_off[r])
+    g_box = np.empty((mg, 4), dtype=np.float64)
+    p_box = np.empty((mp, 4), dtype=np.float64)
     k = 0
     for r in range(r0, r1):
-        need = k + (gt_off[r + 1] - gt_off[r]) * (pd_off[r + 1] - pd_off[r])
+        g0, g1, p0, p1 = gt_off[r], gt_off[r + 1], pd_off[r], pd_off[r + 1]
+        need = k + (g1 - g0) * (p1 - p0)
+        if need == k:
+            counts[r] = 0
+            continue
         if need > cap:
             cap = max(2 * cap, need)
             out_gt = _grown(out_gt, k, cap)
             out_pd = _grown(out_pd, k, cap)
             out_iou = _grown(out_iou, k, cap)
+        _row_boxes(gt, gt_idx, g0, g1, g_box)
+        _row_boxes(pd, pd_idx, p0, p1, p_box)
         first = k
-        k = _row_box_pairs(gt, gt_off[r], gt_off[r + 1], pd, pd_off[r], pd_off[r + 1],
-                           out_gt, out_pd, out_iou, k)
+        k = _row_box_pairs(g_box, g0, g1, p_box, p0, p1, out_gt, out_pd, out_iou, k)
         counts[r] = k - first
     return out_gt[:k].copy(), out_pd[:k].copy(), out_iou[:k].copy()
 
 
 @njit(cache=True, nogil=True)
+def _row_boxes(boxes, idx, i0, i1, out):
+    """out[j] = box of annotation i0 + j, for i0 <= i < i1."""
+    if idx.shape[0] == 0:
+        for j in range(i1 - i0):
+            for c in range(4):
+                out[j, c] = boxes[i0 + j, c]
+    else:
+        for j in range(i1 - i0):
+            src = idx[i0 + j]
+            for c in range(4):
+                out[j, c] = boxes[src, c]
+
+
+@njit(cache=True, nogil=True)
 def _row_box_pairs(gt, g0, g1, pd, p0, p1, out_gt, out_pd, out_iou, k):
-    for g in range(g0, g1):
-        for p in range(p0, p1):
-            v = box_iou_one(gt[g, 0], gt[g, 1], gt[g, 2], gt[g, 3],
-                            pd[p, 0], pd[p, 1], pd[p, 2], pd[p, 3])
+    """The pairs of one row; ``gt`` / ``pd`` hold the row's boxes from row 0."""
+    n_p = p1 - p0
+    for gi in range(g1 - g0):
+        ax0, ay0, ax1, ay1 = gt[gi, 0], gt[gi, 1], gt[gi, 2], gt[gi, 3]
+        for pj in range(n_p):
+            v = box_iou_one(ax0, ay0, ax1, ay1, pd[pj, 0], pd[pj, 1], pd[pj, 2], pd[pj, 3])
             if v > 0.0:
-                out_gt[k] = g
-                out_pd[k] = p
+                out_gt[k] = g0 + gi
+                out_pd[k] = p0 + pj
                 out_iou[k] = v
                 k += 1
     return k

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from polars_metrics._kernels._jit import njit
-from polars_metrics._kernels.sorting import argsort_desc_stable_into, count_below, find_sorted
+from polars_metrics._kernels.sorting import argsort_desc_stable_kv, count_below
 
 
 @njit(cache=True, nogil=True)
@@ -70,6 +70,8 @@ def greedy_match_by_iou(
         pd_stamp = np.empty(mp, dtype=np.int64)
         idx = np.empty(mk, dtype=np.int64)
         buf = np.empty(mk, dtype=np.int64)
+        o_k = np.empty(mk, dtype=np.int64)
+        live = np.empty(mk, dtype=np.int64)
         o_g = np.empty(mk, dtype=np.int64)
         o_p = np.empty(mk, dtype=np.int64)
         o_pass = np.empty(mk, dtype=np.int64)
@@ -81,15 +83,29 @@ def greedy_match_by_iou(
         tp_bins = np.zeros((mf, n_iou + 1), dtype=np.int64)
         is_active = np.zeros(mf, dtype=np.bool_)
         active = np.empty(mf, dtype=np.int64)
-        iou_sum = np.empty(mf, dtype=np.float64)
+        iou_sum = np.zeros(mf, dtype=np.float64)
+        is_summed = np.zeros(mf, dtype=np.bool_)
+        summed = np.empty(mf, dtype=np.int64)
+        val = np.empty(mk, dtype=np.float64)
+        vbuf = np.empty(mk, dtype=np.float64)
+        g_top = np.empty(mg, dtype=np.int64)
+        h_def = np.empty(n_conf + 2, dtype=np.int64)
+        h_p = np.empty(n_conf + 2, dtype=np.int64)
+        h_g = np.empty(n_conf + 2, dtype=np.int64)
+        h_pd = np.empty(n_conf + 2, dtype=np.int64)
+        n_codes = 1
+        for i in range(rf_off[r0], rf_off[r1]):
+            n_codes = max(n_codes, rf_feat[i] + 1)
+        slot_of = np.empty(n_codes, dtype=np.int64)
         for r in range(r0, r1):
             _match_row(
                 r, gt_off, pd_off, gt_feat, pd_feat, pd_npass,
                 pair_off, pair_gt, pair_pd, pair_iou, pair_always,
                 iou_thr, n_conf, class_aware, rf_off, rf_feat, ev_off,
                 ev_n, ev_pair, rf_ngt, rf_until, iv_n, iv_rf, iv_val, row_counts, row_means,
-                row_iou, gt_slot, gt_stamp, pd_stamp, idx, buf, o_g, o_p, o_pass, o_same, same,
-                ngt, kept, n_kept, tp_bins, is_active, active, iou_sum,
+                row_iou, gt_slot, gt_stamp, pd_stamp, idx, buf, val, vbuf, o_k, live, o_g, o_p,
+                o_pass, o_same, same, ngt, kept, n_kept, tp_bins, is_active, active, iou_sum,
+                is_summed, summed, g_top, h_def, h_p, h_g, h_pd, slot_of,
             )
 
 
@@ -102,11 +118,13 @@ def _match_row(
     pair_off, pair_gt, pair_pd, pair_iou, pair_always,
     iou_thr, n_conf, class_aware, rf_off, rf_feat, ev_off,
     ev_n, ev_pair, rf_ngt, rf_until, iv_n, iv_rf, iv_val, row_counts, row_means, row_iou,
-    gt_slot, gt_stamp, pd_stamp, idx, buf, o_g, o_p, o_pass, o_same, same,
-    ngt, kept, n_kept, tp_bins, is_active, active, iou_sum,
+    gt_slot, gt_stamp, pd_stamp, idx, buf, val, vbuf, o_k, live, o_g, o_p, o_pass, o_same,
+    same, ngt, kept, n_kept, tp_bins, is_active, active, iou_sum, is_summed, summed,
+    g_top, h_def, h_p, h_g, h_pd, slot_of,
 ):
     """One data row of :func:`greedy_match_by_iou`, on scratch arrays owned by the caller
-    (``tp_bins`` and ``is_active`` must be all zero / False on entry and are left so)."""
+    (``tp_bins``, ``is_active``, ``is_summed`` and ``iou_sum`` must be all zero / False on
+    entry and are left so)."""
     n_iou = iou_thr.shape[0]
     g0, g1 = gt_off[r], gt_off[r + 1]
     p0, p1 = pd_off[r], pd_off[r + 1]
@@ -116,68 +134,123 @@ def _match_row(
     feats = rf_feat[f0:f1]
     cap = min(n_g, n_p)
 
-    # Slots: the position of each annotation's feature among the row's features.
+    # Slots: the position of each annotation's feature among the row's features (a lookup
+    # table over feature codes, set for this row's features).
+    for f in range(n_f):
+        slot_of[feats[f]] = f
     ngt[:n_f] = 0
     for i in range(n_g):
-        gt_slot[i] = find_sorted(feats, gt_feat[g0 + i])
+        gt_slot[i] = slot_of[gt_feat[g0 + i]]
         ngt[gt_slot[i]] += 1
     rf_ngt[f0:f1] = ngt[:n_f]
     # kept[f, c]: predictions of slot f passing threshold c (histogram of npass, summed from
     # the top); n_kept[c] over all slots.
     kept[:n_f, :] = 0
     for j in range(n_p):
-        kept[find_sorted(feats, pd_feat[p0 + j]), pd_npass[p0 + j]] += 1
+        kept[slot_of[pd_feat[p0 + j]], pd_npass[p0 + j]] += 1
     n_kept[:] = 0
+    # h_def[u] / h_p[u]: slots whose IoU metric is defined / that keep a prediction at exactly
+    # u thresholds; their suffix sums count the defined per-feature values at each c
+    h_def[:] = 0
+    h_p[:] = 0
+    n_r_def = 0  # slots with a ground truth: defined recall at every threshold
     for f in range(n_f):
         for c in range(n_conf - 1, -1, -1):
             kept[f, c] += kept[f, c + 1]
         until = 0  # thresholds at which max(ngt, kept) > 0 (kept does not grow with c)
+        n_pos = 0  # thresholds at which kept > 0
         for c in range(n_conf):
             n_kept[c] += kept[f, c + 1]
+            if kept[f, c + 1] > 0:
+                n_pos = c + 1
             if ngt[f] > 0 or kept[f, c + 1] > 0:
                 until = c + 1
         rf_until[f0 + f] = until
+        h_def[until] += 1
+        h_p[n_pos] += 1
+        if ngt[f] > 0:
+            n_r_def += 1
+    for u in range(n_conf - 1, -1, -1):
+        h_def[u] += h_def[u + 1]
+        h_p[u] += h_p[u + 1]
 
     # The pairs in walk order (stable descending IoU keeps gt-major order among equal IoUs:
-    # the tie rule), gathered once into contiguous arrays that every walk reads.
-    order = argsort_desc_stable_into(pair_iou[k0:k1], idx, buf)
-    n_same = 0
+    # the tie rule), gathered once into contiguous arrays that every walk reads. Pairs whose
+    # prediction passes no confidence threshold never match and are left out.
+    order = argsort_desc_stable_kv(pair_iou[k0:k1], idx, buf, val, vbuf)
+    n_live = 0  # the walk at c visits only pairs whose prediction passes c: these lists
+    n_same = 0  # (all pairs / same-feature pairs, in walk order) shrink as c grows
     for i in range(n_k):
         k = order[i] + k0
-        o_g[i] = pair_gt[k] - g0
-        o_p[i] = pair_pd[k] - p0
-        o_pass[i] = pd_npass[pair_pd[k]]
-        o_same[i] = gt_feat[pair_gt[k]] == pd_feat[pair_pd[k]]
-        if o_same[i]:
-            same[n_same] = i
+        npass_k = pd_npass[pair_pd[k]]
+        if npass_k <= 0:
+            continue
+        o_k[n_live] = k
+        o_g[n_live] = pair_gt[k] - g0
+        o_p[n_live] = pair_pd[k] - p0
+        o_pass[n_live] = npass_k
+        o_same[n_live] = gt_feat[pair_gt[k]] == pd_feat[pair_pd[k]]
+        if o_same[n_live]:
+            same[n_same] = n_live
             n_same += 1
+        live[n_live] = n_live
+        n_live += 1
+    if class_aware:
+        for w in range(n_same):
+            live[w] = same[w]
+        n_live = n_same
+    # h_g[u] / h_pd[u]: ground truths / predictions whose walk pairs pass at most u thresholds;
+    # suffix sums: how many can still match at c (the walk stops once that many did)
+    g_top[:n_g] = 0
+    pd_stamp[:n_p] = 0
+    h_g[:] = 0
+    h_pd[:] = 0
+    for w in range(n_live):
+        i = live[w]
+        g_top[o_g[i]] = max(g_top[o_g[i]], o_pass[i])
+        if pd_stamp[o_p[i]] == 0:
+            pd_stamp[o_p[i]] = 1
+            h_pd[o_pass[i]] += 1
+    for g in range(n_g):
+        h_g[g_top[g]] += 1
+    for u in range(n_conf - 1, -1, -1):
+        h_g[u] += h_g[u + 1]
+        h_pd[u] += h_pd[u + 1]
 
     # A row index is taken in walk w when its stamp == w: no per-walk reset.
     gt_stamp[:n_g] = -1
     pd_stamp[:n_p] = -1
     for c in range(n_conf):
-        # Once every ground truth or every kept prediction is matched, no pair can match.
-        most = min(n_g, n_kept[c])
+        # Once as many matches as ground truths (or kept predictions) that still have a
+        # pair are made, no pair can match.
+        most = min(h_g[c + 1], h_pd[c + 1], n_kept[c])
 
         # --- the matching walk (class-agnostic unless class_aware) ---
+        # live lists the walk's pairs in walk order: every pair with o_pass > c, and possibly
+        # stale ones (o_pass <= c) after a walk that ended early. The visited part keeps
+        # those with o_pass > c + 1 for the next threshold; the rest is moved down as is.
         stamp = 2 * c
         e = ev_off[r] + c * cap
         n_ev = 0
         n_active = 0  # slots with a same-feature match; only they vary along the IoU axis
-        n_walk = n_same if class_aware else n_k
-        for w in range(n_walk):
-            if n_ev == most:
-                break
-            i = same[w] if class_aware else w
-            if o_pass[i] <= c:
+        n_next = 0
+        w = 0
+        while w < n_live and n_ev < most:
+            i = live[w]
+            w += 1
+            op = o_pass[i]
+            if op <= c:
                 continue
+            if op > c + 1:
+                live[n_next] = i
+                n_next += 1
             g = o_g[i]
             p = o_p[i]
             if gt_stamp[g] == stamp or pd_stamp[p] == stamp:
                 continue
             gt_stamp[g] = stamp
             pd_stamp[p] = stamp
-            k = order[i] + k0
+            k = o_k[i]
             ev_pair[e + n_ev] = k
             n_ev += 1
             if o_same[i]:
@@ -193,46 +266,57 @@ def _match_row(
                     n_active += 1
                 b = n_iou if pair_always[k] else count_below(iou_thr, pair_iou[k])
                 tp_bins[slot, b] += 1
+        rest = n_live - w
+        for j in range(rest):
+            live[n_next + j] = live[w + j]
+        n_live = n_next + rest
         ev_n[r, c] = n_ev
 
         # --- the per-feature IoU metric: class-aware walk, no threshold ---
         stamp = 2 * c + 1
-        iou_sum[:n_f] = 0.0
+        n_summed = 0  # slots with a matched pair, sorted (sums run in feature order)
+        n_next = 0
         for w in range(n_same):
             i = same[w]
-            if o_pass[i] <= c:
-                continue
+            if o_pass[i] > c + 1:  # the same invariant as live (no early end here)
+                same[n_next] = i
+                n_next += 1
             g = o_g[i]
             p = o_p[i]
             if gt_stamp[g] == stamp or pd_stamp[p] == stamp:
                 continue
             gt_stamp[g] = stamp
             pd_stamp[p] = stamp
-            iou_sum[gt_slot[g]] += pair_iou[order[i] + k0]
+            slot = gt_slot[g]
+            if not is_summed[slot]:
+                is_summed[slot] = True
+                a = n_summed
+                while a > 0 and summed[a - 1] > slot:
+                    summed[a] = summed[a - 1]
+                    a -= 1
+                summed[a] = slot
+                n_summed += 1
+            iou_sum[slot] += pair_iou[o_k[i]]
+        n_same = n_next
 
         # --- data-row table: sums over features, means of defined per-feature values ---
-        # Which per-feature ratios are defined does not depend on t; features without a true
-        # positive contribute 0 to every sum, so only active slots are visited per t.
+        # Which per-feature ratios are defined does not depend on t; only slots with a match
+        # have a nonzero IoU value or true positive, so only they are visited (the others add
+        # 0 to every sum); the counts of defined values come from the histograms above.
         s_iou = 0.0
-        n_iou_def = 0
-        n_p_def = 0
-        n_r_def = 0
         n_iv = 0
-        for f in range(n_f):
-            kf = kept[f, c + 1]
-            denom = max(kf, ngt[f])
-            if denom > 0:
-                v = iou_sum[f] / denom
-                if v != 0.0:  # at most one per matched feature: fits the event capacity
-                    iv_rf[e + n_iv] = f0 + f
-                    iv_val[e + n_iv] = v
-                    n_iv += 1
-                s_iou += v
-                n_iou_def += 1
-            if kf > 0:
-                n_p_def += 1
-            if ngt[f] > 0:
-                n_r_def += 1
+        for a in range(n_summed):
+            f = summed[a]
+            v = iou_sum[f] / max(kept[f, c + 1], ngt[f])  # ngt > 0: a matched ground truth
+            if v != 0.0:  # at most one per matched feature: fits the event capacity
+                iv_rf[e + n_iv] = f0 + f
+                iv_val[e + n_iv] = v
+                n_iv += 1
+            s_iou += v
+            iou_sum[f] = 0.0
+            is_summed[f] = False
+        n_iou_def = h_def[c + 1]
+        n_p_def = h_p[c + 1]
         row_iou[r, c] = s_iou / n_iou_def if n_iou_def > 0 else np.nan
         iv_n[r, c] = n_iv
         # tp at threshold index t counts the events whose bin is > t: reverse cumulative sum.

@@ -88,3 +88,77 @@ def find_sorted(sorted_values, v):
         else:
             hi = mid
     return lo
+
+
+@njit(cache=True, nogil=True)
+def argsort_desc_stable_kv(values, idx, buf, val, vbuf):
+    """:func:`argsort_desc_stable_into` that sorts a copy of the values along with the indices
+    (``val``, ``vbuf``: float64 scratch, at least ``len(values)`` long): comparisons read
+    contiguous memory instead of ``values[idx[j]]``. Returns a view of the index array that
+    holds the result; the same order as :func:`argsort_desc_stable`."""
+    n = values.shape[0]
+    for i in range(n):
+        idx[i] = i
+        val[i] = values[i]
+    for lo in range(0, n, _RUN):
+        hi = min(lo + _RUN, n)
+        for i in range(lo + 1, hi):
+            cur = idx[i]
+            v = val[i]
+            j = i - 1
+            while j >= lo and val[j] < v:
+                idx[j + 1] = idx[j]
+                val[j + 1] = val[j]
+                j -= 1
+            idx[j + 1] = cur
+            val[j + 1] = v
+    src, dst = idx, buf
+    vsrc, vdst = val, vbuf
+    width = _RUN
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            i, j, k = lo, mid, lo
+            while i < mid and j < hi:
+                # take from the right run only when strictly larger: keeps ties stable
+                if vsrc[j] > vsrc[i]:
+                    dst[k] = src[j]
+                    vdst[k] = vsrc[j]
+                    j += 1
+                else:
+                    dst[k] = src[i]
+                    vdst[k] = vsrc[i]
+                    i += 1
+                k += 1
+            while i < mid:
+                dst[k] = src[i]
+                vdst[k] = vsrc[i]
+                i += 1
+                k += 1
+            while j < hi:
+                dst[k] = src[j]
+                vdst[k] = vsrc[j]
+                j += 1
+                k += 1
+        src, dst = dst, src
+        vsrc, vdst = vdst, vsrc
+        width *= 2
+    return src[:n]
+
+
+@njit(cache=True, nogil=True)
+def count_at_or_below(sorted_values, values):
+    """out[i] = number of entries of an ascending array that are <= values[i] (int32):
+    ``np.searchsorted(sorted_values, values, side="right")`` for non-NaN values, in one pass
+    over ``values`` (numpy's search per value is several times slower for short arrays)."""
+    n = values.shape[0]
+    out = np.empty(n, dtype=np.int32)
+    m = sorted_values.shape[0]
+    for i in range(n):
+        v = values[i]
+        j = 0
+        for q in range(m):  # no early exit: branch-free, several times faster
+            j += sorted_values[q] <= v
+        out[i] = j if v == v else m  # NaN sorts last, as in numpy
+    return out

@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 
 from polars_metrics import schema as s
-from polars_metrics._arrays import f64_matrix, f64_matrix_np, f64_rows
+from polars_metrics._arrays import f64_matrix, f64_rows
 from polars_metrics._kernels.aot import kernel
 from polars_metrics._parallel import map_ranges, run_ranges
 from polars_metrics.errors import SchemaError
@@ -138,18 +138,23 @@ def pairs(gt, pd, profile=None):
     ``gt`` and ``pd`` are :class:`~polars_metrics.prepare.Side` views in data-row order; the
     profile is not read (boxes in (lon, lat) are paired by the polygon kind). Returns pair_off
     (int64 CSR over data rows), pair_gt, pair_pd (int64 positions in data-row order) and
-    pair_iou (float64).
+    pair_iou (float64). The boxes are read in place through the sides' row order.
     """
-    return box_pairs(_sorted_boxes(gt), gt.off, _sorted_boxes(pd), pd.off)
+    return box_pairs(*_boxes(gt), gt.off, *_boxes(pd), pd.off)
 
 
-def box_pairs(gt: np.ndarray, gt_off: np.ndarray, pd: np.ndarray, pd_off: np.ndarray):
+_IDENTITY = np.zeros(0, dtype=np.int32)
+
+
+def box_pairs(gt: np.ndarray, gt_idx: np.ndarray | None, gt_off: np.ndarray, pd: np.ndarray,
+              pd_idx: np.ndarray | None, pd_off: np.ndarray):
     """One pass over the (gt, pd) grid of each data row (each IoU computed once), on a few
     threads by ranges of data rows; the ranges' pairs concatenate into the CSR arrays.
+    Annotation i is box ``gt[gt_idx[i]]`` (``gt[i]`` when ``gt_idx`` is None), likewise pd.
 
     >>> gt = np.array([[0.0, 0.0, 2.0, 2.0], [5.0, 5.0, 6.0, 6.0]])
     >>> pd = np.array([[1.0, 0.0, 3.0, 2.0]])
-    >>> off, g, p, iou = box_pairs(gt, np.array([0, 2]), pd, np.array([0, 1]))
+    >>> off, g, p, iou = box_pairs(gt, None, np.array([0, 2]), pd, None, np.array([0, 1]))
     >>> off.tolist(), g.tolist(), p.tolist(), iou.round(4).tolist()
     ([0, 1], [0], [0], [0.3333])
     """
@@ -158,7 +163,10 @@ def box_pairs(gt: np.ndarray, gt_off: np.ndarray, pd: np.ndarray, pd_off: np.nda
     cum_work = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(np.diff(gt_off) * np.diff(pd_off), out=cum_work[1:])
     counts = np.zeros(n_rows, dtype=np.int64)
-    parts = map_ranges(_box_pairs_range, (gt, gt_off, pd, pd_off, counts), cum_work)
+    gt_idx = _IDENTITY if gt_idx is None else np.ascontiguousarray(gt_idx, dtype=np.int32)
+    pd_idx = _IDENTITY if pd_idx is None else np.ascontiguousarray(pd_idx, dtype=np.int32)
+    parts = map_ranges(_box_pairs_range, (gt, gt_idx, gt_off, pd, pd_idx, pd_off, counts),
+                       cum_work)
     pair_off = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(counts, out=pair_off[1:])
     if len(parts) == 1:
@@ -168,9 +176,9 @@ def box_pairs(gt: np.ndarray, gt_off: np.ndarray, pd: np.ndarray, pd_off: np.nda
     return (pair_off, *(np.concatenate([part[i] for part in parts]) for i in range(3)))
 
 
-def _sorted_boxes(side) -> np.ndarray:
-    boxes = f64_rows(side.frame[s.BBOX], 4)  # a view of the column when it is one chunk
-    return boxes if side.idx is None else f64_matrix_np(boxes[side.idx])
+def _boxes(side) -> tuple[np.ndarray, np.ndarray | None]:
+    """The side's box column (a view when it is one chunk) and its row order."""
+    return f64_rows(side.frame[s.BBOX], 4), side.idx
 
 
 def aligned_iou(a: pl.Series, b: pl.Series) -> np.ndarray:

@@ -32,6 +32,7 @@ from polars_metrics.profiles import Profile
 from polars_metrics.validation import POS, Check, OnInvalid, require_columns, run_checks
 
 stable_group_order = kernel("groups", "stable_group_order")
+count_at_or_below = kernel("sorting", "count_at_or_below")
 
 ROW = "_row"      # data-row index among the counted rows, 0..n_rows-1
 SLICE = "_slice"  # slice index, index into Prepared.slices
@@ -143,7 +144,7 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
                            generated_ids=pd_generated_ids)
     rejects = pl.concat([gt_rej, pd_rej])
     G.warn_many_rejects(rejects, heights)
-    gt, pd = derive_features(gt), derive_features(pd)
+    gt, pd = _derive_features(gt), _derive_features(pd)
     gt, pd, renamed = qualify_collisions(gt, pd)
     if renamed:
         warnings.warn(
@@ -194,14 +195,18 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
     names = set(gt[s.FEATURE].drop_nulls().unique().to_list())
     features = tuple(sorted(names | set(pd[s.FEATURE].drop_nulls().unique().to_list())))
     # kept at confidence-threshold index c iff c < npass, i.e. confidence >= threshold
-    npass = np.searchsorted(conf_thr, pd[s.CONFIDENCE].to_numpy(), side="right").astype(np.int32)
-    questions = QuestionIndex(features, gt, np.where(counted[gt_row], remap[gt_row], -1),
-                              pd, np.where(counted[pd_row], remap[pd_row], -1), npass,
-                              conf_thr.shape[0], qualified=renamed)
+    npass = count_at_or_below(np.ascontiguousarray(conf_thr, dtype=np.float64),
+                              np.ascontiguousarray(pd[s.CONFIDENCE].to_numpy(), dtype=np.float64))
+    # each annotation's counted data row (-1: its data row does not count), gathered once
+    code = np.where(counted, remap, -1)
+    gt_code, pd_code = code[gt_row], code[pd_row]
+    del gt_row, pd_row
+    questions = QuestionIndex(features, gt, gt_code, pd, pd_code, npass, conf_thr.shape[0],
+                              qualified=renamed)
     return Prepared(
         keys=keys, by=by, rows=rows, slices=slices, features=features,
-        gt=_side(gt, gt_ann & counted[gt_row], remap[gt_row], features, None, n_rows),
-        pd=_side(pd, pd_ann & counted[pd_row], remap[pd_row], features, npass, n_rows),
+        gt=_side(gt, gt_ann & (gt_code >= 0), gt_code, features, None, n_rows),
+        pd=_side(pd, pd_ann & (pd_code >= 0), pd_code, features, npass, n_rows),
         excluded=excluded, rejects=rejects, conf_thr=conf_thr, iou_thr=iou_thr,
         questions=questions, profile=profile, repairs=repairs,
     )
@@ -305,6 +310,15 @@ def _check_key_dtypes(gt: pl.DataFrame, pd: pl.DataFrame, keys: Sequence[str]) -
             )
 
 
+def _derive_features(frame: pl.DataFrame) -> pl.DataFrame:
+    """:func:`~polars_metrics.kinds.derive_features` when a kind present derives its feature
+    (the kinds present are read from the Enum's physical codes: no string cast of the
+    column); else the frame as it is."""
+    if frame.height == 0 or not any(kind(k).expand is not None for k in _kinds(frame)):
+        return frame
+    return derive_features(frame)
+
+
 def _placeholder(frame: pl.DataFrame) -> pl.Expr:
     """A row with no feature and no geometry only says 'this data row exists'."""
     expr = pl.col(s.FEATURE).is_null()
@@ -374,8 +388,14 @@ def _key_runs(frame: pl.DataFrame, keys: Sequence[str]) -> tuple[pl.DataFrame, n
     """The keys of each run of equal consecutive keys, and the run lengths."""
     if frame.height == 0:
         return frame.select(keys), np.zeros(0, dtype=np.int64)
-    new_run = pl.any_horizontal([pl.col(k).ne_missing(pl.col(k).shift()) for k in keys])
-    starts = frame.select(new_run).to_series().to_numpy()
+    col = frame[keys[0]]
+    if len(keys) == 1 and col.dtype.is_integer() and not col.has_nulls():
+        values = col.to_numpy()  # one integer key (a common case): compared by numpy
+        starts = np.empty(values.shape[0], dtype=bool)
+        np.not_equal(values[1:], values[:-1], out=starts[1:])
+    else:
+        new_run = pl.any_horizontal([pl.col(k).ne_missing(pl.col(k).shift()) for k in keys])
+        starts = frame.select(new_run).to_series().to_numpy()
     starts[0] = True
     first = np.flatnonzero(starts)
     lengths = np.diff(np.append(first, frame.height))

@@ -278,7 +278,7 @@ def read_results(results: Any, meta: Meta, rej: Rejects) -> pl.DataFrame:
     if raw.n == 0:
         return empty_results(meta)
     bbox_branch = not raw.box_missing[0]  # loadRes picks its branch from the first entry
-    rows_for = np.where(raw.bad_img, None, raw.img).astype(object)
+    rows_for = _ids_or_none(raw.img, raw.bad_img)
     bad, pos, known, cpos = _check(raw, meta, rows_for, rej, bbox_branch)
     h = np.zeros(raw.n, np.int64)
     w = np.zeros(raw.n, np.int64)
@@ -297,6 +297,12 @@ def read_results(results: Any, meta: Meta, rej: Rejects) -> pl.DataFrame:
         bad |= missing
     area = _area(raw, mask, has_mask, bbox_branch)
     return _frame(raw, meta, np.flatnonzero(~bad), cpos, has_mask, area, mask, h, w)
+
+
+def _ids_or_none(ids: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    """Per-entry ids for the rejects table (None where unreadable); the int array itself when
+    all are readable (no Python object per entry)."""
+    return np.where(bad, None, ids).astype(object) if bad.any() else ids
 
 
 def _area(raw: _Raw, mask: pl.Series | None, has_mask: np.ndarray, bbox_branch: bool) -> np.ndarray:

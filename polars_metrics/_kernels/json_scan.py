@@ -188,7 +188,7 @@ def _digit(buf: np.ndarray, p: int, n: int) -> int:
     return d if 0 <= d <= 9 else -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _number(buf: np.ndarray, p: int, n: int, bits: np.ndarray, fbits: np.ndarray
             ) -> tuple[int, float, int, bool, bool]:
     """Parse the JSON number at ``p``: (end, value, int value, whether the token is an integer
@@ -302,7 +302,7 @@ def _hex(c: int) -> int:
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _string(buf: np.ndarray, p: int, n: int) -> tuple[int, int, bool, bool, bool]:
     """Validate the string starting with the quote at ``p``: (end after the closing quote,
     unescaped length in bytes, has escapes, only ASCII, ok)."""
@@ -350,7 +350,7 @@ def _string(buf: np.ndarray, p: int, n: int) -> tuple[int, int, bool, bool, bool
     return p, 0, esc, ascii_only, False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _literal(buf: np.ndarray, p: int, n: int) -> int:
     """End of ``true`` / ``false`` / ``null`` at ``p``, or -1."""
     c = buf[p]
@@ -364,7 +364,7 @@ def _literal(buf: np.ndarray, p: int, n: int) -> int:
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _key_colon(buf: np.ndarray, p: int, n: int) -> int:
     """After ``"key" :`` (validated), or -1."""
     p, _, _, _, ok = _string(buf, p, n)
@@ -445,7 +445,7 @@ def _key_is(buf: np.ndarray, lo: int, hi: int, key: np.ndarray) -> bool:
 
 
 # --- the results objects --------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _size(buf: np.ndarray, p: int, n: int, seg: np.ndarray, row: int, bits: np.ndarray,
           fbits: np.ndarray) -> int:
     """The RLE ``size`` array of integers at ``p``: its length and first two values."""
@@ -526,7 +526,7 @@ def _segmentation(buf: np.ndarray, p: int, n: int, seg: np.ndarray, row: int, st
         return -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _bbox(buf: np.ndarray, p: int, n: int, box: np.ndarray, box_state: np.ndarray, row: int,
           bits: np.ndarray, fbits: np.ndarray) -> int:
     """``[]`` or four numbers."""
@@ -551,7 +551,7 @@ def _bbox(buf: np.ndarray, p: int, n: int, box: np.ndarray, box_state: np.ndarra
     return p
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _object(buf: np.ndarray, p: int, n: int, row: int, img: np.ndarray, cat: np.ndarray,
             score: np.ndarray, box: np.ndarray, box_state: np.ndarray, seg: np.ndarray,
             stack: np.ndarray, bits: np.ndarray, fbits: np.ndarray) -> int:

@@ -169,6 +169,11 @@ EXPORTS: dict[tuple[str, str], str] = {
         "f8[:, :], b1[:], i8[:], i8[:], i8[:], i8[:], i8[:], f8[:], i8, i8)",
     ("rle", "rle_to_bbox"): "f8[:, :](u4[:], i8[:], i8[:], i8[:])",
     ("rle", "rle_total"): "i8[:](u4[:], i8[:])",
+    # json_scan (COCO results files, io/coco/_scan.py)
+    ("json_scan", "copy_strings"): f"void(u1[:], i8[:], i8[:], i8[:], u1[:], {_I8_ROWS})",
+    ("json_scan", "scan_results"):
+        "void(u1[:], i8[:], i8[:], i8[:], i8[:], i8[:], f8[:], f8[:, :], i1[:], i8[:, :], "
+        f"i8[:, :], {_I8_ROWS})",
     # rle_pairs
     ("rle_pairs", "mask_iou_indexed"):
         "void(u4[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], u4[:], i8[:], i8[:], i8[:], "

@@ -68,6 +68,8 @@ def read_gt(ground_truth: Any, rej: Rejects) -> tuple[pl.DataFrame, Meta]:
 
 
 def _objects(key: str, rows: list) -> list:
+    if set(map(type, rows)) <= {dict}:  # the usual file: no per-row check in Python
+        return rows
     for i, row in enumerate(rows):
         if not isinstance(row, Mapping):
             raise fail(f"ground truth: {key}[{i}] is not an object.")
@@ -144,8 +146,9 @@ def _annotations(anns: list, meta: Meta, rej: Rejects) -> _Anns:
     a_cat, bad_cat = int_column([a.get("category_id") for a in anns], "category_id")
     box, box_missing, box_bad = bbox_column([a.get("bbox") for a in anns])
     seg = Segmentations(n)
-    for i, a in enumerate(anns):
-        seg.parse(i, a.get("segmentation"))
+    segs = [a.get("segmentation") for a in anns]
+    for i in (i for i, v in enumerate(segs) if v is not None):
+        seg.parse(i, segs[i])
     area_raw = [a.get("area") for a in anns]
     area, area_bad = float_column(area_raw)
     area_missing = np.array([v is None for v in area_raw], bool)
@@ -154,8 +157,8 @@ def _annotations(anns: list, meta: Meta, rej: Rejects) -> _Anns:
     img_pos, img_known = find_sorted(meta.image_ids, a_img, ~bad_img)
     cat_pos, cat_known = find_sorted(meta.cat_ids, a_cat, ~bad_cat)
 
-    ids_for = np.where(bad_aid, None, aid).astype(object)
-    rows_for = np.where(bad_img, None, a_img).astype(object)
+    ids_for = np.where(bad_aid, None, aid).astype(object) if bad_aid.any() else aid
+    rows_for = np.where(bad_img, None, a_img).astype(object) if bad_img.any() else a_img
 
     def reject(where: np.ndarray, column: str, reason: str, fix: str = "") -> np.ndarray:
         rej.add_where(T, where, column, reason, data_row=rows_for, ids=ids_for, fix=fix)

@@ -1,15 +1,14 @@
 """COCO results (detections) to the ``pd`` frame, as ``COCO.loadRes`` reads them.
 
-Stages: the source (a JSON file read by Arrow when it has the usual layout, a list of dicts,
-a frame, pycocotools' ``N x 7`` array) to raw columns; the checks against the ground truth's
-images and categories; the masks; the frame.
+Stages: the source (a JSON file read by the typed scanner of ``_scan`` when it has the usual
+layout, else by msgspec; a list of dicts, a frame, pycocotools' ``N x 7`` array) to raw
+columns; the checks against the ground truth's images and categories; the masks; the frame.
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +29,7 @@ from polars_metrics.io.coco._columns import (
     load_json,
     xyxy,
 )
+from polars_metrics.io.coco._scan import Scanned, scan_results
 from polars_metrics.io.coco.gt import Meta
 from polars_metrics.io.coco.segmentation import Segmentations
 from polars_metrics.io.frames import BBOX_XYWH, CATEGORY_ID, COCO_PD, HEIGHT, WIDTH, check_frame
@@ -42,81 +42,16 @@ from polars_metrics.kinds._rle import (
     rle_problems,
 )
 
-pa = lazy("pyarrow")
 R = lazy("polars_metrics._kernels.rle")
 T = "results"
 
-# schema of the fast path for result files (bbox and/or compressed-RLE segm results)
-_FAST_SCHEMA = {
-    "image_id": pl.Int64,
-    "category_id": pl.Int64,
-    "bbox": pl.List(pl.Float64),
-    "score": pl.Float64,
-    "segmentation": pl.Struct({"size": pl.List(pl.Int64), "counts": pl.String}),
-}
-
 
 # --- sources -------------------------------------------------------------------------------------
-def _results_fast(path: Path) -> pl.DataFrame | None:
-    """Arrow's multithreaded JSON reader for the usual result files (bbox and/or compressed-RLE
-    segm). The top-level array is turned into newline-delimited objects by replacing the
-    separator between objects; a separator inside a string or a nested value leaves an invalid
-    line (a raw newline inside a string is not JSON; half an object is not an object), so any
-    surprise falls back to the generic path (msgspec) instead of mis-reading.
-
-    Why Arrow and not a Python-object parser: on the 5k-image benchmark file (51 MB, 471k
-    entries) Arrow parses in 0.70 s of CPU on several threads; msgspec needs 0.86 s to decode
-    into typed structs (1.1 s with the columns built), orjson 1.3 s, the standard library more
-    (measured 2026-12-03, see pyproject.toml). Reading the array whole, without the rewrite, costs
-    the same CPU on one thread."""
-    import pyarrow.json as pj
-
-    with open(path, "rb") as f:
-        data = f.read()
-    body = data.strip()
-    if not (body.startswith(b"[") and body.endswith(b"]")):
-        return None
-    body = body[1:-1].strip()
-    if not body:
-        return pl.DataFrame(schema=_FAST_SCHEMA)
-    sample = body[:65536]
-    sep = next((c for c in (b"}, {", b"},{", b"},\n{") if c in sample), None)
-    if sep is not None:
-        body = body.replace(sep, b"}\n{")
-    elif body.count(b"{") > 1:  # unusual layout (indented?): let polars read the array
-        try:
-            return pl.read_json(path, schema=_FAST_SCHEMA)
-        except Exception:
-            return None
-    schema = pa.schema(
-        [
-            ("image_id", pa.int64()),
-            ("category_id", pa.int64()),
-            ("bbox", pa.list_(pa.float64())),
-            ("score", pa.float64()),
-            ("segmentation", pa.struct([("size", pa.list_(pa.int64())), ("counts", pa.string())])),
-        ]
-    )
-    try:
-        table = pj.read_json(
-            pa.BufferReader(body),
-            parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        return None
-    df = pl.from_arrow(table)
-    assert isinstance(df, pl.DataFrame)
-    return df.cast(_FAST_SCHEMA)
-
-
 def _source(res: Any) -> pl.DataFrame | list:
-    """The results as a frame (given, or read by Arrow) or as a list of dicts."""
+    """The results as a frame or as a list of dicts (a file the scanner did not take: msgspec)."""
     if isinstance(res, (pl.DataFrame, pl.LazyFrame)):
         return res.collect() if isinstance(res, pl.LazyFrame) else res
     if isinstance(res, (str, os.PathLike)):
-        fast = _results_fast(Path(res))
-        if fast is not None:
-            return fast
         res = load_json(res, "results")
     if isinstance(res, np.ndarray):
         res = [
@@ -215,6 +150,15 @@ def _from_frame(df: pl.DataFrame, meta: Meta) -> _Raw:
                 seg, given_area)
 
 
+def _from_scan(sc: Scanned) -> _Raw:
+    n = sc.img.size
+    zeros = np.zeros(n, bool)
+    missing = sc.box_missing
+    seg = None if sc.seg is None else ("scanned", sc.seg)
+    return _Raw(n, sc.img, zeros, sc.cat, zeros, sc.score, ~np.isfinite(sc.score), sc.box, missing,
+                zeros, seg)
+
+
 def _from_list(lst: list) -> _Raw:
     img, bad_img = int_column([a.get("image_id") for a in lst], "image_id")
     cat, bad_cat = int_column([a.get("category_id") for a in lst], "category_id")
@@ -289,8 +233,11 @@ def _mask_column(raw: _Raw, bad: np.ndarray, h: np.ndarray, w: np.ndarray, hw_kn
                    RLE_REASONS[int(code)])
         return mask_series(c, o, mh, mw, null | bad)
     sp = Segmentations(raw.n)
-    for i, v in enumerate(values):
-        sp.parse(i, v)
+    if how == "scanned":  # compressed RLEs from the scanner: checked and worded as parse() does
+        sp.add_compressed(*values)
+    else:
+        for i, v in enumerate(values):
+            sp.parse(i, v)
     if not bbox_branch:  # loadRes' segm branch only takes compressed RLE
         reject((sp.kind == 1) | (sp.kind == 2), "segmentation",
                "must be a compressed RLE when results carry no bbox (pycocotools loadRes)")
@@ -315,13 +262,23 @@ def _sizes(size: pl.Series, null: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
 
 
 # --- the frame -----------------------------------------------------------------------------------
-def read_results(results: Any, meta: Meta, rej: Rejects) -> pl.DataFrame:
+def _raw(results: Any, meta: Meta) -> _Raw:
+    if isinstance(results, (str, os.PathLike)):
+        scanned = scan_results(results)
+        if isinstance(scanned, Scanned):
+            return _from_scan(scanned)
+        if isinstance(scanned, list):
+            return _from_list(scanned)
     src = _source(results)
-    raw = _from_frame(src, meta) if isinstance(src, pl.DataFrame) else _from_list(src)
+    return _from_frame(src, meta) if isinstance(src, pl.DataFrame) else _from_list(src)
+
+
+def read_results(results: Any, meta: Meta, rej: Rejects) -> pl.DataFrame:
+    raw = _raw(results, meta)
     if raw.n == 0:
         return empty_results(meta)
     bbox_branch = not raw.box_missing[0]  # loadRes picks its branch from the first entry
-    rows_for = np.where(raw.bad_img, None, raw.img).astype(object)
+    rows_for = _ids_or_none(raw.img, raw.bad_img)
     bad, pos, known, cpos = _check(raw, meta, rows_for, rej, bbox_branch)
     h = np.zeros(raw.n, np.int64)
     w = np.zeros(raw.n, np.int64)
@@ -340,6 +297,12 @@ def read_results(results: Any, meta: Meta, rej: Rejects) -> pl.DataFrame:
         bad |= missing
     area = _area(raw, mask, has_mask, bbox_branch)
     return _frame(raw, meta, np.flatnonzero(~bad), cpos, has_mask, area, mask, h, w)
+
+
+def _ids_or_none(ids: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    """Per-entry ids for the rejects table (None where unreadable); the int array itself when
+    all are readable (no Python object per entry)."""
+    return np.where(bad, None, ids).astype(object) if bad.any() else ids
 
 
 def _area(raw: _Raw, mask: pl.Series | None, has_mask: np.ndarray, bbox_branch: bool) -> np.ndarray:

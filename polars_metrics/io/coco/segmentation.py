@@ -12,9 +12,29 @@ import polars as pl
 from polars_metrics._arrays import offsets_from_lengths
 from polars_metrics._lazy import lazy
 from polars_metrics._parallel import run_ranges
-from polars_metrics.kinds._rle import RLE_REASONS, decode_strings, mask_series, rle_problems
+from polars_metrics.kinds._rle import (
+    FIRST_CHAR,
+    LAST_CHAR,
+    RLE_REASONS,
+    decode_strings,
+    mask_series,
+    rle_problems,
+)
 
 R = lazy("polars_metrics._kernels.rle")
+_SIZE_REASON = "has an RLE size that is not [height, width] (non-negative ints)"
+_DECODE_REASON = ("is not a valid compressed RLE string (a character outside '0'..'o', a string "
+                  "ending inside a run, or a count out of range)")
+
+
+def decode_csr(buf: np.ndarray, ptr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``kinds._rle.decode_strings`` for strings already back to back in ``buf`` (string i is
+    ``buf[ptr[i]:ptr[i + 1]]``): no Arrow array needed."""
+    counts, offsets, bad = R.rle_decode_strings(buf, ptr, run=run_ranges)
+    bad_char = (buf < FIRST_CHAR) | (buf > LAST_CHAR)
+    if bad_char.any():
+        bad[np.searchsorted(ptr, np.flatnonzero(bad_char), side="right") - 1] = True
+    return counts, offsets, bad
 
 
 class Segmentations:
@@ -35,6 +55,7 @@ class Segmentations:
         self.cmp_rows: list[int] = []
         self.cmp_strings: list[str | bytes] = []
         self.cmp_size: list[tuple[int, int]] = []
+        self.cmp_csr: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def parse(self, i: int, seg: Any) -> None:
         if seg is None or (isinstance(seg, list) and len(seg) == 0):
@@ -74,7 +95,7 @@ class Segmentations:
                 or len(size) != 2
                 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in size)
             ):
-                self._bad(i, "has an RLE size that is not [height, width] (non-negative ints)")
+                self._bad(i, _SIZE_REASON)
                 return
             c = seg["counts"]
             if isinstance(c, (str, bytes)):
@@ -97,6 +118,27 @@ class Segmentations:
                 self.unc_size.append((size[0], size[1]))
                 return
         self._bad(i, "is neither polygons nor an RLE {size, counts}")
+
+    def add_compressed(self, null: np.ndarray, size_len: np.ndarray, h: np.ndarray, w: np.ndarray,
+                       buf: np.ndarray, ptr: np.ndarray) -> None:
+        """Compressed RLEs of every row at once (the results scanner's columns: row i's counts
+        string is ``buf[ptr[i]:ptr[i + 1]]``, empty on ``null`` rows), checked as :meth:`parse`
+        checks them one by one."""
+        size_bad = ~null & ((size_len != 2) | (h < 0) | (w < 0))
+        for i in np.flatnonzero(size_bad):
+            self._bad(int(i), _SIZE_REASON)
+        ok = ~null & ~size_bad
+        rows = np.flatnonzero(ok)
+        if rows.size == 0:
+            return
+        lengths = np.diff(ptr)
+        if size_bad.any():  # leave out the strings of rows rejected above
+            buf = buf[np.repeat(ok, lengths)]
+            lengths = lengths[ok]
+        else:
+            lengths = lengths[rows]
+        self.kind[rows] = 3
+        self.cmp_csr = (rows, buf, offsets_from_lengths(lengths), h[rows], w[rows])
 
     def _bad(self, i: int, reason: str) -> None:
         self.bad[i] = True
@@ -141,15 +183,19 @@ class Segmentations:
             sz = np.array(self.unc_size, np.int64).reshape(-1, 2)
             pieces[2] = (rows, c, o)
             h[rows], w[rows] = sz[:, 0], sz[:, 1]
-        if self.cmp_rows:
-            rows = np.array(self.cmp_rows, np.int64)
-            c, o, badc = decode_strings(self.cmp_strings)
+        if self.cmp_rows or self.cmp_csr is not None:
+            if self.cmp_csr is not None:
+                rows, buf, ptr, ch, cw = self.cmp_csr
+                c, o, badc = decode_csr(buf, ptr)
+            else:
+                rows = np.array(self.cmp_rows, np.int64)
+                c, o, badc = decode_strings(self.cmp_strings)
+                sz = np.array(self.cmp_size, np.int64).reshape(-1, 2)
+                ch, cw = sz[:, 0], sz[:, 1]
             for r in rows[badc]:
-                self._bad(int(r), "is not a valid compressed RLE string (a character outside "
-                                  "'0'..'o', a string ending inside a run, or a count out of range)")
-            sz = np.array(self.cmp_size, np.int64).reshape(-1, 2)
+                self._bad(int(r), _DECODE_REASON)
             pieces[3] = (rows, c, o)
-            h[rows], w[rows] = sz[:, 0], sz[:, 1]
+            h[rows], w[rows] = ch, cw
         return self._assemble(pieces, h, w, lens)
 
     def _assemble(self, pieces, h, w, lens):

@@ -376,6 +376,21 @@ def _key_colon(buf: np.ndarray, p: int, n: int) -> int:
     return _ws(buf, p + 1, n)
 
 
+@njit(cache=True, inline="always")
+def _plain_key(buf: np.ndarray, p: int, n: int) -> tuple[int, int, int]:
+    """An object key without escapes at ``p``: its bytes ``[ks, ke)`` and the position after
+    ``"key" :``; that position is -1 for anything else (an escaped key is handed over)."""
+    if p >= n or buf[p] != 34:  # '"'
+        return 0, 0, -1
+    end, _, esc, _, ok = _string(buf, p, n)
+    if not ok or esc:
+        return 0, 0, -1
+    q = _ws(buf, end, n)
+    if q >= n or buf[q] != 58:  # ':'
+        return 0, 0, -1
+    return p + 1, end - 1, _ws(buf, q + 1, n)
+
+
 @njit(cache=True)
 def _skip_value(buf: np.ndarray, p: int, n: int, stack: np.ndarray, bits: np.ndarray,
                 fbits: np.ndarray) -> int:
@@ -485,16 +500,9 @@ def _segmentation(buf: np.ndarray, p: int, n: int, seg: np.ndarray, row: int, st
     p = _ws(buf, p + 1, n)
     seen = 0
     while True:
-        if p >= n or buf[p] != 34:
+        ks, ke, p = _plain_key(buf, p, n)
+        if p < 0:
             return -1
-        end, _, esc, _, ok = _string(buf, p, n)
-        if not ok or esc:
-            return -1
-        ks, ke = p + 1, end - 1
-        p = _ws(buf, end, n)
-        if p >= n or buf[p] != 58:
-            return -1
-        p = _ws(buf, p + 1, n)
         if _key_is(buf, ks, ke, _K_SIZE):
             if seen & 1:
                 return -1
@@ -566,16 +574,9 @@ def _object(buf: np.ndarray, p: int, n: int, row: int, img: np.ndarray, cat: np.
     p = _ws(buf, p + 1, n)
     seen = 0
     while True:
-        if p >= n or buf[p] != 34:
+        ks, ke, p = _plain_key(buf, p, n)
+        if p < 0:
             return -1
-        end, _, esc, _, ok = _string(buf, p, n)
-        if not ok or esc:
-            return -1
-        ks, ke = p + 1, end - 1
-        p = _ws(buf, end, n)
-        if p >= n or buf[p] != 58:
-            return -1
-        p = _ws(buf, p + 1, n)
         if p >= n:
             return -1
         c = buf[p]

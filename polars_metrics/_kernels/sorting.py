@@ -9,15 +9,9 @@ _RUN = 16
 
 
 @njit(cache=True, nogil=True)
-def argsort_desc_stable(values):
-    """Indices that sort ``values`` descending; equal values keep their input order."""
-    n = values.shape[0]
-    return argsort_desc_stable_into(values, np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64))
-
-
-@njit(cache=True, nogil=True)
 def argsort_desc_stable_into(values, idx, buf):
-    """:func:`argsort_desc_stable` into caller-owned scratch (``idx``, ``buf``: at least
+    """Indices that sort ``values`` descending, equal values in input order, into
+    caller-owned scratch (``idx``, ``buf``: at least
     ``len(values)`` long); returns a view of the one that holds the result.
 
     Insertion sort on runs of 16, then bottom-up merges: fast for the tens to hundreds of
@@ -95,7 +89,7 @@ def argsort_desc_stable_kv(values, idx, buf, val, vbuf):
     """:func:`argsort_desc_stable_into` that sorts a copy of the values along with the indices
     (``val``, ``vbuf``: float64 scratch, at least ``len(values)`` long): comparisons read
     contiguous memory instead of ``values[idx[j]]``. Returns a view of the index array that
-    holds the result; the same order as :func:`argsort_desc_stable`."""
+    holds the result; the same order as :func:`argsort_desc_stable_into`."""
     n = values.shape[0]
     for i in range(n):
         idx[i] = i

@@ -25,6 +25,7 @@ from functools import cached_property
 import numpy as np
 import polars as pl
 
+from polars_metrics import metrics
 from polars_metrics import schema as s
 from polars_metrics._kernels.aot import kernel
 from polars_metrics.coco.arrays import CocoResult
@@ -179,20 +180,14 @@ def _image_table(images: pl.DataFrame, conf_thr, iou_thr, tp, kept, n_gt, zero_t
         s.CONFIDENCE_THRESHOLD: np.tile(np.repeat(conf_thr, T), n),
         s.IOU_THRESHOLD: np.tile(iou_thr, n * C),
         s.TP: tp, s.FP: fp, s.FN: fn,
-        s.PRECISION: _ratio(tp, tp + fp), s.RECALL: _ratio(tp, tp + fn),
-        s.F1: _ratio(2 * tp, 2 * tp + fp + fn),
+        s.PRECISION: metrics.ratio_values(tp, tp + fp), s.RECALL: metrics.ratio_values(tp, tp + fn),
+        s.F1: metrics.ratio_values(2 * tp, 2 * tp + fp + fn),
     })
     tn = pl.lit(0 if zero_tn else None, dtype=pl.Int64).alias(s.TN)
     frame = pl.concat([head, body], how="horizontal").with_columns(
         tn, pl.lit(None, dtype=pl.Float64).alias(s.IOU))
     return frame.select(*head.columns, s.CONFIDENCE_THRESHOLD, s.IOU_THRESHOLD, s.TP, s.FP, s.TN,
                         s.FN, s.PRECISION, s.RECALL, s.F1, s.IOU)
-
-
-def _ratio(num: np.ndarray, den: np.ndarray) -> pl.Series:
-    """``num / den`` as float64, null where ``den`` is 0 (SPEC: undefined, never 0)."""
-    out = np.divide(num, den, out=np.full(num.shape, np.nan), where=den > 0)
-    return pl.Series(out, nan_to_null=True)
 
 
 def _matches(pd_cols: pl.DataFrame, res: CocoResult, iou_thr, d_cat, gt_ids,

@@ -23,8 +23,10 @@ import polars as pl
 from polars_metrics import schema as s
 from polars_metrics._arrays import offsets_from_lengths
 from polars_metrics._kernels import coco as K
+from polars_metrics._kernels import coco_layout as L
 from polars_metrics._kernels import rle as R
 from polars_metrics._lazy import lazy
+from polars_metrics._parallel import run_ranges
 from polars_metrics.coco import threaded
 from polars_metrics.coco.arrays import CocoResult
 from polars_metrics.coco.inputs import category_axis, f64, positions, stable_order, xywh
@@ -256,18 +258,19 @@ def _layout(rows: _Rows, p: CocoParams) -> _Layout:
         d_base = stable_order(rows.d_cat, n_cat, d_base)
         g_cat_e, d_cat_e = np.zeros(n_g, np.int64), np.zeros(n_d, np.int64)
     # accumulate order: category, score desc, image, within-image order (results files are
-    # usually in image order already)
+    # usually in image order already); group order: (category, image), score desc inside.
+    # Both are stable sorts inside a category, done category by category on threads.
     by_img = rows.d_img[d_base]
     o = d_base if bool(np.all(by_img[1:] >= by_img[:-1])) else stable_order(rows.d_img, n_img, d_base)
-    o = K.radix_order_desc(rows.score.view(np.uint64), o)
-    acc = stable_order(d_cat_e, n_k, o)
-    # group order: (category, image), then score desc / input order inside the group: the
-    # accumulate order re-sorted by image inside each category
     cat_ptr = offsets_from_lengths(np.bincount(d_cat_e, minlength=n_k))
-    d_grp = K.segment_counting_order(cat_ptr, rows.d_img, n_img, acc)
+    acc, d_grp = np.empty(n_d, np.int64), np.empty(n_d, np.int64)
+    run_ranges(L.category_orders, (cat_ptr, stable_order(d_cat_e, n_k, o),
+                                   L.descending_keys(rows.score.view(np.uint64)), rows.d_img,
+                                   n_img, acc, d_grp), cat_ptr)
     d_key = d_cat_e * n_img + rows.d_img
     g_key = g_cat_e * n_img + rows.g_img
-    g_grp = stable_order(g_key, n_k * n_img, g_base)
+    g_cat_ptr = offsets_from_lengths(np.bincount(g_cat_e, minlength=n_k))
+    g_grp = K.segment_counting_order(g_cat_ptr, rows.g_img, n_img, stable_order(g_cat_e, n_k, g_base))
     _, dt_ptr, gt_ptr, rank_sorted = K.group_layout(d_key[d_grp], g_key[g_grp])
     rank = np.empty(n_d, np.int64)
     rank[d_grp] = rank_sorted

@@ -105,7 +105,6 @@ EXPORTS: dict[tuple[str, str], str] = {
         "i8[:], f8[:], i8[:], i8[:], f8[:], f8[:], f8[:], i8, u4[:, :], i4[:, :], b1[:, :], i8[:], "
         "i8, i8)",
     ("coco", "group_layout"): "(i8[:], i8[:], i8[:], i8[:])(i8[:], i8[:])",
-    ("coco", "radix_order_desc"): "i8[:](u8[:], i8[:])",
     ("coco", "stable_counting_order"): "i8[:](i8[:], i8, i8[:])",
     ("coco", "segment_counting_order"): "i8[:](i8[:], i8[:], i8, i8[:])",
     ("coco", "settle_unmatched"): "void(f8[:], i8[:], f8[:], f8[:], u4, u4[:, :])",
@@ -115,6 +114,8 @@ EXPORTS: dict[tuple[str, str], str] = {
     ("coco_tables", "coco_cell_counts"):
         "(i8[:, :, :], i8[:, :, :], i8[:, :, :], i8[:, :, :])"
         "(i8[:, :], i8[:], i8[:], i8[:], i8, i8, i8, i8)",
+    ("coco_tables", "image_rows"):
+        "(i8[:], i8[:], f8[:], f8[:], f8[:])(i8[:, :, :], i8[:, :, :], i8[:])",
     # disc
     ("disc", "count_disc_pairs"):
         "void(f8[:, :], i8[:], f8[:, :], i8[:], f8, i8[:], i8, i8)",

@@ -71,7 +71,8 @@ def category_orders(cat_ptr: np.ndarray, by_cat: np.ndarray, keys: np.ndarray,
                     lo: int, hi: int) -> None:
     """For categories ``lo..hi``: ``acc[p0:p1]`` = the category's rows ``by_cat[p0:p1]``
     stably sorted by ``keys`` (ascending: score descending), and ``grp[p0:p1]`` = those
-    stably sorted by ``img`` (the (category, image) groups, score order inside)."""
+    stably sorted by ``img`` (the (category, image) groups, score order inside; not written
+    when ``n_img`` is 0)."""
     longest = 0
     for c in range(lo, hi):
         longest = max(longest, cat_ptr[c + 1] - cat_ptr[c])
@@ -98,7 +99,8 @@ def category_orders(cat_ptr: np.ndarray, by_cat: np.ndarray, keys: np.ndarray,
             src = to if swapped else o
             for i in range(n):
                 acc[p0 + i] = src[i]
-        _by_image(acc, p0, n, img, n_img, icnt, grp)
+        if n_img > 0:
+            _by_image(acc, p0, n, img, n_img, icnt, grp)
 
 
 @njit(cache=True, nogil=True)

@@ -76,3 +76,36 @@ def coco_cell_counts(code, npass, d_key, d_img, n_keys, n_img, n_conf, n_iou):
     _suffix_sum(img_tp)
     _suffix_sum(img_pd)
     return key_tp, key_pd, img_tp, img_pd
+
+
+@njit(cache=True, nogil=True)
+def image_rows(tp, pd, n_gt):
+    """The data-row table's counts and ratios in one pass over its (image, c, t) cells.
+
+    tp, pd : (n_img, n_conf, n_iou) int64 true positives and counted detections; n_gt :
+    (n_img,) counted ground truths. Returns flat ``fp``, ``fn`` (int64) and ``precision``,
+    ``recall``, ``f1`` (float64, NaN where the denominator is 0: the caller turns NaN into
+    null), each the IEEE division of the int64 counts as float64 that ``metrics`` makes.
+    """
+    n_img, n_conf, n_iou = tp.shape
+    m = n_img * n_conf * n_iou
+    fp = np.empty(m, np.int64)
+    fn = np.empty(m, np.int64)
+    precision = np.empty(m, np.float64)
+    recall = np.empty(m, np.float64)
+    f1 = np.empty(m, np.float64)
+    q = 0
+    for i in range(n_img):
+        g = n_gt[i]
+        for c in range(n_conf):
+            for t in range(n_iou):
+                a = tp[i, c, t]
+                b = pd[i, c, t] - a
+                d = g - a
+                fp[q] = b
+                fn[q] = d
+                precision[q] = a / (a + b) if a + b > 0 else np.nan
+                recall[q] = a / (a + d) if a + d > 0 else np.nan
+                f1[q] = (2 * a) / (2 * a + b + d) if 2 * a + b + d > 0 else np.nan
+                q += 1
+    return fp, fn, precision, recall, f1

@@ -25,7 +25,6 @@ from functools import cached_property
 import numpy as np
 import polars as pl
 
-from polars_metrics import metrics
 from polars_metrics import schema as s
 from polars_metrics._kernels.aot import kernel
 from polars_metrics.coco.arrays import CocoResult
@@ -34,6 +33,7 @@ from polars_metrics.cube import label_tables, tables_from_matched
 from polars_metrics.prepare import SLICE
 
 coco_cell_counts = kernel("coco_tables", "coco_cell_counts")
+image_rows = kernel("coco_tables", "image_rows")
 
 
 @dataclass(frozen=True, eq=False)
@@ -169,19 +169,22 @@ _PD_ID = "__pd_id"
 
 def _image_table(images: pl.DataFrame, conf_thr, iou_thr, tp, kept, n_gt, zero_tn) -> pl.DataFrame:
     """Per (image, *by, c, t): TP, FP, FN and their ratios (``iou`` null, ``tn`` null or 0).
-    Built from numpy columns: the ratios are the same IEEE divisions ``metrics.ratio_columns``
-    makes (int64 counts as float64), null where the denominator is 0."""
+    Built from numpy columns in one kernel pass (``image_rows``): the ratios are the same IEEE
+    divisions ``metrics.ratio_columns`` makes (int64 counts as float64), null where the
+    denominator is 0."""
     n, C, T = tp.shape
-    tp = tp.ravel()
-    fp = kept.ravel() - tp
-    fn = np.repeat(n_gt, C * T) - tp
-    head = images.select(pl.all().gather(np.repeat(np.arange(n), C * T)))
+    fp, fn, precision, recall, f1 = image_rows(tp, kept, n_gt.astype(np.int64))
+    key = images[s.DATA_ROW]
+    if images.width == 1 and key.dtype.is_numeric() and not key.has_nulls():
+        head = pl.DataFrame({s.DATA_ROW: np.repeat(key.to_numpy(), C * T)}, schema=images.schema)
+    else:
+        head = images.select(pl.all().gather(np.repeat(np.arange(n), C * T)))
     body = pl.DataFrame({
         s.CONFIDENCE_THRESHOLD: np.tile(np.repeat(conf_thr, T), n),
         s.IOU_THRESHOLD: np.tile(iou_thr, n * C),
-        s.TP: tp, s.FP: fp, s.FN: fn,
-        s.PRECISION: metrics.ratio_values(tp, tp + fp), s.RECALL: metrics.ratio_values(tp, tp + fn),
-        s.F1: metrics.ratio_values(2 * tp, 2 * tp + fp + fn),
+        s.TP: tp.ravel(), s.FP: fp, s.FN: fn,
+        s.PRECISION: pl.Series(precision, nan_to_null=True),
+        s.RECALL: pl.Series(recall, nan_to_null=True), s.F1: pl.Series(f1, nan_to_null=True),
     })
     tn = pl.lit(0 if zero_tn else None, dtype=pl.Int64).alias(s.TN)
     frame = pl.concat([head, body], how="horizontal").with_columns(

@@ -321,9 +321,9 @@ def _match_and_accumulate(rows: _Rows, lay: _Layout, iou, iou_ptr, d_area, p: Co
     rank_acc = np.ascontiguousarray(lay.rank[lay.acc])
     max_dets = np.array(p.max_dets, np.int64)
     rec_thrs = np.ascontiguousarray(p.rec_thresholds, dtype=np.float64)
-    precision = np.full((T, Rn, lay.n_k, A, M), -1.0)
-    recall = np.full((T, lay.n_k, A, M), -1.0)
-    scores = np.full((T, Rn, lay.n_k, A, M), -1.0)
+    precision = np.empty((T, Rn, lay.n_k, A, M))  # the kernel writes every cell
+    recall = np.empty((T, lay.n_k, A, M))
+    scores = np.empty((T, Rn, lay.n_k, A, M))
     code = np.empty((n_d, A), np.uint32)
     no_rows = np.empty((0, 1), np.int32)
     keep = p.area_labels.index("all") if "all" in p.area_labels else 0

@@ -1,6 +1,8 @@
 """The COCO engine's per-category sort orders against numpy's stable sorts."""
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -12,10 +14,11 @@ from polars_metrics._parallel import run_ranges
 def _orders(score, cat, img, n_cat, n_img, base):
     by_cat = base[np.argsort(cat[base], kind="stable")]
     cat_ptr = offsets_from_lengths(np.bincount(cat, minlength=n_cat))
-    acc, grp = np.empty(score.size, np.int64), np.empty(score.size, np.int64)
+    acc, grp, rank, pos = (np.empty(score.size, np.int64) for _ in range(4))
     keys = L.descending_keys((score + 0.0).view(np.uint64))
-    run_ranges(L.category_orders, (cat_ptr, by_cat, keys, img, n_img, acc, grp), cat_ptr, small=0)
-    return acc, grp
+    run_ranges(L.category_orders, (cat_ptr, by_cat, keys, img, n_img, acc, grp, rank, pos),
+               cat_ptr, small=0)
+    return acc, grp, rank, pos
 
 
 @pytest.mark.parametrize(("n", "n_cat", "n_img", "distinct"), [
@@ -31,7 +34,7 @@ def test_category_orders_match_numpy_stable_sorts(n, n_cat, n_img, distinct):
     cat = rng.integers(0, n_cat, n).astype(np.int64)
     img = rng.integers(0, n_img, n).astype(np.int64)
     base = rng.permutation(n).astype(np.int64)  # the order ties keep
-    acc, grp = _orders(score, cat, img, n_cat, n_img, base)
+    acc, grp, rank, pos_in_acc = _orders(score, cat, img, n_cat, n_img, base)
     pos = np.empty(n, np.int64)
     pos[base] = np.arange(n)
     # (category, score descending, position in base) and (category, image, score desc, base)
@@ -39,6 +42,13 @@ def test_category_orders_match_numpy_stable_sorts(n, n_cat, n_img, distinct):
     want_grp = np.lexsort((pos, -(score + 0.0), img, cat))
     np.testing.assert_array_equal(acc, want_acc)
     np.testing.assert_array_equal(grp, want_grp)
+    np.testing.assert_array_equal(pos_in_acc[want_acc], np.arange(n))
+    # rank: how many rows of the same (category, image) come before in the group order
+    want_rank, seen = np.empty(n, np.int64), Counter()
+    for row in want_grp:
+        want_rank[row] = seen[cat[row], img[row]]
+        seen[cat[row], img[row]] += 1
+    np.testing.assert_array_equal(rank, want_rank)
 
 
 def test_descending_keys_order_floats_like_their_values():

@@ -68,11 +68,12 @@ def _radix_segment(k: np.ndarray, o: np.ndarray, tk: np.ndarray, to: np.ndarray,
 @njit(cache=True, nogil=True)
 def category_orders(cat_ptr: np.ndarray, by_cat: np.ndarray, keys: np.ndarray,
                     img: np.ndarray, n_img: int, acc: np.ndarray, grp: np.ndarray,
-                    lo: int, hi: int) -> None:
+                    rank: np.ndarray, pos: np.ndarray, lo: int, hi: int) -> None:
     """For categories ``lo..hi``: ``acc[p0:p1]`` = the category's rows ``by_cat[p0:p1]``
     stably sorted by ``keys`` (ascending: score descending), and ``grp[p0:p1]`` = those
-    stably sorted by ``img`` (the (category, image) groups, score order inside; not written
-    when ``n_img`` is 0)."""
+    stably sorted by ``img`` (the (category, image) groups, score order inside). Per row:
+    ``pos[row]`` its position in ``acc``, ``rank[row]`` its position in its group. ``grp`` and
+    ``rank`` are not written when ``n_img`` is 0, ``pos`` when it is empty."""
     longest = 0
     for c in range(lo, hi):
         longest = max(longest, cat_ptr[c + 1] - cat_ptr[c])
@@ -99,8 +100,20 @@ def category_orders(cat_ptr: np.ndarray, by_cat: np.ndarray, keys: np.ndarray,
             src = to if swapped else o
             for i in range(n):
                 acc[p0 + i] = src[i]
+        if pos.size:
+            for p in range(p0, p0 + n):
+                pos[acc[p]] = p
         if n_img > 0:
             _by_image(acc, p0, n, img, n_img, icnt, grp)
+            prev = -1
+            r = 0
+            for p in range(p0, p0 + n):
+                m = img[grp[p]]
+                if m != prev:
+                    prev = m
+                    r = 0
+                rank[grp[p]] = r
+                r += 1
 
 
 @njit(cache=True, nogil=True)

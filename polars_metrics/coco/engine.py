@@ -263,19 +263,15 @@ def _layout(rows: _Rows, p: CocoParams) -> _Layout:
     by_img = rows.d_img[d_base]
     o = d_base if bool(np.all(by_img[1:] >= by_img[:-1])) else stable_order(rows.d_img, n_img, d_base)
     cat_ptr = offsets_from_lengths(np.bincount(d_cat_e, minlength=n_k))
-    acc, d_grp = np.empty(n_d, np.int64), np.empty(n_d, np.int64)
+    acc, d_grp, rank, dt_pos = (np.empty(n_d, np.int64) for _ in range(4))
     run_ranges(L.category_orders, (cat_ptr, stable_order(d_cat_e, n_k, o),
                                    L.descending_keys(rows.score.view(np.uint64)), rows.d_img,
-                                   n_img, acc, d_grp), cat_ptr)
+                                   n_img, acc, d_grp, rank, dt_pos), cat_ptr)
     d_key = d_cat_e * n_img + rows.d_img
     g_key = g_cat_e * n_img + rows.g_img
     g_cat_ptr = offsets_from_lengths(np.bincount(g_cat_e, minlength=n_k))
     g_grp = K.segment_counting_order(g_cat_ptr, rows.g_img, n_img, stable_order(g_cat_e, n_k, g_base))
-    _, dt_ptr, gt_ptr, rank_sorted = K.group_layout(d_key[d_grp], g_key[g_grp])
-    rank = np.empty(n_d, np.int64)
-    rank[d_grp] = rank_sorted
-    dt_pos = np.empty(n_d, np.int64)
-    dt_pos[acc] = np.arange(n_d, dtype=np.int64)
+    _, dt_ptr, gt_ptr, _ = K.group_layout(d_key[d_grp], g_key[g_grp])
     return _Layout(n_k=n_k, g_cat_e=g_cat_e, d_cat_e=d_cat_e, acc=acc, d_grp=d_grp, g_grp=g_grp,
                    dt_ptr=dt_ptr, gt_ptr=gt_ptr, rank=rank, dt_pos=dt_pos)
 

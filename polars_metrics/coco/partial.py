@@ -285,7 +285,7 @@ def _accumulate_into(records: pl.DataFrame, cats: np.ndarray, npig_e: np.ndarray
     acc = np.empty(k.size, np.int64)
     run_ranges(L.category_orders, (cat_ptr, stable_order(k, n_g, base),
                                    L.descending_keys(score.view(np.uint64)), base[:0], 0, acc,
-                                   acc[:0]), cat_ptr)  # no image order wanted: n_img = 0
+                                   acc[:0], acc[:0], acc[:0]), cat_ptr)  # only acc wanted
     del base, k
     score_acc = np.ascontiguousarray(score[acc])
     del score

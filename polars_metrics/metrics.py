@@ -21,16 +21,6 @@ def _ratio(num: pl.Expr, den: pl.Expr) -> pl.Expr:
     return pl.when(den > 0).then(num / den).otherwise(None)
 
 
-def ratio_values(num: np.ndarray, den: np.ndarray) -> pl.Series:
-    """:func:`_ratio` on numpy counts: the same float64 division, null where ``den`` is 0.
-
-    >>> ratio_values(np.array([1, 0, 2]), np.array([2, 0, 3])).to_list()
-    [0.5, None, 0.6666666666666666]
-    """
-    out = np.divide(num, den, out=np.full(num.shape, np.nan), where=den > 0)
-    return pl.Series(out, nan_to_null=True)
-
-
 def ratio_columns(tp="tp", fp="fp", fn="fn") -> list[pl.Expr]:
     tp, fp, fn = pl.col(tp), pl.col(fp), pl.col(fn)
     return [

@@ -96,8 +96,9 @@ def _previous_tables(gt, pd, res, *, conf_thr, images, slices, by, ids, zero_tn)
     img_tp = _rect_totals(d_img[i_tp], n_img, npass[i_tp], t_tp, C, T)
     img_pd = _rect_totals(d_img[i_pd], n_img, npass[i_pd], t_pd, C, T)
     img_gt = np.bincount(g_img[counted_gt], minlength=n_img)
+    by_t = [np.ascontiguousarray(a.transpose(2, 0, 1)) for a in (img_tp, img_pd)]  # (t, img, c)
     data_rows = coco_cube._image_table(images.select(s.DATA_ROW, *by), conf_thr, iou_rounded,
-                                       img_tp, img_pd, img_gt, zero_tn)
+                                       *by_t, img_gt, zero_tn)
     feats = pl.Series(list(res.features), dtype=pl.String)
     gt_ids, pd_ids = ids
     fp_t, fp_i = np.nonzero(counted_pd & ~tp)
@@ -270,3 +271,24 @@ def test_no_predictions_and_no_images():
     assert ev.cube[s.TP].sum() == 0 and ev.cube[s.FP].sum() == 0
     assert ev.cube[s.FN].sum() == ev.tables.gt_counted.height * len(CONF) * 10
     assert ev.matches.height == 0 and ev.tables.false_positives.height == 0
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_data_row_ratios_are_the_expression_ratios(seed):
+    """The data-row table's counts add up per image and its ratios (one kernel pass) equal the
+    pipeline's polars expressions on the same counts, nulls included."""
+    from polars_metrics.metrics import ratio_columns
+
+    gt_dict, results = make_dataset(seed, big_group=True)
+    gt, pd = read_coco(gt_dict, results)
+    ev = pm.evaluate(gt, pd, profile="coco", confidence_thresholds=CONF)
+    rows = ev.data_rows
+    assert rows.height == len(CONF) * 10 * ev.coco.image_ids.size
+    want = rows.select(s.TP, s.FP, s.FN).with_columns(ratio_columns())
+    assert_frame_equal(rows.select(want.columns), want)
+    assert rows[s.PRECISION].null_count() > 0  # images without detections: 0/0 is null
+    # summed over images, the counts are the cube's (one slice, every feature)
+    total = rows.group_by(s.CONFIDENCE_THRESHOLD, s.IOU_THRESHOLD).agg(pl.col(s.TP, s.FP, s.FN).sum())
+    cube = ev.cube.group_by(s.CONFIDENCE_THRESHOLD, s.IOU_THRESHOLD).agg(pl.col(s.TP, s.FP, s.FN).sum())
+    keys = [s.CONFIDENCE_THRESHOLD, s.IOU_THRESHOLD]
+    assert_frame_equal(total.sort(keys), cube.sort(keys))

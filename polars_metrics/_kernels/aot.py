@@ -105,13 +105,18 @@ EXPORTS: dict[tuple[str, str], str] = {
         "i8[:], f8[:], i8[:], i8[:], f8[:], f8[:], f8[:], i8, u4[:, :], i4[:, :], b1[:, :], i8[:], "
         "i8, i8)",
     ("coco", "group_layout"): "(i8[:], i8[:], i8[:], i8[:])(i8[:], i8[:])",
-    ("coco", "radix_order_desc"): "i8[:](u8[:], i8[:])",
     ("coco", "stable_counting_order"): "i8[:](i8[:], i8, i8[:])",
     ("coco", "segment_counting_order"): "i8[:](i8[:], i8[:], i8, i8[:])",
     ("coco", "settle_unmatched"): "void(f8[:], i8[:], f8[:], f8[:], u4, u4[:, :])",
+    ("coco_layout", "category_orders"):
+        f"void(i8[:], i8[:], u8[:], i8[:], i8, i8[:], i8[:], i8[:], i8[:], {_I8_ROWS})",
+    ("coco_layout", "descending_keys"): "u8[:](u8[:])",
     ("coco_tables", "coco_cell_counts"):
-        "(i8[:, :, :], i8[:, :, :], i8[:, :, :], i8[:, :, :])"
-        "(i8[:, :], i8[:], i8[:], i8[:], i8, i8, i8, i8)",
+        "void(i8[:, :], f8[:], f8[:], i8[:], i8[:], i8[:, :, :], i8[:, :, :], i8[:, :, :], "
+        f"i8[:, :, :], {_I8_ROWS})",
+    ("coco_tables", "image_rows"):
+        "void(i8[:, :, :], i8[:, :, :], i8[:], i8[:], i8[:], i8[:], f8[:], f8[:], f8[:], "
+        f"{_I8_ROWS})",
     # disc
     ("disc", "count_disc_pairs"):
         "void(f8[:, :], i8[:], f8[:, :], i8[:], f8, i8[:], i8, i8)",

@@ -314,6 +314,19 @@ def _match_partition(nd, ng, g0, base, iou, grp_gt_idx, gt_crowd, iou_thrs, reac
 
 
 @njit(cache=True, nogil=True)
+def _undefined(precision, recall, scores, k, a0, a1):
+    """-1 (pycocotools' "no ground truth") in every cell of category k, areas a0..a1."""
+    for t in range(precision.shape[0]):
+        for a in range(a0, a1):
+            for m in range(precision.shape[4]):
+                recall[t, k, a, m] = -1.0
+            for r in range(precision.shape[1]):
+                for m in range(precision.shape[4]):
+                    precision[t, r, k, a, m] = -1.0
+                    scores[t, r, k, a, m] = -1.0
+
+
+@njit(cache=True, nogil=True)
 def coco_accumulate(
     code: np.ndarray,
     score_acc: np.ndarray,
@@ -341,8 +354,8 @@ def coco_accumulate(
     Precision only rises at a true positive, so the right-to-left maximum is the maximum over
     the true positives from that detection on: this kernel evaluates the same floating-point
     expressions at the true positives only (one division per TP instead of two per
-    detection), which gives bit-identical values. Cells with ``npig == 0`` are not written
-    (the caller fills -1).
+    detection), which gives bit-identical values. Cells with ``npig == 0`` are -1, as in
+    pycocotools (every cell of the categories ``lo..hi`` is written: the caller need not fill).
     """
     n_area = code.shape[1]
     n_thr = precision.shape[0]
@@ -368,6 +381,7 @@ def coco_accumulate(
             off[a + 1] = off[a] + n_md * n_thr * npig[k, a]
             ng_max = max(ng_max, npig[k, a])
         if ng_max == 0:
+            _undefined(precision, recall, scores, k, 0, n_area)
             continue
         tp_pos = np.empty(off[n_area], np.int64)  # position of the j-th TP
         fp_at = np.empty(off[n_area], np.int64)  # FP count when the j-th TP arrives
@@ -419,6 +433,7 @@ def coco_accumulate(
         for a in range(n_area):
             ng = npig[k, a]
             if ng == 0:
+                _undefined(precision, recall, scores, k, a, a + 1)
                 continue
             fng = np.float64(ng)
             for m in range(n_md):
@@ -465,48 +480,6 @@ def coco_accumulate(
                     for r in range(r_end, n_rec):
                         precision[t, r, k, a, m] = 0.0
                         scores[t, r, k, a, m] = 0.0
-
-
-@njit(cache=True)
-def radix_order_desc(score_bits: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """``order`` stably re-sorted by descending score (LSD radix sort, 16-bit digits).
-
-    ``score_bits`` is the float64 score array viewed as uint64 (no NaN; -0.0 folded to 0.0),
-    so ties keep their order exactly like ``np.argsort(-score, kind="mergesort")``.
-    """
-    n = order.size
-    keys = np.empty(n, np.uint64)
-    sign = np.uint64(1) << np.uint64(63)
-    for i in range(n):
-        b = score_bits[order[i]]
-        asc = ~b if (b & sign) else (b | sign)  # monotone map of the float's total order
-        keys[i] = ~asc
-    out = order.copy()
-    tmpk = np.empty(n, np.uint64)
-    tmpo = np.empty(n, np.int64)
-    cnt = np.zeros(65537, np.int64)
-    for shift in range(0, 64, 16):
-        sh = np.uint64(shift)
-        cnt[:] = 0
-        for i in range(n):
-            cnt[np.int64((keys[i] >> sh) & np.uint64(0xFFFF)) + 1] += 1
-        skip = False
-        for j in range(1, 65537):
-            if cnt[j] == n:
-                skip = True  # every key has the same digit: nothing to reorder
-        if skip:
-            continue
-        for j in range(65536):
-            cnt[j + 1] += cnt[j]
-        for i in range(n):
-            dg = np.int64((keys[i] >> sh) & np.uint64(0xFFFF))
-            q = cnt[dg]
-            tmpk[q] = keys[i]
-            tmpo[q] = out[i]
-            cnt[dg] = q + 1
-        keys, tmpk = tmpk, keys
-        out, tmpo = tmpo, out
-    return out
 
 
 @njit(cache=True)

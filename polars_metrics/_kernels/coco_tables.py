@@ -18,61 +18,77 @@ CHUNK = 16  # IoU thresholds per code word
 
 
 @njit(cache=True, nogil=True)
-def _suffix_sum(h):
-    """In place over axis 1: h[k, c, t] = sum of h[k, j, t] for j >= c."""
-    K, C, T = h.shape
-    for k in range(K):
-        for c in range(C - 2, -1, -1):
-            for t in range(T):
-                h[k, c, t] += h[k, c + 1, t]
-
-
-@njit(cache=True, nogil=True)
-def coco_cell_counts(code, npass, d_key, d_img, n_keys, n_img, n_conf, n_iou):
-    """True positives and counted detections per (key, c, t) and per (image, c, t).
+def coco_cell_counts(code, conf, conf_thr, d_key, d_img, key_tp, key_pd, img_tp, img_pd, lo, hi):
+    """True positives and counted detections per (t, key, c) and per (t, image, c), for the
+    IoU thresholds ``lo <= t < hi`` (threads take disjoint ranges of t: disjoint cells).
 
     code : (n_rows, n_chunks) int64, the matcher's code of each prediction row at the matched
-        area (rows not evaluated carry every ignore bit); npass : (n_rows,) confidence
-        thresholds passed; d_key : (n_rows,) key in ``[0, n_keys)`` (slice * F + category) and
-        d_img : (n_rows,) image in ``[0, n_img)`` of each evaluated row.
-    Returns ``(key_tp, key_pd, img_tp, img_pd)``, each (keys or images, n_conf, n_iou) int64:
-    a row counts at (c, t) when c < npass, it is not ignored at t (``*_pd``) and, for
-    ``*_tp``, it is a true positive at t.
+        area (rows not evaluated carry every ignore bit); conf : (n_rows,) scores and
+        conf_thr : the ascending confidence thresholds (a row passes the first
+        ``count(conf_thr <= conf)`` of them); d_key : (n_rows,) key in ``[0, n_keys)``
+        (slice * F + category) and d_img : (n_rows,) image of each evaluated row.
+    The outputs, zeroed by the caller: ``key_*`` (n_iou, n_keys, n_conf), ``img_*`` (n_iou,
+    n_img, n_conf). A row counts at (t, c) when c < its passed count, it is not ignored at t
+    (``*_pd``) and, for ``*_tp``, it is a true positive at t.
     """
-    key_tp = np.zeros((n_keys, n_conf, n_iou), np.int64)
-    key_pd = np.zeros((n_keys, n_conf, n_iou), np.int64)
-    img_tp = np.zeros((n_img, n_conf, n_iou), np.int64)
-    img_pd = np.zeros((n_img, n_conf, n_iou), np.int64)
-    n_chunk = code.shape[1]
+    n_conf = conf_thr.size
     full = (1 << CHUNK) - 1
     for i in range(code.shape[0]):
-        n = npass[i]
-        if n <= 0:
+        n = 0
+        v = conf[i]
+        for q in range(n_conf):  # branch-free: the thresholds are few
+            n += conf_thr[q] <= v
+        if n == 0:
             continue
         c = n - 1
-        k = -1
-        im = -1
-        for ch in range(n_chunk):
+        for ch in range(lo // CHUNK, (hi - 1) // CHUNK + 1):
             w = code[i, ch]
             ign = (w >> IGN_SHIFT) & full
             if ign == full:
                 continue  # ignored at every threshold of the chunk (or not evaluated)
-            if k < 0:
-                k = d_key[i]
-                im = d_img[i]
+            k = d_key[i]
+            im = d_img[i]
             t0 = ch * CHUNK
-            t1 = min(t0 + CHUNK, n_iou)
-            for t in range(t0, t1):
+            for t in range(max(t0, lo), min(t0 + CHUNK, hi)):
                 b = t - t0
                 if (ign >> b) & 1:
                     continue
-                key_pd[k, c, t] += 1
-                img_pd[im, c, t] += 1
+                key_pd[t, k, c] += 1
+                img_pd[t, im, c] += 1
                 if (w >> b) & 1:
-                    key_tp[k, c, t] += 1
-                    img_tp[im, c, t] += 1
-    _suffix_sum(key_tp)
-    _suffix_sum(key_pd)
-    _suffix_sum(img_tp)
-    _suffix_sum(img_pd)
-    return key_tp, key_pd, img_tp, img_pd
+                    key_tp[t, k, c] += 1
+                    img_tp[t, im, c] += 1
+    # a row counts in every cell c' <= c: sum each histogram from the top of the c axis
+    for h in (key_tp, key_pd, img_tp, img_pd):
+        for t in range(lo, hi):
+            for k in range(h.shape[1]):
+                for c in range(n_conf - 2, -1, -1):
+                    h[t, k, c] += h[t, k, c + 1]
+
+
+@njit(cache=True, nogil=True)
+def image_rows(tp, pd, n_gt, tp_rows, fp, fn, precision, recall, f1, lo, hi):
+    """The data-row table's counts and ratios for the images ``lo..hi``, rows in (image, c, t)
+    order (threads take disjoint image ranges).
+
+    tp, pd : (n_iou, n_img, n_conf) int64 true positives and counted detections; n_gt :
+    (n_img,) counted ground truths. Writes flat ``tp_rows``, ``fp``, ``fn`` (int64) and ``precision``,
+    ``recall``, ``f1`` (float64, NaN where the denominator is 0: the caller turns NaN into
+    null), each the IEEE division of the int64 counts as float64 that ``metrics`` makes.
+    """
+    n_iou, _, n_conf = tp.shape
+    for i in range(lo, hi):
+        g = n_gt[i]
+        q = i * n_conf * n_iou
+        for c in range(n_conf):
+            for t in range(n_iou):
+                a = tp[t, i, c]
+                b = pd[t, i, c] - a
+                d = g - a
+                tp_rows[q] = a
+                fp[q] = b
+                fn[q] = d
+                precision[q] = a / (a + b) if a + b > 0 else np.nan
+                recall[q] = a / (a + d) if a + d > 0 else np.nan
+                f1[q] = (2 * a) / (2 * a + b + d) if 2 * a + b + d > 0 else np.nan
+                q += 1

@@ -99,7 +99,8 @@ def run(ground_truth, predictions, profile: Profile, *,
     t1 = time.perf_counter()
     res = evaluate(gt, pd, p)
     t2 = time.perf_counter()
-    images, slices, excluded = image_slices(gt, pd, res.image_ids, by_cols, meta)
+    images, slices, excluded = image_slices(gt, pd, res.image_ids, by_cols, meta,
+                                            pd_outside=res.n_pd_outside > 0)
     tables = cube_tables(gt, pd, res, conf_thr=conf_thr, images=images, slices=slices,
                          by=by_cols, ids=(_ids(gt), _ids(pd)), zero_tn=profile.zero_tn)
     t3 = time.perf_counter()

@@ -85,9 +85,7 @@ def _checks(frame: pl.DataFrame, iou_type: str, is_pd: bool, generated: bool) ->
             box_checks = box_checks[1:]
         checks += box_checks
     if BBOX_XYWH in frame.columns:
-        xy = pl.col(BBOX_XYWH).cast(s.BBOX_DTYPE)
-        bad = pl.any_horizontal([~xy.arr.get(i).is_finite() for i in range(4)])
-        checks.append(Check(BBOX_XYWH, bad | (xy.arr.get(2) < 0) | (xy.arr.get(3) < 0),
+        checks.append(Check(BBOX_XYWH, _bad_xywh,
                             "bbox_xywh has a non-finite value or a negative width or height",
                             "give boxes as x, y, width, height with width, height >= 0"))
     if iou_type == "segm":
@@ -100,6 +98,31 @@ def _checks(frame: pl.DataFrame, iou_type: str, is_pd: bool, generated: bool) ->
                             "area is null, NaN or negative", "give COCO's area (or drop the column "
                             "to use the box or mask area)"))
     return checks
+
+
+def _bad_xywh(frame: pl.DataFrame) -> np.ndarray:
+    """Rows whose (x, y, w, h) has a NaN or infinite value or a negative w or h (null boxes are
+    not bad here: the box checks name them). Read as one (n, 4) numpy block.
+
+    >>> f = pl.DataFrame({"bbox_xywh": [[0.0, 0, 1, 1], [0.0, 0, -1, 1], None, [0.0, 0, 1, float("nan")]]},
+    ...                  schema={"bbox_xywh": pl.Array(pl.Float64, 4)})
+    >>> _bad_xywh(f).tolist()
+    [False, True, False, True]
+    """
+    col = frame[BBOX_XYWH].cast(s.BBOX_DTYPE)
+    if not col.has_nulls():
+        return _bad_xywh_values(col.to_numpy())
+    known = ~col.is_null().to_numpy()
+    bad = np.zeros(frame.height, dtype=bool)
+    bad[known] = _bad_xywh_values(col.filter(known).to_numpy())
+    return bad
+
+
+def _bad_xywh_values(xy: np.ndarray) -> np.ndarray:
+    # a row's 4 finite flags read as one uint32 (all finite: 0x01010101), faster than all(axis=1)
+    finite = np.ascontiguousarray(np.isfinite(xy.reshape(-1, 4))).view(np.uint32).ravel()
+    with np.errstate(invalid="ignore"):
+        return (finite != 0x01010101) | (xy[:, 2] < 0) | (xy[:, 3] < 0)
 
 
 def _mask_check(frame: pl.DataFrame, is_pd: bool) -> Check:

@@ -25,15 +25,16 @@ from functools import cached_property
 import numpy as np
 import polars as pl
 
-from polars_metrics import metrics
 from polars_metrics import schema as s
 from polars_metrics._kernels.aot import kernel
+from polars_metrics._parallel import run_ranges
 from polars_metrics.coco.arrays import CocoResult
-from polars_metrics.coco.inputs import CATEGORY_ID, positions
+from polars_metrics.coco.inputs import CATEGORY_ID, f64, positions
 from polars_metrics.cube import label_tables, tables_from_matched
 from polars_metrics.prepare import SLICE
 
 coco_cell_counts = kernel("coco_tables", "coco_cell_counts")
+image_rows = kernel("coco_tables", "image_rows")
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,14 +124,19 @@ def cube_tables(gt: pl.DataFrame, pd: pl.DataFrame, res: CocoResult, *, conf_thr
     d_slice = img_slice[d_img] if n_img else np.zeros(pd.height, np.int64)
     g_key = img_slice[g_img] * F + g_cat if n_img else g_cat
     d_key = d_slice * F + d_cat
-    npass = np.searchsorted(conf_thr, pd[s.CONFIDENCE].to_numpy(), side="right").astype(np.int64)
-
     counted_gt = ~res.gt_ignore & (g_cat >= 0)
     evaluated = res.dt_rank >= 0
-    # rows not evaluated carry every ignore bit: the kernel skips them before reading their key
-    key_tp, key_pd, img_tp, img_pd = coco_cell_counts(
-        res._row_code, npass, np.maximum(d_key, 0).astype(np.int64), d_img.astype(np.int64),
-        S * F, n_img, C, T)
+    # rows not evaluated carry every ignore bit: the kernel skips them before reading their
+    # key; threads take disjoint IoU thresholds (scores are finite: the row checks said so)
+    key_tp, key_pd = (np.zeros((T, S * F, C), np.int64) for _ in range(2))
+    img_tp, img_pd = (np.zeros((T, n_img, C), np.int64) for _ in range(2))
+    run_ranges(coco_cell_counts, (res._row_code, f64(pd[s.CONFIDENCE]),
+                                  np.ascontiguousarray(conf_thr, dtype=np.float64),
+                                  np.maximum(d_key, 0).astype(np.int64), d_img.astype(np.int64),
+                                  key_tp, key_pd, img_tp, img_pd),
+               np.arange(T + 1, dtype=np.int64) * max(pd.height, 1))
+    key_tp = np.ascontiguousarray(key_tp.transpose(1, 2, 0))  # (key, c, t) from here on
+    key_pd = np.ascontiguousarray(key_pd.transpose(1, 2, 0))
     gt_total = np.bincount(g_key[counted_gt], minlength=S * F).reshape(S, F)
     n_pd = np.bincount(d_key[evaluated], minlength=S * F).reshape(S, F)
     # the matched (slice, gt feature, pd feature) keys: COCO matching is class-aware
@@ -168,20 +174,27 @@ _PD_ID = "__pd_id"
 
 
 def _image_table(images: pl.DataFrame, conf_thr, iou_thr, tp, kept, n_gt, zero_tn) -> pl.DataFrame:
-    """Per (image, *by, c, t): TP, FP, FN and their ratios (``iou`` null, ``tn`` null or 0).
-    Built from numpy columns: the ratios are the same IEEE divisions ``metrics.ratio_columns``
-    makes (int64 counts as float64), null where the denominator is 0."""
-    n, C, T = tp.shape
-    tp = tp.ravel()
-    fp = kept.ravel() - tp
-    fn = np.repeat(n_gt, C * T) - tp
-    head = images.select(pl.all().gather(np.repeat(np.arange(n), C * T)))
+    """Per (image, *by, c, t): TP, FP, FN and their ratios (``iou`` null, ``tn`` null or 0),
+    from ``tp`` / ``kept`` counts laid out (t, image, c).
+    Built from numpy columns in one kernel pass (``image_rows``): the ratios are the same IEEE
+    divisions ``metrics.ratio_columns`` makes (int64 counts as float64), null where the
+    denominator is 0."""
+    T, n, C = tp.shape
+    tp_rows, fp, fn = (np.empty(n * C * T, np.int64) for _ in range(3))
+    precision, recall, f1 = (np.empty(n * C * T, np.float64) for _ in range(3))
+    run_ranges(image_rows, (tp, kept, n_gt.astype(np.int64), tp_rows, fp, fn, precision, recall,
+                            f1), np.arange(n + 1, dtype=np.int64) * (C * T))
+    key = images[s.DATA_ROW]
+    if images.width == 1 and key.dtype.is_numeric() and not key.has_nulls():
+        head = pl.DataFrame({s.DATA_ROW: np.repeat(key.to_numpy(), C * T)}, schema=images.schema)
+    else:
+        head = images.select(pl.all().gather(np.repeat(np.arange(n), C * T)))
     body = pl.DataFrame({
         s.CONFIDENCE_THRESHOLD: np.tile(np.repeat(conf_thr, T), n),
         s.IOU_THRESHOLD: np.tile(iou_thr, n * C),
-        s.TP: tp, s.FP: fp, s.FN: fn,
-        s.PRECISION: metrics.ratio_values(tp, tp + fp), s.RECALL: metrics.ratio_values(tp, tp + fn),
-        s.F1: metrics.ratio_values(2 * tp, 2 * tp + fp + fn),
+        s.TP: tp_rows, s.FP: fp, s.FN: fn,
+        s.PRECISION: pl.Series(precision, nan_to_null=True),
+        s.RECALL: pl.Series(recall, nan_to_null=True), s.F1: pl.Series(f1, nan_to_null=True),
     })
     tn = pl.lit(0 if zero_tn else None, dtype=pl.Int64).alias(s.TN)
     frame = pl.concat([head, body], how="horizontal").with_columns(

@@ -23,8 +23,10 @@ import polars as pl
 from polars_metrics import schema as s
 from polars_metrics._arrays import offsets_from_lengths
 from polars_metrics._kernels import coco as K
+from polars_metrics._kernels import coco_layout as L
 from polars_metrics._kernels import rle as R
 from polars_metrics._lazy import lazy
+from polars_metrics._parallel import run_ranges
 from polars_metrics.coco import threaded
 from polars_metrics.coco.arrays import CocoResult
 from polars_metrics.coco.inputs import category_axis, f64, positions, stable_order, xywh
@@ -256,23 +258,20 @@ def _layout(rows: _Rows, p: CocoParams) -> _Layout:
         d_base = stable_order(rows.d_cat, n_cat, d_base)
         g_cat_e, d_cat_e = np.zeros(n_g, np.int64), np.zeros(n_d, np.int64)
     # accumulate order: category, score desc, image, within-image order (results files are
-    # usually in image order already)
+    # usually in image order already); group order: (category, image), score desc inside.
+    # Both are stable sorts inside a category, done category by category on threads.
     by_img = rows.d_img[d_base]
     o = d_base if bool(np.all(by_img[1:] >= by_img[:-1])) else stable_order(rows.d_img, n_img, d_base)
-    o = K.radix_order_desc(rows.score.view(np.uint64), o)
-    acc = stable_order(d_cat_e, n_k, o)
-    # group order: (category, image), then score desc / input order inside the group: the
-    # accumulate order re-sorted by image inside each category
     cat_ptr = offsets_from_lengths(np.bincount(d_cat_e, minlength=n_k))
-    d_grp = K.segment_counting_order(cat_ptr, rows.d_img, n_img, acc)
+    acc, d_grp, rank, dt_pos = (np.empty(n_d, np.int64) for _ in range(4))
+    run_ranges(L.category_orders, (cat_ptr, stable_order(d_cat_e, n_k, o),
+                                   L.descending_keys(rows.score.view(np.uint64)), rows.d_img,
+                                   n_img, acc, d_grp, rank, dt_pos), cat_ptr)
     d_key = d_cat_e * n_img + rows.d_img
     g_key = g_cat_e * n_img + rows.g_img
-    g_grp = stable_order(g_key, n_k * n_img, g_base)
-    _, dt_ptr, gt_ptr, rank_sorted = K.group_layout(d_key[d_grp], g_key[g_grp])
-    rank = np.empty(n_d, np.int64)
-    rank[d_grp] = rank_sorted
-    dt_pos = np.empty(n_d, np.int64)
-    dt_pos[acc] = np.arange(n_d, dtype=np.int64)
+    g_cat_ptr = offsets_from_lengths(np.bincount(g_cat_e, minlength=n_k))
+    g_grp = K.segment_counting_order(g_cat_ptr, rows.g_img, n_img, stable_order(g_cat_e, n_k, g_base))
+    _, dt_ptr, gt_ptr, _ = K.group_layout(d_key[d_grp], g_key[g_grp])
     return _Layout(n_k=n_k, g_cat_e=g_cat_e, d_cat_e=d_cat_e, acc=acc, d_grp=d_grp, g_grp=g_grp,
                    dt_ptr=dt_ptr, gt_ptr=gt_ptr, rank=rank, dt_pos=dt_pos)
 
@@ -318,9 +317,9 @@ def _match_and_accumulate(rows: _Rows, lay: _Layout, iou, iou_ptr, d_area, p: Co
     rank_acc = np.ascontiguousarray(lay.rank[lay.acc])
     max_dets = np.array(p.max_dets, np.int64)
     rec_thrs = np.ascontiguousarray(p.rec_thresholds, dtype=np.float64)
-    precision = np.full((T, Rn, lay.n_k, A, M), -1.0)
-    recall = np.full((T, lay.n_k, A, M), -1.0)
-    scores = np.full((T, Rn, lay.n_k, A, M), -1.0)
+    precision = np.empty((T, Rn, lay.n_k, A, M))  # the kernel writes every cell
+    recall = np.empty((T, lay.n_k, A, M))
+    scores = np.empty((T, Rn, lay.n_k, A, M))
     code = np.empty((n_d, A), np.uint32)
     no_rows = np.empty((0, 1), np.int32)
     keep = p.area_labels.index("all") if "all" in p.area_labels else 0

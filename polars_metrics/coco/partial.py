@@ -28,7 +28,9 @@ import polars as pl
 from polars_metrics import schema as s
 from polars_metrics._arrays import offsets_from_lengths
 from polars_metrics._kernels import coco as K
+from polars_metrics._kernels import coco_layout as L
 from polars_metrics._lazy import lazy
+from polars_metrics._parallel import run_ranges
 from polars_metrics.coco import engine as E
 from polars_metrics.coco import threaded
 from polars_metrics.coco.arrays import CocoResult
@@ -279,11 +281,12 @@ def _accumulate_into(records: pl.DataFrame, cats: np.ndarray, npig_e: np.ndarray
     # score descending, then category
     base = stable_order(img, image_ids.size, np.arange(k.size, dtype=np.int64))
     del img
-    o = K.radix_order_desc(score.view(np.uint64), base)
-    acc = stable_order(k, n_g, o)
-    del base, o
     cat_ptr = offsets_from_lengths(np.bincount(k, minlength=n_g))
-    del k
+    acc = np.empty(k.size, np.int64)
+    run_ranges(L.category_orders, (cat_ptr, stable_order(k, n_g, base),
+                                   L.descending_keys(score.view(np.uint64)), base[:0], 0, acc,
+                                   acc[:0], acc[:0], acc[:0]), cat_ptr)  # only acc wanted
+    del base, k
     score_acc = np.ascontiguousarray(score[acc])
     del score
     rank_acc = np.ascontiguousarray(records[RANK].cast(pl.Int64).to_numpy()[acc])

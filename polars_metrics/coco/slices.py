@@ -19,8 +19,10 @@ NOT_IN_GT = "not in ground truth"
 
 
 def image_slices(gt: pl.DataFrame, pd: pl.DataFrame, image_ids: np.ndarray, by: tuple[str, ...],
-                 meta: pl.DataFrame | None) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """(images, slices, excluded).
+                 meta: pl.DataFrame | None, *, pd_outside: bool = True,
+                 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(images, slices, excluded). ``pd_outside=False`` says no prediction is on an image
+    outside ``image_ids`` (the engine counted them: ``CocoResult.n_pd_outside == 0``).
 
     images : (data_row, *by, _slice) of the evaluated images, in ``image_ids`` order.
     slices : (_slice, *by), one row per slice (one row and no ``by`` column without ``by``).
@@ -29,7 +31,8 @@ def image_slices(gt: pl.DataFrame, pd: pl.DataFrame, image_ids: np.ndarray, by: 
     keys = (s.DATA_ROW,)
     key_dtype = gt.schema[s.DATA_ROW]
     evaluated = pl.DataFrame({s.DATA_ROW: pl.Series(image_ids).cast(key_dtype)})
-    outside = (pd.filter(~pl.col(s.DATA_ROW).is_in(evaluated[s.DATA_ROW].implode()))
+    pd_keys = pd.select(s.DATA_ROW) if pd_outside else pd.select(s.DATA_ROW).clear()
+    outside = (pd_keys.filter(~pl.col(s.DATA_ROW).is_in(evaluated[s.DATA_ROW].implode()))
                .group_by(s.DATA_ROW).len().sort(s.DATA_ROW))
     universe = pl.concat([evaluated, outside.select(s.DATA_ROW)])
     if meta is not None:

@@ -380,8 +380,33 @@ def duplicate_ids(frame: pl.DataFrame, keys: Sequence[str]) -> np.ndarray:
     ids = frame[s.ID]
     if ids.n_unique() == ids.len():
         return np.zeros(frame.height, dtype=bool)
+    if len(keys) == 1 and ids.dtype.is_integer() and frame[keys[0]].dtype.is_integer():
+        # one hash of (key, id) packed into an Int64 instead of a window per data row
+        known = ~ids.is_null().to_numpy()
+        packed = _packed_pair(frame[keys[0]].filter(known), ids.filter(known))
+        if packed is not None:
+            out = np.zeros(frame.height, dtype=bool)
+            out[known] = packed.is_duplicated().to_numpy()
+            return out
     dup = pl.col(s.ID).is_duplicated().over(list(keys)) & pl.col(s.ID).is_not_null()
     return frame.select(dup).to_series().to_numpy()
+
+
+def _packed_pair(key: pl.Series, ids: pl.Series) -> pl.Series | None:
+    """(key, id) of integer columns without nulls packed into one Int64 (equal pairs, equal
+    values); None when a column has nulls or the ranges do not fit.
+
+    >>> _packed_pair(pl.Series([7, 7, 8]), pl.Series([1, 2, 1])).to_list()
+    [0, 1, 2]
+    """
+    if key.has_nulls() or ids.has_nulls() or key.len() == 0:
+        return None
+    k_lo, k_hi, i_lo, i_hi = int(key.min()), int(key.max()), int(ids.min()), int(ids.max())
+    width = i_hi - i_lo + 1
+    if (k_hi - k_lo + 1) * width >= 2**63:
+        return None
+    k = key.cast(pl.Int64).to_numpy() - k_lo
+    return pl.Series(k * width + (ids.cast(pl.Int64).to_numpy() - i_lo))
 
 
 def _key_runs(frame: pl.DataFrame, keys: Sequence[str]) -> tuple[pl.DataFrame, np.ndarray]:

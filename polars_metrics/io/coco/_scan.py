@@ -48,7 +48,7 @@ class Scanned:
     seg: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None
 
 
-def _read(path: Path) -> bytearray:
+def read_bytes(path: Path) -> bytearray:
     """The file's bytes, writable (the compiled kernels take writable arrays), read once."""
     size = os.path.getsize(path)
     data = bytearray(size)
@@ -128,7 +128,7 @@ def _scan(data: bytearray, buf: np.ndarray, starts: list[int], with_seg: bool
 
 def scan_results(path: str | os.PathLike) -> Scanned | list | None:
     """The results file's columns, ``[]`` for an empty array, or None (read it the generic way)."""
-    data = _read(Path(path))
+    data = read_bytes(Path(path))
     if not data.isascii():
         try:
             data.decode("utf-8")

@@ -202,7 +202,7 @@ class Segmentations:
         counts do not sum to height x width) and the reason per bad row."""
         n = self.n
         if not (self.kind > 0).any():
-            return None, self.bad, np.array([self.reason.get(i, "") for i in range(n)], object)
+            return None, self.bad, self._reasons()
         lens = np.zeros(n, np.int64)
         h = np.zeros(n, np.int64)
         w = np.zeros(n, np.int64)
@@ -273,5 +273,11 @@ class Segmentations:
             self._bad(int(r), f"is an invalid RLE: {RLE_REASONS[int(codes[r])]} ({h[r]}×{w[r]})")
         h = np.where(self.bad, 0, h)
         null = ~has | self.bad
-        reasons = np.array([self.reason.get(i, "") for i in range(n)], object)
-        return mask_series(counts, offsets, h, w, null), self.bad, reasons
+        return mask_series(counts, offsets, h, w, null), self.bad, self._reasons()
+
+    def _reasons(self) -> np.ndarray:
+        """The reason per row ("" on good rows), without a Python step per row."""
+        reasons = np.full(self.n, "", object)
+        if self.reason:
+            reasons[np.fromiter(self.reason, np.int64, len(self.reason))] = list(self.reason.values())
+        return reasons

@@ -20,6 +20,7 @@ from polars_metrics._rejects import Rejects
 from polars_metrics.io.coco._columns import (
     array_series,
     bbox_column,
+    comparable_kind,
     enum_take,
     fail,
     find_sorted,
@@ -59,7 +60,7 @@ class Meta:
     enum: pl.Enum
 
 
-def read_gt(ground_truth: Any, rej: Rejects) -> tuple[pl.DataFrame, Meta]:
+def read_gt(ground_truth: Any, rej: Rejects, iou_type: str = "bbox") -> tuple[pl.DataFrame, Meta]:
     """The ``gt`` frame and the :class:`Meta` the results reader needs: a file through the
     typed scanner when it takes it, else (and for a parsed dict) through the generic path.
     Each table is checked before the next one is read (the first error is the same)."""
@@ -71,7 +72,7 @@ def read_gt(ground_truth: Any, rej: Rejects) -> tuple[pl.DataFrame, Meta]:
     ids, heights, widths = _images(src.image_cols(), rej)
     cat_ids, names = _categories(src.category_cols(), rej)
     meta = Meta(ids, heights, widths, cat_ids, names, pl.Enum(names))
-    return _frame(_annotations(src.annotation_cols(), meta, rej), meta), meta
+    return _frame(_annotations(src.annotation_cols(), meta, rej), meta, iou_type), meta
 
 
 class _Parsed:
@@ -254,7 +255,7 @@ def _fill_from_masks(box, area, box_missing, area_missing, mask, keep) -> None:
         area[fill] = R.rle_area(mc, mo)[fill]
 
 
-def _frame(a: _Anns, meta: Meta) -> pl.DataFrame:
+def _frame(a: _Anns, meta: Meta, iou_type: str) -> pl.DataFrame:
     """Kept annotations in file order, then a placeholder row per image without annotations."""
     keep = a.keep
     has_mask = np.zeros(a.ids.size, bool) if a.mask is None else ~a.mask.is_null().to_numpy()
@@ -269,22 +270,24 @@ def _frame(a: _Anns, meta: Meta) -> pl.DataFrame:
         s.ID: pl.Series(np.concatenate([a.ids[keep], np.zeros(n_e, np.int64)]), dtype=pl.Int64),
         CATEGORY_ID: np.concatenate([a.cat[keep], np.zeros(n_e, np.int64)]),
         s.FEATURE: enum_take(meta.names, meta.enum, np.concatenate([a.cat_pos[keep], np.full(n_e, -1)])),
-        s.KIND: kind_column(np.concatenate([has_mask[keep], np.zeros(n_e, bool)])),
         s.AREA: np.concatenate([a.area[keep], np.full(n_e, np.nan)]),
         s.IS_CROWD: np.concatenate([a.crowd[keep], np.zeros(n_e, bool)]),
         s.IGNORE: np.concatenate([a.ignore[keep], np.zeros(n_e, bool)]),
         HEIGHT: np.concatenate([a.height[keep], meta.heights[empty]]),
         WIDTH: np.concatenate([a.width[keep], meta.widths[empty]]),
     })
-    placeholder = pl.Series(np.concatenate([np.zeros(keep.size, bool), null_e]))
+    placeholder = np.concatenate([np.zeros(keep.size, bool), null_e])
     bnull = np.concatenate([box_null[keep], null_e])
     xywh = np.concatenate([a.box[keep], np.zeros((n_e, 4))])
-    cols = [array_series(s.BBOX, xyxy(xywh), bnull), array_series(BBOX_XYWH, xywh, bnull)]
+    is_mask = comparable_kind(~bnull, np.concatenate([has_mask[keep], np.zeros(n_e, bool)]), iou_type)
+    cols = [array_series(s.BBOX, xyxy(xywh), bnull), array_series(BBOX_XYWH, xywh, bnull),
+            kind_column(is_mask, placeholder)]
+    placeholder = pl.Series(placeholder)
     if a.mask is not None:
         cols.append(take_mask(a.mask, np.concatenate([keep, np.full(n_e, -1)])))
     frame = frame.with_columns(cols).with_columns(
         pl.when(placeholder).then(None).otherwise(pl.col(c)).alias(c)
-        for c in (s.ID, CATEGORY_ID, s.KIND, s.AREA, s.IS_CROWD, s.IGNORE)
+        for c in (s.ID, CATEGORY_ID, s.AREA, s.IS_CROWD, s.IGNORE)
     ).with_columns(
         pl.when(pl.col(c) < 0).then(None).otherwise(pl.col(c)).alias(c) for c in (HEIGHT, WIDTH)
     )

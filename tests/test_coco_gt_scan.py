@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 import polars_metrics as pm
+from polars_metrics._kernels import aot
 from polars_metrics.io.coco import _gt_scan
 from polars_metrics.io.coco import gt as gt_mod
 
@@ -365,3 +369,34 @@ def test_property_random_documents(images, cats, anns, seed, with_anns):
     with tempfile.TemporaryDirectory() as d:
         p = _write(Path(d), text)
         _both(p, taken=True, modes=(("drop", "segm"), ("raise", "bbox")))
+
+
+# --- the compiled module, looked up from several threads at once -----------------------------------
+RACE = r"""
+import sys, threading
+from polars_metrics._kernels import aot, json_gt, json_scan
+barrier = threading.Barrier(8)
+def first_call(kernel):
+    barrier.wait()
+    kernel.resolve()
+threads = [threading.Thread(target=first_call, args=(k,))
+           for k in [json_scan.scan_results, json_scan.copy_strings, json_gt.scan_gt] * 2
+           + [json_scan.scan_results] * 2]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print("numba" in sys.modules, aot.compiled_module() is not None)
+"""
+
+
+def test_first_kernel_calls_from_threads_use_the_compiled_module():
+    """The first kernel calls of a process may come from several ``run_ranges`` threads at
+    once; every one must get the compiled function (a thread that saw the module lookup half
+    done used to fall back to numba's JIT: seconds of compiling on a first call)."""
+    assert aot.compiled_module() is not None, "build the kernels: python -m polars_metrics._kernels"
+    root = Path(__file__).resolve().parents[1]
+    for _ in range(3):
+        out = subprocess.run([sys.executable, "-c", RACE], capture_output=True, text=True,
+                             cwd=root, env=os.environ, check=True, timeout=300)
+        assert out.stdout.split() == ["False", "True"], out.stdout + out.stderr

@@ -1,7 +1,10 @@
 """COCO JSON in and out: ``read_coco`` and ``write_coco_results``.
 
 Modules: ``gt`` (images, categories, annotations), ``results`` (detections, as
-``COCO.loadRes``), ``segmentation`` (polygons / RLE to masks), ``write`` (results JSON).
+``COCO.loadRes``), ``segmentation`` (polygons / RLE to masks), ``write`` (results JSON); files
+are read by typed scanners (``_gt_scan`` for ground truth, ``_scan`` for results: one pass over
+the bytes into numpy columns, exact floats) and by msgspec / ``json`` when a scanner does not
+take a file, with the same frames, errors and rejects either way.
 
 Frames produced (the library's shared layout)
 ---------------------------------------------

@@ -116,13 +116,13 @@ def _scan(data: bytearray, buf: np.ndarray, starts: list[int], with_seg: bool
             return "give up", None
         if code != J.OK or (k + 1 < cap.size and int(status[k, 1]) != starts[k + 1]):
             return ("retry", None) if k + 1 < cap.size else ("give up", None)
-    got = status[:, 0]
-    if (base[1:] == base[:-1] + got[:-1]).all():
-        keep: slice | np.ndarray = slice(0, int(base[-1] + got[-1]))
-    else:
-        keep = np.concatenate([np.arange(b, b + g) for b, g in zip(base, got, strict=True)])
-    cols = (img[keep], cat[keep], score[keep], box[keep], box_state[keep],
-            seg[keep] if with_seg else None)
+    spans = [slice(int(b), int(b + g)) for b, g in zip(base, status[:, 0], strict=True)]
+
+    def rows_of(a: np.ndarray) -> np.ndarray:  # the chunks' rows back to back (block copies)
+        return a[spans[0]] if len(spans) == 1 else np.concatenate([a[sp] for sp in spans])
+
+    cols = (rows_of(img), rows_of(cat), rows_of(score), rows_of(box), rows_of(box_state),
+            rows_of(seg) if with_seg else None)
     return "ok", cols
 
 

@@ -49,6 +49,7 @@ import importlib
 import importlib.util
 import os
 import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,9 @@ EXPORTS: dict[tuple[str, str], str] = {
     ("json_scan", "scan_results"):
         "void(u1[:], i8[:], i8[:], i8[:], i8[:], i8[:], f8[:], f8[:, :], i1[:], i8[:, :], "
         f"i8[:, :], {_I8_ROWS})",
+    # json_gt (COCO ground-truth files, io/coco/_gt_scan.py)
+    ("json_gt", "scan_gt"):
+        "void(u1[:], i8[:, :], i8[:, :], i8[:, :], f8[:, :], i8[:, :], f8[:], u4[:], i8[:])",
     # rle_pairs
     ("rle_pairs", "mask_iou_indexed"):
         "void(u4[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], u4[:], i8[:], i8[:], i8[:], "
@@ -274,18 +278,22 @@ def parse_signature(sig: str) -> tuple[list[tuple[str, int]] | None, list[tuple[
 # --- loading -------------------------------------------------------------------------------------
 
 _compiled: Any = False  # False: not looked up yet; None: not available
+_compiled_lock = threading.Lock()
 
 
 def compiled_module() -> Any:
-    """The compiled module if it is built for these sources, else None."""
+    """The compiled module if it is built for these sources, else None. Looked up once, under
+    a lock: the first kernel call may come from several ``run_ranges`` threads at once, and a
+    thread that saw a half-done lookup would fall back to the JIT (seconds of compiling)."""
     global _compiled
-    if _compiled is False:
-        _compiled = None
-        if os.environ.get("POLARS_METRICS_JIT", "") not in ("", "0"):
-            return None
-        name = f"{__package__}.{module_name()}"
-        if importlib.util.find_spec(name) is not None:
-            _compiled = importlib.import_module(name)
+    with _compiled_lock:
+        if _compiled is False:
+            found = None
+            name = f"{__package__}.{module_name()}"
+            if (os.environ.get("POLARS_METRICS_JIT", "") in ("", "0")
+                    and importlib.util.find_spec(name) is not None):
+                found = importlib.import_module(name)
+            _compiled = found
     return _compiled
 
 

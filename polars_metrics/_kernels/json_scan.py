@@ -59,24 +59,20 @@ _K_COUNTS = np.frombuffer(b"counts", np.uint8).copy()
 def _pow5_table() -> tuple[np.ndarray, np.ndarray]:
     """128-bit truncated powers of five 5**q, q in [-342, 308], as (high, low) 64-bit words
     (the table of Lemire's fast_float / Rust's dec2flt, computed here with exact integers)."""
-    values = []
+    values = []  # shifts, not loops of halving / doubling: this runs at every import
     for q in range(-342, 0):
         power5 = 5 ** -q
         z = power5.bit_length() - (1 if power5 & (power5 - 1) == 0 else 0)  # ceil(log2)
         if q >= -27:
-            c = 2 ** (z + 127) // power5 + 1
+            c = (1 << (z + 127)) // power5 + 1
         else:
-            c = 2 ** (2 * z + 128) // power5 + 1
-            while c >= 1 << 128:
-                c //= 2
+            c = (1 << (2 * z + 128)) // power5 + 1
+            c >>= max(c.bit_length() - 128, 0)  # the largest c // 2**k below 2**128
         values.append(c)
     for q in range(0, 309):
         power5 = 5 ** q
-        while power5 < 1 << 127:
-            power5 *= 2
-        while power5 >= 1 << 128:
-            power5 //= 2
-        values.append(power5)
+        shift = 128 - power5.bit_length()  # into [2**127, 2**128)
+        values.append(power5 << shift if shift >= 0 else power5 >> -shift)
     hi = np.array([v >> 64 for v in values], np.uint64)
     lo = np.array([v & 0xFFFFFFFFFFFFFFFF for v in values], np.uint64)
     return hi, lo

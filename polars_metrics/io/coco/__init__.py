@@ -1,7 +1,10 @@
 """COCO JSON in and out: ``read_coco`` and ``write_coco_results``.
 
 Modules: ``gt`` (images, categories, annotations), ``results`` (detections, as
-``COCO.loadRes``), ``segmentation`` (polygons / RLE to masks), ``write`` (results JSON).
+``COCO.loadRes``), ``segmentation`` (polygons / RLE to masks), ``write`` (results JSON); files
+are read by typed scanners (``_gt_scan`` for ground truth, ``_scan`` for results: one pass over
+the bytes into numpy columns, exact floats) and by msgspec / ``json`` when a scanner does not
+take a file, with the same frames, errors and rejects either way.
 
 Frames produced (the library's shared layout)
 ---------------------------------------------
@@ -36,7 +39,6 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import polars as pl
 
-from polars_metrics import schema as s
 from polars_metrics.io.coco._columns import coco_rejects
 from polars_metrics.io.coco.gt import read_gt
 from polars_metrics.io.coco.results import empty_results, read_results
@@ -98,9 +100,8 @@ def read_coco(
     if iou_type not in IOU_TYPES:
         raise ValueError(f"iou_type must be one of {list(IOU_TYPES)}, got {iou_type!r}.")
     rej = coco_rejects(on_invalid)
-    gt, meta = read_gt(ground_truth, rej)
-    pd = empty_results(meta) if results is None else read_results(results, meta, rej)
-    gt, pd = _comparable_kinds(gt, iou_type), _comparable_kinds(pd, iou_type)
+    gt, meta = read_gt(ground_truth, rej, iou_type)
+    pd = empty_results(meta) if results is None else read_results(results, meta, rej, iou_type)
     if rej.drop:
         return gt, pd, rej.frame(sort=True)
     return gt, pd
@@ -108,21 +109,4 @@ def read_coco(
 
 
 
-IOU_TYPES = ("bbox", "segm")
-
-
-def _comparable_kinds(frame: pl.DataFrame, iou_type: str) -> pl.DataFrame:
-    """``kind`` by ``iou_type``, not by what each entry happens to carry: ground truths with a
-    segmentation read as masks while detections read as boxes never pair (all-zero metrics)."""
-    if frame.height == 0 or s.KIND not in frame.columns:
-        return frame
-    has_box = pl.col(s.BBOX).is_not_null()
-    has_mask = pl.col(s.MASK).is_not_null() if s.MASK in frame.columns else pl.lit(False)
-    if iou_type == "bbox":
-        chosen = pl.when(has_box).then(pl.lit("box")).when(has_mask).then(pl.lit("mask"))
-    else:
-        chosen = pl.when(has_mask).then(pl.lit("mask")).when(has_box).then(pl.lit("box"))
-    kind_dtype = frame.schema[s.KIND]
-    return frame.with_columns(
-        pl.when(pl.col(s.KIND).is_null()).then(None).otherwise(chosen)
-        .cast(kind_dtype).alias(s.KIND))
+IOU_TYPES = ("bbox", "segm")  # ``kind`` by iou_type: see _columns.comparable_kind

@@ -136,18 +136,38 @@ def enum_take(names: list[str], enum: pl.Enum, codes: np.ndarray) -> pl.Series:
     return pl.Series(names, dtype=enum).gather(idx)
 
 
-def kind_column(is_mask: np.ndarray) -> pl.Series:
-    return pl.select(
-        pl.when(pl.lit(pl.Series(is_mask, dtype=pl.Boolean)))
-        .then(pl.lit("mask"))
-        .otherwise(pl.lit("box"))
-    ).to_series()
+def kind_column(is_mask: np.ndarray, null: np.ndarray | None = None) -> pl.Series:
+    """"mask" / "box" per row (null where ``null``)."""
+    when = pl.when(pl.lit(pl.Series(is_mask, dtype=pl.Boolean))).then(pl.lit("mask")).otherwise(pl.lit("box"))
+    if null is not None and null.any():
+        when = pl.when(pl.lit(pl.Series(null, dtype=pl.Boolean))).then(None).otherwise(when)
+    return pl.select(when.alias(s.KIND)).to_series()
+
+
+def comparable_kind(has_box: np.ndarray, has_mask: np.ndarray, iou_type: str) -> np.ndarray:
+    """Whether each row's ``kind`` is "mask": by ``iou_type``, not by what each entry happens
+    to carry (ground truths with a segmentation read as masks while detections read as boxes
+    would never pair): "bbox" makes every row with a box a box, "segm" every row with a mask
+    a mask."""
+    return ~has_box if iou_type == "bbox" else has_mask
 
 
 def xyxy(xywh: np.ndarray) -> np.ndarray:
-    return np.stack(
-        [xywh[:, 0], xywh[:, 1], xywh[:, 0] + xywh[:, 2], xywh[:, 1] + xywh[:, 3]], axis=1
-    )
+    """x0, y0, x1, y1 from x, y, w, h (one new array, no temporaries)."""
+    out = np.empty_like(xywh)
+    out[:, :2] = xywh[:, :2]
+    np.add(xywh[:, :2], xywh[:, 2:], out=out[:, 2:])
+    return out
+
+
+def nonneg_or_null(name: str, values: np.ndarray) -> pl.Series:
+    """Int64 column with the negative values (unknown image sizes) as nulls."""
+    col = pl.Series(name, values, dtype=pl.Int64)
+    neg = values < 0
+    if neg.any():
+        col = pl.select(pl.when(pl.lit(pl.Series(neg))).then(None).otherwise(pl.lit(col))
+                        ).to_series().alias(name)
+    return col
 
 
 def array_series(name: str, arr: np.ndarray, null: np.ndarray) -> pl.Series:
@@ -180,8 +200,18 @@ def repeats(values: np.ndarray, ok: np.ndarray) -> np.ndarray:
 
 def find_sorted(sorted_ids: np.ndarray, values: np.ndarray, valid: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of ``values`` in ``sorted_ids`` and whether each (``valid``) value is there."""
-    pos = np.searchsorted(sorted_ids, values)
-    known = valid & (pos < sorted_ids.size)
-    known[known] &= sorted_ids[pos[known]] == values[known]
+    """Positions of ``values`` in ``sorted_ids`` (unique) and whether each (``valid``) value is
+    there; positions of values that are not there are unspecified. Ids spanning a compact
+    range (the usual 1..n) go through a lookup table: a few linear passes instead of a binary
+    search per value."""
+    m = sorted_ids.size
+    if m and values.size > m and int(sorted_ids[-1]) - int(sorted_ids[0]) < 4 * m + 4096:
+        lo = sorted_ids[0]
+        lut = np.full(int(sorted_ids[-1] - lo) + 1, -1, np.int64)
+        lut[sorted_ids - lo] = np.arange(m)
+        pos = lut.take(values - lo, mode="clip")  # wrapped or clipped offsets: checked below
+    else:
+        pos = np.searchsorted(sorted_ids, values)
+    np.clip(pos, 0, max(m - 1, 0), out=pos)
+    known = valid & (sorted_ids.take(pos) == values) if m else np.zeros(values.size, bool)
     return pos, known

@@ -48,7 +48,7 @@ class Scanned:
     seg: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None
 
 
-def _read(path: Path) -> bytearray:
+def read_bytes(path: Path) -> bytearray:
     """The file's bytes, writable (the compiled kernels take writable arrays), read once."""
     size = os.path.getsize(path)
     data = bytearray(size)
@@ -116,19 +116,19 @@ def _scan(data: bytearray, buf: np.ndarray, starts: list[int], with_seg: bool
             return "give up", None
         if code != J.OK or (k + 1 < cap.size and int(status[k, 1]) != starts[k + 1]):
             return ("retry", None) if k + 1 < cap.size else ("give up", None)
-    got = status[:, 0]
-    if (base[1:] == base[:-1] + got[:-1]).all():
-        keep: slice | np.ndarray = slice(0, int(base[-1] + got[-1]))
-    else:
-        keep = np.concatenate([np.arange(b, b + g) for b, g in zip(base, got, strict=True)])
-    cols = (img[keep], cat[keep], score[keep], box[keep], box_state[keep],
-            seg[keep] if with_seg else None)
+    spans = [slice(int(b), int(b + g)) for b, g in zip(base, status[:, 0], strict=True)]
+
+    def rows_of(a: np.ndarray) -> np.ndarray:  # the chunks' rows back to back (block copies)
+        return a[spans[0]] if len(spans) == 1 else np.concatenate([a[sp] for sp in spans])
+
+    cols = (rows_of(img), rows_of(cat), rows_of(score), rows_of(box), rows_of(box_state),
+            rows_of(seg) if with_seg else None)
     return "ok", cols
 
 
 def scan_results(path: str | os.PathLike) -> Scanned | list | None:
     """The results file's columns, ``[]`` for an empty array, or None (read it the generic way)."""
-    data = _read(Path(path))
+    data = read_bytes(Path(path))
     if not data.isascii():
         try:
             data.decode("utf-8")

@@ -6,6 +6,7 @@ placeholder row per image without annotations).
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from polars_metrics._rejects import Rejects
 from polars_metrics.io.coco._columns import (
     array_series,
     bbox_column,
+    comparable_kind,
     enum_take,
     fail,
     find_sorted,
@@ -29,6 +31,13 @@ from polars_metrics.io.coco._columns import (
     repeats,
     take_mask,
     xyxy,
+)
+from polars_metrics.io.coco._gt_scan import (
+    AnnotationCols,
+    CategoryCols,
+    ImageCols,
+    ScannedGT,
+    scan_gt,
 )
 from polars_metrics.io.coco.segmentation import Segmentations
 from polars_metrics.io.frames import BBOX_XYWH, CATEGORY_ID, COCO_GT, HEIGHT, WIDTH, check_frame
@@ -51,20 +60,68 @@ class Meta:
     enum: pl.Enum
 
 
-def read_gt(ground_truth: Any, rej: Rejects) -> tuple[pl.DataFrame, Meta]:
-    data = load_json(ground_truth, "ground truth")
-    if not isinstance(data, Mapping):
-        raise fail(f"ground truth: expected a JSON object with images/annotations/categories, got {type(data).__name__}.")
-    for key in ("images", "categories"):
-        if key not in data or not isinstance(data[key], list):
-            raise fail(f'ground truth: missing the "{key}" list.')
-    anns = data.get("annotations", [])
-    if not isinstance(anns, list):
-        raise fail('ground truth: "annotations" must be a list.')
-    ids, heights, widths = _images(_objects("images", data["images"]), rej)
-    cat_ids, names = _categories(_objects("categories", data["categories"]), rej)
+def read_gt(ground_truth: Any, rej: Rejects, iou_type: str = "bbox") -> tuple[pl.DataFrame, Meta]:
+    """The ``gt`` frame and the :class:`Meta` the results reader needs: a file through the
+    typed scanner when it takes it, else (and for a parsed dict) through the generic path.
+    Each table is checked before the next one is read (the first error is the same)."""
+    src: ScannedGT | _Parsed | None = None
+    if isinstance(ground_truth, (str, os.PathLike)):
+        src = scan_gt(ground_truth)
+    if src is None:
+        src = _Parsed(load_json(ground_truth, "ground truth"))
+    ids, heights, widths = _images(src.image_cols(), rej)
+    cat_ids, names = _categories(src.category_cols(), rej)
     meta = Meta(ids, heights, widths, cat_ids, names, pl.Enum(names))
-    return _frame(_annotations(_objects(T, anns), meta, rej), meta), meta
+    return _frame(_annotations(src.annotation_cols(), meta, rej), meta, iou_type), meta
+
+
+class _Parsed:
+    """A parsed document (dict) with the scanner's interface: each table as columns."""
+
+    def __init__(self, data: Any) -> None:
+        if not isinstance(data, Mapping):
+            raise fail(f"ground truth: expected a JSON object with images/annotations/categories, got {type(data).__name__}.")
+        for key in ("images", "categories"):
+            if key not in data or not isinstance(data[key], list):
+                raise fail(f'ground truth: missing the "{key}" list.')
+        self.anns = data.get("annotations", [])
+        if not isinstance(self.anns, list):
+            raise fail('ground truth: "annotations" must be a list.')
+        self.data = data
+
+    def image_cols(self) -> ImageCols:
+        images = _objects("images", self.data["images"])
+        img_id, bad_id = int_column([im.get("id") for im in images], "id")
+        hh = [im.get("height") for im in images]
+        ww = [im.get("width") for im in images]
+        hgt, bad_h = int_column(hh, "height")
+        wid, bad_w = int_column(ww, "width")
+        return ImageCols(img_id, bad_id, hgt, bad_h, np.array([v is None for v in hh], bool),
+                         wid, bad_w, np.array([v is None for v in ww], bool))
+
+    def category_cols(self) -> CategoryCols:
+        cats = _objects("categories", self.data["categories"])
+        cid, bad_c = int_column([c.get("id") for c in cats], "id")
+        return CategoryCols(cid, bad_c, [c.get("name") for c in cats])
+
+    def annotation_cols(self) -> AnnotationCols:
+        anns = _objects(T, self.anns)
+        n = len(anns)
+        aid, bad_aid = int_column([a.get("id") for a in anns], "id")
+        a_img, bad_img = int_column([a.get("image_id") for a in anns], "image_id")
+        a_cat, bad_cat = int_column([a.get("category_id") for a in anns], "category_id")
+        box, box_missing, box_bad = bbox_column([a.get("bbox") for a in anns])
+        seg = Segmentations(n)
+        segs = [a.get("segmentation") for a in anns]
+        for i in (i for i, v in enumerate(segs) if v is not None):
+            seg.parse(i, segs[i])
+        area_raw = [a.get("area") for a in anns]
+        area, area_bad = float_column(area_raw)
+        area_missing = np.array([v is None for v in area_raw], bool)
+        crowd = np.array([bool(a.get("iscrowd", 0)) for a in anns], bool)
+        ign = np.array([bool(a.get("ignore", 0)) for a in anns], bool)
+        return AnnotationCols(n, aid, bad_aid, a_img, bad_img, a_cat, bad_cat, box, box_missing,
+                              box_bad, area, area_bad, area_missing, crowd, ign, seg)
 
 
 def _objects(key: str, rows: list) -> list:
@@ -76,16 +133,12 @@ def _objects(key: str, rows: list) -> list:
     return rows
 
 
-def _images(images: list, rej: Rejects) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _images(im: ImageCols, rej: Rejects) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sorted image ids and their heights / widths (-1 = not given)."""
-    img_id, bad_id = int_column([im.get("id") for im in images], "id")
+    img_id, bad_id = im.id, im.bad_id
+    hgt, bad_h, h_missing = im.h, im.bad_h, im.h_missing
+    wid, bad_w, w_missing = im.w, im.bad_w, im.w_missing
     rej.add_where("images", bad_id, "id", "is missing or not an integer", fix="Every image needs an integer id. ")
-    hh = [im.get("height") for im in images]
-    ww = [im.get("width") for im in images]
-    hgt, bad_h = int_column(hh, "height")
-    wid, bad_w = int_column(ww, "width")
-    h_missing = np.array([v is None for v in hh])
-    w_missing = np.array([v is None for v in ww])
     rej.add_where("images", bad_h & ~h_missing & ~bad_id, "height", "is not an integer", data_row=img_id)
     rej.add_where("images", bad_w & ~w_missing & ~bad_id, "width", "is not an integer", data_row=img_id)
     rej.add_where("images", ~bad_h & (hgt < 0) & ~bad_id, "height", "is negative", data_row=img_id)
@@ -99,11 +152,10 @@ def _images(images: list, rej: Rejects) -> tuple[np.ndarray, np.ndarray, np.ndar
     return ids[order], np.where(h_missing, -1, hgt)[ok][order], np.where(w_missing, -1, wid)[ok][order]
 
 
-def _categories(cats: list, rej: Rejects) -> tuple[np.ndarray, list[str]]:
+def _categories(cats: CategoryCols, rej: Rejects) -> tuple[np.ndarray, list[str]]:
     """Category ids in ascending order and their feature names (a repeated name gets its id)."""
-    cid, bad_c = int_column([c.get("id") for c in cats], "id")
+    cid, bad_c, cname = cats.id, cats.bad_id, cats.names
     rej.add_where("categories", bad_c, "id", "is missing or not an integer")
-    cname = [c.get("name") for c in cats]
     name_bad = ~bad_c & np.array([not isinstance(v, str) for v in cname], bool)
     rej.add_where("categories", name_bad, "name", "is missing or not a string", data_row=cid)
     cok = ~bad_c & ~name_bad
@@ -139,21 +191,11 @@ class _Anns:
     mask: pl.Series | None
 
 
-def _annotations(anns: list, meta: Meta, rej: Rejects) -> _Anns:
-    n = len(anns)
-    aid, bad_aid = int_column([a.get("id") for a in anns], "id")
-    a_img, bad_img = int_column([a.get("image_id") for a in anns], "image_id")
-    a_cat, bad_cat = int_column([a.get("category_id") for a in anns], "category_id")
-    box, box_missing, box_bad = bbox_column([a.get("bbox") for a in anns])
-    seg = Segmentations(n)
-    segs = [a.get("segmentation") for a in anns]
-    for i in (i for i, v in enumerate(segs) if v is not None):
-        seg.parse(i, segs[i])
-    area_raw = [a.get("area") for a in anns]
-    area, area_bad = float_column(area_raw)
-    area_missing = np.array([v is None for v in area_raw], bool)
-    crowd = np.array([bool(a.get("iscrowd", 0)) for a in anns], bool)
-    ign = np.array([bool(a.get("ignore", 0)) for a in anns], bool)
+def _annotations(a: AnnotationCols, meta: Meta, rej: Rejects) -> _Anns:
+    n, aid, bad_aid, a_img, bad_img, a_cat, bad_cat = (a.n, a.id, a.bad_id, a.img, a.bad_img,
+                                                       a.cat, a.bad_cat)
+    box, box_missing, box_bad, seg = a.box, a.box_missing, a.box_bad, a.seg
+    area, area_bad, area_missing, crowd, ign = a.area, a.area_bad, a.area_missing, a.crowd, a.ignore
     img_pos, img_known = find_sorted(meta.image_ids, a_img, ~bad_img)
     cat_pos, cat_known = find_sorted(meta.cat_ids, a_cat, ~bad_cat)
 
@@ -213,7 +255,7 @@ def _fill_from_masks(box, area, box_missing, area_missing, mask, keep) -> None:
         area[fill] = R.rle_area(mc, mo)[fill]
 
 
-def _frame(a: _Anns, meta: Meta) -> pl.DataFrame:
+def _frame(a: _Anns, meta: Meta, iou_type: str) -> pl.DataFrame:
     """Kept annotations in file order, then a placeholder row per image without annotations."""
     keep = a.keep
     has_mask = np.zeros(a.ids.size, bool) if a.mask is None else ~a.mask.is_null().to_numpy()
@@ -228,22 +270,24 @@ def _frame(a: _Anns, meta: Meta) -> pl.DataFrame:
         s.ID: pl.Series(np.concatenate([a.ids[keep], np.zeros(n_e, np.int64)]), dtype=pl.Int64),
         CATEGORY_ID: np.concatenate([a.cat[keep], np.zeros(n_e, np.int64)]),
         s.FEATURE: enum_take(meta.names, meta.enum, np.concatenate([a.cat_pos[keep], np.full(n_e, -1)])),
-        s.KIND: kind_column(np.concatenate([has_mask[keep], np.zeros(n_e, bool)])),
         s.AREA: np.concatenate([a.area[keep], np.full(n_e, np.nan)]),
         s.IS_CROWD: np.concatenate([a.crowd[keep], np.zeros(n_e, bool)]),
         s.IGNORE: np.concatenate([a.ignore[keep], np.zeros(n_e, bool)]),
         HEIGHT: np.concatenate([a.height[keep], meta.heights[empty]]),
         WIDTH: np.concatenate([a.width[keep], meta.widths[empty]]),
     })
-    placeholder = pl.Series(np.concatenate([np.zeros(keep.size, bool), null_e]))
+    placeholder = np.concatenate([np.zeros(keep.size, bool), null_e])
     bnull = np.concatenate([box_null[keep], null_e])
     xywh = np.concatenate([a.box[keep], np.zeros((n_e, 4))])
-    cols = [array_series(s.BBOX, xyxy(xywh), bnull), array_series(BBOX_XYWH, xywh, bnull)]
+    is_mask = comparable_kind(~bnull, np.concatenate([has_mask[keep], np.zeros(n_e, bool)]), iou_type)
+    cols = [array_series(s.BBOX, xyxy(xywh), bnull), array_series(BBOX_XYWH, xywh, bnull),
+            kind_column(is_mask, placeholder)]
+    placeholder = pl.Series(placeholder)
     if a.mask is not None:
         cols.append(take_mask(a.mask, np.concatenate([keep, np.full(n_e, -1)])))
     frame = frame.with_columns(cols).with_columns(
         pl.when(placeholder).then(None).otherwise(pl.col(c)).alias(c)
-        for c in (s.ID, CATEGORY_ID, s.KIND, s.AREA, s.IS_CROWD, s.IGNORE)
+        for c in (s.ID, CATEGORY_ID, s.AREA, s.IS_CROWD, s.IGNORE)
     ).with_columns(
         pl.when(pl.col(c) < 0).then(None).otherwise(pl.col(c)).alias(c) for c in (HEIGHT, WIDTH)
     )

@@ -20,6 +20,7 @@ from polars_metrics._rejects import Rejects
 from polars_metrics.io.coco._columns import (
     array_series,
     bbox_column,
+    comparable_kind,
     enum_take,
     fail,
     find_sorted,
@@ -27,6 +28,8 @@ from polars_metrics.io.coco._columns import (
     int_column,
     kind_column,
     load_json,
+    nonneg_or_null,
+    take_mask,
     xyxy,
 )
 from polars_metrics.io.coco._scan import Scanned, scan_results
@@ -273,7 +276,7 @@ def _raw(results: Any, meta: Meta) -> _Raw:
     return _from_frame(src, meta) if isinstance(src, pl.DataFrame) else _from_list(src)
 
 
-def read_results(results: Any, meta: Meta, rej: Rejects) -> pl.DataFrame:
+def read_results(results: Any, meta: Meta, rej: Rejects, iou_type: str = "bbox") -> pl.DataFrame:
     raw = _raw(results, meta)
     if raw.n == 0:
         return empty_results(meta)
@@ -296,7 +299,7 @@ def read_results(results: Any, meta: Meta, rej: Rejects) -> pl.DataFrame:
                       data_row=rows_for)
         bad |= missing
     area = _area(raw, mask, has_mask, bbox_branch)
-    return _frame(raw, meta, np.flatnonzero(~bad), cpos, has_mask, area, mask, h, w)
+    return _frame(raw, meta, np.flatnonzero(~bad), cpos, has_mask, area, mask, h, w, iou_type)
 
 
 def _ids_or_none(ids: np.ndarray, bad: np.ndarray) -> np.ndarray:
@@ -325,26 +328,32 @@ def _area(raw: _Raw, mask: pl.Series | None, has_mask: np.ndarray, bbox_branch: 
 
 
 def _frame(raw: _Raw, meta: Meta, keep: np.ndarray, cpos: np.ndarray, has_mask: np.ndarray,
-           area: np.ndarray, mask: pl.Series | None, h: np.ndarray, w: np.ndarray) -> pl.DataFrame:
-    box = raw.box[keep]
+           area: np.ndarray, mask: pl.Series | None, h: np.ndarray, w: np.ndarray,
+           iou_type: str) -> pl.DataFrame:
+    """The kept rows; every column straight from its numpy array (polars takes them without a
+    copy), and no gather when every row is kept (the usual file)."""
+    everything = keep.size == raw.n
+
+    def take(a: np.ndarray) -> np.ndarray:
+        return a if everything else a[keep]
+
+    box = np.ascontiguousarray(take(raw.box))
     box_null = np.isnan(box).any(axis=1)
-    frame = pl.DataFrame({
-        s.DATA_ROW: raw.img[keep],
-        s.ID: np.arange(1, raw.n + 1, dtype=np.int64)[keep],
-        s.FEATURE: enum_take(meta.names, meta.enum, cpos[keep]),
-        CATEGORY_ID: raw.cat[keep],
-        s.KIND: kind_column(has_mask[keep]),
-        s.AREA: area[keep],
-        s.CONFIDENCE: np.asarray(raw.score, dtype=np.float64)[keep],
-        HEIGHT: h[keep],
-        WIDTH: w[keep],
-    })
-    cols = [array_series(s.BBOX, xyxy(box), box_null), array_series(BBOX_XYWH, box, box_null)]
-    if mask is not None:
-        cols.append(mask.gather(keep).alias(s.MASK))
-    frame = frame.with_columns(cols).with_columns(
-        pl.when(pl.col(c) < 0).then(None).otherwise(pl.col(c)).alias(c) for c in (HEIGHT, WIDTH)
-    )
+    mask_rows = take(has_mask)
+    frame = pl.DataFrame([
+        pl.Series(s.DATA_ROW, take(raw.img), dtype=pl.Int64),
+        pl.Series(s.ID, take(np.arange(1, raw.n + 1, dtype=np.int64))),
+        enum_take(meta.names, meta.enum, take(cpos)).alias(s.FEATURE),
+        pl.Series(CATEGORY_ID, take(raw.cat), dtype=pl.Int64),
+        kind_column(comparable_kind(~box_null, mask_rows, iou_type)),
+        pl.Series(s.AREA, take(area), dtype=pl.Float64),
+        pl.Series(s.CONFIDENCE, take(np.asarray(raw.score, dtype=np.float64))),
+        array_series(s.BBOX, xyxy(box), box_null),
+        array_series(BBOX_XYWH, box, box_null),
+        *([] if mask is None else [take_mask(mask, keep) if not everything else mask.alias(s.MASK)]),
+        nonneg_or_null(HEIGHT, take(h)),
+        nonneg_or_null(WIDTH, take(w)),
+    ])
     return check_frame(frame.select(COCO_PD.columns(frame.columns)), COCO_PD)
 
 

@@ -23,6 +23,7 @@ from polars_metrics.kinds._rle import (
 
 R = lazy("polars_metrics._kernels.rle")
 _SIZE_REASON = "has an RLE size that is not [height, width] (non-negative ints)"
+_POLYGONS_REASON = "is not a list of polygons (lists of x, y numbers)"
 _DECODE_REASON = ("is not a valid compressed RLE string (a character outside '0'..'o', a string "
                   "ending inside a run, or a count out of range)")
 
@@ -56,6 +57,8 @@ class Segmentations:
         self.cmp_strings: list[str | bytes] = []
         self.cmp_size: list[tuple[int, int]] = []
         self.cmp_csr: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.poly_csr: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.unc_csr: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def parse(self, i: int, seg: Any) -> None:
         if seg is None or (isinstance(seg, list) and len(seg) == 0):
@@ -79,7 +82,7 @@ class Segmentations:
                         raise ValueError
                     polys.append(a)
             except (TypeError, ValueError):
-                self._bad(i, "is not a list of polygons (lists of x, y numbers)")
+                self._bad(i, _POLYGONS_REASON)
                 return
             self.kind[i] = 1
             self.poly_rows.append(i)
@@ -137,8 +140,56 @@ class Segmentations:
             lengths = lengths[ok]
         else:
             lengths = lengths[rows]
+        self.add_strings(rows, buf, offsets_from_lengths(lengths), h[rows], w[rows])
+
+    def add_strings(self, rows: np.ndarray, buf: np.ndarray, ptr: np.ndarray, h: np.ndarray,
+                    w: np.ndarray) -> None:
+        """Compressed RLEs of ``rows`` (ascending; sizes checked): row ``rows[k]``'s string is
+        ``buf[ptr[k]:ptr[k + 1]]``."""
         self.kind[rows] = 3
-        self.cmp_csr = (rows, buf, offsets_from_lengths(lengths), h[rows], w[rows])
+        self.cmp_csr = (rows, buf, ptr, h, w)
+
+    def add_polygons(self, rows: np.ndarray, per_row: np.ndarray, lo: np.ndarray,
+                     length: np.ndarray, coords: np.ndarray) -> None:
+        """Polygons of ``rows`` (ascending) at once, as :meth:`parse` takes them one by one:
+        row ``rows[k]`` has ``per_row[k]`` (>= 1) polygons, back to back in ``lo`` / ``length``
+        (polygon j is ``coords[lo[j]:lo[j] + length[j]]``). A first polygon of 4 numbers
+        makes the row's polygons boxes (every one must then have 4); an odd polygon loses
+        its last number."""
+        optr = offsets_from_lengths(per_row)
+        owner = np.repeat(np.arange(rows.size), per_row)
+        as_box = (length[optr[:-1]] == 4)[owner]
+        bad = np.zeros(rows.size, bool)
+        bad[owner[as_box & (length != 4)]] = True
+        for r in rows[bad]:
+            self._bad(int(r), _POLYGONS_REASON)
+        if bad.all():
+            return
+        keep = ~bad[owner]
+        rows, per_row = rows[~bad], per_row[~bad]
+        lo, length, as_box = lo[keep], length[keep], as_box[keep]
+        new_len = np.where(as_box, 8, length - length % 2)
+        pptr = offsets_from_lengths(new_len)
+        out = np.empty(int(pptr[-1]), np.float64)
+        plain = np.flatnonzero(~as_box)
+        if plain.size:
+            ln = new_len[plain]
+            within = np.arange(int(ln.sum())) - np.repeat(offsets_from_lengths(ln)[:-1], ln)
+            out[np.repeat(pptr[plain], ln) + within] = coords[np.repeat(lo[plain], ln) + within]
+        boxes = np.flatnonzero(as_box)
+        if boxes.size:
+            x, y, bw, bh = (coords[lo[boxes] + k] for k in range(4))
+            corners = np.stack([x, y, x, y + bh, x + bw, y + bh, x + bw, y], axis=1)
+            out[(pptr[boxes][:, None] + np.arange(8)).ravel()] = corners.ravel()
+        self.kind[rows] = 1
+        self.poly_csr = (rows, out, pptr, offsets_from_lengths(per_row))
+
+    def add_uncompressed(self, rows: np.ndarray, counts: np.ndarray, ptr: np.ndarray,
+                         h: np.ndarray, w: np.ndarray) -> None:
+        """Uncompressed RLEs of ``rows`` (ascending; sizes and counts checked): row
+        ``rows[k]``'s counts are ``counts[ptr[k]:ptr[k + 1]]`` (uint32)."""
+        self.kind[rows] = 2
+        self.unc_csr = (rows, counts, ptr, h, w)
 
     def _bad(self, i: int, reason: str) -> None:
         self.bad[i] = True
@@ -151,19 +202,16 @@ class Segmentations:
         counts do not sum to height x width) and the reason per bad row."""
         n = self.n
         if not (self.kind > 0).any():
-            return None, self.bad, np.array([self.reason.get(i, "") for i in range(n)], object)
+            return None, self.bad, self._reasons()
         lens = np.zeros(n, np.int64)
         h = np.zeros(n, np.int64)
         w = np.zeros(n, np.int64)
         pieces: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        if self.poly_rows:
-            rows = np.array(self.poly_rows, np.int64)
+        if self.poly_rows or self.poly_csr is not None:
+            rows, coords, pptr, optr = self._polygon_arrays()
             unknown = ~hw_known[rows]
             for r in rows[unknown]:
                 self._bad(int(r), "is a polygon but its image has no height/width to rasterize on")
-            coords = np.concatenate(self.poly_coords) if self.poly_coords else np.zeros(0)
-            pptr = offsets_from_lengths(self.poly_lens)
-            optr = offsets_from_lengths(self.poly_per_obj)
             ph, pw = heights[rows], widths[rows]
             sized = rle_problems(np.zeros(0, np.uint32), np.zeros(rows.size + 1, np.int64), ph, pw,
                                  np.ones(rows.size, bool))
@@ -176,7 +224,11 @@ class Segmentations:
             c, o = R.rle_from_polygons(coords, pptr, optr, ph, pw, run=run_ranges)
             pieces[1] = (rows, c, o)
             h[rows], w[rows] = ph, pw
-        if self.unc_rows:
+        if self.unc_csr is not None:
+            rows, c, o, uh, uw = self.unc_csr
+            pieces[2] = (rows, c, o)
+            h[rows], w[rows] = uh, uw
+        elif self.unc_rows:
             rows = np.array(self.unc_rows, np.int64)
             c = np.concatenate(self.unc_counts) if self.unc_counts else np.zeros(0, np.uint32)
             o = offsets_from_lengths([a.size for a in self.unc_counts])
@@ -198,6 +250,14 @@ class Segmentations:
             h[rows], w[rows] = ch, cw
         return self._assemble(pieces, h, w, lens)
 
+    def _polygon_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, coordinates, polygon offsets, per-row polygon offsets) of the polygon rows."""
+        if self.poly_csr is not None:
+            return self.poly_csr
+        coords = np.concatenate(self.poly_coords) if self.poly_coords else np.zeros(0)
+        return (np.array(self.poly_rows, np.int64), coords, offsets_from_lengths(self.poly_lens),
+                offsets_from_lengths(self.poly_per_obj))
+
     def _assemble(self, pieces, h, w, lens):
         n = self.n
         for rows, _c, o in pieces.values():
@@ -213,5 +273,11 @@ class Segmentations:
             self._bad(int(r), f"is an invalid RLE: {RLE_REASONS[int(codes[r])]} ({h[r]}×{w[r]})")
         h = np.where(self.bad, 0, h)
         null = ~has | self.bad
-        reasons = np.array([self.reason.get(i, "") for i in range(n)], object)
-        return mask_series(counts, offsets, h, w, null), self.bad, reasons
+        return mask_series(counts, offsets, h, w, null), self.bad, self._reasons()
+
+    def _reasons(self) -> np.ndarray:
+        """The reason per row ("" on good rows), without a Python step per row."""
+        reasons = np.full(self.n, "", object)
+        if self.reason:
+            reasons[np.fromiter(self.reason, np.int64, len(self.reason))] = list(self.reason.values())
+        return reasons

@@ -123,3 +123,47 @@ def test_box_pairs_kernel_growth_path_gives_the_same_pairs(monkeypatch):
     for i in range(3):
         np.testing.assert_array_equal(np.concatenate([x[i] for x in parts]), want[1 + i])
     np.testing.assert_array_equal(counts_b, counts_a)
+
+
+@pytest.mark.parametrize(("seed", "kwargs"), CASES)
+def test_box_pairs_are_rebuilt_on_first_read_and_equal_the_run_s(seed, kwargs):
+    from polars_metrics.pairs import build_pairs
+    from polars_metrics.prepare import prepare
+    from polars_metrics.state import Detail, OnFirstRead
+
+    gt, pd, data_rows = case(seed)
+    with pytest.warns(pm.PolarsMetricsWarning) if kwargs.get("on_invalid") else _nothing():
+        part = pm.partial(gt, pd, data_rows=data_rows, **kwargs)
+    assert isinstance(Detail.pairs_arrays.raw(part.detail), OnFirstRead)  # not kept
+    prof = pm.get_profile("labelbox", **{k: v for k, v in kwargs.items()
+                                          if k not in ("confidence_thresholds", "iou_thresholds",
+                                                       "on_invalid")})
+    with pytest.warns(pm.PolarsMetricsWarning) if kwargs.get("on_invalid") else _nothing():
+        prep = prepare(gt, pd, keys=["data_row"], by=[], data_rows=data_rows, profile=prof,
+                       conf_thr=part.conf_thr, iou_thr=part.iou_thr,
+                       on_invalid=kwargs.get("on_invalid", "raise"))
+    want = build_pairs(prep)
+    got = part.detail.pairs_arrays
+    assert not isinstance(Detail.pairs_arrays.raw(part.detail), OnFirstRead)  # kept from now
+    for name in ("off", "gt", "pd", "iou", "always"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+    assert part.detail.pairs_arrays is got
+    assert part.detail.pairs.height == len(want)
+
+
+def test_errors_of_a_box_run_equal_those_with_the_pairs_kept(monkeypatch):
+    from polars_metrics import pipeline
+
+    gt, pd, data_rows = case(5)
+    lazy = pm.evaluate(gt, pd, data_rows=data_rows).errors(0.5, 0.5)
+    monkeypatch.setattr(pipeline, "_boxes_only", lambda prep: False)  # the pairs kept as before
+    eager = pm.evaluate(gt, pd, data_rows=data_rows).errors(0.5, 0.5)
+    assert lazy.height > 0 and lazy.equals(eager)
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

@@ -167,3 +167,57 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pairs_of_a_chunked_box_column_equal_those_of_the_joined_one(seed):
+    """Boxes in several chunks (Parquet row groups) are read chunk by chunk in place; rows
+    that straddle a chunk boundary, empty rows and empty chunks included."""
+    from polars_metrics.kinds.box import _chunked_pairs
+
+    g, g_off, p, p_off = _random_rows(seed, 200)
+    rng = np.random.default_rng(seed)
+
+    def chunked(boxes: np.ndarray) -> pl.Series:
+        cuts = np.unique(np.r_[0, rng.integers(0, boxes.shape[0] + 1, 6), boxes.shape[0]])
+        parts = [pl.Series("bbox", boxes[a:b], dtype=pl.Array(pl.Float64, 4))
+                 for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+        parts.insert(1, pl.Series("bbox", np.zeros((0, 4)), dtype=pl.Array(pl.Float64, 4)))
+        return pl.concat(parts, rechunk=False)
+
+    gcol, pcol = chunked(g), chunked(p)
+    assert pcol.n_chunks() > 2
+    want = box_pairs(g, None, g_off, p, None, p_off)
+    got = _chunked_pairs(gcol, None, g_off, pcol, None, p_off)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert got[1].dtype == np.int64 and got[2].dtype == np.int64
+    # through an ascending index (rows dropped by prepare): the kept rows' boxes
+    g_idx = np.flatnonzero(rng.random(g.shape[0]) < 0.8).astype(np.int32)
+    p_idx = np.flatnonzero(rng.random(p.shape[0]) < 0.8).astype(np.int32)
+    g_off2 = np.searchsorted(g_idx, g_off).astype(np.int64)  # the kept rows of each data row
+    p_off2 = np.searchsorted(p_idx, p_off).astype(np.int64)
+    want = box_pairs(g, g_idx, g_off2, p, p_idx, p_off2)
+    got = _chunked_pairs(gcol, g_idx, g_off2, pcol, p_idx, p_off2)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_chunked_box_column_gives_the_frames_of_a_single_chunk(monkeypatch):
+    from polars_metrics.kinds.box import _chunked_pairs as chunked_pairs
+
+    gt, pd, data_rows = case(0)
+    pd = pd.sort("data_row", maintain_order=True)
+    gt = gt.sort("data_row", maintain_order=True)
+    halves = pl.concat([pd[:40], pd[40:41], pd[41:]], rechunk=False)
+    assert halves["bbox"].n_chunks() == 3
+    import importlib
+
+    box = importlib.import_module("polars_metrics.kinds.box")
+    calls = []
+    monkeypatch.setattr(box, "_chunked_pairs", lambda *a: calls.append(1) or chunked_pairs(*a))
+    one, many = pm.evaluate(gt, pd), pm.evaluate(gt, halves)
+    assert calls == [1]  # rows are dropped (no ground truth / no predictions): an index
+    for name in ("cube", "confusion", "data_rows"):
+        assert getattr(one, name).equals(getattr(many, name)), name
+    assert one.errors(0.5, 0.5).equals(many.errors(0.5, 0.5))

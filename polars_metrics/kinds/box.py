@@ -140,7 +140,89 @@ def pairs(gt, pd, profile=None):
     (int64 CSR over data rows), pair_gt, pair_pd (int64 positions in data-row order) and
     pair_iou (float64). The boxes are read in place through the sides' row order.
     """
+    gcol, pcol = gt.frame[s.BBOX], pd.frame[s.BBOX]
+    if (gcol.n_chunks() > 1 or pcol.n_chunks() > 1) and _ascending(gt.idx) and _ascending(pd.idx):
+        return _chunked_pairs(gcol, gt.idx, gt.off, pcol, pd.idx, pd.off)
     return box_pairs(*_boxes(gt), gt.off, *_boxes(pd), pd.off)
+
+
+def _ascending(idx: np.ndarray | None) -> bool:
+    return idx is None or idx.shape[0] < 2 or bool((idx[1:] >= idx[:-1]).all())
+
+
+def _chunked_pairs(gcol: pl.Series, gt_idx, gt_off: np.ndarray, pcol: pl.Series, pd_idx,
+                   pd_off: np.ndarray):
+    """:func:`box_pairs` of box columns in several chunks (a Parquet file read in row groups)
+    without joining the chunks into one array (a copy of every box, 32 bytes each, per call).
+    Annotation i (data-row order) is row ``idx[i]`` of its column (``i`` when ``idx`` is None;
+    ``idx`` ascending: the prepared side dropped rows but kept the order). The data rows are
+    cut into segments whose boxes lie in one chunk of each side, read in place (a row that
+    straddles two chunks is a segment of its own, its few boxes copied); segments run on the
+    threads by work, and their pairs are joined once. Same arrays as :func:`box_pairs` on the
+    joined columns."""
+    n_rows = gt_off.shape[0] - 1
+    sides = [(gt_off, _Chunks(gcol, gt_idx)), (pd_off, _Chunks(pcol, pd_idx))]
+    cuts = {0, n_rows}
+    for off, chunks in sides:
+        for start in chunks.cut_positions():
+            r = int(np.searchsorted(off, start, side="left"))
+            cuts.add(r)
+            if 0 < r <= n_rows and off[r] > start:  # row r - 1 straddles: alone
+                cuts.add(r - 1)
+    bounds = np.array(sorted(cuts), dtype=np.int64)
+    cum_work = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.diff(gt_off) * np.diff(pd_off), out=cum_work[1:])
+    counts = np.zeros(n_rows, dtype=np.int64)
+
+    def run(lo: int, hi: int) -> list:
+        out = []
+        for i in range(lo, hi):
+            r0, r1 = int(bounds[i]), int(bounds[i + 1])
+            args = []
+            for off, chunks in sides:
+                args += [*chunks.rows(int(off[r0]), int(off[r1])), off[r0:r1 + 1] - off[r0]]
+            g, p, iou = _box_pairs_range(*args, counts[r0:r1], 0, r1 - r0)
+            g += gt_off[r0]
+            p += pd_off[r0]
+            out.append((g, p, iou))
+        return out
+
+    parts = [part for seg in map_ranges(run, (), cum_work[bounds]) for part in seg]
+    pair_off = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(counts, out=pair_off[1:])
+    return (pair_off, *(np.concatenate([part[i] for part in parts]) if len(parts) != 1
+                        else parts[0][i] for i in range(3)))
+
+
+class _Chunks:
+    """A box column's chunks as (n, 4) float64 views, their start rows, and the side's
+    ascending row index (None: identity)."""
+
+    def __init__(self, col: pl.Series, idx: np.ndarray | None) -> None:
+        self.col, self.idx = col, idx
+        self.views = [c.to_numpy().reshape(-1, 4) for c in col.get_chunks()]
+        self.starts = np.cumsum([0] + [v.shape[0] for v in self.views])
+
+    def cut_positions(self) -> np.ndarray:
+        """Positions (data-row order) of the first annotation at or after each chunk start."""
+        inner = self.starts[1:-1]
+        return inner if self.idx is None else np.searchsorted(self.idx, inner, side="left")
+
+    def rows(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """(boxes, index) of annotations a..b-1 for the kernel: a view of one chunk and the
+        positions in it, or, when they straddle chunks, a copy of just them."""
+        if a == b:
+            return np.zeros((0, 4)), _IDENTITY
+        lo = a if self.idx is None else int(self.idx[a])
+        hi = b if self.idx is None else int(self.idx[b - 1]) + 1
+        c = int(np.searchsorted(self.starts, lo, side="right")) - 1
+        if hi <= self.starts[c + 1]:
+            view = self.views[c][lo - self.starts[c]:hi - self.starts[c]]
+            local = (_IDENTITY if self.idx is None
+                     else (self.idx[a:b] - lo).astype(np.int32))
+            return np.ascontiguousarray(view, dtype=np.float64), local
+        picked = self.col.slice(a, b - a) if self.idx is None else self.col.gather(self.idx[a:b])
+        return f64_rows(picked, 4), _IDENTITY
 
 
 _IDENTITY = np.zeros(0, dtype=np.int32)

@@ -50,7 +50,9 @@ class Evaluation:
     confusion : (*by, confidence_threshold, iou_threshold, gt_feature, pd_feature, count),
         nonzero cells, None class = null.
     data_rows : per (data row, *by, confidence_threshold, iou_threshold): counts summed over
-        features, per-feature ratios averaged over the features defined on the row.
+        features, per-feature ratios averaged over the features defined on the row. Built
+        from the match arrays on first read and kept while the caller holds it; a read after
+        it was dropped builds an equal frame (the result keeps the arrays, not the frame).
     excluded : data rows left out of the metrics and why; rejects : input rows rejected
         (``on_invalid="drop"``) and why; repairs : geometry repaired at load.
     timings : seconds per stage (prepare, pairs, match, cube, finalize).

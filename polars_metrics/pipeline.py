@@ -69,9 +69,7 @@ def partial(ground_truth, predictions, *, profile: str | Profile = "labelbox",
     t3 = time.perf_counter()
     counts, confusion = tables(prep, m)
     row_tn = row_true_negatives(prep, m)
-    # the pairs (ev.errors(), label-error queues) of boxes are rebuilt on first read
-    detail = Detail.of_run(prep, m, pairs, rebuild=build_pairs if _boxes_only(prep) else None)
-    del pairs
+    detail = Detail.of_run(prep, m, pairs)  # pairs kept: ev.errors(), label-error queues
     t4 = time.perf_counter()
     _say_compiled(jit_before, t4 - t0)
     return PartialResult(
@@ -81,17 +79,6 @@ def partial(ground_truth, predictions, *, profile: str | Profile = "labelbox",
         timings=dict(prepare=t1 - t0, pairs=t2 - t1, match=t3 - t2, cube=t4 - t3),
         detail=detail, questions=QuestionState.of_run(prep),
     )
-
-
-def _boxes_only(prep) -> bool:
-    """Every annotation is a box: the pairs are cheap to rebuild from the box columns, which
-    the detail's view shares with the caller's tables."""
-    kinds = set()
-    for side in (prep.gt, prep.pd):
-        if s.BBOX not in side.frame.columns:
-            return False
-        kinds |= set(side.frame[s.KIND].unique().to_list())
-    return kinds == {"box"}
 
 
 def _row_table(slim, m, row_tn, prof: Profile) -> RowTable:

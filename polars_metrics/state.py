@@ -96,22 +96,8 @@ def _frame_itself(value: Any) -> Any:
     return value
 
 
-class OnFirstRead:
-    """A value (the pairs of a box run) dropped after the run and rebuilt on its first read,
-    then kept: what is rarely read (``ev.errors()``) is not held by every result."""
-
-    __slots__ = ("build",)
-
-    def __init__(self, build: Callable[[], Any]) -> None:
-        self.build = build
-
-    def __reduce__(self):
-        return (_frame_itself, (self.build(),))
-
-
 class LazyFrameField:
-    """A frozen-dataclass field that may hold a :class:`RowTable` (reads return the frame) or
-    an :class:`OnFirstRead` (the first read builds the value, which replaces it).
+    """A frozen-dataclass field that may hold a :class:`RowTable`: reads return the frame.
     Set on the class after ``@dataclass`` (the dataclass sees a plain field); ``raw`` gives the
     stored value without building it."""
 
@@ -122,8 +108,6 @@ class LazyFrameField:
         if obj is None:
             return self
         value = obj.__dict__[self.name]
-        if isinstance(value, OnFirstRead):
-            value = obj.__dict__[self.name] = value.build()
         return value.frame() if isinstance(value, RowTable) else value
 
     def __set__(self, obj, value) -> None:
@@ -144,27 +128,17 @@ class Detail:
     matches_arrays: Matches | None = None
     frames: dict[str, Any] = field(default_factory=dict)
     # every (gt, pd) pair with IoU > 0 of the run: ev.errors(), the label-error queues
-    # (25 bytes a pair, ~13 MB at 5k images); an OnFirstRead when rebuilt on demand
+    # (~14 MB at 5k images)
     pairs_arrays: Pairs | None = None
 
     @classmethod
-    def of_run(cls, prep: Prepared, m: Matches | None, pairs: Pairs | None = None, *,
-               rebuild: Callable[[Prepared], Pairs] | None = None) -> Detail:
-        """The detail of one run, on a slim view of ``prep`` (no geometry). With ``rebuild``
-        (boxes only: their column is the caller's own, so viewing it costs nothing) the view
-        keeps the box column too and the pairs are not kept but rebuilt on first read by
-        ``rebuild(view)``."""
-        slim = [*prep.keys, s.ID, s.FEATURE, s.CONFIDENCE, GIVEN]
-        if rebuild is not None:
-            slim += [s.BBOX, s.KIND]
+    def of_run(cls, prep: Prepared, m: Matches | None, pairs: Pairs | None = None) -> Detail:
+        slim = [c for c in (*prep.keys, s.ID, s.FEATURE, s.CONFIDENCE, GIVEN)]
         gt = dataclasses.replace(prep.gt, frame=prep.gt.frame.select(
             [c for c in slim if c in prep.gt.frame.columns]))
         pd = dataclasses.replace(prep.pd, frame=prep.pd.frame.select(
             [c for c in slim if c in prep.pd.frame.columns]))
-        view = dataclasses.replace(prep, gt=gt, pd=pd)
-        if rebuild is not None:
-            return cls(view, m, pairs_arrays=OnFirstRead(lambda: rebuild(view)))
-        return cls(view, m, pairs_arrays=pairs)
+        return cls(dataclasses.replace(prep, gt=gt, pd=pd), m, pairs_arrays=pairs)
 
     def _cached(self, name: str, build) -> Any:
         if name not in self.frames:
@@ -283,7 +257,6 @@ class PartialResult:
         return merge(self, other)
 
 
-Detail.pairs_arrays = LazyFrameField("pairs_arrays")  # type: ignore[assignment]
 # data_rows: a frame, or the RowTable of one run (pipeline.partial) built on first read
 PartialResult.data_rows = LazyFrameField("data_rows")  # type: ignore[assignment]
 

@@ -118,13 +118,19 @@ BITMAP_LIMIT = 1 << 26  # (rows × features) cells up to which a bitmap finds ro
 def row_features(prep: Prepared, gt_feat: np.ndarray, pd_feat: np.ndarray):
     """Per data row, the sorted distinct feature codes present on either side (CSR)."""
     n_rows, n_feat = prep.n_rows, len(prep.features)
-    code = np.concatenate([prep.gt.row * n_feat + gt_feat, prep.pd.row * n_feat + pd_feat])
     if n_rows * n_feat <= BITMAP_LIMIT:
+        # one side at a time, in place in its (fresh) row array: no concatenated temporaries
         seen = np.zeros(n_rows * n_feat, dtype=bool)
-        seen[code] = True
+        for side, feat in ((prep.gt, gt_feat), (prep.pd, pd_feat)):
+            code = side.row
+            code *= n_feat
+            code += feat
+            seen[code] = True
+            del code
         code = np.flatnonzero(seen)
     else:
-        code = np.unique(code)
+        code = np.unique(np.concatenate([prep.gt.row * n_feat + gt_feat,
+                                         prep.pd.row * n_feat + pd_feat]))
     return _arrays.offsets(code // n_feat, n_rows), (code % n_feat).astype(np.int32)
 
 

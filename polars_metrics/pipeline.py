@@ -28,7 +28,7 @@ from polars_metrics.matching import match, match_by_score
 from polars_metrics.pairs import build_pairs
 from polars_metrics.prepare import prepare, use_confidence_column
 from polars_metrics.profiles import Profile, SdkOptions, engine_of, get_profile
-from polars_metrics.state import Detail, PartialResult
+from polars_metrics.state import Detail, PartialResult, RowTable
 from polars_metrics.true_negatives import QuestionState, row_true_negatives
 
 
@@ -68,18 +68,24 @@ def partial(ground_truth, predictions, *, profile: str | Profile = "labelbox",
         m, tables = match(prep, pairs, prof), iou_ordered_tables
     t3 = time.perf_counter()
     counts, confusion = tables(prep, m)
-    data_rows_df = metrics.data_row_table(prep, m, row_true_negatives(prep, m),
-                                          zero_tn=prof.zero_tn)
+    row_tn = row_true_negatives(prep, m)
+    detail = Detail.of_run(prep, m, pairs)  # pairs kept: ev.errors(), label-error queues
     t4 = time.perf_counter()
     _say_compiled(jit_before, t4 - t0)
     return PartialResult(
         profile=prof, keys=prep.keys, by=prep.by, conf_thr=prep.conf_thr, iou_thr=prep.iou_thr,
-        counts=counts, confusion=confusion, data_rows=data_rows_df, excluded=prep.excluded,
-        rejects=prep.rejects, repairs=prep.repairs,
+        counts=counts, confusion=confusion, data_rows=_row_table(detail.prep, m, row_tn, prof),
+        excluded=prep.excluded, rejects=prep.rejects, repairs=prep.repairs,
         timings=dict(prepare=t1 - t0, pairs=t2 - t1, match=t3 - t2, cube=t4 - t3),
-        detail=Detail.of_run(prep, m, pairs),  # pairs kept: ev.errors(), label-error queues
-        questions=QuestionState.of_run(prep),
+        detail=detail, questions=QuestionState.of_run(prep),
     )
+
+
+def _row_table(slim, m, row_tn, prof: Profile) -> RowTable:
+    """The data-row table, built from the match arrays on first read (see
+    :class:`~polars_metrics.state.RowTable`); ``slim`` is the detail's prepared view (no
+    geometry), so the builder keeps nothing the result does not keep already."""
+    return RowTable(lambda: metrics.data_row_table(slim, m, row_tn, zero_tn=prof.zero_tn))
 
 
 _log = logging.getLogger("polars_metrics")

@@ -32,20 +32,26 @@ def box_iou_aligned_range(a, b, out, lo, hi):
 @njit(cache=True, nogil=True)
 def box_pairs_range(gt, gt_idx, gt_off, pd, pd_idx, pd_off, counts, r0, r1):
     """Pairs with IoU > 0 of data rows r0 <= r < r1, gt-major, in one pass: returns their gt,
-    pd and IoU (each IoU computed once) and sets counts[r]. The arrays grow between data rows
-    (to hold the row's whole grid), never inside the grid loops.
+    pd and IoU (each IoU computed once) and sets counts[r].
+
+    The outputs are allocated once with room for every cell of the range's grids (up to
+    ``PAIR_CAP`` cells; beyond, they grow between data rows, never inside the grid loops) and
+    returned as views of their filled part: pages the grid loops never write are never touched,
+    so the only memory the kernel faults in is the pairs' (no growth copies, no final copy).
 
     Annotation i (positions in data-row order, CSR ``*_off``) is box ``gt[gt_idx[i]]``, or
     ``gt[i]`` when ``gt_idx`` is empty (likewise for pd): the boxes are read in place, the
     boxes of one row copied to a small reused buffer, never the whole column."""
-    cap = 1024
-    out_gt = np.empty(cap, dtype=np.int64)
-    out_pd = np.empty(cap, dtype=np.int64)
-    out_iou = np.empty(cap, dtype=np.float64)
     mg = mp = 1
+    cells = 0
     for r in range(r0, r1):
         mg = max(mg, gt_off[r + 1] - gt_off[r])
         mp = max(mp, pd_off[r + 1] - pd_off[r])
+        cells += (gt_off[r + 1] - gt_off[r]) * (pd_off[r + 1] - pd_off[r])
+    cap = max(1024, min(cells, PAIR_CAP))
+    out_gt = np.empty(cap, dtype=np.int64)
+    out_pd = np.empty(cap, dtype=np.int64)
+    out_iou = np.empty(cap, dtype=np.float64)
     g_box = np.empty((mg, 4), dtype=np.float64)
     p_box = np.empty((mp, 4), dtype=np.float64)
     k = 0
@@ -65,7 +71,10 @@ def box_pairs_range(gt, gt_idx, gt_off, pd, pd_idx, pd_off, counts, r0, r1):
         first = k
         k = _row_box_pairs(g_box, g0, g1, p_box, p0, p1, out_gt, out_pd, out_iou, k)
         counts[r] = k - first
-    return out_gt[:k].copy(), out_pd[:k].copy(), out_iou[:k].copy()
+    return out_gt[:k], out_pd[:k], out_iou[:k]
+
+
+PAIR_CAP = 1 << 26  # grid cells reserved up front (1.5 GB of address space, touched as filled)
 
 
 @njit(cache=True, nogil=True)

@@ -225,12 +225,15 @@ def _side(frame: pl.DataFrame, keep: np.ndarray, row: np.ndarray, features, npas
             "pm.partial(...) and combine them with pm.merge(...)."
         )
     feat = frame[s.FEATURE].cast(pl.Enum(features)).to_physical().fill_null(0).to_numpy()
-    positions = np.flatnonzero(keep)
-    row = row[positions]
-    identity = positions.size == frame.height
+    identity = bool(keep.all())
+    # positions of the kept rows; None while they are all of them (no index arrays gathered)
+    positions = None if identity else np.flatnonzero(keep)
+    if positions is not None:
+        row = row[positions]
     if row.size and (row[1:] < row[:-1]).any():
         order = stable_group_order(row, n_rows)  # ties keep input order: the tie rule
-        positions, row = positions[order], row[order]
+        positions = order if positions is None else positions[order]
+        row = row[order]
         identity = False
     idx = None if identity else positions.astype(np.int32)  # positions: see MAX_ANNOTATIONS
     if idx is not None:

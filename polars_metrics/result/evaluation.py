@@ -25,7 +25,7 @@ from polars_metrics.kinds.polygon import REPAIRS_SCHEMA
 from polars_metrics.matching import matched_at
 from polars_metrics.profiles import Profile
 from polars_metrics.result import outcomes as _outcomes
-from polars_metrics.state import Detail, PartialResult
+from polars_metrics.state import Detail, LazyFrameField, PartialResult
 
 _queues = lazy("polars_metrics.result.queues")  # calibration, suspects: on first use
 _errors = lazy("polars_metrics.analysis.errors")
@@ -50,7 +50,9 @@ class Evaluation:
     confusion : (*by, confidence_threshold, iou_threshold, gt_feature, pd_feature, count),
         nonzero cells, None class = null.
     data_rows : per (data row, *by, confidence_threshold, iou_threshold): counts summed over
-        features, per-feature ratios averaged over the features defined on the row.
+        features, per-feature ratios averaged over the features defined on the row. Built
+        from the match arrays on first read and kept while the caller holds it; a read after
+        it was dropped builds an equal frame (the result keeps the arrays, not the frame).
     excluded : data rows left out of the metrics and why; rejects : input rows rejected
         (``on_invalid="drop"``) and why; repairs : geometry repaired at load.
     timings : seconds per stage (prepare, pairs, match, cube, finalize).
@@ -95,7 +97,8 @@ class Evaluation:
             profile=part.profile, keys=part.keys, by=part.by, confidence_thresholds=part.conf_thr,
             iou_thresholds=part.iou_thr, cube=cube, overall=overall,
             # partial() emits it in (*by, c, t, gt, pd) order, None last; merge() sorts
-            confusion=part.confusion, data_rows=part.data_rows, excluded=part.excluded,
+            confusion=part.confusion, data_rows=PartialResult.data_rows.raw(part),
+            excluded=part.excluded,
             rejects=part.rejects, repairs_frame=part.repairs,
             timings=dict(part.timings, finalize=time.perf_counter() - t0), detail=part.detail,
         )
@@ -419,6 +422,10 @@ class Evaluation:
         [(0, True, 0.050000000000000044)]
         """
         return _queues.uncertain(self, confidence, iou, k=k)
+
+
+# data_rows: a frame, or the RowTable of one run, built on first read and cached weakly
+Evaluation.data_rows = LazyFrameField("data_rows")  # type: ignore[assignment]
 
 
 def finalize(part: PartialResult) -> Evaluation:

@@ -15,6 +15,7 @@ from polars_metrics._lazy import lazy
 from polars_metrics._parallel import run_ranges
 
 K = lazy("polars_metrics._kernels.polygon")
+KB = lazy("polars_metrics._kernels.line_buffer")
 
 
 def _points_per_geometry(ring_off, part_off, geom_off) -> np.ndarray:
@@ -92,3 +93,26 @@ def indexed_iou(a_coords, a_bbox, a_area, a_convex, a_circle, a_vrange,
                                b_bbox, b_area, b_convex, b_vrange, ia, ib, int(cap), out),
                np.arange(ia.shape[0] + 1, dtype=np.int64))
     return out
+
+
+def segment_buffers(coords, off, idx, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Buffer rings of the two-point lines ``idx`` (see ``_kernels.line_buffer``): (points
+    (n, 2), ring offsets (n + 1)), rings open and in the order of ``idx``.
+
+    >>> c = np.array([[0.0, 0.0], [10.0, 0.0]])
+    >>> pts, ring_off = segment_buffers(c, np.array([0, 2]), np.array([0]), 1.0)
+    >>> ring_off.tolist(), pts[0].tolist()
+    ([0, 66], [10.0, 1.0])
+    """
+    idx = np.ascontiguousarray(idx, np.int64)
+    n = idx.shape[0]
+    stride = KB.STRIDE
+    out = np.empty((n * stride, 2), np.float64)
+    counts = np.zeros(n, np.int64)
+    run_ranges(KB.segment_buffers, (np.ascontiguousarray(coords, np.float64),
+                                    np.ascontiguousarray(off, np.int64), idx, float(radius), out,
+                                    counts), np.arange(n + 1, dtype=np.int64) * 66)
+    ring_off = offsets_from_lengths(counts)
+    keep = np.repeat(np.arange(n, dtype=np.int64) * stride - ring_off[:-1], counts) \
+        + np.arange(ring_off[-1], dtype=np.int64)
+    return np.ascontiguousarray(out[keep]), ring_off

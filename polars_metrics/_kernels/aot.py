@@ -120,6 +120,16 @@ EXPORTS: dict[tuple[str, str], str] = {
     ("disc", "fill_disc_pairs"):
         "void(f8[:, :], i8[:], f8[:, :], i8[:], f8, f8[:], f8[:], i8, i8[:], i8[:], i8[:], f8[:], "
         "i8, i8)",
+    # convex_clip, line_buffer (kinds.point / kinds.line)
+    ("convex_clip", "fill_disc_pairs"):
+        "void(f8[:, :], i8[:], f8[:, :], i8[:], f8, f8[:], f8[:], i8, i8[:], i8[:], i8[:], f8[:], "
+        "i8, i8)",
+    ("convex_clip", "fill_candidates"):
+        "void(f8[:, :], f8[:, :], f8[:], i1[:], f8[:, :], i8[:, :], i8[:], f8[:, :], "
+        "f8[:, :], f8[:], i1[:], i8[:, :], i8[:], i8[:], i8, i8[:], i8[:], f8[:], i8, i8)",
+    ("line_buffer", "segment_buffers"):
+        "void(f8[:, :], i8[:], i8[:], f8, f8[:, :], i8[:], i8, i8)",
+    ("line_buffer", "compact_rings"): "void(f8[:, :], i8[:], f8[:, :], i8, i8)",
     # labelbox_sdk
     ("labelbox_sdk", "round_decimals"): "i8(f8[:], f8, f8[:], b1[:])",
     ("labelbox_sdk", "sdk_feature_metrics"):

@@ -91,3 +91,14 @@ def segment_buffers(coords, off, idx, radius, out, counts, lo, hi):
         n = _add(out, base, n, x0 + radius * dy / ln, y0 - radius * dx / ln, min_dist)
         n = _cap(out, base, n, x1, y1, x0, y0, radius, min_dist)
         counts[k] = n
+
+
+@njit(cache=True, nogil=True)
+def compact_rings(out, ring_off, pts, lo, hi):
+    """Rings ``lo <= k < hi`` of ``segment_buffers``' strided ``out`` into ``pts`` at
+    ``ring_off``."""
+    for k in range(lo, hi):
+        base = k * STRIDE
+        for i in range(ring_off[k + 1] - ring_off[k]):
+            pts[ring_off[k] + i, 0] = out[base + i, 0]
+            pts[ring_off[k] + i, 1] = out[base + i, 1]

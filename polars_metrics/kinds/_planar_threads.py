@@ -16,6 +16,7 @@ from polars_metrics._parallel import run_ranges
 
 K = lazy("polars_metrics._kernels.polygon")
 KB = lazy("polars_metrics._kernels.line_buffer")
+KC = lazy("polars_metrics._kernels.convex_clip")
 
 
 def _points_per_geometry(ring_off, part_off, geom_off) -> np.ndarray:
@@ -77,9 +78,10 @@ def count_candidates(gt_bbox, gt_off, pd_bbox, pd_off) -> np.ndarray:
 def fill_candidates(gt_coords, gt_bbox, gt_area, gt_convex, gt_circle, gt_vrange, gt_off,
                     pd_coords, pd_bbox, pd_area, pd_convex, pd_vrange, pd_off,
                     pair_off, cap: int, out_gt, out_pd, out_iou) -> None:
-    """``K.fill_candidates`` over every data row, rows split by their candidates and grids."""
+    """``K.fill_candidates`` over every data row, rows split by their candidates and grids (its
+    twin in ``_kernels.convex_clip``: the same numbers, clipping only what each edge cuts)."""
     grid = offsets_from_lengths(np.diff(gt_off) * np.diff(pd_off))
-    run_ranges(K.fill_candidates, (gt_coords, gt_bbox, gt_area, gt_convex, gt_circle, gt_vrange,
+    run_ranges(KC.fill_candidates, (gt_coords, gt_bbox, gt_area, gt_convex, gt_circle, gt_vrange,
                                    gt_off, pd_coords, pd_bbox, pd_area, pd_convex, pd_vrange,
                                    pd_off, pair_off, int(cap), out_gt, out_pd, out_iou),
                grid + pair_off)
@@ -109,10 +111,11 @@ def segment_buffers(coords, off, idx, radius: float) -> tuple[np.ndarray, np.nda
     stride = KB.STRIDE
     out = np.empty((n * stride, 2), np.float64)
     counts = np.zeros(n, np.int64)
+    work = np.arange(n + 1, dtype=np.int64)
     run_ranges(KB.segment_buffers, (np.ascontiguousarray(coords, np.float64),
                                     np.ascontiguousarray(off, np.int64), idx, float(radius), out,
-                                    counts), np.arange(n + 1, dtype=np.int64) * 66)
+                                    counts), work)
     ring_off = offsets_from_lengths(counts)
-    keep = np.repeat(np.arange(n, dtype=np.int64) * stride - ring_off[:-1], counts) \
-        + np.arange(ring_off[-1], dtype=np.int64)
-    return np.ascontiguousarray(out[keep]), ring_off
+    pts = np.empty((int(ring_off[-1]), 2), np.float64)
+    run_ranges(KB.compact_rings, (out, ring_off, pts), work)
+    return pts, ring_off

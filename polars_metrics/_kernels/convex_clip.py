@@ -34,12 +34,13 @@ def _side(X, Y, v, orient, ex, ey, px, py):
 
 @njit(cache=True, nogil=True)
 def _find_outside(X, Y, NX, PV, cur, count, orient, ex, ey, px, py, tol):
-    """A vertex outside the clip line (signed distance < 0), -1 when none (the minimum is above
-    ``2 tol``), -2 when unsure (caller falls back)."""
+    """(vertex, status): status 0, a vertex outside the clip line (signed distance < 0); 1, none
+    outside (the minimum, the vertex returned, is above ``2 tol``); 2, unsure (the caller falls
+    back). The walk starts at ``cur`` and goes downhill."""
     v = cur
     sv = _side(X, Y, v, orient, ex, ey, px, py)
     if sv < 0.0:
-        return v
+        return v, 0
     steps = 0
     direction = 0  # 1 forward, -1 backward
     while True:
@@ -52,10 +53,10 @@ def _find_outside(X, Y, NX, PV, cur, count, orient, ex, ey, px, py, tol):
                 w = NX[w] if d == 1 else PV[w]
                 steps += 1
                 if steps > 2 * count + 4 or w == v:
-                    return -2
+                    return v, 2
                 sw = _side(X, Y, w, orient, ex, ey, px, py)
                 if sw < 0.0:
-                    return w
+                    return w, 0
                 if abs(sw - sv) > tol:
                     break
             if sw < sv:
@@ -67,8 +68,8 @@ def _find_outside(X, Y, NX, PV, cur, count, orient, ex, ey, px, py, tol):
         if not moved:
             break
     if sv > 2.0 * tol:
-        return -1
-    return -2
+        return v, 1
+    return v, 2
 
 
 @njit(cache=True, nogil=True)
@@ -100,10 +101,11 @@ def clip_area_fast(sx, sy, n, qx, qy, m, orient, ccx, ccy, cr, buf, X, Y, NX, PV
             return 0.0
         scale = cr + abs(ccx - px) + abs(ccy - py) + abs(px) + abs(py) + abs(ccx) + abs(ccy)
         tol = TOL * length * scale
-        v = _find_outside(X, Y, NX, PV, cur, count, orient, ex, ey, px, py, tol)
-        if v == -2:
+        v, status = _find_outside(X, Y, NX, PV, cur, count, orient, ex, ey, px, py, tol)
+        if status == 2:
             return clip_area(sx, sy, n, qx, qy, m, orient, ccx, ccy, cr, buf)
-        if v == -1:
+        if status == 1:
+            cur = v  # the extreme vertex: the next clip edge's is near it
             continue
         # the run of outside vertices a..b around v, the inside vertices p (before) and q (after)
         a = v

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from polars_metrics._kernels._jit import njit
 
 STRIDE = 72  # points per segment buffer at most: 2 caps of 32 fillet points, 4 offset points
+USUAL = 66   # points of nearly every segment buffer (the fillets' first points are dropped)
 QUAD_SEGS = 16
 
 
@@ -66,18 +69,19 @@ def _cap(out, base, n, x0, y0, x1, y1, radius, min_dist):
 
 
 @njit(cache=True, nogil=True)
-def segment_buffers(coords, off, idx, radius, out, counts, lo, hi):
+def segment_buffers(coords, off, idx, radius, stride, out, counts, lo, hi):
     """For ``lo <= k < hi``: the buffer ring (open, first point not repeated) of the segment
-    ``coords[off[idx[k]]], coords[off[idx[k]] + 1]`` into ``out[k * STRIDE:]``, its point
-    count into ``counts[k]`` (segments are independent: callers run ranges on threads)."""
+    ``coords[off[idx[k]]], coords[off[idx[k]] + 1]``, its point count into ``counts[k]`` and,
+    when it has at most ``stride`` points, the points into ``out[k * stride:]`` (segments are
+    independent: callers run ranges on threads)."""
     min_dist = radius * 1e-6
+    ring = np.empty((STRIDE, 2), np.float64)
     for k in range(lo, hi):
         s = off[idx[k]]
         x0 = coords[s, 0]
         y0 = coords[s, 1]
         x1 = coords[s + 1, 0]
         y1 = coords[s + 1, 1]
-        base = k * STRIDE
         dx = x1 - x0
         dy = y1 - y0
         ln = math.sqrt(dx * dx + dy * dy)
@@ -85,20 +89,25 @@ def segment_buffers(coords, off, idx, radius, out, counts, lo, hi):
             counts[k] = 0
             continue
         # left side: initSideSegments(p0, p1, LEFT); addLastSegment adds offset1.p1
-        n = _add(out, base, 0, x1 - radius * dy / ln, y1 + radius * dx / ln, min_dist)
-        n = _cap(out, base, n, x0, y0, x1, y1, radius, min_dist)
+        n = _add(ring, 0, 0, x1 - radius * dy / ln, y1 + radius * dx / ln, min_dist)
+        n = _cap(ring, 0, n, x0, y0, x1, y1, radius, min_dist)
         # right side: the reversed segment's left offset end, then the cap around p0
-        n = _add(out, base, n, x0 + radius * dy / ln, y0 - radius * dx / ln, min_dist)
-        n = _cap(out, base, n, x1, y1, x0, y0, radius, min_dist)
+        n = _add(ring, 0, n, x0 + radius * dy / ln, y0 - radius * dx / ln, min_dist)
+        n = _cap(ring, 0, n, x1, y1, x0, y0, radius, min_dist)
         counts[k] = n
+        if n <= stride:
+            base = k * stride
+            for i in range(n):
+                out[base + i, 0] = ring[i, 0]
+                out[base + i, 1] = ring[i, 1]
 
 
 @njit(cache=True, nogil=True)
-def compact_rings(out, ring_off, pts, lo, hi):
-    """Rings ``lo <= k < hi`` of ``segment_buffers``' strided ``out`` into ``pts`` at
-    ``ring_off``."""
+def compact_rings(out, stride, ring_off, pts, lo, hi):
+    """Rings ``lo <= k < hi`` of ``segment_buffers``' ``out`` (``stride`` points apart) into
+    ``pts`` at ``ring_off``."""
     for k in range(lo, hi):
-        base = k * STRIDE
+        base = k * stride
         for i in range(ring_off[k + 1] - ring_off[k]):
             pts[ring_off[k] + i, 0] = out[base + i, 0]
             pts[ring_off[k] + i, 1] = out[base + i, 1]

@@ -107,15 +107,19 @@ def segment_buffers(coords, off, idx, radius: float) -> tuple[np.ndarray, np.nda
     ([0, 66], [10.0, 1.0])
     """
     idx = np.ascontiguousarray(idx, np.int64)
+    coords = np.ascontiguousarray(coords, np.float64)
+    off = np.ascontiguousarray(off, np.int64)
     n = idx.shape[0]
-    stride = KB.STRIDE
-    out = np.empty((n * stride, 2), np.float64)
-    counts = np.zeros(n, np.int64)
     work = np.arange(n + 1, dtype=np.int64)
-    run_ranges(KB.segment_buffers, (np.ascontiguousarray(coords, np.float64),
-                                    np.ascontiguousarray(off, np.int64), idx, float(radius), out,
-                                    counts), work)
+    counts = np.zeros(n, np.int64)
+    usual = KB.USUAL  # nearly every ring: written in place, no second copy
+    out = np.empty((n * usual, 2), np.float64)
+    run_ranges(KB.segment_buffers, (coords, off, idx, float(radius), usual, out, counts), work)
+    if (counts == usual).all():
+        return out, work * usual
+    wide = np.empty((n * KB.STRIDE, 2), np.float64)
+    run_ranges(KB.segment_buffers, (coords, off, idx, float(radius), KB.STRIDE, wide, counts), work)
     ring_off = offsets_from_lengths(counts)
     pts = np.empty((int(ring_off[-1]), 2), np.float64)
-    run_ranges(KB.compact_rings, (out, ring_off, pts), work)
+    run_ranges(KB.compact_rings, (wide, KB.STRIDE, ring_off, pts), work)
     return pts, ring_off

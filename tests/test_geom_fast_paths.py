@@ -5,6 +5,8 @@
   ``kinds.line.buffer_lines`` equals shapely for every line (the rest go to shapely);
 - ``_kernels.convex_clip.clip_area_fast`` returns ``polygon.clip_area``'s float, not a close one,
   on disc pairs, segment buffers and random convex polygons;
+- pairs of single segments made per data row (``_kernels.line_pairs``) equal the pairs of the
+  shapely buffers;
 - whole evaluations (cube, confusion, data rows) equal those of the previous path (shapely
   buffers, the O(n m) clipping kernels), compared frame for frame.
 """
@@ -178,6 +180,30 @@ def _frames(gt, pd, **kw):
     return ev.cube, ev.confusion, ev.data_rows
 
 
+def test_fused_segment_pairs_equal_buffered_pairs():
+    """``_kernels.line_pairs`` (buffers made per data row, never kept) gives row_pairs' arrays
+    on the shapely buffers, exactly."""
+    rng = np.random.default_rng(5)
+    n_rows = 10
+    pts = []
+    for _ in range(2):
+        n = int(rng.integers(60, 200))
+        row = np.sort(rng.integers(0, n_rows, n))
+        p0 = rng.uniform(0, 400, (n, 2))
+        p1 = p0 + rng.normal(0, 80, (n, 2))
+        p1[::17] = p0[::17] + 1.0  # short segments
+        coords = np.ascontiguousarray(np.stack([p0, p1], 1).reshape(-1, 2))
+        pts.append((coords, np.arange(n + 1, dtype=np.int64) * 2,
+                    np.searchsorted(row, np.arange(n_rows + 1)).astype(np.int64)))
+    (ca, oa, go), (cb, ob, po) = pts
+    for radius in (70.0, 12.0):
+        fused = T.segment_pairs(ca, oa, go, cb, ob, po, radius)
+        ref = P.row_pairs(_shapely_rings(ca, oa, radius), go, _shapely_rings(cb, ob, radius), po)
+        assert fused is not None and len(fused[1]) > 100
+        for got, want in zip(fused, ref, strict=True):
+            assert np.array_equal(got, want)
+
+
 @pytest.mark.parametrize("kind", ["point", "line"])
 @pytest.mark.parametrize("profile", [None, "labelbox-sdk"])
 def test_whole_evaluations_equal_the_previous_paths(kind, profile, monkeypatch):
@@ -190,6 +216,7 @@ def test_whole_evaluations_equal_the_previous_paths(kind, profile, monkeypatch):
     kw = {} if profile is None else {"profile": profile}
     fast = _frames(gt, pd, **kw)
     monkeypatch.setattr(line_kind, "buffer_lines", P.buffered_lines)   # shapely buffers
+    monkeypatch.setattr(T, "segment_pairs", lambda *a: None)            # no fused segment pairs
     monkeypatch.setattr(T, "KC", T.K)                                   # polygon.fill_candidates
     monkeypatch.setattr(point_kind, "KC", point_kind.K)                 # disc.fill_disc_pairs
     before = _frames(gt, pd, **kw)

@@ -130,6 +130,9 @@ EXPORTS: dict[tuple[str, str], str] = {
     ("line_buffer", "segment_buffers"):
         "void(f8[:, :], i8[:], i8[:], f8, i8, f8[:, :], i8[:], i8, i8)",
     ("line_buffer", "compact_rings"): "void(f8[:, :], i8, i8[:], f8[:, :], i8, i8)",
+    ("line_pairs", "segment_pairs_range"):
+        "(i8[:], i8[:], f8[:])(f8[:, :], i8[:], i8[:], f8[:, :], i8[:], i8[:], f8, i8[:], b1[:], "
+        "i8, i8)",
     # labelbox_sdk
     ("labelbox_sdk", "round_decimals"): "i8(f8[:], f8, f8[:], b1[:])",
     ("labelbox_sdk", "sdk_feature_metrics"):

@@ -12,11 +12,12 @@ import numpy as np
 
 from polars_metrics._arrays import offsets_from_lengths
 from polars_metrics._lazy import lazy
-from polars_metrics._parallel import run_ranges
+from polars_metrics._parallel import map_ranges, run_ranges
 
 K = lazy("polars_metrics._kernels.polygon")
 KB = lazy("polars_metrics._kernels.line_buffer")
 KC = lazy("polars_metrics._kernels.convex_clip")
+KL = lazy("polars_metrics._kernels.line_pairs")
 
 
 def _points_per_geometry(ring_off, part_off, geom_off) -> np.ndarray:
@@ -123,3 +124,28 @@ def segment_buffers(coords, off, idx, radius: float) -> tuple[np.ndarray, np.nda
     pts = np.empty((int(ring_off[-1]), 2), np.float64)
     run_ranges(KB.compact_rings, (wide, KB.STRIDE, ring_off, pts), work)
     return pts, ring_off
+
+
+def segment_pairs(ca, oa, gt_off, cb, ob, pd_off, radius: float):
+    """(pair_off, pair_gt, pair_pd, pair_iou) with IoU > 0 between the buffers of two-point
+    lines, per data row (see ``_kernels.line_pairs``), or None when a buffer is not convex.
+
+    >>> c = np.array([[0.0, 0.0], [100.0, 0.0]])
+    >>> one = np.array([0, 1])
+    >>> off, g, p, iou = segment_pairs(c, np.array([0, 2]), one, c, np.array([0, 2]), one, 5.0)
+    >>> off.tolist(), g.tolist(), p.tolist(), iou.tolist()
+    ([0, 1], [0], [0], [1.0])
+    """
+    n_rows = gt_off.shape[0] - 1
+    counts = np.zeros(n_rows, np.int64)
+    ok = np.ones(1, np.bool_)
+    args = tuple(np.ascontiguousarray(x, t) for x, t in ((ca, np.float64), (oa, np.int64),
+                 (gt_off, np.int64), (cb, np.float64), (ob, np.int64), (pd_off, np.int64)))
+    parts = map_ranges(KL.segment_pairs_range, (*args, float(radius), counts, ok),
+                       offsets_from_lengths(np.diff(gt_off) * np.diff(pd_off)))
+    if not ok[0]:
+        return None
+    pair_off = offsets_from_lengths(counts)
+    if not parts:
+        return pair_off, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
+    return (pair_off, *(np.concatenate([part[i] for part in parts]) for i in range(3)))

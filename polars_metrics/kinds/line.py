@@ -97,10 +97,15 @@ def pairs(gt, pd, profile=None):
         ra = np.repeat(gt.row, np.diff(oa))
         rb = np.repeat(pd.row, np.diff(ob))
         ca, cb = geo.project_sides(ca, ra, cb, rb, gt.off.shape[0] - 1)
-    a = buffer_lines(ca, oa, radius)
-    b = buffer_lines(cb, ob, radius)
     with serial_if_small(len(gt) + len(pd)):
-        return P.row_pairs(a, gt.off, b, pd.off)
+        if segment_kernel_lines(ca, oa, radius).size == oa.shape[0] - 1 and \
+                segment_kernel_lines(cb, ob, radius).size == ob.shape[0] - 1:
+            # single segments only: buffered and paired per data row, no buffer kept
+            out = P.T.segment_pairs(ca, oa, gt.off, cb, ob, pd.off, radius)
+            if out is not None:
+                return out
+        return P.row_pairs(buffer_lines(ca, oa, radius), gt.off, buffer_lines(cb, ob, radius),
+                           pd.off)
 
 
 def segment_kernel_lines(coords: np.ndarray, off: np.ndarray, radius: float) -> np.ndarray:

@@ -129,7 +129,6 @@ EXPORTS: dict[tuple[str, str], str] = {
         "f8[:, :], f8[:], i1[:], i8[:, :], i8[:], i8[:], i8, i8[:], i8[:], f8[:], i8, i8)",
     ("line_buffer", "segment_buffers"):
         "void(f8[:, :], i8[:], i8[:], f8, i8, f8[:, :], i8[:], i8, i8)",
-    ("line_buffer", "compact_rings"): "void(f8[:, :], i8, i8[:], f8[:, :], i8, i8)",
     ("line_pairs", "segment_pairs_range"):
         "(i8[:], i8[:], f8[:])(f8[:, :], i8[:], i8[:], f8[:, :], i8[:], i8[:], f8, i8[:], b1[:], "
         "i8, i8)",

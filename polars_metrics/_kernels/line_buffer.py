@@ -101,13 +101,3 @@ def segment_buffers(coords, off, idx, radius, stride, out, counts, lo, hi):
                 out[base + i, 0] = ring[i, 0]
                 out[base + i, 1] = ring[i, 1]
 
-
-@njit(cache=True, nogil=True)
-def compact_rings(out, stride, ring_off, pts, lo, hi):
-    """Rings ``lo <= k < hi`` of ``segment_buffers``' ``out`` (``stride`` points apart) into
-    ``pts`` at ``ring_off``."""
-    for k in range(lo, hi):
-        base = k * stride
-        for i in range(ring_off[k + 1] - ring_off[k]):
-            pts[ring_off[k] + i, 0] = out[base + i, 0]
-            pts[ring_off[k] + i, 1] = out[base + i, 1]

@@ -120,10 +120,10 @@ def segment_buffers(coords, off, idx, radius: float) -> tuple[np.ndarray, np.nda
         return out, work * usual
     wide = np.empty((n * KB.STRIDE, 2), np.float64)
     run_ranges(KB.segment_buffers, (coords, off, idx, float(radius), KB.STRIDE, wide, counts), work)
-    ring_off = offsets_from_lengths(counts)
-    pts = np.empty((int(ring_off[-1]), 2), np.float64)
-    run_ranges(KB.compact_rings, (wide, KB.STRIDE, ring_off, pts), work)
-    return pts, ring_off
+    ring_off = offsets_from_lengths(counts)  # rare: some ring has another count
+    keep = np.repeat(work[:-1] * KB.STRIDE - ring_off[:-1], counts) + np.arange(
+        ring_off[-1], dtype=np.int64)
+    return np.ascontiguousarray(wide[keep]), ring_off
 
 
 def segment_pairs(ca, oa, gt_off, cb, ob, pd_off, radius: float):

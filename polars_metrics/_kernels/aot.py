@@ -123,8 +123,18 @@ EXPORTS: dict[tuple[str, str], str] = {
         "void(f8[:, :], i8[:], f8[:, :], i8[:], f8, i8[:], i8, i8)",
     ("disc", "disc_iou_aligned"):
         "void(f8[:, :], f8[:, :], f8, f8[:], f8[:], i8, f8[:], i8, i8)",
-    ("disc", "fill_disc_pairs"):
+    # (disc.fill_disc_pairs: replaced by convex_clip.fill_disc_pairs, kept as the tests' reference)
+    # convex_clip, line_buffer (kinds.point / kinds.line)
+    ("convex_clip", "fill_disc_pairs"):
         "void(f8[:, :], i8[:], f8[:, :], i8[:], f8, f8[:], f8[:], i8, i8[:], i8[:], i8[:], f8[:], "
+        "i8, i8)",
+    ("convex_clip", "fill_candidates"):
+        "void(f8[:, :], f8[:, :], f8[:], i1[:], f8[:, :], i8[:, :], i8[:], f8[:, :], "
+        "f8[:, :], f8[:], i1[:], i8[:, :], i8[:], i8[:], i8, i8[:], i8[:], f8[:], i8, i8)",
+    ("line_buffer", "segment_buffers"):
+        "void(f8[:, :], i8[:], i8[:], f8, i8, f8[:, :], i8[:], i8, i8)",
+    ("line_pairs", "segment_pairs_range"):
+        "(i8[:], i8[:], f8[:])(f8[:, :], i8[:], i8[:], f8[:, :], i8[:], i8[:], f8, i8[:], b1[:], "
         "i8, i8)",
     # labelbox_sdk
     ("labelbox_sdk", "round_decimals"): "i8(f8[:], f8, f8[:], b1[:])",
@@ -141,9 +151,7 @@ EXPORTS: dict[tuple[str, str], str] = {
         "void(f8[:, :], i8[:], f8[:, :], i8[:], i8[:], i8, i8)",
     ("polygon", "edge_crossings"):
         "void(f8[:, :], i8[:], i8[:], i8[:], i8, i8, i8[:], i8, i8)",
-    ("polygon", "fill_candidates"):
-        "void(f8[:, :], f8[:, :], f8[:], i1[:], f8[:, :], i8[:, :], i8[:], f8[:, :], "
-        "f8[:, :], f8[:], i1[:], i8[:, :], i8[:], i8[:], i8, i8[:], i8[:], f8[:], i8, i8)",
+    # (polygon.fill_candidates: replaced by convex_clip.fill_candidates, the tests' reference)
     ("polygon", "indexed_iou"):
         "void(f8[:, :], f8[:, :], f8[:], i1[:], f8[:, :], i8[:, :], f8[:, :], f8[:, :], "
         "f8[:], i1[:], i8[:, :], i8[:], i8[:], i8, f8[:], i8, i8)",

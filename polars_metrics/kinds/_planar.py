@@ -445,12 +445,25 @@ def compact(pair_off, out_a, out_b, iou):
 # --- polylines ----------------------------------------------------------------------------------
 def lines_from_series(series: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     """A ``line`` column (List(Array(Float64, 2))) as (coords (n_points, 2), offsets (n + 1));
-    null rows have no points, null points are NaN."""
-    arr = _arrow(series)
-    off = np.asarray(arr.offsets, np.int64)
-    lo, hi = off[0], off[-1]
-    coords = _points(arr.values.slice(lo, hi - lo)) if hi > lo else np.zeros((0, 2))
-    return np.ascontiguousarray(coords, np.float64), off - lo
+    null rows have no points, null points are NaN. Read with polars alone (no pyarrow: its
+    import costs a first call more than the rest of the read).
+
+    >>> c, off = lines_from_series(pl.Series([[[0.0, 1.0], None], None, [[2.0, 3.0]]],
+    ...                                      dtype=pl.List(pl.Array(pl.Float64, 2))))
+    >>> c.tolist(), off.tolist()
+    ([[0.0, 1.0], [nan, nan], [2.0, 3.0]], [0, 2, 2, 3])
+    """
+    lens = series.list.len().fill_null(0).to_numpy().astype(np.int64, copy=False)
+    off = _offsets(lens)
+    if off[-1] == 0:
+        return np.zeros((0, 2)), off
+    if (lens == 0).any():  # empty and null lists would explode to null rows
+        series = series.filter(pl.Series(lens > 0))
+    flat = series.explode()
+    xy = np.stack([flat.arr.get(0).to_numpy(), flat.arr.get(1).to_numpy()], axis=1)
+    if xy.shape[0] != off[-1]:
+        raise ValueError(f"lines_from_series: {xy.shape[0]} points read, {off[-1]} expected")
+    return np.ascontiguousarray(xy, np.float64), off
 
 
 def buffered_lines(coords: np.ndarray, off: np.ndarray, radius: float) -> Shapes:

@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 
 from polars_metrics import schema as s
-from polars_metrics._arrays import ragged_problems
+from polars_metrics._arrays import offsets_from_lengths, ragged_problems
 from polars_metrics._threads import serial_if_small
 from polars_metrics.errors import InvalidAnnotationError, SchemaError
 from polars_metrics.kinds import _planar as P
@@ -22,6 +22,8 @@ from polars_metrics.validation import Check
 
 NAME = "line"
 GEOMETRY = (s.LINE,)
+MIN_SEGMENT = 0.01   # segment length / radius from which the kernel makes a segment's buffer
+MAX_EXTENT = 1e7     # |coordinate| / radius up to which it does
 
 
 def normalize(frame: pl.DataFrame, table: str) -> pl.DataFrame:
@@ -95,10 +97,61 @@ def pairs(gt, pd, profile=None):
         ra = np.repeat(gt.row, np.diff(oa))
         rb = np.repeat(pd.row, np.diff(ob))
         ca, cb = geo.project_sides(ca, ra, cb, rb, gt.off.shape[0] - 1)
-    a = P.buffered_lines(ca, oa, radius)
-    b = P.buffered_lines(cb, ob, radius)
     with serial_if_small(len(gt) + len(pd)):
-        return P.row_pairs(a, gt.off, b, pd.off)
+        if segment_kernel_lines(ca, oa, radius).size == oa.shape[0] - 1 and \
+                segment_kernel_lines(cb, ob, radius).size == ob.shape[0] - 1:
+            # single segments only: buffered and paired per data row, no buffer kept
+            out = P.T.segment_pairs(ca, oa, gt.off, cb, ob, pd.off, radius)
+            if out is not None:
+                return out
+        return P.row_pairs(buffer_lines(ca, oa, radius), gt.off, buffer_lines(cb, ob, radius),
+                           pd.off)
+
+
+def segment_kernel_lines(coords: np.ndarray, off: np.ndarray, radius: float) -> np.ndarray:
+    """Indices of the lines whose buffer ``_kernels.line_buffer`` makes (the same points as
+    GEOS): two distinct points at least ``MIN_SEGMENT * radius`` apart, coordinates within
+    ``MAX_EXTENT * radius`` of the origin — where tests/test_geom_fast_paths.py checks the
+    kernel against shapely bit for bit. GEOS buffers the others (its noding can move a vertex
+    of a buffer whose sides are much shorter than its radius).
+
+    >>> c = np.array([[0.0, 0.0], [100.0, 0.0], [0.0, 0.0], [0.1, 0.0]])
+    >>> segment_kernel_lines(c, np.array([0, 2, 4]), 70.0).tolist()
+    [0]
+    """
+    two = np.flatnonzero(np.diff(off) == 2)
+    p0 = coords[off[two]]
+    p1 = coords[off[two] + 1]
+    d = p1 - p0
+    length = np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1])
+    extent = np.maximum(np.abs(p0).max(axis=1), np.abs(p1).max(axis=1))
+    ok = (length >= MIN_SEGMENT * radius) & (extent <= MAX_EXTENT * radius)
+    return two[ok]
+
+
+def buffer_lines(coords: np.ndarray, off: np.ndarray, radius: float) -> P.Shapes:
+    """The buffers of the lines (``coords``, CSR ``off``) as shapely's
+    ``LineString.buffer(radius)`` makes them: single segments by the kernel (identical points,
+    see :func:`segment_kernel_lines`), the other lines by shapely.
+
+    >>> c = np.array([[0.0, 0.0], [100.0, 0.0], [0.0, 0.0], [5.0, 5.0], [10.0, 0.0]])
+    >>> sh = buffer_lines(c, np.array([0, 2, 5]), 7.0)
+    >>> len(sh), sh.geoms is None
+    (2, True)
+    """
+    n = off.shape[0] - 1
+    fast = segment_kernel_lines(coords, off, radius) if n else np.zeros(0, np.int64)
+    if fast.size == 0:
+        return P.buffered_lines(coords, off, radius)
+    pts, ring_off = P.T.segment_buffers(coords, off, fast, radius)
+    one = np.arange(fast.size + 1, dtype=np.int64)
+    kernel = P.Shapes(pts, ring_off, one, one.copy())
+    if fast.size == n:
+        return kernel
+    rest = np.setdiff1d(np.arange(n, dtype=np.int64), fast, assume_unique=True)
+    lens = np.diff(off)[rest]
+    sub = P.buffered_lines(coords[P.ranges(off[rest], lens)], offsets_from_lengths(lens), radius)
+    return P.in_order([kernel, sub], [fast, rest], n)
 
 
 def aligned_iou(a: pl.Series, b: pl.Series, *, radius: float = DEFAULT_RADIUS) -> np.ndarray:
@@ -120,8 +173,8 @@ def aligned_iou(a: pl.Series, b: pl.Series, *, radius: float = DEFAULT_RADIUS) -
             if bad.any():
                 raise InvalidAnnotationError(f"line_iou: {name} line at row "
                                              f"{int(np.flatnonzero(bad)[0])} has {what}.")
-    sa = P.buffered_lines(*P.lines_from_series(a), radius)
-    sb = P.buffered_lines(*P.lines_from_series(b), radius)
+    sa = buffer_lines(*P.lines_from_series(a), radius)
+    sb = buffer_lines(*P.lines_from_series(b), radius)
     idx = np.arange(a.len(), dtype=np.int64)
     return P.pair_iou(sa, sb, idx, idx)
 

@@ -30,6 +30,7 @@ from polars_metrics.kinds._planar import Shapes, compact
 from polars_metrics.validation import Check
 
 K = lazy("polars_metrics._kernels.disc")
+KC = lazy("polars_metrics._kernels.convex_clip")  # fill_disc_pairs: same numbers, faster
 
 NAME = "point"
 GEOMETRY = (s.POINT,)
@@ -218,7 +219,7 @@ def disc_pairs(a: np.ndarray, a_off: np.ndarray, b: np.ndarray, b_off: np.ndarra
     out_b = np.empty(n, np.int64)
     iou = np.empty(n, np.float64)
     ox, oy = _offsets_cached(radius)
-    run_ranges(K.fill_disc_pairs, (a, a_off, b, b_off, float(radius), ox, oy, int(mode), pair_off,
+    run_ranges(KC.fill_disc_pairs, (a, a_off, b, b_off, float(radius), ox, oy, int(mode), pair_off,
                                    out_a, out_b, iou), grid + pair_off)
     return compact(pair_off, out_a, out_b, iou)
 

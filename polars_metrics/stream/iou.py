@@ -22,6 +22,7 @@ as the in-memory merge): no sort of the values, memory bounded by the block
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,12 +37,32 @@ CELLS = 16_000_000  # dense (group x data row) float64 cells per block of the me
 _RANK, _BATCH, _LOCAL = "_pm_rank", "_pm_batch", "_pm_local"
 
 
+@dataclass(frozen=True)
+class Compact:
+    """One batch's IoU values in the compact form of the module docstring, ready to save."""
+
+    keys: pl.DataFrame
+    groups: pl.DataFrame
+    rows: np.ndarray  # uint32 local rows
+    values: np.ndarray  # float64
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.keys.write_parquet(directory / "keys.parquet")
+        self.groups.write_parquet(directory / "groups.parquet")
+        np.save(directory / "rows.npy", self.rows)
+        np.save(directory / "values.npy", self.values)
+
+
 def write(values: pl.DataFrame, group: list[str], keys: Sequence[str], directory: Path) -> None:
     """One batch's IoU values (*keys, *group, value) in the compact form above."""
-    directory.mkdir(parents=True, exist_ok=True)
+    compact_values(values, group, keys).save(directory)
+
+
+def compact_values(values: pl.DataFrame, group: list[str], keys: Sequence[str]) -> Compact:
+    """:func:`write`'s compact form, in memory."""
     keys = list(keys)
     distinct = values.select(keys).unique().sort(keys, nulls_last=True)
-    distinct.write_parquet(directory / "keys.parquet")
     groups = values.select(group).unique().sort(group, nulls_last=True).with_row_index("_g")
     v = (values.join(groups, on=group, how="left", nulls_equal=True)
          .join(distinct.with_row_index(_LOCAL), on=keys, how="left", nulls_equal=True)
@@ -49,26 +70,29 @@ def write(values: pl.DataFrame, group: list[str], keys: Sequence[str], directory
     v = v.filter(pl.col("value") != 0.0).sort("_g", _LOCAL)
     stop = np.cumsum(np.bincount(v["_g"].to_numpy(), minlength=groups.height))
     start = stop - np.bincount(v["_g"].to_numpy(), minlength=groups.height)
-    groups.drop("_g").with_columns(
+    kept = groups.drop("_g").with_columns(
         pl.Series("start", start, dtype=pl.Int64), pl.Series("stop", stop, dtype=pl.Int64),
-    ).filter(pl.col("stop") > pl.col("start")).write_parquet(directory / "groups.parquet")
-    np.save(directory / "rows.npy", v[_LOCAL].to_numpy().astype(np.uint32))
-    np.save(directory / "values.npy", v["value"].to_numpy().astype(np.float64))
+    ).filter(pl.col("stop") > pl.col("start"))
+    return Compact(distinct, kept, v[_LOCAL].to_numpy().astype(np.uint32),
+                   v["value"].to_numpy().astype(np.float64))
 
 
 def write_part(part, directory: Path) -> None:
-    """:func:`write` for a batch's :class:`~polars_metrics.state.PartialResult`: straight from
-    its match arrays when it has no ``by=`` slices (no per-value frame, no sort: values are
-    grouped by a counting sort of the group code; their order within a group is free, the
-    merge places each at its data row's rank), else through ``detail.iou_values``."""
+    """:func:`compact_part`, saved under ``directory``."""
+    compact_part(part).save(directory)
+
+
+def compact_part(part) -> Compact:
+    """The compact IoU values of a batch's :class:`~polars_metrics.state.PartialResult`:
+    straight from its match arrays when it has no ``by=`` slices (no per-value frame, no sort:
+    values are grouped by a counting sort of the group code; their order within a group is
+    free, the merge places each at its data row's rank), else through ``detail.iou_values``."""
     prep, m = part.detail.prep, part.detail.matches_arrays
     group = [*part.by, s.FEATURE, s.CONFIDENCE_THRESHOLD]
     feats = list(prep.features) if prep is not None else []
     if (part.by or m is None or feats != sorted(feats)
             or not np.all(np.diff(prep.conf_thr) > 0)):
-        write(part.detail.iou_values, group, part.keys, directory)
-        return
-    directory.mkdir(parents=True, exist_ok=True)
+        return compact_values(part.detail.iou_values, group, part.keys)
     # the nonzero cells of m.rf_iou() are its sparse values (the rest is 0.0 or NaN)
     keep = (m.iv_val != 0.0) & ~np.isnan(m.iv_val)
     rf, c = m.iv_rf[keep].astype(np.int64), m.iv_c[keep].astype(np.int64)
@@ -78,16 +102,16 @@ def write_part(part, directory: Path) -> None:
     order = np.argsort(code.astype(np.uint16) if n_codes < 2**16 else code, kind="stable")
     row = np.searchsorted(m.rf_off, rf[order], side="right") - 1  # rf -> its data row
     rows = np.unique(row)  # the data rows with a value (their keys, in prep order)
-    prep.rows.select(part.keys)[rows].write_parquet(directory / "keys.parquet")
     nz = np.bincount(code, minlength=n_codes)
     stop = np.cumsum(nz)
-    pl.DataFrame({
+    groups = pl.DataFrame({
         s.FEATURE: pl.Series(feats, dtype=pl.String).gather(np.arange(n_codes) // n_conf),
         s.CONFIDENCE_THRESHOLD: prep.conf_thr[np.arange(n_codes) % n_conf],
         "start": stop - nz, "stop": stop,
-    }).filter(pl.Series(nz > 0)).write_parquet(directory / "groups.parquet")
-    np.save(directory / "rows.npy", np.searchsorted(rows, row).astype(np.uint32))
-    np.save(directory / "values.npy", m.iv_val[keep][order].astype(np.float64))
+    }).filter(pl.Series(nz > 0))
+    return Compact(prep.rows.select(part.keys)[rows], groups,
+                   np.searchsorted(rows, row).astype(np.uint32),
+                   m.iv_val[keep][order].astype(np.float64))
 
 
 def _global_ranks(dirs: Sequence[Path], keys: list[str]) -> tuple[list[np.ndarray], int]:

@@ -100,8 +100,12 @@ def compact_part(part) -> Compact:
     code = m.rf_feat[rf].astype(np.int64) * n_conf + c
     n_codes = len(feats) * n_conf
     order = np.argsort(code.astype(np.uint16) if n_codes < 2**16 else code, kind="stable")
-    row = np.searchsorted(m.rf_off, rf[order], side="right") - 1  # rf -> its data row
-    rows = np.unique(row)  # the data rows with a value (their keys, in prep order)
+    row_of_rf = np.repeat(np.arange(m.rf_off.shape[0] - 1, dtype=np.int64), np.diff(m.rf_off))
+    row = row_of_rf[rf[order]]  # rf -> its data row
+    has = np.zeros(m.rf_off.shape[0] - 1, dtype=bool)
+    has[row] = True
+    rows = np.flatnonzero(has)  # the data rows with a value (their keys, in prep order)
+    local = np.cumsum(has, dtype=np.int64) - 1  # data row -> its position among ``rows``
     nz = np.bincount(code, minlength=n_codes)
     stop = np.cumsum(nz)
     groups = pl.DataFrame({
@@ -110,7 +114,7 @@ def compact_part(part) -> Compact:
         "start": stop - nz, "stop": stop,
     }).filter(pl.Series(nz > 0))
     return Compact(prep.rows.select(part.keys)[rows], groups,
-                   np.searchsorted(rows, row).astype(np.uint32),
+                   local[row].astype(np.uint32),
                    m.iv_val[keep][order].astype(np.float64))
 
 

@@ -17,6 +17,7 @@ from test_kinds_pipeline import random_rows, table
 import polars_metrics as pm
 from polars_metrics.errors import PolarsMetricsError, ProfileError
 from polars_metrics.stream import evaluate_stream, local_runner, parse_bytes
+from polars_metrics.stream.batches import BYTES_PER_ANNOTATION
 from polars_metrics.synthetic import detections
 
 FRAMES = ("cube", "overall", "confusion", "data_rows", "excluded", "rejects")
@@ -254,7 +255,7 @@ def test_batch_knobs(boxes, tmp_path):
     n_ann = gt.height + pd.height
     pm.evaluate(gt, pd, batch_size=n_ann // 5 + 1, out=tmp_path / "a")
     assert len(list((tmp_path / "a" / "batches").iterdir())) == 5
-    pm.evaluate(gt, pd, memory_limit=600 * (n_ann // 3 + 1), out=tmp_path / "b")
+    pm.evaluate(gt, pd, memory_limit=BYTES_PER_ANNOTATION * (n_ann // 3 + 1), out=tmp_path / "b")
     assert len(list((tmp_path / "b" / "batches").iterdir())) == 3
     with pytest.raises(ProfileError, match="engine="):
         pm.evaluate(gt, pd, engine="spark")

@@ -138,6 +138,29 @@ def _global_ranks(dirs: Sequence[Path], keys: list[str]) -> tuple[list[np.ndarra
     return [rank[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)], every.height
 
 
+class _Npy:
+    """A ``.npy`` file read a slice at a time (``np.fromfile`` at an offset). Not a memory
+    map: a mapped file's pages count in the process's resident memory once touched, and the
+    merge touches every batch's values (gigabytes at 10M images)."""
+
+    def __init__(self, path: Path) -> None:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(f)
+            self.offset = f.tell()
+        if fortran or len(shape) != 1:
+            raise PolarsMetricsError(f"{path}: not a 1-d array written by this module.")
+        self.path, self.dtype, self.size = str(path), np.dtype(dtype), int(shape[0])
+
+    def read(self, lo: int, hi: int) -> np.ndarray:
+        if not 0 <= lo <= hi <= self.size:
+            raise PolarsMetricsError(f"{self.path}: slice [{lo}, {hi}) out of {self.size}.")
+        return np.fromfile(self.path, dtype=self.dtype, count=hi - lo,
+                           offset=self.offset + lo * self.dtype.itemsize)
+
+
 def resum(counts: pl.DataFrame, dirs: Sequence[Path], by: Sequence[str],
           keys: Sequence[str]) -> pl.DataFrame:
     """``counts`` (summed over the batches) with ``iou_sum`` re-added in data-row order from the batches' ``iou/`` files (see the module docstring)."""
@@ -156,21 +179,23 @@ def resum(counts: pl.DataFrame, dirs: Sequence[Path], by: Sequence[str],
         starts.append(g["start"].to_numpy())
         stops.append(g["stop"].to_numpy())
         gids.append(gid)
-    rows = [np.load(d / "rows.npy", mmap_mode="r") for d in dirs]
-    vals = [np.load(d / "values.npy", mmap_mode="r") for d in dirs]
+    rows = [_Npy(d / "rows.npy") for d in dirs]
+    vals = [_Npy(d / "values.npy") for d in dirs]
     sums = np.zeros(n_groups, dtype=np.float64)
     block = max(1, CELLS // max(1, n_rows))
+    buffer = np.empty(min(block, n_groups) * n_rows, dtype=np.float64)  # reused: no page faults
     for lo in range(0, n_groups if n_rows else 0, block):
         hi = min(n_groups, lo + block)
-        dense = np.zeros((hi - lo) * n_rows, dtype=np.float64)
+        dense = buffer[:(hi - lo) * n_rows]
+        dense.fill(0.0)
         for b in range(len(dirs)):
             a, z = np.searchsorted(gids[b], [lo, hi])  # a batch's groups are in global order
             if a == z or stops[b][z - 1] == starts[b][a]:
                 continue
             lens = stops[b][a:z] - starts[b][a:z]
             where = np.repeat((gids[b][a:z] - lo) * n_rows, lens)
-            sl = slice(int(starts[b][a]), int(stops[b][z - 1]))
-            dense[where + ranks[b][np.asarray(rows[b][sl])]] = vals[b][sl]
+            sl = (int(starts[b][a]), int(stops[b][z - 1]))
+            dense[where + ranks[b][rows[b].read(*sl)]] = vals[b].read(*sl)
         sums[lo:hi] = _segment_sums(dense, np.arange(0, dense.size + 1, n_rows, dtype=np.int64))
     resummed = every.with_columns(pl.Series("iou_sum", sums)).drop("_gid")
     return (counts.drop("iou_sum")

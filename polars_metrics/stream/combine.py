@@ -124,8 +124,8 @@ class BufferedMerge:
 
     ROWS = 2_000_000
 
-    def __init__(self, by: Sequence[str], rows: int = ROWS) -> None:
-        self.by, self.rows = tuple(by), rows
+    def __init__(self, by: Sequence[str], rows: int | None = None) -> None:
+        self.by, self.rows = tuple(by), self.ROWS if rows is None else rows
         self.merged: dict[str, Any] | None = None
         self.pending: list[dict[str, Any]] = []
         self.n_pending = 0

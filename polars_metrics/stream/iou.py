@@ -33,7 +33,7 @@ from polars_metrics._kernels.aot import kernel
 from polars_metrics.errors import PolarsMetricsError
 
 _segment_sums = kernel("cube", "sequential_segment_sums")
-CELLS = 16_000_000  # dense (group x data row) float64 cells per block of the merge (128 MB)
+CELLS = 32_000_000  # dense (group x data row) float64 cells per block of the merge (256 MB)
 _RANK, _BATCH, _LOCAL = "_pm_rank", "_pm_batch", "_pm_local"
 
 

@@ -17,6 +17,8 @@ from test_kinds_pipeline import random_rows, table
 import polars_metrics as pm
 from polars_metrics.errors import PolarsMetricsError, ProfileError
 from polars_metrics.stream import evaluate_stream, local_runner, parse_bytes
+from polars_metrics.stream.batches import BYTES_PER_ANNOTATION
+from polars_metrics.stream.combine import BufferedMerge
 from polars_metrics.synthetic import detections
 
 FRAMES = ("cube", "overall", "confusion", "data_rows", "excluded", "rejects")
@@ -84,6 +86,7 @@ def test_batches_and_order_give_identical_frames(boxes, tmp_path, n, monkeypatch
     from polars_metrics.stream import iou
 
     monkeypatch.setattr(iou, "CELLS", 300 * n)  # the re-sum in several blocks of groups
+    monkeypatch.setattr(BufferedMerge, "ROWS", 1500)  # small tables merged in several piles
     gt, pd = boxes
     whole = pm.evaluate(gt, pd)
     ev = pm.evaluate(gt, pd, batches=n, out=tmp_path / "a")
@@ -254,7 +257,63 @@ def test_batch_knobs(boxes, tmp_path):
     n_ann = gt.height + pd.height
     pm.evaluate(gt, pd, batch_size=n_ann // 5 + 1, out=tmp_path / "a")
     assert len(list((tmp_path / "a" / "batches").iterdir())) == 5
-    pm.evaluate(gt, pd, memory_limit=600 * (n_ann // 3 + 1), out=tmp_path / "b")
+    pm.evaluate(gt, pd, memory_limit=BYTES_PER_ANNOTATION * (n_ann // 3 + 1), out=tmp_path / "b")
     assert len(list((tmp_path / "b" / "batches").iterdir())) == 3
     with pytest.raises(ProfileError, match="engine="):
         pm.evaluate(gt, pd, engine="spark")
+
+
+def test_pile_merge_sums_like_pairwise_merges(boxes, tmp_path):
+    """The small tables merged in piles of any size equal a merge of the batches two by two."""
+    from polars_metrics.stream import combine, run
+
+    gt, pd = boxes
+    seen: list = []
+    kw = dict(profile=pm.evaluate(gt.head(0), pd.head(0)).profile, keys=["data_row"], kwargs={})
+
+    def keep(tasks, progress):
+        for i, small in local_runner(tasks, progress):
+            seen.append(small)
+            yield i, small
+
+    evaluate_stream(gt, pd, batches=9, out=tmp_path, runner=keep, **kw)
+    pairwise = combine.tree_reduce(seen, lambda a, b: combine.merge_small(a, b, ()))
+    expected = combine.finish_small(pairwise, (), ["data_row"])
+    for rows in (1, 1000, 10**9):
+        m = combine.BufferedMerge((), rows=rows)
+        for small in seen:
+            m.push(small)
+        got = combine.finish_small(m.result(), (), ["data_row"])
+        for name in ("counts", "confusion", "excluded", "rejects"):
+            assert_frame_equal(got[name].drop("iou_sum", strict=False),
+                               expected[name].drop("iou_sum", strict=False), check_exact=True)
+    assert run.local_runner is local_runner
+
+
+def test_a_failed_write_stops_the_run_and_the_written_batches_are_reused(boxes, tmp_path,
+                                                                           monkeypatch):
+    """The pipelined runner: an error in the writer thread reaches the caller; the batches
+    whose write finished are checkpointed and reused, the others computed again."""
+    from polars_metrics.stream import run
+
+    gt, pd = boxes
+    whole = pm.evaluate(gt, pd)
+    kw = dict(profile=whole.profile, keys=["data_row"], kwargs={}, batches=6, out=tmp_path)
+    real, writes = run.write_batch, []
+
+    def fails_fourth(task, written):
+        writes.append(task.batch.name)
+        if len(writes) == 4:
+            raise OSError("disk full")
+        real(task, written)
+
+    monkeypatch.setattr(run, "write_batch", fails_fourth)
+    with pytest.raises(OSError, match="disk full"):
+        evaluate_stream(gt, pd, **kw)
+    monkeypatch.setattr(run, "write_batch", real)
+    done = sorted(p.name for p in (tmp_path / "batches").iterdir()
+                  if (p / "manifest.json").exists())
+    assert done == sorted(writes[:3])
+    calls: list = []
+    assert_identical(evaluate_stream(gt, pd, runner=counting(calls), **kw), whole)
+    assert len(calls) == 6 - 3

@@ -36,9 +36,11 @@ from polars_metrics.stream import sources
 from polars_metrics.stream.ranges import KeyRange
 from polars_metrics.stream.sources import BUCKET
 
-# Peak resident bytes per annotation (ground truth + prediction rows) of one in-memory batch
-# under the default 11 x 11 grid, measured by benchmarks/stream.py (with headroom).
-BYTES_PER_ANNOTATION = 600
+# Peak resident bytes per annotation (ground truth + prediction rows) of a streamed run under
+# the default 11 x 11 grid, measured by benchmarks/stream.py (with headroom): one batch
+# computed, the next one read ahead and the last one's outputs being written (about 710 bytes
+# per annotation of a batch at 1M images, 2M annotations per batch).
+BYTES_PER_ANNOTATION = 800
 DEFAULT_BATCH_SIZE = 2_000_000  # annotations per batch when no knob is given
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
           "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
@@ -91,7 +93,7 @@ def n_buckets(n_annotations: int, *, batches: int | None, batch_size: int | None
     --------
     >>> n_buckets(10_000_000, batches=None, batch_size=1_000_000, memory_limit=None)
     10
-    >>> n_buckets(10_000_000, batches=None, batch_size=None, memory_limit="1.2GB")
+    >>> n_buckets(10_000_000, batches=None, batch_size=None, memory_limit="1.6GB")
     5
     """
     if batches is not None:

@@ -116,36 +116,75 @@ def run_batch(task: Task) -> dict[str, Any]:
     Written: the small tables, ``data_rows`` and the compact IoU values (:mod:`.iou`). The
     per-annotation frames (``matches``, the annotations behind ``examples()``) are not: they
     hold a row per match / annotation and only ``ev.matches`` / ``examples()`` read them, so
-    :func:`per_annotation` rebuilds them from the batch's input files on first access."""
+    :func:`per_annotation` rebuilds them from the batch's input files on first access.
+
+    The three phases (:func:`read_batch`, :func:`compute_batch`, :func:`write_batch`) run one
+    after the other here; the local runner overlaps them across batches (threads)."""
     if task.compute is not None:
         return task.compute(task)
+    small, written = compute_batch(task, read_batch(task))
+    write_batch(task, written)
+    return small
+
+
+def read_batch(task: Task) -> tuple[pl.DataFrame, pl.DataFrame, float]:
+    """The batch's ground-truth and prediction rows, and the seconds it took to read them."""
     t0 = time.perf_counter()
-    gt, pd, part = _partial(task)
-    final = batch_dir(task.out, task.batch)
-    tmp = final.with_name(final.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    gt = read_side(task.batch, 0, task.gt_schema)
+    pd = read_side(task.batch, 1, task.pd_schema)
+    return gt, pd, time.perf_counter() - t0
+
+
+@dataclass
+class Written:
+    """What :func:`write_batch` puts on disk for a batch (nothing else of the batch is held)."""
+
+    small: dict[str, pl.DataFrame | None]
+    data_rows: pl.DataFrame
+    iou: iou.Compact
+    timings: dict[str, float]
+
+
+def compute_batch(task: Task, inputs) -> tuple[dict[str, Any], Written]:
+    """The batch's pm.partial (the options row added, see options.py) from its input rows:
+    its small tables (returned to the merge) and what is to be written."""
+    gt, pd, read_seconds = inputs
+    if task.options is not None:
+        pd = pl.concat([pd, task.options.select(pd.columns)], how="vertical_relaxed")
+    part = partial(gt, pd, profile=task.profile, data_rows=task.data_rows, **task.kwargs)
+    t0 = time.perf_counter()
     small = {
         "counts": with_absent_true_negatives(part), "confusion": part.confusion,
         "excluded": drop_options_row(part.excluded, part.keys, task.options),
         "rejects": _global_rows(part.rejects, gt, pd),
         "repairs": _global_rows(part.repairs, gt, pd),
     }
-    del gt, pd
-    for name, frame in small.items():
+    compact = iou.compact_part(part)
+    timings = dict(part.timings, read=read_seconds, small=time.perf_counter() - t0)
+    return dict(small, timings=timings), Written(small, part.data_rows, compact, timings)
+
+
+def write_batch(task: Task, written: Written) -> None:
+    """Checkpoint a computed batch: written under a temporary name, the manifest last, then
+    renamed (a batch killed mid-write leaves no half checkpoint)."""
+    t0 = time.perf_counter()
+    final = batch_dir(task.out, task.batch)
+    tmp = final.with_name(final.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    for name, frame in written.small.items():
         if frame is not None:
             frame.write_parquet(tmp / f"{name}.parquet")
-    part.data_rows.write_parquet(tmp / "data_rows.parquet", compression="lz4")  # fast
-    iou.write_part(part, tmp / "iou")
-    timings = dict(part.timings, read_write=time.perf_counter() - t0 - sum(part.timings.values()))
+    written.data_rows.write_parquet(tmp / "data_rows.parquet", compression="lz4")  # fast
+    written.iou.save(tmp / "iou")
+    timings = dict(written.timings, write=time.perf_counter() - t0)
     (tmp / "manifest.json").write_text(json.dumps({
         "settings": task.settings, "fingerprint": task.batch.fingerprint, "timings": timings,
         "gt_files": list(task.batch.gt_files), "pd_files": list(task.batch.pd_files)}))
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
-    return dict(small, timings=timings)
 
 
 def per_annotation(task: Task) -> dict[str, Path]:

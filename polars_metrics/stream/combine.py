@@ -73,21 +73,85 @@ class TreeReducer:
 
 def merge_small(a: dict[str, Any], b: dict[str, Any], by: Sequence[str]) -> dict[str, Any]:
     """Merge the small tables of two disjoint sets of data rows."""
+    return merge_many([a, b], by)
+
+
+def merge_many(items: Sequence[dict[str, Any]], by: Sequence[str]) -> dict[str, Any]:
+    """Merge the small tables of disjoint sets of data rows: one concatenation and one
+    group-by per table, whatever their number (integer sums: any grouping gives the same)."""
+    first = items[0]
     ckeys = [*by, *COUNT_KEYS]
-    counts = (pl.concat([a["counts"], b["counts"]]).group_by(ckeys)
+    counts = (pl.concat([x["counts"] for x in items]).group_by(ckeys)
               .agg(pl.exclude([*ckeys, s.TN, PRESENT]).sum(), pl.col(PRESENT).any(),
                    pl.when(pl.col(s.TN).is_not_null().any()).then(pl.col(s.TN).sum()).alias(s.TN))
-              .select(a["counts"].columns))
+              .select(first["counts"].columns))
     fkeys = [*by, *CONFUSION_KEYS]
-    confusion = (pl.concat([a["confusion"], b["confusion"]]).group_by(fkeys)
-                 .agg(pl.col(s.COUNT).sum()).select(a["confusion"].columns))
-    repairs = [r for r in (a["repairs"], b["repairs"]) if r is not None]
-    timings = {k: a["timings"].get(k, 0.0) + b["timings"].get(k, 0.0)
-               for k in {*a["timings"], *b["timings"]}}
+    confusion = (pl.concat([x["confusion"] for x in items]).group_by(fkeys)
+                 .agg(pl.col(s.COUNT).sum()).select(first["confusion"].columns))
+    repairs = [x["repairs"] for x in items if x["repairs"] is not None]
+    timings: dict[str, float] = {}
+    for x in items:
+        for k, v in x["timings"].items():
+            timings[k] = timings.get(k, 0.0) + v
     return dict(counts=counts, confusion=confusion,
-                excluded=pl.concat([a["excluded"], b["excluded"]]),
-                rejects=pl.concat([a["rejects"], b["rejects"]]),
+                excluded=pl.concat([x["excluded"] for x in items]),
+                rejects=pl.concat([x["rejects"] for x in items]),
                 repairs=pl.concat(repairs) if repairs else None, timings=timings)
+
+
+class BufferedMerge:
+    """Merges batches' small tables a pile at a time: batches are held until their rows
+    (counts + confusion) exceed both ``rows`` and the merged pile's, then all merged in one
+    group-by (:func:`merge_many`). Each row is grouped about twice, not ``log2(n)`` times as
+    in a pairwise tree; memory: the merged pile plus at most ``max(rows, its size)`` rows.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> def small(n):
+    ...     c = pl.DataFrame({"feature": ["a"], "confidence_threshold": [0.5],
+    ...                       "iou_threshold": [0.5], "tp": [n], "tn": [None], "_pm_present": [True]})
+    ...     f = pl.DataFrame({"confidence_threshold": [0.5], "iou_threshold": [0.5],
+    ...                       "gt_feature": ["a"], "pd_feature": ["a"], "count": [n]})
+    ...     return dict(counts=c, confusion=f, excluded=pl.DataFrame(), rejects=pl.DataFrame(),
+    ...                 repairs=None, timings={})
+    >>> m = BufferedMerge((), rows=2)
+    >>> for n in range(1, 6):
+    ...     m.push(small(n))
+    >>> m.result()["counts"]["tp"].to_list(), m.result()["confusion"]["count"].to_list()
+    ([15], [15])
+    """
+
+    ROWS = 2_000_000
+
+    def __init__(self, by: Sequence[str], rows: int | None = None) -> None:
+        self.by, self.rows = tuple(by), self.ROWS if rows is None else rows
+        self.merged: dict[str, Any] | None = None
+        self.pending: list[dict[str, Any]] = []
+        self.n_pending = 0
+
+    @staticmethod
+    def _size(item: dict[str, Any]) -> int:
+        return item["counts"].height + item["confusion"].height
+
+    def push(self, item: dict[str, Any]) -> None:
+        self.pending.append(item)
+        self.n_pending += self._size(item)
+        held = 0 if self.merged is None else self._size(self.merged)
+        if self.n_pending > max(self.rows, held):
+            self._collapse()
+
+    def _collapse(self) -> None:
+        items = ([] if self.merged is None else [self.merged]) + self.pending
+        self.merged = items[0] if len(items) == 1 else merge_many(items, self.by)
+        self.pending, self.n_pending = [], 0
+
+    def result(self) -> dict[str, Any]:
+        if self.merged is None and not self.pending:
+            raise ValueError("nothing to reduce")
+        if self.pending:
+            self._collapse()
+        return self.merged
 
 
 def finish_small(small: dict[str, Any], by: Sequence[str], keys: Sequence[str],

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +33,13 @@ from polars_metrics.stream._malloc import reusing_memory
 from polars_metrics.stream.checkpoint import (
     Task,
     batch_dir,
+    compute_batch,
     is_done,
     load_small,
     per_annotation,
+    read_batch,
     run_batch,
+    write_batch,
 )
 from polars_metrics.stream.options import option_rows
 from polars_metrics.stream.result import LazyFrames, StreamedEvaluation, sorted_rows
@@ -48,10 +52,34 @@ Runner = Callable[[list[Task], bool], Iterator[tuple[int, dict[str, Any]]]]
 
 
 def local_runner(tasks: list[Task], progress: bool) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Compute the tasks one after the other in this process; yields (task index, result)."""
-    with reusing_memory():  # the batches reuse each other's freed memory
+    """Compute the tasks in this process; yields (task index, result) as each one finishes.
+
+    Pipelined over three threads: while batch *i* is computed, batch *i + 1* is read and batch
+    *i - 1* written (Polars and numpy release the GIL while they read, encode and write), so
+    reading and writing overlap the computation. At most one batch is read ahead and one
+    written behind (memory: about one batch's input and one batch's outputs more than
+    computing alone). A batch is checkpointed when its write finishes; a batch yielded but
+    not yet written is recomputed by a resumed run."""
+    with reusing_memory(), ThreadPoolExecutor(2, thread_name_prefix="pm-stream-io") as io:
+        ahead = io.submit(read_batch, tasks[0]) if tasks and tasks[0].compute is None else None
+        behind = None
         for i, t in enumerate(_progress(tasks, progress, "batches")):
-            yield i, run_batch(t)
+            if t.compute is not None:  # profile="coco": its own batch function
+                yield i, run_batch(t)
+                continue
+            inputs = ahead.result()
+            nxt = tasks[i + 1] if i + 1 < len(tasks) else None
+            ahead = io.submit(read_batch, nxt) if nxt is not None and nxt.compute is None \
+                else None
+            small, written = compute_batch(t, inputs)
+            del inputs
+            if behind is not None:
+                behind.result()  # one write in flight at a time
+            behind = io.submit(write_batch, t, written)
+            del written
+            yield i, small
+        if behind is not None:
+            behind.result()
 
 
 def _progress(items, enabled: bool, desc: str):
@@ -173,10 +201,10 @@ def evaluate_stream(ground_truth, predictions, *, profile: Profile, keys: Sequen
     todo = [t for t in tasks if not is_done(t)]
     if batch_order is not None:
         todo = [todo[i] for i in batch_order if i < len(todo)]
-    # merged as they arrive (a tree reduce holding log2(n) parts), finished batches first
+    # merged as they arrive (a pile at a time; COCO: a tree reduce), finished batches first
     by = tuple(kwargs["by"])
-    reducer = combine.TreeReducer(_coco.merge_small if is_coco
-                                  else lambda a, b: combine.merge_small(a, b, by))
+    reducer = (combine.TreeReducer(_coco.merge_small) if is_coco
+               else combine.BufferedMerge(by))
     pending = {t.batch.name for t in todo}
     for t in tasks:
         if t.batch.name not in pending:
@@ -192,6 +220,15 @@ def evaluate_stream(ground_truth, predictions, *, profile: Profile, keys: Sequen
                               time.perf_counter() - t0)
     return _finalize(reducer, tasks, profile, keys, kwargs, out, time.perf_counter() - t0,
                      check=assume_bucketed)
+
+
+def _write_seconds(dirs: list[Path]) -> dict[str, float]:
+    """Seconds the batches took to write (in the manifests: a write ends after the merge has
+    the batch's small tables)."""
+    total = [json.loads((d / "manifest.json").read_text())["timings"].get("write")
+             for d in dirs if (d / "manifest.json").exists()]
+    return {"write": sum(t for t in total if t is not None)} if any(
+        t is not None for t in total) else {}
 
 
 def _finalize(reducer, tasks: list[Task], profile: Profile, keys, kwargs, out: Path,
@@ -223,7 +260,9 @@ def _finalize(reducer, tasks: list[Task], profile: Profile, keys, kwargs, out: P
         iou_thr=np.asarray(thresholds["iou_thr"]), counts=counts, confusion=small["confusion"],
         data_rows=sorted_rows(combine.scan_large(dirs, "data_rows"), keys_t),
         excluded=small["excluded"], rejects=small["rejects"], repairs=small["repairs"],
-        timings=dict(small["timings"], stream=seconds, merge=t1 - t0, resum=t2 - t1), detail=Detail(frames=LazyFrames(loaders)))
+        timings=dict(small["timings"], **_write_seconds(dirs), stream=seconds,
+                     merge=t1 - t0, resum=t2 - t1),
+        detail=Detail(frames=LazyFrames(loaders)))
     ev = Evaluation.from_partial(part)
     streamed = StreamedEvaluation(**{f.name: getattr(ev, f.name) if f.name != "data_rows"
                                      else part.data_rows for f in dataclasses.fields(ev)})

@@ -15,18 +15,9 @@ import pytest
 
 import polars_metrics as pm
 from polars_metrics import schema as s
-from tests.test_report_browser import ARTIFACTS, CHROMIUM, _open, _set, playwright
+from tests.test_report_browser import ARTIFACTS, _open, _set
 
 ERROR_TYPES = ["classification", "localization", "both", "duplicate", "background", "missed"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    assert CHROMIUM, "Debian's chromium is required: `make browser` installs it (apt-get install chromium)"
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

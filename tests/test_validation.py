@@ -3,6 +3,7 @@ on_invalid="drop", a rejects row with the reason and a result computed without t
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import numpy as np
 import polars as pl
@@ -170,3 +171,23 @@ def test_by_column_must_be_constant_per_data_row():
     gt = gt.with_columns(pl.Series("split", ["train", "val"]))
     with pytest.raises(pm.SchemaError, match="'split' takes several values within data row"):
         pm.evaluate(gt, pd, by="split")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_duplicate_ids_packed_path_equals_a_window_per_data_row(seed):
+    """Integer (data row, id) pairs are hashed as one packed Int64; the mask must equal the
+    plain window per data row, nulls included (a null id is never a duplicate)."""
+    from polars_metrics.prepare import duplicate_ids
+
+    rng = np.random.default_rng(seed)
+    n = 500
+    ids = [None if drop else int(i) for i, drop in zip(rng.integers(-3, 40, n), rng.random(n) < 0.1,
+                                                         strict=True)]
+    frame = pl.DataFrame({"data_row": rng.integers(-5, 30, n), "id": pl.Series(ids, dtype=pl.Int64)})
+    naive = np.zeros(n, bool)
+    for (row, i), count in Counter(zip(frame["data_row"], frame["id"], strict=True)).items():
+        if i is not None and count > 1:
+            naive |= ((frame["data_row"] == row) & (frame["id"] == i)).fill_null(False).to_numpy()
+    got = duplicate_ids(frame, ("data_row",))
+    assert got.any() and not got.all()
+    np.testing.assert_array_equal(got, naive)

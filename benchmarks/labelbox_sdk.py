@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("NUMBA_NUM_THREADS", "1")
-os.environ.setdefault("POLARS_MAX_THREADS", "1")
+if __name__ == "__main__":  # run as the benchmark: one thread each, before numba and polars load.
+    # Only then: an importer (``benchmarks.first_call``, the tests) keeps its environment, since
+    # numba refuses to compile once NUMBA_NUM_THREADS changes after its threads started.
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+    os.environ.setdefault("POLARS_MAX_THREADS", "1")
 
 import argparse  # noqa: E402
 import time  # noqa: E402

@@ -191,3 +191,33 @@ def test_write_coco(tmp_path, tiny):
     assert a["bbox"] == [x0, y0, x1 - x0, y1 - y0]
     assert a["area"] == (x1 - x0) * (y1 - y0) and a["iscrowd"] == 0
     assert {"image_id", "category_id", "bbox", "score"} == set(res[0])
+
+
+def test_importing_a_benchmark_module_leaves_the_environment_alone():
+    """numba refuses to compile once ``NUMBA_NUM_THREADS`` changes after its threads started, so
+    a benchmark module imported by a test or by another benchmark must not set it (or anything
+    else) at import; only its ``__main__`` run may. Checked in a fresh interpreter per module."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    modules = sorted(p.stem for p in (root / "benchmarks").glob("*.py") if p.stem != "__main__")
+    assert "labelbox_sdk" in modules and "first_call" in modules
+    # the libraries first: polars (its allocator's settings) and polars_metrics (OMP_WAIT_POLICY)
+    # set their own variables at import, documented and harmless
+    probe = ("import os, importlib, sys, polars, polars_metrics; before = dict(os.environ); "
+             "importlib.import_module('benchmarks.' + sys.argv[1]); "
+             "changed = sorted(k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k)); "
+             "print(','.join(changed))")
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_NUM_THREADS", "POLARS_MAX_THREADS")}
+    changed = {}
+    for name in modules:
+        out = subprocess.run([sys.executable, "-c", probe, name], cwd=root, env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, (name, out.stderr[-2000:])
+        keys = [k for k in out.stdout.strip().split(",") if k]
+        if keys:
+            changed[name] = keys
+    assert changed == {}

@@ -23,6 +23,7 @@ Everything is vectorized numpy (no Python per image), so 100,000 images take sec
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -383,7 +384,11 @@ def write_partitioned(n_images: int, directory: Path, *, seed: int = 0,
 
     Chunk ``k`` is :func:`generate` with seed ``(seed, k)`` and its data rows and ids shifted
     past the earlier chunks', so the dataset is the same for every run with the same arguments.
-    A finished dataset has ``meta.json``; an identical one is not written again.
+    A finished dataset has ``meta.json``; an identical one is not written again. An interrupted
+    write resumes: each part is written to a temporary name and renamed, and a part already
+    there is kept (its row count, read from the Parquet footer, shifts the later chunks' ids).
+    The same holds for parts of a smaller dataset with the same seed and chunk placed (or hard
+    linked) here first: its chunks are the first chunks of this one, byte for byte.
     """
     cfg = config or GeneratorConfig()
     meta = {"n_images": n_images, "seed": seed, "chunk": chunk, "config": asdict(cfg)}
@@ -397,18 +402,25 @@ def write_partitioned(n_images: int, directory: Path, *, seed: int = 0,
     next_gt = next_pd = 1
     n_gt = n_pd = 0
     for k, start in enumerate(range(0, n_images, chunk)):
-        n = min(chunk, n_images - start)
-        ds = generate(n, seed=seed * 1_000_003 + k, config=cfg)
-        gt = ds.ground_truth.with_columns(pl.col("data_row") + start,
-                                          pl.col("id") + (next_gt - 1))
-        pd = ds.predictions.with_columns(pl.col("data_row") + start,
-                                         pl.col("id") + (next_pd - 1))
-        next_gt += gt.height
-        next_pd += pd.height
-        n_gt, n_pd = n_gt + gt.height, n_pd + pd.height
-        gt.write_parquet(directory / "ground_truth" / f"part-{k:05d}.parquet")
-        pd.write_parquet(directory / "predictions" / f"part-{k:05d}.parquet")
-        del ds, gt, pd
+        paths = [directory / sub / f"part-{k:05d}.parquet" for sub in ("ground_truth", "predictions")]
+        if all(p.exists() for p in paths):
+            heights = [pl.scan_parquet(p).select(pl.len()).collect().item() for p in paths]
+        else:
+            n = min(chunk, n_images - start)
+            ds = generate(n, seed=seed * 1_000_003 + k, config=cfg)
+            gt = ds.ground_truth.with_columns(pl.col("data_row") + start,
+                                              pl.col("id") + (next_gt - 1))
+            pd = ds.predictions.with_columns(pl.col("data_row") + start,
+                                             pl.col("id") + (next_pd - 1))
+            for frame, path in zip((gt, pd), paths, strict=True):
+                tmp = path.with_suffix(".tmp")
+                frame.write_parquet(tmp)
+                os.replace(tmp, path)
+            heights = [gt.height, pd.height]
+            del ds, gt, pd
+        next_gt += heights[0]
+        next_pd += heights[1]
+        n_gt, n_pd = n_gt + heights[0], n_pd + heights[1]
     meta["stats"] = {"ground_truths": n_gt, "predictions": n_pd}
     meta_path.write_text(json.dumps(meta, indent=2))
     return directory

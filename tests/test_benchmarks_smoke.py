@@ -20,6 +20,7 @@ from benchmarks.generate import (
     generate,
     isolated,
     write_coco,
+    write_partitioned,
 )
 
 CELL = (0.5, 0.5)
@@ -221,3 +222,54 @@ def test_importing_a_benchmark_module_leaves_the_environment_alone():
         if keys:
             changed[name] = keys
     assert changed == {}
+
+
+def _parts(directory):
+    return {sub: pl.concat([pl.read_parquet(p) for p in sorted((directory / sub).glob("part-*.parquet"))])
+            for sub in ("ground_truth", "predictions")}
+
+
+def test_partitioned_writer_resumes_and_extends(tmp_path):
+    """A partitioned dataset equals, frame for frame, one written in memory chunk by chunk
+    (:func:`generate` per seed, keys shifted by hand here); an interrupted write resumes to the
+    same bytes; a smaller dataset's parts, linked in first, become the larger one's first parts."""
+    whole = write_partitioned(25, tmp_path / "whole", chunk=10)
+    frames = _parts(whole)
+    # the reference: each chunk generated on its own, data rows and ids shifted here
+    expected = {"ground_truth": [], "predictions": []}
+    next_id = {"ground_truth": 1, "predictions": 1}
+    for k, start in enumerate(range(0, 25, 10)):
+        ds = generate(min(10, 25 - start), seed=k)
+        for sub, frame in (("ground_truth", ds.ground_truth), ("predictions", ds.predictions)):
+            expected[sub].append(frame.with_columns(pl.col("data_row") + start,
+                                                    pl.col("id") + (next_id[sub] - 1)))
+            next_id[sub] += frame.height
+    for sub in frames:
+        assert frames[sub].equals(pl.concat(expected[sub]))
+        assert frames[sub]["id"].n_unique() == frames[sub].height
+    meta = json.loads((whole / "meta.json").read_text())
+    assert meta["stats"] == {"ground_truths": frames["ground_truth"].height,
+                             "predictions": frames["predictions"].height}
+
+    # interrupted: the last part and meta.json missing, a stale temporary file left behind
+    broken = write_partitioned(25, tmp_path / "broken", chunk=10)
+    for sub in ("ground_truth", "predictions"):
+        (broken / sub / "part-00002.parquet").rename(broken / sub / "part-00002.tmp")
+    (broken / "meta.json").unlink()
+    write_partitioned(25, broken, chunk=10)
+    for sub in ("ground_truth", "predictions"):
+        assert not list((broken / sub).glob("*.tmp"))
+        for k in range(3):
+            name = f"{sub}/part-{k:05d}.parquet"
+            assert (broken / name).read_bytes() == (whole / name).read_bytes()
+
+    # extended: a 20-image dataset's two parts linked into a new directory, then 25 written
+    small = write_partitioned(20, tmp_path / "small", chunk=10)
+    grown = tmp_path / "grown"
+    for sub in ("ground_truth", "predictions"):
+        (grown / sub).mkdir(parents=True)
+        for k in range(2):
+            (grown / sub / f"part-{k:05d}.parquet").hardlink_to(small / sub / f"part-{k:05d}.parquet")
+    write_partitioned(25, grown, chunk=10)
+    for sub, frame in _parts(grown).items():
+        assert frame.equals(frames[sub])

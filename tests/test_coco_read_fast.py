@@ -351,3 +351,33 @@ def test_property_json_dumps(tmp_path, monkeypatch, recs, indent):
         assert "\\" in text or "e+" in text or any(
             abs(v) > 1e300 for r in ref for v in r["bbox"] + [r["score"]] if isinstance(v, float))
     _same_outcome(monkeypatch, p)
+
+
+def test_file_bytes_are_mapped_writable_and_checked_for_utf8(tmp_path):
+    """The scanners' input: a writable copy-on-write map of the file (the compiled kernels take
+    writable arrays; writing must not reach the file), a bytearray for what cannot be mapped
+    (an empty file, a pipe), and the UTF-8 check without a copy for ASCII."""
+    import mmap as _mmap
+    import os as _os
+
+    from polars_metrics.io.coco._scan import is_utf8, read_bytes
+
+    p = tmp_path / "a.json"
+    p.write_bytes(b'[{"x": 1}]')
+    data = read_bytes(p)
+    assert isinstance(data, _mmap.mmap) and data[:] == b'[{"x": 1}]'
+    arr = np.frombuffer(data, np.uint8)
+    assert arr.flags.writeable
+    arr[0] = ord("{")
+    assert p.read_bytes() == b'[{"x": 1}]'  # copy-on-write: the file is untouched
+    (tmp_path / "empty.json").write_bytes(b"")
+    assert read_bytes(tmp_path / "empty.json") == bytearray()
+    r, w = _os.pipe()
+    _os.write(w, b"[]")
+    _os.close(w)
+    try:
+        assert read_bytes(Path(f"/proc/self/fd/{r}")) == bytearray(b"[]")
+    finally:
+        _os.close(r)
+    assert is_utf8(bytearray(b"plain")) and is_utf8(bytearray("é 漢字".encode()))
+    assert not is_utf8(bytearray(b"ok \xff\xfe")) and is_utf8(bytearray())

@@ -13,6 +13,7 @@ and the caller reads the file with the generic path (msgspec, then ``json``).
 from __future__ import annotations
 
 import json
+import mmap
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 
 from polars_metrics._arrays import offsets_from_lengths
 from polars_metrics._lazy import lazy
-from polars_metrics.io.coco._scan import read_bytes
+from polars_metrics.io.coco._scan import is_utf8, read_bytes
 from polars_metrics.io.coco.segmentation import Segmentations
 
 G = lazy("polars_metrics._kernels.json_gt")
@@ -115,11 +116,8 @@ class ScannedGT:
 def scan_gt(path: str | os.PathLike) -> ScannedGT | None:
     """The ground-truth file's columns, or None (read it the generic way)."""
     data = read_bytes(Path(path))
-    if not data.isascii():
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
+    if not is_utf8(data):
+        return None
     buf = np.frombuffer(data, np.uint8)
     status, cols = _run(buf, exact=False)
     if status[G.ST_CODE] == G.NO_ROOM:
@@ -145,7 +143,7 @@ def _images(ims: np.ndarray) -> ImageCols:
                      h_missing, ims[:, G.IM_W].copy(), w_missing, w_missing)
 
 
-def _categories(data: bytearray, cats: np.ndarray) -> CategoryCols:
+def _categories(data: mmap.mmap | bytearray, cats: np.ndarray) -> CategoryCols:
     names: list = []
     for lo, hi, esc, given in cats[:, [G.CA_LO, G.CA_HI, G.CA_ESC, G.CA_BITS]].tolist():
         if not given & 2:

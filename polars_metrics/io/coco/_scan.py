@@ -18,6 +18,8 @@ generic path (msgspec, then ``json``), which gives the same frames and the exist
 """
 from __future__ import annotations
 
+import codecs
+import mmap
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,25 +50,43 @@ class Scanned:
     seg: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None
 
 
-def read_bytes(path: Path) -> bytearray:
-    """The file's bytes, writable (the compiled kernels take writable arrays), read once."""
-    size = os.path.getsize(path)
-    data = bytearray(size)
+def read_bytes(path: Path) -> mmap.mmap | bytearray:
+    """The file's bytes as a writable buffer (the compiled kernels take writable arrays):
+    memory-mapped copy-on-write, so the bytes are the page cache's, not a copy in fresh memory.
+
+    Measured on the 20k-image results file (206 MB): reading it into a new buffer cost 0.37 s
+    warm and up to 3.9 s on a fresh VM (50k page faults of never-touched memory), mapping it
+    0.03–0.05 s. Like any memory map (polars maps Parquet files the same way), the file must
+    not be truncated while it is read. What cannot be mapped (an empty file, a pipe) is read
+    into a ``bytearray``.
+    """
     with open(path, "rb") as f:
-        got = f.readinto(data)
-    if got != size:  # the file changed while read: take what is there
-        del data[got:]
-    return data
+        try:
+            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+        except (ValueError, OSError):
+            return bytearray(f.read())
 
 
-def _skip_ws(data: bytearray, p: int) -> int:
+def is_utf8(data: mmap.mmap | bytearray) -> bool:
+    """Whether the bytes are valid UTF-8 (JSON's encoding); ASCII is checked without a copy."""
+    buf = np.frombuffer(data, np.uint8)
+    if buf.size == 0 or int(buf.max()) < 0x80:
+        return True
+    try:
+        codecs.decode(memoryview(data), "utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _skip_ws(data: mmap.mmap | bytearray, p: int) -> int:
     n = len(data)
     while p < n and data[p] in _WS:
         p += 1
     return p
 
 
-def _guess_starts(data: bytearray, first: int, parts: int) -> list[int]:
+def _guess_starts(data: mmap.mmap | bytearray, first: int, parts: int) -> list[int]:
     """Chunk starts: ``first`` and, for each later part, the first ``{`` after its share of the
     bytes that follows a ``,`` (a guess, checked after the scan)."""
     n = len(data)
@@ -89,7 +109,7 @@ def _guess_starts(data: bytearray, first: int, parts: int) -> list[int]:
     return starts
 
 
-def _scan(data: bytearray, buf: np.ndarray, starts: list[int], with_seg: bool
+def _scan(data: mmap.mmap | bytearray, buf: np.ndarray, starts: list[int], with_seg: bool
           ) -> tuple[str, tuple | None]:
     """Run the kernel over the chunks; ("ok", columns), ("retry", None) when a guessed chunk start
     was not an object start, ("give up", None)."""
@@ -129,11 +149,8 @@ def _scan(data: bytearray, buf: np.ndarray, starts: list[int], with_seg: bool
 def scan_results(path: str | os.PathLike) -> Scanned | list | None:
     """The results file's columns, ``[]`` for an empty array, or None (read it the generic way)."""
     data = read_bytes(Path(path))
-    if not data.isascii():
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
+    if not is_utf8(data):
+        return None
     p = _skip_ws(data, 0)
     if p >= len(data) or data[p] != 91:  # '['
         return None
@@ -141,7 +158,7 @@ def scan_results(path: str | os.PathLike) -> Scanned | list | None:
     if first < len(data) and data[first] == 93:  # ']'
         return [] if _skip_ws(data, first + 1) == len(data) else None
     buf = np.frombuffer(data, np.uint8)
-    with_seg = b'"segmentation"' in data
+    with_seg = data.find(b'"segmentation"') >= 0  # (``in`` on a map compares single bytes)
     parts = max(1, min(num_threads(), len(data) // CHUNK_BYTES))
     outcome, cols = _scan(data, buf, _guess_starts(data, first, parts), with_seg)
     if outcome == "retry":

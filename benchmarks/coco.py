@@ -155,6 +155,17 @@ def timed(fn):
     t, c = time.perf_counter(), time.process_time(); r = fn()
     return time.perf_counter() - t, time.process_time() - c, r
 
+def peak_mb():  # VmHWM: this interpreter's own peak (ru_maxrss would carry the forking parent's)
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM:")).split()[1]) / 1024
+
+def reset_peak():  # the peak starts again from the resident size now (Linux: "5" > clear_refs)
+    import gc; gc.collect()
+    try:
+        with open("/proc/self/clear_refs", "w") as f: f.write("5")
+        return True
+    except OSError:
+        return False
+
 if lib == "polars_metrics":
     import polars_metrics as pm
     from polars_metrics.io.coco import read_coco
@@ -201,7 +212,10 @@ elif lib == "hotcoco":
     runs = {"core": core}
 else:
     raise SystemExit(f"unknown library {lib}")
+out["peak_rss_load_mb"] = peak_mb()  # both loads (the first result alive during the second)
 for name, fn in runs.items():
+    r = None
+    phase = reset_peak()
     if warmup:
         out[f"{name}_first_s"] = timed(fn)[0]
     walls, cpus = [], []
@@ -210,9 +224,11 @@ for name, fn in runs.items():
     out[f"{name}_s"], out[f"{name}_cpu_s"] = walls, cpus
     stats = r.coco.stats if name == "full" else getattr(r, "stats", None)
     out[f"{name}_stats"] = [float(v) for v in stats]
+    # the loaded data plus this variant's runs (each run's result alive during the next run's)
+    out[f"peak_rss_{name}_mb"] = peak_mb() if phase else None
     r = None
-# VmHWM is this interpreter's own peak; ru_maxrss would carry the forking parent's over exec
-out["peak_rss_mb"] = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM:")).split()[1]) / 1024
+out["peak_rss_mb"] = max(out["peak_rss_load_mb"], peak_mb(),
+                         *(v for k, v in out.items() if k.startswith("peak_rss_") and v))
 print("RESULT " + json.dumps(out))
 '''
 
@@ -246,7 +262,9 @@ def _merge(runs: list[dict]) -> dict:
         out[key.replace("_s", "_min_s")] = float(min(pooled))
     for key in ("load_s", "load_cpu_s", "load_warm_s"):
         out[key] = float(min(r[key] for r in runs))
-    out["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    for key in [k for k in runs[0] if k.startswith("peak_rss_")]:
+        values = [r[key] for r in runs if r.get(key) is not None]
+        out[key] = max(values) if values else None
     out["loadavg"] = [round(r["loadavg_before"], 2) for r in runs]
     return out
 
@@ -277,7 +295,9 @@ def run_coco_benchmark(
     Returns one dict per (library, variant): ``library``, ``variant``, ``load_s`` (min),
     ``core_s`` / ``core_cpu_s`` (median wall / CPU of evaluate + accumulate + summarize; ours:
     ``pm.evaluate_coco``), for ours ``full_s`` (``pm.evaluate(profile="coco")`` with the
-    cube, confusion and data-row tables), ``peak_rss_mb``, ``stats``, ``max_abs_stat_diff``,
+    cube, confusion and data-row tables), ``peak_rss_mb`` (the process) and per phase
+    ``peak_rss_load_mb`` / ``peak_rss_core_mb`` / ``peak_rss_full_mb`` (the peak restarts from the
+    resident size at each phase: the loaded data plus that phase's runs), ``stats``, ``max_abs_stat_diff``,
     ``loadavg``, and for the peers ``ratio_core`` (peer / ours core), ``ratio_full`` (peer /
     ours full), ``ratio_load`` (peer load / ours).
     """
@@ -342,11 +362,18 @@ def run_coco_benchmark(
     return rows
 
 
+def _rss(r: dict) -> str:
+    """Peak RSS: the whole process, then its load and core phases (and ours' full phase)."""
+    phases = [f"{r[k]:.0f}" for k in ("peak_rss_load_mb", "peak_rss_core_mb", "peak_rss_full_mb")
+              if r.get(k) is not None]
+    return f"{r['peak_rss_mb']:.0f} ({' / '.join(phases)})" if phases else f"{r['peak_rss_mb']:.0f}"
+
+
 def format_table(rows: list[dict]) -> str:
     """A markdown table of ``run_coco_benchmark`` rows: seconds, then ratios peer / ours (> 1:
     ours faster), medians (min / min in brackets)."""
     head = ("| library | variant | load s first / again | evaluate+accumulate+summarize s (CPU s) | ours full s "
-            "| peak RSS MB | peer / ours core | peer / ours full | peer / ours load first / again "
+            "| peak RSS MB: process (load / core / full phases) | peer / ours core | peer / ours full | peer / ours load first / again "
             "| 12 stats: max abs diff (exactly equal) | load avg |")
     lines = [head, "|" + "---|" * 11]
     for r in rows:
@@ -360,7 +387,7 @@ def format_table(rows: list[dict]) -> str:
         full = f"{r['full_s']:.3f}" if "full_s" in r else ""
         lines.append(
             f"| {r['library']} | {r['variant']} | {r['load_s']:.3f} / {r['load_warm_s']:.3f} | {r['core_s']:.3f} "
-            f"({r['core_cpu_s']:.3f}) | {full} | {r['peak_rss_mb']:.0f} | {rc} | {rf} | {rl} | "
+            f"({r['core_cpu_s']:.3f}) | {full} | {_rss(r)} | {rc} | {rf} | {rl} | "
             f"{r['max_abs_stat_diff']:.1e} ({r['stats_equal']}/12) | "
             f"{', '.join(f'{x:.1f}' for x in r['loadavg'])} |")
     return "\n".join(lines)

@@ -57,3 +57,40 @@ def test_descending_keys_order_floats_like_their_values():
     assert (np.diff(keys.astype(object)) > 0).all()  # ascending keys = descending scores
     zeros = L.descending_keys((np.array([0.0, -0.0]) + 0.0).view(np.uint64))
     assert zeros[0] == zeros[1]  # -0.0 folded into 0.0 (the caller adds 0.0): a tie
+
+
+def test_dt_rank_is_the_naive_rank_in_image_and_category():
+    """``CocoResult.dt_rank`` (built on first access from the evaluated rows' ranks) against a
+    naive per-(image, category) ranking: score descending, ties in row order; -1 beyond the
+    largest maxDet and for predictions on images absent from the ground truth."""
+    import warnings
+
+    import polars as pl
+
+    import polars_metrics as pm
+
+    rng = np.random.default_rng(5)
+    n = 400
+    box = pl.Array(pl.Float64, 4)
+    xy = rng.integers(0, 50, (n, 2)).astype(float)
+    pd = pl.DataFrame({"data_row": rng.integers(0, 6, n), "feature": rng.choice(["a", "b"], n),
+                       "bbox": np.hstack([xy, xy + 5]).tolist(),
+                       "confidence": rng.integers(0, 8, n) / 8},  # many ties
+                      schema_overrides={"bbox": box})
+    gt = pl.DataFrame({"data_row": [0, 1, 2, 3, 4], "feature": ["a", "b", "a", "b", "a"],
+                       "bbox": [[0.0, 0, 9, 9]] * 5}, schema_overrides={"bbox": box})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # image 5 is not in gt: its predictions are left out
+        res = pm.evaluate_coco(gt, pd, max_dets=(1, 7))
+    expected = np.full(n, -1, np.int64)
+    img, feat, conf = pd["data_row"].to_list(), pd["feature"].to_list(), pd["confidence"].to_list()
+    for key in set(zip(img, feat, strict=True)):
+        if key[0] == 5:
+            continue
+        rows = [i for i in range(n) if (img[i], feat[i]) == key]
+        rows.sort(key=lambda i: -conf[i])  # stable: ties keep row order
+        for r, i in enumerate(rows[:7]):
+            expected[i] = r
+    assert (expected == -1).sum() > 0 and (expected == 6).sum() > 0
+    np.testing.assert_array_equal(res.dt_rank, expected)
+    assert res.dt_rank.dtype == np.int64

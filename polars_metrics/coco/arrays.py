@@ -98,7 +98,6 @@ class CocoResult:
     category_ids: np.ndarray
     features: tuple[str, ...]
     image_ids: np.ndarray
-    dt_rank: np.ndarray = field(repr=False)
     gt_ignore: np.ndarray = field(repr=False)
     gt_id_zero: np.ndarray = field(repr=False)
     match_area: str = "all"
@@ -115,6 +114,15 @@ class CocoResult:
         """The 12 stats per category (see the class docstring), built on first access."""
         names, cat_ids, n_gt = self._per_category_of
         return per_category(self.precision, self.recall, self.params, names, cat_ids, n_gt)
+
+    @cached_property
+    def dt_rank(self) -> np.ndarray:
+        """(n_pd,) int64, see the class docstring; built on first access (a result holds the
+        ranks of the evaluated rows only, so two results alive cost two fewer full columns)."""
+        pd_rows, rank, _, max_det, _, n_pd = self._row_code_of
+        out = np.full(n_pd, -1, np.int64)
+        out[pd_rows] = np.where(rank < max_det, rank, -1)
+        return out
 
     @cached_property
     def _row_code(self) -> np.ndarray:

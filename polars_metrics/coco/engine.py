@@ -296,7 +296,8 @@ def match_arguments(rows: _Rows, lay: _Layout, iou, iou_ptr, d_area, p: CocoPara
     match_args = (
         iou, iou_ptr, lay.dt_ptr, lay.d_grp, lay.gt_ptr, lay.g_grp, int(p.max_dets[-1]),
         rows.g_area, rows.g_ignore, rows.g_crowd, rows.g_idzero,
-        rows.gt_rows.astype(np.int64), d_area, lay.dt_pos, rows.pd_rows.astype(np.int64),
+        rows.gt_rows.astype(np.int64, copy=False), d_area, lay.dt_pos,
+        rows.pd_rows.astype(np.int64, copy=False),
     )  # fmt: skip
     return match_args, area_lo, area_hi
 
@@ -325,7 +326,7 @@ def _match_and_accumulate(rows: _Rows, lay: _Layout, iou, iou_ptr, d_area, p: Co
     keep = p.area_labels.index("all") if "all" in p.area_labels else 0
     # the matcher's code at the kept area, per chunk of thresholds: the cube's counts come from
     # it (coco.cube), so the matching never runs twice for them
-    keep_code = np.empty((n_d, -(-T // K.MAX_THR)), np.int64)
+    keep_code = np.empty((n_d, -(-T // K.MAX_THR)), np.uint32)  # the code words as written
     for ch, t0 in enumerate(range(0, T, K.MAX_THR)):
         t1 = min(t0 + K.MAX_THR, T)
         threaded.coco_match(*match_args, area_lo, area_hi, thrs[t0:t1].copy(), -1, code, no_rows,
@@ -343,8 +344,6 @@ def _result(rows: _Rows, lay: _Layout, p: CocoParams, precision, recall, scores,
             lo, hi, match_inputs, keep_code) -> CocoResult:
     """Per-row outputs in frame row order, and the summaries."""
     max_det = int(p.max_dets[-1])
-    dt_rank = np.full(match_inputs[-1], -1, np.int64)
-    dt_rank[rows.pd_rows] = np.where(lay.rank < max_det, lay.rank, -1)
     gt_id_zero = np.zeros(rows.n_gt_frame, np.bool_)
     gt_id_zero[rows.gt_rows] = rows.g_idzero
     gt_ig = np.ones(rows.n_gt_frame, np.bool_)
@@ -355,7 +354,7 @@ def _result(rows: _Rows, lay: _Layout, p: CocoParams, precision, recall, scores,
         params=p, precision=precision, recall=recall, scores=scores, stats=stats,
         summary=summary_frame(stats, md_used), _per_category_of=(names, cat_ids, n_gt),
         category_ids=cat_ids, features=tuple(names), image_ids=rows.image_ids,
-        gt_id_zero=gt_id_zero, dt_rank=dt_rank, gt_ignore=gt_ig, match_area=p.area_labels[keep],
+        gt_id_zero=gt_id_zero, gt_ignore=gt_ig, match_area=p.area_labels[keep],
         n_pd_outside=rows.n_outside, _match_inputs=match_inputs,
         _row_code_of=(rows.pd_rows, lay.rank, lay.dt_pos, max_det, keep_code, match_inputs[-1]),
     )

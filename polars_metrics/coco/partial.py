@@ -116,7 +116,7 @@ def _match(rows, lay, iou, iou_ptr, d_area, p: CocoParams, pd: pl.DataFrame, ord
     keep = p.area_labels.index("all") if "all" in p.area_labels else 0
     code = np.empty((n_d, A), np.uint32)
     no_rows = np.empty((0, 1), np.int32)
-    keep_code = np.empty((n_d, n_chunks(p)), np.int64)
+    keep_code = np.empty((n_d, n_chunks(p)), np.uint32)
     acc = lay.acc
     kept = lay.rank[acc] < max_det  # the accumulate order; beyond maxDet never counts
     sel = acc[kept]
@@ -193,6 +193,10 @@ class StreamedCocoResult(CocoResult):
     ``ev.matches`` and ``ev.data_rows`` hold the per-image outcomes."""
 
     @property
+    def dt_rank(self) -> np.ndarray:  # not kept (see the class docstring)
+        return np.empty(0, np.int64)
+
+    @property
     def _matches(self):
         raise ValueError(
             "dt_match / dt_ignore / dt_tp are per row of the whole predictions table and are not "
@@ -262,7 +266,7 @@ def accumulate_groups(groups, npig: np.ndarray, image_ids: np.ndarray, p: CocoPa
         summary=summary_frame(stats, md_used),
         _per_category_of=(names, cat_ids, npig_e[:, keep]),
         category_ids=cat_ids, features=tuple(names), image_ids=image_ids,
-        dt_rank=np.empty(0, np.int64), gt_ignore=empty, gt_id_zero=empty,
+        gt_ignore=empty, gt_id_zero=empty,
         match_area=p.area_labels[keep], n_pd_outside=n_outside)
 
 

@@ -13,8 +13,8 @@ import os as _os
 # starts its thread pool; an explicit setting by the user wins).
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from polars_metrics import _memory, state
 from polars_metrics import namespace as _namespace  # noqa: F401  (registers `.pm`)
-from polars_metrics import state
 from polars_metrics.compare import Comparison, compare  # eager: a subpackage of that name
 from polars_metrics.errors import (
     FormatError,
@@ -118,3 +118,7 @@ __all__ = [
     "read_coco", "write_coco_results", "evaluate_coco", "CocoResult",
     "read_labelbox_export", "read_labelbox_ndjson", "labelbox_sdk",
 ]
+
+# numpy's huge-page requests make first touches of large arrays stall on kernels that compact
+# memory on demand; off unless NUMPY_MADVISE_HUGEPAGE says otherwise (see _memory)
+_memory.use_small_pages()

@@ -60,7 +60,8 @@ def _apart(ca, sa, cb, sb, reach2):
 @njit(cache=True, nogil=True)
 def _measure(coords, va, vb, bbox, circle, i):
     """``polygon.shape_measures`` of the one-ring geometry ``coords[va:vb]``: bbox and circle
-    into row ``i``; returns (area, convex sign)."""
+    into row ``i`` (no circle when ``circle`` has no rows: the clip polygons' are not used);
+    returns (area, convex sign)."""
     x0 = np.inf
     y0 = np.inf
     x1 = -np.inf
@@ -86,6 +87,8 @@ def _measure(coords, va, vb, bbox, circle, i):
     convex = 0
     if area > 0.0:
         convex = _convex_sign(coords, va, vb)
+    if circle.shape[0] == 0:
+        return area, convex
     cx = 0.5 * (x0 + x1)
     cy = 0.5 * (y0 + y1)
     r = 0.0
@@ -138,7 +141,7 @@ def segment_pairs_range(ca, oa, gt_off, cb, ob, pd_off, radius, counts, ok, r0, 
     g_box = np.empty((mg, 4), np.float64)
     p_box = np.empty((mp, 4), np.float64)
     g_circ = np.empty((mg, 3), np.float64)
-    p_circ = np.empty((mp, 3), np.float64)
+    p_circ = np.empty((0, 3), np.float64)  # _convex_iou uses the subject's (gt) only
     g_area = np.empty(mg, np.float64)
     p_area = np.empty(mp, np.float64)
     g_cvx = np.empty(mg, np.int64)

@@ -97,6 +97,28 @@ def test_buffer_lines_equals_shapely_for_every_line():
     assert 0 < line_kind.segment_kernel_lines(coords, off, 70.0).size < len(lines)
 
 
+def test_segment_kernel_lines_against_a_per_line_rule():
+    """The lines sent to the kernel, by a plain loop over the rule (two distinct points at least
+    MIN_SEGMENT radii apart, coordinates within MAX_EXTENT radii): tables of single segments
+    (strided views) and mixed tables (gathers)."""
+    rng = np.random.default_rng(17)
+    p0, p1, _ = _segments(3000, rng, log_ratio=(-4.0, 2.0))
+    p0[::50] *= 1e3  # some beyond MAX_EXTENT radii
+    segs = [np.stack([a, b]) for a, b in zip(p0, p1, strict=True)]
+    segs[::97] = [np.array([[3.0, 4.0], [3.0, 4.0]])] * len(segs[::97])
+    mixed = segs[:1000] + [np.array([[0.0, 0.0], [80.0, 0.0], [90.0, 5.0]])] + segs[1000:]
+    for lines in (segs, mixed):
+        coords = np.ascontiguousarray(np.concatenate(lines))
+        off = np.concatenate([[0], np.cumsum([len(x) for x in lines])]).astype(np.int64)
+        for radius in (70.0, 0.3):
+            want = [i for i, x in enumerate(lines) if len(x) == 2
+                    and np.sqrt(((x[1] - x[0]) ** 2).sum()) >= line_kind.MIN_SEGMENT * radius
+                    and np.abs(x).max() <= line_kind.MAX_EXTENT * radius]
+            got = line_kind.segment_kernel_lines(coords, off, radius)
+            assert got.tolist() == want
+            assert 0 < len(want) < len(lines)
+
+
 def _clip_both(sx, sy, qx, qy, orient, ccx, ccy, cr):
     n, m = sx.shape[0], qx.shape[0]
     cap = 2 * (n + m) + 8

@@ -6,7 +6,8 @@
 - ``_kernels.convex_clip.clip_area_fast`` returns ``polygon.clip_area``'s float, not a close one,
   on disc pairs, segment buffers and random convex polygons;
 - pairs of single segments made per data row (``_kernels.line_pairs``) equal the pairs of the
-  shapely buffers;
+  shapely buffers, also for segments about two radii apart (where it skips pairs whose segments
+  are farther apart than that without clipping);
 - whole evaluations (cube, confusion, data rows) equal those of the previous path (shapely
   buffers, the O(n m) clipping kernels), compared frame for frame.
 """
@@ -94,6 +95,28 @@ def test_buffer_lines_equals_shapely_for_every_line():
         for name in ("coords", "ring_off", "part_off", "geom_off"):
             assert np.array_equal(getattr(got, name), getattr(want, name)), name
     assert 0 < line_kind.segment_kernel_lines(coords, off, 70.0).size < len(lines)
+
+
+def test_segment_kernel_lines_against_a_per_line_rule():
+    """The lines sent to the kernel, by a plain loop over the rule (two distinct points at least
+    MIN_SEGMENT radii apart, coordinates within MAX_EXTENT radii): tables of single segments
+    (strided views) and mixed tables (gathers)."""
+    rng = np.random.default_rng(17)
+    p0, p1, _ = _segments(3000, rng, log_ratio=(-4.0, 2.0))
+    p0[::50] *= 1e3  # some beyond MAX_EXTENT radii
+    segs = [np.stack([a, b]) for a, b in zip(p0, p1, strict=True)]
+    segs[::97] = [np.array([[3.0, 4.0], [3.0, 4.0]])] * len(segs[::97])
+    mixed = segs[:1000] + [np.array([[0.0, 0.0], [80.0, 0.0], [90.0, 5.0]])] + segs[1000:]
+    for lines in (segs, mixed):
+        coords = np.ascontiguousarray(np.concatenate(lines))
+        off = np.concatenate([[0], np.cumsum([len(x) for x in lines])]).astype(np.int64)
+        for radius in (70.0, 0.3):
+            want = [i for i, x in enumerate(lines) if len(x) == 2
+                    and np.sqrt(((x[1] - x[0]) ** 2).sum()) >= line_kind.MIN_SEGMENT * radius
+                    and np.abs(x).max() <= line_kind.MAX_EXTENT * radius]
+            got = line_kind.segment_kernel_lines(coords, off, radius)
+            assert got.tolist() == want
+            assert 0 < len(want) < len(lines)
 
 
 def _clip_both(sx, sy, qx, qy, orient, ccx, ccy, cr):
@@ -202,6 +225,97 @@ def test_fused_segment_pairs_equal_buffered_pairs():
         assert fused is not None and len(fused[1]) > 100
         for got, want in zip(fused, ref, strict=True):
             assert np.array_equal(got, want)
+
+
+def _near_pairs(rng, n_rows: int, per_row: int, radius: float):
+    """gt segments and pd segments placed about ``2 radius`` from them (the gap at which the
+    buffers start to touch): parallel sides, end to end, at an angle, crossing; some far from
+    the origin or rounded."""
+    gt, pd = [], []
+    for _ in range(n_rows * per_row):
+        c = rng.uniform(0, 600, 2) + (rng.choice([0.0, 1e6]) * np.ones(2))
+        u = rng.normal(size=2)
+        u /= np.linalg.norm(u)
+        nrm = np.array([-u[1], u[0]])
+        length = rng.uniform(0.05, 8.0) * radius
+        a0, a1 = c, c + length * u
+        gap = 2.0 * radius * (1.0 + rng.choice([-1e-3, -1e-6, -1e-9, 0.0, 1e-9, 1e-7, 2e-6,
+                                                  1e-5, 1e-3, 0.05, rng.uniform(-0.5, 0.5)]))
+        how = rng.integers(0, 4)
+        if how == 0:    # parallel, beside
+            b0, b1 = a0 + gap * nrm, a1 + gap * nrm + rng.normal(0, 1e-3, 2)
+        elif how == 1:  # end to end on one line
+            b0 = a1 + gap * u
+            b1 = b0 + rng.uniform(0.05, 8.0) * radius * u
+        elif how == 2:  # from a point beside the segment, at an angle
+            b0 = a0 + 0.5 * length * u + gap * nrm
+            v = rng.normal(size=2)
+            b1 = b0 + rng.uniform(0.05, 8.0) * radius * np.sign(v @ nrm) * v / np.linalg.norm(v)
+        else:           # long segments crossing anywhere
+            m = a0 + rng.uniform(0, 1) * length * u
+            v = rng.normal(size=2)
+            v /= np.linalg.norm(v)
+            b0, b1 = m - rng.uniform(0, 20) * radius * v, m + rng.uniform(0, 20) * radius * v
+        if rng.random() < 0.2:
+            a0, a1, b0, b1 = (np.round(x, 2) for x in (a0, a1, b0, b1))
+        gt.append((a0, a1))
+        pd.append((b0, b1))
+    row_off = np.arange(n_rows + 1, dtype=np.int64) * per_row
+
+    def table(segs):
+        coords = np.ascontiguousarray(np.array(segs, np.float64).reshape(-1, 2))
+        return coords, np.arange(len(segs) + 1, dtype=np.int64) * 2, row_off
+
+    return table(gt), table(pd)
+
+
+def _segment_gap2(ca, cb):
+    """Squared distances between every gt segment and every pd segment (numpy; crossing: 0)."""
+    a0, a1, b0, b1 = ca[0::2][:, None], ca[1::2][:, None], cb[0::2][None], cb[1::2][None]
+
+    def to_seg(p, q0, q1):
+        d = q1 - q0
+        t = np.clip(((p - q0) * d).sum(-1) / (d * d).sum(-1), 0, 1)
+        return (((q0 + t[..., None] * d) - p) ** 2).sum(-1)
+
+    def side(p, q0, q1):
+        return np.sign((q1 - q0)[..., 0] * (p - q0)[..., 1] - (q1 - q0)[..., 1] * (p - q0)[..., 0])
+
+    cross = (side(b0, a0, a1) * side(b1, a0, a1) < 0) & (side(a0, b0, b1) * side(a1, b0, b1) < 0)
+    d2 = np.minimum.reduce([to_seg(a0, b0, b1), to_seg(a1, b0, b1), to_seg(b0, a0, a1),
+                            to_seg(b1, a0, a1)])
+    return np.where(cross, 0.0, d2)
+
+
+@pytest.mark.parametrize("radius", [70.0, 0.7])
+def test_segment_pairs_near_touching_equal_buffered_pairs(radius):
+    """Segments about ``2 radius`` apart, where ``line_pairs`` skips pairs whose segments are
+    farther apart than ``2 radius`` (plus a margin) without clipping: the pairs and IoUs are
+    still those of the shapely buffers, and the skip is taken (pairs whose bounding boxes
+    overlap but whose segments are apart)."""
+    rng = np.random.default_rng(13)
+    (ca, oa, go), (cb, ob, po) = _near_pairs(rng, 40, 12, radius)
+    fused = T.segment_pairs(ca, oa, go, cb, ob, po, radius)
+    ref = P.row_pairs(_shapely_rings(ca, oa, radius), go, _shapely_rings(cb, ob, radius), po)
+    assert fused is not None
+    for got, want in zip(fused, ref, strict=True):
+        assert np.array_equal(got, want)
+    # the skip is exercised: same-row pairs whose buffers' boxes overlap, segments > 2 r apart
+    gap2 = _segment_gap2(ca, cb)
+    lo = np.minimum(ca[0::2], ca[1::2]) - radius, np.minimum(cb[0::2], cb[1::2]) - radius
+    hi = np.maximum(ca[0::2], ca[1::2]) + radius, np.maximum(cb[0::2], cb[1::2]) + radius
+    boxes = ((np.minimum(hi[0][:, None], hi[1][None]) - np.maximum(lo[0][:, None], lo[1][None]))
+             > 0).all(-1)
+    row = np.repeat(np.arange(len(go) - 1), 12)
+    same = row[:, None] == row[None]
+    skipped = same & boxes & (gap2 > (2 * radius * (1 + 1e-6)) ** 2)
+    assert skipped.sum() > 100
+    kept = set(zip(ref[1].tolist(), ref[2].tolist(), strict=True))
+    assert not any((g, p) in kept for g, p in zip(*np.nonzero(skipped), strict=True))
+    # and pairs barely closer than 2 r (buffers overlapping by a sliver) are found: a skip
+    # with no margin, or one of 1e-6 below 2 r, would drop some
+    assert (gap2[ref[1], ref[2]] > (2 * radius * (1 - 1e-3)) ** 2).sum() > 5
+    assert (gap2[ref[1], ref[2]] > (2 * radius * (1 - 1e-6)) ** 2).sum() > 0
 
 
 @pytest.mark.parametrize("kind", ["point", "line"])

@@ -69,35 +69,40 @@ def _cap(out, base, n, x0, y0, x1, y1, radius, min_dist):
 
 
 @njit(cache=True, nogil=True)
+def segment_ring(coords, s, radius, ring, base):
+    """The buffer ring (open, first point not repeated) of the segment ``coords[s], coords[s +
+    1]`` into ``ring[base:]`` (room for ``STRIDE`` points); its point count, 0 for a point (GEOS
+    buffers a point as a disc, not made here)."""
+    min_dist = radius * 1e-6
+    x0 = coords[s, 0]
+    y0 = coords[s, 1]
+    x1 = coords[s + 1, 0]
+    y1 = coords[s + 1, 1]
+    dx = x1 - x0
+    dy = y1 - y0
+    ln = math.sqrt(dx * dx + dy * dy)
+    if not ln > 0.0:
+        return 0
+    # left side: initSideSegments(p0, p1, LEFT); addLastSegment adds offset1.p1
+    n = _add(ring, base, 0, x1 - radius * dy / ln, y1 + radius * dx / ln, min_dist)
+    n = _cap(ring, base, n, x0, y0, x1, y1, radius, min_dist)
+    # right side: the reversed segment's left offset end, then the cap around p0
+    n = _add(ring, base, n, x0 + radius * dy / ln, y0 - radius * dx / ln, min_dist)
+    return _cap(ring, base, n, x1, y1, x0, y0, radius, min_dist)
+
+
+@njit(cache=True, nogil=True)
 def segment_buffers(coords, off, idx, radius, stride, out, counts, lo, hi):
-    """For ``lo <= k < hi``: the buffer ring (open, first point not repeated) of the segment
+    """For ``lo <= k < hi``: the buffer ring (:func:`segment_ring`) of the segment
     ``coords[off[idx[k]]], coords[off[idx[k]] + 1]``, its point count into ``counts[k]`` and,
     when it has at most ``stride`` points, the points into ``out[k * stride:]`` (segments are
     independent: callers run ranges on threads)."""
-    min_dist = radius * 1e-6
     ring = np.empty((STRIDE, 2), np.float64)
     for k in range(lo, hi):
-        s = off[idx[k]]
-        x0 = coords[s, 0]
-        y0 = coords[s, 1]
-        x1 = coords[s + 1, 0]
-        y1 = coords[s + 1, 1]
-        dx = x1 - x0
-        dy = y1 - y0
-        ln = math.sqrt(dx * dx + dy * dy)
-        if not ln > 0.0:  # a point: GEOS buffers it as a disc, not made here
-            counts[k] = 0
-            continue
-        # left side: initSideSegments(p0, p1, LEFT); addLastSegment adds offset1.p1
-        n = _add(ring, 0, 0, x1 - radius * dy / ln, y1 + radius * dx / ln, min_dist)
-        n = _cap(ring, 0, n, x0, y0, x1, y1, radius, min_dist)
-        # right side: the reversed segment's left offset end, then the cap around p0
-        n = _add(ring, 0, n, x0 + radius * dy / ln, y0 - radius * dx / ln, min_dist)
-        n = _cap(ring, 0, n, x1, y1, x0, y0, radius, min_dist)
+        n = segment_ring(coords, off[idx[k]], radius, ring, 0)
         counts[k] = n
         if n <= stride:
             base = k * stride
             for i in range(n):
                 out[base + i, 0] = ring[i, 0]
                 out[base + i, 1] = ring[i, 1]
-

@@ -16,34 +16,52 @@ import numpy as np
 
 from polars_metrics._kernels._jit import njit
 from polars_metrics._kernels.convex_clip import _convex_iou
-from polars_metrics._kernels.line_buffer import STRIDE, _add, _cap
+from polars_metrics._kernels.line_buffer import STRIDE, segment_ring
 from polars_metrics._kernels.polygon import _convex_sign, _overlap, _ring_area2
 
 
-@njit(cache=True, nogil=True)
-def _ring(coords, s, radius, ring, base):
-    """The buffer ring of segment ``coords[s], coords[s + 1]`` into ``ring[base:]`` (as
-    ``line_buffer.segment_buffers``); its point count (0 for a point)."""
-    min_dist = radius * 1e-6
-    x0 = coords[s, 0]
-    y0 = coords[s, 1]
-    x1 = coords[s + 1, 0]
-    y1 = coords[s + 1, 1]
+@njit(cache=True, nogil=True, inline="always")
+def _to_segment2(px, py, x0, y0, x1, y1):
+    """Squared distance from (px, py) to the segment (x0, y0)-(x1, y1) of positive length."""
     dx = x1 - x0
     dy = y1 - y0
-    ln = math.sqrt(dx * dx + dy * dy)
-    if not ln > 0.0:
-        return 0
-    n = _add(ring, base, 0, x1 - radius * dy / ln, y1 + radius * dx / ln, min_dist)
-    n = _cap(ring, base, n, x0, y0, x1, y1, radius, min_dist)
-    n = _add(ring, base, n, x0 + radius * dy / ln, y0 - radius * dx / ln, min_dist)
-    return _cap(ring, base, n, x1, y1, x0, y0, radius, min_dist)
+    t = min(max(((px - x0) * dx + (py - y0) * dy) / (dx * dx + dy * dy), 0.0), 1.0)
+    ex = x0 + t * dx - px
+    ey = y0 + t * dy - py
+    return ex * ex + ey * ey
+
+
+@njit(cache=True, nogil=True)
+def _apart(ca, sa, cb, sb, reach2):
+    """True when the segments ``ca[sa], ca[sa + 1]`` and ``cb[sb], cb[sb + 1]`` are surely
+    farther than ``sqrt(reach2)`` apart: their buffers of radius ``sqrt(reach2) / 2`` (inside
+    the exact ones up to rounding, far below the margin the caller adds) are then disjoint and
+    the pair has IoU 0. False when the segments may cross."""
+    ax0 = ca[sa, 0]
+    ay0 = ca[sa, 1]
+    ax1 = ca[sa + 1, 0]
+    ay1 = ca[sa + 1, 1]
+    bx0 = cb[sb, 0]
+    by0 = cb[sb, 1]
+    bx1 = cb[sb + 1, 0]
+    by1 = cb[sb + 1, 1]
+    o1 = (ax1 - ax0) * (by0 - ay0) - (ay1 - ay0) * (bx0 - ax0)
+    o2 = (ax1 - ax0) * (by1 - ay0) - (ay1 - ay0) * (bx1 - ax0)
+    o3 = (bx1 - bx0) * (ay0 - by0) - (by1 - by0) * (ax0 - bx0)
+    o4 = (bx1 - bx0) * (ay1 - by0) - (by1 - by0) * (ax1 - bx0)
+    if not ((o1 > 0.0 and o2 > 0.0) or (o1 < 0.0 and o2 < 0.0)) and \
+            not ((o3 > 0.0 and o4 > 0.0) or (o3 < 0.0 and o4 < 0.0)):
+        return False  # the segments cross (or nearly)
+    d2 = min(_to_segment2(ax0, ay0, bx0, by0, bx1, by1), _to_segment2(ax1, ay1, bx0, by0, bx1, by1))
+    d2 = min(d2, _to_segment2(bx0, by0, ax0, ay0, ax1, ay1))
+    return min(d2, _to_segment2(bx1, by1, ax0, ay0, ax1, ay1)) > reach2
 
 
 @njit(cache=True, nogil=True)
 def _measure(coords, va, vb, bbox, circle, i):
     """``polygon.shape_measures`` of the one-ring geometry ``coords[va:vb]``: bbox and circle
-    into row ``i``; returns (area, convex sign)."""
+    into row ``i`` (no circle when ``circle`` has no rows: the clip polygons' are not used);
+    returns (area, convex sign)."""
     x0 = np.inf
     y0 = np.inf
     x1 = -np.inf
@@ -69,6 +87,8 @@ def _measure(coords, va, vb, bbox, circle, i):
     convex = 0
     if area > 0.0:
         convex = _convex_sign(coords, va, vb)
+    if circle.shape[0] == 0:
+        return area, convex
     cx = 0.5 * (x0 + x1)
     cy = 0.5 * (y0 + y1)
     r = 0.0
@@ -87,7 +107,7 @@ def _row_shapes(coords, off, i0, i1, radius, ring, vr, bbox, circle, area, conve
     """Buffers and measures of lines ``i0 <= i < i1`` (rings at ``j * STRIDE``); False when a
     buffer is not a convex polygon of positive area (the caller then takes the general path)."""
     for j in range(i1 - i0):
-        n = _ring(coords, off[i0 + j], radius, ring, j * STRIDE)
+        n = segment_ring(coords, off[i0 + j], radius, ring, j * STRIDE)
         vr[j, 0] = j * STRIDE
         vr[j, 1] = j * STRIDE + n
         area[j], convex[j] = _measure(ring, j * STRIDE, j * STRIDE + n, bbox, circle, j)
@@ -121,7 +141,7 @@ def segment_pairs_range(ca, oa, gt_off, cb, ob, pd_off, radius, counts, ok, r0, 
     g_box = np.empty((mg, 4), np.float64)
     p_box = np.empty((mp, 4), np.float64)
     g_circ = np.empty((mg, 3), np.float64)
-    p_circ = np.empty((mp, 3), np.float64)
+    p_circ = np.empty((0, 3), np.float64)  # _convex_iou uses the subject's (gt) only
     g_area = np.empty(mg, np.float64)
     p_area = np.empty(mp, np.float64)
     g_cvx = np.empty(mg, np.int64)
@@ -137,6 +157,7 @@ def segment_pairs_range(ca, oa, gt_off, cb, ob, pd_off, radius, counts, ok, r0, 
     out_gt = np.empty(size, np.int64)
     out_pd = np.empty(size, np.int64)
     out_iou = np.empty(size, np.float64)
+    reach2 = (2.0 * radius * (1.0 + 1e-6)) ** 2  # see _apart: margins far above rounding
     k = 0
     for r in range(r0, r1):
         g0, g1, p0, p1 = gt_off[r], gt_off[r + 1], pd_off[r], pd_off[r + 1]
@@ -158,7 +179,8 @@ def segment_pairs_range(ca, oa, gt_off, cb, ob, pd_off, radius, counts, ok, r0, 
         first = k
         for gi in range(g1 - g0):
             for pj in range(p1 - p0):
-                if not _overlap(g_box[gi], p_box[pj]):
+                if not _overlap(g_box[gi], p_box[pj]) or _apart(ca, oa[g0 + gi], cb,
+                                                                 ob[p0 + pj], reach2):
                     continue
                 v = _convex_iou(g_ring, g_vr[gi, 0], g_vr[gi, 1], g_circ[gi], g_area[gi], p_ring,
                                 p_vr[pj, 0], p_vr[pj, 1], p_cvx[pj], p_area[pj], buf, ws, X, Y,

@@ -13,9 +13,6 @@ the walk order and comes from the same computation as under IoU order.
 from __future__ import annotations
 
 import dataclasses
-import math
-import sys
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +21,7 @@ import polars as pl
 from polars_metrics import _arrays
 from polars_metrics import schema as s
 from polars_metrics._kernels.aot import kernel
+from polars_metrics._memory import spare_buffer
 from polars_metrics._parallel import run_ranges
 from polars_metrics.pairs import Pairs
 from polars_metrics.prepare import Prepared
@@ -130,53 +128,6 @@ class Matches:
         rf = np.searchsorted(self.rf_row * F + self.rf_feat, prep.pd.row * F + prep.pd.feat)
         hist = np.bincount(rf * (C + 1) + self.npass, minlength=n_rf * (C + 1))
         return _arrays.count_above(hist.reshape(n_rf, C + 1))  # kept at c iff npass > c
-
-
-_spares: dict[str, np.ndarray] = {}
-_spares_lock = threading.Lock()
-
-
-def _references(held: dict[str, np.ndarray], name: str) -> int:
-    return sys.getrefcount(held[name])
-
-
-# what _references counts for an array only the dict holds (calibrated the same way)
-_UNUSED = _references({"probe": np.empty(0)}, "probe")
-
-
-def spare_buffer(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
-    """An uninitialized array for the data-row table, in the memory of the last one handed
-    out under ``name`` when nothing references that one any more (its frame was dropped), else
-    a new one (which is kept for the next call).
-
-    Why: the table is rebuilt on every read and is an evaluation's largest allocation (48 bytes
-    per data row and threshold cell: 116 MB at 20,000 images); memory a process freed and
-    touches again later can cost far more than reusing what it holds (fresh pages are zeroed by
-    the kernel, and in VMs backed again by the host). A spare is reused only when its reference
-    count shows no array, view or frame column still uses it; at most one is kept per name
-    (a new one replaces it when it is in use or too small, or more than 4× too large).
-
-    >>> a = spare_buffer("doc", (2, 3), np.int64)
-    >>> b = spare_buffer("doc", (2, 3), np.int64)  # ``a`` still holds the first: a new one
-    >>> np.shares_memory(a, b)
-    False
-    >>> del a, b
-    >>> c = spare_buffer("doc", (3,), np.int64)  # nothing holds the last one: reused
-    >>> c.base is _spares["doc"]
-    True
-    """
-    n = math.prod(shape)
-    dtype = np.dtype(dtype)
-    with _spares_lock:
-        if name in _spares and _references(_spares, name) == _UNUSED:
-            spare = _spares[name]
-            if spare.dtype == dtype and n <= spare.size <= 4 * n + 4096:
-                return spare[:n].reshape(shape)
-            del spare
-        _spares.pop(name, None)
-        fresh = np.empty(n, dtype=dtype)
-        _spares[name] = fresh
-        return fresh.reshape(shape)
 
 
 greedy_match_by_iou = kernel("matching", "greedy_match_by_iou")

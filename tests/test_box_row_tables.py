@@ -17,7 +17,7 @@ import pytest
 from box_fast_cases import CASES, GOLDEN, case
 
 import polars_metrics as pm
-from polars_metrics import matching
+from polars_metrics import _memory, _parallel
 
 PLAIN = [c for c in CASES if "on_invalid" not in c[1]]
 
@@ -32,7 +32,7 @@ def _snapshot(frame: pl.DataFrame) -> list[tuple]:
 
 @pytest.fixture
 def no_spares(monkeypatch):
-    monkeypatch.setattr(matching, "_spares", {})
+    monkeypatch.setattr(_memory, "_spares", {})
 
 
 @pytest.mark.parametrize(("seed", "kwargs"), PLAIN)
@@ -41,11 +41,11 @@ def test_fresh_and_reused_buffers_give_the_frozen_table(seed, kwargs, no_spares)
     ev = pm.evaluate(gt, pd, data_rows=data_rows, **kwargs)
     fresh = ev.data_rows
     assert fresh.equals(_golden_rows(seed)) and fresh.schema == _golden_rows(seed).schema
-    spare = weakref.ref(matching._spares["row_counts"])  # a reference would keep it in use
+    spare = weakref.ref(_memory._spares["row_counts"])  # a reference would keep it in use
     del fresh
     gc.collect()
     again = ev.data_rows  # nothing held the first frame: built in the same memory
-    assert matching._spares["row_counts"] is spare()
+    assert _memory._spares["row_counts"] is spare()
     assert np.shares_memory(again["tp"].to_numpy(), spare())
     assert again.equals(_golden_rows(seed))
 
@@ -64,7 +64,7 @@ def test_a_frame_still_alive_is_not_overwritten_by_the_next_call(no_spares):
     assert _snapshot(first) == before and first.equals(_golden_rows(0))
     assert _snapshot(second) != before
     # the second frame equals the one built with fresh buffers only
-    matching._spares.clear()
+    _memory._spares.clear()
     alone = pm.evaluate(gt, pd2, data_rows=data_rows).data_rows
     assert second.equals(alone)
 
@@ -86,24 +86,24 @@ def test_a_numpy_view_of_a_column_keeps_its_memory_from_reuse(no_spares):
 
 
 def test_spare_buffer_sizes_and_replacement(no_spares):
-    a = matching.spare_buffer("t", (4, 5), np.int64)
+    a = _memory.spare_buffer("t", (4, 5), np.int64)
     assert a.shape == (4, 5) and a.dtype == np.int64
-    base = weakref.ref(matching._spares["t"])
-    in_use = matching.spare_buffer("t", (4, 5), np.int64)  # ``a`` holds the spare: new
+    base = weakref.ref(_memory._spares["t"])
+    in_use = _memory.spare_buffer("t", (4, 5), np.int64)  # ``a`` holds the spare: new
     assert in_use.base is not base() and not np.shares_memory(a, in_use)
     del a, in_use
-    base = weakref.ref(matching._spares["t"])
-    smaller = matching.spare_buffer("t", (3, 5), np.int64)  # fits: reused
+    base = weakref.ref(_memory._spares["t"])
+    smaller = _memory.spare_buffer("t", (3, 5), np.int64)  # fits: reused
     assert smaller.base is base() and smaller.shape == (3, 5)
     del smaller
-    other_dtype = matching.spare_buffer("t", (3, 5), np.float64)  # another dtype: new
+    other_dtype = _memory.spare_buffer("t", (3, 5), np.float64)  # another dtype: new
     assert other_dtype.base is not base() and other_dtype.dtype == np.float64
     del other_dtype
-    larger = matching.spare_buffer("t", (2000, 5), np.float64)  # too small: new
-    assert larger.size == 10_000 and matching._spares["t"].size == 10_000
+    larger = _memory.spare_buffer("t", (2000, 5), np.float64)  # too small: new
+    assert larger.size == 10_000 and _memory._spares["t"].size == 10_000
     del larger
-    tiny = matching.spare_buffer("t", (1,), np.float64)  # far too large to pin: new
-    assert matching._spares["t"].size == 1 and tiny.size == 1
+    tiny = _memory.spare_buffer("t", (1,), np.float64)  # far too large to pin: new
+    assert _memory._spares["t"].size == 1 and tiny.size == 1
 
 
 def test_a_result_keeps_no_dense_per_row_tables():
@@ -129,3 +129,31 @@ def test_row_tables_sum_to_the_cube(greedy_order):
     rows = ev.data_rows.group_by(keys).agg(pl.col("tp", "fp", "fn").sum()).sort(keys)
     cube = ev.cube.group_by(keys).agg(pl.col("tp", "fp", "fn").sum()).sort(keys)
     assert rows.equals(cube)
+
+
+def test_pairs_and_joined_boxes_in_spares_stay_with_a_live_result(monkeypatch, no_spares):
+    """Two threads' pair parts are joined into spare buffers and a chunked box column into
+    another: the frames equal the frozen ones, the first result's pairs survive a second call
+    made while it is alive, and that call equals one made with fresh buffers only."""
+    monkeypatch.setattr(_parallel, "SMALL", 0)
+    monkeypatch.setattr(_parallel, "num_threads", lambda: 2)
+    gt, pd, data_rows = case(0)
+    chunked = pl.concat([pd[: pd.height // 2], pd[pd.height // 2:]], rechunk=False)
+    assert chunked["bbox"].n_chunks() == 2
+    ev = pm.evaluate(gt, chunked, data_rows=data_rows)
+    assert {"pair_gt", "pair_pd", "pair_iou", "pd_boxes"} <= set(_memory._spares)
+    pairs = ev.detail.pairs_arrays
+    assert np.shares_memory(pairs.gt, _memory._spares["pair_gt"])
+    kept = (pairs.gt.copy(), pairs.pd.copy(), pairs.iou.copy())
+    assert ev.data_rows.equals(_golden_rows(0))
+    pd2 = chunked.with_columns(pl.col("bbox").arr.eval(pl.element() * 0.9))  # other pairs
+    ev2 = pm.evaluate(gt, pd2, data_rows=data_rows)
+    assert not np.shares_memory(ev2.detail.pairs_arrays.gt, pairs.gt)
+    for got, want in zip((pairs.gt, pairs.pd, pairs.iou), kept, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert ev.data_rows.equals(_golden_rows(0))
+    _memory.release_spares()
+    alone = pm.evaluate(gt, pd2.rechunk(), data_rows=data_rows)
+    assert ev2.data_rows.equals(alone.data_rows)
+    assert ev2.detail.pairs.equals(alone.detail.pairs)
+    assert not ev2.detail.pairs.equals(ev.detail.pairs)

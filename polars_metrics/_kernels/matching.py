@@ -326,6 +326,8 @@ def row_tables_range(gt_off, pd_off, gt_feat, pd_feat, pd_npass, rf_off, rf_feat
     tp_bins = np.zeros((mf, n_iou + 1), dtype=np.int64)
     is_active = np.zeros(mf, dtype=np.bool_)
     active = np.empty(mf, dtype=np.int64)
+    sums = np.empty((3, n_iou), dtype=np.float64)
+    tp_tot = np.empty(n_iou, dtype=np.int64)
     for r in range(r0, r1):
         f0, n_f = rf_off[r], rf_off[r + 1] - rf_off[r]
         n_g = gt_off[r + 1] - gt_off[r]
@@ -361,26 +363,35 @@ def row_tables_range(gt_off, pd_off, gt_feat, pd_feat, pd_npass, rf_off, rf_feat
                 for b in range(n_iou, -1, -1):
                     acc += tp_bins[f, b]
                     tp_bins[f, b] = acc
-            for t in range(n_iou):
-                tp_tot = 0
-                s_p = 0.0
-                s_r = 0.0
-                s_f = 0.0
-                for a in range(n_active):
-                    f = active[a]
+            # sums over the active slots in slot order for every t at once (each t's sums see
+            # the same additions in the same order as a loop over slots per t); a slot's tp
+            # falls in few steps along t, so its three ratios are divided only when it changes
+            sums[:, :] = 0.0
+            tp_tot[:] = 0
+            for a in range(n_active):
+                f = active[a]
+                kf = kept[f, c + 1]
+                ng = np.int64(rf_ngt[f0 + f])
+                last = -1
+                q_p = q_r = q_f = 0.0
+                for t in range(n_iou):
                     tp = tp_bins[f, t + 1]
-                    kf = kept[f, c + 1]
-                    ng = np.int64(rf_ngt[f0 + f])
-                    tp_tot += tp
-                    s_p += tp / kf
-                    s_r += tp / ng
-                    s_f += 2.0 * tp / (kf + ng)
-                row_counts[0, r, c, t] = tp_tot
-                row_counts[1, r, c, t] = n_kept[c] - tp_tot
-                row_counts[2, r, c, t] = n_g - tp_tot
-                row_means[0, r, c, t] = s_p / n_p_def if n_p_def > 0 else np.nan
-                row_means[1, r, c, t] = s_r / n_r_def if n_r_def > 0 else np.nan
-                row_means[2, r, c, t] = s_f / n_iou_def if n_iou_def > 0 else np.nan
+                    if tp != last:
+                        last = tp
+                        q_p = tp / kf
+                        q_r = tp / ng
+                        q_f = 2.0 * tp / (kf + ng)
+                    tp_tot[t] += tp
+                    sums[0, t] += q_p
+                    sums[1, t] += q_r
+                    sums[2, t] += q_f
+            for t in range(n_iou):
+                row_counts[0, r, c, t] = tp_tot[t]
+                row_counts[1, r, c, t] = n_kept[c] - tp_tot[t]
+                row_counts[2, r, c, t] = n_g - tp_tot[t]
+                row_means[0, r, c, t] = sums[0, t] / n_p_def if n_p_def > 0 else np.nan
+                row_means[1, r, c, t] = sums[1, t] / n_r_def if n_r_def > 0 else np.nan
+                row_means[2, r, c, t] = sums[2, t] / n_iou_def if n_iou_def > 0 else np.nan
             for a in range(n_active):
                 f = active[a]
                 tp_bins[f, :] = 0

@@ -9,6 +9,7 @@ import polars as pl
 from polars_metrics import schema as s
 from polars_metrics._arrays import f64_matrix, f64_rows
 from polars_metrics._kernels.aot import kernel
+from polars_metrics._memory import spare_buffer
 from polars_metrics._parallel import map_ranges, run_ranges
 from polars_metrics.errors import SchemaError
 from polars_metrics.kinds._base import Kind
@@ -140,7 +141,7 @@ def pairs(gt, pd, profile=None):
     (int64 CSR over data rows), pair_gt, pair_pd (int64 positions in data-row order) and
     pair_iou (float64). The boxes are read in place through the sides' row order.
     """
-    return box_pairs(*_boxes(gt), gt.off, *_boxes(pd), pd.off)
+    return box_pairs(*_boxes(gt, "gt_boxes"), gt.off, *_boxes(pd, "pd_boxes"), pd.off)
 
 
 _IDENTITY = np.zeros(0, dtype=np.int32)
@@ -173,12 +174,23 @@ def box_pairs(gt: np.ndarray, gt_idx: np.ndarray | None, gt_off: np.ndarray, pd:
         return (pair_off, *parts[0])
     if not parts:
         return pair_off, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
-    return (pair_off, *(np.concatenate([part[i] for part in parts]) for i in range(3)))
+    # the threads' parts joined in memory reused from an earlier call's pairs once nothing
+    # holds those (a result keeps its pairs)
+    total = int(pair_off[-1])
+    return (pair_off, *(np.concatenate([part[i] for part in parts],
+                                       out=spare_buffer(name, (total,), parts[0][i].dtype))
+                        for i, name in enumerate(("pair_gt", "pair_pd", "pair_iou"))))
 
 
-def _boxes(side) -> tuple[np.ndarray, np.ndarray | None]:
-    """The side's box column (a view when it is one chunk) and its row order."""
-    return f64_rows(side.frame[s.BBOX], 4), side.idx
+def _boxes(side, spare: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The side's box column and its row order: a view when the column is one chunk, else its
+    chunks joined in a spare buffer (the join lives for the pairs stage only, and the next
+    call reuses its memory)."""
+    col = side.frame[s.BBOX]
+    chunks = [c.to_numpy() for c in col.get_chunks()] if col.n_chunks() > 1 else []
+    if chunks and all(c.dtype == np.float64 and c.ndim == 2 and c.shape[1] == 4 for c in chunks):
+        return np.concatenate(chunks, out=spare_buffer(spare, (len(col), 4), np.float64)), side.idx
+    return f64_rows(col, 4), side.idx
 
 
 def aligned_iou(a: pl.Series, b: pl.Series) -> np.ndarray:

@@ -22,6 +22,7 @@ from polars_metrics import _arrays
 from polars_metrics import schema as s
 from polars_metrics._kernels.aot import kernel
 from polars_metrics._parallel import run_ranges
+from polars_metrics._spare import spare_buffer
 from polars_metrics.pairs import Pairs
 from polars_metrics.prepare import Prepared
 from polars_metrics.profiles import Profile
@@ -110,7 +111,9 @@ class Matches:
         if self.score_rows is not None:
             return self.score_rows
         shape = (3, *self.row_iou.shape, self.n_iou)
-        counts, means = np.empty(shape, dtype=np.int64), np.empty(shape, dtype=np.float64)
+        # in the previous table's memory once nothing holds that table (see _spare)
+        counts = spare_buffer("row_counts", shape, np.int64)
+        means = spare_buffer("row_means", shape, np.float64)
         gt_off, pd_off, gt_feat, pd_feat = self.sides
         run_ranges(row_tables_range, (
             gt_off, pd_off, gt_feat, pd_feat, self.npass, self.rf_off, self.rf_feat,

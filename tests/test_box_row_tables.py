@@ -1,7 +1,8 @@
 """The data-row table rebuilt from the match events on each read (wave 6, ``h-box2``): a result
 keeps the events, not the dense per-row counts and means (48 bytes per data row and threshold
-cell), and the pairs stage frees a chunked box column's join and each column's thread parts
-before joining the next.
+cell), and those are written into spare buffers that a later read reuses once nothing
+references them any more (``polars_metrics._spare``); the pairs stage frees a chunked box
+column's join and each column's thread parts before joining the next.
 
 Every frame is compared with the frozen frames of ``tests/data/box_fast/`` (written by the
 implementation before the fast path), whichever way it was built.
@@ -9,6 +10,7 @@ implementation before the fast path), whichever way it was built.
 from __future__ import annotations
 
 import gc
+import weakref
 
 import numpy as np
 import polars as pl
@@ -16,7 +18,7 @@ import pytest
 from box_fast_cases import CASES, GOLDEN, case
 
 import polars_metrics as pm
-from polars_metrics import _parallel
+from polars_metrics import _parallel, _spare
 from polars_metrics.kinds import box
 
 PLAIN = [c for c in CASES if "on_invalid" not in c[1]]
@@ -26,8 +28,75 @@ def _golden_rows(seed: int) -> pl.DataFrame:
     return pl.read_parquet(GOLDEN / f"{seed}_data_rows.parquet")
 
 
+@pytest.fixture
+def no_spares(monkeypatch):
+    monkeypatch.setattr(_spare, "_spares", {})
+
+
 @pytest.mark.parametrize(("seed", "kwargs"), PLAIN)
-def test_every_read_of_the_rebuilt_table_equals_the_frozen_one(seed, kwargs):
+def test_fresh_and_reused_buffers_give_the_frozen_table(seed, kwargs, no_spares):
+    gt, pd, data_rows = case(seed)
+    ev = pm.evaluate(gt, pd, data_rows=data_rows, **kwargs)
+    fresh = ev.data_rows
+    assert fresh.equals(_golden_rows(seed)) and fresh.schema == _golden_rows(seed).schema
+    spare = weakref.ref(_spare._spares["row_counts"])  # a reference would keep it in use
+    del fresh
+    gc.collect()
+    again = ev.data_rows  # nothing held the first frame: built in the same memory
+    assert _spare._spares["row_counts"] is spare()
+    assert np.shares_memory(again["tp"].to_numpy(), spare())
+    assert again.equals(_golden_rows(seed))
+
+
+def test_a_numpy_view_of_a_column_keeps_its_memory_from_reuse(no_spares):
+    gt, pd, data_rows = case(0)
+    ev = pm.evaluate(gt, pd, data_rows=data_rows)
+    frame = ev.data_rows
+    tp, precision = frame["tp"].to_numpy(), frame["precision"].to_numpy()
+    tp_before, precision_before = tp.copy(), precision.copy()
+    del frame
+    gc.collect()
+    ev2 = pm.evaluate(gt, pd.with_columns(pl.col("confidence") * 0.5), data_rows=data_rows)
+    other = ev2.data_rows  # may not reuse the memory the views read
+    assert not np.shares_memory(other["tp"].to_numpy(), tp)
+    np.testing.assert_array_equal(tp, tp_before)
+    np.testing.assert_array_equal(precision, precision_before)
+    assert not np.array_equal(other["tp"].to_numpy(), tp_before)
+
+
+def test_spare_buffer_sizes_and_replacement(no_spares):
+    a = _spare.spare_buffer("t", (4, 5), np.int64)
+    assert a.shape == (4, 5) and a.dtype == np.int64
+    base = weakref.ref(_spare._spares["t"])
+    in_use = _spare.spare_buffer("t", (4, 5), np.int64)  # ``a`` holds the spare: new
+    assert in_use.base is not base() and not np.shares_memory(a, in_use)
+    del a, in_use
+    base = weakref.ref(_spare._spares["t"])
+    smaller = _spare.spare_buffer("t", (3, 5), np.int64)  # fits: reused
+    assert smaller.base is base() and smaller.shape == (3, 5)
+    del smaller
+    other_dtype = _spare.spare_buffer("t", (3, 5), np.float64)  # another dtype: new
+    assert other_dtype.base is not base() and other_dtype.dtype == np.float64
+    del other_dtype
+    larger = _spare.spare_buffer("t", (2000, 5), np.float64)  # too small: new
+    assert larger.size == 10_000 and _spare._spares["t"].size == 10_000
+    del larger
+    tiny = _spare.spare_buffer("t", (1,), np.float64)  # far too large to pin: new
+    assert _spare._spares["t"].size == 1 and tiny.size == 1
+    assert _spare.release_spares() == 8 and not _spare._spares
+
+
+def test_spares_stay_within_their_budget(monkeypatch, no_spares):
+    monkeypatch.setattr(_spare, "SPARE_BYTES", 1000)
+    kept = _spare.spare_buffer("a", (100,), np.float64)  # 800 bytes: kept
+    assert "a" in _spare._spares
+    over = _spare.spare_buffer("b", (100,), np.float64)  # would make 1,600: not kept
+    assert "b" not in _spare._spares and over.shape == (100,)
+    del kept, over
+
+
+@pytest.mark.parametrize(("seed", "kwargs"), PLAIN)
+def test_every_read_of_the_rebuilt_table_equals_the_frozen_one(seed, kwargs, no_spares):
     gt, pd, data_rows = case(seed)
     ev = pm.evaluate(gt, pd, data_rows=data_rows, **kwargs)
     first = ev.data_rows
@@ -44,7 +113,7 @@ def test_every_read_of_the_rebuilt_table_equals_the_frozen_one(seed, kwargs):
     assert other.rows() != before
 
 
-def test_a_frame_alive_keeps_its_values_through_the_next_call():
+def test_a_frame_alive_keeps_its_values_through_the_next_call(no_spares):
     gt, pd, data_rows = case(0)
     ev = pm.evaluate(gt, pd, data_rows=data_rows)
     first = ev.data_rows

@@ -36,6 +36,34 @@ def _references(held: dict[str, np.ndarray], name: str) -> int:
 _UNUSED = _references({"probe": np.empty(0)}, "probe")
 
 
+def reserve(name: str, shape: tuple[int, ...], dtype) -> None:
+    """Make sure a free spare of this size exists now, its pages touched: a run that will build
+    the data-row table reserves it in its match stage, right after the pairs stage freed more
+    than it, so its pages are memory the process gave back moments ago rather than memory it
+    touches for the first time (or again after the host took it back) at the end of the call.
+    Nothing is done when a free spare fits already (a later call of a loop).
+
+    >>> reserve("doc_reserved", (4, 2), np.int64)
+    >>> _spares["doc_reserved"].size
+    8
+    """
+    n = math.prod(shape)
+    dtype = np.dtype(dtype)
+    with _spares_lock:
+        if _fits(name, n, dtype):
+            return
+    buf = spare_buffer(name, shape, dtype).reshape(-1)
+    buf[:: max(1, 4096 // dtype.itemsize)] = 0  # one write per page
+    del buf
+
+
+def _fits(name: str, n: int, dtype: np.dtype) -> bool:
+    if name not in _spares or _references(_spares, name) != _UNUSED:
+        return False
+    spare = _spares[name]
+    return spare.dtype == dtype and n <= spare.size <= 4 * n + 4096
+
+
 def spare_buffer(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
     """An uninitialized array, in the memory of the last one handed out under ``name`` when
     nothing references that one any more (its frame or result was dropped), else a new one
@@ -57,11 +85,8 @@ def spare_buffer(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
     n = math.prod(shape)
     dtype = np.dtype(dtype)
     with _spares_lock:
-        if name in _spares and _references(_spares, name) == _UNUSED:
-            spare = _spares[name]
-            if spare.dtype == dtype and n <= spare.size <= 4 * n + 4096:
-                return spare[:n].reshape(shape)
-            del spare
+        if _fits(name, n, dtype):
+            return _spares[name][:n].reshape(shape)
         _spares.pop(name, None)
         fresh = np.empty(n, dtype=dtype)
         if fresh.nbytes + sum(a.nbytes for a in _spares.values()) <= SPARE_BYTES:

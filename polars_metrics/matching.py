@@ -22,7 +22,7 @@ from polars_metrics import _arrays
 from polars_metrics import schema as s
 from polars_metrics._kernels.aot import kernel
 from polars_metrics._parallel import run_ranges
-from polars_metrics._spare import spare_buffer
+from polars_metrics._spare import reserve, spare_buffer
 from polars_metrics.pairs import Pairs
 from polars_metrics.prepare import Prepared
 from polars_metrics.profiles import Profile
@@ -178,6 +178,9 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     iv_rf = np.empty(n_cap, dtype=np.int32)
     iv_val = np.empty(n_cap, dtype=np.float64)
     row_iou = np.empty((n_rows, n_conf), dtype=np.float64)  # the kernel writes every cell
+    if profile.greedy_order != "score":  # (score order builds its table with the walk)
+        for name, dtype in (("row_counts", np.int64), ("row_means", np.float64)):
+            reserve(name, (3, n_rows, n_conf, n_iou), dtype)  # the data-row table's: see _spare
     # work per chunk of rows: its pairs, plus its annotations (rows without pairs still count)
     chunk_rows = np.minimum(np.arange(0, n_rows + ROWS_PER_CHUNK, ROWS_PER_CHUNK), n_rows)
     chunk_work = pairs.off[chunk_rows] + prep.gt.off[chunk_rows] + prep.pd.off[chunk_rows]

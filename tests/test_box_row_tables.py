@@ -174,3 +174,15 @@ def test_pairs_joined_from_thread_parts_of_a_chunked_box_column(monkeypatch):
                     (two.detail.pairs_arrays.gt, two.detail.pairs_arrays.pd,
                      two.detail.pairs_arrays.iou), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_run_reserves_the_table_spare_and_the_read_uses_it(no_spares):
+    gt, pd, data_rows = case(0)
+    ev = pm.evaluate(gt, pd, data_rows=data_rows)
+    reserved = weakref.ref(_spare._spares["row_counts"])  # made in the match stage
+    frame = ev.data_rows
+    assert np.shares_memory(frame["tp"].to_numpy(), reserved())
+    assert frame.equals(_golden_rows(0))
+    scored = pm.evaluate(gt, pd, data_rows=data_rows, greedy_order="score")
+    assert _spare._spares["row_counts"] is reserved()  # in use: score order reserves none
+    del scored

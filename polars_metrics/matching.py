@@ -22,6 +22,7 @@ from polars_metrics import _arrays
 from polars_metrics import schema as s
 from polars_metrics._kernels.aot import kernel
 from polars_metrics._parallel import run_ranges
+from polars_metrics._spare import reserve, spare_buffer
 from polars_metrics.pairs import Pairs
 from polars_metrics.prepare import Prepared
 from polars_metrics.profiles import Profile
@@ -60,12 +61,16 @@ class Matches:
     iv_rf: np.ndarray       # int32
     iv_val: np.ndarray
     npass: np.ndarray       # per prediction, the confidence thresholds it passes (as matched)
-    # per data row, stored metric-major so each metric is one contiguous column (zero-copy)
-    row_counts: np.ndarray  # (3, n_rows, C, T): tp, fp, fn
-    row_means: np.ndarray   # (3, n_rows, C, T): mean precision, recall, f1 (NaN = undefined)
     row_iou: np.ndarray     # (n_rows, C): mean IoU metric (NaN = undefined)
     gt_row: np.ndarray      # the data row of each ground truth (prep.gt.row, not a copy)
+    ev_roff: np.ndarray     # int64 CSR offsets of the events over data rows
+    # what :meth:`row_tables` reads: the data-row ends of the sides (gt_off, pd_off) and the
+    # features (gt_feat, pd_feat) in data-row order (the prepared sides' arrays, not copies)
+    sides: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    n_iou: int              # IoU thresholds (T)
     ev_t: np.ndarray | None = None  # int32 IoU index of each event: score order only
+    # score order: (row_counts, row_means) as computed with the walk (see :meth:`row_tables`)
+    score_rows: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def score_ordered(self) -> bool:
@@ -97,6 +102,25 @@ class Matches:
         dense[self.iv_rf, self.iv_c] = self.iv_val
         return dense
 
+    def row_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """(row_counts, row_means), both (3, n_rows, C, T) and metric-major so each metric is
+        one contiguous column (zero-copy frame columns): tp, fp, fn summed over a row's
+        features, and the means of its per-feature precision, recall and F1 (NaN where none
+        is defined). Built on each call from the events (a result keeps the events, not these
+        tables: 6 × 8 bytes × C × T per data row)."""
+        if self.score_rows is not None:
+            return self.score_rows
+        shape = (3, *self.row_iou.shape, self.n_iou)
+        # in the previous table's memory once nothing holds that table (see _spare)
+        counts = spare_buffer("row_counts", shape, np.int64)
+        means = spare_buffer("row_means", shape, np.float64)
+        gt_off, pd_off, gt_feat, pd_feat = self.sides
+        run_ranges(row_tables_range, (
+            gt_off, pd_off, gt_feat, pd_feat, self.npass, self.rf_off, self.rf_feat,
+            self.rf_ngt, self.rf_until, self.ev_roff, self.ev_c, self.ev_gt, self.ev_pd,
+            self.ev_bin, counts, means), self.ev_roff + self.rf_off)
+        return counts, means
+
     def rf_kept(self, prep: Prepared) -> np.ndarray:
         """(n_rf, C) kept predictions per (data row, feature) and confidence threshold,
         from the predictions themselves (not stored)."""
@@ -108,6 +132,7 @@ class Matches:
 
 
 greedy_match_by_iou = kernel("matching", "greedy_match_by_iou")
+row_tables_range = kernel("matching", "row_tables_range")
 compact_events = kernel("groups", "compact_events")
 compact_values = kernel("groups", "compact_values")
 ROWS_PER_CHUNK = 64  # must equal _kernels.matching.ROWS_PER_CHUNK (rows sharing scratch arrays)
@@ -152,21 +177,19 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     iv_n = np.zeros((n_rows, n_conf), dtype=np.int64)
     iv_rf = np.empty(n_cap, dtype=np.int32)
     iv_val = np.empty(n_cap, dtype=np.float64)
-    # the kernel writes every cell of these
-    row_counts = np.empty((3, n_rows, n_conf, n_iou), dtype=np.int64)
-    row_means = np.empty((3, n_rows, n_conf, n_iou), dtype=np.float64)
-    row_iou = np.empty((n_rows, n_conf), dtype=np.float64)
+    row_iou = np.empty((n_rows, n_conf), dtype=np.float64)  # the kernel writes every cell
+    if profile.greedy_order != "score":  # (score order builds its table with the walk)
+        for name, dtype in (("row_counts", np.int64), ("row_means", np.float64)):
+            reserve(name, (3, n_rows, n_conf, n_iou), dtype)  # the data-row table's: see _spare
     # work per chunk of rows: its pairs, plus its annotations (rows without pairs still count)
     chunk_rows = np.minimum(np.arange(0, n_rows + ROWS_PER_CHUNK, ROWS_PER_CHUNK), n_rows)
     chunk_work = pairs.off[chunk_rows] + prep.gt.off[chunk_rows] + prep.pd.off[chunk_rows]
     run_ranges(greedy_match_by_iou, (
         prep.gt.off, prep.pd.off, gt_feat, pd_feat, npass,
-        pairs.off, pairs.gt, pairs.pd, pairs.iou, pairs.always,
-        _kernel_thresholds(prep.iou_thr, profile.iou_strict), n_conf, profile.class_aware,
+        pairs.off, pairs.gt, pairs.pd, pairs.iou, n_conf, profile.class_aware,
         rf_off, rf_feat, ev_off,
         ev_n, ev_pair,
-        rf_ngt, rf_until, iv_n, iv_rf, iv_val,
-        row_counts, row_means, row_iou,
+        rf_ngt, rf_until, iv_n, iv_rf, iv_val, row_iou,
     ), chunk_work)
     out_off = _arrays.offsets_from_lengths(ev_n.sum(axis=1))
     n_ev = int(out_off[-1])
@@ -186,7 +209,8 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     return Matches(ev_c, pairs.gt[ev_k].astype(np.int32), pairs.pd[ev_k].astype(np.int32),
                    ev_iou, ev_free, ev_bin,
                    rf_off, rf_feat, rf_ngt, rf_until, iv_off, iv_c, iv_rf_out, iv_val_out, npass,
-                   row_counts, row_means, row_iou, prep.gt.row)
+                   row_iou, prep.gt.row, out_off,
+                   (prep.gt.off, prep.pd.off, gt_feat, pd_feat), n_iou)
 
 
 greedy_match_by_score = kernel("matching", "greedy_match_by_score")
@@ -209,15 +233,6 @@ def iou_passes(iou: np.ndarray, iou_thr: np.ndarray, strict: bool) -> np.ndarray
     if strict:  # t < v  iff  nextafter(t, inf) <= v
         return count_at_or_below(np.nextafter(np.asarray(iou_thr, np.float64), np.inf), iou)
     return count_at_or_below(np.minimum(iou_thr, ALMOST_ONE).astype(np.float64), iou)
-
-
-def _kernel_thresholds(iou_thr: np.ndarray, strict: bool) -> np.ndarray:
-    """Thresholds for kernels that count thresholds strictly below an IoU: for the
-    non-strict test, each threshold is replaced by the float just below min(t, 1 - 1e-10)
-    (``a <= v`` iff ``nextafter(a, -inf) < v``)."""
-    if strict:
-        return iou_thr
-    return np.nextafter(np.minimum(iou_thr, ALMOST_ONE), -np.inf)
 
 
 def _walk_order(prep: Prepared, pairs: Pairs, npass: np.ndarray, class_aware: bool) -> np.ndarray:
@@ -282,11 +297,11 @@ def match_by_score(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     ev_k = k[ev_w]
     ev_gt, ev_pd = pairs.gt[ev_k].astype(np.int32), pairs.pd[ev_k].astype(np.int32)
     ev_c = base.npass[ev_pd].astype(np.int32)
-    row_counts, row_means = _score_row_tables(prep, base, ev_gt, ev_pd, ev_c, ev_t)
+    score_rows = _score_row_tables(prep, base, ev_gt, ev_pd, ev_c, ev_t)
     return dataclasses.replace(
         base, ev_c=ev_c, ev_gt=ev_gt, ev_pd=ev_pd, ev_iou=pairs.iou[ev_k],
-        ev_free=pairs.always[ev_k], ev_bin=ev_t + 1, ev_t=ev_t,
-        row_counts=row_counts, row_means=row_means)
+        ev_free=pairs.always[ev_k], ev_bin=ev_t + 1, ev_t=ev_t, ev_roff=out_off,
+        score_rows=score_rows)
 
 
 def rf_true_positives(prep: Prepared, m: Matches) -> tuple[np.ndarray, np.ndarray]:

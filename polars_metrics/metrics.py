@@ -92,8 +92,7 @@ def data_row_table(prep: Prepared, m, row_tn, *, zero_tn: bool) -> pl.DataFrame:
     """Per (data row, c, t): counts summed over features and means of per-feature ratios."""
     n, C, T = prep.n_rows, prep.conf_thr.shape[0], prep.iou_thr.shape[0]
     head = _repeat_rows(prep.rows.select(*prep.keys, *prep.by), C * T)
-    counts = m.row_counts.reshape(3, -1)  # contiguous rows: zero-copy columns
-    means = m.row_means.reshape(3, -1)
+    counts, means = (a.reshape(3, -1) for a in m.row_tables())  # zero-copy columns
     body = pl.DataFrame([
         pl.Series(s.CONFIDENCE_THRESHOLD, np.tile(np.repeat(prep.conf_thr, T), n)),
         pl.Series(s.IOU_THRESHOLD, np.tile(prep.iou_thr, n * C)),

@@ -65,12 +65,17 @@ EXPORTS: dict[tuple[str, str], str] = {
         f"(i8[:], i8[:], f8[:])(f8[:, :], i4[:], i8[:], f8[:, :], i4[:], i8[:], i8[:], {_I8_ROWS})",
     ("matching", "greedy_match_by_iou"):
         "void(i8[:], i8[:], i4[:], i4[:], i4[:], "        # gt_off pd_off gt_feat pd_feat npass
-        "i8[:], i8[:], i8[:], f8[:], b1[:], "              # pair_off gt pd iou always
-        "f8[:], i8, b1, "                                  # iou_thr n_conf class_aware
+        "i8[:], i8[:], i8[:], f8[:], "                     # pair_off gt pd iou
+        "i8, b1, "                                         # n_conf class_aware
         "i8[:], i4[:], i8[:], "                            # rf_off rf_feat ev_off
         "i8[:, :], i8[:], "                                # ev_n ev_pair
         "i4[:], i4[:], i8[:, :], i4[:], f8[:], "           # rf_ngt rf_until iv_n iv_rf iv_val
-        f"i8[:, :, :, :], f8[:, :, :, :], f8[:, :], {_I8_ROWS})",  # row tables, chunk range
+        f"f8[:, :], {_I8_ROWS})",                          # row_iou, chunk range
+    ("matching", "row_tables_range"):  # the data-row table from the events (h-box2)
+        "void(i8[:], i8[:], i4[:], i4[:], i4[:], "        # gt_off pd_off gt_feat pd_feat npass
+        "i8[:], i4[:], i4[:], i4[:], "                     # rf_off rf_feat rf_ngt rf_until
+        "i8[:], i4[:], i4[:], i4[:], i4[:], "              # ev_roff ev_c ev_gt ev_pd ev_bin
+        f"i8[:, :, :, :], f8[:, :, :, :], {_I8_ROWS})",    # row_counts row_means, row range
     ("matching", "greedy_match_by_score"):
         "void(i8[:], i8[:], i8[:], i8[:], f8[:], i4[:], i8, "  # gt_off walk_* n_iou
         f"i8[:], i8[:, :], i8[:], {_I8_ROWS})",             # ev_off ev_n ev_walk, row range

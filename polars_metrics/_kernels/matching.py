@@ -15,18 +15,17 @@ from __future__ import annotations
 import numpy as np
 
 from polars_metrics._kernels._jit import njit
-from polars_metrics._kernels.sorting import argsort_desc_stable_kv, count_below
+from polars_metrics._kernels.sorting import argsort_desc_stable_kv
 
 
 @njit(cache=True, nogil=True)
 def greedy_match_by_iou(
     gt_off, pd_off, gt_feat, pd_feat, pd_npass,
-    pair_off, pair_gt, pair_pd, pair_iou, pair_always,
-    iou_thr, n_conf, class_aware,
+    pair_off, pair_gt, pair_pd, pair_iou,
+    n_conf, class_aware,
     rf_off, rf_feat, ev_off,
     ev_n, ev_pair,
-    rf_ngt, rf_until, iv_n, iv_rf, iv_val,
-    row_counts, row_means, row_iou,
+    rf_ngt, rf_until, iv_n, iv_rf, iv_val, row_iou,
     chunk_lo, chunk_hi,
 ):
     """Match the data rows of chunks ``[chunk_lo, chunk_hi)`` (``ROWS_PER_CHUNK`` rows each)
@@ -35,9 +34,8 @@ def greedy_match_by_iou(
     Inputs (all arrays C-contiguous; rows are the CSR groups of ``*_off``):
     gt_feat, pd_feat : int32 feature codes.  pd_npass : int32, how many confidence thresholds a
     prediction passes (it is kept at threshold index ``c`` iff ``c < pd_npass``).
-    pair_* : candidate pairs with IoU > 0, gt-major inside each row (global indices);
-    pair_always marks pairs that match at every IoU threshold (classifications).
-    iou_thr : float64 sorted IoU thresholds (T).  class_aware : match only equal features.
+    pair_* : candidate pairs with IoU > 0, gt-major inside each row (global indices).
+    class_aware : match only equal features.
     rf_off, rf_feat : per row, the sorted feature codes present on either side.
     ev_off : per row, event capacity offsets (n_conf * min(n_gt, n_pd) per row).
 
@@ -49,11 +47,11 @@ def greedy_match_by_iou(
     for c < rf_until[rf], and stored sparsely where it is not 0 — iv_n[r, c] values of row r
     at c in the event layout (from ``ev_off[r] + c * cap_r``): iv_rf the (row, feature) index,
     iv_val the value.
-    row_counts[(tp, fp, fn), r, c, t], row_means[(precision, recall, f1), r, c, t] (means of
-    the per-feature values defined on the row; NaN when none), row_iou[r, c] likewise.
+    row_iou[r, c] : the mean of the IoU metric's per-feature values defined on row r (NaN when
+    none). The per-row counts and means along the IoU axis are :func:`row_tables_range`'s, from
+    the events (a result keeps the events, not those tables).
     """
     n_rows = gt_off.shape[0] - 1
-    n_iou = iou_thr.shape[0]
     # Rows are processed in chunks that share scratch arrays sized for the chunk's largest
     # row: allocating per row would cost more than matching a typical row.
     for ch in range(chunk_lo, chunk_hi):
@@ -80,9 +78,6 @@ def greedy_match_by_iou(
         ngt = np.empty(mf, dtype=np.int64)
         kept = np.empty((mf, n_conf + 1), dtype=np.int64)
         n_kept = np.empty(n_conf + 1, dtype=np.int64)
-        tp_bins = np.zeros((mf, n_iou + 1), dtype=np.int64)
-        is_active = np.zeros(mf, dtype=np.bool_)
-        active = np.empty(mf, dtype=np.int64)
         iou_sum = np.zeros(mf, dtype=np.float64)
         is_summed = np.zeros(mf, dtype=np.bool_)
         summed = np.empty(mf, dtype=np.int64)
@@ -90,7 +85,6 @@ def greedy_match_by_iou(
         vbuf = np.empty(mk, dtype=np.float64)
         g_top = np.empty(mg, dtype=np.int64)
         h_def = np.empty(n_conf + 2, dtype=np.int64)
-        h_p = np.empty(n_conf + 2, dtype=np.int64)
         h_g = np.empty(n_conf + 2, dtype=np.int64)
         h_pd = np.empty(n_conf + 2, dtype=np.int64)
         n_codes = 1
@@ -100,12 +94,12 @@ def greedy_match_by_iou(
         for r in range(r0, r1):
             _match_row(
                 r, gt_off, pd_off, gt_feat, pd_feat, pd_npass,
-                pair_off, pair_gt, pair_pd, pair_iou, pair_always,
-                iou_thr, n_conf, class_aware, rf_off, rf_feat, ev_off,
-                ev_n, ev_pair, rf_ngt, rf_until, iv_n, iv_rf, iv_val, row_counts, row_means,
-                row_iou, gt_slot, gt_stamp, pd_stamp, idx, buf, val, vbuf, o_k, live, o_g, o_p,
-                o_pass, o_same, same, ngt, kept, n_kept, tp_bins, is_active, active, iou_sum,
-                is_summed, summed, g_top, h_def, h_p, h_g, h_pd, slot_of,
+                pair_off, pair_gt, pair_pd, pair_iou,
+                n_conf, class_aware, rf_off, rf_feat, ev_off,
+                ev_n, ev_pair, rf_ngt, rf_until, iv_n, iv_rf, iv_val, row_iou,
+                gt_slot, gt_stamp, pd_stamp, idx, buf, val, vbuf, o_k, live, o_g, o_p,
+                o_pass, o_same, same, ngt, kept, n_kept, iou_sum,
+                is_summed, summed, g_top, h_def, h_g, h_pd, slot_of,
             )
 
 
@@ -115,17 +109,14 @@ ROWS_PER_CHUNK = 64
 @njit(cache=True, nogil=True)
 def _match_row(
     r, gt_off, pd_off, gt_feat, pd_feat, pd_npass,
-    pair_off, pair_gt, pair_pd, pair_iou, pair_always,
-    iou_thr, n_conf, class_aware, rf_off, rf_feat, ev_off,
-    ev_n, ev_pair, rf_ngt, rf_until, iv_n, iv_rf, iv_val, row_counts, row_means, row_iou,
+    pair_off, pair_gt, pair_pd, pair_iou,
+    n_conf, class_aware, rf_off, rf_feat, ev_off,
+    ev_n, ev_pair, rf_ngt, rf_until, iv_n, iv_rf, iv_val, row_iou,
     gt_slot, gt_stamp, pd_stamp, idx, buf, val, vbuf, o_k, live, o_g, o_p, o_pass, o_same,
-    same, ngt, kept, n_kept, tp_bins, is_active, active, iou_sum, is_summed, summed,
-    g_top, h_def, h_p, h_g, h_pd, slot_of,
+    same, ngt, kept, n_kept, iou_sum, is_summed, summed, g_top, h_def, h_g, h_pd, slot_of,
 ):
     """One data row of :func:`greedy_match_by_iou`, on scratch arrays owned by the caller
-    (``tp_bins``, ``is_active``, ``is_summed`` and ``iou_sum`` must be all zero / False on
-    entry and are left so)."""
-    n_iou = iou_thr.shape[0]
+    (``is_summed`` and ``iou_sum`` must be all zero / False on entry and are left so)."""
     g0, g1 = gt_off[r], gt_off[r + 1]
     p0, p1 = pd_off[r], pd_off[r + 1]
     k0, k1 = pair_off[r], pair_off[r + 1]
@@ -143,36 +134,19 @@ def _match_row(
         gt_slot[i] = slot_of[gt_feat[g0 + i]]
         ngt[gt_slot[i]] += 1
     rf_ngt[f0:f1] = ngt[:n_f]
-    # kept[f, c]: predictions of slot f passing threshold c (histogram of npass, summed from
-    # the top); n_kept[c] over all slots.
-    kept[:n_f, :] = 0
-    for j in range(n_p):
-        kept[slot_of[pd_feat[p0 + j]], pd_npass[p0 + j]] += 1
-    n_kept[:] = 0
-    # h_def[u] / h_p[u]: slots whose IoU metric is defined / that keep a prediction at exactly
-    # u thresholds; their suffix sums count the defined per-feature values at each c
+    _row_kept(pd_feat, pd_npass, p0, n_p, slot_of, n_f, n_conf, kept, n_kept)
+    # h_def[u]: slots whose IoU metric is defined at exactly u thresholds; its suffix sums
+    # count the defined per-feature values at each c
     h_def[:] = 0
-    h_p[:] = 0
-    n_r_def = 0  # slots with a ground truth: defined recall at every threshold
     for f in range(n_f):
-        for c in range(n_conf - 1, -1, -1):
-            kept[f, c] += kept[f, c + 1]
         until = 0  # thresholds at which max(ngt, kept) > 0 (kept does not grow with c)
-        n_pos = 0  # thresholds at which kept > 0
         for c in range(n_conf):
-            n_kept[c] += kept[f, c + 1]
-            if kept[f, c + 1] > 0:
-                n_pos = c + 1
             if ngt[f] > 0 or kept[f, c + 1] > 0:
                 until = c + 1
         rf_until[f0 + f] = until
         h_def[until] += 1
-        h_p[n_pos] += 1
-        if ngt[f] > 0:
-            n_r_def += 1
     for u in range(n_conf - 1, -1, -1):
         h_def[u] += h_def[u + 1]
-        h_p[u] += h_p[u + 1]
 
     # The pairs in walk order (stable descending IoU keeps gt-major order among equal IoUs:
     # the tie rule), gathered once into contiguous arrays that every walk reads. Pairs whose
@@ -232,7 +206,6 @@ def _match_row(
         stamp = 2 * c
         e = ev_off[r] + c * cap
         n_ev = 0
-        n_active = 0  # slots with a same-feature match; only they vary along the IoU axis
         n_next = 0
         w = 0
         while w < n_live and n_ev < most:
@@ -250,22 +223,8 @@ def _match_row(
                 continue
             gt_stamp[g] = stamp
             pd_stamp[p] = stamp
-            k = o_k[i]
-            ev_pair[e + n_ev] = k
+            ev_pair[e + n_ev] = o_k[i]
             n_ev += 1
-            if o_same[i]:
-                slot = gt_slot[g]
-                if not is_active[slot]:
-                    # keep the active slots sorted (a row has few): sums run in feature order
-                    is_active[slot] = True
-                    a = n_active
-                    while a > 0 and active[a - 1] > slot:
-                        active[a] = active[a - 1]
-                        a -= 1
-                    active[a] = slot
-                    n_active += 1
-                b = n_iou if pair_always[k] else count_below(iou_thr, pair_iou[k])
-                tp_bins[slot, b] += 1
         rest = n_live - w
         for j in range(rest):
             live[n_next + j] = live[w + j]
@@ -288,21 +247,11 @@ def _match_row(
             gt_stamp[g] = stamp
             pd_stamp[p] = stamp
             slot = gt_slot[g]
-            if not is_summed[slot]:
-                is_summed[slot] = True
-                a = n_summed
-                while a > 0 and summed[a - 1] > slot:
-                    summed[a] = summed[a - 1]
-                    a -= 1
-                summed[a] = slot
-                n_summed += 1
+            n_summed = _insert_slot(is_summed, summed, n_summed, slot)
             iou_sum[slot] += pair_iou[o_k[i]]
         n_same = n_next
 
-        # --- data-row table: sums over features, means of defined per-feature values ---
-        # Which per-feature ratios are defined does not depend on t; only slots with a match
-        # have a nonzero IoU value or true positive, so only they are visited (the others add
-        # 0 to every sum); the counts of defined values come from the histograms above.
+        # --- the data row's mean IoU metric: only slots with a match have a nonzero value ---
         s_iou = 0.0
         n_iv = 0
         for a in range(n_summed):
@@ -316,39 +265,137 @@ def _match_row(
             iou_sum[f] = 0.0
             is_summed[f] = False
         n_iou_def = h_def[c + 1]
-        n_p_def = h_p[c + 1]
         row_iou[r, c] = s_iou / n_iou_def if n_iou_def > 0 else np.nan
         iv_n[r, c] = n_iv
-        # tp at threshold index t counts the events whose bin is > t: reverse cumulative sum.
-        for a in range(n_active):
-            f = active[a]
-            acc = 0
-            for b in range(n_iou, -1, -1):
-                acc += tp_bins[f, b]
-                tp_bins[f, b] = acc
-        for t in range(n_iou):
-            tp_tot = 0
-            s_p = 0.0
-            s_r = 0.0
-            s_f = 0.0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _insert_slot(is_in, slots, n, slot):
+    """Add ``slot`` to the ascending list ``slots[:n]`` unless ``is_in[slot]``; the new
+    length. A row has few features, so an insertion keeps sums in feature order cheaply."""
+    if is_in[slot]:
+        return n
+    is_in[slot] = True
+    a = n
+    while a > 0 and slots[a - 1] > slot:
+        slots[a] = slots[a - 1]
+        a -= 1
+    slots[a] = slot
+    return n + 1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _row_kept(pd_feat, pd_npass, p0, n_p, slot_of, n_f, n_conf, kept, n_kept):
+    """kept[f, c + 1]: predictions of the row's slot f passing confidence threshold c (a
+    histogram of npass summed from the top); n_kept[c] over all slots."""
+    kept[:n_f, :] = 0
+    for j in range(n_p):
+        kept[slot_of[pd_feat[p0 + j]], pd_npass[p0 + j]] += 1
+    n_kept[:] = 0
+    for f in range(n_f):
+        for c in range(n_conf - 1, -1, -1):
+            kept[f, c] += kept[f, c + 1]
+        for c in range(n_conf):
+            n_kept[c] += kept[f, c + 1]
+
+
+@njit(cache=True, nogil=True)
+def row_tables_range(gt_off, pd_off, gt_feat, pd_feat, pd_npass, rf_off, rf_feat, rf_ngt,
+                     rf_until, ev_roff, ev_c, ev_gt, ev_pd, ev_bin, row_counts, row_means,
+                     r0, r1):
+    """The data-row table of an IoU-ordered walk for rows ``r0 <= r < r1``, from its match
+    events: row_counts[(tp, fp, fn), r, c, t] summed over the row's features and
+    row_means[(precision, recall, f1), r, c, t], the means of the per-feature values defined on
+    the row (NaN when none) — summed in feature order, as the walk would.
+
+    ev_roff : CSR offsets of the events over data rows (events of a row by confidence index);
+    ev_bin : the event is a match at IoU index t iff t < ev_bin; same-feature events count.
+    rf_* : per row, the sorted features present, their ground truths and ``rf_until`` (the
+    IoU metric of the feature is defined at c < rf_until).
+    """
+    n_conf, n_iou = row_counts.shape[2], row_counts.shape[3]
+    mf = 1
+    n_codes = 1
+    for r in range(r0, r1):
+        mf = max(mf, rf_off[r + 1] - rf_off[r])
+    for i in range(rf_off[r0], rf_off[r1]):
+        n_codes = max(n_codes, rf_feat[i] + 1)
+    slot_of = np.empty(n_codes, dtype=np.int64)
+    kept = np.empty((mf, n_conf + 1), dtype=np.int64)
+    n_kept = np.empty(n_conf + 1, dtype=np.int64)
+    tp_bins = np.zeros((mf, n_iou + 1), dtype=np.int64)
+    is_active = np.zeros(mf, dtype=np.bool_)
+    active = np.empty(mf, dtype=np.int64)
+    sums = np.empty((3, n_iou), dtype=np.float64)
+    tp_tot = np.empty(n_iou, dtype=np.int64)
+    for r in range(r0, r1):
+        f0, n_f = rf_off[r], rf_off[r + 1] - rf_off[r]
+        n_g = gt_off[r + 1] - gt_off[r]
+        for f in range(n_f):
+            slot_of[rf_feat[f0 + f]] = f
+        _row_kept(pd_feat, pd_npass, pd_off[r], pd_off[r + 1] - pd_off[r], slot_of, n_f,
+                  n_conf, kept, n_kept)
+        n_r_def = 0  # slots with a ground truth: recall defined at every threshold
+        for f in range(n_f):
+            if rf_ngt[f0 + f] > 0:
+                n_r_def += 1
+        e = ev_roff[r]
+        for c in range(n_conf):
+            n_active = 0  # slots with a same-feature match; only they vary along the IoU axis
+            while e < ev_roff[r + 1] and ev_c[e] == c:
+                g, p = ev_gt[e], ev_pd[e]
+                if gt_feat[g] == pd_feat[p]:
+                    slot = slot_of[gt_feat[g]]
+                    n_active = _insert_slot(is_active, active, n_active, slot)
+                    tp_bins[slot, ev_bin[e]] += 1
+                e += 1
+            n_p_def = 0  # slots keeping a prediction / whose IoU metric is defined at c
+            n_iou_def = 0
+            for f in range(n_f):
+                if kept[f, c + 1] > 0:
+                    n_p_def += 1
+                if rf_until[f0 + f] > c:
+                    n_iou_def += 1
+            # tp at IoU index t counts the events whose bin is > t: reverse cumulative sum
             for a in range(n_active):
                 f = active[a]
-                tp = tp_bins[f, t + 1]
+                acc = 0
+                for b in range(n_iou, -1, -1):
+                    acc += tp_bins[f, b]
+                    tp_bins[f, b] = acc
+            # sums over the active slots in slot order for every t at once (each t's sums see
+            # the same additions in the same order as a loop over slots per t); a slot's tp
+            # falls in few steps along t, so its three ratios are divided only when it changes
+            sums[:, :] = 0.0
+            tp_tot[:] = 0
+            for a in range(n_active):
+                f = active[a]
                 kf = kept[f, c + 1]
-                tp_tot += tp
-                s_p += tp / kf
-                s_r += tp / ngt[f]
-                s_f += 2.0 * tp / (kf + ngt[f])
-            row_counts[0, r, c, t] = tp_tot
-            row_counts[1, r, c, t] = n_kept[c] - tp_tot
-            row_counts[2, r, c, t] = n_g - tp_tot
-            row_means[0, r, c, t] = s_p / n_p_def if n_p_def > 0 else np.nan
-            row_means[1, r, c, t] = s_r / n_r_def if n_r_def > 0 else np.nan
-            row_means[2, r, c, t] = s_f / n_iou_def if n_iou_def > 0 else np.nan
-        for a in range(n_active):
-            f = active[a]
-            tp_bins[f, :] = 0
-            is_active[f] = False
+                ng = np.int64(rf_ngt[f0 + f])
+                last = -1
+                q_p = q_r = q_f = 0.0
+                for t in range(n_iou):
+                    tp = tp_bins[f, t + 1]
+                    if tp != last:
+                        last = tp
+                        q_p = tp / kf
+                        q_r = tp / ng
+                        q_f = 2.0 * tp / (kf + ng)
+                    tp_tot[t] += tp
+                    sums[0, t] += q_p
+                    sums[1, t] += q_r
+                    sums[2, t] += q_f
+            for t in range(n_iou):
+                row_counts[0, r, c, t] = tp_tot[t]
+                row_counts[1, r, c, t] = n_kept[c] - tp_tot[t]
+                row_counts[2, r, c, t] = n_g - tp_tot[t]
+                row_means[0, r, c, t] = sums[0, t] / n_p_def if n_p_def > 0 else np.nan
+                row_means[1, r, c, t] = sums[1, t] / n_r_def if n_r_def > 0 else np.nan
+                row_means[2, r, c, t] = sums[2, t] / n_iou_def if n_iou_def > 0 else np.nan
+            for a in range(n_active):
+                f = active[a]
+                tp_bins[f, :] = 0
+                is_active[f] = False
 
 
 @njit(cache=True, nogil=True)

@@ -140,7 +140,11 @@ def pairs(gt, pd, profile=None):
     (int64 CSR over data rows), pair_gt, pair_pd (int64 positions in data-row order) and
     pair_iou (float64). The boxes are read in place through the sides' row order.
     """
-    return box_pairs(*_boxes(gt), gt.off, *_boxes(pd), pd.off)
+    g_boxes, g_idx = _boxes(gt)
+    p_boxes, p_idx = _boxes(pd)
+    off, parts = _pair_parts(g_boxes, g_idx, gt.off, p_boxes, p_idx, pd.off)
+    del g_boxes, p_boxes  # a chunked column's join (32 bytes a box) goes before the pairs join
+    return _joined(off, parts)
 
 
 _IDENTITY = np.zeros(0, dtype=np.int32)
@@ -158,6 +162,11 @@ def box_pairs(gt: np.ndarray, gt_idx: np.ndarray | None, gt_off: np.ndarray, pd:
     >>> off.tolist(), g.tolist(), p.tolist(), iou.round(4).tolist()
     ([0, 1], [0], [0], [0.3333])
     """
+    return _joined(*_pair_parts(gt, gt_idx, gt_off, pd, pd_idx, pd_off))
+
+
+def _pair_parts(gt, gt_idx, gt_off, pd, pd_idx, pd_off) -> tuple[np.ndarray, list]:
+    """:func:`box_pairs`' CSR offsets and the (gt, pd, iou) arrays of each thread's range."""
     n_rows = gt_off.shape[0] - 1
     # work of a row: its gt × pd grid
     cum_work = np.zeros(n_rows + 1, dtype=np.int64)
@@ -169,11 +178,25 @@ def box_pairs(gt: np.ndarray, gt_idx: np.ndarray | None, gt_off: np.ndarray, pd:
                        cum_work)
     pair_off = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(counts, out=pair_off[1:])
+    return pair_off, [list(part) for part in parts]
+
+
+def _joined(pair_off: np.ndarray, parts: list[list[np.ndarray]]):
+    """(off, gt, pd, iou) from the threads' parts, emptied as they are read: each column's
+    parts are freed once it is joined, before the next column is (the stage's peak holds the
+    parts and one joined column, not the parts and all three)."""
     if len(parts) == 1:
         return (pair_off, *parts[0])
     if not parts:
         return pair_off, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
-    return (pair_off, *(np.concatenate([part[i] for part in parts]) for i in range(3)))
+    out = []
+    for i in range(3):
+        column = [part[i] for part in parts]
+        for part in parts:
+            part[i] = None
+        out.append(np.concatenate(column))
+        del column
+    return (pair_off, *out)
 
 
 def _boxes(side) -> tuple[np.ndarray, np.ndarray | None]:

@@ -35,6 +35,23 @@ def _ring_area2(coords, a, b):
     return s
 
 
+_NOT_CONVEX = 2
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _turn(px, py, ex, ey, sign):
+    """The ring's winding sign after the turn from edge (px, py) to edge (ex, ey): ``sign``
+    (0 while every turn so far was straight) or the turn's +1 / -1, or ``_NOT_CONVEX`` for a
+    spike (straight but turning back) or a turn against ``sign``."""
+    cr = px * ey - py * ex
+    if cr == 0.0:
+        return _NOT_CONVEX if px * ex + py * ey < 0.0 else sign
+    s = 1 if cr > 0.0 else -1
+    if sign == 0:
+        return s
+    return sign if s == sign else _NOT_CONVEX
+
+
 @njit(cache=True, nogil=True)
 def _convex_sign(coords, a, b):
     """+1 / -1 when the open ring ``coords[a:b]`` is a strictly convex polygon (CCW / CW), else 0.
@@ -65,16 +82,9 @@ def _convex_sign(coords, a, b):
             fx = ex
             fy = ey
         else:
-            cr = px * ey - py * ex
-            if cr == 0.0:
-                if px * ex + py * ey < 0.0:
-                    return 0
-            else:
-                s = 1 if cr > 0.0 else -1
-                if sign == 0:
-                    sign = s
-                elif s != sign:
-                    return 0
+            sign = _turn(px, py, ex, ey, sign)
+            if sign == _NOT_CONVEX:
+                return 0
         edges += 1
         px = ex
         py = ey
@@ -87,16 +97,9 @@ def _convex_sign(coords, a, b):
             last_dy = dy
     if edges < 3:
         return 0
-    cr = px * fy - py * fx
-    if cr == 0.0:
-        if px * fx + py * fy < 0.0:
-            return 0
-    else:
-        s = 1 if cr > 0.0 else -1
-        if sign == 0:
-            sign = s
-        elif s != sign:
-            return 0
+    sign = _turn(px, py, fx, fy, sign)  # the closing turn, back to the first edge
+    if sign == _NOT_CONVEX:
+        return 0
     if last_dy != first_dy:
         changes += 1
     if sign == 0 or changes != 2:

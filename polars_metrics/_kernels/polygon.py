@@ -269,20 +269,26 @@ def clip_area(sx, sy, n, qx, qy, m, orient, ccx, ccy, cr, buf):
         k = 0
         prx = buf[src, n - 1]
         pry = buf[src + 1, n - 1]
-        sp = _side(prx, pry, orient, ex, ey, px, py)
+        # _side and _crossing written out: in this loop over every vertex the helpers measured
+        # 1-3 % slower (the same expressions, so the same floats)
+        sp = orient * (ex * (pry - py) - ey * (prx - px))
         for i in range(n):
             cx = buf[src, i]
             cy = buf[src + 1, i]
-            sc = _side(cx, cy, orient, ex, ey, px, py)
+            sc = orient * (ex * (cy - py) - ey * (cx - px))
             if sc >= 0.0:
                 if sp < 0.0:
-                    buf[dst, k], buf[dst + 1, k] = _crossing(sp, sc, prx, pry, cx, cy)
+                    t = sp / (sp - sc)
+                    buf[dst, k] = prx + t * (cx - prx)
+                    buf[dst + 1, k] = pry + t * (cy - pry)
                     k += 1
                 buf[dst, k] = cx
                 buf[dst + 1, k] = cy
                 k += 1
             elif sp >= 0.0:
-                buf[dst, k], buf[dst + 1, k] = _crossing(sp, sc, prx, pry, cx, cy)
+                t = sp / (sp - sc)
+                buf[dst, k] = prx + t * (cx - prx)
+                buf[dst + 1, k] = pry + t * (cy - pry)
                 k += 1
             prx = cx
             pry = cy

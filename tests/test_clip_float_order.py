@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pytest
 import shapely
+from test_geom_fast_paths import _convex  # random convex polygons and segment buffers
 
 from polars_metrics._kernels import convex_clip as KC
 from polars_metrics._kernels import disc as KD
@@ -56,17 +57,6 @@ def py_clip_area(s: list, q: list, orient: int, ccx: float, ccy: float, cr: floa
         ax, ay, bx, by = ax - x0, ay - y0, bx - x0, by - y0
         total += ax * by - bx * ay
     return abs(total) * 0.5
-
-
-def _convex(rng) -> np.ndarray:
-    """A random convex polygon, either orientation, any start vertex; some far from 0."""
-    c = rng.uniform(-100, 100, 2) * (1e5 if rng.random() < 0.1 else 1.0)
-    pts = c + rng.normal(0, 50, (int(rng.integers(3, 30)), 2))
-    if rng.random() < 0.3:
-        pts = np.round(pts)
-    hull = np.array(shapely.convex_hull(shapely.multipoints(pts)).exterior.coords)[:-1]
-    hull = hull[::-1] if rng.random() < 0.5 else hull
-    return np.roll(hull, int(rng.integers(0, len(hull))), axis=0)
 
 
 def _circle(s: np.ndarray) -> tuple[float, float, float]:

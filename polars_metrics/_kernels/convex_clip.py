@@ -19,6 +19,16 @@ from __future__ import annotations
 import numpy as np
 
 from polars_metrics._kernels._jit import njit
+from polars_metrics._kernels.clip_steps import (
+    _CLIP,
+    _EMPTY,
+    _clip_edge,
+    _convex_ratio,
+    _crossing,
+    _fan_term,
+    _gather_pair,
+)
+from polars_metrics._kernels.clip_steps import _side as _side_xy
 from polars_metrics._kernels.disc import (
     CIRCLE,
     _centres_iou,
@@ -27,18 +37,7 @@ from polars_metrics._kernels.disc import (
     _place_discs,
     _polygon_area,
 )
-from polars_metrics._kernels.polygon import (
-    _CLIP,
-    _EMPTY,
-    _clip_edge,
-    _convex_ratio,
-    _crossing,
-    _fan_term,
-    _gather_pair,
-    _overlap,
-    clip_area,
-)
-from polars_metrics._kernels.polygon import _side as _side_xy
+from polars_metrics._kernels.polygon import _overlap, clip_area
 
 TOL = 1e-9
 

@@ -16,12 +16,27 @@ minimum near zero makes the pair fall back to ``polygon.clip_area`` — exact by
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from polars_metrics._kernels._jit import njit
-from polars_metrics._kernels.disc import CIRCLE, _near, _polygon_area, circle_iou
+from polars_metrics._kernels.clip_steps import (
+    _CLIP,
+    _EMPTY,
+    _clip_edge,
+    _convex_ratio,
+    _crossing,
+    _fan_term,
+    _gather_pair,
+)
+from polars_metrics._kernels.clip_steps import _side as _side_xy
+from polars_metrics._kernels.disc import (
+    CIRCLE,
+    _centres_iou,
+    _disc_ratio,
+    _near,
+    _place_discs,
+    _polygon_area,
+)
 from polars_metrics._kernels.polygon import _overlap, clip_area
 
 TOL = 1e-9
@@ -29,7 +44,7 @@ TOL = 1e-9
 
 @njit(cache=True, nogil=True, inline="always")
 def _side(X, Y, v, orient, ex, ey, px, py):
-    return orient * (ex * (Y[v] - py) - ey * (X[v] - px))
+    return _side_xy(X[v], Y[v], orient, ex, ey, px, py)
 
 
 @njit(cache=True, nogil=True)
@@ -86,19 +101,11 @@ def clip_area_fast(sx, sy, n, qx, qy, m, orient, ccx, ccy, cr, buf, X, Y, NX, PV
     top = n
     cur = 0
     for j in range(m):
-        px = qx[j]
-        py = qy[j]
-        jn = j + 1 if j + 1 < m else 0
-        ex = qx[jn] - px
-        ey = qy[jn] - py
-        if ex == 0.0 and ey == 0.0:
-            continue
-        length = math.sqrt(ex * ex + ey * ey)
-        d = orient * (ex * (ccy - py) - ey * (ccx - px))
-        if d >= cr * length:
-            continue
-        if d <= -cr * length:
+        action, px, py, ex, ey, length = _clip_edge(qx, qy, m, j, orient, ccx, ccy, cr)
+        if action == _EMPTY:
             return 0.0
+        if action != _CLIP:
+            continue
         scale = cr + abs(ccx - px) + abs(ccy - py) + abs(px) + abs(py) + abs(ccx) + abs(ccy)
         tol = TOL * length * scale
         v, status = _find_outside(X, Y, NX, PV, cur, count, orient, ex, ey, px, py, tol)
@@ -125,41 +132,29 @@ def clip_area_fast(sx, sy, n, qx, qy, m, orient, ccx, ccy, cr, buf, X, Y, NX, PV
                 break
             b = q
             k += 1
-        # no other outside vertex: beyond p and q every distance up to > tol must be >= 0
-        w = p
-        steps = 0
-        while _side(X, Y, w, orient, ex, ey, px, py) <= tol:
-            w = PV[w]
-            steps += 1
-            if w == q or steps > count:
-                break
-            if _side(X, Y, w, orient, ex, ey, px, py) < 0.0:
-                return clip_area(sx, sy, n, qx, qy, m, orient, ccx, ccy, cr, buf)
-        w = q
-        steps = 0
-        while _side(X, Y, w, orient, ex, ey, px, py) <= tol:
-            w = NX[w]
-            steps += 1
-            if w == p or steps > count:
-                break
-            if _side(X, Y, w, orient, ex, ey, px, py) < 0.0:
-                return clip_area(sx, sy, n, qx, qy, m, orient, ccx, ccy, cr, buf)
+        # no other outside vertex: beyond p (backward) and q (forward) every distance up to
+        # > tol must be >= 0
+        for d in (-1, 1):
+            w = p if d == -1 else q
+            stop = q if d == -1 else p
+            steps = 0
+            while _side(X, Y, w, orient, ex, ey, px, py) <= tol:
+                w = PV[w] if d == -1 else NX[w]
+                steps += 1
+                if w == stop or steps > count:
+                    break
+                if _side(X, Y, w, orient, ex, ey, px, py) < 0.0:
+                    return clip_area(sx, sy, n, qx, qy, m, orient, ccx, ccy, cr, buf)
         new_count = count - k + 2
         if new_count < 3:
             return 0.0
         # exit point between p and a, entry point between b and q: clip_area's expressions
-        sp = _side(X, Y, p, orient, ex, ey, px, py)
-        sa = _side(X, Y, a, orient, ex, ey, px, py)
-        t = sp / (sp - sa)
         e = top
-        X[e] = X[p] + t * (X[a] - X[p])
-        Y[e] = Y[p] + t * (Y[a] - Y[p])
-        sb = _side(X, Y, b, orient, ex, ey, px, py)
-        sq = _side(X, Y, q, orient, ex, ey, px, py)
-        t = sb / (sb - sq)
+        X[e], Y[e] = _crossing(_side(X, Y, p, orient, ex, ey, px, py),
+                               _side(X, Y, a, orient, ex, ey, px, py), X[p], Y[p], X[a], Y[a])
         en = top + 1
-        X[en] = X[b] + t * (X[q] - X[b])
-        Y[en] = Y[b] + t * (Y[q] - Y[b])
+        X[en], Y[en] = _crossing(_side(X, Y, b, orient, ex, ey, px, py),
+                                 _side(X, Y, q, orient, ex, ey, px, py), X[b], Y[b], X[q], Y[q])
         top += 2
         # the first vertex of clip_area's output
         if head == a:
@@ -190,11 +185,7 @@ def clip_area_fast(sx, sy, n, qx, qy, m, orient, ccx, ccy, cr, buf, X, Y, NX, PV
     w = NX[head]
     for _ in range(count - 2):
         wn = NX[w]
-        ax = X[w] - x0
-        ay = Y[w] - y0
-        bx = X[wn] - x0
-        by = Y[wn] - y0
-        s += ax * by - bx * ay
+        s += _fan_term(x0, y0, X[w], Y[w], X[wn], Y[wn])
         w = wn
     return abs(s) * 0.5
 
@@ -204,21 +195,11 @@ def clip_area_fast(sx, sy, n, qx, qy, m, orient, ccx, ccy, cr, buf, X, Y, NX, PV
 def _disc_iou(ax, ay, bx, by, ox, oy, area, radius, mode, ws, buf, X, Y, NX, PV):
     """``disc._disc_iou`` on :func:`clip_area_fast`."""
     if mode == CIRCLE:
-        dx = ax - bx
-        dy = ay - by
-        return circle_iou(math.sqrt(dx * dx + dy * dy), radius)
-    m = ox.shape[0]
-    for i in range(m):
-        ws[0, i] = ax + ox[i]
-        ws[1, i] = ay + oy[i]
-        ws[2, i] = bx + ox[i]
-        ws[3, i] = by + oy[i]
+        return _centres_iou(ax, ay, bx, by, radius)
+    m = _place_discs(ax, ay, bx, by, ox, oy, ws)
     inter = clip_area_fast(ws[0], ws[1], m, ws[2], ws[3], m, -1, ax, ay, radius * (1.0 + 1e-12),
                            buf, X, Y, NX, PV)
-    if inter <= 2e-12 * area:
-        return 0.0
-    union = 2.0 * area - inter
-    return min(inter / union, 1.0) if union > 0.0 else 0.0
+    return _disc_ratio(inter, area)
 
 
 @njit(cache=True, nogil=True)
@@ -253,22 +234,10 @@ def fill_disc_pairs(gt, gt_off, pd, pd_off, radius, ox, oy, mode, pair_off, out_
 def _convex_iou(coords_a, va0, va1, circ_a, area_a, coords_b, vb0, vb1, orient_b, area_b, buf, ws,
                 X, Y, NX, PV):
     """``polygon._convex_iou`` on :func:`clip_area_fast`."""
-    n = va1 - va0
-    m = vb1 - vb0
-    for i in range(n):
-        ws[0, i] = coords_a[va0 + i, 0]
-        ws[1, i] = coords_a[va0 + i, 1]
-    for j in range(m):
-        ws[2, j] = coords_b[vb0 + j, 0]
-        ws[3, j] = coords_b[vb0 + j, 1]
+    n, m = _gather_pair(coords_a, va0, va1, coords_b, vb0, vb1, ws)
     inter = clip_area_fast(ws[0], ws[1], n, ws[2], ws[3], m, orient_b, circ_a[0], circ_a[1],
                            circ_a[2], buf, X, Y, NX, PV)
-    if inter <= 1e-12 * (area_a + area_b):
-        return 0.0
-    union = area_a + area_b - inter
-    if union <= 0.0:
-        return 0.0
-    return min(inter / union, 1.0)
+    return _convex_ratio(inter, area_a, area_b)
 
 
 @njit(cache=True, nogil=True)

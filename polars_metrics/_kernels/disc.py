@@ -39,24 +39,44 @@ def circle_iou(d, radius):
     return min(lens / union, 1.0)
 
 
-@njit(cache=True, nogil=True)
-def _disc_iou(ax, ay, bx, by, ox, oy, area, radius, mode, ws, buf):
-    if mode == CIRCLE:
-        dx = ax - bx
-        dy = ay - by
-        return circle_iou(math.sqrt(dx * dx + dy * dy), radius)
+# The steps of a pair's IoU shared with ``convex_clip._disc_iou`` (the same floats, clipped faster).
+@njit(cache=True, nogil=True, inline="always")
+def _centres_iou(ax, ay, bx, by, radius):
+    """IoU of the true circles around two centres (``mode`` CIRCLE)."""
+    dx = ax - bx
+    dy = ay - by
+    return circle_iou(math.sqrt(dx * dx + dy * dy), radius)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _place_discs(ax, ay, bx, by, ox, oy, ws):
+    """The two 64-gons into the rows of ``ws`` (a x, a y, b x, b y); returns their vertex count.
+    The offsets run clockwise (GEOS' buffer): clip with orientation -1."""
     m = ox.shape[0]
     for i in range(m):
         ws[0, i] = ax + ox[i]
         ws[1, i] = ay + oy[i]
         ws[2, i] = bx + ox[i]
         ws[3, i] = by + oy[i]
-    # the offsets run clockwise (GEOS' buffer): orientation -1
-    inter = clip_area(ws[0], ws[1], m, ws[2], ws[3], m, -1, ax, ay, radius * (1.0 + 1e-12), buf)
+    return m
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _disc_ratio(inter, area):
+    """IoU of two 64-gons of area ``area`` from their intersection."""
     if inter <= 2e-12 * area:  # touching discs: rounding noise, not overlap
         return 0.0
     union = 2.0 * area - inter
     return min(inter / union, 1.0) if union > 0.0 else 0.0
+
+
+@njit(cache=True, nogil=True)
+def _disc_iou(ax, ay, bx, by, ox, oy, area, radius, mode, ws, buf):
+    if mode == CIRCLE:
+        return _centres_iou(ax, ay, bx, by, radius)
+    m = _place_discs(ax, ay, bx, by, ox, oy, ws)
+    inter = clip_area(ws[0], ws[1], m, ws[2], ws[3], m, -1, ax, ay, radius * (1.0 + 1e-12), buf)
+    return _disc_ratio(inter, area)
 
 
 @njit(cache=True, nogil=True, inline="always")

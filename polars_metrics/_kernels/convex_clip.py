@@ -209,16 +209,17 @@ def fill_disc_pairs(gt, gt_off, pd, pd_off, radius, ox, oy, mode, pair_off, out_
     area = _polygon_area(ox, oy)
     m = ox.shape[0]
     reach = 2.0 * radius
+    # scratch for every pair of the range (each IoU writes what it reads)
+    ws = np.empty((4, m), np.float64)
+    buf = np.empty((4, 3 * m + 4), np.float64)
+    X = np.empty(3 * m + 8, np.float64)
+    Y = np.empty(3 * m + 8, np.float64)
+    NX = np.empty(3 * m + 8, np.int64)
+    PV = np.empty(3 * m + 8, np.int64)
     for r in range(lo, hi):
         k = pair_off[r]
         if k == pair_off[r + 1]:
             continue
-        ws = np.empty((4, m), np.float64)
-        buf = np.empty((4, 3 * m + 4), np.float64)
-        X = np.empty(3 * m + 8, np.float64)
-        Y = np.empty(3 * m + 8, np.float64)
-        NX = np.empty(3 * m + 8, np.int64)
-        PV = np.empty(3 * m + 8, np.int64)
         for g in range(gt_off[r], gt_off[r + 1]):
             for p in range(pd_off[r], pd_off[r + 1]):
                 if not _near(gt[g, 0], gt[g, 1], pd[p, 0], pd[p, 1], reach):
@@ -228,6 +229,15 @@ def fill_disc_pairs(gt, gt_off, pd, pd_off, radius, ox, oy, mode, pair_off, out_
                 out_iou[k] = _disc_iou(gt[g, 0], gt[g, 1], pd[p, 0], pd[p, 1], ox, oy, area,
                                        radius, mode, ws, buf, X, Y, NX, PV)
                 k += 1
+
+
+@njit(cache=True, nogil=True)
+def convex_iou_scratch(cap):
+    """The scratch arrays of :func:`_convex_iou` (``buf, ws, X, Y, NX, PV``) for polygons of up
+    to ``cap`` vertices; each call writes what it reads, so one set serves many pairs."""
+    return (np.empty((4, cap), np.float64), np.empty((4, cap), np.float64),
+            np.empty(2 * cap, np.float64), np.empty(2 * cap, np.float64),
+            np.empty(2 * cap, np.int64), np.empty(2 * cap, np.int64))
 
 
 @njit(cache=True, nogil=True)
@@ -245,16 +255,11 @@ def fill_candidates(gt_coords, gt_bbox, gt_area, gt_convex, gt_circle, gt_vrange
                     pd_coords, pd_bbox, pd_area, pd_convex, pd_vrange, pd_off,
                     pair_off, cap, out_gt, out_pd, out_iou, lo, hi):
     """``polygon.fill_candidates`` (same arguments, same results) on :func:`clip_area_fast`."""
+    buf, ws, X, Y, NX, PV = convex_iou_scratch(cap)  # for every pair of the range
     for r in range(lo, hi):
         k = pair_off[r]
         if k == pair_off[r + 1]:
             continue
-        buf = np.empty((4, cap), np.float64)
-        ws = np.empty((4, cap), np.float64)
-        X = np.empty(2 * cap, np.float64)
-        Y = np.empty(2 * cap, np.float64)
-        NX = np.empty(2 * cap, np.int64)
-        PV = np.empty(2 * cap, np.int64)
         for g in range(gt_off[r], gt_off[r + 1]):
             for p in range(pd_off[r], pd_off[r + 1]):
                 if not _overlap(gt_bbox[g], pd_bbox[p]):

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from polars_metrics._kernels._jit import njit
-from polars_metrics._kernels.convex_clip import _convex_iou
+from polars_metrics._kernels.convex_clip import _convex_iou, convex_iou_scratch
 from polars_metrics._kernels.line_buffer import STRIDE, segment_ring
 from polars_metrics._kernels.polygon import _convex_sign, _overlap, _ring_area2
 
@@ -146,13 +146,7 @@ def segment_pairs_range(ca, oa, gt_off, cb, ob, pd_off, radius, counts, ok, r0, 
     p_area = np.empty(mp, np.float64)
     g_cvx = np.empty(mg, np.int64)
     p_cvx = np.empty(mp, np.int64)
-    cap = 4 * STRIDE + 8
-    buf = np.empty((4, cap), np.float64)
-    ws = np.empty((4, cap), np.float64)
-    X = np.empty(2 * cap, np.float64)
-    Y = np.empty(2 * cap, np.float64)
-    NX = np.empty(2 * cap, np.int64)
-    PV = np.empty(2 * cap, np.int64)
+    buf, ws, X, Y, NX, PV = convex_iou_scratch(4 * STRIDE + 8)
     size = 1024
     out_gt = np.empty(size, np.int64)
     out_pd = np.empty(size, np.int64)

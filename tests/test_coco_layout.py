@@ -12,20 +12,30 @@ from polars_metrics._parallel import run_ranges
 
 
 def _orders(score, cat, img, n_cat, n_img, base):
-    by_cat = base[np.argsort(cat[base], kind="stable")]
+    """category_orders on the rows numbered (category, image, base position), as the engine
+    numbers them; the outputs mapped back to the original row numbers."""
+    pos_in_base = np.empty(score.size, np.int64)
+    pos_in_base[base] = np.arange(score.size)
+    by = np.lexsort((pos_in_base, img, cat))  # evaluation number -> row
     cat_ptr = offsets_from_lengths(np.bincount(cat, minlength=n_cat))
-    acc, grp, rank, pos = (np.empty(score.size, np.int64) for _ in range(4))
-    keys = L.descending_keys((score + 0.0).view(np.uint64))
-    run_ranges(L.category_orders, (cat_ptr, by_cat, keys, img, n_img, acc, grp, rank, pos),
-               cat_ptr, small=0)
-    return acc, grp, rank, pos
+    acc, grp, rank, pos, rank_acc = (np.empty(score.size, np.int64) for _ in range(5))
+    score_acc = np.empty(score.size)
+    s = score[by] + 0.0
+    run_ranges(L.category_orders, (cat_ptr, s, np.ascontiguousarray(img[by]), acc, grp, rank, pos,
+                                   score_acc, rank_acc), cat_ptr, small=0)
+    np.testing.assert_array_equal(score_acc, s[acc])
+    np.testing.assert_array_equal(rank_acc, rank[acc])
+    row_rank, row_pos = np.empty_like(rank), np.empty_like(pos)
+    row_rank[by], row_pos[by] = rank, pos
+    return by[acc], by[grp], row_rank, row_pos
 
 
 @pytest.mark.parametrize(("n", "n_cat", "n_img", "distinct"), [
     (0, 3, 4, 10), (1, 1, 1, 10), (500, 1, 7, 5),  # one category, many ties
-    (20_000, 3, 50, 1_000_000),  # long segments: the radix path
+    (20_000, 3, 50, 1_000_000),  # long segments and long groups: the radix and merge paths
     (20_000, 400, 3_000, 20),  # short segments over many images: the merge-sort paths
     (5_000, 10, 40, 3),
+    (3_000, 2, 1_000, 4),  # groups of ~1-3 rows: the insertion sort
 ])
 def test_category_orders_match_numpy_stable_sorts(n, n_cat, n_img, distinct):
     rng = np.random.default_rng(n + n_cat)
@@ -37,8 +47,9 @@ def test_category_orders_match_numpy_stable_sorts(n, n_cat, n_img, distinct):
     acc, grp, rank, pos_in_acc = _orders(score, cat, img, n_cat, n_img, base)
     pos = np.empty(n, np.int64)
     pos[base] = np.arange(n)
-    # (category, score descending, position in base) and (category, image, score desc, base)
-    want_acc = np.lexsort((pos, -(score + 0.0), cat))
+    # (category, score descending, image, position in base) and (category, image, score
+    # desc, base): pycocotools' accumulate order and its evaluateImg groups
+    want_acc = np.lexsort((pos, img, -(score + 0.0), cat))
     want_grp = np.lexsort((pos, -(score + 0.0), img, cat))
     np.testing.assert_array_equal(acc, want_acc)
     np.testing.assert_array_equal(grp, want_grp)
@@ -49,6 +60,48 @@ def test_category_orders_match_numpy_stable_sorts(n, n_cat, n_img, distinct):
         want_rank[row] = seen[cat[row], img[row]]
         seen[cat[row], img[row]] += 1
     np.testing.assert_array_equal(rank, want_rank)
+
+
+@pytest.mark.parametrize("by_category", [True, False])
+@pytest.mark.parametrize("image_sorted", [True, False])
+def test_evaluation_rows_number_detections_by_category_then_image(by_category, image_sorted):
+    rng = np.random.default_rng(7)
+    n, n_img, n_cat = 3_000, 40, 6
+    img = rng.integers(-2, n_img + 3, n)  # below 0 and from n_img on: images absent from gt
+    cat = rng.integers(-1, n_cat, n)  # -1: unknown category
+    if image_sorted:  # results files usually come image by image: the one-pass path
+        img = np.sort(img)
+    # image i has id 3 * i + 10; the table maps id - 10 to the image (n_img: no such image)
+    table = np.full(3 * n_img, n_img)
+    table[3 * np.arange(n_img)] = np.arange(n_img)
+    score = rng.normal(size=n)
+    score[np.flatnonzero((img >= 0) & (img < n_img) & (cat >= 0))[:5]] = -0.0
+    for area in (rng.random(n), np.empty(0)):
+        rows, d_img, d_cat, d_score, d_area = L.evaluation_rows(
+            3 * img + 10, 10, table, cat, n_img, n_cat, by_category, score, area)
+        np.testing.assert_array_equal(d_area, area[rows] if area.size else area)
+    np.testing.assert_array_equal(d_score, score[rows])
+    assert (d_score == 0).sum() == 5 and not np.signbit(d_score[d_score == 0]).any()  # as 0.0
+    ok = np.flatnonzero((img >= 0) & (img < n_img) & (cat >= 0))
+    keys = (ok, img[ok], cat[ok]) if by_category else (ok, cat[ok], img[ok])
+    want = ok[np.lexsort(keys)]
+    assert 0 < want.size < n
+    np.testing.assert_array_equal(rows, want)
+    np.testing.assert_array_equal(d_img, img[want])
+    np.testing.assert_array_equal(d_cat, cat[want])
+
+
+def test_category_ids_last_row_wins_like_numpy():
+    rng = np.random.default_rng(3)
+    k = rng.integers(-1, 5, 200)
+    cid = rng.integers(-1, 90, 200)
+    out = np.full(6, -1, np.int64)
+    L.category_ids(k, cid, out)
+    want = np.full(6, -1, np.int64)
+    for r in range(200):  # the loop the kernel replaces, written out
+        if k[r] >= 0 and cid[r] >= 0:
+            want[k[r]] = cid[r]
+    np.testing.assert_array_equal(out, want)
 
 
 def test_descending_keys_order_floats_like_their_values():

@@ -102,7 +102,7 @@ EXPORTS: dict[tuple[str, str], str] = {
     # coco
     ("coco", "block_sizes"): "i8[:](i8[:], i8[:], i8)",
     ("coco", "box_iou_groups"):
-        "void(f8[:, :], f8[:, :], b1[:], i8[:], i8[:], i8[:], i8[:], i8, i8[:], f8[:], i8, i8)",
+        "void(f8[:, :], i8[:], f8[:, :], i8[:], b1[:], i8[:], i8[:], i8[:], i8[:], i8, i8[:], f8[:], i8, i8)",
     ("coco", "coco_accumulate"):
         "void(u4[:, :], f8[:], i8[:], i8[:], i8[:, :], i8[:], f8[:], f8[:, :, :, :, :], "
         "f8[:, :, :, :], f8[:, :, :, :, :], i8, i8)",
@@ -110,13 +110,15 @@ EXPORTS: dict[tuple[str, str], str] = {
         "void(f8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8, f8[:], b1[:], b1[:], b1[:], "
         "i8[:], f8[:], i8[:], i8[:], f8[:], f8[:], f8[:], i8, u4[:, :], i4[:, :], b1[:, :], i8[:], "
         "i8, i8)",
-    ("coco", "group_layout"): "(i8[:], i8[:], i8[:], i8[:])(i8[:], i8[:])",
+    ("coco", "group_ptrs"): "(i8[:], i8[:])(i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8)",
     ("coco", "stable_counting_order"): "i8[:](i8[:], i8, i8[:])",
     ("coco", "segment_counting_order"): "i8[:](i8[:], i8[:], i8, i8[:])",
     ("coco", "settle_unmatched"): "void(f8[:], i8[:], f8[:], f8[:], u4, u4[:, :])",
     ("coco_layout", "category_orders"):
-        f"void(i8[:], i8[:], u8[:], i8[:], i8, i8[:], i8[:], i8[:], i8[:], {_I8_ROWS})",
-    ("coco_layout", "descending_keys"): "u8[:](u8[:])",
+        f"void(i8[:], f8[:], i8[:], i8[:], i8[:], i8[:], i8[:], f8[:], i8[:], {_I8_ROWS})",
+    ("coco_layout", "evaluation_rows"):
+        "(i8[:], i8[:], i8[:], f8[:], f8[:])(i8[:], i8, i8[:], i8[:], i8, i8, b1, f8[:], f8[:])",
+    ("coco_layout", "category_ids"): "void(i8[:], i8[:], i8[:])",
     ("coco_tables", "coco_cell_counts"):
         "void(i8[:, :], f8[:], f8[:], i8[:], i8[:], i8[:, :, :], i8[:, :, :], i8[:, :, :], "
         f"i8[:, :, :], {_I8_ROWS})",

@@ -34,7 +34,9 @@ IGN_SHIFT = 16
 @njit(cache=True, nogil=True)
 def box_iou_groups(
     dt_xywh: np.ndarray,
+    dt_box_row: np.ndarray,
     gt_xywh: np.ndarray,
+    gt_box_row: np.ndarray,
     gt_crowd: np.ndarray,
     grp_dt_ptr: np.ndarray,
     grp_dt_idx: np.ndarray,
@@ -50,10 +52,12 @@ def box_iou_groups(
     (``bbIou`` arithmetic), written to ``out[iou_ptr[g]:iou_ptr[g+1]]`` (zero-filled by the
     caller: pairs that do not overlap are not written).
 
-    Boxes are COCO ``x, y, w, h``; the operations are ordered exactly as in ``maskApi.c``
-    (``x + w`` for the far edge, ``w * h`` for the area, ``da + ga - i`` for the union) so
-    the result is bit-identical. A crowd ground truth uses the detection area as the union.
-    Groups are independent: callers run ranges of them on threads (``_parallel.run_ranges``).
+    Boxes are COCO ``x, y, w, h``: detection ``d``'s is ``dt_xywh[dt_box_row[d]]`` (the frame's
+    column as it is: no copy of the boxes in the evaluation's order), ground truth ``j``'s
+    ``gt_xywh[gt_box_row[j]]``. The operations are ordered exactly as in ``maskApi.c`` (``x + w``
+    for the far edge, ``w * h`` for the area, ``da + ga - i`` for the union) so the result is
+    bit-identical. A crowd ground truth uses the detection area as the union. Groups are
+    independent: callers run ranges of them on threads (``_parallel.run_ranges``).
     """
     for g in range(lo, hi):
         d0 = grp_dt_ptr[g]
@@ -63,16 +67,17 @@ def box_iou_groups(
         base = iou_ptr[g]
         for jj in range(ng):
             j = grp_gt_idx[g0 + jj]
-            gx = gt_xywh[j, 0]
-            gy = gt_xywh[j, 1]
-            gw = gt_xywh[j, 2]
-            gh = gt_xywh[j, 3]
+            b = gt_box_row[j]
+            gx = gt_xywh[b, 0]
+            gy = gt_xywh[b, 1]
+            gw = gt_xywh[b, 2]
+            gh = gt_xywh[b, 3]
             ga = gw * gh
             gxe = gw + gx
             gye = gh + gy
             crowd = gt_crowd[j]
             for dd in range(nd):
-                d = grp_dt_idx[d0 + dd]
+                d = dt_box_row[grp_dt_idx[d0 + dd]]
                 dx = dt_xywh[d, 0]
                 dy = dt_xywh[d, 1]
                 dw = dt_xywh[d, 2]
@@ -534,42 +539,45 @@ def segment_counting_order(seg_ptr: np.ndarray, keys: np.ndarray, n_keys: int,
 
 
 @njit(cache=True)
-def group_layout(
-    dt_grp_sorted: np.ndarray, gt_grp_sorted: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Union of the (sorted) group keys of detections and ground truths.
+def group_ptrs(d_cat: np.ndarray, d_img: np.ndarray, d_grp: np.ndarray, g_cat: np.ndarray,
+               g_img: np.ndarray, g_grp: np.ndarray, n_img: int) -> tuple[np.ndarray, np.ndarray]:
+    """The groups: the union of the (category, image) keys of the detections ``d_grp`` and
+    ground truths ``g_grp`` (both in key order), as CSR pointers ``dt_ptr`` / ``gt_ptr`` into
+    those two orders. Two passes (count, then fill) over keys computed on the fly: no key
+    array and no output larger than the number of groups."""
+    none = np.empty(0, np.int64)
+    n = _walk_groups(d_cat, d_img, d_grp, g_cat, g_img, g_grp, n_img, none, none)
+    dt_ptr = np.empty(n + 1, np.int64)
+    gt_ptr = np.empty(n + 1, np.int64)
+    _walk_groups(d_cat, d_img, d_grp, g_cat, g_img, g_grp, n_img, dt_ptr, gt_ptr)
+    return dt_ptr, gt_ptr
 
-    Returns ``keys`` and CSR pointers ``dt_ptr``, ``gt_ptr`` into the sorted arrays, plus the
-    within-group rank of every sorted detection.
-    """
-    nd = dt_grp_sorted.size
-    ng = gt_grp_sorted.size
-    keys = np.empty(nd + ng, np.int64)
-    dt_ptr = np.empty(nd + ng + 1, np.int64)
-    gt_ptr = np.empty(nd + ng + 1, np.int64)
-    rank = np.empty(nd, np.int64)
+
+@njit(cache=True)
+def _walk_groups(d_cat, d_img, d_grp, g_cat, g_img, g_grp, n_img, dt_ptr, gt_ptr) -> int:
+    """Count the groups of :func:`group_ptrs`; write their pointers when given room."""
+    nd = d_grp.size
+    ng = g_grp.size
+    fill = dt_ptr.size > 0
     i = 0
     j = 0
     n = 0
     while i < nd or j < ng:
-        if j >= ng or (i < nd and dt_grp_sorted[i] <= gt_grp_sorted[j]):
-            key = dt_grp_sorted[i]
-        else:
-            key = gt_grp_sorted[j]
-        keys[n] = key
-        dt_ptr[n] = i
-        gt_ptr[n] = j
-        r = 0
-        while i < nd and dt_grp_sorted[i] == key:
-            rank[i] = r
-            r += 1
+        kd = d_cat[d_grp[i]] * n_img + d_img[d_grp[i]] if i < nd else -1
+        kg = g_cat[g_grp[j]] * n_img + g_img[g_grp[j]] if j < ng else -1
+        key = kd if (j >= ng or (i < nd and kd <= kg)) else kg
+        if fill:
+            dt_ptr[n] = i
+            gt_ptr[n] = j
+        while i < nd and d_cat[d_grp[i]] * n_img + d_img[d_grp[i]] == key:
             i += 1
-        while j < ng and gt_grp_sorted[j] == key:
+        while j < ng and g_cat[g_grp[j]] * n_img + g_img[g_grp[j]] == key:
             j += 1
         n += 1
-    dt_ptr[n] = nd
-    gt_ptr[n] = ng
-    return keys[:n].copy(), dt_ptr[: n + 1].copy(), gt_ptr[: n + 1].copy(), rank
+    if fill:
+        dt_ptr[n] = nd
+        gt_ptr[n] = ng
+    return n
 
 
 @njit(cache=True)

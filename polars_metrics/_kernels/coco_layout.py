@@ -1,11 +1,14 @@
-"""The COCO engine's sort orders, category by category (see ``coco.py`` for the layout).
+"""The COCO engine's detection numbering and sort orders, category by category (see
+``coco.py`` for the layout).
 
 pycocotools' accumulate order is (category, score descending, then the order the detections
 arrived in); its ``evaluateImg`` groups are (category, image) with detections in score order.
-Both orders are stable sorts *inside* a category, so after one counting pass by category each
-category is sorted on its own: its few thousand keys stay in cache (a global radix sort
-scatters over the whole array at every pass), and categories are independent units that
-``_parallel.run_ranges`` spreads over threads.
+Both orders are stable sorts *inside* a category. :func:`evaluation_rows` numbers the
+detections by (category, image, row) in one counting pass, so each category's detections are
+one contiguous range; :func:`category_orders` then sorts each category on its own: its few
+thousand keys and every read and write stay in cache (a global radix sort scatters over the
+whole array at every pass), and categories are independent units that ``_parallel.run_ranges``
+spreads over threads.
 """
 from __future__ import annotations
 
@@ -16,19 +19,26 @@ from polars_metrics._kernels._jit import njit
 _DIGIT_BITS = 11  # 2,048 counters per digit: six passes cover 64 bits, the counts stay in L1
 _N_DIGITS = 6
 _SMALL_SEGMENT = 256  # below this many keys a merge sort beats six counting passes
+_SMALL_RUN = 32  # up to this many rows of one group an insertion sort beats a merge sort
 
 
 @njit(cache=True, nogil=True)
 def descending_keys(score_bits: np.ndarray) -> np.ndarray:
     """Unsigned keys whose ascending order is the scores' descending order (equal scores,
     equal keys). ``score_bits`` is the float64 scores viewed as uint64, without NaN and with
-    -0.0 folded into 0.0 (the caller adds 0.0)."""
-    sign = np.uint64(1) << np.uint64(63)
+    -0.0 folded into 0.0 (the caller adds 0.0). The kernels compute each key on the fly
+    (:func:`_descending_key`); this array form is what the tests check the order with."""
     keys = np.empty(score_bits.size, np.uint64)
     for i in range(score_bits.size):
-        b = score_bits[i]
-        keys[i] = ~(~b if (b & sign) else (b | sign))  # total order of floats, reversed
+        keys[i] = _descending_key(score_bits[i])
     return keys
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _descending_key(b: np.uint64) -> np.uint64:
+    """The key of one score's bits (see :func:`descending_keys`)."""
+    sign = np.uint64(1) << np.uint64(63)
+    return ~(~b if (b & sign) else (b | sign))  # total order of floats, reversed
 
 
 @njit(cache=True, nogil=True)
@@ -66,14 +76,20 @@ def _radix_segment(k: np.ndarray, o: np.ndarray, tk: np.ndarray, to: np.ndarray,
 
 
 @njit(cache=True, nogil=True)
-def category_orders(cat_ptr: np.ndarray, by_cat: np.ndarray, keys: np.ndarray,
-                    img: np.ndarray, n_img: int, acc: np.ndarray, grp: np.ndarray,
-                    rank: np.ndarray, pos: np.ndarray, lo: int, hi: int) -> None:
-    """For categories ``lo..hi``: ``acc[p0:p1]`` = the category's rows ``by_cat[p0:p1]``
-    stably sorted by ``keys`` (ascending: score descending), and ``grp[p0:p1]`` = those
-    stably sorted by ``img`` (the (category, image) groups, score order inside). Per row:
-    ``pos[row]`` its position in ``acc``, ``rank[row]`` its position in its group. ``grp`` and
-    ``rank`` are not written when ``n_img`` is 0, ``pos`` when it is empty."""
+def category_orders(cat_ptr: np.ndarray, score: np.ndarray, img: np.ndarray,
+                    acc: np.ndarray, grp: np.ndarray, rank: np.ndarray, pos: np.ndarray,
+                    score_acc: np.ndarray, rank_acc: np.ndarray, lo: int, hi: int) -> None:
+    """For categories ``lo..hi``, whose rows ``cat_ptr[c]:cat_ptr[c+1]`` are already in
+    (image, input) order: ``acc[p0:p1]`` = those rows stably sorted by score, descending
+    (``score`` without NaN, -0.0 folded into 0.0: the caller adds 0.0), and ``grp[p0:p1]`` =
+    each run of one image sorted the same way
+    (the (category, image) groups, score order inside). Per row: ``pos[row]`` its position in
+    ``acc``, ``rank[row]`` its position in its group; per position ``p`` of ``acc``:
+    ``score_acc[p]`` / ``rank_acc[p]`` the score / rank of ``acc[p]``.
+
+    ``grp``, ``rank`` and ``rank_acc`` are not written when ``img`` is empty, ``pos`` and
+    ``score_acc`` when they are empty. A category's rows are contiguous, so every read and
+    write stays inside its range: a few thousand rows that stay in cache."""
     longest = 0
     for c in range(lo, hi):
         longest = max(longest, cat_ptr[c + 1] - cat_ptr[c])
@@ -82,56 +98,158 @@ def category_orders(cat_ptr: np.ndarray, by_cat: np.ndarray, keys: np.ndarray,
     o = np.empty(longest, np.int64)
     to = np.empty(longest, np.int64)
     cnt = np.empty((_N_DIGITS, 1 << _DIGIT_BITS), np.int64)
-    icnt = np.empty(n_img + 1, np.int64)
+    groups = img.size > 0
+    bits = score.view(np.uint64)
     for c in range(lo, hi):
         p0 = cat_ptr[c]
-        n = cat_ptr[c + 1] - p0
+        p1 = cat_ptr[c + 1]
+        n = p1 - p0
         if n == 0:
             continue
         for i in range(n):
-            o[i] = by_cat[p0 + i]
-            k[i] = keys[o[i]]
+            o[i] = p0 + i
+            k[i] = _descending_key(bits[p0 + i])
         if n < _SMALL_SEGMENT:
             idx = np.argsort(k[:n], kind="mergesort")
             for i in range(n):
                 acc[p0 + i] = o[idx[i]]
         else:
-            swapped = _radix_segment(k, o, tk, to, cnt, n)
-            src = to if swapped else o
+            src = to if _radix_segment(k, o, tk, to, cnt, n) else o
             for i in range(n):
                 acc[p0 + i] = src[i]
         if pos.size:
-            for p in range(p0, p0 + n):
+            for p in range(p0, p1):
                 pos[acc[p]] = p
-        if n_img > 0:
-            _by_image(acc, p0, n, img, n_img, icnt, grp)
-            prev = -1
-            r = 0
-            for p in range(p0, p0 + n):
-                m = img[grp[p]]
-                if m != prev:
-                    prev = m
-                    r = 0
-                rank[grp[p]] = r
-                r += 1
+        if score_acc.size:
+            for p in range(p0, p1):
+                score_acc[p] = score[acc[p]]
+        if groups:
+            q = p0
+            while q < p1:
+                e = q + 1
+                while e < p1 and img[e] == img[q]:
+                    e += 1
+                _sort_run(bits, q, e, grp)
+                for r in range(e - q):
+                    rank[grp[q + r]] = r
+                q = e
+            for p in range(p0, p1):
+                rank_acc[p] = rank[acc[p]]
 
 
 @njit(cache=True, nogil=True)
-def _by_image(order: np.ndarray, p0: int, n: int, img: np.ndarray, n_img: int,
-              icnt: np.ndarray, out: np.ndarray) -> None:
-    """``out[p0:p0+n]`` = ``order[p0:p0+n]`` stably sorted by ``img``."""
-    if 8 * n < n_img:  # few rows over many images: a merge sort beats zeroing the counts
-        seg = order[p0:p0 + n]
-        idx = np.argsort(img[seg], kind="mergesort")
-        for q in range(n):
-            out[p0 + q] = seg[idx[q]]
+def _sort_run(bits: np.ndarray, q: int, e: int, out: np.ndarray) -> None:
+    """``out[q:e]`` = the rows ``q..e-1`` stably sorted by score, descending (``bits``: the
+    scores as uint64): insertion sort for the short runs of a group (most hold a few
+    detections), merge sort for long ones."""
+    if e - q > _SMALL_RUN:
+        keys = np.empty(e - q, np.uint64)
+        for i in range(e - q):
+            keys[i] = _descending_key(bits[q + i])
+        idx = np.argsort(keys, kind="mergesort")
+        for i in range(e - q):
+            out[q + i] = q + idx[i]
         return
-    icnt[:] = 0
-    for p in range(p0, p0 + n):
-        icnt[img[order[p]] + 1] += 1
-    for j in range(n_img):
-        icnt[j + 1] += icnt[j]
-    for p in range(p0, p0 + n):
-        m = img[order[p]]
-        out[p0 + icnt[m]] = order[p]
-        icnt[m] += 1
+    for i in range(q, e):
+        key = _descending_key(bits[i])
+        j = i
+        while j > q and _descending_key(bits[out[j - 1]]) > key:  # strict: ties keep order
+            out[j] = out[j - 1]
+            j -= 1
+        out[j] = i
+
+
+@njit(cache=True, nogil=True)
+def evaluation_rows(image_key: np.ndarray, key_lo: int, image_of_key: np.ndarray, cat: np.ndarray,
+                    n_img: int, n_cat: int, by_category: bool, score: np.ndarray,
+                    area: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                               np.ndarray]:
+    """The rows that take part in the engine's order, with their image, category, score and
+    area: ``(rows, d_img, d_cat, d_score, d_area)``.
+
+    Row ``r``'s image is ``image_of_key[image_key[r] - key_lo]`` (``n_img`` when the key is
+    outside the table: an image absent from the ground truth), its category ``cat[r]`` (-1:
+    none); rows with both take part. The order is (category, image, row) when
+    ``by_category``, else (image, category, row): pycocotools' order inside a category, or
+    inside a pooled image. Numbering the detections this way makes each category's rows
+    contiguous, so the per-category sorts and everything after them read and write inside
+    one small range. Results files usually list detections image by image: then one counting
+    pass places every row, its score (+ 0.0: -0.0 becomes 0.0, as comparisons treat it) and
+    its area (``area`` empty: ``d_area`` is empty) — values written to their place cost less
+    than a gather of them afterwards."""
+    n = image_key.size
+    primary = n_cat if by_category else n_img
+    cnt = np.zeros(primary + 1, np.int64)
+    m = 0
+    in_order = True  # the rows that take part already in secondary order
+    last = -1
+    for r in range(n):
+        i = _image(image_key, key_lo, image_of_key, n_img, r)
+        if i < n_img and cat[r] >= 0:
+            a, b = (cat[r], i) if by_category else (i, cat[r])
+            cnt[a + 1] += 1
+            m += 1
+            in_order = in_order and b >= last
+            last = b
+    for a in range(primary):
+        cnt[a + 1] += cnt[a]
+    src = (np.empty(0, np.int64) if in_order else
+           _secondary_order(image_key, key_lo, image_of_key, cat, n_img, n_cat, by_category, m))
+    rows = np.empty(m, np.int64)
+    d_img = np.empty(m, np.int64)
+    d_cat = np.empty(m, np.int64)
+    d_score = np.empty(m, np.float64)
+    with_area = area.size > 0
+    d_area = np.empty(m if with_area else 0, np.float64)
+    for j in range(n if in_order else m):
+        r = j if in_order else src[j]
+        i = _image(image_key, key_lo, image_of_key, n_img, r)
+        c = cat[r]
+        if i < n_img and c >= 0:
+            a = c if by_category else i
+            q = cnt[a]
+            cnt[a] = q + 1
+            rows[q] = r
+            d_img[q] = i
+            d_cat[q] = c
+            d_score[q] = score[r] + 0.0
+            if with_area:
+                d_area[q] = area[r]
+    return rows, d_img, d_cat, d_score, d_area
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _image(image_key, key_lo, image_of_key, n_img, r):
+    v = image_key[r] - key_lo
+    return image_of_key[v] if 0 <= v < image_of_key.size else n_img
+
+
+@njit(cache=True, nogil=True)
+def _secondary_order(image_key, key_lo, image_of_key, cat, n_img, n_cat, by_category, m):
+    """The ``m`` rows that take part, stably sorted by the secondary key (image when
+    ``by_category``, else category)."""
+    secondary = n_img if by_category else n_cat
+    c2 = np.zeros(secondary + 1, np.int64)
+    for r in range(image_key.size):
+        i = _image(image_key, key_lo, image_of_key, n_img, r)
+        if i < n_img and cat[r] >= 0:
+            c2[(i if by_category else cat[r]) + 1] += 1
+    for b in range(secondary):
+        c2[b + 1] += c2[b]
+    out = np.empty(m, np.int64)
+    for r in range(image_key.size):
+        i = _image(image_key, key_lo, image_of_key, n_img, r)
+        if i < n_img and cat[r] >= 0:
+            b = i if by_category else cat[r]
+            out[c2[b]] = r
+            c2[b] += 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def category_ids(k: np.ndarray, cid: np.ndarray, out: np.ndarray) -> None:
+    """``out[k[r]] = cid[r]`` for the rows with both (``>= 0``), the last row winning, as
+    numpy's ``out[k[ok]] = cid[ok]`` does, without its masks and copies."""
+    for r in range(k.size):
+        if k[r] >= 0 and cid[r] >= 0:
+            out[k[r]] = cid[r]

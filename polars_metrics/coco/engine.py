@@ -29,7 +29,15 @@ from polars_metrics._lazy import lazy
 from polars_metrics._parallel import run_ranges
 from polars_metrics.coco import threaded
 from polars_metrics.coco.arrays import CocoResult
-from polars_metrics.coco.inputs import category_axis, f64, positions, stable_order, xywh
+from polars_metrics.coco.inputs import (
+    category_axis,
+    f64,
+    image_lookup,
+    positions,
+    stable_order,
+    xywh,
+    xywh_source,
+)
 from polars_metrics.coco.params import DEFAULT_MAX_DETS, CocoParams, normalize_params
 from polars_metrics.coco.segmentation import mask_csr, segm_iou
 from polars_metrics.coco.summary import summarize, summary_frame
@@ -121,7 +129,10 @@ def evaluate(gt: pl.DataFrame, pd: pl.DataFrame, p: CocoParams, *,
 @dataclass(frozen=True)
 class _Rows:
     """The evaluated annotations: ``gt_rows`` / ``pd_rows`` index the frames; the rest are
-    per evaluated row (``g_*`` / ``d_*``) or per image / category."""
+    per evaluated row (``g_*`` / ``d_*``) or per image / category. Ground truths are in frame
+    order; detections in the engine's order, category by category (see
+    ``_kernels.coco_layout.evaluation_rows``), so every per-category step reads and writes one
+    contiguous range."""
 
     image_ids: np.ndarray
     names: list[str]
@@ -139,6 +150,7 @@ class _Rows:
     g_idzero: np.ndarray
     n_gt_frame: int
     n_outside: int
+    d_area: np.ndarray | None = None  # the area column's values when it has them all
 
 
 def _annotations(gt: pl.DataFrame, pd: pl.DataFrame, p: CocoParams, use_ignore_flag: bool) -> _Rows:
@@ -156,10 +168,12 @@ def _annotations(gt: pl.DataFrame, pd: pl.DataFrame, p: CocoParams, use_ignore_f
     names, cat_ids, gk_all, pk_all = category_axis(gt, pd)
 
     gt_rows = np.flatnonzero(gk_all >= 0)  # placeholder rows (null feature) only declare images
-    pd_img_all = pd[s.DATA_ROW].to_numpy()
-    pd_img_pos = positions(image_ids, pd_img_all)
-    pd_ok = (pd_img_pos < n_img) & (pk_all >= 0)
-    pd_rows = np.flatnonzero(pd_ok)
+    conf = pd[s.CONFIDENCE]
+    area = _detection_area_column(pd)
+    pd_rows, d_img, d_cat, score, d_area = L.evaluation_rows(
+        *image_lookup(image_ids, pd[s.DATA_ROW].to_numpy()),
+        np.ascontiguousarray(pk_all, dtype=np.int64), n_img, len(names), p.use_cats,
+        _f64_view(conf), area if area is not None else np.empty(0))
     n_outside = int(pd.height - pd_rows.size)
     if n_outside:
         warnings.warn(
@@ -167,11 +181,9 @@ def _annotations(gt: pl.DataFrame, pd: pl.DataFrame, p: CocoParams, use_ignore_f
             "they are left out (as pycocotools' imgIds/catIds filter does).",
             PolarsMetricsWarning, stacklevel=4,
         )
-    conf = pd[s.CONFIDENCE]
-    score = f64(conf)[pd_rows] + 0.0  # + 0.0 folds -0.0 into 0.0, as comparisons do
     if conf.null_count() or not np.isfinite(score).all():
         bad = np.flatnonzero(~np.isfinite(score))
-        r = int(pd_rows[bad[0]]) if bad.size else int(np.flatnonzero(conf.is_null().to_numpy())[0])
+        r = int(pd_rows[bad].min()) if bad.size else int(np.flatnonzero(conf.is_null().to_numpy())[0])
         raise InvalidAnnotationError(
             f'pd: row {r} has a null or non-finite "{s.CONFIDENCE}"; COCO needs a score per detection.'
         )
@@ -184,11 +196,24 @@ def _annotations(gt: pl.DataFrame, pd: pl.DataFrame, p: CocoParams, use_ignore_f
     return _Rows(
         image_ids=image_ids, names=names, cat_ids=cat_ids, gt_rows=gt_rows, pd_rows=pd_rows,
         g_img=positions(image_ids, gt_img_all[gt_rows]),
-        d_img=pd_img_pos[pd_rows].astype(np.int64), g_cat=gk_all[gt_rows].astype(np.int64),
-        d_cat=pk_all[pd_rows].astype(np.int64), score=score,
+        d_img=d_img, g_cat=gk_all[gt_rows].astype(np.int64), d_cat=d_cat, score=score,
         g_area=np.ascontiguousarray(_gt_area(gt, gt_rows, p)), g_crowd=g_crowd, g_ignore=g_ignore,
         g_idzero=np.ascontiguousarray(g_idzero), n_gt_frame=gt.height, n_outside=n_outside,
+        d_area=None if area is None else d_area,
     )
+
+
+def _f64_view(series: pl.Series) -> np.ndarray:
+    """A numeric column as float64, without a copy when it is one already (null: NaN)."""
+    return np.ascontiguousarray(series.cast(pl.Float64).to_numpy(), dtype=np.float64)
+
+
+def _detection_area_column(pd: pl.DataFrame) -> np.ndarray | None:
+    """loadRes's area of every prediction row when the frame has it on every row (the mask
+    or box area is computed later for the evaluated rows otherwise)."""
+    if s.AREA in pd.columns and pd[s.AREA].null_count() == 0:
+        return _f64_view(pd[s.AREA])
+    return None
 
 
 def _flag(frame: pl.DataFrame, column: str) -> np.ndarray:
@@ -214,9 +239,10 @@ def _gt_area(gt: pl.DataFrame, gt_rows: np.ndarray, p: CocoParams) -> np.ndarray
 
 
 def _detection_area(pd: pl.DataFrame, rows: _Rows, p: CocoParams) -> np.ndarray:
-    """loadRes: w*h of the box, or the mask area for segm results."""
-    if s.AREA in pd.columns and pd[s.AREA].null_count() == 0:
-        area = f64(pd[s.AREA])[rows.pd_rows]
+    """loadRes: the ``area`` column (placed by ``_annotations``), else w*h of the box, or the
+    mask area for segm results."""
+    if rows.d_area is not None:
+        area = rows.d_area
     elif p.iou_type == "bbox" or s.MASK not in pd.columns:
         b = xywh(pd, rows.pd_rows, "pd")
         area = b[:, 2] * b[:, 3]
@@ -229,12 +255,15 @@ def _detection_area(pd: pl.DataFrame, rows: _Rows, p: CocoParams) -> np.ndarray:
 @dataclass(frozen=True)
 class _Layout:
     """Sort orders. ``d_grp`` / ``g_grp``: rows in group order (``dt_ptr`` / ``gt_ptr`` CSR over
-    groups); ``acc``: detections in accumulate order, ``dt_pos`` its inverse; ``rank``: rank of
-    each detection in its group; ``*_cat_e``: the category key (0 everywhere when pooled)."""
+    groups); ``acc``: detections in accumulate order (``cat_ptr`` CSR over categories),
+    ``dt_pos`` its inverse, ``score_acc`` / ``rank_acc`` the score / rank at each of its
+    positions; ``rank``: rank of each detection in its group; ``*_cat_e``: the category key (0
+    everywhere when pooled)."""
 
     n_k: int
     g_cat_e: np.ndarray
     d_cat_e: np.ndarray
+    cat_ptr: np.ndarray
     acc: np.ndarray
     d_grp: np.ndarray
     g_grp: np.ndarray
@@ -242,38 +271,36 @@ class _Layout:
     gt_ptr: np.ndarray
     rank: np.ndarray
     dt_pos: np.ndarray
+    score_acc: np.ndarray
+    rank_acc: np.ndarray
 
 
 def _layout(rows: _Rows, p: CocoParams) -> _Layout:
     """use_cats=False pools categories per image; pycocotools then lists gts and dts category by
-    category, so a stable pre-sort by category gives its tie order."""
+    category, so a stable pre-sort by category gives its tie order (for detections,
+    ``_annotations`` numbered them that way)."""
     n_g, n_d, n_cat, n_img = rows.gt_rows.size, rows.pd_rows.size, len(rows.names), rows.image_ids.size
     n_k = n_cat if p.use_cats else 1
     g_base = np.arange(n_g, dtype=np.int64)
-    d_base = np.arange(n_d, dtype=np.int64)
     if p.use_cats:
         g_cat_e, d_cat_e = rows.g_cat, rows.d_cat
     else:
         g_base = stable_order(rows.g_cat, n_cat, g_base)
-        d_base = stable_order(rows.d_cat, n_cat, d_base)
         g_cat_e, d_cat_e = np.zeros(n_g, np.int64), np.zeros(n_d, np.int64)
-    # accumulate order: category, score desc, image, within-image order (results files are
-    # usually in image order already); group order: (category, image), score desc inside.
-    # Both are stable sorts inside a category, done category by category on threads.
-    by_img = rows.d_img[d_base]
-    o = d_base if bool(np.all(by_img[1:] >= by_img[:-1])) else stable_order(rows.d_img, n_img, d_base)
+    # accumulate order: category, score desc, image, within-image order; group order:
+    # (category, image), score desc inside. The detections are numbered by (category, image,
+    # row) already, so both are stable sorts inside each category's range, on threads.
     cat_ptr = offsets_from_lengths(np.bincount(d_cat_e, minlength=n_k))
-    acc, d_grp, rank, dt_pos = (np.empty(n_d, np.int64) for _ in range(4))
-    run_ranges(L.category_orders, (cat_ptr, stable_order(d_cat_e, n_k, o),
-                                   L.descending_keys(rows.score.view(np.uint64)), rows.d_img,
-                                   n_img, acc, d_grp, rank, dt_pos), cat_ptr)
-    d_key = d_cat_e * n_img + rows.d_img
-    g_key = g_cat_e * n_img + rows.g_img
+    acc, d_grp, rank, dt_pos, rank_acc = (np.empty(n_d, np.int64) for _ in range(5))
+    score_acc = np.empty(n_d, np.float64)
+    run_ranges(L.category_orders, (cat_ptr, rows.score, rows.d_img, acc, d_grp, rank, dt_pos,
+                                   score_acc, rank_acc), cat_ptr)
     g_cat_ptr = offsets_from_lengths(np.bincount(g_cat_e, minlength=n_k))
     g_grp = K.segment_counting_order(g_cat_ptr, rows.g_img, n_img, stable_order(g_cat_e, n_k, g_base))
-    _, dt_ptr, gt_ptr, _ = K.group_layout(d_key[d_grp], g_key[g_grp])
-    return _Layout(n_k=n_k, g_cat_e=g_cat_e, d_cat_e=d_cat_e, acc=acc, d_grp=d_grp, g_grp=g_grp,
-                   dt_ptr=dt_ptr, gt_ptr=gt_ptr, rank=rank, dt_pos=dt_pos)
+    dt_ptr, gt_ptr = K.group_ptrs(d_cat_e, rows.d_img, d_grp, g_cat_e, rows.g_img, g_grp, n_img)
+    return _Layout(n_k=n_k, g_cat_e=g_cat_e, d_cat_e=d_cat_e, cat_ptr=cat_ptr, acc=acc,
+                   d_grp=d_grp, g_grp=g_grp, dt_ptr=dt_ptr, gt_ptr=gt_ptr, rank=rank,
+                   dt_pos=dt_pos, score_acc=score_acc, rank_acc=rank_acc)
 
 
 def _group_iou(gt, pd, rows: _Rows, lay: _Layout, p: CocoParams) -> tuple[np.ndarray, np.ndarray]:
@@ -282,10 +309,10 @@ def _group_iou(gt, pd, rows: _Rows, lay: _Layout, p: CocoParams) -> tuple[np.nda
     iou_ptr = K.block_sizes(lay.dt_ptr, lay.gt_ptr, max_det)
     if p.iou_type == "segm":
         return segm_iou(gt, pd, rows, lay, max_det, iou_ptr), iou_ptr
-    d_box = xywh(pd, rows.pd_rows, "pd")
-    g_box = xywh(gt, rows.gt_rows, "gt")
-    iou = threaded.box_iou_groups(d_box, g_box, rows.g_crowd, lay.dt_ptr, lay.d_grp, lay.gt_ptr,
-                                  lay.g_grp, max_det, iou_ptr)
+    d_box, d_box_row = xywh_source(pd, rows.pd_rows, "pd")
+    g_box, g_box_row = xywh_source(gt, rows.gt_rows, "gt")
+    iou = threaded.box_iou_groups(d_box, d_box_row, g_box, g_box_row, rows.g_crowd, lay.dt_ptr,
+                                  lay.d_grp, lay.gt_ptr, lay.g_grp, max_det, iou_ptr)
     return iou, iou_ptr
 
 
@@ -313,9 +340,6 @@ def _match_and_accumulate(rows: _Rows, lay: _Layout, iou, iou_ptr, d_area, p: Co
     for a in range(A):
         ok = ~(rows.g_ignore | (rows.g_area < area_lo[a]) | (rows.g_area > area_hi[a]))
         npig[:, a] = np.bincount(lay.g_cat_e[ok], minlength=lay.n_k)
-    cat_ptr = offsets_from_lengths(np.bincount(lay.d_cat_e, minlength=lay.n_k))
-    score_acc = np.ascontiguousarray(rows.score[lay.acc])
-    rank_acc = np.ascontiguousarray(lay.rank[lay.acc])
     max_dets = np.array(p.max_dets, np.int64)
     rec_thrs = np.ascontiguousarray(p.rec_thresholds, dtype=np.float64)
     precision = np.empty((T, Rn, lay.n_k, A, M))  # the kernel writes every cell
@@ -331,8 +355,8 @@ def _match_and_accumulate(rows: _Rows, lay: _Layout, iou, iou_ptr, d_area, p: Co
         t1 = min(t0 + K.MAX_THR, T)
         threaded.coco_match(*match_args, area_lo, area_hi, thrs[t0:t1].copy(), -1, code, no_rows,
                             no_rows.astype(bool))
-        threaded.coco_accumulate(code, score_acc, rank_acc, cat_ptr, npig, max_dets, rec_thrs,
-                                 precision[t0:t1], recall[t0:t1], scores[t0:t1])
+        threaded.coco_accumulate(code, lay.score_acc, lay.rank_acc, lay.cat_ptr, npig, max_dets,
+                                 rec_thrs, precision[t0:t1], recall[t0:t1], scores[t0:t1])
         keep_code[:, ch] = code[:, keep]
     match_inputs = (match_args, area_lo[keep: keep + 1].copy(), area_hi[keep: keep + 1].copy(),
                     thrs, n_d, n_pd_frame)

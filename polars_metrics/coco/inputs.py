@@ -10,6 +10,7 @@ import polars as pl
 from polars_metrics import _arrays
 from polars_metrics import schema as s
 from polars_metrics._kernels import coco as K
+from polars_metrics._kernels import coco_layout as L
 from polars_metrics.errors import InvalidAnnotationError, SchemaError
 
 CATEGORY_ID = "category_id"
@@ -23,25 +24,41 @@ def f64(series: pl.Series) -> np.ndarray:
 
 
 def xywh(frame: pl.DataFrame, rows: np.ndarray, table: str) -> np.ndarray:
-    """COCO ``x, y, w, h`` boxes of the given rows (sorted, unique): the original ``bbox_xywh``
+    """COCO ``x, y, w, h`` boxes of the given rows, in their order: the original ``bbox_xywh``
     when present (bit-exact), else derived from the ``bbox`` x0, y0, x1, y1 column."""
     col = BBOX_XYWH if BBOX_XYWH in frame.columns else s.BBOX
     if col not in frame.columns:
         raise SchemaError(f'{table}: iou_type="bbox" needs a "{s.BBOX}" column (x0, y0, x1, y1).')
     series = frame[col]
+    _check_boxes(series, rows, table, col)
+    arr = np.asarray(series.to_numpy(), dtype=np.float64).reshape(-1, 4)[rows]
+    if col == s.BBOX:
+        arr = np.stack([arr[:, 0], arr[:, 1], arr[:, 2] - arr[:, 0], arr[:, 3] - arr[:, 1]], axis=1)
+    return np.ascontiguousarray(arr)
+
+
+def xywh_source(frame: pl.DataFrame, rows: np.ndarray, table: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(boxes, index)``: row ``rows[i]``'s COCO ``x, y, w, h`` box is ``boxes[index[i]]``.
+    The original ``bbox_xywh`` column is viewed as it is (a kernel indexes it: no copy of
+    every box in the evaluation's order); the ``bbox`` x0, y0, x1, y1 column is converted for
+    the given rows (:func:`xywh`)."""
+    if BBOX_XYWH not in frame.columns or frame[BBOX_XYWH].n_chunks() != 1:
+        return xywh(frame, rows, table), np.arange(rows.size, dtype=np.int64)
+    _check_boxes(frame[BBOX_XYWH], rows, table, BBOX_XYWH)
+    arr = frame[BBOX_XYWH].to_numpy()
+    if arr.dtype != np.float64 or not arr.flags.c_contiguous or arr.ndim != 2:
+        return xywh(frame, rows, table), np.arange(rows.size, dtype=np.int64)
+    return arr, np.ascontiguousarray(rows, dtype=np.int64)
+
+
+def _check_boxes(series: pl.Series, rows: np.ndarray, table: str, col: str) -> None:
     if series.null_count():
         bad = np.flatnonzero(series.is_null().to_numpy()[rows])
         if bad.size:
             raise InvalidAnnotationError(
-                f'{table}: row {int(rows[bad[0]])} has a null "{col}"; bbox evaluation needs a '
+                f'{table}: row {int(rows[bad].min())} has a null "{col}"; bbox evaluation needs a '
                 f"box on every annotation ({bad.size} rows). Drop them or fill the box."
             )
-    arr = np.asarray(series.to_numpy(), dtype=np.float64).reshape(-1, 4)
-    if rows.size != arr.shape[0]:  # rows are sorted and unique: all of them is no gather
-        arr = arr[rows]
-    if col == s.BBOX:
-        arr = np.stack([arr[:, 0], arr[:, 1], arr[:, 2] - arr[:, 0], arr[:, 3] - arr[:, 1]], axis=1)
-    return np.ascontiguousarray(arr)
 
 
 def category_axis(gt: pl.DataFrame, pd: pl.DataFrame) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
@@ -92,8 +109,7 @@ def _enum_axis(gt, pd, fdt: pl.Enum, has_id: bool):
     if has_id:
         for frame, k in ((gt, gk), (pd, pk)):
             cid = frame[CATEGORY_ID].fill_null(-1).cast(pl.Int64).to_numpy()
-            ok = (k >= 0) & (cid >= 0)
-            cat_ids[k[ok]] = cid[ok]
+            L.category_ids(k, np.ascontiguousarray(cid), cat_ids)
     return names, cat_ids, gk, pk
 
 
@@ -134,15 +150,45 @@ def positions(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
     >>> positions(np.array([3, 5, 9]), np.array([9, 4, 3, 12, 0])).tolist()
     [2, 3, 0, 3, 3]
     """
+    table = _lookup_table(sorted_ids, values)
+    if table is not None:
+        lo, lut = table
+        v = values.astype(np.int64, copy=False) - lo
+        inside = (v >= 0) & (v <= lut.size - 1)
+        return np.where(inside, lut[np.where(inside, v, 0)], sorted_ids.size)
+    return _searched(sorted_ids, values)
+
+
+def image_lookup(sorted_ids: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
+    """``(keys, lo, table)``: the index of ``values[r]`` in ``sorted_ids`` is
+    ``table[keys[r] - lo]``, or ``sorted_ids.size`` when that is outside the table — what a
+    kernel looks up per row (``coco_layout.evaluation_rows``) instead of a positions array.
+
+    >>> keys, lo, table = image_lookup(np.array([3, 5, 9]), np.array([9, 4, 3, 12, 0]))
+    >>> [int(table[k - lo]) if 0 <= k - lo < table.size else 3 for k in keys]
+    [2, 3, 0, 3, 3]
+    """
+    table = _lookup_table(sorted_ids, values)
+    if table is not None:
+        return np.ascontiguousarray(values, dtype=np.int64), table[0], table[1]
+    return _searched(sorted_ids, values).astype(np.int64), 0, np.arange(sorted_ids.size + 1)
+
+
+def _lookup_table(sorted_ids: np.ndarray, values: np.ndarray) -> tuple[int, np.ndarray] | None:
+    """``(lo, lut)`` with ``lut[id - lo]`` = the index of ``id`` (``n`` for ids in between),
+    when the ids are integers spanning a range not much wider than their number."""
     n = sorted_ids.size
     if n and values.size and sorted_ids.dtype.kind in "iu" and values.dtype.kind in "iu":
         lo, hi = int(sorted_ids[0]), int(sorted_ids[-1])
         if hi - lo <= 8 * n + 1024:
             lut = np.full(hi - lo + 1, n, np.int64)
             lut[sorted_ids - lo] = np.arange(n)
-            v = values.astype(np.int64, copy=False) - lo
-            inside = (v >= 0) & (v <= hi - lo)
-            return np.where(inside, lut[np.where(inside, v, 0)], n)
+            return lo, lut
+    return None
+
+
+def _searched(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    n = sorted_ids.size
     pos = np.searchsorted(sorted_ids, values) if n else np.zeros(values.size, np.int64)
     if n:
         pos[sorted_ids[np.minimum(pos, n - 1)] != values] = n

@@ -118,7 +118,7 @@ def _match(rows, lay, iou, iou_ptr, d_area, p: CocoParams, pd: pl.DataFrame, ord
     no_rows = np.empty((0, 1), np.int32)
     keep_code = np.empty((n_d, n_chunks(p)), np.uint32)
     acc = lay.acc
-    kept = lay.rank[acc] < max_det  # the accumulate order; beyond maxDet never counts
+    kept = lay.rank_acc < max_det  # the accumulate order; beyond maxDet never counts
     sel = acc[kept]
     # records in (category, image, row) order (pooled: image, category, row): concatenated over
     # batches, a stable counting sort by the whole evaluation's image index gives the engine's
@@ -286,11 +286,14 @@ def _accumulate_into(records: pl.DataFrame, cats: np.ndarray, npig_e: np.ndarray
     base = stable_order(img, image_ids.size, np.arange(k.size, dtype=np.int64))
     del img
     cat_ptr = offsets_from_lengths(np.bincount(k, minlength=n_g))
-    acc = np.empty(k.size, np.int64)
-    run_ranges(L.category_orders, (cat_ptr, stable_order(k, n_g, base),
-                                   L.descending_keys(score.view(np.uint64)), base[:0], 0, acc,
-                                   acc[:0], acc[:0], acc[:0]), cat_ptr)  # only acc wanted
+    by_cat = stable_order(k, n_g, base)  # category_orders sorts each category's range
     del base, k
+    acc = np.empty(by_cat.size, np.int64)
+    no_i, no_f = acc[:0], score[:0]  # only acc wanted
+    run_ranges(L.category_orders, (cat_ptr, score[by_cat], no_i, acc, no_i, no_i, no_i, no_f,
+                                   no_i), cat_ptr)
+    acc = by_cat[acc]
+    del by_cat
     score_acc = np.ascontiguousarray(score[acc])
     del score
     rank_acc = np.ascontiguousarray(records[RANK].cast(pl.Int64).to_numpy()[acc])

@@ -17,19 +17,21 @@ from polars_metrics._kernels import rle as R
 from polars_metrics._parallel import run_ranges
 
 
-def box_iou_groups(dt_xywh, gt_xywh, gt_crowd, grp_dt_ptr, grp_dt_idx, grp_gt_ptr, grp_gt_idx,
-                   max_det: int, iou_ptr: np.ndarray) -> np.ndarray:
+def box_iou_groups(dt_xywh, dt_box_row, gt_xywh, gt_box_row, gt_crowd, grp_dt_ptr, grp_dt_idx,
+                   grp_gt_ptr, grp_gt_idx, max_det: int, iou_ptr: np.ndarray) -> np.ndarray:
     """``K.box_iou_groups`` over every group: the IoU blocks (``iou_ptr`` offsets).
 
     >>> box = np.array([[0.0, 0.0, 2.0, 2.0]])
     >>> ptr = np.array([0, 1], np.int64)
-    >>> box_iou_groups(box, box, np.zeros(1, bool), ptr, np.zeros(1, np.int64), ptr,
-    ...                np.zeros(1, np.int64), 100, ptr).tolist()
+    >>> row = np.zeros(1, np.int64)
+    >>> box_iou_groups(box, row, box, row, np.zeros(1, bool), ptr, row, ptr, row, 100,
+    ...                ptr).tolist()
     [1.0]
     """
     out = np.zeros(int(iou_ptr[-1]), np.float64)
-    run_ranges(K.box_iou_groups, (dt_xywh, gt_xywh, gt_crowd, grp_dt_ptr, grp_dt_idx, grp_gt_ptr,
-                                  grp_gt_idx, int(max_det), iou_ptr, out), iou_ptr)
+    run_ranges(K.box_iou_groups, (dt_xywh, dt_box_row, gt_xywh, gt_box_row, gt_crowd, grp_dt_ptr,
+                                  grp_dt_idx, grp_gt_ptr, grp_gt_idx, int(max_det), iou_ptr, out),
+               iou_ptr)
     return out
 
 

@@ -163,12 +163,14 @@ def coco_match(
     gord_prev = np.empty(max_ng, np.int64)  # the partition mjj was matched under
     gig_prev = np.empty(max_ng, np.bool_)
     mjj = np.empty(max_nd * iou_thrs.size, np.int64)
+    bits = np.empty((4, max_nd), np.uint32)  # per detection: see _code_parts
     for i in range(lo, hi):
         _match_group(
             groups[i], iou, iou_ptr, grp_dt_ptr, grp_dt_idx, grp_gt_ptr, grp_gt_idx, max_det,
             gt_area, gt_ignore, gt_crowd, gt_id_zero, gt_row, dt_area, dt_pos, dt_row,
             area_lo, area_hi, iou_thrs, thr_min, keep_area, code, match_gt, match_ignore,
-            reach, gord, gig, taken, igj, gord_prev, gig_prev, mjj,
+            reach, gord, gig, taken, igj, gord_prev, gig_prev, mjj, bits[0], bits[1], bits[2],
+            bits[3],
         )  # fmt: skip
 
 
@@ -189,7 +191,7 @@ def _match_group(
     g, iou, iou_ptr, grp_dt_ptr, grp_dt_idx, grp_gt_ptr, grp_gt_idx, max_det, gt_area,
     gt_ignore, gt_crowd, gt_id_zero, gt_row, dt_area, dt_pos, dt_row, area_lo, area_hi,
     iou_thrs, thr_min, keep_area, code, match_gt, match_ignore, reach, gord, gig, taken, igj,
-    gord_prev, gig_prev, mjj,
+    gord_prev, gig_prev, mjj, tp_bits, zero_bits, matched_bits, ig_bits,
 ):  # fmt: skip
     n_area = area_lo.size
     n_thr = iou_thrs.size
@@ -248,37 +250,66 @@ def _match_group(
         if not same:
             _match_partition(nd, ng, g0, base, iou, grp_gt_idx, gt_crowd, iou_thrs, reach, gord,
                              gig, taken, mjj)
+            _code_parts(nd, n_thr, g0, reach, mjj, grp_gt_idx, gt_id_zero, igj, tp_bits,
+                        zero_bits, matched_bits, ig_bits)
             for q in range(ng):
                 gord_prev[q] = gord[q]
                 gig_prev[q] = gig[q]
             prev_uniform = uniform
             have = True
+        write_rows = a == keep_area and match_gt.shape[0] > 0
+        # a uniform partition's matching serves both uniform cases: all ground truths regular
+        # (nothing matched is ignored) or all ignored (everything matched is)
+        all_ignored = uniform and n_regular == 0
         for dd in range(nd):
             if not reach[dd]:
                 continue
             d = grp_dt_idx[d0 + dd]
             out_of_range = dt_area[d] < lo or dt_area[d] > hi
-            cb = np.uint32(0)
+            ign = (matched_bits[dd] if all_ignored else np.uint32(0) if uniform else ig_bits[dd])
+            if out_of_range:
+                ign |= zero_bits[dd]
+            code[dt_pos[d], a] = tp_bits[dd] | (ign << np.uint32(IGN_SHIFT))
+            if write_rows:
+                r = dt_row[d]
+                for t in range(n_thr):
+                    jj = mjj[dd * n_thr + t]
+                    match_gt[r, t] = -1 if jj < 0 else gt_row[grp_gt_idx[g0 + jj]]
+                    match_ignore[r, t] = (ign >> np.uint32(t)) & np.uint32(1) != 0
+
+
+@njit(cache=True, nogil=True)
+def _code_parts(nd, n_thr, g0, reach, mjj, grp_gt_idx, gt_id_zero, igj, tp_bits, zero_bits,
+                matched_bits, ig_bits):
+    """Per detection of one matching, the threshold bits its code words are made of: matched
+    to a ground truth whose id is not 0 (``tp_bits``); unmatched or matched to one whose id is
+    0, which looks unmatched and is ignored when the detection's area is out of range
+    (``zero_bits``); matched at all (``matched_bits``); matched to a ground truth ``igj``
+    ignores (``ig_bits``). An area range then costs a few ORs per detection, not a loop over
+    the thresholds."""
+    for dd in range(nd):
+        tp = np.uint32(0)
+        zero = np.uint32(0)
+        matched = np.uint32(0)
+        ig = np.uint32(0)
+        if reach[dd]:
             for t in range(n_thr):
+                bit = np.uint32(1) << np.uint32(t)
                 jj = mjj[dd * n_thr + t]
-                mrow = -1
                 if jj < 0:
-                    ign = out_of_range
+                    zero |= bit
+                    continue
+                matched |= bit
+                if igj[jj]:
+                    ig |= bit
+                if gt_id_zero[grp_gt_idx[g0 + jj]]:
+                    zero |= bit
                 else:
-                    j = grp_gt_idx[g0 + jj]
-                    mrow = gt_row[j]
-                    ign = igj[jj]
-                    if gt_id_zero[j]:
-                        ign = ign or out_of_range  # dtMatches == 0: looks unmatched
-                    else:
-                        cb |= np.uint32(1 << t)
-                if ign:
-                    cb |= np.uint32(1 << (IGN_SHIFT + t))
-                if a == keep_area:
-                    r = dt_row[d]
-                    match_gt[r, t] = mrow
-                    match_ignore[r, t] = ign
-            code[dt_pos[d], a] = cb
+                    tp |= bit
+        tp_bits[dd] = tp
+        zero_bits[dd] = zero
+        matched_bits[dd] = matched
+        ig_bits[dd] = ig
 
 
 @njit(cache=True, nogil=True)

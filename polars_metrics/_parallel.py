@@ -66,6 +66,18 @@ def split(cum_work: np.ndarray, parts: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
 
 
+def even_parts(n: int) -> np.ndarray:
+    """Bounds (``parts + 1`` entries) of one part per thread over ``n`` uniform items, for
+    kernels that take parts ``[lo, hi)`` of them as ``bounds[lo]:bounds[hi]``: ``bounds`` is
+    also the ``cum_work`` of :func:`run_ranges`.
+
+    >>> even_parts(10).tolist() if num_threads() == 2 else [0, 5, 10]
+    [0, 5, 10]
+    """
+    parts = max(1, min(num_threads(), n))
+    return (np.arange(parts + 1, dtype=np.int64) * n) // parts
+
+
 def run_ranges(kernel: Callable[..., None], args: tuple, cum_work: np.ndarray,
                small: int | None = None) -> None:
     """Call ``kernel(*args, lo, hi)`` over ranges covering every item, on up to

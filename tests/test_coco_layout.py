@@ -147,3 +147,59 @@ def test_dt_rank_is_the_naive_rank_in_image_and_category():
     assert (expected == -1).sum() > 0 and (expected == 6).sum() > 0
     np.testing.assert_array_equal(res.dt_rank, expected)
     assert res.dt_rank.dtype == np.int64
+
+
+@pytest.mark.parametrize("by_category", [True, False])
+@pytest.mark.parametrize("layout", ["image_sorted", "shuffled", "one_part_out_of_order"])
+def test_evaluation_rows_on_threads_equal_the_serial_kernel(monkeypatch, by_category, layout):
+    """The two-pass version over parts of the rows (threads) gives the serial kernel's arrays,
+    and falls back to it when the rows are not in secondary order (within or across parts)."""
+    from polars_metrics import _parallel
+    from polars_metrics.coco import threaded
+
+    monkeypatch.setattr(_parallel, "num_threads", lambda: 3)
+    rng = np.random.default_rng(11)
+    n, n_img, n_cat = 30_000, 500, 9
+    img = np.sort(rng.integers(0, n_img + 5, n))  # some images absent from gt
+    if layout == "shuffled":
+        img = rng.permutation(img)
+    elif layout == "one_part_out_of_order":  # the last part starts before the middle one ends
+        img[2 * n // 3:] = np.sort(rng.integers(0, n_img // 2, n - 2 * n // 3))
+    cat = rng.integers(-1, n_cat, n)
+    table = np.arange(n_img)
+    score, area = rng.normal(size=n), rng.random(n)
+    got = threaded.evaluation_rows(img, 0, table, cat, n_img, n_cat, by_category, score, area)
+    want = L.evaluation_rows(img, 0, table, cat, n_img, n_cat, by_category, score, area)
+    ok = np.flatnonzero((img < n_img) & (cat >= 0))
+    keys = (ok, img[ok], cat[ok]) if by_category else (ok, cat[ok], img[ok])
+    np.testing.assert_array_equal(want[0], ok[np.lexsort(keys)])  # the serial kernel is right
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("n_cat", [1, 7])
+def test_group_pointers_are_the_union_of_both_sides_groups(monkeypatch, n_cat):
+    """Groups per (category, image) holding a detection or a ground truth, in key order, with
+    their CSR pointers: against a dictionary built from the keys."""
+    from polars_metrics import _parallel
+    from polars_metrics.coco import threaded
+
+    monkeypatch.setattr(_parallel, "num_threads", lambda: 2)
+    rng = np.random.default_rng(n_cat)
+    nd, ng, n_img = 9_000, 3_000, 300
+    d_cat, g_cat = np.sort(rng.integers(0, n_cat, nd)), np.sort(rng.integers(0, n_cat, ng))
+    d_img, g_img = rng.integers(0, n_img, nd), rng.integers(0, n_img, ng)
+    d_grp = np.lexsort((d_img, d_cat))  # by category, then image: the engine's group order
+    g_grp = np.lexsort((g_img, g_cat))
+    d_ptr = offsets_from_lengths(np.bincount(d_cat, minlength=n_cat))
+    g_ptr = offsets_from_lengths(np.bincount(g_cat, minlength=n_cat))
+    dt_ptr, gt_ptr = threaded.group_pointers(d_ptr, d_img, d_grp, g_ptr, g_img, g_grp)
+    pairs = lambda c, i: set(zip(c.tolist(), i.tolist(), strict=True))  # noqa: E731
+    keys = sorted(pairs(d_cat, d_img) | pairs(g_cat, g_img))
+    assert dt_ptr.size == gt_ptr.size == len(keys) + 1
+    for g, key in enumerate(keys):
+        d = d_grp[dt_ptr[g]:dt_ptr[g + 1]]
+        j = g_grp[gt_ptr[g]:gt_ptr[g + 1]]
+        assert pairs(d_cat[d], d_img[d]) <= {key} and pairs(g_cat[j], g_img[j]) <= {key}
+        assert d.size + j.size > 0
+    assert dt_ptr[-1] == nd and gt_ptr[-1] == ng

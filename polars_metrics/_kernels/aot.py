@@ -110,15 +110,24 @@ EXPORTS: dict[tuple[str, str], str] = {
         "void(f8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8, f8[:], b1[:], b1[:], b1[:], "
         "i8[:], f8[:], i8[:], i8[:], f8[:], f8[:], f8[:], i8, u4[:, :], i4[:, :], b1[:, :], i8[:], "
         "i8, i8)",
-    ("coco", "group_ptrs"): "(i8[:], i8[:])(i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8)",
+    ("coco", "group_counts"):
+        f"void(i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], {_I8_ROWS})",
+    ("coco", "group_fill"):
+        f"void(i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], {_I8_ROWS})",
     ("coco", "stable_counting_order"): "i8[:](i8[:], i8, i8[:])",
     ("coco", "segment_counting_order"): "i8[:](i8[:], i8[:], i8, i8[:])",
-    ("coco", "settle_unmatched"): "void(f8[:], i8[:], f8[:], f8[:], u4, u4[:, :])",
+    ("coco", "settle_unmatched"):
+        f"void(f8[:], i8[:], f8[:], f8[:], u4, u4[:, :], i8[:], {_I8_ROWS})",
     ("coco_layout", "category_orders"):
         f"void(i8[:], f8[:], i8[:], i8[:], i8[:], i8[:], i8[:], f8[:], i8[:], {_I8_ROWS})",
     ("coco_layout", "evaluation_rows"):
         "(i8[:], i8[:], i8[:], f8[:], f8[:])(i8[:], i8, i8[:], i8[:], i8, i8, b1, f8[:], f8[:])",
     ("coco_layout", "category_ids"): "void(i8[:], i8[:], i8[:])",
+    ("coco_layout", "part_counts"):
+        f"void(i8[:], i8, i8[:], i8[:], i8, b1, i8[:], i8[:, :], i8[:, :], {_I8_ROWS})",
+    ("coco_layout", "part_place"):
+        "void(i8[:], i8, i8[:], i8[:], i8, b1, f8[:], f8[:], i8[:], i8[:, :], i8[:], i8[:], "
+        f"i8[:], f8[:], f8[:], {_I8_ROWS})",
     ("coco_tables", "coco_cell_counts"):
         "void(i8[:, :], f8[:], f8[:], i8[:], i8[:], i8[:, :, :], i8[:, :, :], i8[:, :, :], "
         f"i8[:, :, :], {_I8_ROWS})",

@@ -176,10 +176,12 @@ def coco_match(
 
 @njit(cache=True, nogil=True)
 def settle_unmatched(dt_area: np.ndarray, dt_pos: np.ndarray, area_lo: np.ndarray,
-                     area_hi: np.ndarray, all_ignored: np.uint32, code: np.ndarray) -> None:
+                     area_hi: np.ndarray, all_ignored: np.uint32, code: np.ndarray,
+                     bounds: np.ndarray, lo: int, hi: int) -> None:
     """Every detection's code as if it matched nothing: 0 at area ranges holding its area, else
-    ``all_ignored`` (``code[dt_pos[d], a]``); ``coco_match`` then rewrites those that match."""
-    for d in range(dt_area.size):
+    ``all_ignored`` (``code[dt_pos[d], a]``); ``coco_match`` then rewrites those that match.
+    For the detections ``bounds[lo]:bounds[hi]`` (parts of them run on threads)."""
+    for d in range(bounds[lo], bounds[hi]):
         x = dt_area[d]
         pos = dt_pos[d]
         for a in range(area_lo.size):
@@ -569,46 +571,51 @@ def segment_counting_order(seg_ptr: np.ndarray, keys: np.ndarray, n_keys: int,
     return out
 
 
-@njit(cache=True)
-def group_ptrs(d_cat: np.ndarray, d_img: np.ndarray, d_grp: np.ndarray, g_cat: np.ndarray,
-               g_img: np.ndarray, g_grp: np.ndarray, n_img: int) -> tuple[np.ndarray, np.ndarray]:
-    """The groups: the union of the (category, image) keys of the detections ``d_grp`` and
-    ground truths ``g_grp`` (both in key order), as CSR pointers ``dt_ptr`` / ``gt_ptr`` into
-    those two orders. Two passes (count, then fill) over keys computed on the fly: no key
-    array and no output larger than the number of groups."""
+@njit(cache=True, nogil=True)
+def group_counts(d_cat_ptr: np.ndarray, d_img: np.ndarray, d_grp: np.ndarray,
+                 g_cat_ptr: np.ndarray, g_img: np.ndarray, g_grp: np.ndarray,
+                 count: np.ndarray, lo: int, hi: int) -> None:
+    """``count[c]`` = the number of groups of category ``c`` (``lo <= c < hi``): the union of
+    the images of its detections ``d_grp[d_cat_ptr[c]:d_cat_ptr[c+1]]`` and of its ground
+    truths ``g_grp[g_cat_ptr[c]:...]``, both in image order. Categories run on threads."""
     none = np.empty(0, np.int64)
-    n = _walk_groups(d_cat, d_img, d_grp, g_cat, g_img, g_grp, n_img, none, none)
-    dt_ptr = np.empty(n + 1, np.int64)
-    gt_ptr = np.empty(n + 1, np.int64)
-    _walk_groups(d_cat, d_img, d_grp, g_cat, g_img, g_grp, n_img, dt_ptr, gt_ptr)
-    return dt_ptr, gt_ptr
+    for c in range(lo, hi):
+        count[c] = _category_groups(d_cat_ptr[c], d_cat_ptr[c + 1], d_img, d_grp, g_cat_ptr[c],
+                                    g_cat_ptr[c + 1], g_img, g_grp, none, none, 0)
 
 
-@njit(cache=True)
-def _walk_groups(d_cat, d_img, d_grp, g_cat, g_img, g_grp, n_img, dt_ptr, gt_ptr) -> int:
-    """Count the groups of :func:`group_ptrs`; write their pointers when given room."""
-    nd = d_grp.size
-    ng = g_grp.size
+@njit(cache=True, nogil=True)
+def group_fill(d_cat_ptr: np.ndarray, d_img: np.ndarray, d_grp: np.ndarray,
+               g_cat_ptr: np.ndarray, g_img: np.ndarray, g_grp: np.ndarray,
+               first_group: np.ndarray, dt_ptr: np.ndarray, gt_ptr: np.ndarray,
+               lo: int, hi: int) -> None:
+    """The groups' starts in ``d_grp`` / ``g_grp`` (``dt_ptr`` / ``gt_ptr``; the caller writes
+    their last entries, the sizes) for the categories ``lo <= c < hi``, whose groups start at
+    ``first_group[c]`` (:func:`group_counts`, summed up)."""
+    for c in range(lo, hi):
+        _category_groups(d_cat_ptr[c], d_cat_ptr[c + 1], d_img, d_grp, g_cat_ptr[c],
+                         g_cat_ptr[c + 1], g_img, g_grp, dt_ptr, gt_ptr, first_group[c])
+
+
+@njit(cache=True, nogil=True)
+def _category_groups(i, i_end, d_img, d_grp, j, j_end, g_img, g_grp, dt_ptr, gt_ptr, n) -> int:
+    """Walk one category's detections and ground truths image by image; write each group's
+    start into ``dt_ptr[n]`` / ``gt_ptr[n]`` when they have room; return the count."""
     fill = dt_ptr.size > 0
-    i = 0
-    j = 0
-    n = 0
-    while i < nd or j < ng:
-        kd = d_cat[d_grp[i]] * n_img + d_img[d_grp[i]] if i < nd else -1
-        kg = g_cat[g_grp[j]] * n_img + g_img[g_grp[j]] if j < ng else -1
-        key = kd if (j >= ng or (i < nd and kd <= kg)) else kg
+    n0 = n
+    while i < i_end or j < j_end:
+        di = d_img[d_grp[i]] if i < i_end else -1
+        gi = g_img[g_grp[j]] if j < j_end else -1
+        m = di if (j >= j_end or (i < i_end and di <= gi)) else gi
         if fill:
             dt_ptr[n] = i
             gt_ptr[n] = j
-        while i < nd and d_cat[d_grp[i]] * n_img + d_img[d_grp[i]] == key:
+        while i < i_end and d_img[d_grp[i]] == m:
             i += 1
-        while j < ng and g_cat[g_grp[j]] * n_img + g_img[g_grp[j]] == key:
+        while j < j_end and g_img[g_grp[j]] == m:
             j += 1
         n += 1
-    if fill:
-        dt_ptr[n] = nd
-        gt_ptr[n] = ng
-    return n
+    return n - n0
 
 
 @njit(cache=True)

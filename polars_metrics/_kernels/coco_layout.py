@@ -218,6 +218,59 @@ def evaluation_rows(image_key: np.ndarray, key_lo: int, image_of_key: np.ndarray
     return rows, d_img, d_cat, d_score, d_area
 
 
+@njit(cache=True, nogil=True)
+def part_counts(image_key: np.ndarray, key_lo: int, image_of_key: np.ndarray, cat: np.ndarray,
+                n_img: int, by_category: bool, bounds: np.ndarray, count: np.ndarray,
+                order: np.ndarray, lo: int, hi: int) -> None:
+    """:func:`evaluation_rows`' counting pass over the parts ``lo <= p < hi`` of the rows
+    (``bounds[p]:bounds[p+1]``), on threads: ``count[p, a + 1]`` = the part's rows taking part
+    with primary key ``a``; ``order[p]`` = (1 if they are in secondary order else 0, their first
+    secondary key, their last; -1, -1 when none takes part)."""
+    for part in range(lo, hi):
+        in_order = True
+        first = -1
+        last = -1
+        for r in range(bounds[part], bounds[part + 1]):
+            i = _image(image_key, key_lo, image_of_key, n_img, r)
+            if i < n_img and cat[r] >= 0:
+                a, b = (cat[r], i) if by_category else (i, cat[r])
+                count[part, a + 1] += 1
+                if first < 0:
+                    first = b
+                in_order = in_order and b >= last
+                last = b
+        order[part, 0] = 1 if in_order else 0
+        order[part, 1] = first
+        order[part, 2] = last
+
+
+@njit(cache=True, nogil=True)
+def part_place(image_key: np.ndarray, key_lo: int, image_of_key: np.ndarray, cat: np.ndarray,
+               n_img: int, by_category: bool, score: np.ndarray, area: np.ndarray,
+               bounds: np.ndarray, start: np.ndarray, rows: np.ndarray, d_img: np.ndarray,
+               d_cat: np.ndarray, d_score: np.ndarray, d_area: np.ndarray, lo: int,
+               hi: int) -> None:
+    """:func:`evaluation_rows`' placing pass over parts of rows already in secondary order:
+    part ``p``'s first row of primary key ``a`` goes to ``start[p, a]`` (the rows of the parts
+    before it with that key come first, so the order is the serial pass's)."""
+    with_area = area.size > 0
+    for part in range(lo, hi):
+        nxt = start[part]
+        for r in range(bounds[part], bounds[part + 1]):
+            i = _image(image_key, key_lo, image_of_key, n_img, r)
+            c = cat[r]
+            if i < n_img and c >= 0:
+                a = c if by_category else i
+                q = nxt[a]
+                nxt[a] = q + 1
+                rows[q] = r
+                d_img[q] = i
+                d_cat[q] = c
+                d_score[q] = score[r] + 0.0
+                if with_area:
+                    d_area[q] = area[r]
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _image(image_key, key_lo, image_of_key, n_img, r):
     v = image_key[r] - key_lo

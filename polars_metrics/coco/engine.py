@@ -170,7 +170,7 @@ def _annotations(gt: pl.DataFrame, pd: pl.DataFrame, p: CocoParams, use_ignore_f
     gt_rows = np.flatnonzero(gk_all >= 0)  # placeholder rows (null feature) only declare images
     conf = pd[s.CONFIDENCE]
     area = _detection_area_column(pd)
-    pd_rows, d_img, d_cat, score, d_area = L.evaluation_rows(
+    pd_rows, d_img, d_cat, score, d_area = threaded.evaluation_rows(
         *image_lookup(image_ids, pd[s.DATA_ROW].to_numpy()),
         np.ascontiguousarray(pk_all, dtype=np.int64), n_img, len(names), p.use_cats,
         _f64_view(conf), area if area is not None else np.empty(0))
@@ -297,7 +297,8 @@ def _layout(rows: _Rows, p: CocoParams) -> _Layout:
                                    score_acc, rank_acc), cat_ptr)
     g_cat_ptr = offsets_from_lengths(np.bincount(g_cat_e, minlength=n_k))
     g_grp = K.segment_counting_order(g_cat_ptr, rows.g_img, n_img, stable_order(g_cat_e, n_k, g_base))
-    dt_ptr, gt_ptr = K.group_ptrs(d_cat_e, rows.d_img, d_grp, g_cat_e, rows.g_img, g_grp, n_img)
+    dt_ptr, gt_ptr = threaded.group_pointers(cat_ptr, rows.d_img, d_grp, g_cat_ptr, rows.g_img,
+                                             g_grp)
     return _Layout(n_k=n_k, g_cat_e=g_cat_e, d_cat_e=d_cat_e, cat_ptr=cat_ptr, acc=acc,
                    d_grp=d_grp, g_grp=g_grp, dt_ptr=dt_ptr, gt_ptr=gt_ptr, rank=rank,
                    dt_pos=dt_pos, score_acc=score_acc, rank_acc=rank_acc)

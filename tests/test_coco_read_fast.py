@@ -213,6 +213,27 @@ def test_segm_with_escapes(tmp_path, monkeypatch):
         _both(monkeypatch, GT, p, iou_type=iou_type, on_invalid="drop")
 
 
+def test_segmentations_only_past_the_probed_start(tmp_path, monkeypatch):
+    """The scanner looks for "segmentation" keys in the file's first bytes only; one further
+    on makes it give up and scan again with room for them: the same frames as the generic
+    reader, the RLE included, and the scanner (not the generic path) read the file."""
+    from polars_metrics.kinds._rle import encode_strings
+
+    pad = "x" * (_scan.SEG_PROBE_BYTES // 20)  # objects long enough to push the RLE past the probe
+    recs = [{"image_id": 1 + i % 3, "category_id": 1, "score": 0.5, "bbox": [1, 2, 3, 4],
+             "note": pad} for i in range(40)]
+    counts = encode_strings(np.array([100, 500], np.uint32), np.array([0, 2])).to_list()[0]
+    recs.append({"image_id": 2, "category_id": 7, "score": 0.25, "bbox": [0, 0, 5, 5],
+                 "segmentation": {"size": [20, 30], "counts": counts}})
+    text = json.dumps(recs)
+    assert text.find('"segmentation"') > _scan.SEG_PROBE_BYTES
+    p = _write(tmp_path, text)
+    scanned = _scan.scan_results(p)
+    assert isinstance(scanned, _scan.Scanned) and scanned.seg is not None
+    for iou_type in ("bbox", "segm"):
+        _both(monkeypatch, GT, p, iou_type=iou_type, on_invalid="drop")
+
+
 def test_segm_escaped_backslash(tmp_path, monkeypatch):
     # counts "\\1" style strings: COCO's alphabet contains the backslash (92)
     recs = [{"image_id": 1, "category_id": 7, "score": 0.5,

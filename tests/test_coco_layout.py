@@ -193,7 +193,11 @@ def test_group_pointers_are_the_union_of_both_sides_groups(monkeypatch, n_cat):
     g_grp = np.lexsort((g_img, g_cat))
     d_ptr = offsets_from_lengths(np.bincount(d_cat, minlength=n_cat))
     g_ptr = offsets_from_lengths(np.bincount(g_cat, minlength=n_cat))
-    dt_ptr, gt_ptr = threaded.group_pointers(d_ptr, d_img, d_grp, g_ptr, g_img, g_grp)
+    max_det = 3
+    dt_ptr, gt_ptr, iou_ptr = threaded.group_pointers(d_ptr, d_img, d_grp, g_ptr, g_img, g_grp,
+                                                      max_det)
+    cells = np.minimum(np.diff(dt_ptr), max_det) * np.diff(gt_ptr)  # min(D, maxDet) x G blocks
+    np.testing.assert_array_equal(iou_ptr, np.concatenate([[0], np.cumsum(cells)]))
     pairs = lambda c, i: set(zip(c.tolist(), i.tolist(), strict=True))  # noqa: E731
     keys = sorted(pairs(d_cat, d_img) | pairs(g_cat, g_img))
     assert dt_ptr.size == gt_ptr.size == len(keys) + 1

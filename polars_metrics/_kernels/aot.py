@@ -100,7 +100,6 @@ EXPORTS: dict[tuple[str, str], str] = {
     ("clip", "_clip_polygons"):
         "void(f8[:], i8[:], f8[:], f8[:], f8[:], f8[:], b1[:], f8[:], i8[:])",
     # coco
-    ("coco", "block_sizes"): "i8[:](i8[:], i8[:], i8)",
     ("coco", "box_iou_groups"):
         "void(f8[:, :], i8[:], f8[:, :], i8[:], b1[:], i8[:], i8[:], i8[:], i8[:], i8, i8[:], f8[:], i8, i8)",
     ("coco", "coco_accumulate"):
@@ -111,9 +110,10 @@ EXPORTS: dict[tuple[str, str], str] = {
         "i8[:], f8[:], i8[:], i8[:], f8[:], f8[:], f8[:], i8, u4[:, :], i4[:, :], b1[:, :], i8[:], "
         "i8, i8)",
     ("coco", "group_counts"):
-        f"void(i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], {_I8_ROWS})",
+        f"void(i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8, i8[:, :], {_I8_ROWS})",
     ("coco", "group_fill"):
-        f"void(i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], {_I8_ROWS})",
+        "void(i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8, i8[:, :], i8[:], i8[:], i8[:], "
+        f"{_I8_ROWS})",
     ("coco", "stable_counting_order"): "i8[:](i8[:], i8, i8[:])",
     ("coco", "segment_counting_order"): "i8[:](i8[:], i8[:], i8, i8[:])",
     ("coco", "settle_unmatched"):

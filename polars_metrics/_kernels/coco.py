@@ -573,36 +573,43 @@ def segment_counting_order(seg_ptr: np.ndarray, keys: np.ndarray, n_keys: int,
 
 @njit(cache=True, nogil=True)
 def group_counts(d_cat_ptr: np.ndarray, d_img: np.ndarray, d_grp: np.ndarray,
-                 g_cat_ptr: np.ndarray, g_img: np.ndarray, g_grp: np.ndarray,
+                 g_cat_ptr: np.ndarray, g_img: np.ndarray, g_grp: np.ndarray, max_det: int,
                  count: np.ndarray, lo: int, hi: int) -> None:
-    """``count[c]`` = the number of groups of category ``c`` (``lo <= c < hi``): the union of
-    the images of its detections ``d_grp[d_cat_ptr[c]:d_cat_ptr[c+1]]`` and of its ground
-    truths ``g_grp[g_cat_ptr[c]:...]``, both in image order. Categories run on threads."""
+    """Per category ``c`` (``lo <= c < hi``): ``count[c, 0]`` its groups — the union of the
+    images of its detections ``d_grp[d_cat_ptr[c]:d_cat_ptr[c+1]]`` and of its ground truths
+    ``g_grp[g_cat_ptr[c]:...]``, both in image order — and ``count[c, 1]`` the cells of their
+    ``min(D, max_det) x G`` IoU blocks. Categories run on threads."""
     none = np.empty(0, np.int64)
     for c in range(lo, hi):
-        count[c] = _category_groups(d_cat_ptr[c], d_cat_ptr[c + 1], d_img, d_grp, g_cat_ptr[c],
-                                    g_cat_ptr[c + 1], g_img, g_grp, none, none, 0)
+        count[c, 0], count[c, 1] = _category_groups(
+            d_cat_ptr[c], d_cat_ptr[c + 1], d_img, d_grp, g_cat_ptr[c], g_cat_ptr[c + 1], g_img,
+            g_grp, max_det, none, none, none, 0, 0)
 
 
 @njit(cache=True, nogil=True)
 def group_fill(d_cat_ptr: np.ndarray, d_img: np.ndarray, d_grp: np.ndarray,
-               g_cat_ptr: np.ndarray, g_img: np.ndarray, g_grp: np.ndarray,
-               first_group: np.ndarray, dt_ptr: np.ndarray, gt_ptr: np.ndarray,
+               g_cat_ptr: np.ndarray, g_img: np.ndarray, g_grp: np.ndarray, max_det: int,
+               first: np.ndarray, dt_ptr: np.ndarray, gt_ptr: np.ndarray, iou_ptr: np.ndarray,
                lo: int, hi: int) -> None:
-    """The groups' starts in ``d_grp`` / ``g_grp`` (``dt_ptr`` / ``gt_ptr``; the caller writes
-    their last entries, the sizes) for the categories ``lo <= c < hi``, whose groups start at
-    ``first_group[c]`` (:func:`group_counts`, summed up)."""
+    """The groups' starts in ``d_grp`` / ``g_grp`` (``dt_ptr`` / ``gt_ptr``) and in the IoU
+    blocks (``iou_ptr``) for the categories ``lo <= c < hi``, whose groups and cells start at
+    ``first[c, 0]`` / ``first[c, 1]`` (:func:`group_counts`, summed up; the caller writes the
+    pointers' last entries, the totals)."""
     for c in range(lo, hi):
         _category_groups(d_cat_ptr[c], d_cat_ptr[c + 1], d_img, d_grp, g_cat_ptr[c],
-                         g_cat_ptr[c + 1], g_img, g_grp, dt_ptr, gt_ptr, first_group[c])
+                         g_cat_ptr[c + 1], g_img, g_grp, max_det, dt_ptr, gt_ptr, iou_ptr,
+                         first[c, 0], first[c, 1])
 
 
 @njit(cache=True, nogil=True)
-def _category_groups(i, i_end, d_img, d_grp, j, j_end, g_img, g_grp, dt_ptr, gt_ptr, n) -> int:
+def _category_groups(i, i_end, d_img, d_grp, j, j_end, g_img, g_grp, max_det, dt_ptr, gt_ptr,
+                     iou_ptr, n, cells) -> tuple[int, int]:
     """Walk one category's detections and ground truths image by image; write each group's
-    start into ``dt_ptr[n]`` / ``gt_ptr[n]`` when they have room; return the count."""
+    starts into ``dt_ptr[n]`` / ``gt_ptr[n]`` / ``iou_ptr[n]`` when they have room; return the
+    number of groups and of IoU cells."""
     fill = dt_ptr.size > 0
     n0 = n
+    c0 = cells
     while i < i_end or j < j_end:
         di = d_img[d_grp[i]] if i < i_end else -1
         gi = g_img[g_grp[j]] if j < j_end else -1
@@ -610,19 +617,13 @@ def _category_groups(i, i_end, d_img, d_grp, j, j_end, g_img, g_grp, dt_ptr, gt_
         if fill:
             dt_ptr[n] = i
             gt_ptr[n] = j
+            iou_ptr[n] = cells
+        i0 = i
+        j0 = j
         while i < i_end and d_img[d_grp[i]] == m:
             i += 1
         while j < j_end and g_img[g_grp[j]] == m:
             j += 1
+        cells += min(i - i0, max_det) * (j - j0)
         n += 1
-    return n - n0
-
-
-@njit(cache=True)
-def block_sizes(dt_ptr: np.ndarray, gt_ptr: np.ndarray, max_det: int) -> np.ndarray:
-    """CSR offsets of the groups' ``min(D, max_det) x G`` IoU blocks."""
-    n = dt_ptr.size - 1
-    sz = np.zeros(n + 1, np.int64)
-    for g in range(n):
-        sz[g + 1] = min(dt_ptr[g + 1] - dt_ptr[g], max_det) * (gt_ptr[g + 1] - gt_ptr[g])
-    return np.cumsum(sz)
+    return n - n0, cells - c0

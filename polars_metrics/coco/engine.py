@@ -5,7 +5,9 @@
 ``COCOeval.stats`` (SPEC §6, profile ``coco``). There is no Python loop per image or per (image,
 category): the rows are sorted once, and numba kernels run over group offsets. The stages:
 
-1. :func:`_annotations` — images, categories, the evaluated rows and their per-row arrays;
+1. :func:`_annotations` — images, categories, the evaluated rows and their per-row arrays; the
+   detections numbered by (category, image, row), so that each category's are one contiguous
+   range and every later per-category step stays inside it;
 2. :func:`_layout` — the sort orders: groups (category, image) and pycocotools' accumulate order;
 3. :func:`_group_iou` — the IoU block of each group (boxes here, masks in ``segmentation``);
 4. :func:`_match_and_accumulate` — ``evaluateImg`` then ``accumulate``, 16 IoU thresholds at a
@@ -269,6 +271,7 @@ class _Layout:
     g_grp: np.ndarray
     dt_ptr: np.ndarray
     gt_ptr: np.ndarray
+    iou_ptr: np.ndarray
     rank: np.ndarray
     dt_pos: np.ndarray
     score_acc: np.ndarray
@@ -297,17 +300,16 @@ def _layout(rows: _Rows, p: CocoParams) -> _Layout:
                                    score_acc, rank_acc), cat_ptr)
     g_cat_ptr = offsets_from_lengths(np.bincount(g_cat_e, minlength=n_k))
     g_grp = K.segment_counting_order(g_cat_ptr, rows.g_img, n_img, stable_order(g_cat_e, n_k, g_base))
-    dt_ptr, gt_ptr = threaded.group_pointers(cat_ptr, rows.d_img, d_grp, g_cat_ptr, rows.g_img,
-                                             g_grp)
+    dt_ptr, gt_ptr, iou_ptr = threaded.group_pointers(cat_ptr, rows.d_img, d_grp, g_cat_ptr,
+                                                      rows.g_img, g_grp, int(p.max_dets[-1]))
     return _Layout(n_k=n_k, g_cat_e=g_cat_e, d_cat_e=d_cat_e, cat_ptr=cat_ptr, acc=acc,
-                   d_grp=d_grp, g_grp=g_grp, dt_ptr=dt_ptr, gt_ptr=gt_ptr, rank=rank,
-                   dt_pos=dt_pos, score_acc=score_acc, rank_acc=rank_acc)
+                   d_grp=d_grp, g_grp=g_grp, dt_ptr=dt_ptr, gt_ptr=gt_ptr, iou_ptr=iou_ptr,
+                   rank=rank, dt_pos=dt_pos, score_acc=score_acc, rank_acc=rank_acc)
 
 
 def _group_iou(gt, pd, rows: _Rows, lay: _Layout, p: CocoParams) -> tuple[np.ndarray, np.ndarray]:
     """``computeIoU`` of every group: the blocks and their CSR offsets."""
-    max_det = int(p.max_dets[-1])
-    iou_ptr = K.block_sizes(lay.dt_ptr, lay.gt_ptr, max_det)
+    max_det, iou_ptr = int(p.max_dets[-1]), lay.iou_ptr
     if p.iou_type == "segm":
         return segm_iou(gt, pd, rows, lay, max_det, iou_ptr), iou_ptr
     d_box, d_box_row = xywh_source(pd, rows.pd_rows, "pd")

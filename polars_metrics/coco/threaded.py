@@ -121,27 +121,28 @@ def evaluation_rows(image_key, key_lo, image_of_key, cat, n_img: int, n_cat: int
     return L.evaluation_rows(*args, n_cat, by_category, score, area)
 
 
-def group_pointers(d_cat_ptr, d_img, d_grp, g_cat_ptr, g_img, g_grp) -> tuple[np.ndarray, np.ndarray]:
+def group_pointers(d_cat_ptr, d_img, d_grp, g_cat_ptr, g_img, g_grp,
+                   max_det: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The groups' CSR pointers ``dt_ptr`` / ``gt_ptr`` into ``d_grp`` / ``g_grp`` (both sorted
-    by image inside each category's range): counted per category on threads, then written.
+    by image inside each category's range) and ``iou_ptr`` into their ``min(D, max_det) x G``
+    IoU blocks: counted per category on threads, then written.
 
     >>> ptr = np.array([0, 2], np.int64)  # one category: detections on images 0, 1; a gt on 1
     >>> [a.tolist() for a in group_pointers(ptr, np.array([0, 1]), np.arange(2), np.array([0, 1]),
-    ...                                     np.array([1]), np.arange(1))]
-    [[0, 1, 2], [0, 0, 1]]
+    ...                                     np.array([1]), np.arange(1), 100)]
+    [[0, 1, 2], [0, 0, 1], [0, 0, 1]]
     """
     n_k = d_cat_ptr.size - 1
-    count = np.zeros(n_k, np.int64)
+    count = np.zeros((n_k, 2), np.int64)
     work = d_cat_ptr + g_cat_ptr
-    run_ranges(K.group_counts, (d_cat_ptr, d_img, d_grp, g_cat_ptr, g_img, g_grp, count), work)
-    first = np.zeros(n_k + 1, np.int64)
-    np.cumsum(count, out=first[1:])
-    dt_ptr = np.empty(first[-1] + 1, np.int64)
-    gt_ptr = np.empty(first[-1] + 1, np.int64)
-    dt_ptr[-1], gt_ptr[-1] = d_grp.size, g_grp.size
-    run_ranges(K.group_fill, (d_cat_ptr, d_img, d_grp, g_cat_ptr, g_img, g_grp, first, dt_ptr,
-                              gt_ptr), work)
-    return dt_ptr, gt_ptr
+    args = (d_cat_ptr, d_img, d_grp, g_cat_ptr, g_img, g_grp, int(max_det))
+    run_ranges(K.group_counts, (*args, count), work)
+    first = np.zeros((n_k + 1, 2), np.int64)
+    np.cumsum(count, axis=0, out=first[1:])
+    dt_ptr, gt_ptr, iou_ptr = (np.empty(first[-1, 0] + 1, np.int64) for _ in range(3))
+    dt_ptr[-1], gt_ptr[-1], iou_ptr[-1] = d_grp.size, g_grp.size, first[-1, 1]
+    run_ranges(K.group_fill, (*args, first, dt_ptr, gt_ptr, iou_ptr), work)
+    return dt_ptr, gt_ptr, iou_ptr
 
 
 def coco_accumulate(code, score_acc, rank_acc, cat_ptr, npig, max_dets, rec_thrs, precision,

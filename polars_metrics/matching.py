@@ -23,7 +23,7 @@ from polars_metrics import schema as s
 from polars_metrics._kernels.aot import kernel
 from polars_metrics._parallel import run_ranges
 from polars_metrics._spare import reserve, spare_buffer
-from polars_metrics.pairs import Pairs
+from polars_metrics.pairs import Pairs, index_dtype
 from polars_metrics.prepare import Prepared
 from polars_metrics.profiles import Profile
 
@@ -40,15 +40,17 @@ class Matches:
     Score order (``ev_t`` set): events are the matches of the walk at IoU index ``ev_t``,
     holding at every confidence index ``c < ev_c`` (the thresholds the prediction passes);
     ``ev_bin = ev_t + 1``.
+
+    An event is stored as its pair (``ev_k``, a position in ``pairs``) and its confidence
+    index: its ground truth, prediction, IoU, classification flag and IoU bin are the pair's,
+    read through ``ev_k`` on each access (:attr:`ev_gt`, :attr:`ev_pd`, :attr:`ev_iou`,
+    :attr:`ev_free`, :attr:`ev_bin`) — 8 bytes an event kept instead of 25.
     """
 
     # match events, ordered by data row then confidence index (IoU order) / IoU index (score)
     ev_c: np.ndarray        # int32 confidence index (score order: confidence thresholds passed)
-    ev_gt: np.ndarray       # int32 positions in prep.gt / prep.pd (data-row order)
-    ev_pd: np.ndarray
-    ev_iou: np.ndarray
-    ev_free: np.ndarray     # bool: a match at every IoU threshold (classification pairs)
-    ev_bin: np.ndarray      # int32: the event is a match at IoU index t iff t < ev_bin
+    ev_k: np.ndarray        # the event's pair: int32 (int64 beyond 2**31 - 1 pairs)
+    pairs: Pairs            # the run's pairs (the same object the result keeps)
     # per (data row, feature present on the row): CSR over rows
     rf_off: np.ndarray
     rf_feat: np.ndarray     # int32 feature code
@@ -67,10 +69,41 @@ class Matches:
     # what :meth:`row_tables` reads: the data-row ends of the sides (gt_off, pd_off) and the
     # features (gt_feat, pd_feat) in data-row order (the prepared sides' arrays, not copies)
     sides: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-    n_iou: int              # IoU thresholds (T)
+    iou_thr: np.ndarray     # the IoU thresholds (T), ascending
+    iou_strict: bool        # the profile's IoU test (``iou > t``, else ``iou >= t``)
     ev_t: np.ndarray | None = None  # int32 IoU index of each event: score order only
     # score order: (row_counts, row_means) as computed with the walk (see :meth:`row_tables`)
     score_rows: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def n_iou(self) -> int:
+        return self.iou_thr.shape[0]
+
+    @property
+    def ev_gt(self) -> np.ndarray:
+        """int32 position in prep.gt (data-row order) of each event's ground truth."""
+        return self.pairs.gt[self.ev_k]
+
+    @property
+    def ev_pd(self) -> np.ndarray:
+        """int32 position in prep.pd of each event's prediction."""
+        return self.pairs.pd[self.ev_k]
+
+    @property
+    def ev_iou(self) -> np.ndarray:
+        return self.pairs.iou[self.ev_k]
+
+    @property
+    def ev_free(self) -> np.ndarray:
+        """bool: a match at every IoU threshold (classification pairs)."""
+        return self.pairs.always[self.ev_k]
+
+    @property
+    def ev_bin(self) -> np.ndarray:
+        """int32: the event is a match at IoU index t iff t < ev_bin."""
+        if self.ev_t is not None:
+            return self.ev_t + np.int32(1)
+        return event_bins(self.pairs, self.ev_k, self.iou_thr, self.iou_strict)
 
     @property
     def score_ordered(self) -> bool:
@@ -202,15 +235,26 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     iv_val_out = np.empty(n_iv, np.float64)
     run_ranges(compact_values, (ev_off, iv_n, iv_rf, iv_val, iv_off, iv_c, iv_rf_out, iv_val_out),
                iv_off)
-    ev_iou = pairs.iou[ev_k]
-    ev_free = pairs.always[ev_k]
-    ev_bin = iou_passes(ev_iou, prep.iou_thr, profile.iou_strict)
-    ev_bin[ev_free] = n_iou
-    return Matches(ev_c, pairs.gt[ev_k].astype(np.int32), pairs.pd[ev_k].astype(np.int32),
-                   ev_iou, ev_free, ev_bin,
-                   rf_off, rf_feat, rf_ngt, rf_until, iv_off, iv_c, iv_rf_out, iv_val_out, npass,
-                   row_iou, prep.gt.row, out_off,
-                   (prep.gt.off, prep.pd.off, gt_feat, pd_feat), n_iou)
+    return Matches(
+        ev_c=ev_c, ev_k=ev_k.astype(index_dtype(len(pairs))), pairs=pairs,
+        rf_off=rf_off, rf_feat=rf_feat, rf_ngt=rf_ngt, rf_until=rf_until, iv_off=iv_off,
+        iv_c=iv_c, iv_rf=iv_rf_out, iv_val=iv_val_out, npass=npass, row_iou=row_iou,
+        gt_row=prep.gt.row, ev_roff=out_off, sides=(prep.gt.off, prep.pd.off, gt_feat, pd_feat),
+        iou_thr=prep.iou_thr, iou_strict=profile.iou_strict)
+
+
+def event_bins(pairs: Pairs, ev_k: np.ndarray, iou_thr: np.ndarray, strict: bool) -> np.ndarray:
+    """The IoU bin of each event (pair ``ev_k``): the IoU thresholds its IoU passes
+    (:func:`iou_passes`), all of them for a classification pair.
+
+    >>> p = Pairs(np.array([0, 2]), np.array([0, 0], np.int32), np.array([0, 1], np.int32),
+    ...           np.array([0.5, 0.2]), np.array([False, True]))
+    >>> event_bins(p, np.array([0, 1], np.int32), np.array([0.1, 0.5, 0.9]), True).tolist()
+    [1, 3]
+    """
+    out = iou_passes(pairs.iou[ev_k], iou_thr, strict)
+    out[pairs.always[ev_k]] = iou_thr.shape[0]
+    return out
 
 
 greedy_match_by_score = kernel("matching", "greedy_match_by_score")
@@ -294,14 +338,11 @@ def match_by_score(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     out_off = _arrays.offsets_from_lengths(ev_n.sum(axis=1))
     ev_t, ev_w = np.empty(int(out_off[-1]), np.int32), np.empty(int(out_off[-1]), np.int64)
     run_ranges(compact_events, (ev_off, ev_n, ev_walk, out_off, ev_t, ev_w), out_off)
-    ev_k = k[ev_w]
-    ev_gt, ev_pd = pairs.gt[ev_k].astype(np.int32), pairs.pd[ev_k].astype(np.int32)
-    ev_c = base.npass[ev_pd].astype(np.int32)
-    score_rows = _score_row_tables(prep, base, ev_gt, ev_pd, ev_c, ev_t)
-    return dataclasses.replace(
-        base, ev_c=ev_c, ev_gt=ev_gt, ev_pd=ev_pd, ev_iou=pairs.iou[ev_k],
-        ev_free=pairs.always[ev_k], ev_bin=ev_t + 1, ev_t=ev_t, ev_roff=out_off,
-        score_rows=score_rows)
+    ev_k = k[ev_w].astype(index_dtype(len(pairs)))
+    ev_c = base.npass[pairs.pd[ev_k]].astype(np.int32)
+    score_rows = _score_row_tables(prep, base, ev_k, ev_c, ev_t)
+    return dataclasses.replace(base, ev_c=ev_c, ev_k=ev_k, ev_t=ev_t, ev_roff=out_off,
+                               score_rows=score_rows)
 
 
 def rf_true_positives(prep: Prepared, m: Matches) -> tuple[np.ndarray, np.ndarray]:
@@ -323,9 +364,10 @@ def rf_true_positives(prep: Prepared, m: Matches) -> tuple[np.ndarray, np.ndarra
     """
     C, T = prep.conf_thr.shape[0], prep.iou_thr.shape[0]
     F = max(len(prep.features), 1)
-    gf = prep.gt.feat[m.ev_gt]
+    ev_gt = m.ev_gt
+    gf = prep.gt.feat[ev_gt]
     same = gf == prep.pd.feat[m.ev_pd]
-    ev_rf = np.searchsorted(m.rf_row * F + m.rf_feat, m.ev_row[same] * F + gf[same])
+    ev_rf = np.searchsorted(m.rf_row * F + m.rf_feat, m.gt_row[ev_gt[same]] * F + gf[same])
     rf, inv = np.unique(ev_rf, return_inverse=True)
     c_lo, c_hi, t_lo, t_hi = (np.ascontiguousarray(a[same], dtype=np.int64)
                               for a in m.rectangles())
@@ -342,12 +384,12 @@ def _per_row(values: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:
     return out
 
 
-def _score_row_tables(prep: Prepared, base: Matches, ev_gt, ev_pd, ev_c, ev_t):
+def _score_row_tables(prep: Prepared, base: Matches, ev_k, ev_c, ev_t):
     """row_counts and row_means (see :class:`Matches`) of the score-ordered walk: sums over
     the features of a row, and means of the per-feature ratios defined on it (defined-ness
     depends on the counts of annotations only, as under IoU order)."""
     n, C, T = prep.n_rows, prep.conf_thr.shape[0], prep.iou_thr.shape[0]
-    probe = dataclasses.replace(base, ev_c=ev_c, ev_gt=ev_gt, ev_pd=ev_pd, ev_t=ev_t)
+    probe = dataclasses.replace(base, ev_c=ev_c, ev_k=ev_k, ev_t=ev_t)
     rf, tp = rf_true_positives(prep, probe)
     rf_row = base.rf_row
     kept = base.rf_kept(prep)                      # (n_rf, C)
@@ -406,15 +448,16 @@ def matches_frame(prep: Prepared, m: Matches) -> pl.DataFrame:
         cols[s.CONFIDENCE_THRESHOLD] = prep.conf_thr[m.ev_c - 1]
     else:
         cols[s.CONFIDENCE_THRESHOLD] = prep.conf_thr[m.ev_c]
+    ev_gt, ev_pd = m.ev_gt, m.ev_pd
     cols.update({
-        s.GT_ID: prep.gt.column(s.ID).gather(m.ev_gt),
-        s.PD_ID: prep.pd.column(s.ID).gather(m.ev_pd),
+        s.GT_ID: prep.gt.column(s.ID).gather(ev_gt),
+        s.PD_ID: prep.pd.column(s.ID).gather(ev_pd),
         s.IOU: m.ev_iou,
         THRESHOLD_FREE: m.ev_free,
-        s.GT_FEATURE: names.gather(prep.gt.feat[m.ev_gt]),
-        s.PD_FEATURE: names.gather(prep.pd.feat[m.ev_pd]),
+        s.GT_FEATURE: names.gather(prep.gt.feat[ev_gt]),
+        s.PD_FEATURE: names.gather(prep.pd.feat[ev_pd]),
     })
-    return pl.concat([prep.rows.select(prep.keys)[m.ev_row], pl.DataFrame(cols)],
+    return pl.concat([prep.rows.select(prep.keys)[m.gt_row[ev_gt]], pl.DataFrame(cols)],
                      how="horizontal")
 
 

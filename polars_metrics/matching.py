@@ -56,12 +56,10 @@ class Matches:
     rf_feat: np.ndarray     # int32 feature code
     rf_ngt: np.ndarray      # int32 ground truths
     rf_until: np.ndarray    # int32: the IoU metric of the (row, feature) is defined at c < rf_until
-    # its nonzero values, ordered by data row, then c, then feature (zeros are not stored);
-    # iv_off: CSR offsets of the values over data rows
-    iv_off: np.ndarray
-    iv_c: np.ndarray        # int32
-    iv_rf: np.ndarray       # int32
-    iv_val: np.ndarray
+    # its nonzero values, ordered by data row, then c, then feature (zeros are not stored):
+    # (iv_off, iv_c, iv_rf, iv_val), see :attr:`iv_off`; None once dropped (:meth:`without_values`)
+    values: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None
+    class_aware: bool       # the walk's switch (read when the values are walked again)
     npass: np.ndarray       # per prediction, the confidence thresholds it passes (as matched)
     row_iou: np.ndarray     # (n_rows, C): mean IoU metric (NaN = undefined)
     gt_row: np.ndarray      # the data row of each ground truth (prep.gt.row, not a copy)
@@ -104,6 +102,40 @@ class Matches:
         if self.ev_t is not None:
             return self.ev_t + np.int32(1)
         return event_bins(self.pairs, self.ev_k, self.iou_thr, self.iou_strict)
+
+    # --- the sparse IoU-metric values: the cube reads them in the call; a finished result
+    # drops them (Evaluation.from_partial) and walks again on first read (iou_values,
+    # data_row_features): 16 bytes a value, ~75 MB at 100,000 images ---------------------
+    @property
+    def iv_off(self) -> np.ndarray:
+        """int64 CSR offsets of the values over data rows."""
+        return self._values()[0]
+
+    @property
+    def iv_c(self) -> np.ndarray:
+        """int32 confidence index of each value."""
+        return self._values()[1]
+
+    @property
+    def iv_rf(self) -> np.ndarray:
+        """int32 (data row, feature) entry of each value."""
+        return self._values()[2]
+
+    @property
+    def iv_val(self) -> np.ndarray:
+        return self._values()[3]
+
+    def _values(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if self.values is None:  # walked again, the same kernel on the same inputs; kept
+            walk = _walk(self.sides, self.npass, self.pairs, self.row_iou.shape[1],
+                         self.class_aware, self.rf_off, self.rf_feat)
+            object.__setattr__(self, "values", _compact_values(walk))
+        return self.values
+
+    def without_values(self) -> Matches:
+        """This walk without its sparse IoU-metric values: they are walked again (about the
+        match stage's time) on first read of ``iv_*`` and kept from then on."""
+        return dataclasses.replace(self, values=None)
 
     @property
     def score_ordered(self) -> bool:
@@ -198,9 +230,32 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     if not profile.use_confidence:
         npass = np.full_like(npass, n_conf)
     rf_off, rf_feat = row_features(prep, gt_feat, pd_feat)
-    n_rf = rf_feat.shape[0]
+    if profile.greedy_order != "score":  # (score order builds its table with the walk)
+        for name, dtype in (("row_counts", np.int64), ("row_means", np.float64)):
+            reserve(name, (3, n_rows, n_conf, n_iou), dtype)  # the data-row table's: see _spare
+    sides = (prep.gt.off, prep.pd.off, gt_feat, pd_feat)
+    walk = _walk(sides, npass, pairs, n_conf, profile.class_aware, rf_off, rf_feat)
+    ev_off, ev_n, ev_pair, rf_ngt, rf_until, _, _, _, row_iou = walk
+    out_off = _arrays.offsets_from_lengths(ev_n.sum(axis=1))
+    n_ev = int(out_off[-1])
+    ev_c, ev_k = np.empty(n_ev, np.int32), np.empty(n_ev, np.int64)
+    run_ranges(compact_events, (ev_off, ev_n, ev_pair, out_off, ev_c, ev_k), out_off)
+    del ev_pair
+    walk = walk[:2] + (None,) + walk[3:]  # the events' scratch goes before the values'
+    return Matches(
+        ev_c=ev_c, ev_k=ev_k.astype(index_dtype(len(pairs))), pairs=pairs,
+        rf_off=rf_off, rf_feat=rf_feat, rf_ngt=rf_ngt, rf_until=rf_until,
+        values=_compact_values(walk), class_aware=profile.class_aware, npass=npass,
+        row_iou=row_iou, gt_row=prep.gt.row, ev_roff=out_off, sides=sides,
+        iou_thr=prep.iou_thr, iou_strict=profile.iou_strict)
 
-    cap = np.minimum(np.diff(prep.gt.off), np.diff(prep.pd.off)) * n_conf
+
+def _walk(sides, npass, pairs: Pairs, n_conf: int, class_aware: bool, rf_off, rf_feat) -> tuple:
+    """The IoU-ordered walk kernel over every data row: (ev_off, ev_n, ev_pair, rf_ngt,
+    rf_until, iv_n, iv_rf, iv_val, row_iou), events and values in per-row slots."""
+    gt_off, pd_off, gt_feat, pd_feat = sides
+    n_rows, n_rf = gt_off.shape[0] - 1, rf_feat.shape[0]
+    cap = np.minimum(np.diff(gt_off), np.diff(pd_off)) * n_conf
     ev_off = _arrays.offsets_from_lengths(cap)
     n_cap = int(ev_off[-1])
     ev_n = np.zeros((n_rows, n_conf), dtype=np.int64)
@@ -211,36 +266,29 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     iv_rf = np.empty(n_cap, dtype=np.int32)
     iv_val = np.empty(n_cap, dtype=np.float64)
     row_iou = np.empty((n_rows, n_conf), dtype=np.float64)  # the kernel writes every cell
-    if profile.greedy_order != "score":  # (score order builds its table with the walk)
-        for name, dtype in (("row_counts", np.int64), ("row_means", np.float64)):
-            reserve(name, (3, n_rows, n_conf, n_iou), dtype)  # the data-row table's: see _spare
     # work per chunk of rows: its pairs, plus its annotations (rows without pairs still count)
     chunk_rows = np.minimum(np.arange(0, n_rows + ROWS_PER_CHUNK, ROWS_PER_CHUNK), n_rows)
-    chunk_work = pairs.off[chunk_rows] + prep.gt.off[chunk_rows] + prep.pd.off[chunk_rows]
+    chunk_work = pairs.off[chunk_rows] + gt_off[chunk_rows] + pd_off[chunk_rows]
     run_ranges(greedy_match_by_iou, (
-        prep.gt.off, prep.pd.off, gt_feat, pd_feat, npass,
-        pairs.off, pairs.gt, pairs.pd, pairs.iou, n_conf, profile.class_aware,
+        gt_off, pd_off, gt_feat, pd_feat, npass,
+        pairs.off, pairs.gt, pairs.pd, pairs.iou, n_conf, class_aware,
         rf_off, rf_feat, ev_off,
         ev_n, ev_pair,
         rf_ngt, rf_until, iv_n, iv_rf, iv_val, row_iou,
     ), chunk_work)
-    out_off = _arrays.offsets_from_lengths(ev_n.sum(axis=1))
-    n_ev = int(out_off[-1])
-    ev_c, ev_k = np.empty(n_ev, np.int32), np.empty(n_ev, np.int64)
-    run_ranges(compact_events, (ev_off, ev_n, ev_pair, out_off, ev_c, ev_k), out_off)
-    del ev_pair
+    return ev_off, ev_n, ev_pair, rf_ngt, rf_until, iv_n, iv_rf, iv_val, row_iou
+
+
+def _compact_values(walk: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(iv_off, iv_c, iv_rf, iv_val) from a walk's per-row value slots."""
+    ev_off, iv_n, iv_rf, iv_val = walk[0], walk[5], walk[6], walk[7]
     iv_off = _arrays.offsets_from_lengths(iv_n.sum(axis=1))
     n_iv = int(iv_off[-1])
     iv_c, iv_rf_out = np.empty(n_iv, np.int32), np.empty(n_iv, np.int32)
     iv_val_out = np.empty(n_iv, np.float64)
     run_ranges(compact_values, (ev_off, iv_n, iv_rf, iv_val, iv_off, iv_c, iv_rf_out, iv_val_out),
                iv_off)
-    return Matches(
-        ev_c=ev_c, ev_k=ev_k.astype(index_dtype(len(pairs))), pairs=pairs,
-        rf_off=rf_off, rf_feat=rf_feat, rf_ngt=rf_ngt, rf_until=rf_until, iv_off=iv_off,
-        iv_c=iv_c, iv_rf=iv_rf_out, iv_val=iv_val_out, npass=npass, row_iou=row_iou,
-        gt_row=prep.gt.row, ev_roff=out_off, sides=(prep.gt.off, prep.pd.off, gt_feat, pd_feat),
-        iou_thr=prep.iou_thr, iou_strict=profile.iou_strict)
+    return iv_off, iv_c, iv_rf_out, iv_val_out
 
 
 def event_bins(pairs: Pairs, ev_k: np.ndarray, iou_thr: np.ndarray, strict: bool) -> np.ndarray:

@@ -123,6 +123,7 @@ def _widened(ev: pm.Evaluation) -> pm.Evaluation:
     """The same result with the pairs' and events' positions widened to int64 (what a result
     kept before h-boxmem)."""
     d, m = ev.detail, ev.detail.matches_arrays
+    assert m.iv_off is not None  # the values walked again now with the int32 pairs; copied below
     wide = dataclasses.replace(d.pairs_arrays, gt=d.pairs_arrays.gt.astype(np.int64),
                                pd=d.pairs_arrays.pd.astype(np.int64))
     detail = dataclasses.replace(d, pairs_arrays=wide, frames={}, matches_arrays=dataclasses.replace(
@@ -203,3 +204,28 @@ def test_block_boxes_gather_across_chunks_in_row_order():
         np.testing.assert_array_equal(chunks.boxes(a, b), boxes[order[a:b]])
     plain = _Chunks(Side(frame, None, np.array([0, 50]), np.zeros(50, np.int32), None), 50)
     np.testing.assert_array_equal(plain.boxes(3, 41), boxes[3:41])
+
+
+@pytest.mark.filterwarnings("ignore:on_invalid='drop'")
+@pytest.mark.parametrize("order", ["iou", "score"])
+@pytest.mark.parametrize(("seed", "kwargs"), CASES)
+def test_a_finished_result_walks_its_iou_values_again_to_the_same_bits(seed, kwargs, order):
+    """pm.evaluate's result drops the walk's sparse IoU-metric values and walks again on
+    first read: the same arrays as the partial result's (which keeps them), and the same
+    iou_values / data_row_features frames."""
+    gt, pd, data_rows = case(seed)
+    part = pm.partial(gt, pd, data_rows=data_rows, greedy_order=order, **kwargs)
+    kept = part.detail.matches_arrays
+    assert kept.values is not None
+    ev = pm.finalize(part)
+    m = ev.detail.matches_arrays
+    assert m.values is None  # dropped by the finished result
+    assert kept.values is not None  # the partial result keeps its own
+    for a, b in zip((m.iv_off, m.iv_c, m.iv_rf, m.iv_val), kept.values, strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    assert m.values is not None  # walked once, kept
+    fresh = pm.finalize(pm.partial(gt, pd, data_rows=data_rows, greedy_order=order, **kwargs))
+    assert fresh.detail.matches_arrays.values is None
+    assert fresh.detail.iou_values.equals(part.detail.iou_values)
+    assert fresh.data_row_features.equals(part.detail.data_row_features(fresh.profile.zero_tn))

@@ -6,6 +6,7 @@ behind ``examples()``), never the input tables, and never evaluates again: a fin
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -100,7 +101,8 @@ class Evaluation:
             confusion=part.confusion, data_rows=PartialResult.data_rows.raw(part),
             excluded=part.excluded,
             rejects=part.rejects, repairs_frame=part.repairs,
-            timings=dict(part.timings, finalize=time.perf_counter() - t0), detail=part.detail,
+            timings=dict(part.timings, finalize=time.perf_counter() - t0),
+            detail=_finished(part.detail),
         )
 
     def __repr__(self) -> str:
@@ -422,6 +424,15 @@ class Evaluation:
         [(0, True, 0.050000000000000044)]
         """
         return _queues.uncertain(self, confidence, iou, k=k)
+
+
+def _finished(detail: Detail) -> Detail:
+    """The detail a finished result keeps: the walk's sparse IoU-metric values, which only
+    the cube (already built) reads in a call, are dropped and walked again on first read
+    (``iou_values``, ``data_row_features``); see :meth:`~polars_metrics.matching.Matches.without_values`."""
+    if detail.matches_arrays is None or detail.matches_arrays.values is None:
+        return detail
+    return dataclasses.replace(detail, matches_arrays=detail.matches_arrays.without_values())
 
 
 # data_rows: a frame, or the RowTable of one run, built on first read and cached weakly

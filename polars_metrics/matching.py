@@ -57,7 +57,7 @@ class Matches:
     rf_ngt: np.ndarray      # int32 ground truths
     rf_until: np.ndarray    # int32: the IoU metric of the (row, feature) is defined at c < rf_until
     # its nonzero values, ordered by data row, then c, then feature (zeros are not stored):
-    # (iv_off, iv_c, iv_rf, iv_val), see :attr:`iv_off`; None once dropped (:meth:`without_values`)
+    # (iv_off, iv_c, iv_rf, iv_val), see :attr:`iv_off`; None once dropped (:meth:`drop_values`)
     values: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None
     class_aware: bool       # the walk's switch (read when the values are walked again)
     npass: np.ndarray       # per prediction, the confidence thresholds it passes (as matched)
@@ -104,8 +104,8 @@ class Matches:
         return event_bins(self.pairs, self.ev_k, self.iou_thr, self.iou_strict)
 
     # --- the sparse IoU-metric values: the cube reads them in the call; a finished result
-    # drops them (Evaluation.from_partial) and walks again on first read (iou_values,
-    # data_row_features): 16 bytes a value, ~75 MB at 100,000 images ---------------------
+    # drops them (Evaluation.from_partial, :meth:`drop_values`) and walks again on first read
+    # (iou_values, data_row_features): 16 bytes a value, ~75 MB at 100,000 images ----------
     @property
     def iv_off(self) -> np.ndarray:
         """int64 CSR offsets of the values over data rows."""
@@ -132,10 +132,11 @@ class Matches:
             object.__setattr__(self, "values", _compact_values(walk))
         return self.values
 
-    def without_values(self) -> Matches:
-        """This walk without its sparse IoU-metric values: they are walked again (about the
-        match stage's time) on first read of ``iv_*`` and kept from then on."""
-        return dataclasses.replace(self, values=None)
+    def drop_values(self) -> None:
+        """Let the sparse IoU-metric values go (in place: every holder of this walk, e.g. the
+        data-row table's builder, lets them go): they are walked again (about the match
+        stage's time) on first read of ``iv_*`` and kept from then on."""
+        object.__setattr__(self, "values", None)
 
     @property
     def score_ordered(self) -> bool:

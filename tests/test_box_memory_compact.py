@@ -215,17 +215,19 @@ def test_a_finished_result_walks_its_iou_values_again_to_the_same_bits(seed, kwa
     iou_values / data_row_features frames."""
     gt, pd, data_rows = case(seed)
     part = pm.partial(gt, pd, data_rows=data_rows, greedy_order=order, **kwargs)
-    kept = part.detail.matches_arrays
-    assert kept.values is not None
+    assert part.detail.matches_arrays.values is not None
+    kept = tuple(a.copy() for a in part.detail.matches_arrays.values)
+    iou_values = part.detail.iou_values  # from the walk's own values
+    row_features = part.detail.data_row_features(part.profile.zero_tn)
     ev = pm.finalize(part)
     m = ev.detail.matches_arrays
-    assert m.values is None  # dropped by the finished result
-    assert kept.values is not None  # the partial result keeps its own
-    for a, b in zip((m.iv_off, m.iv_c, m.iv_rf, m.iv_val), kept.values, strict=True):
+    assert m.values is None  # dropped by the finished result (and its data-row builder)
+    for a, b in zip((m.iv_off, m.iv_c, m.iv_rf, m.iv_val), kept, strict=True):
         assert a.dtype == b.dtype
         np.testing.assert_array_equal(a, b)
     assert m.values is not None  # walked once, kept
-    fresh = pm.finalize(pm.partial(gt, pd, data_rows=data_rows, greedy_order=order, **kwargs))
+    fresh = pm.evaluate(gt, pd, data_rows=data_rows, greedy_order=order, **kwargs)
     assert fresh.detail.matches_arrays.values is None
-    assert fresh.detail.iou_values.equals(part.detail.iou_values)
-    assert fresh.data_row_features.equals(part.detail.data_row_features(fresh.profile.zero_tn))
+    assert fresh.detail.iou_values.equals(iou_values)
+    assert fresh.data_row_features.equals(row_features)
+    assert fresh.data_rows.equals(ev.data_rows)

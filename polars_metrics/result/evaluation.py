@@ -6,7 +6,6 @@ behind ``examples()``), never the input tables, and never evaluates again: a fin
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -429,10 +428,11 @@ class Evaluation:
 def _finished(detail: Detail) -> Detail:
     """The detail a finished result keeps: the walk's sparse IoU-metric values, which only
     the cube (already built) reads in a call, are dropped and walked again on first read
-    (``iou_values``, ``data_row_features``); see :meth:`~polars_metrics.matching.Matches.without_values`."""
-    if detail.matches_arrays is None or detail.matches_arrays.values is None:
-        return detail
-    return dataclasses.replace(detail, matches_arrays=detail.matches_arrays.without_values())
+    (``iou_values``, ``data_row_features``); see :meth:`~polars_metrics.matching.Matches.drop_values`
+    (in place: the partial result, if kept, walks again too)."""
+    if detail.matches_arrays is not None:
+        detail.matches_arrays.drop_values()
+    return detail
 
 
 # data_rows: a frame, or the RowTable of one run, built on first read and cached weakly

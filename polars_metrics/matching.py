@@ -48,19 +48,21 @@ class Matches:
     """
 
     # match events, ordered by data row then confidence index (IoU order) / IoU index (score)
-    ev_c: np.ndarray        # int32 confidence index (score order: confidence thresholds passed)
     ev_k: np.ndarray        # the event's pair: int32 (int64 beyond 2**31 - 1 pairs)
     pairs: Pairs            # the run's pairs (the same object the result keeps)
     # per (data row, feature present on the row): CSR over rows
     rf_off: np.ndarray
-    rf_feat: np.ndarray     # int32 feature code
-    rf_ngt: np.ndarray      # int32 ground truths
-    rf_until: np.ndarray    # int32: the IoU metric of the (row, feature) is defined at c < rf_until
+    # small-range int32 arrays, kept in the narrowest unsigned dtype holding their values
+    # (:func:`narrowed`) and read back as int32 by the properties of the same names: ev_c
+    # (confidence index of each event; score order: thresholds passed), rf_feat (feature
+    # code), rf_ngt (ground truths), rf_until (the IoU metric of the (row, feature) is defined
+    # at c < rf_until), npass (per prediction, the confidence thresholds it passes, as matched;
+    # the result's prepared view shares it) — 1 or 2 bytes an entry kept instead of 4
+    narrow: dict[str, np.ndarray]
     # its nonzero values, ordered by data row, then c, then feature (zeros are not stored):
     # (iv_off, iv_c, iv_rf, iv_val), see :attr:`iv_off`; None once dropped (:meth:`drop_values`)
     values: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None
     class_aware: bool       # the walk's switch (read when the values are walked again)
-    npass: np.ndarray       # per prediction, the confidence thresholds it passes (as matched)
     row_iou: np.ndarray     # (n_rows, C): mean IoU metric (NaN = undefined)
     gt_row: np.ndarray      # the data row of each ground truth (prep.gt.row, not a copy)
     ev_roff: np.ndarray     # int64 CSR offsets of the events over data rows
@@ -76,6 +78,26 @@ class Matches:
     @property
     def n_iou(self) -> int:
         return self.iou_thr.shape[0]
+
+    @property
+    def ev_c(self) -> np.ndarray:
+        return widened(self.narrow["ev_c"])
+
+    @property
+    def rf_feat(self) -> np.ndarray:
+        return widened(self.narrow["rf_feat"])
+
+    @property
+    def rf_ngt(self) -> np.ndarray:
+        return widened(self.narrow["rf_ngt"])
+
+    @property
+    def rf_until(self) -> np.ndarray:
+        return widened(self.narrow["rf_until"])
+
+    @property
+    def npass(self) -> np.ndarray:
+        return widened(self.narrow["npass"])
 
     @property
     def ev_gt(self) -> np.ndarray:
@@ -190,7 +212,7 @@ class Matches:
     def rf_kept(self, prep: Prepared) -> np.ndarray:
         """(n_rf, C) kept predictions per (data row, feature) and confidence threshold,
         from the predictions themselves (not stored)."""
-        n_rf, C = self.rf_feat.shape[0], self.row_iou.shape[1]
+        n_rf, C = int(self.rf_off[-1]), self.row_iou.shape[1]
         F = max(len(prep.features), 1)
         rf = np.searchsorted(self.rf_row * F + self.rf_feat, prep.pd.row * F + prep.pd.feat)
         hist = np.bincount(rf * (C + 1) + self.npass, minlength=n_rf * (C + 1))
@@ -244,9 +266,10 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     del ev_pair
     walk = walk[:2] + (None,) + walk[3:]  # the events' scratch goes before the values'
     return Matches(
-        ev_c=ev_c, ev_k=ev_k.astype(index_dtype(len(pairs))), pairs=pairs,
-        rf_off=rf_off, rf_feat=rf_feat, rf_ngt=rf_ngt, rf_until=rf_until,
-        values=_compact_values(walk), class_aware=profile.class_aware, npass=npass,
+        ev_k=ev_k.astype(index_dtype(len(pairs))), pairs=pairs, rf_off=rf_off,
+        narrow=narrowed(ev_c=ev_c, rf_feat=rf_feat, rf_ngt=rf_ngt, rf_until=rf_until,
+                        npass=npass),
+        values=_compact_values(walk), class_aware=profile.class_aware,
         row_iou=row_iou, gt_row=prep.gt.row, ev_roff=out_off, sides=sides,
         iou_thr=prep.iou_thr, iou_strict=profile.iou_strict)
 
@@ -290,6 +313,29 @@ def _compact_values(walk: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     run_ranges(compact_values, (ev_off, iv_n, iv_rf, iv_val, iv_off, iv_c, iv_rf_out, iv_val_out),
                iv_off)
     return iv_off, iv_c, iv_rf_out, iv_val_out
+
+
+def narrowed(**arrays: np.ndarray) -> dict[str, np.ndarray]:
+    """Each non-negative int32 array in the narrowest unsigned dtype holding its values (uint8,
+    uint16, else as it is); :func:`widened` reads it back.
+
+    >>> {k: v.dtype.name for k, v in narrowed(a=np.array([0, 255], np.int32),
+    ...                                       b=np.array([256], np.int32),
+    ...                                       c=np.array([70000], np.int32),
+    ...                                       d=np.array([-1], np.int32)).items()}
+    {'a': 'uint8', 'b': 'uint16', 'c': 'int32', 'd': 'int32'}
+    """
+    out = {}
+    for name, a in arrays.items():
+        lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
+        dtype = (np.uint8 if hi <= 0xFF else np.uint16 if hi <= 0xFFFF else None) if lo >= 0 else None
+        out[name] = a if dtype is None else a.astype(dtype)
+    return out
+
+
+def widened(a: np.ndarray) -> np.ndarray:
+    """A :func:`narrowed` array as int32 (no copy when it is int32 already)."""
+    return a.astype(np.int32, copy=False)
 
 
 def event_bins(pairs: Pairs, ev_k: np.ndarray, iou_thr: np.ndarray, strict: bool) -> np.ndarray:
@@ -390,8 +436,8 @@ def match_by_score(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     ev_k = k[ev_w].astype(index_dtype(len(pairs)))
     ev_c = base.npass[pairs.pd[ev_k]].astype(np.int32)
     score_rows = _score_row_tables(prep, base, ev_k, ev_c, ev_t)
-    return dataclasses.replace(base, ev_c=ev_c, ev_k=ev_k, ev_t=ev_t, ev_roff=out_off,
-                               score_rows=score_rows)
+    return dataclasses.replace(base, narrow={**base.narrow, **narrowed(ev_c=ev_c)}, ev_k=ev_k,
+                               ev_t=ev_t, ev_roff=out_off, score_rows=score_rows)
 
 
 def rf_true_positives(prep: Prepared, m: Matches) -> tuple[np.ndarray, np.ndarray]:
@@ -438,7 +484,7 @@ def _score_row_tables(prep: Prepared, base: Matches, ev_k, ev_c, ev_t):
     the features of a row, and means of the per-feature ratios defined on it (defined-ness
     depends on the counts of annotations only, as under IoU order)."""
     n, C, T = prep.n_rows, prep.conf_thr.shape[0], prep.iou_thr.shape[0]
-    probe = dataclasses.replace(base, ev_c=ev_c, ev_k=ev_k, ev_t=ev_t)
+    probe = dataclasses.replace(base, narrow={**base.narrow, "ev_c": ev_c}, ev_k=ev_k, ev_t=ev_t)
     rf, tp = rf_true_positives(prep, probe)
     rf_row = base.rf_row
     kept = base.rf_kept(prep)                      # (n_rf, C)

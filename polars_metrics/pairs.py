@@ -48,7 +48,9 @@ class Pairs:
     gt: np.ndarray      # int32 global gt index (a position in data-row order)
     pd: np.ndarray      # int32 global pd index
     iou: np.ndarray     # float64 in (0, 1]
-    always: np.ndarray  # bool: matches at every IoU threshold (classification pairs)
+    always: np.ndarray  # bool: matches at every IoU threshold (classification pairs); read-only,
+    #                     and a zero-byte broadcast view when one kind made every pair
+    #                     (kernels take ``np.ascontiguousarray(pairs.always)``)
 
     def __len__(self) -> int:
         return self.gt.shape[0]
@@ -69,6 +71,16 @@ class Pairs:
         )
 
 
+def constant_flags(value: bool, n: int) -> np.ndarray:
+    """``n`` equal flags as a read-only view of one value (no memory per pair).
+
+    >>> f = constant_flags(True, 3)
+    >>> f.tolist(), f.strides, f.flags.writeable
+    ([True, True, True], (0,), False)
+    """
+    return np.broadcast_to(np.bool_(value), (n,))
+
+
 def build_pairs(prep: Prepared) -> Pairs:
     gt, pd = prep.gt, prep.pd
     gt_kind, pd_kind = gt.column(s.KIND), pd.column(s.KIND)
@@ -80,7 +92,7 @@ def build_pairs(prep: Prepared) -> Pairs:
         handler = kind(next(iter(groups)))
         off, g, p, v = handler.pairs(gt, pd, prep.profile)
         g, p = positions32(g), positions32(p)  # no copy for boxes (their kernel's int32)
-        return Pairs(off, g, p, v, np.full(g.shape[0], handler.always_match, dtype=np.bool_))
+        return Pairs(off, g, p, v, constant_flags(handler.always_match, g.shape[0]))
     # Mixed kinds: pairs per group on the sub-tables, mapped back to global indices, merged.
     parts = []
     for name, members in groups.items():
@@ -107,4 +119,4 @@ def build_pairs(prep: Prepared) -> Pairs:
 def _empty(n_rows: int) -> Pairs:
     return Pairs(np.zeros(n_rows + 1, dtype=np.int64), np.zeros(0, dtype=np.int32),
                  np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float64),
-                 np.zeros(0, dtype=np.bool_))
+                 constant_flags(False, 0))

@@ -231,3 +231,44 @@ def test_a_finished_result_walks_its_iou_values_again_to_the_same_bits(seed, kwa
     assert fresh.detail.iou_values.equals(iou_values)
     assert fresh.data_row_features.equals(row_features)
     assert fresh.data_rows.equals(ev.data_rows)
+
+
+def test_narrowed_arrays_read_back_as_the_same_int32_values():
+    from polars_metrics.matching import narrowed, widened
+
+    cases = {"u8": np.array([0, 7, 255], np.int32), "u16": np.array([0, 256, 65535], np.int32),
+             "wide": np.array([1, 65536], np.int32), "neg": np.array([-1, 3], np.int32),
+             "empty": np.zeros(0, np.int32)}
+    got = narrowed(**cases)
+    assert [got[k].dtype.name for k in cases] == ["uint8", "uint16", "int32", "int32", "uint8"]
+    for k, a in cases.items():
+        back = widened(got[k])
+        assert back.dtype == np.int32 and back.tolist() == a.tolist()
+    assert widened(cases["wide"]) is cases["wide"]  # int32 already: no copy
+
+
+@pytest.mark.parametrize(("seed", "kwargs"), PLAIN)
+def test_narrowed_walk_arrays_equal_hand_counts(seed, kwargs):
+    """npass, rf_feat, rf_ngt and rf_until kept narrowed read back as the values counted by
+    hand from the inputs; the result's prepared view shares the walk's npass; a single-kind
+    run's classification flags take no memory."""
+    gt, pd, data_rows = case(seed)
+    ev = pm.evaluate(gt, pd, data_rows=data_rows, **kwargs)
+    prep, m = ev.detail.prep, ev.detail.matches_arrays
+    assert {a.dtype.name for a in m.narrow.values()} == {"uint8"}
+    assert prep.pd.npass is m.narrow["npass"]
+    conf = prep.pd.column("confidence").to_list()
+    thr = ev.confidence_thresholds.tolist()
+    assert m.npass.dtype == np.int32
+    assert m.npass.tolist() == [sum(c >= t for t in thr) for c in conf]
+    gt_row, gt_feat = prep.gt.row.tolist(), prep.gt.feat.tolist()
+    rows = m.rf_row.tolist()
+    feats = m.rf_feat.tolist()
+    assert m.rf_ngt.tolist() == [sum(1 for r, f in zip(gt_row, gt_feat, strict=True)
+                                     if (r, f) == (row, feat))
+                                 for row, feat in zip(rows, feats, strict=True)]
+    pd_row, pd_feat = prep.pd.row.tolist(), prep.pd.feat.tolist()
+    present = {(r, f) for r, f in zip(gt_row + pd_row, gt_feat + pd_feat, strict=True)}
+    assert list(zip(rows, feats, strict=True)) == sorted(present)
+    assert ((m.rf_until >= 0) & (m.rf_until <= len(thr))).all()
+    assert ev.detail.pairs_arrays.always.strides == (0,)

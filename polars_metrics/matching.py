@@ -23,7 +23,7 @@ from polars_metrics import schema as s
 from polars_metrics._kernels.aot import kernel
 from polars_metrics._parallel import run_ranges
 from polars_metrics._spare import reserve, spare_buffer
-from polars_metrics.pairs import Pairs
+from polars_metrics.pairs import Pairs, index_dtype
 from polars_metrics.prepare import Prepared
 from polars_metrics.profiles import Profile
 
@@ -40,37 +40,125 @@ class Matches:
     Score order (``ev_t`` set): events are the matches of the walk at IoU index ``ev_t``,
     holding at every confidence index ``c < ev_c`` (the thresholds the prediction passes);
     ``ev_bin = ev_t + 1``.
+
+    An event is stored as its pair (``ev_k``, a position in ``pairs``) and its confidence
+    index: its ground truth, prediction, IoU, classification flag and IoU bin are the pair's,
+    read through ``ev_k`` on each access (:attr:`ev_gt`, :attr:`ev_pd`, :attr:`ev_iou`,
+    :attr:`ev_free`, :attr:`ev_bin`) — 8 bytes an event kept instead of 25.
     """
 
     # match events, ordered by data row then confidence index (IoU order) / IoU index (score)
-    ev_c: np.ndarray        # int32 confidence index (score order: confidence thresholds passed)
-    ev_gt: np.ndarray       # int32 positions in prep.gt / prep.pd (data-row order)
-    ev_pd: np.ndarray
-    ev_iou: np.ndarray
-    ev_free: np.ndarray     # bool: a match at every IoU threshold (classification pairs)
-    ev_bin: np.ndarray      # int32: the event is a match at IoU index t iff t < ev_bin
+    ev_k: np.ndarray        # the event's pair: int32 (int64 beyond 2**31 - 1 pairs)
+    pairs: Pairs            # the run's pairs (the same object the result keeps)
     # per (data row, feature present on the row): CSR over rows
     rf_off: np.ndarray
-    rf_feat: np.ndarray     # int32 feature code
-    rf_ngt: np.ndarray      # int32 ground truths
-    rf_until: np.ndarray    # int32: the IoU metric of the (row, feature) is defined at c < rf_until
-    # its nonzero values, ordered by data row, then c, then feature (zeros are not stored);
-    # iv_off: CSR offsets of the values over data rows
-    iv_off: np.ndarray
-    iv_c: np.ndarray        # int32
-    iv_rf: np.ndarray       # int32
-    iv_val: np.ndarray
-    npass: np.ndarray       # per prediction, the confidence thresholds it passes (as matched)
+    # small-range int32 arrays, kept in the narrowest unsigned dtype holding their values
+    # (:func:`narrowed`) and read back as int32 by the properties of the same names: ev_c
+    # (confidence index of each event; score order: thresholds passed), rf_feat (feature
+    # code), rf_ngt (ground truths), rf_until (the IoU metric of the (row, feature) is defined
+    # at c < rf_until), npass (per prediction, the confidence thresholds it passes, as matched;
+    # the result's prepared view shares it) — 1 or 2 bytes an entry kept instead of 4
+    narrow: dict[str, np.ndarray]
+    # its nonzero values, ordered by data row, then c, then feature (zeros are not stored):
+    # (iv_off, iv_c, iv_rf, iv_val), see :attr:`iv_off`; None once dropped (:meth:`drop_values`)
+    values: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None
+    class_aware: bool       # the walk's switch (read when the values are walked again)
     row_iou: np.ndarray     # (n_rows, C): mean IoU metric (NaN = undefined)
     gt_row: np.ndarray      # the data row of each ground truth (prep.gt.row, not a copy)
     ev_roff: np.ndarray     # int64 CSR offsets of the events over data rows
     # what :meth:`row_tables` reads: the data-row ends of the sides (gt_off, pd_off) and the
     # features (gt_feat, pd_feat) in data-row order (the prepared sides' arrays, not copies)
     sides: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-    n_iou: int              # IoU thresholds (T)
+    iou_thr: np.ndarray     # the IoU thresholds (T), ascending
+    iou_strict: bool        # the profile's IoU test (``iou > t``, else ``iou >= t``)
     ev_t: np.ndarray | None = None  # int32 IoU index of each event: score order only
     # score order: (row_counts, row_means) as computed with the walk (see :meth:`row_tables`)
     score_rows: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def n_iou(self) -> int:
+        return self.iou_thr.shape[0]
+
+    @property
+    def ev_c(self) -> np.ndarray:
+        return widened(self.narrow["ev_c"])
+
+    @property
+    def rf_feat(self) -> np.ndarray:
+        return widened(self.narrow["rf_feat"])
+
+    @property
+    def rf_ngt(self) -> np.ndarray:
+        return widened(self.narrow["rf_ngt"])
+
+    @property
+    def rf_until(self) -> np.ndarray:
+        return widened(self.narrow["rf_until"])
+
+    @property
+    def npass(self) -> np.ndarray:
+        return widened(self.narrow["npass"])
+
+    @property
+    def ev_gt(self) -> np.ndarray:
+        """int32 position in prep.gt (data-row order) of each event's ground truth."""
+        return self.pairs.gt[self.ev_k]
+
+    @property
+    def ev_pd(self) -> np.ndarray:
+        """int32 position in prep.pd of each event's prediction."""
+        return self.pairs.pd[self.ev_k]
+
+    @property
+    def ev_iou(self) -> np.ndarray:
+        return self.pairs.iou[self.ev_k]
+
+    @property
+    def ev_free(self) -> np.ndarray:
+        """bool: a match at every IoU threshold (classification pairs)."""
+        return self.pairs.always[self.ev_k]
+
+    @property
+    def ev_bin(self) -> np.ndarray:
+        """int32: the event is a match at IoU index t iff t < ev_bin."""
+        if self.ev_t is not None:
+            return self.ev_t + np.int32(1)
+        return event_bins(self.pairs, self.ev_k, self.iou_thr, self.iou_strict)
+
+    # --- the sparse IoU-metric values: the cube reads them in the call; a finished result
+    # drops them (Evaluation.from_partial, :meth:`drop_values`) and walks again on first read
+    # (iou_values, data_row_features): 16 bytes a value, ~75 MB at 100,000 images ----------
+    @property
+    def iv_off(self) -> np.ndarray:
+        """int64 CSR offsets of the values over data rows."""
+        return self._values()[0]
+
+    @property
+    def iv_c(self) -> np.ndarray:
+        """int32 confidence index of each value."""
+        return self._values()[1]
+
+    @property
+    def iv_rf(self) -> np.ndarray:
+        """int32 (data row, feature) entry of each value."""
+        return self._values()[2]
+
+    @property
+    def iv_val(self) -> np.ndarray:
+        return self._values()[3]
+
+    def _values(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if self.values is None:  # walked again, the same kernel on the same inputs; kept
+            walk = _walk(self.sides, self.npass, self.pairs, self.row_iou.shape[1],
+                         self.class_aware, self.rf_off, self.rf_feat)
+            object.__setattr__(self, "values", _compact_values(walk))
+        return self.values
+
+    def drop_values(self) -> None:
+        """Let the sparse IoU-metric values go (in place: every holder of this walk, e.g. the
+        data-row table's builder, lets them go): they are walked again (about the match
+        stage's time) on first read of ``iv_*`` and kept from then on."""
+        object.__setattr__(self, "values", None)
 
     @property
     def score_ordered(self) -> bool:
@@ -124,7 +212,7 @@ class Matches:
     def rf_kept(self, prep: Prepared) -> np.ndarray:
         """(n_rf, C) kept predictions per (data row, feature) and confidence threshold,
         from the predictions themselves (not stored)."""
-        n_rf, C = self.rf_feat.shape[0], self.row_iou.shape[1]
+        n_rf, C = int(self.rf_off[-1]), self.row_iou.shape[1]
         F = max(len(prep.features), 1)
         rf = np.searchsorted(self.rf_row * F + self.rf_feat, prep.pd.row * F + prep.pd.feat)
         hist = np.bincount(rf * (C + 1) + self.npass, minlength=n_rf * (C + 1))
@@ -165,9 +253,33 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     if not profile.use_confidence:
         npass = np.full_like(npass, n_conf)
     rf_off, rf_feat = row_features(prep, gt_feat, pd_feat)
-    n_rf = rf_feat.shape[0]
+    if profile.greedy_order != "score":  # (score order builds its table with the walk)
+        for name, dtype in (("row_counts", np.int64), ("row_means", np.float64)):
+            reserve(name, (3, n_rows, n_conf, n_iou), dtype)  # the data-row table's: see _spare
+    sides = (prep.gt.off, prep.pd.off, gt_feat, pd_feat)
+    walk = _walk(sides, npass, pairs, n_conf, profile.class_aware, rf_off, rf_feat)
+    ev_off, ev_n, ev_pair, rf_ngt, rf_until, _, _, _, row_iou = walk
+    out_off = _arrays.offsets_from_lengths(ev_n.sum(axis=1))
+    n_ev = int(out_off[-1])
+    ev_c, ev_k = np.empty(n_ev, np.int32), np.empty(n_ev, np.int64)
+    run_ranges(compact_events, (ev_off, ev_n, ev_pair, out_off, ev_c, ev_k), out_off)
+    del ev_pair
+    walk = walk[:2] + (None,) + walk[3:]  # the events' scratch goes before the values'
+    return Matches(
+        ev_k=ev_k.astype(index_dtype(len(pairs))), pairs=pairs, rf_off=rf_off,
+        narrow=narrowed(ev_c=ev_c, rf_feat=rf_feat, rf_ngt=rf_ngt, rf_until=rf_until,
+                        npass=npass),
+        values=_compact_values(walk), class_aware=profile.class_aware,
+        row_iou=row_iou, gt_row=prep.gt.row, ev_roff=out_off, sides=sides,
+        iou_thr=prep.iou_thr, iou_strict=profile.iou_strict)
 
-    cap = np.minimum(np.diff(prep.gt.off), np.diff(prep.pd.off)) * n_conf
+
+def _walk(sides, npass, pairs: Pairs, n_conf: int, class_aware: bool, rf_off, rf_feat) -> tuple:
+    """The IoU-ordered walk kernel over every data row: (ev_off, ev_n, ev_pair, rf_ngt,
+    rf_until, iv_n, iv_rf, iv_val, row_iou), events and values in per-row slots."""
+    gt_off, pd_off, gt_feat, pd_feat = sides
+    n_rows, n_rf = gt_off.shape[0] - 1, rf_feat.shape[0]
+    cap = np.minimum(np.diff(gt_off), np.diff(pd_off)) * n_conf
     ev_off = _arrays.offsets_from_lengths(cap)
     n_cap = int(ev_off[-1])
     ev_n = np.zeros((n_rows, n_conf), dtype=np.int64)
@@ -178,39 +290,66 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     iv_rf = np.empty(n_cap, dtype=np.int32)
     iv_val = np.empty(n_cap, dtype=np.float64)
     row_iou = np.empty((n_rows, n_conf), dtype=np.float64)  # the kernel writes every cell
-    if profile.greedy_order != "score":  # (score order builds its table with the walk)
-        for name, dtype in (("row_counts", np.int64), ("row_means", np.float64)):
-            reserve(name, (3, n_rows, n_conf, n_iou), dtype)  # the data-row table's: see _spare
     # work per chunk of rows: its pairs, plus its annotations (rows without pairs still count)
     chunk_rows = np.minimum(np.arange(0, n_rows + ROWS_PER_CHUNK, ROWS_PER_CHUNK), n_rows)
-    chunk_work = pairs.off[chunk_rows] + prep.gt.off[chunk_rows] + prep.pd.off[chunk_rows]
+    chunk_work = pairs.off[chunk_rows] + gt_off[chunk_rows] + pd_off[chunk_rows]
     run_ranges(greedy_match_by_iou, (
-        prep.gt.off, prep.pd.off, gt_feat, pd_feat, npass,
-        pairs.off, pairs.gt, pairs.pd, pairs.iou, n_conf, profile.class_aware,
+        gt_off, pd_off, gt_feat, pd_feat, npass,
+        pairs.off, pairs.gt, pairs.pd, pairs.iou, n_conf, class_aware,
         rf_off, rf_feat, ev_off,
         ev_n, ev_pair,
         rf_ngt, rf_until, iv_n, iv_rf, iv_val, row_iou,
     ), chunk_work)
-    out_off = _arrays.offsets_from_lengths(ev_n.sum(axis=1))
-    n_ev = int(out_off[-1])
-    ev_c, ev_k = np.empty(n_ev, np.int32), np.empty(n_ev, np.int64)
-    run_ranges(compact_events, (ev_off, ev_n, ev_pair, out_off, ev_c, ev_k), out_off)
-    del ev_pair
+    return ev_off, ev_n, ev_pair, rf_ngt, rf_until, iv_n, iv_rf, iv_val, row_iou
+
+
+def _compact_values(walk: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(iv_off, iv_c, iv_rf, iv_val) from a walk's per-row value slots."""
+    ev_off, iv_n, iv_rf, iv_val = walk[0], walk[5], walk[6], walk[7]
     iv_off = _arrays.offsets_from_lengths(iv_n.sum(axis=1))
     n_iv = int(iv_off[-1])
     iv_c, iv_rf_out = np.empty(n_iv, np.int32), np.empty(n_iv, np.int32)
     iv_val_out = np.empty(n_iv, np.float64)
     run_ranges(compact_values, (ev_off, iv_n, iv_rf, iv_val, iv_off, iv_c, iv_rf_out, iv_val_out),
                iv_off)
-    ev_iou = pairs.iou[ev_k]
-    ev_free = pairs.always[ev_k]
-    ev_bin = iou_passes(ev_iou, prep.iou_thr, profile.iou_strict)
-    ev_bin[ev_free] = n_iou
-    return Matches(ev_c, pairs.gt[ev_k].astype(np.int32), pairs.pd[ev_k].astype(np.int32),
-                   ev_iou, ev_free, ev_bin,
-                   rf_off, rf_feat, rf_ngt, rf_until, iv_off, iv_c, iv_rf_out, iv_val_out, npass,
-                   row_iou, prep.gt.row, out_off,
-                   (prep.gt.off, prep.pd.off, gt_feat, pd_feat), n_iou)
+    return iv_off, iv_c, iv_rf_out, iv_val_out
+
+
+def narrowed(**arrays: np.ndarray) -> dict[str, np.ndarray]:
+    """Each non-negative int32 array in the narrowest unsigned dtype holding its values (uint8,
+    uint16, else as it is); :func:`widened` reads it back.
+
+    >>> {k: v.dtype.name for k, v in narrowed(a=np.array([0, 255], np.int32),
+    ...                                       b=np.array([256], np.int32),
+    ...                                       c=np.array([70000], np.int32),
+    ...                                       d=np.array([-1], np.int32)).items()}
+    {'a': 'uint8', 'b': 'uint16', 'c': 'int32', 'd': 'int32'}
+    """
+    out = {}
+    for name, a in arrays.items():
+        lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
+        dtype = (np.uint8 if hi <= 0xFF else np.uint16 if hi <= 0xFFFF else None) if lo >= 0 else None
+        out[name] = a if dtype is None else a.astype(dtype)
+    return out
+
+
+def widened(a: np.ndarray) -> np.ndarray:
+    """A :func:`narrowed` array as int32 (no copy when it is int32 already)."""
+    return a.astype(np.int32, copy=False)
+
+
+def event_bins(pairs: Pairs, ev_k: np.ndarray, iou_thr: np.ndarray, strict: bool) -> np.ndarray:
+    """The IoU bin of each event (pair ``ev_k``): the IoU thresholds its IoU passes
+    (:func:`iou_passes`), all of them for a classification pair.
+
+    >>> p = Pairs(np.array([0, 2]), np.array([0, 0], np.int32), np.array([0, 1], np.int32),
+    ...           np.array([0.5, 0.2]), np.array([False, True]))
+    >>> event_bins(p, np.array([0, 1], np.int32), np.array([0.1, 0.5, 0.9]), True).tolist()
+    [1, 3]
+    """
+    out = iou_passes(pairs.iou[ev_k], iou_thr, strict)
+    out[pairs.always[ev_k]] = iou_thr.shape[0]
+    return out
 
 
 greedy_match_by_score = kernel("matching", "greedy_match_by_score")
@@ -294,14 +433,11 @@ def match_by_score(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     out_off = _arrays.offsets_from_lengths(ev_n.sum(axis=1))
     ev_t, ev_w = np.empty(int(out_off[-1]), np.int32), np.empty(int(out_off[-1]), np.int64)
     run_ranges(compact_events, (ev_off, ev_n, ev_walk, out_off, ev_t, ev_w), out_off)
-    ev_k = k[ev_w]
-    ev_gt, ev_pd = pairs.gt[ev_k].astype(np.int32), pairs.pd[ev_k].astype(np.int32)
-    ev_c = base.npass[ev_pd].astype(np.int32)
-    score_rows = _score_row_tables(prep, base, ev_gt, ev_pd, ev_c, ev_t)
-    return dataclasses.replace(
-        base, ev_c=ev_c, ev_gt=ev_gt, ev_pd=ev_pd, ev_iou=pairs.iou[ev_k],
-        ev_free=pairs.always[ev_k], ev_bin=ev_t + 1, ev_t=ev_t, ev_roff=out_off,
-        score_rows=score_rows)
+    ev_k = k[ev_w].astype(index_dtype(len(pairs)))
+    ev_c = base.npass[pairs.pd[ev_k]].astype(np.int32)
+    score_rows = _score_row_tables(prep, base, ev_k, ev_c, ev_t)
+    return dataclasses.replace(base, narrow={**base.narrow, **narrowed(ev_c=ev_c)}, ev_k=ev_k,
+                               ev_t=ev_t, ev_roff=out_off, score_rows=score_rows)
 
 
 def rf_true_positives(prep: Prepared, m: Matches) -> tuple[np.ndarray, np.ndarray]:
@@ -323,9 +459,10 @@ def rf_true_positives(prep: Prepared, m: Matches) -> tuple[np.ndarray, np.ndarra
     """
     C, T = prep.conf_thr.shape[0], prep.iou_thr.shape[0]
     F = max(len(prep.features), 1)
-    gf = prep.gt.feat[m.ev_gt]
+    ev_gt = m.ev_gt
+    gf = prep.gt.feat[ev_gt]
     same = gf == prep.pd.feat[m.ev_pd]
-    ev_rf = np.searchsorted(m.rf_row * F + m.rf_feat, m.ev_row[same] * F + gf[same])
+    ev_rf = np.searchsorted(m.rf_row * F + m.rf_feat, m.gt_row[ev_gt[same]] * F + gf[same])
     rf, inv = np.unique(ev_rf, return_inverse=True)
     c_lo, c_hi, t_lo, t_hi = (np.ascontiguousarray(a[same], dtype=np.int64)
                               for a in m.rectangles())
@@ -342,12 +479,12 @@ def _per_row(values: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:
     return out
 
 
-def _score_row_tables(prep: Prepared, base: Matches, ev_gt, ev_pd, ev_c, ev_t):
+def _score_row_tables(prep: Prepared, base: Matches, ev_k, ev_c, ev_t):
     """row_counts and row_means (see :class:`Matches`) of the score-ordered walk: sums over
     the features of a row, and means of the per-feature ratios defined on it (defined-ness
     depends on the counts of annotations only, as under IoU order)."""
     n, C, T = prep.n_rows, prep.conf_thr.shape[0], prep.iou_thr.shape[0]
-    probe = dataclasses.replace(base, ev_c=ev_c, ev_gt=ev_gt, ev_pd=ev_pd, ev_t=ev_t)
+    probe = dataclasses.replace(base, narrow={**base.narrow, "ev_c": ev_c}, ev_k=ev_k, ev_t=ev_t)
     rf, tp = rf_true_positives(prep, probe)
     rf_row = base.rf_row
     kept = base.rf_kept(prep)                      # (n_rf, C)
@@ -406,15 +543,16 @@ def matches_frame(prep: Prepared, m: Matches) -> pl.DataFrame:
         cols[s.CONFIDENCE_THRESHOLD] = prep.conf_thr[m.ev_c - 1]
     else:
         cols[s.CONFIDENCE_THRESHOLD] = prep.conf_thr[m.ev_c]
+    ev_gt, ev_pd = m.ev_gt, m.ev_pd
     cols.update({
-        s.GT_ID: prep.gt.column(s.ID).gather(m.ev_gt),
-        s.PD_ID: prep.pd.column(s.ID).gather(m.ev_pd),
+        s.GT_ID: prep.gt.column(s.ID).gather(ev_gt),
+        s.PD_ID: prep.pd.column(s.ID).gather(ev_pd),
         s.IOU: m.ev_iou,
         THRESHOLD_FREE: m.ev_free,
-        s.GT_FEATURE: names.gather(prep.gt.feat[m.ev_gt]),
-        s.PD_FEATURE: names.gather(prep.pd.feat[m.ev_pd]),
+        s.GT_FEATURE: names.gather(prep.gt.feat[ev_gt]),
+        s.PD_FEATURE: names.gather(prep.pd.feat[ev_pd]),
     })
-    return pl.concat([prep.rows.select(prep.keys)[m.ev_row], pl.DataFrame(cols)],
+    return pl.concat([prep.rows.select(prep.keys)[m.gt_row[ev_gt]], pl.DataFrame(cols)],
                      how="horizontal")
 
 

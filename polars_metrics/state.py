@@ -30,7 +30,7 @@ import polars as pl
 from polars_metrics import schema as s
 from polars_metrics._kernels.aot import kernel
 from polars_metrics.errors import PolarsMetricsError
-from polars_metrics.matching import Matches, matches_frame
+from polars_metrics.matching import Matches, matches_frame, narrowed
 from polars_metrics.metrics import data_row_feature_table
 from polars_metrics.pairs import Pairs
 from polars_metrics.prepare import GIVEN, Prepared
@@ -137,7 +137,7 @@ class Detail:
         gt = dataclasses.replace(prep.gt, frame=prep.gt.frame.select(
             [c for c in slim if c in prep.gt.frame.columns]))
         pd = dataclasses.replace(prep.pd, frame=prep.pd.frame.select(
-            [c for c in slim if c in prep.pd.frame.columns]))
+            [c for c in slim if c in prep.pd.frame.columns]), npass=_kept_npass(prep, m))
         return cls(dataclasses.replace(prep, gt=gt, pd=pd), m, pairs_arrays=pairs)
 
     def _cached(self, name: str, build) -> Any:
@@ -185,6 +185,18 @@ class Detail:
     def data_row_features(self, zero_tn: bool) -> pl.DataFrame:
         return self._cached("data_row_features",
                             lambda p, m: data_row_feature_table(p, m, zero_tn=zero_tn))
+
+
+def _kept_npass(prep: Prepared, m: Matches | None) -> np.ndarray | None:
+    """The predictions' npass as the result keeps it: the walk's narrowed copy when it is
+    the same values (one array, 1 byte a prediction at <= 255 thresholds), else narrowed
+    here. Readers compare it (``npass > c``); kernels read ``Matches.npass`` (int32)."""
+    npass = prep.pd.npass
+    if npass is None:
+        return None
+    if m is not None and np.array_equal(m.narrow["npass"], npass):
+        return m.narrow["npass"]
+    return narrowed(npass=npass)["npass"]
 
 
 def _annotation_frames(prep: Prepared, m: Matches) -> tuple[pl.DataFrame, pl.DataFrame]:

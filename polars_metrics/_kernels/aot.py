@@ -62,10 +62,10 @@ EXPORTS: dict[tuple[str, str], str] = {
     ("box", "box_problems"): "i1[:](f8[:, :])",
     ("box", "box_iou_aligned_range"): f"void(f8[:, :], f8[:, :], f8[:], {_I8_ROWS})",
     ("box", "box_pairs_range"):  # boxes, index (empty: identity), offsets; gt then pd
-        f"(i8[:], i8[:], f8[:])(f8[:, :], i4[:], i8[:], f8[:, :], i4[:], i8[:], i8[:], {_I8_ROWS})",
+        f"(i4[:], i4[:], f8[:])(f8[:, :], i4[:], i8[:], f8[:, :], i4[:], i8[:], i8[:], {_I8_ROWS})",
     ("matching", "greedy_match_by_iou"):
         "void(i8[:], i8[:], i4[:], i4[:], i4[:], "        # gt_off pd_off gt_feat pd_feat npass
-        "i8[:], i8[:], i8[:], f8[:], "                     # pair_off gt pd iou
+        "i8[:], i4[:], i4[:], f8[:], "                     # pair_off gt pd iou (h-boxmem: i4)
         "i8, b1, "                                         # n_conf class_aware
         "i8[:], i4[:], i8[:], "                            # rf_off rf_feat ev_off
         "i8[:, :], i8[:], "                                # ev_n ev_pair
@@ -77,7 +77,7 @@ EXPORTS: dict[tuple[str, str], str] = {
         "i8[:], i4[:], i4[:], i4[:], i4[:], "              # ev_roff ev_c ev_gt ev_pd ev_bin
         f"i8[:, :, :, :], f8[:, :, :, :], {_I8_ROWS})",    # row_counts row_means, row range
     ("matching", "greedy_match_by_score"):
-        "void(i8[:], i8[:], i8[:], i8[:], f8[:], i4[:], i8, "  # gt_off walk_* n_iou
+        "void(i8[:], i8[:], i4[:], i4[:], f8[:], i4[:], i8, "  # gt_off walk_* n_iou
         f"i8[:], i8[:, :], i8[:], {_I8_ROWS})",             # ev_off ev_n ev_walk, row range
     ("groups", "compact_events"): f"void(i8[:], i8[:, :], i8[:], i8[:], i4[:], i8[:], {_I8_ROWS})",
     ("groups", "compact_values"):
@@ -155,7 +155,7 @@ EXPORTS: dict[tuple[str, str], str] = {
     # labelbox_sdk
     ("labelbox_sdk", "round_decimals"): "i8(f8[:], f8, f8[:], b1[:])",
     ("labelbox_sdk", "sdk_feature_metrics"):
-        "void(i8[:], i8[:], i4[:], i4[:], i8[:], i8[:], i8[:], f8[:], b1[:], i8[:], i4[:], "
+        "void(i8[:], i8[:], i4[:], i4[:], i8[:], i4[:], i4[:], f8[:], b1[:], i8[:], i4[:], "
         "b1[:], f8, b1, i8[:], i8[:], i8[:], b1[:], i8[:], i8[:], i8[:], b1[:], i8[:], "
         "i8[:], i8[:], f8[:], i8, i8)",
     ("labelbox_sdk", "semantic_mask_iou"):

@@ -137,14 +137,65 @@ def pairs(gt, pd, profile=None):
 
     ``gt`` and ``pd`` are :class:`~polars_metrics.prepare.Side` views in data-row order; the
     profile is not read (boxes in (lon, lat) are paired by the polygon kind). Returns pair_off
-    (int64 CSR over data rows), pair_gt, pair_pd (int64 positions in data-row order) and
+    (int64 CSR over data rows), pair_gt, pair_pd (int32 positions in data-row order) and
     pair_iou (float64). The boxes are read in place through the sides' row order.
     """
+    if gt.frame[s.BBOX].n_chunks() > 1 or pd.frame[s.BBOX].n_chunks() > 1:
+        return _joined(*_block_parts(gt, pd))
     g_boxes, g_idx = _boxes(gt)
     p_boxes, p_idx = _boxes(pd)
-    off, parts = _pair_parts(g_boxes, g_idx, gt.off, p_boxes, p_idx, pd.off)
-    del g_boxes, p_boxes  # a chunked column's join (32 bytes a box) goes before the pairs join
-    return _joined(off, parts)
+    return _joined(*_pair_parts(g_boxes, g_idx, gt.off, p_boxes, p_idx, pd.off))
+
+
+BLOCK_BOXES = 1 << 18  # annotations (both sides) whose boxes a block of data rows gathers
+
+
+def _block_parts(gt, pd) -> tuple[np.ndarray, list]:
+    """:func:`_pair_parts` of sides whose box column is in several chunks (a Parquet file is
+    read in several): by blocks of data rows holding about ``BLOCK_BOXES`` annotations, each
+    block's boxes gathered from the chunks in data-row order (8 MB), rather than the whole
+    column joined into one array (32 bytes a box: 300 MB of predictions at 100,000 images)."""
+    n_rows = gt.off.shape[0] - 1
+    work = gt.off + pd.off
+    n_blocks = max(1, -(-int(work[-1]) // BLOCK_BOXES))
+    edges = np.unique(np.r_[0, np.searchsorted(
+        work, np.arange(1, n_blocks) * (int(work[-1]) / n_blocks)), n_rows])
+    g_chunks = _Chunks(gt, int(np.diff(gt.off[edges]).max(initial=0)))
+    p_chunks = _Chunks(pd, int(np.diff(pd.off[edges]).max(initial=0)))
+    counts, parts = [np.zeros(1, np.int64)], []
+    for r0, r1 in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
+        g0, g1, p0, p1 = int(gt.off[r0]), int(gt.off[r1]), int(pd.off[r0]), int(pd.off[r1])
+        off, block = _pair_parts(g_chunks.boxes(g0, g1), None, gt.off[r0:r1 + 1] - g0,
+                                 p_chunks.boxes(p0, p1), None, pd.off[r0:r1 + 1] - p0)
+        for part in block:  # positions in the block -> in the side (int32, in place)
+            for i, base in ((0, g0), (1, p0)):
+                if not part[i].flags.writeable:
+                    part[i] = part[i].copy()
+                part[i] += np.int32(base)
+        counts.append(np.diff(off))
+        parts.extend(block)
+    return np.cumsum(np.concatenate(counts)), parts
+
+
+class _Chunks:
+    """A side's box column as its chunks' (n, 4) views (no copy) and their first rows, and
+    one buffer for the boxes of a block (reused by every block: no allocation per block)."""
+
+    def __init__(self, side, block: int) -> None:
+        self.views = [f64_rows(c, 4) for c in side.frame[s.BBOX].get_chunks()]
+        self.starts = np.cumsum([0] + [v.shape[0] for v in self.views])
+        self.idx = side.idx
+        self.buffer = np.empty((block, 4), dtype=np.float64)
+
+    def boxes(self, a: int, b: int) -> np.ndarray:
+        """The boxes of positions a..b (data-row order), contiguous, in the block buffer."""
+        rows = np.arange(a, b) if self.idx is None else self.idx[a:b]
+        out = self.buffer[:b - a]
+        chunk = np.searchsorted(self.starts, rows, side="right") - 1
+        for c in np.unique(chunk).tolist():
+            sel = chunk == c
+            out[sel] = self.views[c][rows[sel] - self.starts[c]]
+        return out
 
 
 _IDENTITY = np.zeros(0, dtype=np.int32)
@@ -188,7 +239,7 @@ def _joined(pair_off: np.ndarray, parts: list[list[np.ndarray]]):
     if len(parts) == 1:
         return (pair_off, *parts[0])
     if not parts:
-        return pair_off, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
+        return pair_off, np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float64)
     out = []
     for i in range(3):
         column = [part[i] for part in parts]

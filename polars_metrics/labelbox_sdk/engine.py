@@ -64,7 +64,7 @@ def run(gt, pd, *, iou: float, keys: list[str], on_invalid: str, profile: Profil
     fiou = np.zeros(n_rf, np.float64)
     run_ranges(sdk_feature_metrics, (
         prep.gt.off, prep.pd.off, prep.gt.feat, prep.pd.feat,
-        pairs.off, pairs.gt, pairs.pd, pairs.iou, pairs.always,
+        pairs.off, pairs.gt, pairs.pd, pairs.iou, np.ascontiguousarray(pairs.always),
         rf_off, rf_feat, object_features(prep),
         float(iou), bool(sdk.include_subclasses),
         gsc.off, gsc.key, gsc.val, gsc.has, psc.off, psc.key, psc.val, psc.has,

@@ -100,7 +100,8 @@ class Evaluation:
             confusion=part.confusion, data_rows=PartialResult.data_rows.raw(part),
             excluded=part.excluded,
             rejects=part.rejects, repairs_frame=part.repairs,
-            timings=dict(part.timings, finalize=time.perf_counter() - t0), detail=part.detail,
+            timings=dict(part.timings, finalize=time.perf_counter() - t0),
+            detail=_finished(part.detail),
         )
 
     def __repr__(self) -> str:
@@ -422,6 +423,16 @@ class Evaluation:
         [(0, True, 0.050000000000000044)]
         """
         return _queues.uncertain(self, confidence, iou, k=k)
+
+
+def _finished(detail: Detail) -> Detail:
+    """The detail a finished result keeps: the walk's sparse IoU-metric values, which only
+    the cube (already built) reads in a call, are dropped and walked again on first read
+    (``iou_values``, ``data_row_features``); see :meth:`~polars_metrics.matching.Matches.drop_values`
+    (in place: the partial result, if kept, walks again too)."""
+    if detail.matches_arrays is not None:
+        detail.matches_arrays.drop_values()
+    return detail
 
 
 # data_rows: a frame, or the RowTable of one run, built on first read and cached weakly

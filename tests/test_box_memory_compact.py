@@ -204,6 +204,12 @@ def test_block_boxes_gather_across_chunks_in_row_order():
         np.testing.assert_array_equal(chunks.boxes(a, b), boxes[order[a:b]])
     plain = _Chunks(Side(frame, None, np.array([0, 50]), np.zeros(50, np.int32), None), 50)
     np.testing.assert_array_equal(plain.boxes(3, 41), boxes[3:41])
+    # rows left out of a frame already in data-row order: ascending, copied chunk by chunk
+    kept = np.sort(rng.choice(50, 31, replace=False)).astype(np.int32)
+    subset = _Chunks(Side(frame, kept, np.array([0, 31]), np.zeros(31, np.int32), None), 31)
+    assert subset.ascending and not chunks.ascending
+    for a, b in ((0, 31), (4, 19), (30, 31), (9, 9)):
+        np.testing.assert_array_equal(subset.boxes(a, b), boxes[kept[a:b]])
 
 
 @pytest.mark.filterwarnings("ignore:on_invalid='drop'")

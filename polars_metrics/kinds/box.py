@@ -185,12 +185,22 @@ class _Chunks:
         self.views = [f64_rows(c, 4) for c in side.frame[s.BBOX].get_chunks()]
         self.starts = np.cumsum([0] + [v.shape[0] for v in self.views])
         self.idx = side.idx
+        # rows in frame order (the frame was in data-row order, rows were only left out): each
+        # chunk's rows of a block are one run of positions, copied without a mask
+        self.ascending = self.idx is None or bool(np.all(self.idx[1:] >= self.idx[:-1]))
         self.buffer = np.empty((block, 4), dtype=np.float64)
 
     def boxes(self, a: int, b: int) -> np.ndarray:
         """The boxes of positions a..b (data-row order), contiguous, in the block buffer."""
         rows = np.arange(a, b) if self.idx is None else self.idx[a:b]
         out = self.buffer[:b - a]
+        if self.ascending:
+            cuts = np.searchsorted(rows, self.starts)
+            for c, view in enumerate(self.views):
+                lo, hi = int(cuts[c]), int(cuts[c + 1])
+                if hi > lo:  # "clip": the indices are in range; "raise" would buffer the output
+                    np.take(view, rows[lo:hi] - self.starts[c], axis=0, out=out[lo:hi], mode="clip")
+            return out
         chunk = np.searchsorted(self.starts, rows, side="right") - 1
         for c in np.unique(chunk).tolist():
             sel = chunk == c

@@ -74,6 +74,17 @@ class Matches:
     ev_t: np.ndarray | None = None  # int32 IoU index of each event: score order only
     # score order: (row_counts, row_means) as computed with the walk (see :meth:`row_tables`)
     score_rows: tuple[np.ndarray, np.ndarray] | None = None
+    # the event fields read through the pairs, kept while the call that built this walk runs
+    # (its stages read them several times); emptied for good by :meth:`drop_values`
+    _in_call: dict[str, np.ndarray] | None = dataclasses.field(
+        default_factory=dict, init=False, compare=False, repr=False)
+
+    def _derived(self, name: str, make) -> np.ndarray:
+        if self._in_call is None:
+            return make()
+        if name not in self._in_call:
+            self._in_call[name] = make()
+        return self._in_call[name]
 
     @property
     def n_iou(self) -> int:
@@ -81,7 +92,7 @@ class Matches:
 
     @property
     def ev_c(self) -> np.ndarray:
-        return widened(self.narrow["ev_c"])
+        return self._derived("ev_c", lambda: widened(self.narrow["ev_c"]))
 
     @property
     def rf_feat(self) -> np.ndarray:
@@ -97,17 +108,17 @@ class Matches:
 
     @property
     def npass(self) -> np.ndarray:
-        return widened(self.narrow["npass"])
+        return self._derived("npass", lambda: widened(self.narrow["npass"]))
 
     @property
     def ev_gt(self) -> np.ndarray:
         """int32 position in prep.gt (data-row order) of each event's ground truth."""
-        return self.pairs.gt[self.ev_k]
+        return self._derived("ev_gt", lambda: self.pairs.gt[self.ev_k])
 
     @property
     def ev_pd(self) -> np.ndarray:
         """int32 position in prep.pd of each event's prediction."""
-        return self.pairs.pd[self.ev_k]
+        return self._derived("ev_pd", lambda: self.pairs.pd[self.ev_k])
 
     @property
     def ev_iou(self) -> np.ndarray:
@@ -123,7 +134,8 @@ class Matches:
         """int32: the event is a match at IoU index t iff t < ev_bin."""
         if self.ev_t is not None:
             return self.ev_t + np.int32(1)
-        return event_bins(self.pairs, self.ev_k, self.iou_thr, self.iou_strict)
+        return self._derived("ev_bin", lambda: event_bins(self.pairs, self.ev_k, self.iou_thr,
+                                                          self.iou_strict))
 
     # --- the sparse IoU-metric values: the cube reads them in the call; a finished result
     # drops them (Evaluation.from_partial, :meth:`drop_values`) and walks again on first read
@@ -157,8 +169,10 @@ class Matches:
     def drop_values(self) -> None:
         """Let the sparse IoU-metric values go (in place: every holder of this walk, e.g. the
         data-row table's builder, lets them go): they are walked again (about the match
-        stage's time) on first read of ``iv_*`` and kept from then on."""
+        stage's time) on first read of ``iv_*`` and kept from then on. The event fields the
+        call kept go too, and are read through the pairs from now on."""
         object.__setattr__(self, "values", None)
+        object.__setattr__(self, "_in_call", None)
 
     @property
     def score_ordered(self) -> bool:

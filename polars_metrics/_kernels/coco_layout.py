@@ -203,26 +203,19 @@ def evaluation_rows(image_key: np.ndarray, key_lo: int, image_of_key: np.ndarray
     d_area = np.empty(m if with_area else 0, np.float64)
     for j in range(n if in_order else m):
         r = j if in_order else src[j]
-        _place(r, _image(image_key, key_lo, image_of_key, n_img, r), cat, n_img, by_category,
-               score, area, with_area, cnt, rows, d_img, d_cat, d_score, d_area)
+        i = _image(image_key, key_lo, image_of_key, n_img, r)
+        c = cat[r]
+        if i < n_img and c >= 0:
+            a = c if by_category else i
+            q = cnt[a]
+            cnt[a] = q + 1
+            rows[q] = r
+            d_img[q] = i
+            d_cat[q] = c
+            d_score[q] = score[r] + 0.0
+            if with_area:
+                d_area[q] = area[r]
     return rows, d_img, d_cat, d_score, d_area
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _place(r, i, cat, n_img, by_category, score, area, with_area, nxt, rows, d_img, d_cat,
-           d_score, d_area) -> None:
-    """Row ``r`` (image ``i``), if it takes part, to the next place of its primary key."""
-    c = cat[r]
-    if i < n_img and c >= 0:
-        a = c if by_category else i
-        q = nxt[a]
-        nxt[a] = q + 1
-        rows[q] = r
-        d_img[q] = i
-        d_cat[q] = c
-        d_score[q] = score[r] + 0.0
-        if with_area:
-            d_area[q] = area[r]
 
 
 @njit(cache=True, nogil=True)
@@ -264,8 +257,18 @@ def part_place(image_key: np.ndarray, key_lo: int, image_of_key: np.ndarray, cat
     for part in range(lo, hi):
         nxt = start[part]
         for r in range(bounds[part], bounds[part + 1]):
-            _place(r, _image(image_key, key_lo, image_of_key, n_img, r), cat, n_img, by_category,
-                   score, area, with_area, nxt, rows, d_img, d_cat, d_score, d_area)
+            i = _image(image_key, key_lo, image_of_key, n_img, r)
+            c = cat[r]
+            if i < n_img and c >= 0:
+                a = c if by_category else i
+                q = nxt[a]
+                nxt[a] = q + 1
+                rows[q] = r
+                d_img[q] = i
+                d_cat[q] = c
+                d_score[q] = score[r] + 0.0
+                if with_area:
+                    d_area[q] = area[r]
 
 
 @njit(cache=True, nogil=True, inline="always")

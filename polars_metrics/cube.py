@@ -18,7 +18,7 @@ import polars as pl
 from polars_metrics import _arrays
 from polars_metrics import schema as s
 from polars_metrics._kernels.aot import kernel
-from polars_metrics.matching import Matches
+from polars_metrics.events import Matches
 from polars_metrics.prepare import SLICE, Prepared
 from polars_metrics.true_negatives import slice_true_negatives
 

@@ -30,7 +30,8 @@ import polars as pl
 from polars_metrics import schema as s
 from polars_metrics._kernels.aot import kernel
 from polars_metrics.errors import PolarsMetricsError
-from polars_metrics.matching import Matches, matches_frame, narrowed
+from polars_metrics.events import Matches, narrowed
+from polars_metrics.matching import matches_frame
 from polars_metrics.metrics import data_row_feature_table
 from polars_metrics.pairs import Pairs
 from polars_metrics.prepare import GIVEN, Prepared

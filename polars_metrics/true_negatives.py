@@ -20,8 +20,8 @@ import polars as pl
 
 from polars_metrics import _arrays
 from polars_metrics import schema as s
+from polars_metrics.events import Matches
 from polars_metrics.kinds.classification import clashing_answers
-from polars_metrics.matching import Matches
 from polars_metrics.prepare import SLICE, Prepared
 
 _ANSWER, _ROWS, _NPASS, _ADD = "answer", "rows", "npass", "_tn_add"

@@ -37,9 +37,9 @@ def test_compiled_module_is_built_for_these_sources():
         f"no compiled kernels for these sources ({aot.module_name()}); build them with "
         "`python -m polars_metrics._kernels` (make does it)"
     )
-    from polars_metrics import matching  # resolved its kernels when imported
+    from polars_metrics import events  # resolved its kernels when imported
 
-    assert matching.greedy_match_by_iou.resolve().__qualname__ == "matching.greedy_match_by_iou"
+    assert events.greedy_match_by_iou.resolve().__qualname__ == "matching.greedy_match_by_iou"
 
 
 def _mixed_inputs(directory: Path) -> None:
@@ -223,7 +223,7 @@ print(os.waitstatus_to_exitcode(status))
 def test_chunk_size_agrees_with_the_kernel():
     """The driver splits work by chunks of the kernel's size (kept apart so that importing
     the driver does not import numba)."""
-    from polars_metrics import matching
+    from polars_metrics import events
     from polars_metrics._kernels import matching as kernels
 
-    assert matching.ROWS_PER_CHUNK == kernels.ROWS_PER_CHUNK
+    assert events.ROWS_PER_CHUNK == kernels.ROWS_PER_CHUNK

@@ -15,7 +15,8 @@ from box_fast_cases import CASES, GOLDEN, case
 
 import polars_metrics as pm
 from polars_metrics import matching
-from polars_metrics.matching import Matches, matched_at
+from polars_metrics.events import Matches
+from polars_metrics.matching import matched_at
 from polars_metrics.pairs import INDEX_LIMIT, index_dtype, positions32
 
 PLAIN = [c for c in CASES if "on_invalid" not in c[1]]
@@ -240,7 +241,7 @@ def test_a_finished_result_walks_its_iou_values_again_to_the_same_bits(seed, kwa
 
 
 def test_narrowed_arrays_read_back_as_the_same_int32_values():
-    from polars_metrics.matching import narrowed, widened
+    from polars_metrics.events import narrowed, widened
 
     cases = {"u8": np.array([0, 7, 255], np.int32), "u16": np.array([0, 256, 65535], np.int32),
              "wide": np.array([1, 65536], np.int32), "neg": np.array([-1, 3], np.int32),

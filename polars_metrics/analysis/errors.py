@@ -43,7 +43,7 @@ import polars as pl
 from polars_metrics import schema as s
 from polars_metrics.analysis import BACKGROUND_IOU  # noqa: F401  (its home before; re-exported)
 from polars_metrics.errors import PolarsMetricsError
-from polars_metrics.matching import ALMOST_ONE
+from polars_metrics.events import ALMOST_ONE
 from polars_metrics.state import Detail
 
 CLASSIFICATION, LOCALIZATION, BOTH = "classification", "localization", "both"

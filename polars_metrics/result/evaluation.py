@@ -428,7 +428,7 @@ class Evaluation:
 def _finished(detail: Detail) -> Detail:
     """The detail a finished result keeps: the walk's sparse IoU-metric values, which only
     the cube (already built) reads in a call, are dropped and walked again on first read
-    (``iou_values``, ``data_row_features``); see :meth:`~polars_metrics.matching.Matches.drop_values`
+    (``iou_values``, ``data_row_features``); see :meth:`~polars_metrics.events.Matches.drop_values`
     (in place: the partial result, if kept, walks again too)."""
     if detail.matches_arrays is not None:
         detail.matches_arrays.drop_values()

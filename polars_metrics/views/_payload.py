@@ -17,7 +17,8 @@ import numpy as np
 import polars as pl
 
 from polars_metrics import schema as s
-from polars_metrics.matching import ALMOST_ONE, THRESHOLD_FREE, matched_at
+from polars_metrics.events import ALMOST_ONE
+from polars_metrics.matching import THRESHOLD_FREE, matched_at
 from polars_metrics.result import outcomes as oc
 from polars_metrics.result.coco import CocoEvaluation
 from polars_metrics.views._pack import Packer

@@ -18,7 +18,7 @@ import polars as pl
 from polars_metrics import _arrays
 from polars_metrics import schema as s
 from polars_metrics._kernels.aot import kernel
-from polars_metrics.events import Matches
+from polars_metrics.events import Matches, event_kernel
 from polars_metrics.prepare import SLICE, Prepared
 from polars_metrics.true_negatives import slice_true_negatives
 
@@ -243,10 +243,13 @@ def iou_ordered_tables(prep: Prepared, m: Matches) -> tuple[pl.DataFrame, pl.Dat
     S, F = prep.slices.height, len(prep.features)
     C, T = prep.conf_thr.shape[0], prep.iou_thr.shape[0]
     W = F + 1
-    key = event_keys(m.ev_gt, m.ev_pd, m.gt_row, row_slice, prep.gt.feat, prep.pd.feat, W)
+    ev_k, pair_gt, pair_pd, pair_iou, pair_free, iou_cut = m.through_pairs()
+    key = event_kernel(event_keys, ev_k)(ev_k, pair_gt, pair_pd, m.gt_row, row_slice,
+                                         prep.gt.feat, prep.pd.feat, W)
     uniq, inv = compress_keys(key, S * W * W)
     del key
-    matched = accumulate_events(inv, m.ev_c, m.ev_bin, uniq.shape[0], C, T)  # (K, C, T)
+    matched = event_kernel(accumulate_events, ev_k)(
+        inv, m.ev_c, ev_k, pair_iou, pair_free, iou_cut, uniq.shape[0], C, T)  # (K, C, T)
     del inv
     counts, confusion = tables_from_matched(uniq, matched, n_slices=S, n_features=F, **totals)
     return label_tables(counts, confusion, slices=prep.slices, by=prep.by, features=prep.features,

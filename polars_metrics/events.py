@@ -168,6 +168,17 @@ class Matches:
     def score_ordered(self) -> bool:
         return self.ev_t is not None
 
+    def through_pairs(self) -> tuple[np.ndarray, ...]:
+        """The arguments with which a kernel reads each event's ground truth, prediction and
+        IoU bin in place (``matching.pair_bin``), instead of gathering them: (ev_k, pair gt,
+        pair pd, pair IoU, pair free flags — one entry when one holds for every pair — and
+        the IoU cuts of :func:`bin_cuts`)."""
+        free = self.pairs.always
+        if free.shape[0] > 1 and free.strides[0] == 0:  # one flag for every pair (a view)
+            free = free[:1]
+        return (self.ev_k, self.pairs.gt, self.pairs.pd, self.pairs.iou,
+                np.ascontiguousarray(free), bin_cuts(self.iou_thr, self.iou_strict))
+
     def rectangles(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(c_lo, c_hi, t_lo, t_hi): event i is a match at every cell of
         ``[c_lo, c_hi) × [t_lo, t_hi)``."""
@@ -207,10 +218,10 @@ class Matches:
         counts = spare_buffer("row_counts", shape, np.int64)
         means = spare_buffer("row_means", shape, np.float64)
         gt_off, pd_off, gt_feat, pd_feat = self.sides
-        run_ranges(row_tables_range, (
+        run_ranges(event_kernel(row_tables_range, self.ev_k), (
             gt_off, pd_off, gt_feat, pd_feat, self.npass, self.rf_off, self.rf_feat,
-            self.rf_ngt, self.rf_until, self.ev_roff, self.ev_c, self.ev_gt, self.ev_pd,
-            self.ev_bin, counts, means), self.ev_roff + self.rf_off)
+            self.rf_ngt, self.rf_until, self.ev_roff, self.ev_c, *self.through_pairs(),
+            counts, means), self.ev_roff + self.rf_off)
         return counts, means
 
     def rf_kept(self, prep: Prepared) -> np.ndarray:
@@ -312,6 +323,29 @@ count_at_or_below = kernel("sorting", "count_at_or_below")
 ALMOST_ONE = 1 - 1e-10  # the non-strict test compares with min(t, ALMOST_ONE), as COCO does
 
 
+def event_kernel(kern, ev_k: np.ndarray):
+    """``kern``, for events stored as int32 pair positions (its compiled signature); numba's
+    JIT of it beyond 2**31 - 1 pairs, where positions are int64 (no compiled variant: such a
+    run holds tens of GB of pairs, and compiling takes seconds of it)."""
+    return kern if ev_k.dtype == np.int32 else kern.dispatcher
+
+
+def bin_cuts(iou_thr: np.ndarray, strict: bool) -> np.ndarray:
+    """Ascending cuts such that an IoU passes IoU index t iff ``cuts[t] <= iou``: the profile's
+    test ``iou > t`` when ``strict`` (``nextafter(t, inf) <= iou``), else
+    ``iou >= min(t, 1 - 1e-10)``.
+
+    >>> bin_cuts(np.array([0.5, 1.0]), False).tolist() == [0.5, ALMOST_ONE]
+    True
+    >>> bool(bin_cuts(np.array([0.5]), True)[0] > 0.5)
+    True
+    """
+    thr = np.asarray(iou_thr, np.float64)
+    if strict:  # t < v  iff  nextafter(t, inf) <= v
+        return np.nextafter(thr, np.inf)
+    return np.minimum(thr, ALMOST_ONE)
+
+
 def iou_passes(iou: np.ndarray, iou_thr: np.ndarray, strict: bool) -> np.ndarray:
     """Number of IoU thresholds each IoU passes: ``iou > t`` when ``strict``, else
     ``iou >= min(t, 1 - 1e-10)``. Thresholds ascend, so IoU index t passes iff t < result.
@@ -322,7 +356,4 @@ def iou_passes(iou: np.ndarray, iou_thr: np.ndarray, strict: bool) -> np.ndarray
     >>> iou_passes(np.array([0.5, 1.0]), thr, True), iou_passes(np.array([0.5, 1.0]), thr, False)
     (array([1, 2], dtype=int32), array([2, 3], dtype=int32))
     """
-    iou = np.ascontiguousarray(iou, dtype=np.float64)
-    if strict:  # t < v  iff  nextafter(t, inf) <= v
-        return count_at_or_below(np.nextafter(np.asarray(iou_thr, np.float64), np.inf), iou)
-    return count_at_or_below(np.minimum(iou_thr, ALMOST_ONE).astype(np.float64), iou)
+    return count_at_or_below(bin_cuts(iou_thr, strict), np.ascontiguousarray(iou, np.float64))

@@ -74,7 +74,8 @@ EXPORTS: dict[tuple[str, str], str] = {
     ("matching", "row_tables_range"):  # the data-row table from the events (h-box2)
         "void(i8[:], i8[:], i4[:], i4[:], i4[:], "        # gt_off pd_off gt_feat pd_feat npass
         "i8[:], i4[:], i4[:], i4[:], "                     # rf_off rf_feat rf_ngt rf_until
-        "i8[:], i4[:], i4[:], i4[:], i4[:], "              # ev_roff ev_c ev_gt ev_pd ev_bin
+        "i8[:], i4[:], i4[:], "                            # ev_roff ev_c ev_k
+        "i4[:], i4[:], f8[:], b1[:], f8[:], "              # pair gt pd iou free, iou_cut
         f"i8[:, :, :, :], f8[:, :, :, :], {_I8_ROWS})",    # row_counts row_means, row range
     ("matching", "greedy_match_by_score"):
         "void(i8[:], i8[:], i4[:], i4[:], f8[:], i4[:], i8, "  # gt_off walk_* n_iou
@@ -83,18 +84,24 @@ EXPORTS: dict[tuple[str, str], str] = {
     ("groups", "compact_values"):
         f"void(i8[:], i8[:, :], i4[:], f8[:], i8[:], i4[:], i4[:], f8[:], {_I8_ROWS})",
     ("groups", "stable_group_order"): "i8[:](i8[:], i8)",
+    ("groups", "row_feature_counts"):  # gt_off gt_feat pd_off pd_feat n_feat counts, rows
+        f"void(i8[:], i4[:], i8[:], i4[:], i8, i8[:], {_I8_ROWS})",
+    ("groups", "row_feature_fill"):  # gt_off gt_feat pd_off pd_feat n_feat rf_off rf_feat, rows
+        f"void(i8[:], i4[:], i8[:], i4[:], i8, i8[:], i4[:], {_I8_ROWS})",
     ("cube", "accumulate_rectangles"): "i8[:, :, :](i8[:], i8[:], i8[:], i8[:], i8[:], i8, i8, i8)",
     ("cube", "slice_feature_sums"):
         "f8[:, :, :](i8[:], i4[:], i4[:], f8[:], i4[:], i8[:], i8, i8, i8)",
     ("cube", "slice_histogram"): "i8[:, :, :](i8[:], i4[:], i4[:], i8[:], i8, i8, i8)",
     ("cube", "until_histogram"): "i8[:, :, :](i8[:], i4[:], i4[:], i8[:], i8, i8, i8)",
-    ("cube", "event_keys"): "i8[:](i4[:], i4[:], i8[:], i8[:], i4[:], i4[:], i8)",
-    ("cube", "accumulate_events"): "i8[:, :, :](i8[:], i4[:], i4[:], i8, i8, i8)",
+    ("cube", "event_keys"): "i8[:](i4[:], i4[:], i4[:], i8[:], i8[:], i4[:], i4[:], i8)",
+    ("cube", "accumulate_events"):  # inv ev_c ev_k, pair iou free, iou_cut, K C T
+        "i8[:, :, :](i8[:], i4[:], i4[:], f8[:], b1[:], f8[:], i8, i8, i8)",
     ("cube", "emit_confusion"):
         "(i8[:], i8[:], i8[:], i8[:], i8[:], i8[:])"
         "(i8[:], i8[:], i8[:], i8[:, :, :], i8[:, :, :, :], i8[:, :, :, :], i8[:])",
     ("cube", "sequential_segment_sums"): "f8[:](f8[:], i8[:])",
     ("sorting", "count_at_or_below"): "i4[:](f8[:], f8[:])",
+    ("sorting", "first_descent"): "i8(i8[:])",
     # --- every other kind's and profile's kernels (issue 12: no compile at user time)
     # clip
     ("clip", "_clip_polygons"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from polars_metrics._kernels._jit import njit
+from polars_metrics._kernels.matching import pair_bin
 
 
 @njit(cache=True, nogil=True)
@@ -133,23 +134,26 @@ def until_histogram(rf_off, rf_feat, rf_until, row_slice, n_slices, n_feat, n_bi
 
 
 @njit(cache=True, nogil=True)
-def event_keys(ev_gt, ev_pd, gt_row, row_slice, gt_feat, pd_feat, width):
-    """The (slice, gt feature, pd feature) key of each match event: (s * W + g) * W + p."""
-    key = np.empty(ev_gt.shape[0], dtype=np.int64)
-    for i in range(ev_gt.shape[0]):
-        s = row_slice[gt_row[ev_gt[i]]]
-        key[i] = (s * width + gt_feat[ev_gt[i]]) * width + pd_feat[ev_pd[i]]
+def event_keys(ev_k, pair_gt, pair_pd, gt_row, row_slice, gt_feat, pd_feat, width):
+    """The (slice, gt feature, pd feature) key of each match event (pair ``ev_k``):
+    (s * W + g) * W + p."""
+    key = np.empty(ev_k.shape[0], dtype=np.int64)
+    for i in range(ev_k.shape[0]):
+        g, p = pair_gt[ev_k[i]], pair_pd[ev_k[i]]
+        key[i] = (row_slice[gt_row[g]] * width + gt_feat[g]) * width + pd_feat[p]
     return key
 
 
 @njit(cache=True, nogil=True)
-def accumulate_events(inv, ev_c, ev_bin, n_keys, n_conf, n_iou):
+def accumulate_events(inv, ev_c, ev_k, pair_iou, pair_free, iou_cut, n_keys, n_conf, n_iou):
     """:func:`accumulate_rectangles` for IoU-ordered match events, whose rectangles are one
-    confidence index tall, [c, c + 1) × [0, bin): a difference array along the IoU axis only."""
+    confidence index tall, [c, c + 1) × [0, bin) with the bin of the event's pair
+    (:func:`matching.pair_bin`): a difference array along the IoU axis only."""
     diff = np.zeros((n_keys, n_conf, n_iou + 1), dtype=np.int64)
     for i in range(inv.shape[0]):
+        b = pair_bin(ev_k[i], pair_iou, pair_free, iou_cut)
         diff[inv[i], ev_c[i], 0] += 1
-        diff[inv[i], ev_c[i], min(ev_bin[i], n_iou)] -= 1
+        diff[inv[i], ev_c[i], min(b, n_iou)] -= 1
     out = np.empty((n_keys, n_conf, n_iou), dtype=np.int64)
     for k in range(n_keys):
         for c in range(n_conf):

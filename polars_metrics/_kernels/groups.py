@@ -52,3 +52,40 @@ def compact_values(ev_off, iv_n, iv_rf, iv_val, out_off, out_c, out_rf, out_val,
                 out_rf[o] = iv_rf[src + i]
                 out_val[o] = iv_val[src + i]
                 o += 1
+
+
+@njit(cache=True, nogil=True)
+def row_feature_counts(gt_off, gt_feat, pd_off, pd_feat, n_feat, counts, r0, r1):
+    """counts[r]: the distinct feature codes among data row r's annotations (both sides), for
+    rows ``r0 <= r < r1``; annotations of a row are ``*_off[r]:*_off[r + 1]``."""
+    seen = np.full(max(n_feat, 1), -1, dtype=np.int64)  # the last row a code was seen on
+    for r in range(r0, r1):
+        n = 0
+        for off, feat in ((gt_off, gt_feat), (pd_off, pd_feat)):
+            for i in range(off[r], off[r + 1]):
+                if seen[feat[i]] != r:
+                    seen[feat[i]] = r
+                    n += 1
+        counts[r] = n
+
+
+@njit(cache=True, nogil=True)
+def row_feature_fill(gt_off, gt_feat, pd_off, pd_feat, n_feat, rf_off, rf_feat, r0, r1):
+    """rf_feat[rf_off[r]:rf_off[r + 1]]: data row r's distinct feature codes, ascending (the
+    slots :func:`row_feature_counts` counted), for rows ``r0 <= r < r1``."""
+    seen = np.full(max(n_feat, 1), -1, dtype=np.int64)
+    for r in range(r0, r1):
+        o = rf_off[r]
+        n = 0
+        for off, feat in ((gt_off, gt_feat), (pd_off, pd_feat)):
+            for i in range(off[r], off[r + 1]):
+                f = feat[i]
+                if seen[f] == r:
+                    continue
+                seen[f] = r
+                a = o + n  # insertion: a row has few features
+                while a > o and rf_feat[a - 1] > f:
+                    rf_feat[a] = rf_feat[a - 1]
+                    a -= 1
+                rf_feat[a] = f
+                n += 1

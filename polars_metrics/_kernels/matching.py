@@ -270,6 +270,21 @@ def _match_row(
 
 
 @njit(cache=True, nogil=True, inline="always")
+def pair_bin(k, pair_iou, pair_free, iou_cut):
+    """The IoU bin of pair ``k``: the number of IoU thresholds it passes, i.e. of the ascending
+    cuts at or below its IoU (``events.bin_cuts`` turns the thresholds and the profile's test
+    into cuts); every threshold for a classification pair. ``pair_free`` has one entry per
+    pair, or a single entry that holds for every pair."""
+    if pair_free[k if pair_free.shape[0] > 1 else 0]:
+        return iou_cut.shape[0]
+    v = pair_iou[k]
+    b = 0
+    for q in range(iou_cut.shape[0]):  # no early exit: branch-free (see count_at_or_below)
+        b += iou_cut[q] <= v
+    return b
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _insert_slot(is_in, slots, n, slot):
     """Add ``slot`` to the ascending list ``slots[:n]`` unless ``is_in[slot]``; the new
     length. A row has few features, so an insertion keeps sums in feature order cheaply."""
@@ -301,15 +316,16 @@ def _row_kept(pd_feat, pd_npass, p0, n_p, slot_of, n_f, n_conf, kept, n_kept):
 
 @njit(cache=True, nogil=True)
 def row_tables_range(gt_off, pd_off, gt_feat, pd_feat, pd_npass, rf_off, rf_feat, rf_ngt,
-                     rf_until, ev_roff, ev_c, ev_gt, ev_pd, ev_bin, row_counts, row_means,
-                     r0, r1):
+                     rf_until, ev_roff, ev_c, ev_k, pair_gt, pair_pd, pair_iou, pair_free,
+                     iou_cut, row_counts, row_means, r0, r1):
     """The data-row table of an IoU-ordered walk for rows ``r0 <= r < r1``, from its match
     events: row_counts[(tp, fp, fn), r, c, t] summed over the row's features and
     row_means[(precision, recall, f1), r, c, t], the means of the per-feature values defined on
     the row (NaN when none) — summed in feature order, as the walk would.
 
     ev_roff : CSR offsets of the events over data rows (events of a row by confidence index);
-    ev_bin : the event is a match at IoU index t iff t < ev_bin; same-feature events count.
+    ev_k : each event's pair, whose ground truth, prediction and IoU bin (:func:`pair_bin`) are
+    read in place; same-feature events count.
     rf_* : per row, the sorted features present, their ground truths and ``rf_until`` (the
     IoU metric of the feature is defined at c < rf_until).
     """
@@ -343,11 +359,12 @@ def row_tables_range(gt_off, pd_off, gt_feat, pd_feat, pd_npass, rf_off, rf_feat
         for c in range(n_conf):
             n_active = 0  # slots with a same-feature match; only they vary along the IoU axis
             while e < ev_roff[r + 1] and ev_c[e] == c:
-                g, p = ev_gt[e], ev_pd[e]
+                k = ev_k[e]
+                g, p = pair_gt[k], pair_pd[k]
                 if gt_feat[g] == pd_feat[p]:
                     slot = slot_of[gt_feat[g]]
                     n_active = _insert_slot(is_active, active, n_active, slot)
-                    tp_bins[slot, ev_bin[e]] += 1
+                    tp_bins[slot, pair_bin(k, pair_iou, pair_free, iou_cut)] += 1
                 e += 1
             n_p_def = 0  # slots keeping a prediction / whose IoU metric is defined at c
             n_iou_def = 0

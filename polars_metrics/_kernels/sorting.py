@@ -156,3 +156,13 @@ def count_at_or_below(sorted_values, values):
             j += sorted_values[q] <= v
         out[i] = j if v == v else m  # NaN sorts last, as in numpy
     return out
+
+
+@njit(cache=True, nogil=True)
+def first_descent(values):
+    """The first index ``i`` with ``values[i] <= values[i - 1]``; -1 when the values increase
+    strictly (so they are distinct)."""
+    for i in range(1, values.shape[0]):
+        if values[i] <= values[i - 1]:
+            return i
+    return -1

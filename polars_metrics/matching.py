@@ -37,26 +37,31 @@ from polars_metrics.profiles import Profile
 
 THRESHOLD_FREE = "threshold_free"  # matches-frame column: a classification pair
 
-BITMAP_LIMIT = 1 << 26  # (rows × features) cells up to which a bitmap finds row features
-
-
 def row_features(prep: Prepared, gt_feat: np.ndarray, pd_feat: np.ndarray):
-    """Per data row, the sorted distinct feature codes present on either side (CSR)."""
+    """Per data row, the sorted distinct feature codes present on either side (CSR): counted,
+    then written, by data-row ranges on threads (no per-annotation temporaries).
+
+    >>> import polars as pl, polars_metrics as pm
+    >>> gt = pl.DataFrame({"data_row": ["a", "a", "b"], "feature": ["dog", "cat", "dog"],
+    ...                    "bbox": [[0.0, 0, 1, 1]] * 3}, schema_overrides={"bbox": pl.Array(pl.Float64, 4)})
+    >>> prep = pm.partial(gt, gt.with_columns(confidence=pl.lit(0.9))).detail.prep
+    >>> off, feat = row_features(prep, prep.gt.feat, prep.pd.feat)
+    >>> off.tolist(), [prep.features[f] for f in feat]
+    ([0, 2, 3], ['cat', 'dog', 'dog'])
+    """
     n_rows, n_feat = prep.n_rows, len(prep.features)
-    if n_rows * n_feat <= BITMAP_LIMIT:
-        # one side at a time, in place in its (fresh) row array: no concatenated temporaries
-        seen = np.zeros(n_rows * n_feat, dtype=bool)
-        for side, feat in ((prep.gt, gt_feat), (prep.pd, pd_feat)):
-            code = side.row
-            code *= n_feat
-            code += feat
-            seen[code] = True
-            del code
-        code = np.flatnonzero(seen)
-    else:
-        code = np.unique(np.concatenate([prep.gt.row * n_feat + gt_feat,
-                                         prep.pd.row * n_feat + pd_feat]))
-    return _arrays.offsets(code // n_feat, n_rows), (code % n_feat).astype(np.int32)
+    sides = (prep.gt.off, gt_feat, prep.pd.off, pd_feat, n_feat)
+    work = prep.gt.off + prep.pd.off
+    counts = np.zeros(n_rows, dtype=np.int64)
+    run_ranges(row_feature_counts, (*sides, counts), work)
+    rf_off = _arrays.offsets_from_lengths(counts)
+    rf_feat = np.empty(int(rf_off[-1]), dtype=np.int32)
+    run_ranges(row_feature_fill, (*sides, rf_off, rf_feat), work)
+    return rf_off, rf_feat
+
+
+row_feature_counts = kernel("groups", "row_feature_counts")
+row_feature_fill = kernel("groups", "row_feature_fill")
 
 
 def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:

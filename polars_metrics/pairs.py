@@ -83,11 +83,17 @@ def constant_flags(value: bool, n: int) -> np.ndarray:
 
 def build_pairs(prep: Prepared) -> Pairs:
     gt, pd = prep.gt, prep.pd
-    gt_kind, pd_kind = gt.column(s.KIND), pd.column(s.KIND)
-    kinds = sorted(set(gt_kind.unique().to_list()) | set(pd_kind.unique().to_list()))
-    groups = pair_groups(kinds, prep.profile)  # compatible kinds pair (box with polygon)
+    if len(gt) == 0 or len(pd) == 0:
+        return _empty(prep.n_rows)
+    # one kind in both whole tables (the usual case) is the kind of every annotation kept:
+    # the kind columns are gathered in data-row order only for mixed kinds
+    kinds = set(gt.frame[s.KIND].unique().to_list()) | set(pd.frame[s.KIND].unique().to_list())
+    if len(kinds) > 1:
+        gt_kind, pd_kind = gt.column(s.KIND), pd.column(s.KIND)
+        kinds = set(gt_kind.unique().to_list()) | set(pd_kind.unique().to_list())
+    groups = pair_groups(sorted(kinds), prep.profile)  # compatible kinds pair (box with polygon)
     if len(groups) <= 1:
-        if not groups or len(gt) == 0 or len(pd) == 0:
+        if not groups:
             return _empty(prep.n_rows)
         handler = kind(next(iter(groups)))
         off, g, p, v = handler.pairs(gt, pd, prep.profile)

@@ -49,19 +49,36 @@ class Check:
                      scope if self.scope is None else self.scope & scope)
 
 
-def masks(frame: pl.DataFrame, checks: Sequence[Check]) -> list[np.ndarray]:
-    """Each check's bad-row mask; the expression checks run in one ``select`` (Polars evaluates
-    them in parallel), the function checks one by one."""
+def masks(frame: pl.DataFrame, checks: Sequence[Check]) -> list[np.ndarray | None]:
+    """Each check's bad-row mask, None where no row is bad (the common case: no array is made
+    for it). The expression checks run in one ``select`` (Polars evaluates them in parallel)
+    and are converted to numpy only when a row fails; the function checks run one by one.
+
+    >>> f = pl.DataFrame({"x": [1, None, 3]})
+    >>> [m if m is None else m.tolist() for m in masks(f, [
+    ...     Check("x", pl.col("x").is_null(), "null", "fill it"),
+    ...     Check("x", pl.col("x") > 5, "large", "shrink it")])]
+    [[False, True, False], None]
+    """
     exprs = {i: c.bad for i, c in enumerate(checks) if isinstance(c.bad, pl.Expr)}
-    out: dict[int, np.ndarray] = {}
+    out: dict[int, np.ndarray | None] = {}
     if exprs:
         got = frame.select([e.fill_null(False).alias(f"_c{i}") for i, e in exprs.items()])
         for i in exprs:
-            bad = got[f"_c{i}"].to_numpy()
+            column = got[f"_c{i}"]
+            if not column.any():  # on polars' bits: no bool array when nothing is bad
+                out[i] = None
+                continue
+            bad = column.to_numpy()
             if bad.size != frame.height:  # only literals: one value for every row
-                bad = np.full(frame.height, bool(bad[0]) if bad.size else False)
-            out[i] = checks[i]._scoped(bad)
-    return [out[i] if i in out else c.mask(frame) for i, c in enumerate(checks)]
+                bad = np.full(frame.height, bool(bad[0]))
+            out[i] = _none_if_clean(checks[i]._scoped(bad))
+    return [out[i] if i in out else _none_if_clean(c.mask(frame))
+            for i, c in enumerate(checks)]
+
+
+def _none_if_clean(bad: np.ndarray) -> np.ndarray | None:
+    return bad if bad.any() else None
 
 
 def key_string(keys: Sequence[str]) -> pl.Expr:
@@ -80,14 +97,13 @@ def run_checks(frame: pl.DataFrame, table: str, keys: Sequence[str], checks: Seq
     """
     if not checks or frame.height == 0:
         return frame, empty_rejects()
-    bad_rows = masks(frame, checks)
-    any_bad = np.logical_or.reduce(bad_rows)
-    if not any_bad.any():
+    failed = [(check, mask) for check, mask in zip(checks, masks(frame, checks), strict=True)
+              if mask is not None]
+    if not failed:
         return frame, empty_rejects()
+    any_bad = np.logical_or.reduce([mask for _, mask in failed])
     rejects = []
-    for check, mask in zip(checks, bad_rows, strict=True):
-        if not mask.any():
-            continue
+    for check, mask in failed:
         bad = frame.filter(pl.Series(mask))
         if on_invalid == "raise":
             raise InvalidAnnotationError(_message(bad, table, keys, check))

@@ -72,13 +72,16 @@ def test_row_table_rebuilds_only_when_nobody_holds_the_frame():
 
 
 @pytest.mark.parametrize("seed", [0, 1, 5])
-def test_row_features_bitmap_and_unique_agree(seed, monkeypatch):
+def test_row_features_match_unique_codes_and_sets(seed):
     gt, pd, data_rows = case(seed)
     part = pm.partial(gt, pd, data_rows=data_rows)
     prep = part.detail.prep
     got = matching.row_features(prep, prep.gt.feat, prep.pd.feat)
-    monkeypatch.setattr(matching, "BITMAP_LIMIT", -1)
-    want = matching.row_features(prep, prep.gt.feat, prep.pd.feat)
+    # the distinct (row, feature) codes, as np.unique orders them
+    n_feat = len(prep.features)
+    code = np.unique(np.concatenate([prep.gt.row * n_feat + prep.gt.feat,
+                                     prep.pd.row * n_feat + prep.pd.feat]))
+    want = (np.searchsorted(code // n_feat, np.arange(prep.n_rows + 1)), code % n_feat)
     for a, b in zip(got, want, strict=True):
         np.testing.assert_array_equal(a, b)
     # and a plain set per data row
@@ -89,7 +92,6 @@ def test_row_features_bitmap_and_unique_agree(seed, monkeypatch):
             rows[r].add(f)
     off, feat = got
     assert [feat[off[r]:off[r + 1]].tolist() for r in range(n_rows)] == [sorted(x) for x in rows]
-    assert prep.gt.row.dtype == np.int64  # a fresh array per read: row_features writes in it
 
 
 def _random_rows(seed: int, n_rows: int):

@@ -33,6 +33,7 @@ from polars_metrics.validation import POS, Check, OnInvalid, require_columns, ru
 
 stable_group_order = kernel("groups", "stable_group_order")
 count_at_or_below = kernel("sorting", "count_at_or_below")
+first_descent = kernel("sorting", "first_descent")
 
 ROW = "_row"      # data-row index among the counted rows, 0..n_rows-1
 SLICE = "_slice"  # slice index, index into Prepared.slices
@@ -169,12 +170,12 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
     n_all = universe.height
     gt_row = _row_codes(gt_runs, universe, keys)
     pd_row = _row_codes(pd_runs, universe, keys)
-    n_gt = np.bincount(gt_row[gt_given], minlength=n_all)
-    n_pd = np.bincount(pd_row[pd_given], minlength=n_all)
+    n_gt = np.bincount(_where(gt_row, gt_given), minlength=n_all)
+    n_pd = np.bincount(_where(pd_row, pd_given), minlength=n_all)
     in_gt = np.zeros(n_all, dtype=bool)
     in_gt[gt_row] = True
-    G.warn_unpairable_kinds(gt, pd, gt_row[gt_ann], pd_row[pd_ann], gt_ann, pd_ann, universe,
-                           keys, profile)
+    G.warn_unpairable_kinds(gt, pd, _where(gt_row, gt_ann), _where(pd_row, pd_ann), gt_ann,
+                           pd_ann, universe, keys, profile)
 
     counted, reason = _counted_rows(profile.rows, in_gt, n_gt, n_pd)
     universe = attach_by(universe, keys, by, meta, gt, pd)
@@ -210,6 +211,11 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
         excluded=excluded, rejects=rejects, conf_thr=conf_thr, iou_thr=iou_thr,
         questions=questions, profile=profile, repairs=repairs,
     )
+
+
+def _where(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``values[keep]``, without the copy when every entry is kept (the usual case)."""
+    return values if keep.all() else values[keep]
 
 
 MAX_ANNOTATIONS = 2**31 - 1  # positions of annotations are int32 throughout (half the memory)
@@ -381,7 +387,7 @@ def duplicate_ids(frame: pl.DataFrame, keys: Sequence[str]) -> np.ndarray:
     """Rows whose (data row, id) occurs more than once. Ids are often unique across the whole
     table, which one hash of the id column shows; otherwise a window per data row decides."""
     ids = frame[s.ID]
-    if ids.n_unique() == ids.len():
+    if _ascend_strictly(ids) or ids.n_unique() == ids.len():
         return np.zeros(frame.height, dtype=bool)
     if len(keys) == 1 and ids.dtype.is_integer() and frame[keys[0]].dtype.is_integer():
         # one hash of (key, id) packed into an Int64 instead of a window per data row
@@ -393,6 +399,26 @@ def duplicate_ids(frame: pl.DataFrame, keys: Sequence[str]) -> np.ndarray:
             return out
     dup = pl.col(s.ID).is_duplicated().over(list(keys)) & pl.col(s.ID).is_not_null()
     return frame.select(dup).to_series().to_numpy()
+
+
+def _ascend_strictly(ids: pl.Series) -> bool:
+    """Int64 ids without nulls that increase from row to row (the usual export): distinct,
+    known in one pass over the chunks in place, without hashing them.
+
+    >>> _ascend_strictly(pl.Series([3, 5, 9])), _ascend_strictly(pl.Series([3, 3]))
+    (True, False)
+    """
+    if ids.dtype != pl.Int64 or ids.has_nulls():
+        return False
+    last = None
+    for chunk in ids.get_chunks():
+        values = chunk.to_numpy()  # no nulls: a view of the chunk
+        if values.size == 0:
+            continue
+        if (last is not None and values[0] <= last) or first_descent(values) >= 0:
+            return False
+        last = values[-1]
+    return True
 
 
 def _packed_pair(key: pl.Series, ids: pl.Series) -> pl.Series | None:

@@ -64,14 +64,16 @@ def _fits(name: str, n: int, dtype: np.dtype) -> bool:
     return spare.dtype == dtype and n <= spare.size <= 4 * n + 4096
 
 
-def spare_buffer(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+def spare_buffer(name: str, shape: tuple[int, ...], dtype, keep_below: int | None = None
+                 ) -> np.ndarray:
     """An uninitialized array, in the memory of the last one handed out under ``name`` when
     nothing references that one any more (its frame or result was dropped), else a new one
     (kept for the next call while all spares together stay within ``SPARE_BYTES``).
 
     A spare is reused only when its reference count shows that no array, view or frame column
     uses it any more; at most one is kept per name (a new one replaces it when it is in use,
-    too small, of another dtype, or more than 4× too large).
+    too small, of another dtype, or more than 4× too large). With ``keep_below``, a new array
+    of that many bytes or more is not kept: it is handed out as a plain array.
 
     >>> a = spare_buffer("doc", (2, 3), np.int64)
     >>> b = spare_buffer("doc", (2, 3), np.int64)  # ``a`` still holds the first: a new one
@@ -89,7 +91,8 @@ def spare_buffer(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
             return _spares[name][:n].reshape(shape)
         _spares.pop(name, None)
         fresh = np.empty(n, dtype=dtype)
-        if fresh.nbytes + sum(a.nbytes for a in _spares.values()) <= SPARE_BYTES:
+        small = keep_below is None or fresh.nbytes < keep_below
+        if small and fresh.nbytes + sum(a.nbytes for a in _spares.values()) <= SPARE_BYTES:
             _spares[name] = fresh
         return fresh.reshape(shape)
 

@@ -11,6 +11,7 @@ import polars as pl
 
 from polars_metrics import _arrays
 from polars_metrics import schema as s
+from polars_metrics._spare import spare_buffer
 from polars_metrics.matching import rf_true_positives
 from polars_metrics.prepare import Prepared
 
@@ -73,14 +74,26 @@ def overall_from_counts(counts: pl.DataFrame, cube: pl.DataFrame, by: Sequence[s
             .select(*by, s.AVERAGE, *C_T, *s.METRIC_COLUMNS))
 
 
+# The table's generated columns (thresholds, row IoU, numeric keys) are kept as spares only
+# below this size each. A spare waits through the next call's earlier stages and adds to their
+# peak: +46 MB of peak RSS at 20,000 images (4 columns of 19 MB), measured, where the previous
+# result alive left 30 MB of margin to supervision's; at 5,000 images (5 MB columns) it saves
+# about half the call's page faults (15.9k -> 7.7k) and 10% of its time.
+GRID_SPARE_BYTES = 8 << 20
+
+
 def _repeat_rows(frame: pl.DataFrame, k: int) -> pl.DataFrame:
-    """Each row ``k`` times in a row. Numeric columns without nulls are repeated by numpy (one
-    buffer, handed to polars without a copy); others are gathered with a 32-bit index."""
+    """Each row ``k`` times in a row. Numeric columns without nulls are repeated by numpy into
+    a spare buffer (handed to polars without a copy); others are gathered with a 32-bit index."""
     index = None
     cols = []
     for col in frame.get_columns():
         if col.dtype.is_numeric() and not col.has_nulls():
-            cols.append(pl.Series(col.name, np.repeat(col.to_numpy(), k), dtype=col.dtype))
+            values = col.to_numpy()
+            out = spare_buffer(f"row_key_{col.name}", (frame.height, k), values.dtype,
+                               keep_below=GRID_SPARE_BYTES)
+            out[...] = values[:, None]
+            cols.append(pl.Series(col.name, out.reshape(-1), dtype=col.dtype))
         else:
             if index is None:
                 index = pl.Series(np.repeat(np.arange(frame.height, dtype=np.uint32), k))
@@ -88,14 +101,25 @@ def _repeat_rows(frame: pl.DataFrame, k: int) -> pl.DataFrame:
     return pl.DataFrame(cols, schema=frame.schema) if cols else pl.DataFrame()
 
 
+def _grid_column(name: str, values: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """``values`` broadcast to (data rows, C, T) and flattened, in a spare buffer while small
+    (``GRID_SPARE_BYTES``): the same columns are made on every read of the table, and a loop's
+    reads reuse one memory (see ``_spare``) instead of first-touching fresh pages each time."""
+    out = spare_buffer(name, shape, np.float64, keep_below=GRID_SPARE_BYTES)
+    out[...] = values
+    return out.reshape(-1)
+
+
 def data_row_table(prep: Prepared, m, row_tn, *, zero_tn: bool) -> pl.DataFrame:
     """Per (data row, c, t): counts summed over features and means of per-feature ratios."""
     n, C, T = prep.n_rows, prep.conf_thr.shape[0], prep.iou_thr.shape[0]
     head = _repeat_rows(prep.rows.select(*prep.keys, *prep.by), C * T)
     counts, means = (a.reshape(3, -1) for a in m.row_tables())  # zero-copy columns
+    grid = (n, C, T)
     body = pl.DataFrame([
-        pl.Series(s.CONFIDENCE_THRESHOLD, np.tile(np.repeat(prep.conf_thr, T), n)),
-        pl.Series(s.IOU_THRESHOLD, np.tile(prep.iou_thr, n * C)),
+        pl.Series(s.CONFIDENCE_THRESHOLD,
+                  _grid_column("row_conf_thr", prep.conf_thr[None, :, None], grid)),
+        pl.Series(s.IOU_THRESHOLD, _grid_column("row_iou_thr", prep.iou_thr[None, None, :], grid)),
         pl.Series(s.TP, counts[0]),
         pl.Series(s.FP, counts[1]),
         _row_tn(row_tn, n * C * T, T, zero_tn),
@@ -103,7 +127,7 @@ def data_row_table(prep: Prepared, m, row_tn, *, zero_tn: bool) -> pl.DataFrame:
         pl.Series(s.PRECISION, means[0], nan_to_null=True),
         pl.Series(s.RECALL, means[1], nan_to_null=True),
         pl.Series(s.F1, means[2], nan_to_null=True),
-        pl.Series(s.IOU, np.repeat(m.row_iou.ravel(), T), nan_to_null=True),
+        pl.Series(s.IOU, _grid_column("row_iou", m.row_iou[:, :, None], grid), nan_to_null=True),
     ])
     return pl.concat([head, body], how="horizontal")
 

@@ -64,6 +64,31 @@ def test_a_numpy_view_of_a_column_keeps_its_memory_from_reuse(no_spares):
     assert not np.array_equal(other["tp"].to_numpy(), tp_before)
 
 
+def test_a_held_table_keeps_its_threshold_key_and_iou_columns(no_spares):
+    """The threshold, key and IoU columns are spares too: a table still held is not written
+    over by the next table (other thresholds, other data rows), and a table built in reused
+    memory equals one built in fresh memory."""
+    gt, pd, data_rows = case(0)
+    held = pm.evaluate(gt, pd, data_rows=data_rows).data_rows
+    before = held.rows()
+    ev2 = pm.evaluate(gt.tail(40), pd.tail(300).with_columns(pl.col("confidence") * 0.5),
+                      confidence_thresholds=[0.2, 0.7], iou_thresholds=[0.3, 0.6, 0.9])
+    second = ev2.data_rows
+    assert held.rows() == before
+    for name in ("data_row", "confidence_threshold", "iou_threshold", "iou"):
+        assert not np.shares_memory(second[name].to_numpy(), held[name].to_numpy())
+    reused_rows = second.rows()
+    del second, held
+    gc.collect()
+    again = ev2.data_rows  # nothing holds either table: built in a spare's memory
+    assert np.shares_memory(again["iou_threshold"].to_numpy(),
+                            _spare._spares["row_iou_thr"])
+    assert again.rows() == reused_rows
+    _spare.release_spares()
+    gc.collect()
+    assert ev2.data_rows.rows() == reused_rows  # fresh memory: the same table
+
+
 def test_spare_buffer_sizes_and_replacement(no_spares):
     a = _spare.spare_buffer("t", (4, 5), np.int64)
     assert a.shape == (4, 5) and a.dtype == np.int64
@@ -84,6 +109,13 @@ def test_spare_buffer_sizes_and_replacement(no_spares):
     tiny = _spare.spare_buffer("t", (1,), np.float64)  # far too large to pin: new
     assert _spare._spares["t"].size == 1 and tiny.size == 1
     assert _spare.release_spares() == 8 and not _spare._spares
+
+
+def test_large_spares_with_a_size_limit_are_not_kept(no_spares):
+    small = _spare.spare_buffer("s", (10,), np.float64, keep_below=100)  # 80 bytes: kept
+    large = _spare.spare_buffer("l", (20,), np.float64, keep_below=100)  # 160 bytes: not
+    assert "s" in _spare._spares and "l" not in _spare._spares
+    assert small.shape == (10,) and large.shape == (20,)
 
 
 def test_spares_stay_within_their_budget(monkeypatch, no_spares):

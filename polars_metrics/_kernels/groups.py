@@ -80,12 +80,21 @@ def row_feature_fill(gt_off, gt_feat, pd_off, pd_feat, n_feat, rf_off, rf_feat, 
         for off, feat in ((gt_off, gt_feat), (pd_off, pd_feat)):
             for i in range(off[r], off[r + 1]):
                 f = feat[i]
+                if seen[f] != r:
+                    seen[f] = r
+                    rf_feat[o + n] = f  # in order of first appearance
+                    n += 1
+        if n * n > 2 * n_feat:  # many of the codes: read them off in order
+            n = 0
+            for f in range(n_feat):
                 if seen[f] == r:
-                    continue
-                seen[f] = r
-                a = o + n  # insertion: a row has few features
+                    rf_feat[o + n] = f
+                    n += 1
+        else:  # few: an insertion sort of the row's codes
+            for j in range(1, n):
+                f = rf_feat[o + j]
+                a = o + j
                 while a > o and rf_feat[a - 1] > f:
                     rf_feat[a] = rf_feat[a - 1]
                     a -= 1
                 rf_feat[a] = f
-                n += 1

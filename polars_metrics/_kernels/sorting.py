@@ -115,15 +115,14 @@ def argsort_desc_stable_kv(values, idx, buf, val, vbuf):
             hi = min(lo + 2 * width, n)
             i, j, k = lo, mid, lo
             while i < mid and j < hi:
-                # take from the right run only when strictly larger: keeps ties stable
-                if vsrc[j] > vsrc[i]:
-                    dst[k] = src[j]
-                    vdst[k] = vsrc[j]
-                    j += 1
-                else:
-                    dst[k] = src[i]
-                    vdst[k] = vsrc[i]
-                    i += 1
+                # take from the right run only when strictly larger: keeps ties stable.
+                # Selects, not branches: which run gives is unpredictable (IoUs)
+                vi, vj = vsrc[i], vsrc[j]
+                right = vj > vi
+                dst[k] = src[j] if right else src[i]
+                vdst[k] = vj if right else vi
+                j += right
+                i += 1 - right
                 k += 1
             while i < mid:
                 dst[k] = src[i]

@@ -99,3 +99,19 @@ def test_ascending_shortcut_agrees_with_hashing_on_random_ids(seed):
     if _ascend_strictly(ids):
         assert ids.n_unique() == ids.len()
     assert _ascend_strictly(ids) == bool((np.diff(values) > 0).all())
+
+
+def test_string_columns_hashed_in_parts_equal_one_cast(monkeypatch):
+    from polars_metrics import _parallel
+    from polars_metrics import prepare as P
+
+    monkeypatch.setattr(_parallel, "num_threads", lambda: 2)  # parts even on one core
+    rng = np.random.default_rng(0)
+    names = np.array(["cat", "dog", "zebra", "ant"])
+    values = names[rng.integers(0, 4, P.STRING_PART_ROWS * 3)].astype(object)
+    values[rng.random(values.shape[0]) < 0.01] = None
+    column = pl.Series("feature", values, dtype=pl.String)
+    features = ("ant", "cat", "dog", "zebra")
+    assert P._distinct(column) == set(features)
+    want = column.cast(pl.Enum(features)).to_physical().fill_null(0).to_numpy()
+    np.testing.assert_array_equal(P._feature_codes(column, features), want)

@@ -17,6 +17,7 @@ import polars as pl
 from polars_metrics import _arrays
 from polars_metrics import schema as s
 from polars_metrics._kernels.aot import kernel
+from polars_metrics._parallel import even_parts, map_ranges
 from polars_metrics._rejects import check_on_invalid, empty_rejects
 from polars_metrics.errors import (
     PolarsMetricsError,
@@ -193,8 +194,7 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
     n_rows = rows.height
     G.refuse_dense_slices(slices.height, n_rows, by, conf_thr.shape[0] * iou_thr.shape[0])
 
-    names = set(gt[s.FEATURE].drop_nulls().unique().to_list())
-    features = tuple(sorted(names | set(pd[s.FEATURE].drop_nulls().unique().to_list())))
+    features = tuple(sorted(_distinct(gt[s.FEATURE]) | _distinct(pd[s.FEATURE])))
     # kept at confidence-threshold index c iff c < npass, i.e. confidence >= threshold
     npass = count_at_or_below(np.ascontiguousarray(conf_thr, dtype=np.float64),
                               np.ascontiguousarray(pd[s.CONFIDENCE].to_numpy(), dtype=np.float64))
@@ -230,7 +230,7 @@ def _side(frame: pl.DataFrame, keep: np.ndarray, row: np.ndarray, features, npas
             f"({MAX_ANNOTATIONS:,}); evaluate it in parts of whole data rows with "
             "pm.partial(...) and combine them with pm.merge(...)."
         )
-    feat = frame[s.FEATURE].cast(pl.Enum(features)).to_physical().fill_null(0).to_numpy()
+    feat = _feature_codes(frame[s.FEATURE], features)
     identity = bool(keep.all())
     # positions of the kept rows; None while they are all of them (no index arrays gathered)
     positions = None if identity else np.flatnonzero(keep)
@@ -247,6 +247,38 @@ def _side(frame: pl.DataFrame, keep: np.ndarray, row: np.ndarray, features, npas
         npass = None if npass is None else npass[idx]
     return Side(frame, idx, _arrays.offsets(row, n_rows), np.ascontiguousarray(feat, np.int32),
                 npass)
+
+
+STRING_PART_ROWS = 1 << 16  # rows from which a string column is hashed in parts on threads
+
+
+def _in_parts(fn, column: pl.Series) -> list:
+    """``fn`` of slices of ``column`` (no copies), one per thread, in order: hashing strings
+    (casts, uniques) runs on one thread in polars, so a large column is split."""
+    bounds = even_parts(column.len())
+    return map_ranges(
+        lambda lo, hi: fn(column.slice(int(bounds[lo]), int(bounds[hi] - bounds[lo]))),
+        (), bounds, small=STRING_PART_ROWS)
+
+
+def _distinct(column: pl.Series) -> set:
+    """The distinct non-null values of a column.
+
+    >>> sorted(_distinct(pl.Series(["b", None, "a", "b"])))
+    ['a', 'b']
+    """
+    return set().union(*_in_parts(lambda c: set(c.drop_nulls().unique().to_list()), column))
+
+
+def _feature_codes(column: pl.Series, features: tuple[str, ...]) -> np.ndarray:
+    """Each row's position in ``features`` (0 for a null feature).
+
+    >>> _feature_codes(pl.Series(["dog", None, "cat"]), ("cat", "dog")).tolist()
+    [1, 0, 0]
+    """
+    enum = pl.Enum(features)
+    parts = _in_parts(lambda c: c.cast(enum).to_physical().fill_null(0).to_numpy(), column)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _normalize(frame: pl.DataFrame, table: str, keys: Sequence[str], *,

@@ -115,3 +115,20 @@ def test_string_columns_hashed_in_parts_equal_one_cast(monkeypatch):
     assert P._distinct(column) == set(features)
     want = column.cast(pl.Enum(features)).to_physical().fill_null(0).to_numpy()
     np.testing.assert_array_equal(P._feature_codes(column, features), want)
+
+
+@pytest.mark.parametrize("cuts", [[], [3], [1, 4], [4, 4, 6]])
+def test_integer_key_runs_across_chunks_equal_the_expression_path(cuts):
+    from polars_metrics.prepare import _key_runs
+
+    keys = [5, 5, 5, 7, 7, 2, 2, 9]  # runs continue across some chunk boundaries
+    bounds = [0, *cuts, len(keys)]
+    parts = [pl.DataFrame({"k": keys[a:b]}, schema={"k": pl.Int64})
+             for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    chunked = pl.concat(parts, rechunk=False)
+    got_keys, got_lengths = _key_runs(chunked, ["k"])
+    # the expression path (a string key) on the same values
+    want_keys, want_lengths = _key_runs(chunked.with_columns(pl.col("k").cast(pl.String)), ["k"])
+    assert got_keys["k"].cast(pl.String).to_list() == want_keys["k"].to_list() == ["5", "7", "2", "9"]
+    np.testing.assert_array_equal(got_lengths, want_lengths)
+    np.testing.assert_array_equal(got_lengths, [3, 2, 2, 1])

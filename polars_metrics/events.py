@@ -152,7 +152,7 @@ class Matches:
     def _values(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         if self.values is None:  # walked again, the same kernel on the same inputs; kept
             walk = walk_rows(self.sides, self.npass, self.pairs, self.row_iou.shape[1],
-                         self.class_aware, self.rf_off, self.rf_feat)
+                             self.class_aware, self.rf_off, self.rf_feat)
             object.__setattr__(self, "values", compact_walk_values(walk))
         return self.values
 

@@ -68,8 +68,11 @@ def test_a_held_table_keeps_its_threshold_key_and_iou_columns(no_spares):
     """The threshold, key and IoU columns are spares too: a table still held is not written
     over by the next table (other thresholds, other data rows), and a table built in reused
     memory equals one built in fresh memory."""
-    gt, pd, data_rows = case(0)
+    # integer data-row keys: the key column is repeated into a spare as well
+    as_int = pl.col("data_row").str.slice(1).cast(pl.Int64)
+    gt, pd, data_rows = (f.with_columns(as_int) for f in case(0))
     held = pm.evaluate(gt, pd, data_rows=data_rows).data_rows
+    assert held["data_row"].dtype == pl.Int64
     before = held.rows()
     ev2 = pm.evaluate(gt.tail(40), pd.tail(300).with_columns(pl.col("confidence") * 0.5),
                       confidence_thresholds=[0.2, 0.7], iou_thresholds=[0.3, 0.6, 0.9])
@@ -81,8 +84,8 @@ def test_a_held_table_keeps_its_threshold_key_and_iou_columns(no_spares):
     del second, held
     gc.collect()
     again = ev2.data_rows  # nothing holds either table: built in a spare's memory
-    assert np.shares_memory(again["iou_threshold"].to_numpy(),
-                            _spare._spares["row_iou_thr"])
+    for name, spare in (("iou_threshold", "row_iou_thr"), ("data_row", "row_key_data_row")):
+        assert np.shares_memory(again[name].to_numpy(), _spare._spares[spare])
     assert again.rows() == reused_rows
     _spare.release_spares()
     gc.collect()

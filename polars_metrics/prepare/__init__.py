@@ -436,6 +436,15 @@ def duplicate_ids(frame: pl.DataFrame, keys: Sequence[str]) -> np.ndarray:
     return frame.select(dup).to_series().to_numpy()
 
 
+def _chunk_values(column: pl.Series):
+    """The non-empty chunks of a numeric column without nulls, as numpy views (no copies: a
+    Parquet file is read in several chunks, and joining them would copy the column)."""
+    for chunk in column.get_chunks():
+        values = chunk.to_numpy()
+        if values.size:
+            yield values
+
+
 def _ascend_strictly(ids: pl.Series) -> bool:
     """Int64 ids without nulls that increase from row to row (the usual export): distinct,
     known in one pass over the chunks in place, without hashing them.
@@ -446,10 +455,7 @@ def _ascend_strictly(ids: pl.Series) -> bool:
     if ids.dtype != pl.Int64 or ids.has_nulls():
         return False
     last = None
-    for chunk in ids.get_chunks():
-        values = chunk.to_numpy()  # no nulls: a view of the chunk
-        if values.size == 0:
-            continue
+    for values in _chunk_values(ids):
         if (last is not None and values[0] <= last) or first_descent(values) >= 0:
             return False
         last = values[-1]
@@ -479,14 +485,10 @@ def _key_runs(frame: pl.DataFrame, keys: Sequence[str]) -> tuple[pl.DataFrame, n
         return frame.select(keys), np.zeros(0, dtype=np.int64)
     col = frame[keys[0]]
     if len(keys) == 1 and col.dtype.is_integer() and not col.has_nulls():
-        # one integer key (a common case): compared by numpy, chunk by chunk in place (a
-        # Parquet file is read in several chunks; joining them would copy the column)
+        # one integer key (a common case): compared by numpy, chunk by chunk in place
         starts = np.empty(frame.height, dtype=bool)
         at, last = 0, None
-        for chunk in col.get_chunks():
-            values = chunk.to_numpy()  # no nulls: a view
-            if values.size == 0:
-                continue
+        for values in _chunk_values(col):
             np.not_equal(values[1:], values[:-1], out=starts[at + 1:at + values.size])
             starts[at] = last is None or values[0] != last
             at, last = at + values.size, values[-1]

@@ -85,6 +85,97 @@ def offsets_from_lengths(lengths) -> np.ndarray:
     return out
 
 
+# --- compact forms of what a result keeps ------------------------------------------------------
+
+def narrowed(**arrays: np.ndarray) -> dict[str, np.ndarray]:
+    """Each non-negative int32 array in the narrowest unsigned dtype holding its values (uint8,
+    uint16, else as it is); :func:`widened` reads it back.
+
+    >>> {k: v.dtype.name for k, v in narrowed(a=np.array([0, 255], np.int32),
+    ...                                       b=np.array([256], np.int32),
+    ...                                       c=np.array([70000], np.int32),
+    ...                                       d=np.array([-1], np.int32)).items()}
+    {'a': 'uint8', 'b': 'uint16', 'c': 'int32', 'd': 'int32'}
+    """
+    out = {}
+    for name, a in arrays.items():
+        lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
+        dtype = (np.uint8 if hi <= 0xFF else np.uint16 if hi <= 0xFFFF else None) if lo >= 0 else None
+        out[name] = a if dtype is None else a.astype(dtype)
+    return out
+
+
+def widened(a: np.ndarray) -> np.ndarray:
+    """A :func:`narrowed` array as int32 (no copy when it is int32 already)."""
+    return a.astype(np.int32, copy=False)
+
+
+def row_local(positions: np.ndarray, row_off: np.ndarray, row_start: np.ndarray) -> np.ndarray:
+    """Positions grouped by row (CSR ``row_off`` over them) made relative to their row's first
+    annotation ``row_start[row]``, :func:`narrowed`: most rows hold few annotations, so 1 or
+    2 bytes a position instead of 4. :func:`from_row_local` reads them back.
+
+    >>> local = row_local(np.array([3, 4, 9], np.int32), np.array([0, 2, 3]), np.array([3, 9, 9]))
+    >>> local.tolist(), local.dtype.name
+    ([0, 1, 0], 'uint8')
+    """
+    counts = np.diff(row_off)
+    local = positions.astype(np.int64) - np.repeat(row_start[:-1], counts)
+    return narrowed(local=local.astype(np.int32))["local"]
+
+
+def from_row_local(local: np.ndarray, row_off: np.ndarray, row_start: np.ndarray) -> np.ndarray:
+    """The int32 positions :func:`row_local` kept (a new array on each call).
+
+    >>> from_row_local(np.array([0, 1, 0], np.uint8), np.array([0, 2, 3]), np.array([3, 9, 9])).tolist()
+    [3, 4, 9]
+    """
+    out = np.repeat(row_start[:-1].astype(np.int32), np.diff(row_off))
+    out += local
+    return out
+
+
+class Runs:
+    """Ascending positions kept as their runs of consecutive values: run i is ``start[i]``,
+    ``start[i] + 1``, ... (``off[i + 1] - off[i]`` values). A table already in data-row order
+    except for dropped data rows gives one run per kept stretch, a few bytes per data row
+    instead of 4 per annotation.
+
+    >>> r = Runs.of(np.array([2, 3, 4, 8, 9], np.int32), min_ratio=1)
+    >>> r.start.tolist(), r.off.tolist(), r.expand().tolist()
+    ([2, 8], [0, 3, 5], [2, 3, 4, 8, 9])
+    """
+
+    __slots__ = ("start", "off", "dtype")
+
+    def __init__(self, start: np.ndarray, off: np.ndarray, dtype) -> None:
+        self.start, self.off, self.dtype = start, off, np.dtype(dtype)
+
+    @classmethod
+    def of(cls, positions: np.ndarray, min_ratio: int = 8) -> Runs | None:
+        """The runs of ``positions`` when it ascends strictly and has at least ``min_ratio``
+        values per run (else None: keep the array)."""
+        if positions.size == 0:
+            return None
+        step = np.diff(positions)
+        if step.size and int(step.min()) <= 0:
+            return None
+        breaks = np.flatnonzero(step != 1) + 1
+        if (breaks.size + 1) * min_ratio > positions.size:
+            return None
+        off = np.concatenate(([0], breaks, [positions.size])).astype(np.int64)
+        return cls(positions[off[:-1]].astype(np.int64), off, positions.dtype)
+
+    def __len__(self) -> int:
+        return int(self.off[-1])
+
+    def expand(self) -> np.ndarray:
+        """The positions (a new array on each call)."""
+        out = np.arange(len(self), dtype=self.dtype)
+        out += np.repeat((self.start - self.off[:-1]).astype(self.dtype), np.diff(self.off))
+        return out
+
+
 # --- ragged (CSR) inputs: checked before any kernel or GEOS call sees them -----------------------
 COORD_LIMIT = 1e150
 """Largest accepted |coordinate|. Areas are products of two coordinate differences: with

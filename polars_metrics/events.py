@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from polars_metrics import _arrays
+from polars_metrics._arrays import narrowed, widened  # noqa: F401 (re-exported)
 from polars_metrics._kernels.aot import kernel
 from polars_metrics._parallel import run_ranges
-from polars_metrics._spare import spare_buffer
+from polars_metrics._spare import borrow, spare_buffer
 from polars_metrics.pairs import Pairs
 from polars_metrics.prepare import Prepared
 
@@ -151,10 +152,23 @@ class Matches:
 
     def _values(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         if self.values is None:  # walked again, the same kernel on the same inputs; kept
-            walk = walk_rows(self.sides, self.npass, self.pairs, self.row_iou.shape[1],
+            walk = walk_rows(self.wide_sides(), self.npass, self.pairs, self.row_iou.shape[1],
                              self.class_aware, self.rf_off, self.rf_feat)
             object.__setattr__(self, "values", compact_walk_values(walk))
         return self.values
+
+    def wide_sides(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``sides`` with the feature codes as int32 (a kept result's are narrowed)."""
+        gt_off, pd_off, gt_feat, pd_feat = self.sides
+        return gt_off, pd_off, widened(gt_feat), widened(pd_feat)
+
+    def keep(self, pairs: Pairs, gt_codes: np.ndarray, pd_codes: np.ndarray) -> None:
+        """Hold the compact forms a result keeps (in place, as :meth:`drop_values`): ``pairs``
+        as :meth:`Pairs.kept` made them and the sides' narrowed feature codes, the same arrays
+        the result's prepared view holds. Readers widen them on use."""
+        gt_off, pd_off, _, _ = self.sides
+        object.__setattr__(self, "pairs", pairs)
+        object.__setattr__(self, "sides", (gt_off, pd_off, gt_codes, pd_codes))
 
     def drop_values(self) -> None:
         """Let the sparse IoU-metric values go (in place: every holder of this walk, e.g. the
@@ -217,7 +231,7 @@ class Matches:
         # in the previous table's memory once nothing holds that table (see _spare)
         counts = spare_buffer("row_counts", shape, np.int64)
         means = spare_buffer("row_means", shape, np.float64)
-        gt_off, pd_off, gt_feat, pd_feat = self.sides
+        gt_off, pd_off, gt_feat, pd_feat = self.wide_sides()
         run_ranges(event_kernel(row_tables_range, self.ev_k), (
             gt_off, pd_off, gt_feat, pd_feat, self.npass, self.rf_off, self.rf_feat,
             self.rf_ngt, self.rf_until, self.ev_roff, self.ev_c, *self.through_pairs(),
@@ -250,12 +264,10 @@ def walk_rows(sides, npass, pairs: Pairs, n_conf: int, class_aware: bool, rf_off
     ev_off = _arrays.offsets_from_lengths(cap)
     n_cap = int(ev_off[-1])
     ev_n = np.zeros((n_rows, n_conf), dtype=np.int64)
-    ev_pair = np.empty(n_cap, dtype=np.int64)
+    ev_pair, iv_val, iv_rf = _slots(n_cap)
     rf_ngt = np.zeros(n_rf, dtype=np.int32)
     rf_until = np.zeros(n_rf, dtype=np.int32)
     iv_n = np.zeros((n_rows, n_conf), dtype=np.int64)
-    iv_rf = np.empty(n_cap, dtype=np.int32)
-    iv_val = np.empty(n_cap, dtype=np.float64)
     row_iou = np.empty((n_rows, n_conf), dtype=np.float64)  # the kernel writes every cell
     # work per chunk of rows: its pairs, plus its annotations (rows without pairs still count)
     chunk_rows = np.minimum(np.arange(0, n_rows + ROWS_PER_CHUNK, ROWS_PER_CHUNK), n_rows)
@@ -270,6 +282,18 @@ def walk_rows(sides, npass, pairs: Pairs, n_conf: int, class_aware: bool, rf_off
     return ev_off, ev_n, ev_pair, rf_ngt, rf_until, iv_n, iv_rf, iv_val, row_iou
 
 
+def _slots(n_cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The walk's per-row slots (ev_pair int64, iv_val float64, iv_rf int32; 20 bytes each),
+    uninitialized: in the data-row table's free spare when there is one (:func:`borrow`; the
+    slots are compacted and gone before any table is built), else new arrays."""
+    scratch = borrow("row_means", 20 * n_cap)
+    if scratch is None:
+        return (np.empty(n_cap, np.int64), np.empty(n_cap, np.float64),
+                np.empty(n_cap, np.int32))
+    return (scratch[:8 * n_cap].view(np.int64), scratch[8 * n_cap:16 * n_cap].view(np.float64),
+            scratch[16 * n_cap:].view(np.int32))
+
+
 def compact_walk_values(walk: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(iv_off, iv_c, iv_rf, iv_val) from a walk's per-row value slots."""
     ev_off, iv_n, iv_rf, iv_val = walk[0], walk[5], walk[6], walk[7]
@@ -280,29 +304,6 @@ def compact_walk_values(walk: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray
     run_ranges(compact_values, (ev_off, iv_n, iv_rf, iv_val, iv_off, iv_c, iv_rf_out, iv_val_out),
                iv_off)
     return iv_off, iv_c, iv_rf_out, iv_val_out
-
-
-def narrowed(**arrays: np.ndarray) -> dict[str, np.ndarray]:
-    """Each non-negative int32 array in the narrowest unsigned dtype holding its values (uint8,
-    uint16, else as it is); :func:`widened` reads it back.
-
-    >>> {k: v.dtype.name for k, v in narrowed(a=np.array([0, 255], np.int32),
-    ...                                       b=np.array([256], np.int32),
-    ...                                       c=np.array([70000], np.int32),
-    ...                                       d=np.array([-1], np.int32)).items()}
-    {'a': 'uint8', 'b': 'uint16', 'c': 'int32', 'd': 'int32'}
-    """
-    out = {}
-    for name, a in arrays.items():
-        lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
-        dtype = (np.uint8 if hi <= 0xFF else np.uint16 if hi <= 0xFFFF else None) if lo >= 0 else None
-        out[name] = a if dtype is None else a.astype(dtype)
-    return out
-
-
-def widened(a: np.ndarray) -> np.ndarray:
-    """A :func:`narrowed` array as int32 (no copy when it is int32 already)."""
-    return a.astype(np.int32, copy=False)
 
 
 def event_bins(pairs: Pairs, ev_k: np.ndarray, iou_thr: np.ndarray, strict: bool) -> np.ndarray:

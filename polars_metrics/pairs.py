@@ -7,6 +7,7 @@ kernels rely on for the tie rule. The indices are int32 (annotation positions ar
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,16 +45,53 @@ def positions32(a: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Pairs:
-    off: np.ndarray     # int64, n_rows + 1
-    gt: np.ndarray      # int32 global gt index (a position in data-row order)
-    pd: np.ndarray      # int32 global pd index
-    iou: np.ndarray     # float64 in (0, 1]
-    always: np.ndarray  # bool: matches at every IoU threshold (classification pairs); read-only,
-    #                     and a zero-byte broadcast view when one kind made every pair
-    #                     (kernels take ``np.ascontiguousarray(pairs.always)``)
+    off: np.ndarray       # int64, n_rows + 1
+    gt_codes: np.ndarray  # int32 global gt index (a position in data-row order); see gt_start
+    pd_codes: np.ndarray  # int32 global pd index; see pd_start
+    iou: np.ndarray       # float64 in (0, 1]
+    always: np.ndarray    # bool: matches at every IoU threshold (classification pairs); read-only,
+    #                       and a zero-byte broadcast view when one kind made every pair
+    #                       (kernels take ``np.ascontiguousarray(pairs.always)``)
+    # The pairs a result keeps (:meth:`kept`) hold their positions relative to their data row's
+    # first annotation, narrowed (:func:`~polars_metrics._arrays.row_local`): these are the
+    # sides' CSR offsets, and ``gt`` / ``pd`` add them back. None: the codes are the positions.
+    gt_start: np.ndarray | None = None
+    pd_start: np.ndarray | None = None
 
     def __len__(self) -> int:
-        return self.gt.shape[0]
+        return self.iou.shape[0]
+
+    @property
+    def gt(self) -> np.ndarray:
+        """int32 global gt index of each pair (made on each read from a kept result's codes)."""
+        if self.gt_start is None:
+            return self.gt_codes
+        return _arrays.from_row_local(self.gt_codes, self.off, self.gt_start)
+
+    @property
+    def pd(self) -> np.ndarray:
+        """int32 global pd index of each pair."""
+        if self.pd_start is None:
+            return self.pd_codes
+        return _arrays.from_row_local(self.pd_codes, self.off, self.pd_start)
+
+    def kept(self, gt_off: np.ndarray, pd_off: np.ndarray) -> Pairs:
+        """These pairs as a result keeps them: positions relative to their data row (1 or 2
+        bytes each instead of 4 while rows hold up to 255 or 65,535 annotations a side), read
+        back through ``gt`` / ``pd``. Kernels of the call read the int32 positions before.
+
+        >>> p = Pairs(np.array([0, 2, 3]), np.array([0, 1, 3], np.int32),
+        ...           np.array([0, 0, 5], np.int32), np.ones(3), constant_flags(False, 3))
+        >>> k = p.kept(np.array([0, 3, 4]), np.array([0, 4, 6]))
+        >>> k.gt_codes.dtype.name, k.gt.tolist(), k.pd.tolist()
+        ('uint8', [0, 1, 3], [0, 0, 5])
+        """
+        if self.gt_start is not None:
+            return self
+        return dataclasses.replace(
+            self, gt_codes=_arrays.row_local(self.gt_codes, self.off, gt_off),
+            pd_codes=_arrays.row_local(self.pd_codes, self.off, pd_off),
+            gt_start=gt_off, pd_start=pd_off)
 
     def frame(self, prep: Prepared) -> pl.DataFrame:
         """(data-row keys, gt_id, pd_id, iou) for every pair."""

@@ -125,8 +125,9 @@ def _widened(ev: pm.Evaluation) -> pm.Evaluation:
     kept before h-boxmem)."""
     d, m = ev.detail, ev.detail.matches_arrays
     assert m.iv_off is not None  # the values walked again now with the int32 pairs; copied below
-    wide = dataclasses.replace(d.pairs_arrays, gt=d.pairs_arrays.gt.astype(np.int64),
-                               pd=d.pairs_arrays.pd.astype(np.int64))
+    wide = dataclasses.replace(d.pairs_arrays, gt_codes=d.pairs_arrays.gt.astype(np.int64),
+                               pd_codes=d.pairs_arrays.pd.astype(np.int64), gt_start=None,
+                               pd_start=None)
     detail = dataclasses.replace(d, pairs_arrays=wide, frames={}, matches_arrays=dataclasses.replace(
         m, pairs=wide, ev_k=m.ev_k.astype(np.int64)))
     return dataclasses.replace(ev, detail=detail)

@@ -51,16 +51,29 @@ class Side:
     lists its rows in (data row, input) order (None when it already is in that order), so only
     the columns a stage needs are gathered, never the whole table. ``feat`` and ``npass`` are
     in data-row order; ``off`` are the CSR offsets over data rows.
+
+    A result keeps a compact form (:meth:`kept`): the order as runs of consecutive rows and the
+    feature codes narrowed; ``idx`` and ``feat`` read them back the same either way.
     """
 
     frame: pl.DataFrame
-    idx: np.ndarray | None
+    order: np.ndarray | _arrays.Runs | None  # ``idx`` as stored
     off: np.ndarray
-    feat: np.ndarray            # int32 feature code
+    codes: np.ndarray           # ``feat`` as stored: int32, or narrowed in a kept side
     npass: np.ndarray | None    # int32, predictions: confidence thresholds passed (kept iff c < npass)
 
     def __len__(self) -> int:
-        return self.feat.shape[0]
+        return self.codes.shape[0]
+
+    @property
+    def idx(self) -> np.ndarray | None:
+        """Positions in ``frame`` of the annotations in data-row order (None: the same order)."""
+        return self.order.expand() if isinstance(self.order, _arrays.Runs) else self.order
+
+    @property
+    def feat(self) -> np.ndarray:
+        """int32 feature code of each annotation in data-row order."""
+        return _arrays.widened(self.codes)
 
     @property
     def row(self) -> np.ndarray:
@@ -68,18 +81,36 @@ class Side:
         stored: it would be the largest array an evaluation keeps per prediction."""
         return np.repeat(np.arange(self.off.shape[0] - 1, dtype=np.int64), np.diff(self.off))
 
+    def kept(self, frame: pl.DataFrame, npass: np.ndarray | None) -> Side:
+        """This side as a result keeps it, over ``frame`` (the same rows, fewer columns): the
+        order as :class:`~polars_metrics._arrays.Runs` when the table was in data-row order
+        apart from the rows dropped, the feature codes :func:`~polars_metrics._arrays.narrowed`.
+
+        >>> idx = np.delete(np.arange(20, dtype=np.int32), 3)  # row 3 of the frame dropped
+        >>> side = Side(pl.DataFrame({"a": range(20)}), idx, np.array([0, 19]),
+        ...             np.zeros(19, np.int32), None)
+        >>> k = side.kept(side.frame, None)
+        >>> type(k.order).__name__, k.codes.dtype.name, np.array_equal(k.idx, idx), k.feat.dtype.name
+        ('Runs', 'uint8', True, 'int32')
+        """
+        order = self.order
+        if isinstance(order, np.ndarray):
+            order = _arrays.Runs.of(order) or order
+        return Side(frame, order, self.off, _arrays.narrowed(codes=self.codes)["codes"], npass)
+
     def column(self, name: str) -> pl.Series:
         """A column of ``frame`` in data-row order."""
-        col = self.frame[name]
-        return col if self.idx is None else col.gather(self.idx)
+        col, idx = self.frame[name], self.idx
+        return col if idx is None else col.gather(idx)
 
     def select(self, *columns: str) -> pl.DataFrame:
-        out = self.frame.select(*columns)
-        return out if self.idx is None else out[self.idx]
+        out, idx = self.frame.select(*columns), self.idx
+        return out if idx is None else out[idx]
 
     def subset(self, positions: np.ndarray, n_rows: int) -> Side:
         """The annotations at ``positions`` (indices in data-row order, ascending)."""
-        base = positions if self.idx is None else self.idx[positions]
+        idx = self.idx
+        base = positions if idx is None else idx[positions]
         row = self.row[positions]
         return Side(self.frame, base, _arrays.offsets(row, n_rows), self.feat[positions],
                     None if self.npass is None else self.npass[positions])

@@ -119,9 +119,12 @@ def row_local(positions: np.ndarray, row_off: np.ndarray, row_start: np.ndarray)
     >>> local.tolist(), local.dtype.name
     ([0, 1, 0], 'uint8')
     """
-    counts = np.diff(row_off)
-    local = positions.astype(np.int64) - np.repeat(row_start[:-1], counts)
-    return narrowed(local=local.astype(np.int32))["local"]
+    width = int(np.diff(row_start).max()) if row_start.shape[0] > 1 else 0  # local < width
+    dtype = np.uint8 if width <= 0x100 else np.uint16 if width <= 0x10000 else np.int32
+    start = np.repeat(row_start[:-1].astype(np.int32), np.diff(row_off))
+    out = np.empty(positions.shape[0], dtype)
+    np.subtract(positions, start, out=out, casting="unsafe")  # in int32, stored narrowed
+    return out
 
 
 def from_row_local(local: np.ndarray, row_off: np.ndarray, row_start: np.ndarray) -> np.ndarray:

@@ -210,10 +210,11 @@ EXPORTS: dict[tuple[str, str], str] = {
     ("json_scan", "copy_strings"): f"void(u1[:], i8[:], i8[:], i8[:], u1[:], {_I8_ROWS})",
     ("json_scan", "scan_results"):
         "void(u1[:], i8[:], i8[:], i8[:], i8[:], i8[:], f8[:], f8[:, :], i1[:], i8[:, :], "
-        f"i8[:, :], {_I8_ROWS})",
+        f"i8[:, :], u1[:, :], u8[:], f8[:], {_I8_ROWS})",
     # json_gt (COCO ground-truth files, io/coco/_gt_scan.py)
     ("json_gt", "scan_gt"):
-        "void(u1[:], i8[:, :], i8[:, :], i8[:, :], f8[:, :], i8[:, :], f8[:], u4[:], i8[:])",
+        "void(u1[:], i8[:, :], i8[:, :], i8[:, :], f8[:, :], i8[:, :], f8[:], u4[:], i8[:], "
+        "u1[:, :], u8[:], f8[:])",
     # rle_pairs
     ("rle_pairs", "mask_iou_indexed"):
         "void(u4[:], i8[:], i8[:], i8[:], i8[:], i8[:], i8[:], u4[:], i8[:], i8[:], i8[:], "
@@ -428,14 +429,28 @@ def build(output_dir: Path = _HERE, *, verbose: bool = False) -> Path:
     for (module, fn_name), sig in EXPORTS.items():
         fn = functions[(module, fn_name)]
         cc.export(f"{module}__{fn_name}", _numba_signature(sig))(fn.py_func)
+    # pycc compiles every export with one set of flags; a kernel declared ``_nrt=False``
+    # (no allocation inside, no reference counting: see json_scan) is compiled without NRT
+    no_nrt = {functions[key].py_func for key in EXPORTS
+              if functions[key].options.get("_nrt", True) is False}
+    compile_extra = pycc_compiler.compile_extra
+
+    def _compile_extra(typingctx, targetctx, func, args, return_type, flags, *a, **kw):
+        if func in no_nrt:
+            flags = flags.copy()
+            flags.nrt = False
+        return compile_extra(typingctx, targetctx, func, args, return_type, flags, *a, **kw)
+
     original = pycc_compiler.Flags
     pycc_compiler.Flags = _NoGilFlags
+    pycc_compiler.compile_extra = _compile_extra
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NumbaPendingDeprecationWarning)
             cc.compile()
     finally:
         pycc_compiler.Flags = original
+        pycc_compiler.compile_extra = compile_extra
     built = next(output_dir.glob(f"{name}.*"))
     for old in output_dir.glob("_aot_*"):
         if not old.name.startswith(name + "."):

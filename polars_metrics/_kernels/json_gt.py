@@ -92,12 +92,12 @@ _MAX_U32 = 0xFFFFFFFF
 
 
 # --- values ---------------------------------------------------------------------------------------
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _is_num(buf: np.ndarray, p: int, n: int) -> bool:
     return p < n and (buf[p] == 45 or 48 <= buf[p] <= 57)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _null(buf: np.ndarray, p: int, n: int) -> int:
     """End of ``null`` at ``p``, or -1."""
     if p < n and buf[p] == 110:
@@ -105,7 +105,7 @@ def _null(buf: np.ndarray, p: int, n: int) -> int:
     return -1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _opt_int(buf: np.ndarray, p: int, n: int, bits: np.ndarray, fbits: np.ndarray
              ) -> tuple[int, int, bool]:
     """An integer (at most 18 digits) or ``null`` at ``p``: (end or -1, value, given)."""
@@ -117,7 +117,7 @@ def _opt_int(buf: np.ndarray, p: int, n: int, bits: np.ndarray, fbits: np.ndarra
     return _null(buf, p, n), 0, False
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _truthy(buf: np.ndarray, p: int, n: int, bits: np.ndarray, fbits: np.ndarray
             ) -> tuple[int, int]:
     """``bool(value)`` of a number, ``true`` / ``false`` or ``null`` at ``p``: (end or -1, 0/1)."""
@@ -132,7 +132,7 @@ def _truthy(buf: np.ndarray, p: int, n: int, bits: np.ndarray, fbits: np.ndarray
     return -1, 0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _next(buf: np.ndarray, p: int, n: int, close: int) -> tuple[int, bool]:
     """After a value inside a container: (position after ``,`` and whitespace, True), (position
     after ``close``, False), or (-1, False)."""
@@ -145,7 +145,7 @@ def _next(buf: np.ndarray, p: int, n: int, close: int) -> tuple[int, bool]:
 
 
 # --- images and categories ------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _image(buf: np.ndarray, p: int, n: int, ims: np.ndarray, row: int, stack: np.ndarray,
            bits: np.ndarray, fbits: np.ndarray) -> int:
     """One image object into ``ims[row]``; its end, or -1."""
@@ -185,7 +185,7 @@ def _image(buf: np.ndarray, p: int, n: int, ims: np.ndarray, row: int, stack: np
             return p
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _category(buf: np.ndarray, p: int, n: int, cats: np.ndarray, row: int, stack: np.ndarray,
               bits: np.ndarray, fbits: np.ndarray) -> int:
     """One category object into ``cats[row]`` (the name as a span); its end, or -1."""
@@ -234,7 +234,7 @@ def _category(buf: np.ndarray, p: int, n: int, cats: np.ndarray, row: int, stack
 
 
 # --- annotation values ----------------------------------------------------------------------------
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _bbox(buf: np.ndarray, p: int, n: int, anns: np.ndarray, annf: np.ndarray, row: int,
           bits: np.ndarray, fbits: np.ndarray) -> int:
     """``null``, ``[]`` or four numbers."""
@@ -261,7 +261,7 @@ def _bbox(buf: np.ndarray, p: int, n: int, anns: np.ndarray, annf: np.ndarray, r
     return p
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _polygons(buf: np.ndarray, p: int, n: int, anns: np.ndarray, row: int, polys: np.ndarray,
               coords: np.ndarray, status: np.ndarray, bits: np.ndarray, fbits: np.ndarray) -> int:
     """A list of polygons (lists of numbers) at ``p`` (the ``[``); ``[]`` is no segmentation."""
@@ -313,7 +313,7 @@ def _polygons(buf: np.ndarray, p: int, n: int, anns: np.ndarray, row: int, polys
     return p
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _rle_size(buf: np.ndarray, p: int, n: int, anns: np.ndarray, row: int, bits: np.ndarray,
               fbits: np.ndarray) -> int:
     """``[height, width]``, two non-negative integers."""
@@ -334,7 +334,7 @@ def _rle_size(buf: np.ndarray, p: int, n: int, anns: np.ndarray, row: int, bits:
     return p
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _rle_counts(buf: np.ndarray, p: int, n: int, anns: np.ndarray, row: int, counts: np.ndarray,
                 status: np.ndarray, bits: np.ndarray, fbits: np.ndarray) -> int:
     """Counts: a string (compressed, ASCII) or a list of integers in ``[0, 2**32)``."""
@@ -379,7 +379,7 @@ def _rle_counts(buf: np.ndarray, p: int, n: int, anns: np.ndarray, row: int, cou
     return p
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _segmentation(buf: np.ndarray, p: int, n: int, anns: np.ndarray, row: int,
                   polys: np.ndarray, coords: np.ndarray, counts: np.ndarray, status: np.ndarray,
                   stack: np.ndarray, bits: np.ndarray, fbits: np.ndarray) -> int:
@@ -417,7 +417,7 @@ def _segmentation(buf: np.ndarray, p: int, n: int, anns: np.ndarray, row: int,
             return p if seen == 3 else -1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _annotation(buf: np.ndarray, p: int, n: int, anns: np.ndarray, annf: np.ndarray, row: int,
                 polys: np.ndarray, coords: np.ndarray, counts: np.ndarray, status: np.ndarray,
                 stack: np.ndarray, bits: np.ndarray, fbits: np.ndarray) -> int:
@@ -492,7 +492,7 @@ def _annotation(buf: np.ndarray, p: int, n: int, anns: np.ndarray, annf: np.ndar
 
 
 # --- the document ---------------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _array(buf: np.ndarray, p: int, n: int, which: int, ims: np.ndarray, cats: np.ndarray,
            anns: np.ndarray, annf: np.ndarray, polys: np.ndarray, coords: np.ndarray,
            counts: np.ndarray, status: np.ndarray, stack: np.ndarray, bits: np.ndarray,
@@ -525,16 +525,14 @@ def _array(buf: np.ndarray, p: int, n: int, which: int, ims: np.ndarray, cats: n
             return p
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def scan_gt(buf: np.ndarray, ims: np.ndarray, cats: np.ndarray, anns: np.ndarray,
             annf: np.ndarray, polys: np.ndarray, coords: np.ndarray, counts: np.ndarray,
-            status: np.ndarray) -> None:
+            status: np.ndarray, stacks: np.ndarray, bits: np.ndarray, fbits: np.ndarray) -> None:
     """Scan a whole ground-truth document; ``status`` (``ST_SIZE`` int64) gets the code, the
     row counts of every column and which top-level lists were present."""
     n = buf.size
-    stack = np.empty(256, np.uint8)
-    bits = np.zeros(1, np.uint64)
-    fbits = bits.view(np.float64)
+    stack = stacks[0]  # scratch as json_scan.scratch(1) makes it
     for k in range(ST_SIZE):
         status[k] = 0
     status[ST_CODE] = GIVE_UP

@@ -28,6 +28,12 @@ thread (the kernel takes a ``(lo, hi)`` range of chunks, see ``_parallel.run_ran
 ends at the first object that starts at or after the next chunk's start; the caller checks that
 this object start *is* the next chunk's guessed start (which proves the guess was a real object
 boundary: chunk 0 starts at the real first object) and otherwise scans the file as one chunk.
+
+No reference counting: every kernel here is compiled with ``_nrt=False``, so it allocates
+nothing (the caller passes its scratch, :func:`scratch`) and numba emits no reference counts.
+With them, each inlined helper taking arrays added an atomic increment and decrement per array
+and call — 77% of the scan's CPU time, measured with ``perf`` (1.7 s against 0.38 s for a
+206 MB file on one thread).
 """
 from __future__ import annotations
 
@@ -95,7 +101,7 @@ _OVER = np.uint64(2 << 52)
 
 
 # --- numbers --------------------------------------------------------------------------------------
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _mul128(a: np.uint64, b: np.uint64) -> tuple[np.uint64, np.uint64]:
     """Full 64 x 64 -> 128-bit product as (low, high) words."""
     a0 = a & _M32
@@ -112,7 +118,7 @@ def _mul128(a: np.uint64, b: np.uint64) -> tuple[np.uint64, np.uint64]:
     return lo, hi
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _eisel_lemire(q: int, w: np.uint64) -> np.int64:
     """Bits of the correctly rounded double nearest to ``w * 10**q`` (w > 0), or -1 when the
     algorithm cannot decide (or the value overflows)."""
@@ -175,7 +181,7 @@ def _eisel_lemire(q: int, w: np.uint64) -> np.int64:
     return np.int64(mantissa | (np.uint64(power2) << _U52))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _digit(buf: np.ndarray, p: int, n: int) -> int:
     """The digit at ``p`` (0..9) or -1."""
     if p >= n:
@@ -184,7 +190,7 @@ def _digit(buf: np.ndarray, p: int, n: int) -> int:
     return d if 0 <= d <= 9 else -1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _number(buf: np.ndarray, p: int, n: int, bits: np.ndarray, fbits: np.ndarray
             ) -> tuple[int, float, int, bool, bool]:
     """Parse the JSON number at ``p``: (end, value, int value, whether the token is an integer
@@ -276,8 +282,16 @@ def _number(buf: np.ndarray, p: int, n: int, bits: np.ndarray, fbits: np.ndarray
     return p, (-v if neg else v), ival, is_int, True
 
 
+def scratch(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scratch for ``n`` scans at once (the kernels allocate nothing, see the module notes):
+    a nesting stack of 256 levels each, and one uint64 each with its float64 view for bit
+    casts."""
+    bits = np.zeros(n, np.uint64)
+    return np.empty((n, 256), np.uint8), bits, bits.view(np.float64)
+
+
 # --- strings and skipped values -------------------------------------------------------------------
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _ws(buf: np.ndarray, p: int, n: int) -> int:
     while p < n:
         c = buf[p]
@@ -287,7 +301,7 @@ def _ws(buf: np.ndarray, p: int, n: int) -> int:
     return p
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _hex(c: int) -> int:
     if 48 <= c <= 57:
         return c - 48
@@ -298,7 +312,7 @@ def _hex(c: int) -> int:
     return -1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _string(buf: np.ndarray, p: int, n: int) -> tuple[int, int, bool, bool, bool]:
     """Validate the string starting with the quote at ``p``: (end after the closing quote,
     unescaped length in bytes, has escapes, only ASCII, ok)."""
@@ -346,7 +360,7 @@ def _string(buf: np.ndarray, p: int, n: int) -> tuple[int, int, bool, bool, bool
     return p, 0, esc, ascii_only, False
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _literal(buf: np.ndarray, p: int, n: int) -> int:
     """End of ``true`` / ``false`` / ``null`` at ``p``, or -1."""
     c = buf[p]
@@ -360,7 +374,7 @@ def _literal(buf: np.ndarray, p: int, n: int) -> int:
     return -1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _key_colon(buf: np.ndarray, p: int, n: int) -> int:
     """After ``"key" :`` (validated), or -1."""
     p, _, _, _, ok = _string(buf, p, n)
@@ -372,7 +386,7 @@ def _key_colon(buf: np.ndarray, p: int, n: int) -> int:
     return _ws(buf, p + 1, n)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _plain_key(buf: np.ndarray, p: int, n: int) -> tuple[int, int, int]:
     """An object key without escapes at ``p``: its bytes ``[ks, ke)`` and the position after
     ``"key" :``; that position is -1 for anything else (an escaped key is handed over)."""
@@ -387,7 +401,7 @@ def _plain_key(buf: np.ndarray, p: int, n: int) -> tuple[int, int, int]:
     return p + 1, end - 1, _ws(buf, q + 1, n)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _skip_value(buf: np.ndarray, p: int, n: int, stack: np.ndarray, bits: np.ndarray,
                 fbits: np.ndarray) -> int:
     """End of the (validated) JSON value at ``p``, or -1. Nesting deeper than ``stack`` gives up."""
@@ -445,7 +459,7 @@ def _skip_value(buf: np.ndarray, p: int, n: int, stack: np.ndarray, bits: np.nda
             return -1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _key_is(buf: np.ndarray, lo: int, hi: int, key: np.ndarray) -> bool:
     if hi - lo != key.size:
         return False
@@ -456,7 +470,7 @@ def _key_is(buf: np.ndarray, lo: int, hi: int, key: np.ndarray) -> bool:
 
 
 # --- the results objects --------------------------------------------------------------------------
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _size(buf: np.ndarray, p: int, n: int, seg: np.ndarray, row: int, bits: np.ndarray,
           fbits: np.ndarray) -> int:
     """The RLE ``size`` array of integers at ``p``: its length and first two values."""
@@ -486,7 +500,7 @@ def _size(buf: np.ndarray, p: int, n: int, seg: np.ndarray, row: int, bits: np.n
         return -1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _segmentation(buf: np.ndarray, p: int, n: int, seg: np.ndarray, row: int, stack: np.ndarray,
                   bits: np.ndarray, fbits: np.ndarray) -> int:
     """A compressed RLE ``{"size": [h, w], "counts": "..."}`` (other keys skipped); anything
@@ -530,7 +544,7 @@ def _segmentation(buf: np.ndarray, p: int, n: int, seg: np.ndarray, row: int, st
         return -1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _bbox(buf: np.ndarray, p: int, n: int, box: np.ndarray, box_state: np.ndarray, row: int,
           bits: np.ndarray, fbits: np.ndarray) -> int:
     """``[]`` or four numbers."""
@@ -555,7 +569,7 @@ def _bbox(buf: np.ndarray, p: int, n: int, box: np.ndarray, box_state: np.ndarra
     return p
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _object(buf: np.ndarray, p: int, n: int, row: int, img: np.ndarray, cat: np.ndarray,
             score: np.ndarray, box: np.ndarray, box_state: np.ndarray, seg: np.ndarray,
             stack: np.ndarray, bits: np.ndarray, fbits: np.ndarray) -> int:
@@ -620,23 +634,23 @@ def _object(buf: np.ndarray, p: int, n: int, row: int, img: np.ndarray, cat: np.
         return -1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def scan_results(buf: np.ndarray, starts: np.ndarray, base: np.ndarray, cap: np.ndarray,
                  img: np.ndarray, cat: np.ndarray, score: np.ndarray, box: np.ndarray,
-                 box_state: np.ndarray, seg: np.ndarray, status: np.ndarray, lo: int, hi: int
-                 ) -> None:
+                 box_state: np.ndarray, seg: np.ndarray, status: np.ndarray, stacks: np.ndarray,
+                 bits: np.ndarray, fbits: np.ndarray, lo: int, hi: int) -> None:
     """Scan chunks ``lo <= k < hi``: chunk ``k`` reads the objects that start in
     ``[starts[k], starts[k + 1])`` (its first one at ``starts[k]``) into rows
     ``base[k] ..`` (at most ``cap[k]``). ``status[k]`` = (rows, where its scan stopped, code):
     a chunk before the last stops at the first object start at or after ``starts[k + 1]``;
     the last chunk reads up to the closing ``]`` and checks that only whitespace follows.
-    ``seg`` has ``SEG_COLS`` columns per row, or no rows when the file has no segmentation."""
+    ``seg`` has ``SEG_COLS`` columns per row, or no rows when the file has no segmentation.
+    Scratch of chunk ``k`` (see :func:`scratch`): ``stacks[k]``, ``bits[k]`` and ``fbits[k]``
+    (``bits`` viewed as float64)."""
     n = buf.size
-    stack = np.empty(256, np.uint8)
-    bits = np.zeros(1, np.uint64)
-    fbits = bits.view(np.float64)
     last = starts.size - 2
     for k in range(lo, hi):
+        stack, kbits, kfbits = stacks[k], bits[k:k + 1], fbits[k:k + 1]
         p = starts[k]
         end = starts[k + 1]
         row = base[k]
@@ -646,7 +660,8 @@ def scan_results(buf: np.ndarray, starts: np.ndarray, base: np.ndarray, cap: np.
             if row >= limit:
                 code = np.int64(NO_ROOM)
                 break
-            p = _object(buf, p, n, row, img, cat, score, box, box_state, seg, stack, bits, fbits)
+            p = _object(buf, p, n, row, img, cat, score, box, box_state, seg, stack, kbits,
+                        kfbits)
             if p < 0:
                 code = np.int64(GIVE_UP)
                 break
@@ -671,7 +686,7 @@ def scan_results(buf: np.ndarray, starts: np.ndarray, base: np.ndarray, cap: np.
         status[k, 2] = code
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def copy_strings(buf: np.ndarray, src_lo: np.ndarray, src_hi: np.ndarray, out_ptr: np.ndarray,
                  out: np.ndarray, lo: int, hi: int) -> None:
     """Unescape the (validated) JSON string bodies ``buf[src_lo[i]:src_hi[i]]`` into

@@ -93,7 +93,7 @@ def _run(buf: np.ndarray, exact: bool) -> tuple[np.ndarray, tuple] | None:
     coords = np.empty(n_coord, np.float64)
     counts = np.empty(n_count, np.uint32)
     status = np.zeros(G.ST_SIZE, np.int64)
-    G.scan_gt(buf, ims, cats, anns, annf, polys, coords, counts, status)
+    G.scan_gt(buf, ims, cats, anns, annf, polys, coords, counts, status, *J.scratch(1))
     return status, (ims, cats, anns, annf, polys, coords, counts)
 
 

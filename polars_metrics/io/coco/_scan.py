@@ -129,7 +129,8 @@ def _scan(data: mmap.mmap | bytearray, buf: np.ndarray, starts: list[int], with_
     box_state = np.empty(rows, np.int8)
     seg = np.empty((rows if with_seg else 0, J.SEG_COLS), np.int64)
     status = np.zeros((cap.size, 3), np.int64)
-    args = (buf, bounds, base, cap, img, cat, score, box, box_state, seg, status)
+    args = (buf, bounds, base, cap, img, cat, score, box, box_state, seg, status,
+            *J.scratch(cap.size))
     run_ranges(J.scan_results, args, bounds, small=0)
     for k in range(cap.size):
         code = int(status[k, 2])

@@ -84,12 +84,13 @@ def find_sorted(sorted_values, v):
     return lo
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def argsort_desc_stable_kv(values, idx, buf, val, vbuf):
     """:func:`argsort_desc_stable_into` that sorts a copy of the values along with the indices
     (``val``, ``vbuf``: float64 scratch, at least ``len(values)`` long): comparisons read
-    contiguous memory instead of ``values[idx[j]]``. Returns a view of the index array that
-    holds the result; the same order as :func:`argsort_desc_stable_into`."""
+    contiguous memory instead of ``values[idx[j]]``. The order ends in ``idx[:n]`` (returns 0)
+    or ``buf[:n]`` (returns 1); the same order as :func:`argsort_desc_stable_into`. Compiled
+    without reference counts (the merge passes swap arrays), so it returns no array."""
     n = values.shape[0]
     for i in range(n):
         idx[i] = i
@@ -108,6 +109,7 @@ def argsort_desc_stable_kv(values, idx, buf, val, vbuf):
             val[j + 1] = v
     src, dst = idx, buf
     vsrc, vdst = val, vbuf
+    in_buf = 0  # which array ``src`` is
     width = _RUN
     while width < n:
         for lo in range(0, n, 2 * width):
@@ -136,8 +138,9 @@ def argsort_desc_stable_kv(values, idx, buf, val, vbuf):
                 k += 1
         src, dst = dst, src
         vsrc, vdst = vdst, vsrc
+        in_buf = 1 - in_buf
         width *= 2
-    return src[:n]
+    return in_buf
 
 
 @njit(cache=True, nogil=True)

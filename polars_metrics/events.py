@@ -87,15 +87,15 @@ class Matches:
 
     @property
     def rf_feat(self) -> np.ndarray:
-        return widened(self.narrow["rf_feat"])
+        return self._derived("rf_feat", lambda: widened(self.narrow["rf_feat"]))
 
     @property
     def rf_ngt(self) -> np.ndarray:
-        return widened(self.narrow["rf_ngt"])
+        return self._derived("rf_ngt", lambda: widened(self.narrow["rf_ngt"]))
 
     @property
     def rf_until(self) -> np.ndarray:
-        return widened(self.narrow["rf_until"])
+        return self._derived("rf_until", lambda: widened(self.narrow["rf_until"]))
 
     @property
     def npass(self) -> np.ndarray:

@@ -19,7 +19,10 @@ Layout shared by the kernels
   bit ``t`` = ``dtMatches != 0`` (matched to a ground truth whose id is not 0), bit ``16 + t`` =
   ``dtIgnore``. Callers with more thresholds run the kernels on chunks of 16.
 
-Thresholds and ranges always come in as arrays; nothing here reads a global.
+Thresholds and ranges always come in as arrays; nothing here reads a global. The helpers run
+per group or per category (``_match_group`` and its parts, ``_undefined``) are compiled
+without reference counts (``_nrt=False``: they allocate nothing and return no array): with
+them, every array argument cost two atomic updates per call, 13% of a COCO evaluation.
 """
 from __future__ import annotations
 
@@ -188,7 +191,7 @@ def settle_unmatched(dt_area: np.ndarray, dt_pos: np.ndarray, area_lo: np.ndarra
             code[pos, a] = all_ignored if (x < area_lo[a] or x > area_hi[a]) else np.uint32(0)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _match_group(
     g, iou, iou_ptr, grp_dt_ptr, grp_dt_idx, grp_gt_ptr, grp_gt_idx, max_det, gt_area,
     gt_ignore, gt_crowd, gt_id_zero, gt_row, dt_area, dt_pos, dt_row, area_lo, area_hi,
@@ -280,7 +283,7 @@ def _match_group(
                     match_ignore[r, t] = (ign >> np.uint32(t)) & np.uint32(1) != 0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _code_parts(nd, n_thr, g0, reach, mjj, grp_gt_idx, gt_id_zero, igj, tp_bits, zero_bits,
                 matched_bits, ig_bits):
     """Per detection of one matching, the threshold bits its code words are made of: matched
@@ -314,7 +317,7 @@ def _code_parts(nd, n_thr, g0, reach, mjj, grp_gt_idx, gt_id_zero, igj, tp_bits,
         ig_bits[dd] = ig
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _match_partition(nd, ng, g0, base, iou, grp_gt_idx, gt_crowd, iou_thrs, reach, gord, gig,
                      taken, mjj):
     """``evaluateImg``'s greedy matching of one group under one ignore-last order, for every
@@ -351,7 +354,7 @@ def _match_partition(nd, ng, g0, base, iou, grp_gt_idx, gt_crowd, iou_thrs, reac
                 mjj[dd * n_thr + t] = gord[m]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _undefined(precision, recall, scores, k, a0, a1):
     """-1 (pycocotools' "no ground truth") in every cell of category k, areas a0..a1."""
     for t in range(precision.shape[0]):

@@ -97,11 +97,27 @@ class Kernel:
         return f"<kernel {'.'.join(self.key)}>"
 
 
+# Kernels declared ``_nrt=False``: compiled without numba's reference counts (no atomic update
+# per array argument and call). Such a function must allocate nothing (numba refuses to compile
+# it otherwise) and must return no array: its caller, compiled with reference counts, would
+# release a reference it was never given. tests/test_no_refcount_kernels.py checks the second.
+# (A helper inlined with ``inline="always"`` is compiled into its caller, under the caller's
+# setting: not listed.)
+WITHOUT_REFCOUNTS: list[Kernel] = []
+
+
 def njit(*args: Any, **options: Any) -> Any:
     """``@njit`` / ``@njit(cache=True, ...)`` as numba's, returning a :class:`Kernel`."""
     if args and callable(args[0]) and not options:
         return Kernel(args[0], {})
-    return lambda fn: Kernel(fn, options)
+
+    def make(fn: Callable) -> Kernel:
+        k = Kernel(fn, options)
+        if options.get("_nrt", True) is False and options.get("inline") != "always":
+            WITHOUT_REFCOUNTS.append(k)
+        return k
+
+    return make
 
 
 # --- numba's thread count, without importing numba for it ---------------------------------------

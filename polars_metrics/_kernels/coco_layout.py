@@ -41,7 +41,7 @@ def _descending_key(b: np.uint64) -> np.uint64:
     return ~(~b if (b & sign) else (b | sign))  # total order of floats, reversed
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _radix_segment(k: np.ndarray, o: np.ndarray, tk: np.ndarray, to: np.ndarray,
                    cnt: np.ndarray, n: int) -> bool:
     """Stable LSD radix sort of ``o[:n]`` by ``k[:n]`` (ascending); the sorted data ends in
@@ -218,7 +218,7 @@ def evaluation_rows(image_key: np.ndarray, key_lo: int, image_of_key: np.ndarray
     return rows, d_img, d_cat, d_score, d_area
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def part_counts(image_key: np.ndarray, key_lo: int, image_of_key: np.ndarray, cat: np.ndarray,
                 n_img: int, by_category: bool, bounds: np.ndarray, count: np.ndarray,
                 order: np.ndarray, lo: int, hi: int) -> None:
@@ -244,7 +244,7 @@ def part_counts(image_key: np.ndarray, key_lo: int, image_of_key: np.ndarray, ca
         order[part, 2] = last
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def part_place(image_key: np.ndarray, key_lo: int, image_of_key: np.ndarray, cat: np.ndarray,
                n_img: int, by_category: bool, score: np.ndarray, area: np.ndarray,
                bounds: np.ndarray, start: np.ndarray, rows: np.ndarray, d_img: np.ndarray,

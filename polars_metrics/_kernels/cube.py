@@ -144,16 +144,23 @@ def event_keys(ev_k, pair_gt, pair_pd, gt_row, row_slice, gt_feat, pd_feat, widt
     return key
 
 
+@njit(cache=True, nogil=True, _nrt=False)
+def _event_differences(inv, ev_c, ev_k, pair_iou, pair_free, iou_cut, n_iou, diff):
+    """The events' +1 / -1 into ``diff``, without reference counts (the inlined ``pair_bin``
+    would count its three arrays per event)."""
+    for i in range(inv.shape[0]):
+        b = pair_bin(ev_k[i], pair_iou, pair_free, iou_cut)
+        diff[inv[i], ev_c[i], 0] += 1
+        diff[inv[i], ev_c[i], min(b, n_iou)] -= 1
+
+
 @njit(cache=True, nogil=True)
 def accumulate_events(inv, ev_c, ev_k, pair_iou, pair_free, iou_cut, n_keys, n_conf, n_iou):
     """:func:`accumulate_rectangles` for IoU-ordered match events, whose rectangles are one
     confidence index tall, [c, c + 1) × [0, bin) with the bin of the event's pair
     (:func:`matching.pair_bin`): a difference array along the IoU axis only."""
     diff = np.zeros((n_keys, n_conf, n_iou + 1), dtype=np.int64)
-    for i in range(inv.shape[0]):
-        b = pair_bin(ev_k[i], pair_iou, pair_free, iou_cut)
-        diff[inv[i], ev_c[i], 0] += 1
-        diff[inv[i], ev_c[i], min(b, n_iou)] -= 1
+    _event_differences(inv, ev_c, ev_k, pair_iou, pair_free, iou_cut, n_iou, diff)
     out = np.empty((n_keys, n_conf, n_iou), dtype=np.int64)
     for k in range(n_keys):
         for c in range(n_conf):

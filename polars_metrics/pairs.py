@@ -77,7 +77,7 @@ class Pairs:
 
     def kept(self, gt_off: np.ndarray, pd_off: np.ndarray) -> Pairs:
         """These pairs as a result keeps them: positions relative to their data row (1 or 2
-        bytes each instead of 4 while rows hold up to 255 or 65,535 annotations a side), read
+        bytes each instead of 4 while rows hold up to 256 or 65,536 annotations a side), read
         back through ``gt`` / ``pd``. Kernels of the call read the int32 positions before.
 
         >>> p = Pairs(np.array([0, 2, 3]), np.array([0, 1, 3], np.int32),

@@ -112,7 +112,8 @@ def widened(a: np.ndarray) -> np.ndarray:
 
 def row_local(positions: np.ndarray, row_off: np.ndarray, row_start: np.ndarray) -> np.ndarray:
     """Positions grouped by row (CSR ``row_off`` over them) made relative to their row's first
-    annotation ``row_start[row]``, :func:`narrowed`: most rows hold few annotations, so 1 or
+    annotation ``row_start[row]``, in the narrowest dtype the widest row allows (uint8 up to
+    256 annotations, uint16 up to 65,536, else int32): most rows hold few annotations, so 1 or
     2 bytes a position instead of 4. :func:`from_row_local` reads them back.
 
     >>> local = row_local(np.array([3, 4, 9], np.int32), np.array([0, 2, 3]), np.array([3, 9, 9]))

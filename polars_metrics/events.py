@@ -65,8 +65,9 @@ class Matches:
     ev_t: np.ndarray | None = None  # int32 IoU index of each event: score order only
     # score order: (row_counts, row_means) as computed with the walk (see :meth:`row_tables`)
     score_rows: tuple[np.ndarray, np.ndarray] | None = None
-    # the event fields read through the pairs, kept while the call that built this walk runs
-    # (its stages read them several times); emptied for good by :meth:`drop_values`
+    # the event fields read through the pairs and the narrowed fields widened, kept while the
+    # call that built this walk runs (its stages read them several times); emptied for good
+    # once the run's result keeps its compact forms (:meth:`keep`) or by :meth:`drop_values`
     _in_call: dict[str, np.ndarray] | None = dataclasses.field(
         default_factory=dict, init=False, compare=False, repr=False)
 
@@ -165,10 +166,13 @@ class Matches:
     def keep(self, pairs: Pairs, gt_codes: np.ndarray, pd_codes: np.ndarray) -> None:
         """Hold the compact forms a result keeps (in place, as :meth:`drop_values`): ``pairs``
         as :meth:`Pairs.kept` made them and the sides' narrowed feature codes, the same arrays
-        the result's prepared view holds. Readers widen them on use."""
+        the result's prepared view holds. Readers widen them on use. The call is over: its
+        cache of widened fields goes too (a partial result kept for a merge, or sent to a
+        worker, carries no copies)."""
         gt_off, pd_off, _, _ = self.sides
         object.__setattr__(self, "pairs", pairs)
         object.__setattr__(self, "sides", (gt_off, pd_off, gt_codes, pd_codes))
+        object.__setattr__(self, "_in_call", None)
 
     def drop_values(self) -> None:
         """Let the sparse IoU-metric values go (in place: every holder of this walk, e.g. the

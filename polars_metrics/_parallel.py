@@ -122,3 +122,68 @@ def map_ranges(kernel: Callable[..., object], args: tuple, cum_work: np.ndarray,
     futures = [_executor(threads).submit(kernel, *args, lo, hi) for lo, hi in ranges[1:]]
     first = kernel(*args, *ranges[0])  # the calling thread takes the first range
     return [first, *(f.result() for f in futures)]
+
+
+BACKGROUND_PARTS = 16  # ranges of a background job: the caller joining in late finds some left
+
+
+class Background:
+    """A row-range kernel run over all its items on one pool thread while the caller goes on;
+    :meth:`wait` joins in: the calling thread takes the ranges the worker has not started,
+    then waits for the worker's current one. The kernel's outputs are complete once
+    :meth:`wait` returns (the same as :func:`run_ranges`: every range is run exactly once).
+
+    One worker, not all: the caller's own next stages use the pool too. In a process forked
+    while the job ran, the worker thread does not exist: :meth:`wait` runs every range again
+    on the calling thread (ranges write only their own items, so this is the same result).
+
+    >>> out = np.zeros(10, np.int64)
+    >>> def fill(values, lo, hi):
+    ...     values[lo:hi] = np.arange(lo, hi)
+    >>> job = Background(fill, (out,), np.arange(11))
+    >>> job.wait()
+    >>> out.tolist()
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    """
+
+    def __init__(self, kernel: Callable[..., None], args: tuple, cum_work: np.ndarray,
+                 parts: int = BACKGROUND_PARTS) -> None:
+        self._kernel, self._args = kernel, args
+        self._ranges = split(cum_work, parts)
+        self._next = 0
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._done = False
+        self._finished = 0
+        self._worker = _executor(max(num_threads(), 1)).submit(self._drain)
+
+    def _take(self) -> tuple[int, int] | None:
+        with self._lock:
+            if self._next >= len(self._ranges):
+                return None
+            self._next += 1
+            return self._ranges[self._next - 1]
+
+    def _drain(self) -> None:
+        while (r := self._take()) is not None:
+            try:
+                self._kernel(*self._args, *r)
+            finally:
+                with self._lock:
+                    self._finished += 1
+                    if self._finished == len(self._ranges):
+                        # every range ran: the inputs go (a job nobody waits for keeps only
+                        # its outputs)
+                        self._args = ()
+
+    def wait(self) -> None:
+        if self._done:
+            return
+        if os.getpid() != self._pid:  # forked: nobody runs the worker's ranges here
+            if self._finished < len(self._ranges):  # (no lock: a thread may have held it)
+                for r in self._ranges:
+                    self._kernel(*self._args, *r)
+        else:
+            self._drain()
+            self._worker.result()  # its last range; re-raises the kernel's error, if any
+        self._done, self._args = True, ()

@@ -8,6 +8,7 @@ runs the walks and builds the frames from them.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +16,7 @@ import numpy as np
 from polars_metrics import _arrays
 from polars_metrics._arrays import narrowed, widened  # noqa: F401 (re-exported)
 from polars_metrics._kernels.aot import kernel
-from polars_metrics._parallel import run_ranges
+from polars_metrics._parallel import Background, num_threads, run_ranges
 from polars_metrics._spare import borrow, spare_buffer
 from polars_metrics.pairs import Pairs
 from polars_metrics.prepare import Prepared
@@ -70,6 +71,10 @@ class Matches:
     # once the run's result keeps its compact forms (:meth:`keep`) or by :meth:`drop_values`
     _in_call: dict[str, np.ndarray] | None = dataclasses.field(
         default_factory=dict, init=False, compare=False, repr=False)
+    # (job, row_counts, row_means): the data-row table's arrays being built in the background
+    # (:meth:`start_row_tables`) until the first read takes them
+    _ahead: tuple[Background, np.ndarray, np.ndarray] | None = dataclasses.field(
+        default=None, init=False, compare=False, repr=False)
 
     def _derived(self, name: str, make) -> np.ndarray:
         if self._in_call is None:
@@ -228,19 +233,61 @@ class Matches:
         one contiguous column (zero-copy frame columns): tp, fp, fn summed over a row's
         features, and the means of its per-feature precision, recall and F1 (NaN where none
         is defined). Built on each call from the events (a result keeps the events, not these
-        tables: 6 × 8 bytes × C × T per data row)."""
+        tables: 6 × 8 bytes × C × T per data row); the first call takes the ones the run
+        started building ahead (:meth:`start_row_tables`), if any."""
         if self.score_rows is not None:
             return self.score_rows
+        ahead = self._ahead
+        if ahead is not None:
+            object.__setattr__(self, "_ahead", None)
+            job, counts, means = ahead
+            job.wait()
+            return counts, means
+        kern, args, work, counts, means = self._row_tables_call()
+        run_ranges(kern, args, work)
+        return counts, means
+
+    def _row_tables_call(self):
+        """(kernel, arguments, work per row, row_counts, row_means) of :meth:`row_tables`."""
         shape = (3, *self.row_iou.shape, self.n_iou)
         # in the previous table's memory once nothing holds that table (see _spare)
         counts = spare_buffer("row_counts", shape, np.int64)
         means = spare_buffer("row_means", shape, np.float64)
         gt_off, pd_off, gt_feat, pd_feat = self.wide_sides()
-        run_ranges(event_kernel(row_tables_range, self.ev_k), (
-            gt_off, pd_off, gt_feat, pd_feat, self.npass, self.rf_off, self.rf_feat,
-            self.rf_ngt, self.rf_until, self.ev_roff, self.ev_c, *self.through_pairs(),
-            counts, means), self.ev_roff + self.rf_off)
-        return counts, means
+        args = (gt_off, pd_off, gt_feat, pd_feat, self.npass, self.rf_off, self.rf_feat,
+                self.rf_ngt, self.rf_until, self.ev_roff, self.ev_c, *self.through_pairs(),
+                counts, means)
+        return (event_kernel(row_tables_range, self.ev_k), args, self.ev_roff + self.rf_off,
+                counts, means)
+
+    def start_row_tables(self) -> None:
+        """Start building :meth:`row_tables` on a pool thread while the run's next stages
+        (cube, confusion, finalize) go on, on one core: the first read of the data-row table
+        takes the arrays, its thread joining in for what is left. Nothing starts on one thread
+        or under score order (its tables come with the walk).
+
+        Arrays built ahead and never read would hold the table's spare (see ``_spare``), so a
+        process keeps one such set: the next run's match stage lets an unread one go
+        (:func:`drop_unread_tables`; a later read builds it again, as before).
+        """
+        global _unread
+        if self.score_rows is not None or num_threads() <= 1:
+            return
+        drop_unread_tables()
+        kern, args, work, counts, means = self._row_tables_call()
+        object.__setattr__(self, "_ahead", (Background(kern, args, work), counts, means))
+        _unread = weakref.ref(self)
+
+    def _drop_ahead(self) -> None:
+        ahead = self._ahead
+        if ahead is not None:
+            object.__setattr__(self, "_ahead", None)
+            ahead[0].wait()  # its worker is done with the spare before anyone else takes it
+
+    def __getstate__(self) -> dict:
+        """Pickled without the table being built ahead (a thread's job): the copy builds it
+        on read."""
+        return {**self.__dict__, "_ahead": None}
 
     def rf_kept(self, prep: Prepared) -> np.ndarray:
         """(n_rf, C) kept predictions per (data row, feature) and confidence threshold,
@@ -250,6 +297,18 @@ class Matches:
         rf = np.searchsorted(self.rf_row * F + self.rf_feat, prep.pd.row * F + prep.pd.feat)
         hist = np.bincount(rf * (C + 1) + self.npass, minlength=n_rf * (C + 1))
         return _arrays.count_above(hist.reshape(n_rf, C + 1))  # kept at c iff npass > c
+
+
+_unread: weakref.ref[Matches] | None = None  # the last walk that started its tables ahead
+
+
+def drop_unread_tables() -> None:
+    """Let the data-row table arrays built ahead for the last run go, unless read already: a
+    new run is starting, and reuses their spare while the old result keeps only its arrays
+    (as a run that never built them ahead)."""
+    last = _unread() if _unread is not None else None
+    if last is not None:
+        last._drop_ahead()
 
 
 greedy_match_by_iou = kernel("matching", "greedy_match_by_iou")

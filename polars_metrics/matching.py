@@ -27,6 +27,7 @@ from polars_metrics.events import (
     Matches,
     compact_events,
     compact_walk_values,
+    drop_unread_tables,
     iou_passes,
     narrowed,
     walk_rows,
@@ -70,6 +71,7 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     if not profile.use_confidence:
         npass = np.full_like(npass, n_conf)
     rf_off, rf_feat = row_features(prep, gt_feat, pd_feat)
+    drop_unread_tables()  # the last run's, built ahead: their spare is this run's
     if profile.greedy_order != "score":  # (score order builds its table with the walk)
         for name, dtype in (("row_counts", np.int64), ("row_means", np.float64)):
             reserve(name, (3, n_rows, n_conf, n_iou), dtype)  # the data-row table's: see _spare

@@ -67,6 +67,7 @@ def partial(ground_truth, predictions, *, profile: str | Profile = "labelbox",
     else:
         m, tables = match(prep, pairs, prof), iou_ordered_tables
     t3 = time.perf_counter()
+    m.start_row_tables()  # the data-row table's arrays, on the core the next stages leave idle
     counts, confusion = tables(prep, m)
     row_tn = row_true_negatives(prep, m)
     detail = Detail.of_run(prep, m, pairs)  # pairs kept: ev.errors(), label-error queues

@@ -292,3 +292,26 @@ def test_data_row_ratios_are_the_expression_ratios(seed):
     cube = ev.cube.group_by(s.CONFIDENCE_THRESHOLD, s.IOU_THRESHOLD).agg(pl.col(s.TP, s.FP, s.FN).sum())
     keys = [s.CONFIDENCE_THRESHOLD, s.IOU_THRESHOLD]
     assert_frame_equal(total.sort(keys), cube.sort(keys))
+
+
+def test_data_rows_are_built_on_read_and_cached_weakly():
+    """The per-image table is kept as its counts: built on read, the same frame while anybody
+    holds it, built again (equal) once nobody does; ``renamed`` tables build it renamed."""
+    import gc
+    import weakref
+
+    from polars_metrics.result.evaluation import Evaluation
+    from polars_metrics.state import RowTable
+
+    gt, pd = read_coco(GT, RESULTS["bbox"])
+    ev = pm.evaluate(gt, pd, profile="coco", confidence_thresholds=CONF)
+    assert isinstance(Evaluation.data_rows.raw(ev), RowTable)
+    first = ev.data_rows
+    assert ev.data_rows is first and ev.tables.data_rows is first
+    copy, ref = first.clone(), weakref.ref(first)
+    del first
+    gc.collect()
+    assert ref() is None  # nobody held it: its memory went back
+    assert_frame_equal(ev.data_rows, copy)
+    renamed = ev.tables.renamed({s.DATA_ROW: "image_id"})
+    assert_frame_equal(renamed.data_rows, copy.rename({s.DATA_ROW: "image_id"}))

@@ -32,6 +32,7 @@ from polars_metrics.coco.arrays import CocoResult
 from polars_metrics.coco.inputs import CATEGORY_ID, f64, positions
 from polars_metrics.cube import label_tables, tables_from_matched
 from polars_metrics.prepare import SLICE
+from polars_metrics.state import RowTable
 
 coco_cell_counts = kernel("coco_tables", "coco_cell_counts")
 image_rows = kernel("coco_tables", "image_rows")
@@ -42,7 +43,11 @@ class CubeTables:
     """The additive tables of one COCO run, and what ``examples()`` reads.
 
     counts, confusion : as ``PartialResult`` (slice and feature labelled).
-    data_rows : per (image, *by, confidence_threshold, iou_threshold) counts and ratios.
+    data_rows : per (image, *by, confidence_threshold, iou_threshold) counts and ratios; kept
+        as the per-image counts it is built from (``rows``, a
+        :class:`~polars_metrics.state.RowTable`): built on read and cached weakly, so a result
+        nobody reads the table of, or holds it no longer, keeps 2 × 8 bytes per (image,
+        confidence, IoU) instead of the frame's 88.
     gt_counted : (data_row, gt_id, feature) of the ground truths that count (not ignored).
     matches : true positives (data_row, iou_threshold, gt_id, pd_id, confidence, gt_feature,
         pd_feature); a TP at IoU threshold t counts at every confidence threshold <= confidence.
@@ -58,10 +63,15 @@ class CubeTables:
 
     counts: pl.DataFrame
     confusion: pl.DataFrame
-    data_rows: pl.DataFrame
+    rows: RowTable | pl.DataFrame  # a streamed run's is the frame its batches wrote
     gt_counted: pl.DataFrame
     _build_matches: Callable[[], pl.DataFrame] = field(repr=False)
     _build_false_positives: Callable[[], pl.DataFrame] = field(repr=False)
+
+    @property
+    def data_rows(self) -> pl.DataFrame:
+        """The per-image table (see the class docstring)."""
+        return self.rows.frame() if isinstance(self.rows, RowTable) else self.rows
 
     @cached_property
     def matches(self) -> pl.DataFrame:
@@ -81,7 +91,7 @@ class CubeTables:
 
         m, f = self._build_matches, self._build_false_positives
         return CubeTables(counts=rn(self.counts), confusion=rn(self.confusion),
-                          data_rows=rn(self.data_rows), gt_counted=rn(self.gt_counted),
+                          rows=RowTable(lambda: rn(self.data_rows)), gt_counted=rn(self.gt_counted),
                           _build_matches=lambda: rn(m()), _build_false_positives=lambda: rn(f()))
 
 
@@ -154,14 +164,15 @@ def cube_tables(gt: pl.DataFrame, pd: pl.DataFrame, res: CocoResult, *, conf_thr
                                            features=res.features, conf_thr=conf_thr,
                                            iou_thr=iou_rounded)
     img_gt = np.bincount(g_img[counted_gt], minlength=n_img)
-    data_rows = _image_table(images.select(s.DATA_ROW, *by), conf_thr, iou_rounded, img_tp, img_pd,
-                             img_gt, zero_tn)
+    head = images.select(s.DATA_ROW, *by)
+    rows = RowTable(lambda: _image_table(head, conf_thr, iou_rounded, img_tp, img_pd, img_gt,
+                                         zero_tn))
     feats = pl.Series(list(res.features), dtype=pl.String)
     gt_ids, pd_ids = ids
     # what the lazy tables read: a few prediction columns, not the input tables
     pd_cols = pd.select(s.DATA_ROW, s.CONFIDENCE).with_columns(pd_ids.alias(_PD_ID))
     return CubeTables(
-        counts=counts_df, confusion=confusion_df, data_rows=data_rows,
+        counts=counts_df, confusion=confusion_df, rows=rows,
         gt_counted=pl.DataFrame({s.DATA_ROW: gt[s.DATA_ROW].filter(counted_gt),
                                  s.GT_ID: gt_ids.filter(counted_gt),
                                  s.FEATURE: feats.gather(g_cat[counted_gt])}),

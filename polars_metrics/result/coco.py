@@ -77,7 +77,7 @@ class CocoEvaluation(Evaluation):
             profile=out.profile, keys=out.keys, by=out.by, confidence_thresholds=out.conf_thr,
             iou_thresholds=out.iou_thr, cube=cube,
             overall=metrics.overall_from_counts(out.tables.counts, cube, out.by, zero_tn),
-            confusion=out.tables.confusion, data_rows=out.tables.data_rows,
+            confusion=out.tables.confusion, data_rows=out.tables.rows,
             excluded=out.excluded, rejects=out.rejects, coco=out.coco,
             coco_summary=out.summary, coco_per_category=out.per_category, tables=out.tables,
             timings=dict(out.timings, finalize=time.perf_counter() - t0),

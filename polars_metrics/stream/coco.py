@@ -208,7 +208,7 @@ class _OnRead(_Lazy):
 class _StreamTables(CubeTables):
     """CubeTables whose per-image frames stay in the batch files until first read."""
 
-    data_rows = _Lazy()
+    rows = _Lazy()  # the data-row frame: a scan of the batches until first read
     gt_counted = _OnRead()
 
 
@@ -287,7 +287,7 @@ def finalize(small: dict[str, Any], tasks: list[Task], profile, key: str, out: P
     confusion = _sorted_by_axis(small["confusion"], ct, [s.GT_FEATURE, s.PD_FEATURE], feats, [])
     data_rows = scan_large(dirs, "data_rows").sort(key, maintain_order=True)
     tables = _StreamTables(
-        counts=counts, confusion=confusion, data_rows=data_rows,
+        counts=counts, confusion=confusion, rows=data_rows,
         gt_counted=_Deferred(lambda: per_annotation(tasks, "gt_counted")),
         _build_matches=lambda: per_annotation(tasks, "matches"),
         _build_false_positives=lambda: per_annotation(tasks, "false_positives"))

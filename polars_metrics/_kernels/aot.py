@@ -84,6 +84,8 @@ EXPORTS: dict[tuple[str, str], str] = {
     ("groups", "compact_values"):
         f"void(i8[:], i8[:, :], i4[:], f8[:], i8[:], i4[:], i4[:], f8[:], {_I8_ROWS})",
     ("groups", "stable_group_order"): "i8[:](i8[:], i8)",
+    ("groups", "kept_side"):  # keep row feat npass (empty: none), idx feat npass counts
+        "i8(b1[:], i8[:], i4[:], i4[:], i4[:], i4[:], i4[:], i8[:])",
     ("groups", "row_feature_counts"):  # gt_off gt_feat pd_off pd_feat n_feat counts, rows
         f"void(i8[:], i4[:], i8[:], i4[:], i8, i8[:], {_I8_ROWS})",
     ("groups", "row_feature_fill"):  # gt_off gt_feat pd_off pd_feat n_feat rf_off rf_feat, rows

@@ -22,6 +22,33 @@ def compact_events(ev_off, ev_n, ev_pair, out_off, out_c, out_pair, r0, r1):
                 o += 1
 
 
+@njit(cache=True, nogil=True, _nrt=False)
+def kept_side(keep, row, feat, npass, idx, feat_out, npass_out, counts):
+    """One pass over a table's annotations that keeps those with ``keep`` set: their positions
+    (``idx``), feature codes and — when ``npass`` has entries — confidence-threshold counts,
+    packed in input order, and ``counts[r]`` += the kept annotations of data row ``row[i]``
+    (>= 0 for every kept one). Returns 1 when the kept annotations' data rows never decrease
+    (the kept table is in data-row order), else 0. Compiled without reference counts
+    (``_nrt=False``): it allocates nothing and returns a number."""
+    with_npass = npass.shape[0] > 0
+    ascending = 1
+    last = -1
+    j = 0
+    for i in range(keep.shape[0]):
+        if keep[i]:
+            r = row[i]
+            if r < last:
+                ascending = 0
+            last = r
+            counts[r] += 1
+            idx[j] = i
+            feat_out[j] = feat[i]
+            if with_npass:
+                npass_out[j] = npass[i]
+            j += 1
+    return ascending
+
+
 @njit(cache=True, nogil=True)
 def stable_group_order(codes, n_groups):
     """Positions that sort ``codes`` (integers in [0, n_groups)) stably: a counting sort."""

@@ -33,6 +33,7 @@ from polars_metrics.profiles import Profile
 from polars_metrics.validation import POS, Check, OnInvalid, require_columns, run_checks
 
 stable_group_order = kernel("groups", "stable_group_order")
+kept_side = kernel("groups", "kept_side")
 count_at_or_below = kernel("sorting", "count_at_or_below")
 first_descent = kernel("sorting", "first_descent")
 
@@ -264,23 +265,38 @@ def _side(frame: pl.DataFrame, keep: np.ndarray, row: np.ndarray, features, npas
             f"({MAX_ANNOTATIONS:,}); evaluate it in parts of whole data rows with "
             "pm.partial(...) and combine them with pm.merge(...)."
         )
-    feat = _feature_codes(frame[s.FEATURE], features)
-    identity = bool(keep.all())
-    # positions of the kept rows; None while they are all of them (no index arrays gathered)
-    positions = None if identity else np.flatnonzero(keep)
-    if positions is not None:
-        row = row[positions]
+    feat = np.ascontiguousarray(_feature_codes(frame[s.FEATURE], features), np.int32)
+    if npass is not None:
+        npass = np.ascontiguousarray(npass, np.int32)
+    if keep.all():  # every annotation kept: no index arrays gathered while in order
+        return _in_row_order(frame, None, row, feat, npass, n_rows)
+    # one pass keeps the annotations, counts them per data row and checks their order
+    n_kept = int(np.count_nonzero(keep))
+    idx, kept_feat = np.empty(n_kept, np.int32), np.empty(n_kept, np.int32)
+    kept_npass = np.empty(0 if npass is None else n_kept, np.int32)
+    counts = np.zeros(n_rows, np.int64)
+    in_order = kept_side(keep, np.ascontiguousarray(row, np.int64), feat,
+                         _NO_NPASS if npass is None else npass, idx, kept_feat, kept_npass, counts)
+    kept_npass = None if npass is None else kept_npass
+    if in_order:
+        return Side(frame, idx, _arrays.offsets_from_lengths(counts), kept_feat, kept_npass)
+    return _in_row_order(frame, idx, row[idx], kept_feat, kept_npass, n_rows)
+
+
+_NO_NPASS = np.zeros(0, np.int32)
+
+
+def _in_row_order(frame: pl.DataFrame, idx: np.ndarray | None, row: np.ndarray,
+                  feat: np.ndarray, npass: np.ndarray | None, n_rows: int) -> Side:
+    """The side of the annotations ``idx`` (None: all, in table order) whose data rows are
+    ``row``, sorted stably by data row when they are not in order already."""
     if row.size and (row[1:] < row[:-1]).any():
         order = stable_group_order(row, n_rows)  # ties keep input order: the tie rule
-        positions = order if positions is None else positions[order]
-        row = row[order]
-        identity = False
-    idx = None if identity else positions.astype(np.int32)  # positions: see MAX_ANNOTATIONS
-    if idx is not None:
-        feat = feat[idx]
-        npass = None if npass is None else npass[idx]
-    return Side(frame, idx, _arrays.offsets(row, n_rows), np.ascontiguousarray(feat, np.int32),
-                npass)
+        # positions are int32: see MAX_ANNOTATIONS
+        idx = order.astype(np.int32) if idx is None else idx[order]
+        row, feat = row[order], feat[order]
+        npass = None if npass is None else npass[order]
+    return Side(frame, idx, _arrays.offsets(row, n_rows), feat, npass)
 
 
 STRING_PART_ROWS = 1 << 16  # rows from which a string column is hashed in parts on threads
@@ -407,7 +423,19 @@ def _placeholder_mask(frame: pl.DataFrame) -> np.ndarray:
 
 
 def _kinds(frame: pl.DataFrame) -> list[str]:
-    return frame[s.KIND].unique().drop_nulls().to_list()
+    """The kinds present (read often in a call: one kind, the usual case, costs no hash pass).
+
+    >>> from polars_metrics.kinds import KIND_DTYPE
+    >>> _kinds(pl.DataFrame({"kind": pl.Series(["box", "box", None], dtype=KIND_DTYPE)}))
+    ['box']
+    >>> sorted(_kinds(pl.DataFrame({"kind": pl.Series(["point", "box"], dtype=KIND_DTYPE)})))
+    ['box', 'point']
+    """
+    column = frame[s.KIND]
+    lowest, highest = column.min(), column.max()
+    if lowest == highest:  # one kind (or none: an empty or all-null column)
+        return [] if lowest is None else [lowest]
+    return column.unique().drop_nulls().to_list()
 
 
 def _validate(frame: pl.DataFrame, table: str, keys: Sequence[str], on_invalid: OnInvalid,
@@ -415,9 +443,9 @@ def _validate(frame: pl.DataFrame, table: str, keys: Sequence[str], on_invalid: 
     if frame.height == 0:
         return frame, empty_rejects()
     annotation = ~frame.select(_placeholder(frame)).to_series().to_numpy()
-    derived = frame[s.KIND].is_in(
-        [k for k in _kinds(frame) if kind(k).derives_feature]
-    ).fill_null(False).to_numpy()
+    deriving = [k for k in _kinds(frame) if kind(k).derives_feature]
+    derived = (frame[s.KIND].is_in(deriving).fill_null(False).to_numpy() if deriving
+               else np.zeros(frame.height, dtype=bool))
     checks = [
         Check(keys[0] if len(keys) == 1 else "/".join(keys),
               pl.any_horizontal([pl.col(k).is_null() for k in keys]),
@@ -444,7 +472,7 @@ def _validate(frame: pl.DataFrame, table: str, keys: Sequence[str], on_invalid: 
         scope = annotation if len(kinds) == 1 else annotation & (frame[s.KIND] == name).to_numpy()
         checks.extend(c.within(scope) for c in kind(name).checks(table, keys))
     frame, rejects = run_checks(frame, table, keys, checks, on_invalid)
-    if is_pd:
+    if is_pd and frame[s.CONFIDENCE].has_nulls():
         frame = frame.with_columns(pl.col(s.CONFIDENCE).fill_null(1.0))
     return frame, rejects
 

@@ -187,3 +187,36 @@ class Background:
             self._drain()
             self._worker.result()  # its last range; re-raises the kernel's error, if any
         self._done, self._args = True, ()
+
+
+def run_pieces(fn: Callable[[np.ndarray, int], None], arrays: list[np.ndarray],
+               small: int | None = None) -> None:
+    """``fn(piece, start)`` over contiguous pieces covering ``arrays`` in order — ``start`` is
+    the piece's position in their concatenation — on up to :func:`num_threads` threads with
+    about equal lengths each (serially below ``small`` items). The arrays are split, never
+    copied: a column read in many chunks (a Parquet file's row groups) is processed in place.
+
+    >>> out = np.zeros(7, np.int64)
+    >>> def double(piece, start):
+    ...     out[start:start + piece.shape[0]] = 2 * piece
+    >>> run_pieces(double, [np.arange(3), np.arange(3, 7)], small=0)
+    >>> out.tolist()
+    [0, 2, 4, 6, 8, 10, 12]
+    """
+    starts = np.zeros(len(arrays) + 1, np.int64)
+    np.cumsum([a.shape[0] for a in arrays], out=starts[1:])
+    total = int(starts[-1])
+    small = SMALL if small is None else small
+    bounds = even_parts(total) if total >= small else np.array([0, total], np.int64)
+
+    def parts(lo: int, hi: int) -> None:
+        for p in range(lo, hi):
+            a, b = int(bounds[p]), int(bounds[p + 1])
+            i = int(np.searchsorted(starts, a, side="right")) - 1
+            while i < len(arrays) and starts[i] < b:
+                s0, s1 = max(a, int(starts[i])), min(b, int(starts[i + 1]))
+                if s1 > s0:
+                    fn(arrays[i][s0 - starts[i]:s1 - starts[i]], s0)
+                i += 1
+
+    run_ranges(parts, (), np.arange(bounds.shape[0], dtype=np.int64), small=0)

@@ -48,3 +48,25 @@ def test_split_covers_every_unit_once():
     seen = []
     _parallel.run_ranges(lambda lo, hi: seen.extend(range(lo, hi)), (), cum)
     assert sorted(seen) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("lengths", [[], [0], [5], [1, 0, 7, 3], [2] * 9, [100, 1]])
+def test_pieces_cover_the_arrays_once_in_order(lengths):
+    """``run_pieces``: a column in chunks, split in place over the threads (SMALL is 0 here)."""
+    import threading
+
+    arrays = [np.arange(n) + 1000 * i for i, n in enumerate(lengths)]
+    total = sum(lengths)
+    out, seen, lock = np.full(total, -1, np.int64), [], threading.Lock()
+
+    def fill(piece, start):
+        assert piece.base is not None or piece.size == 0  # a view: nothing copied
+        with lock:
+            seen.append((start, start + piece.shape[0]))
+        out[start:start + piece.shape[0]] = piece
+
+    _parallel.run_pieces(fill, arrays)
+    assert out.tolist() == (np.concatenate(arrays).tolist() if arrays else [])
+    covered = sorted(seen)
+    assert all(a[1] == b[0] for a, b in zip(covered, covered[1:], strict=False))
+    assert sum(b - a for a, b in covered) == total

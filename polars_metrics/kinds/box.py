@@ -9,7 +9,7 @@ import polars as pl
 from polars_metrics import schema as s
 from polars_metrics._arrays import f64_matrix, f64_rows
 from polars_metrics._kernels.aot import kernel
-from polars_metrics._parallel import map_ranges, run_ranges
+from polars_metrics._parallel import map_ranges, run_pieces, run_ranges
 from polars_metrics.errors import SchemaError
 from polars_metrics.kinds._base import Kind
 from polars_metrics.validation import Check
@@ -83,9 +83,13 @@ def _problems(frame: pl.DataFrame) -> np.ndarray:
     ref, codes = _last_problems
     if ref is not None and ref() is frame:
         return codes
-    # chunk by chunk: each chunk is viewed in place, nothing is copied
-    chunks = [box_problems(f64_rows(c, 4)) for c in frame[s.BBOX].get_chunks()]
-    codes = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int8)
+    # chunk by chunk: each chunk is viewed in place, nothing is copied; pieces on threads
+    codes = np.empty(frame.height, dtype=np.int8)
+
+    def fill(boxes: np.ndarray, start: int) -> None:
+        codes[start:start + boxes.shape[0]] = box_problems(boxes)
+
+    run_pieces(fill, [f64_rows(c, 4) for c in frame[s.BBOX].get_chunks()])
     if frame[s.BBOX].has_nulls():
         codes = np.where(frame[s.BBOX].is_null().to_numpy(), 0, codes)
     _last_problems = (weakref.ref(frame), codes)

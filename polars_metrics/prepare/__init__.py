@@ -17,7 +17,7 @@ import polars as pl
 from polars_metrics import _arrays
 from polars_metrics import schema as s
 from polars_metrics._kernels.aot import kernel
-from polars_metrics._parallel import even_parts, map_ranges
+from polars_metrics._parallel import even_parts, map_ranges, run_pieces
 from polars_metrics._rejects import check_on_invalid, empty_rejects
 from polars_metrics.errors import (
     PolarsMetricsError,
@@ -227,9 +227,7 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
     G.refuse_dense_slices(slices.height, n_rows, by, conf_thr.shape[0] * iou_thr.shape[0])
 
     features = tuple(sorted(_distinct(gt[s.FEATURE]) | _distinct(pd[s.FEATURE])))
-    # kept at confidence-threshold index c iff c < npass, i.e. confidence >= threshold
-    npass = count_at_or_below(np.ascontiguousarray(conf_thr, dtype=np.float64),
-                              np.ascontiguousarray(pd[s.CONFIDENCE].to_numpy(), dtype=np.float64))
+    npass = _thresholds_passed(pd[s.CONFIDENCE], conf_thr)
     # each annotation's counted data row (-1: its data row does not count), gathered once
     code = np.where(counted, remap, -1)
     # in place: each output reads only its own index first, and the row arrays are not
@@ -246,6 +244,25 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
         excluded=excluded, rejects=rejects, conf_thr=conf_thr, iou_thr=iou_thr,
         questions=questions, profile=profile, repairs=repairs,
     )
+
+
+def _thresholds_passed(confidence: pl.Series, conf_thr: np.ndarray) -> np.ndarray:
+    """How many confidence thresholds each prediction passes (int32): it is kept at threshold
+    index c iff c < npass, i.e. confidence >= threshold. Read chunk by chunk in place (no
+    joined copy of a column read in row groups), on threads.
+
+    >>> _thresholds_passed(pl.Series([0.0, 0.5, 0.7, 1.0]), np.array([0.5, 0.7])).tolist()
+    [0, 1, 2, 2]
+    """
+    thr = np.ascontiguousarray(conf_thr, dtype=np.float64)
+    out = np.empty(confidence.len(), np.int32)
+
+    def fill(values: np.ndarray, start: int) -> None:
+        out[start:start + values.shape[0]] = count_at_or_below(thr, values)
+
+    run_pieces(fill, [np.ascontiguousarray(c.to_numpy(), dtype=np.float64)
+                      for c in confidence.cast(pl.Float64).get_chunks()])
+    return out
 
 
 def _where(values: np.ndarray, keep: np.ndarray) -> np.ndarray:

@@ -37,11 +37,12 @@ _UNUSED = _references({"probe": np.empty(0)}, "probe")
 
 
 def reserve(name: str, shape: tuple[int, ...], dtype) -> None:
-    """Make sure a free spare of this size exists now, its pages touched: a run that will build
-    the data-row table reserves it in its match stage, right after the pairs stage freed more
-    than it, so its pages are memory the process gave back moments ago rather than memory it
-    touches for the first time (or again after the host took it back) at the end of the call.
-    Nothing is done when a free spare fits already (a later call of a loop).
+    """Make sure a free spare of this size exists now: a run that will build the data-row
+    table reserves it in its match stage, right after the pairs stage freed more than it. The
+    walk keeps its per-row slots in it (:func:`borrow`) and the table's arrays are built into
+    it on a pool thread while the cube stage runs, so its pages are first touched there, off
+    the calling thread, rather than at the end of the call. Nothing is done when a free spare
+    fits already (a later call of a loop).
 
     >>> reserve("doc_reserved", (4, 2), np.int64)
     >>> _spares["doc_reserved"].size
@@ -52,9 +53,7 @@ def reserve(name: str, shape: tuple[int, ...], dtype) -> None:
     with _spares_lock:
         if _fits(name, n, dtype):
             return
-    buf = spare_buffer(name, shape, dtype).reshape(-1)
-    buf[:: max(1, 4096 // dtype.itemsize)] = 0  # one write per page
-    del buf
+    spare_buffer(name, shape, dtype)
 
 
 def _fits(name: str, n: int, dtype: np.dtype) -> bool:

@@ -41,7 +41,7 @@ if path.startswith("coco-"):
     t3, c3 = time.perf_counter(), time.process_time()
     gt, pd = pm.read_coco(d + f"/coco_{iou_type}_gt.json", d + f"/coco_{iou_type}_res.json")
     ev = pm.evaluate(gt, pd, profile="coco", iou_type=iou_type)
-    ev.coco_summary
+    ev.coco_summary, ev.cube, ev.confusion, ev.data_rows  # (data_rows: built on read)
 else:
     name = path.split()[0]
     gt = pl.read_parquet(d + f"/{name}_gt.parquet")

@@ -15,6 +15,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 
 import numpy as np
 
@@ -175,6 +176,19 @@ class Background:
                         # every range ran: the inputs go (a job nobody waits for keeps only
                         # its outputs)
                         self._args = ()
+
+    def cancel(self) -> None:
+        """Start no more ranges and wait for the worker's current one: the outputs are left
+        incomplete (for a job whose outputs nobody will read)."""
+        if self._done:
+            return
+        if os.getpid() == self._pid:
+            with self._lock:
+                self._next = len(self._ranges)
+            # not .result(): an error of outputs nobody reads is not the caller's (a read
+            # builds them again, and meets it there)
+            wait_for([self._worker])
+        self._done, self._args = True, ()
 
     def wait(self) -> None:
         if self._done:

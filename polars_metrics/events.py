@@ -282,7 +282,7 @@ class Matches:
         ahead = self._ahead
         if ahead is not None:
             object.__setattr__(self, "_ahead", None)
-            ahead[0].wait()  # its worker is done with the spare before anyone else takes it
+            ahead[0].cancel()  # its worker is done with the spare before anyone else takes it
 
     def __getstate__(self) -> dict:
         """Pickled without the table being built ahead (a thread's job): the copy builds it

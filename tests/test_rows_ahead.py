@@ -95,6 +95,24 @@ def test_a_job_nobody_waits_for_lets_its_inputs_go_when_done():
     assert out.tolist() == [1] * 100
 
 
+def test_a_cancelled_job_starts_no_more_ranges():
+    started, release = threading.Event(), threading.Event()
+    ran = []
+
+    def kernel(values, lo, hi):
+        ran.append((lo, hi))
+        started.set()
+        release.wait(10)  # the worker's first range waits
+
+    job = _parallel.Background(kernel, (None,), np.arange(101), parts=4)
+    assert started.wait(10)
+    threading.Timer(0.2, release.set).start()
+    job.cancel()  # waits for the first range, starts none of the other three
+    assert len(ran) == 1 and job._args == ()
+    job.wait()  # a cancelled job runs nothing more
+    assert len(ran) == 1
+
+
 def test_a_kernel_error_reaches_the_reader():
     def kernel(values, lo, hi):
         if lo == 0:

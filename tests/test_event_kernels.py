@@ -114,7 +114,24 @@ def test_string_columns_hashed_in_parts_equal_one_cast(monkeypatch):
     features = ("ant", "cat", "dog", "zebra")
     assert P._distinct(column) == set(features)
     want = column.cast(pl.Enum(features)).to_physical().fill_null(0).to_numpy()
-    np.testing.assert_array_equal(P._feature_codes(column, features), want)
+    codes, outside = P._feature_codes(column, features)
+    np.testing.assert_array_equal(codes, want)
+    assert outside is None
+    # names outside the features (a non-strict cast, in parts): their rows are marked
+    fewer = ("cat", "dog")
+    codes, outside = P._feature_codes(column, fewer, strict=False)
+    known = ~column.is_in(["ant", "zebra"]).fill_null(False).to_numpy()
+    np.testing.assert_array_equal(outside, ~known)
+    np.testing.assert_array_equal(
+        codes[known], column.filter(known).cast(pl.Enum(fewer)).to_physical().fill_null(0))
+    # the axis of both sides: predictions naming features the ground truth does not
+    gt = column.head(1000).replace({"zebra": "cat"})
+    for pd in (column, gt.tail(500)):  # names outside the ground truth's, and none outside
+        axis, g, p = P._feature_axis(gt, pd)
+        assert axis == tuple(sorted(P._distinct(gt) | P._distinct(pd)))
+        for side, got in ((gt, g), (pd, p)):
+            np.testing.assert_array_equal(
+                got, side.cast(pl.Enum(axis)).to_physical().fill_null(0).to_numpy())
 
 
 @pytest.mark.parametrize("cuts", [[], [3], [1, 4], [4, 4, 6]])

@@ -33,7 +33,7 @@ def test_side_equals_the_numpy_construction(seed):
     feat = rng.integers(0, 3, n)
     npass = rng.integers(0, 12, n).astype(np.int32) if seed % 2 else None
     frame = pl.DataFrame({"feature": pl.Series([names[f] for f in feat], dtype=pl.String)})
-    side = P._side(frame, keep, row, names, npass, n_rows)
+    side = P._side(frame, keep, row, feat, npass, n_rows)
     idx, off, f, p = _reference(keep, row, feat, npass, n_rows)
     assert (side.idx is None) == (idx is None)
     if idx is not None:

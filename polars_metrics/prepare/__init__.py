@@ -226,7 +226,7 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
     n_rows = rows.height
     G.refuse_dense_slices(slices.height, n_rows, by, conf_thr.shape[0] * iou_thr.shape[0])
 
-    features = tuple(sorted(_distinct(gt[s.FEATURE]) | _distinct(pd[s.FEATURE])))
+    features, gt_feat, pd_feat = _feature_axis(gt[s.FEATURE], pd[s.FEATURE])
     npass = _thresholds_passed(pd[s.CONFIDENCE], conf_thr)
     # each annotation's counted data row (-1: its data row does not count), gathered once
     code = np.where(counted, remap, -1)
@@ -239,8 +239,8 @@ def prepare(gt, pd, *, keys: Sequence[str], by: Sequence[str], data_rows, profil
                               qualified=renamed)
     return Prepared(
         keys=keys, by=by, rows=rows, slices=slices, features=features,
-        gt=_side(gt, gt_ann & (gt_code >= 0), gt_code, features, None, n_rows),
-        pd=_side(pd, pd_ann & (pd_code >= 0), pd_code, features, npass, n_rows),
+        gt=_side(gt, gt_ann & (gt_code >= 0), gt_code, gt_feat, None, n_rows),
+        pd=_side(pd, pd_ann & (pd_code >= 0), pd_code, pd_feat, npass, n_rows),
         excluded=excluded, rejects=rejects, conf_thr=conf_thr, iou_thr=iou_thr,
         questions=questions, profile=profile, repairs=repairs,
     )
@@ -273,16 +273,17 @@ def _where(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
 MAX_ANNOTATIONS = 2**31 - 1  # positions of annotations are int32 throughout (half the memory)
 
 
-def _side(frame: pl.DataFrame, keep: np.ndarray, row: np.ndarray, features, npass,
+def _side(frame: pl.DataFrame, keep: np.ndarray, row: np.ndarray, feat: np.ndarray, npass,
           n_rows: int) -> Side:
-    """View the kept annotations of ``frame`` in (data row, input) order."""
+    """View the kept annotations of ``frame`` in (data row, input) order; ``feat`` holds each
+    row's feature code (:func:`_feature_axis`)."""
     if frame.height > MAX_ANNOTATIONS:
         raise PolarsMetricsError(
             f"a table of {frame.height:,} annotations is more than one evaluation takes "
             f"({MAX_ANNOTATIONS:,}); evaluate it in parts of whole data rows with "
             "pm.partial(...) and combine them with pm.merge(...)."
         )
-    feat = np.ascontiguousarray(_feature_codes(frame[s.FEATURE], features), np.int32)
+    feat = np.ascontiguousarray(feat, np.int32)
     if npass is not None:
         npass = np.ascontiguousarray(npass, np.int32)
     if keep.all():  # every annotation kept: no index arrays gathered while in order
@@ -337,15 +338,60 @@ def _distinct(column: pl.Series) -> set:
     return set().union(*_in_parts(lambda c: set(c.drop_nulls().unique().to_list()), column))
 
 
-def _feature_codes(column: pl.Series, features: tuple[str, ...]) -> np.ndarray:
-    """Each row's position in ``features`` (0 for a null feature).
+def _feature_axis(gt: pl.Series, pd: pl.Series) -> tuple[tuple[str, ...], np.ndarray,
+                                                         np.ndarray]:
+    """The features named on either side, sorted, and each row's position among them (0 for a
+    null feature) on each side.
 
-    >>> _feature_codes(pl.Series(["dog", None, "cat"]), ("cat", "dog")).tolist()
-    [1, 0, 0]
+    Predictions usually name only features the ground truth names, so their column (the long
+    one) is hashed once: cast to the ground truth's features, a name outside them turning null.
+    Only when some name did are those rows' names collected and the column cast again, with
+    every feature (as many passes as before: a distinct pass and a cast).
+
+    >>> features, g, p = _feature_axis(pl.Series(["dog", "cat"]), pl.Series(["cat", None]))
+    >>> features, g.tolist(), p.tolist()
+    (('cat', 'dog'), [1, 0], [0, 0])
+    >>> features, g, p = _feature_axis(pl.Series(["dog"]), pl.Series(["eel", "ant", "dog"]))
+    >>> features, g.tolist(), p.tolist()
+    (('ant', 'dog', 'eel'), [1], [2, 0, 1])
+    """
+    features = tuple(sorted(_distinct(gt)))
+    pd_codes, outside = _feature_codes(pd, features, strict=False)
+    if outside is not None:
+        features = tuple(sorted(set(features) | _distinct(pd.filter(pl.Series(outside)))))
+        pd_codes, _ = _feature_codes(pd, features)
+    return features, _feature_codes(gt, features)[0], pd_codes
+
+
+def _feature_codes(column: pl.Series, features: tuple[str, ...], *, strict: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Each row's position in ``features`` (0 for a null feature) and, with ``strict=False``,
+    the rows whose name is not among them (None when there is none; with ``strict`` such a
+    name is an error).
+
+    >>> codes, outside = _feature_codes(pl.Series(["dog", None, "cat"]), ("cat", "dog"))
+    >>> codes.tolist(), outside
+    ([1, 0, 0], None)
+    >>> _feature_codes(pl.Series(["dog", "eel"]), ("cat", "dog"), strict=False)[1].tolist()
+    [False, True]
     """
     enum = pl.Enum(features)
-    parts = _in_parts(lambda c: c.cast(enum).to_physical().fill_null(0).to_numpy(), column)
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def codes(part: pl.Series) -> tuple[np.ndarray, np.ndarray | None]:
+        cast = part.cast(enum, strict=strict)
+        outside = None
+        if not strict and cast.null_count() > part.null_count():
+            outside = (cast.is_null() & part.is_not_null()).to_numpy()
+        return cast.to_physical().fill_null(0).to_numpy(), outside
+
+    parts = _in_parts(codes, column)
+    if len(parts) == 1:
+        return parts[0]
+    values = np.concatenate([c for c, _ in parts])
+    if all(o is None for _, o in parts):
+        return values, None
+    return values, np.concatenate([np.zeros(c.shape[0], bool) if o is None else o
+                                   for c, o in parts])
 
 
 def _normalize(frame: pl.DataFrame, table: str, keys: Sequence[str], *,

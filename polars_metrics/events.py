@@ -267,8 +267,9 @@ class Matches:
         or under score order (its tables come with the walk).
 
         Arrays built ahead and never read would hold the table's spare (see ``_spare``), so a
-        process keeps one such set: the next run's match stage lets an unread one go
-        (:func:`drop_unread_tables`; a later read builds it again, as before).
+        process keeps one such set: the next run's match stage cancels an unread one's job and
+        lets its arrays go (:func:`drop_unread_tables`; a later read builds them again, as
+        before).
         """
         global _unread
         if self.score_rows is not None or num_threads() <= 1:
@@ -303,9 +304,9 @@ _unread: weakref.ref[Matches] | None = None  # the last walk that started its ta
 
 
 def drop_unread_tables() -> None:
-    """Let the data-row table arrays built ahead for the last run go, unless read already: a
-    new run is starting, and reuses their spare while the old result keeps only its arrays
-    (as a run that never built them ahead)."""
+    """Cancel the job building the last run's data-row table ahead and let its arrays go,
+    unless they were read already: a new run is starting and reuses their spare, while the
+    old result keeps only what it kept before (as a run that never built them ahead)."""
     last = _unread() if _unread is not None else None
     if last is not None:
         last._drop_ahead()

@@ -11,6 +11,7 @@ import polars as pl
 
 from polars_metrics import _arrays
 from polars_metrics import schema as s
+from polars_metrics._parallel import map_ranges
 from polars_metrics._spare import spare_buffer
 from polars_metrics.matching import rf_true_positives
 from polars_metrics.prepare import Prepared
@@ -80,6 +81,7 @@ def overall_from_counts(counts: pl.DataFrame, cube: pl.DataFrame, by: Sequence[s
 # the previous result alive); at 5,000 images (5 MB columns) it saves about half a warm call's
 # page faults (15.9k -> 7.7k) and 10% of its time.
 GRID_SPARE_BYTES = 8 << 20
+GRID_THREADS_ROWS = 1 << 20  # table rows from which its generated columns are made on threads
 
 
 def _repeat_rows(frame: pl.DataFrame, k: int) -> pl.DataFrame:
@@ -116,10 +118,18 @@ def data_row_table(prep: Prepared, m, row_tn, *, zero_tn: bool) -> pl.DataFrame:
     head = _repeat_rows(prep.rows.select(*prep.keys, *prep.by), C * T)
     counts, means = (a.reshape(3, -1) for a in m.row_tables())  # zero-copy columns
     grid = (n, C, T)
+    # the generated columns on threads: at scale they are fresh pages (97 MB each at
+    # 100,000 images), and first touches run in parallel
+    made = (("row_conf_thr", prep.conf_thr[None, :, None]),
+            ("row_iou_thr", prep.iou_thr[None, None, :]), ("row_iou", m.row_iou[:, :, None]))
+    small = 0 if n * C * T >= GRID_THREADS_ROWS else len(made) + 1  # (else one thread)
+    parts = map_ranges(
+        lambda lo, hi: [_grid_column(name, values, grid) for name, values in made[lo:hi]],
+        (), np.arange(len(made) + 1), small=small)
+    conf_thr, iou_thr, iou = (column for part in parts for column in part)
     body = pl.DataFrame([
-        pl.Series(s.CONFIDENCE_THRESHOLD,
-                  _grid_column("row_conf_thr", prep.conf_thr[None, :, None], grid)),
-        pl.Series(s.IOU_THRESHOLD, _grid_column("row_iou_thr", prep.iou_thr[None, None, :], grid)),
+        pl.Series(s.CONFIDENCE_THRESHOLD, conf_thr),
+        pl.Series(s.IOU_THRESHOLD, iou_thr),
         pl.Series(s.TP, counts[0]),
         pl.Series(s.FP, counts[1]),
         _row_tn(row_tn, n * C * T, T, zero_tn),
@@ -127,7 +137,7 @@ def data_row_table(prep: Prepared, m, row_tn, *, zero_tn: bool) -> pl.DataFrame:
         pl.Series(s.PRECISION, means[0], nan_to_null=True),
         pl.Series(s.RECALL, means[1], nan_to_null=True),
         pl.Series(s.F1, means[2], nan_to_null=True),
-        pl.Series(s.IOU, _grid_column("row_iou", m.row_iou[:, :, None], grid), nan_to_null=True),
+        pl.Series(s.IOU, iou, nan_to_null=True),
     ])
     return pl.concat([head, body], how="horizontal")
 

@@ -221,3 +221,15 @@ def test_a_run_reserves_the_table_spare_and_the_read_uses_it(no_spares):
     scored = pm.evaluate(gt, pd, data_rows=data_rows, greedy_order="score")
     assert _spare._spares["row_counts"] is reserved()  # in use: score order reserves none
     del scored
+
+
+@pytest.mark.parametrize(("seed", "kwargs"), PLAIN)
+def test_generated_columns_made_on_threads_give_the_frozen_table(seed, kwargs, monkeypatch):
+    """Tables of a million rows and more make their threshold and IoU columns on threads."""
+    from polars_metrics import metrics
+
+    monkeypatch.setattr(metrics, "GRID_THREADS_ROWS", 0)
+    monkeypatch.setattr(_parallel, "num_threads", lambda: 2)
+    gt, pd, data_rows = case(seed)
+    rows = pm.evaluate(gt, pd, data_rows=data_rows, **kwargs).data_rows
+    assert rows.equals(_golden_rows(seed)) and rows.schema == _golden_rows(seed).schema

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import types
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +97,8 @@ def _previous_tables(gt, pd, res, *, conf_thr, images, slices, by, ids, zero_tn)
     img_tp = _rect_totals(d_img[i_tp], n_img, npass[i_tp], t_tp, C, T)
     img_pd = _rect_totals(d_img[i_pd], n_img, npass[i_pd], t_pd, C, T)
     img_gt = np.bincount(g_img[counted_gt], minlength=n_img)
-    by_t = [np.ascontiguousarray(a.transpose(2, 0, 1)) for a in (img_tp, img_pd)]  # (t, img, c)
+    # (t, img, c), int32 as the engine keeps them
+    by_t = [np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.int32) for a in (img_tp, img_pd)]
     data_rows = coco_cube._image_table(images.select(s.DATA_ROW, *by), conf_thr, iou_rounded,
                                        *by_t, img_gt, zero_tn)
     feats = pl.Series(list(res.features), dtype=pl.String)
@@ -258,6 +260,7 @@ def test_row_code_is_the_matchers_result():
     tp = np.array([(code >> t) & 1 for t in range(T)], bool)
     ign = np.array([(code >> (16 + t)) & 1 for t in range(T)], bool)
     evaluated = res.dt_rank >= 0
+    np.testing.assert_array_equal(res.evaluated(), evaluated)
     np.testing.assert_array_equal(tp & ~ign & evaluated, res.dt_tp & evaluated)
     np.testing.assert_array_equal(ign[:, evaluated], res.dt_ignore[:, evaluated])
     assert ign[:, ~evaluated].all()
@@ -315,3 +318,30 @@ def test_data_rows_are_built_on_read_and_cached_weakly():
     assert_frame_equal(ev.data_rows, copy)
     renamed = ev.tables.renamed({s.DATA_ROW: "image_id"})
     assert_frame_equal(renamed.data_rows, copy.rename({s.DATA_ROW: "image_id"}))
+
+
+def test_a_result_read_for_its_tables_keeps_no_per_row_codes_or_ranks():
+    """The cube reads the code words and the evaluated rows once: neither they nor ``dt_rank``
+    stay cached on the result (two results alive, as in a loop, would hold them twice); the
+    per-image counts it keeps for the data-row table are int32, and the table is the same as
+    one built from the int64 counts a naive histogram gives."""
+    gt_dict, results = make_dataset(11, big_group=True)
+    gt, pd = read_coco(gt_dict, results)
+    ev = pm.evaluate(gt, pd, profile="coco")
+    _ = (ev.cube, ev.confusion, ev.data_rows, ev.coco_summary)
+    kept = vars(ev.coco)
+    assert "dt_rank" not in kept and "_row_code" not in kept
+    counts = [a for a in _closure_arrays(ev.tables.rows._build) if a.ndim == 3]
+    assert len(counts) == 2 and {a.dtype for a in counts} == {np.dtype(np.int32)}
+
+
+def _closure_arrays(fn, depth=0):
+    """The arrays a builder (and the builders or tables it closes over) keeps alive."""
+    for cell in fn.__closure__ or ():
+        value = cell.cell_contents
+        if isinstance(value, np.ndarray):
+            yield value
+        elif depth < 4 and isinstance(value, types.FunctionType):
+            yield from _closure_arrays(value, depth + 1)
+        elif depth < 4 and hasattr(value, "rows") and hasattr(value.rows, "_build"):
+            yield from _closure_arrays(value.rows._build, depth + 1)

@@ -137,11 +137,11 @@ EXPORTS: dict[tuple[str, str], str] = {
     ("coco_layout", "part_place"):
         "void(i8[:], i8, i8[:], i8[:], i8, b1, f8[:], f8[:], i8[:], i8[:, :], i8[:], i8[:], "
         f"i8[:], f8[:], f8[:], {_I8_ROWS})",
-    ("coco_tables", "coco_cell_counts"):
-        "void(i8[:, :], f8[:], f8[:], i8[:], i8[:], i8[:, :, :], i8[:, :, :], i8[:, :, :], "
-        f"i8[:, :, :], {_I8_ROWS})",
+    ("coco_tables", "coco_cell_counts"):  # per-image counts int32: a result keeps them
+        "void(i8[:, :], f8[:], f8[:], i8[:], i8[:], i8[:, :, :], i8[:, :, :], i4[:, :, :], "
+        f"i4[:, :, :], {_I8_ROWS})",
     ("coco_tables", "image_rows"):
-        "void(i8[:, :, :], i8[:, :, :], i8[:], i8[:], i8[:], i8[:], f8[:], f8[:], f8[:], "
+        "void(i4[:, :, :], i4[:, :, :], i8[:], i8[:], i8[:], i8[:], f8[:], f8[:], f8[:], "
         f"{_I8_ROWS})",
     # disc
     ("disc", "count_disc_pairs"):

@@ -27,8 +27,9 @@ def coco_cell_counts(code, conf, conf_thr, d_key, d_img, key_tp, key_pd, img_tp,
         conf_thr : the ascending confidence thresholds (a row passes the first
         ``count(conf_thr <= conf)`` of them); d_key : (n_rows,) key in ``[0, n_keys)``
         (slice * F + category) and d_img : (n_rows,) image of each evaluated row.
-    The outputs, zeroed by the caller: ``key_*`` (n_iou, n_keys, n_conf), ``img_*`` (n_iou,
-    n_img, n_conf). A row counts at (t, c) when c < its passed count, it is not ignored at t
+    The outputs, zeroed by the caller: ``key_*`` (n_iou, n_keys, n_conf) int64, ``img_*``
+    (n_iou, n_img, n_conf) int32 (an image's detections are far fewer than 2**31; a result
+    keeps these until its data-row table is read). A row counts at (t, c) when c < its passed count, it is not ignored at t
     (``*_pd``) and, for ``*_tp``, it is a true positive at t.
     """
     n_conf = conf_thr.size
@@ -59,11 +60,19 @@ def coco_cell_counts(code, conf, conf_thr, d_key, d_img, key_tp, key_pd, img_tp,
                     key_tp[t, k, c] += 1
                     img_tp[t, im, c] += 1
     # a row counts in every cell c' <= c: sum each histogram from the top of the c axis
-    for h in (key_tp, key_pd, img_tp, img_pd):
-        for t in range(lo, hi):
-            for k in range(h.shape[1]):
-                for c in range(n_conf - 2, -1, -1):
-                    h[t, k, c] += h[t, k, c + 1]
+    _sum_from_top(key_tp, lo, hi)
+    _sum_from_top(key_pd, lo, hi)
+    _sum_from_top(img_tp, lo, hi)
+    _sum_from_top(img_pd, lo, hi)
+
+
+@njit(cache=True, nogil=True)
+def _sum_from_top(h, lo, hi):
+    """``h[t, k, c] = sum of h[t, k, c:]`` for ``lo <= t < hi`` (int64 or int32 cells)."""
+    for t in range(lo, hi):
+        for k in range(h.shape[1]):
+            for c in range(h.shape[2] - 2, -1, -1):
+                h[t, k, c] += h[t, k, c + 1]
 
 
 @njit(cache=True, nogil=True)
@@ -71,7 +80,7 @@ def image_rows(tp, pd, n_gt, tp_rows, fp, fn, precision, recall, f1, lo, hi):
     """The data-row table's counts and ratios for the images ``lo..hi``, rows in (image, c, t)
     order (threads take disjoint image ranges).
 
-    tp, pd : (n_iou, n_img, n_conf) int64 true positives and counted detections; n_gt :
+    tp, pd : (n_iou, n_img, n_conf) int32 true positives and counted detections; n_gt :
     (n_img,) counted ground truths. Writes flat ``tp_rows``, ``fp``, ``fn`` (int64) and ``precision``,
     ``recall``, ``f1`` (float64, NaN where the denominator is 0: the caller turns NaN into
     null), each the IEEE division of the int64 counts as float64 that ``metrics`` makes.
@@ -82,8 +91,8 @@ def image_rows(tp, pd, n_gt, tp_rows, fp, fn, precision, recall, f1, lo, hi):
         q = i * n_conf * n_iou
         for c in range(n_conf):
             for t in range(n_iou):
-                a = tp[t, i, c]
-                b = pd[t, i, c] - a
+                a = np.int64(tp[t, i, c])
+                b = np.int64(pd[t, i, c]) - a
                 d = g - a
                 tp_rows[q] = a
                 fp[q] = b

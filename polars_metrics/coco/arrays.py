@@ -124,12 +124,20 @@ class CocoResult:
         out[pd_rows] = np.where(rank < max_det, rank, -1)
         return out
 
-    @cached_property
+    def evaluated(self) -> np.ndarray:
+        """(n_pd,) bool: ``dt_rank >= 0`` (the prediction rows evaluated), without building and
+        keeping ``dt_rank``: a result read only for its tables holds no per-row ranks."""
+        pd_rows, rank, _, max_det, _, n_pd = self._row_code_of
+        out = np.zeros(n_pd, np.bool_)
+        out[pd_rows[rank < max_det]] = True
+        return out
+
+    @property
     def _row_code(self) -> np.ndarray:
         """(n_pd, n_chunks) int64: the matcher's code word per prediction row at
         ``match_area`` and chunk of 16 IoU thresholds (bit t: true positive, bit 16 + t:
         ignored; rows not evaluated are ignored everywhere) — what the cube's counts are built
-        from (coco.cube); built on first access."""
+        from (coco.cube); built on each access and not kept (its one reader reads it once)."""
         pd_rows, rank, dt_pos, max_det, keep_code, n_pd = self._row_code_of
         row_code = np.full((n_pd, keep_code.shape[1]), ALL_IGNORED, np.int64)
         evaluated = rank < max_det

@@ -135,11 +135,11 @@ def cube_tables(gt: pl.DataFrame, pd: pl.DataFrame, res: CocoResult, *, conf_thr
     g_key = img_slice[g_img] * F + g_cat if n_img else g_cat
     d_key = d_slice * F + d_cat
     counted_gt = ~res.gt_ignore & (g_cat >= 0)
-    evaluated = res.dt_rank >= 0
+    evaluated = res.evaluated()
     # rows not evaluated carry every ignore bit: the kernel skips them before reading their
     # key; threads take disjoint IoU thresholds (scores are finite: the row checks said so)
     key_tp, key_pd = (np.zeros((T, S * F, C), np.int64) for _ in range(2))
-    img_tp, img_pd = (np.zeros((T, n_img, C), np.int64) for _ in range(2))
+    img_tp, img_pd = (np.zeros((T, n_img, C), np.int32) for _ in range(2))  # kept: 4 bytes
     run_ranges(coco_cell_counts, (res._row_code, f64(pd[s.CONFIDENCE]),
                                   np.ascontiguousarray(conf_thr, dtype=np.float64),
                                   np.maximum(d_key, 0).astype(np.int64), d_img.astype(np.int64),
@@ -168,6 +168,8 @@ def cube_tables(gt: pl.DataFrame, pd: pl.DataFrame, res: CocoResult, *, conf_thr
     rows = RowTable(lambda: _image_table(head, conf_thr, iou_rounded, img_tp, img_pd, img_gt,
                                          zero_tn))
     feats = pl.Series(list(res.features), dtype=pl.String)
+    # what the lazy tables keep of each detection's category: 4 bytes, not 8 (K < 2**31)
+    d_cat = d_cat.astype(np.int32)
     gt_ids, pd_ids = ids
     # what the lazy tables read: a few prediction columns, not the input tables
     pd_cols = pd.select(s.DATA_ROW, s.CONFIDENCE).with_columns(pd_ids.alias(_PD_ID))
@@ -237,7 +239,7 @@ def _false_positives(pd_cols: pl.DataFrame, res: CocoResult, iou_thr, d_cat,
                      feats) -> pl.DataFrame:
     """(data_row, iou_threshold, pd_id, confidence, pd_feature) of the counted detections that
     are not true positives, IoU threshold by IoU threshold, predictions in row order."""
-    counted_pd = ~res.dt_ignore & (res.dt_rank >= 0)[None, :]
+    counted_pd = ~res.dt_ignore & res.evaluated()[None, :]
     fp_t, fp_i = np.nonzero(counted_pd & ~res.dt_tp)
     return pl.DataFrame({
         s.DATA_ROW: pd_cols[s.DATA_ROW].gather(fp_i), s.IOU_THRESHOLD: iou_thr[fp_t],

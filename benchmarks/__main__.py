@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,6 +38,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     ap.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated image counts")
     ap.add_argument("--repeat", type=int, default=5, help="warm repetitions (median reported)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="fresh (ours, supervision) process pairs per size, in alternating order; "
+                    "above 1 the ratios are also given as median (min-max) over the rounds: a "
+                    "shared machine moves them by +-20%% within an hour, and a fresh process "
+                    "gives one first call per round")
     ap.add_argument(
         "--peers",
         default="supervision,valor,coco,errors",
@@ -294,6 +300,9 @@ def bench_size(
             checks += s2
             for c in s2:
                 log("  " + c.line())
+            row["rounds"] = _more_rounds(
+                [_round_of(warm, sv)], args.rounds, data_dir, args.repeat, env, scratch,
+                ours_digest=row["ours_digest"], sv_digest=sv["digest"])
         else:
             row["skipped"].append(f"supervision (> {args.supervision_max_images:,} images)")
 
@@ -344,6 +353,69 @@ def bench_size(
     }
     row["wall_s"] = time.perf_counter() - t0
     return row
+
+
+def _round_of(ours: dict[str, Any], sv: dict[str, Any]) -> dict[str, float]:
+    """The times of one (ours, supervision) pair of fresh processes that the ratios use."""
+    return dict(ours_import_s=ours["import_s"], ours_first_call_s=ours["first_call_s"],
+                ours_warm_s=ours["warm_median_s"], sv_import_s=sv["import_s"],
+                sv_first_cell_s=sv["cell_s"][0], sv_cell_s=sv["cell_median_s"])
+
+
+def _more_rounds(rounds: list[dict[str, float]], n_rounds: int, data_dir: Path, repeat: int,
+                 env: dict[str, str], scratch: Path, *, ours_digest: str,
+                 sv_digest: str) -> list[dict[str, float]]:
+    """Up to ``n_rounds`` pairs of fresh processes, supervision first in every other round
+    (drift on a shared machine then favours neither); each timed run must give the numbers
+    its first run gave (digest), or the benchmark stops."""
+    for i in range(len(rounds), n_rounds):
+        order = ("supervision", "ours") if i % 2 else ("ours", "supervision")
+        got = {task: run_worker(task, data_dir, repeat, env, scratch) for task in order}
+        for task, want in (("ours", ours_digest), ("supervision", sv_digest)):
+            if got[task]["digest"] != want:
+                raise RuntimeError(f"round {i + 1}: {task}'s timed numbers changed "
+                                   f"({got[task]['digest']} != {want})")
+        rounds.append(_round_of(got["ours"], got["supervision"]))
+        r = round_ratios(rounds[-1:])
+        log(f"  round {i + 1}: supervision / ours warm {r['warm'][0]:.2f}x, ours fresh "
+            f"{r['ours fresh'][0]:.2f}x, both fresh {r['both fresh'][0]:.2f}x, with import "
+            f"{r['with import'][0]:.2f}x")
+    return rounds
+
+
+def round_ratios(rounds: list[dict[str, float]]) -> dict[str, list[float]]:
+    """Per round: supervision / ours, warm (cell median / warm median), ours fresh (cell median
+    / first call), both fresh (first cell / first call) and with import (import + first cell /
+    import + first call).
+
+    >>> r = round_ratios([dict(ours_import_s=0.1, ours_first_call_s=0.2, ours_warm_s=0.1,
+    ...                        sv_import_s=0.3, sv_first_cell_s=0.6, sv_cell_s=0.5)])
+    >>> {k: round(v[0], 3) for k, v in r.items()}
+    {'warm': 5.0, 'ours fresh': 2.5, 'both fresh': 3.0, 'with import': 3.0}
+    """
+    return {
+        "warm": [r["sv_cell_s"] / r["ours_warm_s"] for r in rounds],
+        "ours fresh": [r["sv_cell_s"] / r["ours_first_call_s"] for r in rounds],
+        "both fresh": [r["sv_first_cell_s"] / r["ours_first_call_s"] for r in rounds],
+        "with import": [(r["sv_import_s"] + r["sv_first_cell_s"])
+                        / (r["ours_import_s"] + r["ours_first_call_s"]) for r in rounds],
+    }
+
+
+def spread_table(rows: list[dict[str, Any]]) -> str:
+    """Each ratio as median (min-max) over the rounds of every size that ran more than one."""
+    sized = [r for r in rows if len(r.get("rounds", [])) > 1]
+    if not sized:
+        return ""
+    kinds = list(round_ratios(sized[0]["rounds"]))
+    out = ["| images | rounds | " + " | ".join(f"supervision / ours, {k}" for k in kinds) + " |",
+           "|" + "---|" * (len(kinds) + 2)]
+    for r in sized:
+        ratios = round_ratios(r["rounds"])
+        cells = [f"{statistics.median(v):.2f}x ({min(v):.2f}-{max(v):.2f})"
+                 for v in ratios.values()]
+        out.append(f"| {r['images']:,} | {len(r['rounds'])} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
 
 
 def _errors(n: int, gt, pd, args: argparse.Namespace) -> Any:  # noqa: ANN001
@@ -695,6 +767,9 @@ def markdown(env: dict[str, Any], rows: list[dict[str, Any]], flat: list[dict[st
         for n, e in errs:
             out += [f"**{n:,} images**", "", errors_markdown(e), ""]
     out += ["## All ratios (peer / ours; > 1: ours faster)", "", ratio_table(rows), ""]
+    spread = spread_table(rows)
+    if spread:
+        out += ["## Spread over rounds (fresh process pairs, alternating order)", "", spread, ""]
     return "\n".join(out)
 
 
@@ -802,6 +877,9 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / "first_call.md").write_text(table + "\n")
     print("\nAll ratios (peer / ours; > 1: ours faster), load average now "
           f"{os.getloadavg()[0]:.1f}:\n" + ratio_table(rows), flush=True)
+    if spread := spread_table(rows):
+        print("\nSpread over rounds (fresh process pairs, alternating order):\n" + spread,
+              flush=True)
     failed = [c for r in rows for c in r["checks"] if not c["ok"]]
     failed += [r["coco"] for r in rows if isinstance(r.get("coco"), dict) and r["coco"].get("parity_failed")]
     if failed:

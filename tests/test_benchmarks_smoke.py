@@ -317,3 +317,24 @@ def test_ratio_table_states_the_fresh_process_with_its_import():
 
 def mb_(n: int) -> int:
     return n * 2**20
+
+
+def test_rounds_give_each_ratio_as_median_and_range():
+    """--rounds: every ratio per round from that round's pair of processes, then median (min-max)."""
+    from benchmarks.__main__ import round_ratios, spread_table
+
+    rounds = [dict(ours_import_s=0.1, ours_first_call_s=0.2, ours_warm_s=0.1, sv_import_s=0.3,
+                   sv_first_cell_s=0.6, sv_cell_s=0.5),
+              dict(ours_import_s=0.1, ours_first_call_s=0.1, ours_warm_s=0.1, sv_import_s=0.3,
+                   sv_first_cell_s=0.6, sv_cell_s=0.4),
+              dict(ours_import_s=0.05, ours_first_call_s=0.15, ours_warm_s=0.2, sv_import_s=0.2,
+                   sv_first_cell_s=0.4, sv_cell_s=0.4)]
+    r = round_ratios(rounds)
+    assert r["warm"] == pytest.approx([5.0, 4.0, 2.0])
+    assert r["ours fresh"] == pytest.approx([2.5, 4.0, 0.4 / 0.15])
+    assert r["both fresh"] == pytest.approx([3.0, 6.0, 0.4 / 0.15])
+    assert r["with import"] == pytest.approx([3.0, 4.5, 3.0])
+    table = spread_table([{"images": 5000, "rounds": rounds}, {"images": 20, "rounds": rounds[:1]}])
+    (line,) = [x for x in table.splitlines() if x.startswith("| 5,000")]
+    assert "| 3 | 4.00x (2.00-5.00) | 2.67x (2.50-4.00) | 3.00x (2.67-6.00) | 3.00x (3.00-4.50) |" in line
+    assert "| 20 |" not in table  # one round: no spread to give

@@ -100,17 +100,25 @@ class WorkPeak:
         return max(self.load_peak, self.peak)
 
 
-def rss_bytes() -> int:
-    """This process's resident size now."""
+def _status_bytes(field: str) -> int | None:
+    """A ``/proc/self/status`` size field (``VmRSS``, ``VmHWM``) in bytes; None off Linux."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
-    import psutil
+    return None
 
-    return int(psutil.Process().memory_info().rss)
+
+def rss_bytes() -> int:
+    """This process's resident size now."""
+    now = _status_bytes("VmRSS")
+    if now is None:
+        import psutil
+
+        now = int(psutil.Process().memory_info().rss)
+    return now
 
 
 def peak_rss_bytes() -> int:
@@ -119,13 +127,10 @@ def peak_rss_bytes() -> int:
     VmHWM belongs to the address space created by exec, so it is this interpreter's own peak;
     ``ru_maxrss`` is not: Linux carries the forking parent's high-water mark across exec.
     """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
+    peak = _status_bytes("VmHWM")
+    if peak is None:
+        peak = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
+    return peak
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:

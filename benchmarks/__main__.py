@@ -853,6 +853,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = peers_on - set(PEERS)
     if unknown:
         raise SystemExit(f"unknown peer(s) {sorted(unknown)}; choose from {', '.join(PEERS)}")
+    if args.rounds < 1:
+        raise SystemExit(f"--rounds must be at least 1, got {args.rounds}")
+    if args.rounds > 1 and "supervision" not in peers_on:
+        raise SystemExit("--rounds repeats the (ours, supervision) process pairs: add supervision "
+                         "to --peers, or drop --rounds")
     # one numba cache for the parity run and the warm workers; the cold run gets an empty one
     cache_dir = Path(os.environ.get("NUMBA_CACHE_DIR", ROOT / ".numba_cache"))
     os.environ["NUMBA_CACHE_DIR"] = str(cache_dir)

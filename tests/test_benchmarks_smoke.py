@@ -338,3 +338,15 @@ def test_rounds_give_each_ratio_as_median_and_range():
     (line,) = [x for x in table.splitlines() if x.startswith("| 5,000")]
     assert "| 3 | 4.00x (2.00-5.00) | 2.67x (2.50-4.00) | 3.00x (2.67-6.00) | 3.00x (3.00-4.50) |" in line
     assert "| 20 |" not in table  # one round: no spread to give
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["--rounds", "0"], "at least 1"),
+    (["--rounds", "3", "--peers", "valor"], "add supervision"),
+])
+def test_rounds_are_refused_where_they_could_not_be_honoured(argv, says):
+    """--rounds below 1, or without supervision to pair with, stops before any measuring."""
+    from benchmarks.__main__ import main
+
+    with pytest.raises(SystemExit, match=says):
+        main(["--sizes", "10", *argv])

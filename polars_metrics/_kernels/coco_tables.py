@@ -29,8 +29,8 @@ def coco_cell_counts(code, conf, conf_thr, d_key, d_img, key_tp, key_pd, img_tp,
         (slice * F + category) and d_img : (n_rows,) image of each evaluated row.
     The outputs, zeroed by the caller: ``key_*`` (n_iou, n_keys, n_conf) int64, ``img_*``
     (n_iou, n_img, n_conf) int32 (an image's detections are far fewer than 2**31; a result
-    keeps these until its data-row table is read). A row counts at (t, c) when c < its passed count, it is not ignored at t
-    (``*_pd``) and, for ``*_tp``, it is a true positive at t.
+    keeps these until its data-row table is read). A row counts at (t, c) when c < its passed
+    count, it is not ignored at t (``*_pd``) and, for ``*_tp``, it is a true positive at t.
     """
     n_conf = conf_thr.size
     full = (1 << CHUNK) - 1

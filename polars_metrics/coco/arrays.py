@@ -132,12 +132,11 @@ class CocoResult:
         out[pd_rows[rank < max_det]] = True
         return out
 
-    @property
     def _row_code(self) -> np.ndarray:
         """(n_pd, n_chunks) int64: the matcher's code word per prediction row at
         ``match_area`` and chunk of 16 IoU thresholds (bit t: true positive, bit 16 + t:
         ignored; rows not evaluated are ignored everywhere) — what the cube's counts are built
-        from (coco.cube); built on each access and not kept (its one reader reads it once)."""
+        from (coco.cube); built on each call and not kept (its one reader calls it once)."""
         pd_rows, rank, dt_pos, max_det, keep_code, n_pd = self._row_code_of
         row_code = np.full((n_pd, keep_code.shape[1]), ALL_IGNORED, np.int64)
         evaluated = rank < max_det

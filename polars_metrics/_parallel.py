@@ -63,8 +63,9 @@ def split(cum_work: np.ndarray, parts: int) -> list[tuple[int, int]]:
         return [(0, n)]
     targets = cum_work[0] + total * np.arange(1, parts) / parts
     cuts = np.searchsorted(cum_work, targets, side="left").clip(0, n)
-    bounds = np.unique(np.concatenate([[0], cuts, [n]]))
-    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+    # cum_work never decreases, so the bounds ascend; equal ones give the empty ranges dropped
+    bounds = [0, *cuts.tolist(), n]
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
 
 
 def even_parts(n: int) -> np.ndarray:

@@ -1,8 +1,10 @@
-"""numpy's transparent-huge-page requests are off once polars_metrics is imported (they stall
-first touches of large arrays where the kernel compacts memory on demand, see
-``polars_metrics._memory``), unless the user set numpy's own switch ``NUMPY_MADVISE_HUGEPAGE``."""
+"""Memory pages (``polars_metrics._memory``): numpy's transparent-huge-page requests are off once
+polars_metrics is imported (they stall first touches of large arrays where the kernel compacts
+memory on demand), unless the user set numpy's own switch ``NUMPY_MADVISE_HUGEPAGE``; the free
+heap an evaluation leaves is returned to the system only beyond a budget."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -25,3 +27,37 @@ def test_import_turns_numpy_huge_pages_off_unless_the_user_chose(env, after):
     # numpy's own default reads the variable at its import; ours only changes an unset choice
     assert before == ("True" if env != "0" else "False") or sys.platform != "linux"
     assert now == after
+
+
+TRIM_PROBE = """
+import json, numpy as np
+from polars_metrics import _memory as M
+def rss(): return int(next(l for l in open('/proc/self/status') if l.startswith('VmRSS:')).split()[1]) << 10
+if M.free_heap_bytes() is None:
+    print(json.dumps(None)); raise SystemExit
+# 64 KB arrays (below glibc's mmap threshold: they live in the heap), every other one freed:
+# ~50 MB of free, resident heap in holes that neither coalesce nor shrink the heap's top
+arrays = [np.ones(8192) for _ in range(1600)]
+del arrays[::2]
+out = {"free": M.free_heap_bytes(), "rss": rss()}
+out["kept"] = M.release_free_heap(keep=out["free"] + (1 << 30))
+out["rss_kept"] = rss()
+out["trimmed"] = M.release_free_heap(keep=16 << 20)
+out["rss_trimmed"] = rss()
+print(json.dumps(out))
+"""
+
+
+def test_free_heap_is_returned_only_beyond_the_budget():
+    """``release_free_heap`` leaves a free heap within its budget resident (the next evaluation
+    reuses it instead of faulting it in again) and returns a larger one to the system."""
+    out = subprocess.run([sys.executable, "-c", TRIM_PROBE], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout)
+    if got is None:
+        pytest.skip("not glibc >= 2.33: the heap is left to the allocator")
+    mb = 1 << 20
+    assert got["free"] >= 45 * mb
+    assert got["kept"] is False and got["rss_kept"] >= got["rss"] - 4 * mb
+    assert got["trimmed"] is True and got["rss_trimmed"] <= got["rss"] - 40 * mb

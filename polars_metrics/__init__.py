@@ -120,5 +120,7 @@ __all__ = [
 ]
 
 # numpy's huge-page requests make first touches of large arrays stall on kernels that compact
-# memory on demand; off unless NUMPY_MADVISE_HUGEPAGE says otherwise (see _memory)
+# memory on demand; off unless NUMPY_MADVISE_HUGEPAGE says otherwise. glibc's heap thresholds
+# start where its own adjustment ends, unless the user set them (see _memory)
 _memory.use_small_pages()
+_memory.settle_heap_thresholds()

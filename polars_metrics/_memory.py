@@ -1,85 +1,150 @@
-"""Give freed heap memory back to the operating system; first-touched memory without huge-page
-compaction.
+"""Where an evaluation's arrays get their memory, and when it goes back to the system.
 
-Huge pages: numpy asks the kernel for transparent huge pages on every array of 4 MB or more
+The figures are from this project's 2-core VM, where a first touch of a 4 KB page costs about
+1.8 us (filling 100 MB of fresh pages: ~47 ms). Elsewhere than glibc on Linux only the huge-page
+switch applies.
+
+**Huge pages.** numpy asks the kernel for transparent huge pages on every array of 4 MB or more
 (``madvise(MADV_HUGEPAGE)``). Where the kernel honours that request by compacting memory on the
 spot (``/sys/kernel/mm/transparent_hugepage/defrag`` = ``madvise``, the default of many
 distributions and cloud VMs), each first touch of such an array can stall while 2 MB of
-physical memory is assembled. Measured on this project's 2-core VM: allocating and filling
-400 MB took 10-15 s with numpy's default (2.6-3.1 s of system time, 3,125 faults) against 1-3 s
-without (0.24-0.42 s of system time). An evaluation allocates and fills hundreds of MB of fresh
-arrays, so :func:`use_small_pages` turns numpy's request off when polars_metrics is imported,
+physical memory is assembled. Measured: allocating and filling 400 MB took 10-15 s with numpy's
+default (2.6-3.1 s of system time, 3,125 faults) against 1-3 s without (0.24-0.42 s of system
+time). :func:`use_small_pages` turns numpy's request off when polars_metrics is imported,
 unless ``NUMPY_MADVISE_HUGEPAGE`` is set (numpy's own switch: ``1`` keeps huge pages).
 
-numpy's large temporaries come from glibc's malloc. After the first large free, glibc raises
-its mmap threshold (up to 32 MB), so later arrays of an evaluation live in the heap; once
-freed, they stay resident as free heap space that the next evaluation only partly reuses.
-Repeated evaluations in one process (a notebook, a benchmark loop) then creep upwards in
-resident memory. ``malloc_trim(0)`` returns those free pages (about 1-2 ms), but the next
-evaluation then faults them in again: on the 2-core VM, where a first touch costs ~1.8 us a
-page, that made a warm 5,000-image call 8-12% slower. So the heap is trimmed only when more
-than ``KEEP_FREE`` bytes of it are free (glibc's ``mallinfo2``): small and medium evaluations
-keep their free pages for the next one (measured: +3 MB peak at 5,000 images, +23 MB at
-20,000), large ones give them back (at 100,000 images an untrimmed heap raised the peak with
-the previous result alive by 205 MB). Elsewhere than glibc this does nothing.
+**glibc's thresholds.** glibc serves an allocation above its mmap threshold (128 KB at first)
+with a fresh ``mmap`` and unmaps it when it is freed. After the first such free it raises the
+threshold to that size (at most 32 MB) and its trim threshold to twice that, so later arrays
+come from the heap and reuse freed memory. A fresh process's first evaluation runs before that
+has happened: each temporary it frees goes back to the system, and the next one is faulted in
+afresh. :func:`settle_heap_thresholds`, called at import, starts glibc where its own adjustment
+ends (32 MB and 64 MB). Measured, interleaved: a fresh process's first 5,000-image call faulted
+~5,000 fewer pages and took 8-12 ms (7%) less; a warm call 3-7% less; the peak rose ~6 MB at
+5,000 images and not measurably at 20,000 or 100,000. Not done when the user set glibc's
+thresholds (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, or ``GLIBC_TUNABLES``
+naming them). A streamed run raises them further while its batches run (``stream._malloc``)
+and comes back to these.
+
+**The free heap.** Once freed, an evaluation's arrays stay resident as free heap space, which
+the next evaluation reuses. ``malloc_trim(0)`` returns those pages (1-2 ms), but the next
+evaluation then faults them in again: that made a warm 5,000-image call 8-12% slower. So
+:func:`release_free_heap` trims only when more than ``KEEP_FREE`` bytes of the heap are free
+(glibc's ``mallinfo2``): small and medium evaluations keep their free pages for the next one
+(measured with the previous result alive: +3 to +8 MB peak at 5,000 images, +23 to +34 MB at
+20,000), large ones give them back (at 100,000 images an untrimmed heap raised that peak by
+205 MB).
 """
 from __future__ import annotations
 
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 
 KEEP_FREE = 256 << 20  # bytes of free heap left for the next evaluation to reuse
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameters
+GLIBC_DEFAULT_THRESHOLD = 128 << 10  # both thresholds, before glibc adjusts them
+MMAP_THRESHOLD = 32 << 20  # the ceiling of glibc's own adjustment on 64-bit systems
+TRIM_THRESHOLD = 2 * MMAP_THRESHOLD  # what glibc pairs with it
+_USER_THRESHOLDS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
 
-# (malloc_trim, free heap bytes) from glibc; None off glibc; False: not looked up yet
-_glibc: tuple[Callable[[int], int], Callable[[], int]] | None | bool = False
+
+@dataclass(frozen=True)
+class _Glibc:
+    trim: Callable[[int], int]
+    mallopt: Callable[[int, int], int]
+    free_bytes: Callable[[], int] | None  # mallinfo2 (glibc >= 2.33)
 
 
-def _lookup() -> tuple[Callable[[int], int], Callable[[], int]] | None:
+_glibc: _Glibc | None | bool = False  # False: not looked up yet
+_settled = False  # settle_heap_thresholds set them
+
+
+def _lookup() -> _Glibc | None:
     if not sys.platform.startswith("linux"):
         return None
     import ctypes
 
-    class _Mallinfo2(ctypes.Structure):  # glibc >= 2.33
+    class _Mallinfo2(ctypes.Structure):
         _fields_ = [(name, ctypes.c_size_t) for name in (
             "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
             "fordblks", "keepcost")]
 
     try:
         libc = ctypes.CDLL("libc.so.6")  # glibc's soname; musl has no malloc_trim
-        trim, info = libc.malloc_trim, libc.mallinfo2
+        trim, mallopt = libc.malloc_trim, libc.mallopt
     except (OSError, AttributeError):
         return None
     trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    info.argtypes, info.restype = [], _Mallinfo2
-    return trim, lambda: info().fordblks
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    info = getattr(libc, "mallinfo2", None)
+    if info is not None:
+        info.argtypes, info.restype = [], _Mallinfo2
+    return _Glibc(trim, mallopt, None if info is None else (lambda: info().fordblks))
+
+
+def _functions() -> _Glibc | None:
+    global _glibc
+    if _glibc is False:
+        _glibc = _lookup()
+    return _glibc
 
 
 def free_heap_bytes() -> int | None:
     """Bytes in glibc's free heap chunks (all arenas), None elsewhere than glibc >= 2.33."""
     glibc = _functions()
-    return None if glibc is None else glibc[1]()
+    return None if glibc is None or glibc.free_bytes is None else glibc.free_bytes()
 
 
 def release_free_heap(keep: int = KEEP_FREE) -> bool:
-    """``malloc_trim(0)`` when more than ``keep`` bytes of the heap are free (see the module
-    docstring); returns whether it trimmed.
+    """``malloc_trim(0)`` when more than ``keep`` bytes of the heap are free (always, where
+    glibc cannot tell), see the module docstring; returns whether it trimmed.
 
-    >>> release_free_heap(keep=0) == (free_heap_bytes() is not None)
+    >>> release_free_heap(keep=0) == (_functions() is not None)
     True
     """
     glibc = _functions()
-    if glibc is None or glibc[1]() <= keep:
+    if glibc is None:
         return False
-    glibc[0](0)
+    free = free_heap_bytes()
+    if free is not None and free <= keep:
+        return False
+    glibc.trim(0)
     return True
 
 
-def _functions():
-    global _glibc
-    if _glibc is False:
-        _glibc = _lookup()
-    return _glibc
+def user_set_thresholds() -> bool:
+    """Whether the user chose glibc's mmap / trim thresholds (environment variables)."""
+    return (any(name in os.environ for name in _USER_THRESHOLDS)
+            or "threshold" in os.environ.get("GLIBC_TUNABLES", ""))
+
+
+def set_heap_thresholds(mmap_threshold: int, trim_threshold: int) -> bool:
+    """Set glibc's mmap and trim thresholds, unless the user chose them; returns whether set."""
+    glibc = _functions()
+    if glibc is None or user_set_thresholds():
+        return False
+    glibc.mallopt(M_MMAP_THRESHOLD, mmap_threshold)
+    glibc.mallopt(M_TRIM_THRESHOLD, trim_threshold)
+    return True
+
+
+def settle_heap_thresholds() -> bool:
+    """Start glibc's thresholds where its own adjustment ends (see the module docstring);
+    returns whether they were set.
+
+    >>> settle_heap_thresholds() == (_functions() is not None and not user_set_thresholds())
+    True
+    """
+    global _settled
+    _settled = set_heap_thresholds(MMAP_THRESHOLD, TRIM_THRESHOLD)
+    return _settled
+
+
+def settled_thresholds() -> tuple[int, int]:
+    """The (mmap, trim) thresholds to come back to after raising them for a while."""
+    return (MMAP_THRESHOLD, TRIM_THRESHOLD) if _settled else (GLIBC_DEFAULT_THRESHOLD,) * 2
 
 
 def use_small_pages() -> bool:

@@ -61,3 +61,52 @@ def test_free_heap_is_returned_only_beyond_the_budget():
     assert got["free"] >= 45 * mb
     assert got["kept"] is False and got["rss_kept"] >= got["rss"] - 4 * mb
     assert got["trimmed"] is True and got["rss_trimmed"] <= got["rss"] - 40 * mb
+
+
+THRESHOLD_PROBE = """
+import ctypes, json, numpy as np
+from polars_metrics import _memory
+if _memory.free_heap_bytes() is None:
+    print(json.dumps(None)); raise SystemExit
+from polars_metrics.stream._malloc import reusing_memory
+
+class Mallinfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                                "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+info = ctypes.CDLL("libc.so.6").mallinfo2
+info.restype = Mallinfo2
+
+def mapped(nbytes):  # whether glibc gave an array of nbytes its own mmap (else: the heap)
+    _memory.release_free_heap(keep=0)  # no free heap to serve it from: the thresholds decide
+    before = info().hblks
+    array = np.ones(nbytes, np.uint8)
+    return info().hblks > before
+
+out = {"4MB": mapped(4 << 20), "100MB": mapped(100 << 20)}
+with reusing_memory():
+    out["100MB streamed"] = mapped(100 << 20)
+out["4MB after"], out["100MB after"] = mapped(4 << 20), mapped(100 << 20)
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("user_threshold", [None, "131072"])
+def test_heap_thresholds_start_settled_and_a_stream_comes_back_to_them(user_threshold):
+    """From import on, a 4 MB array comes from glibc's heap (glibc alone maps the first one
+    afresh); 100 MB ones are mapped, except while a streamed run's batches reuse the heap;
+    after a stream the settled thresholds are back, not glibc's 128 KB. Thresholds the user
+    set in the environment are left alone, by the stream too."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("MALLOC_MMAP_THRESHOLD_",
+                                                                "MALLOC_TRIM_THRESHOLD_")}
+    environ.pop("GLIBC_TUNABLES", None)
+    if user_threshold is not None:
+        environ["MALLOC_MMAP_THRESHOLD_"] = user_threshold
+    out = subprocess.run([sys.executable, "-c", THRESHOLD_PROBE], env=environ, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout)
+    if got is None:
+        pytest.skip("not glibc >= 2.33")
+    ours = user_threshold is None
+    assert got == {"4MB": not ours, "100MB": True, "100MB streamed": not ours,
+                   "4MB after": not ours, "100MB after": True}

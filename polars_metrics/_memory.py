@@ -47,7 +47,8 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameters
 GLIBC_DEFAULT_THRESHOLD = 128 << 10  # both thresholds, before glibc adjusts them
 MMAP_THRESHOLD = 32 << 20  # the ceiling of glibc's own adjustment on 64-bit systems
 TRIM_THRESHOLD = 2 * MMAP_THRESHOLD  # what glibc pairs with it
-_USER_THRESHOLDS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+_USER_THRESHOLDS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")  # glibc's variables
+_USER_TUNABLES = ("glibc.malloc.mmap_threshold", "glibc.malloc.trim_threshold")
 
 
 @dataclass(frozen=True)
@@ -116,8 +117,9 @@ def release_free_heap(keep: int = KEEP_FREE) -> bool:
 
 def user_set_thresholds() -> bool:
     """Whether the user chose glibc's mmap / trim thresholds (environment variables)."""
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
     return (any(name in os.environ for name in _USER_THRESHOLDS)
-            or "threshold" in os.environ.get("GLIBC_TUNABLES", ""))
+            or any(f"{name}=" in tunables for name in _USER_TUNABLES))
 
 
 def set_heap_thresholds(mmap_threshold: int, trim_threshold: int) -> bool:

@@ -110,3 +110,22 @@ def test_heap_thresholds_start_settled_and_a_stream_comes_back_to_them(user_thre
     ours = user_threshold is None
     assert got == {"4MB": not ours, "100MB": True, "100MB streamed": not ours,
                    "4MB after": not ours, "100MB after": True}
+
+
+@pytest.mark.parametrize(("env", "chosen"), [
+    ({}, False),
+    ({"MALLOC_MMAP_THRESHOLD_": "65536"}, True),
+    ({"MALLOC_TRIM_THRESHOLD_": "0"}, True),
+    ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=65536"}, True),
+    ({"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0"}, True),
+    # other tunables named *threshold are not the heap's
+    ({"GLIBC_TUNABLES": "glibc.cpu.x86_rep_movsb_threshold=2048"}, False),
+])
+def test_which_environments_choose_the_heap_thresholds(monkeypatch, env, chosen):
+    from polars_metrics import _memory
+
+    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert _memory.user_set_thresholds() is chosen

@@ -15,6 +15,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from polars_metrics import _memory, state
 from polars_metrics import namespace as _namespace  # noqa: F401  (registers `.pm`)
+from polars_metrics._memory import release_memory
 from polars_metrics.compare import Comparison, compare  # eager: a subpackage of that name
 from polars_metrics.errors import (
     FormatError,
@@ -103,6 +104,8 @@ __all__ = [
     "evaluate", "compare", "Comparison", "partial", "merge", "finalize", "Evaluation",
     "CocoEvaluation", "PartialResult", "uncertain_across",
     "FINE_CONFIDENCE_THRESHOLDS", "pairwise_iou", "state", "synthetic",
+    # the memory kept between evaluations for the next one, given back
+    "release_memory",
     # views: Altair charts and the self-contained HTML report
     "plot", "report",
     # profiles

@@ -115,6 +115,37 @@ def release_free_heap(keep: int = KEEP_FREE) -> bool:
     return True
 
 
+def release_memory() -> int | None:
+    """Give back the memory polars_metrics keeps between evaluations for the next one to reuse:
+    the data-row table's spare buffers (up to 1 GB, ``polars_metrics._spare``) and glibc's
+    free heap (up to ``KEEP_FREE`` after an evaluation). Results still referenced keep their
+    memory. Returns the resident bytes the process gave back (None where Linux cannot say).
+
+    Examples
+    --------
+    >>> import polars_metrics as pm
+    >>> _ = pm.release_memory()  # e.g. after the last evaluation of a notebook session
+    """
+    import gc
+
+    from polars_metrics._spare import release_spares
+
+    before = _resident_bytes()
+    gc.collect()  # results in reference cycles give their arrays (and spares) back first
+    release_spares()
+    release_free_heap(keep=0)
+    after = _resident_bytes()
+    return None if before is None or after is None else max(0, before - after)
+
+
+def _resident_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError, IndexError):
+        return None
+
+
 def user_set_thresholds() -> bool:
     """Whether the user chose glibc's mmap / trim thresholds (environment variables)."""
     tunables = os.environ.get("GLIBC_TUNABLES", "")

@@ -29,6 +29,18 @@ def test_import_turns_numpy_huge_pages_off_unless_the_user_chose(env, after):
     assert now == after
 
 
+def _probe(code: str, env: dict[str, str] | None = None, timeout: float = 120) -> dict:
+    """Run ``code`` in a fresh interpreter and read the JSON it prints; skip where it prints
+    null (not glibc >= 2.33: the heap is left to the allocator)."""
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=timeout)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout)
+    if got is None:
+        pytest.skip("not glibc >= 2.33: the heap is left to the allocator")
+    return got
+
+
 TRIM_PROBE = """
 import json, numpy as np
 from polars_metrics import _memory as M
@@ -51,12 +63,7 @@ print(json.dumps(out))
 def test_free_heap_is_returned_only_beyond_the_budget():
     """``release_free_heap`` leaves a free heap within its budget resident (the next evaluation
     reuses it instead of faulting it in again) and returns a larger one to the system."""
-    out = subprocess.run([sys.executable, "-c", TRIM_PROBE], capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    got = json.loads(out.stdout)
-    if got is None:
-        pytest.skip("not glibc >= 2.33: the heap is left to the allocator")
+    got = _probe(TRIM_PROBE)
     mb = 1 << 20
     assert got["free"] >= 45 * mb
     assert got["kept"] is False and got["rss_kept"] >= got["rss"] - 4 * mb
@@ -101,12 +108,7 @@ def test_heap_thresholds_start_settled_and_a_stream_comes_back_to_them(user_thre
     environ.pop("GLIBC_TUNABLES", None)
     if user_threshold is not None:
         environ["MALLOC_MMAP_THRESHOLD_"] = user_threshold
-    out = subprocess.run([sys.executable, "-c", THRESHOLD_PROBE], env=environ, capture_output=True,
-                         text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    got = json.loads(out.stdout)
-    if got is None:
-        pytest.skip("not glibc >= 2.33")
+    got = _probe(THRESHOLD_PROBE, env=environ)
     ours = user_threshold is None
     assert got == {"4MB": not ours, "100MB": True, "100MB streamed": not ours,
                    "4MB after": not ours, "100MB after": True}
@@ -154,12 +156,7 @@ def test_release_memory_gives_back_what_is_kept_for_the_next_evaluation():
     """After evaluations whose results are gone, the data-row table's spares (11.6 MB here)
     and the free heap kept under the budget stay resident for the next evaluation;
     ``pm.release_memory()`` returns them, says how much, and then has nothing more to give."""
-    out = subprocess.run([sys.executable, "-c", RELEASE_PROBE], capture_output=True, text=True,
-                         timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    got = json.loads(out.stdout)
-    if got is None:
-        pytest.skip("not glibc >= 2.33")
+    got = _probe(RELEASE_PROBE, timeout=300)
     mb = 1 << 20
     assert got["first"] >= 20 * mb
     assert got["rss_after"] <= got["rss"] - 20 * mb

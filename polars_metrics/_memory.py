@@ -33,7 +33,8 @@ evaluation then faults them in again: that made a warm 5,000-image call 8-12% sl
 (glibc's ``mallinfo2``): small and medium evaluations keep their free pages for the next one
 (measured with the previous result alive: +3 to +8 MB peak at 5,000 images, +23 to +34 MB at
 20,000), large ones give them back (at 100,000 images an untrimmed heap raised that peak by
-205 MB).
+205 MB). :func:`release_memory` (``pm.release_memory()``) gives back everything kept for the
+next evaluation: this free heap and the data-row table's spare buffers.
 """
 from __future__ import annotations
 

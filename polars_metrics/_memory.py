@@ -45,7 +45,6 @@ from dataclasses import dataclass
 
 KEEP_FREE = 256 << 20  # bytes of free heap left for the next evaluation to reuse
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameters
-GLIBC_DEFAULT_THRESHOLD = 128 << 10  # both thresholds, before glibc adjusts them
 MMAP_THRESHOLD = 32 << 20  # the ceiling of glibc's own adjustment on 64-bit systems
 TRIM_THRESHOLD = 2 * MMAP_THRESHOLD  # what glibc pairs with it
 _USER_THRESHOLDS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")  # glibc's variables
@@ -60,7 +59,6 @@ class _Glibc:
 
 
 _glibc: _Glibc | None | bool = False  # False: not looked up yet
-_settled = False  # settle_heap_thresholds set them
 
 
 def _lookup() -> _Glibc | None:
@@ -99,9 +97,10 @@ def free_heap_bytes() -> int | None:
     return None if glibc is None or glibc.free_bytes is None else glibc.free_bytes()
 
 
-def release_free_heap(keep: int = KEEP_FREE) -> bool:
-    """``malloc_trim(0)`` when more than ``keep`` bytes of the heap are free (always, where
-    glibc cannot tell), see the module docstring; returns whether it trimmed.
+def release_free_heap(keep: int | None = None) -> bool:
+    """``malloc_trim(0)`` when more than ``keep`` bytes (default ``KEEP_FREE``) of the heap are
+    free (always, where glibc cannot tell), see the module docstring; returns whether it
+    trimmed.
 
     >>> release_free_heap(keep=0) == (_functions() is not None)
     True
@@ -110,7 +109,7 @@ def release_free_heap(keep: int = KEEP_FREE) -> bool:
     if glibc is None:
         return False
     free = free_heap_bytes()
-    if free is not None and free <= keep:
+    if free is not None and free <= (KEEP_FREE if keep is None else keep):
         return False
     glibc.trim(0)
     return True
@@ -171,14 +170,7 @@ def settle_heap_thresholds() -> bool:
     >>> settle_heap_thresholds() == (_functions() is not None and not user_set_thresholds())
     True
     """
-    global _settled
-    _settled = set_heap_thresholds(MMAP_THRESHOLD, TRIM_THRESHOLD)
-    return _settled
-
-
-def settled_thresholds() -> tuple[int, int]:
-    """The (mmap, trim) thresholds to come back to after raising them for a while."""
-    return (MMAP_THRESHOLD, TRIM_THRESHOLD) if _settled else (GLIBC_DEFAULT_THRESHOLD,) * 2
+    return set_heap_thresholds(MMAP_THRESHOLD, TRIM_THRESHOLD)
 
 
 def use_small_pages() -> bool:

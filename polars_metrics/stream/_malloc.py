@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 
-from polars_metrics._memory import set_heap_thresholds, settled_thresholds
+from polars_metrics._memory import set_heap_thresholds, settle_heap_thresholds
 
 _KEEP = 256 * 1024 * 1024  # below this, allocations come from (and return to) the heap
 
@@ -40,4 +40,4 @@ def reusing_memory():
     try:
         yield
     finally:
-        set_heap_thresholds(*settled_thresholds())
+        settle_heap_thresholds()

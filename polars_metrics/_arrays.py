@@ -88,20 +88,26 @@ def offsets_from_lengths(lengths) -> np.ndarray:
 # --- compact forms of what a result keeps ------------------------------------------------------
 
 def narrowed(**arrays: np.ndarray) -> dict[str, np.ndarray]:
-    """Each non-negative int32 array in the narrowest unsigned dtype holding its values (uint8,
-    uint16, else as it is); :func:`widened` reads it back.
+    """Each integer array in the narrowest dtype holding its values: uint8 or uint16 when it
+    is non-negative, else int32 when its values fit (an int64 array kept by a result), else
+    as it is; :func:`widened` reads it back as int32, ``astype(np.int64)`` as int64.
 
     >>> {k: v.dtype.name for k, v in narrowed(a=np.array([0, 255], np.int32),
     ...                                       b=np.array([256], np.int32),
     ...                                       c=np.array([70000], np.int32),
-    ...                                       d=np.array([-1], np.int32)).items()}
-    {'a': 'uint8', 'b': 'uint16', 'c': 'int32', 'd': 'int32'}
+    ...                                       d=np.array([-1], np.int32),
+    ...                                       e=np.array([-1, 70000]),
+    ...                                       f=np.array([2**31])).items()}
+    {'a': 'uint8', 'b': 'uint16', 'c': 'int32', 'd': 'int32', 'e': 'int32', 'f': 'int64'}
     """
     out = {}
     for name, a in arrays.items():
         lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
-        dtype = (np.uint8 if hi <= 0xFF else np.uint16 if hi <= 0xFFFF else None) if lo >= 0 else None
-        out[name] = a if dtype is None else a.astype(dtype)
+        if lo >= 0 and hi <= 0xFFFF:
+            dtype = np.uint8 if hi <= 0xFF else np.uint16
+        else:
+            dtype = np.int32 if -(2**31) <= lo and hi < 2**31 else a.dtype
+        out[name] = a.astype(dtype, copy=False)
     return out
 
 

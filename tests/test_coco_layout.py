@@ -147,6 +147,11 @@ def test_dt_rank_is_the_naive_rank_in_image_and_category():
     assert (expected == -1).sum() > 0 and (expected == 6).sum() > 0
     np.testing.assert_array_equal(res.dt_rank, expected)
     assert res.dt_rank.dtype == np.int64
+    # a result alive while the next evaluation runs adds to its peak: the index arrays it keeps
+    # for dt_match, dt_rank and the cube are narrowed (the ranks here fit a byte)
+    kept = [a for a in (*res._match_inputs[0], *res._row_code_of) if isinstance(a, np.ndarray)]
+    assert kept and all(a.dtype.itemsize <= 4 for a in kept if a.dtype.kind in "iu")
+    assert res._row_code_of[1].dtype == np.uint8
 
 
 @pytest.mark.parametrize("by_category", [True, False])

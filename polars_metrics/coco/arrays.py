@@ -121,7 +121,8 @@ class CocoResult:
         ranks of the evaluated rows only, so two results alive cost two fewer full columns)."""
         pd_rows, rank, _, max_det, _, n_pd = self._row_code_of
         out = np.full(n_pd, -1, np.int64)
-        out[pd_rows] = np.where(rank < max_det, rank, -1)
+        evaluated = rank < max_det
+        out[pd_rows[evaluated]] = rank[evaluated]
         return out
 
     def evaluated(self) -> np.ndarray:
@@ -152,6 +153,9 @@ class CocoResult:
         # the per-row match arrays are not needed for the COCO numbers: computed on first use
         # by re-running the matching at the recorded area only
         args, lo, hi, thrs, n_d, n_rows = self._match_inputs
+        # the kernel's index arrays are int64; the result keeps them narrowed (engine._result)
+        args = tuple(a.astype(np.int64) if isinstance(a, np.ndarray) and a.dtype.kind in "iu"
+                     else a for a in args)
         T = thrs.size
         dt_match = np.full((n_rows, T), -1, np.int32)
         dt_ignore = np.ones((n_rows, T), np.bool_)

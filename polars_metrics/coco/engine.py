@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from polars_metrics import _arrays
 from polars_metrics import schema as s
 from polars_metrics._arrays import offsets_from_lengths
 from polars_metrics._kernels import coco as K
@@ -377,11 +378,18 @@ def _result(rows: _Rows, lay: _Layout, p: CocoParams, precision, recall, scores,
     gt_ig[rows.gt_rows] = rows.g_ignore | (rows.g_area < lo) | (rows.g_area > hi)
     names, cat_ids = (rows.names, rows.cat_ids) if p.use_cats else (["all"], np.array([-1], np.int64))
     stats, md_used = summarize(precision, recall, p)
+    # the int64 index arrays a result keeps, narrowed (a result alive while the next evaluation
+    # runs costs its peak): widened again only when ``dt_match`` is built
+    index = {id(a): _arrays.narrowed(a=a)["a"] for a in (*match_inputs[0], lay.rank)
+             if isinstance(a, np.ndarray) and a.dtype == np.int64}
+    kept = lambda a: index.get(id(a), a)  # noqa: E731
+    match_inputs = (tuple(map(kept, match_inputs[0])), *match_inputs[1:])
     return CocoResult(
         params=p, precision=precision, recall=recall, scores=scores, stats=stats,
         summary=summary_frame(stats, md_used), _per_category_of=(names, cat_ids, n_gt),
         category_ids=cat_ids, features=tuple(names), image_ids=rows.image_ids,
         gt_id_zero=gt_id_zero, gt_ignore=gt_ig, match_area=p.area_labels[keep],
         n_pd_outside=rows.n_outside, _match_inputs=match_inputs,
-        _row_code_of=(rows.pd_rows, lay.rank, lay.dt_pos, max_det, keep_code, match_inputs[-1]),
+        _row_code_of=(kept(rows.pd_rows), kept(lay.rank), kept(lay.dt_pos), max_det, keep_code,
+                      match_inputs[-1]),
     )

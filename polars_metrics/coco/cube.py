@@ -26,6 +26,7 @@ import numpy as np
 import polars as pl
 
 from polars_metrics import schema as s
+from polars_metrics._arrays import narrowed, widened
 from polars_metrics._kernels.aot import kernel
 from polars_metrics._parallel import run_ranges
 from polars_metrics.coco.arrays import CocoResult
@@ -139,7 +140,7 @@ def cube_tables(gt: pl.DataFrame, pd: pl.DataFrame, res: CocoResult, *, conf_thr
     # rows not evaluated carry every ignore bit: the kernel skips them before reading their
     # key; threads take disjoint IoU thresholds (scores are finite: the row checks said so)
     key_tp, key_pd = (np.zeros((T, S * F, C), np.int64) for _ in range(2))
-    img_tp, img_pd = (np.zeros((T, n_img, C), np.int32) for _ in range(2))  # kept: 4 bytes
+    img_tp, img_pd = (np.zeros((T, n_img, C), np.int32) for _ in range(2))
     run_ranges(coco_cell_counts, (res._row_code(), f64(pd[s.CONFIDENCE]),
                                   np.ascontiguousarray(conf_thr, dtype=np.float64),
                                   np.maximum(d_key, 0).astype(np.int64), d_img.astype(np.int64),
@@ -165,11 +166,15 @@ def cube_tables(gt: pl.DataFrame, pd: pl.DataFrame, res: CocoResult, *, conf_thr
                                            iou_thr=iou_rounded)
     img_gt = np.bincount(g_img[counted_gt], minlength=n_img)
     head = images.select(s.DATA_ROW, *by)
-    rows = RowTable(lambda: _image_table(head, conf_thr, iou_rounded, img_tp, img_pd, img_gt,
-                                         zero_tn))
+    # what the data-row table is built from, kept narrowed (a detection count per image: a
+    # byte or two an entry, not 4) and widened for the kernel when the table is built
+    img = narrowed(tp=img_tp, pd=img_pd)
+    rows = RowTable(lambda: _image_table(head, conf_thr, iou_rounded, widened(img["tp"]),
+                                         widened(img["pd"]), img_gt, zero_tn))
     feats = pl.Series(list(res.features), dtype=pl.String)
-    # what the lazy tables keep of each detection's category: 4 bytes, not 8 (K < 2**31)
-    d_cat = d_cat.astype(np.int32)
+    # what the lazy tables keep of each detection's category: a byte while K <= 256 (-1,
+    # a detection of no category, keeps it int32)
+    d_cat = narrowed(d_cat=d_cat)["d_cat"]
     gt_ids, pd_ids = ids
     # what the lazy tables read: a few prediction columns, not the input tables
     pd_cols = pd.select(s.DATA_ROW, s.CONFIDENCE).with_columns(pd_ids.alias(_PD_ID))

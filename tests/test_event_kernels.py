@@ -2,6 +2,8 @@
 tables: each against the numpy computation it replaces."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import polars as pl
 import pytest
@@ -53,6 +55,40 @@ def test_accumulate_events_bins_each_pair_as_event_bins_does(seed, strict, free)
     np.testing.assert_array_equal(got, want)
     if free != "some":  # one flag for every pair reaches the kernel as one entry
         assert pair_free.shape == (1,)
+
+
+@pytest.mark.parametrize("dense", [True, False])
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_event_cells_count_each_event_at_its_key_and_cells(monkeypatch, seed, threads, dense):
+    """``cube.event_cells`` (keys seen, then each event's differences at its key's index, per
+    thread) against events counted one by one at (key, c, t < bin), the key and the bin taken
+    the numpy way; both the one-pass path (many events) and the keys-array one."""
+    from polars_metrics import _parallel, cube
+
+    monkeypatch.setattr(_parallel, "num_threads", lambda: threads)
+    monkeypatch.setattr(_parallel, "SMALL", 0)
+    monkeypatch.setattr(cube, "DENSE_CELL_BYTES" if not dense else "MMAP_THRESHOLD", 0)
+    pairs, ev_k, ev_c, _, thr, _, C = _random_events(seed, "some")
+    rng = np.random.default_rng(seed)
+    n_slices, n_feat = 3, 4
+    gt_row = np.sort(rng.integers(0, 6, 50)).astype(np.int64)
+    row_slice = rng.integers(0, n_slices, 6).astype(np.int64)
+    gt_feat = rng.integers(0, n_feat + 1, 50).astype(np.int32)
+    pd_feat = rng.integers(0, n_feat + 1, 60).astype(np.int32)
+    m = dataclasses.replace(_matches(pairs, ev_k, ev_c, thr, False), gt_row=gt_row)
+    uniq, matched = cube.event_cells(m, row_slice, gt_feat, pd_feat, n_slices=n_slices,
+                                     n_features=n_feat, n_conf=C)
+    W = n_feat + 1
+    g, p = pairs.gt[ev_k], pairs.pd[ev_k]
+    keys = (row_slice[gt_row[g]] * W + gt_feat[g]) * W + pd_feat[p]
+    bins = event_bins(pairs, ev_k, thr, False)
+    want_keys = sorted(set(keys.tolist()))
+    want = np.zeros((len(want_keys), C, thr.shape[0]), np.int64)
+    for key, c, b in zip(keys.tolist(), ev_c.tolist(), bins.tolist(), strict=True):
+        want[want_keys.index(key), c, :b] += 1
+    assert uniq.tolist() == want_keys and len(want_keys) > 10
+    np.testing.assert_array_equal(matched, want)
 
 
 def test_event_keys_read_ground_truth_and_prediction_through_the_pair():

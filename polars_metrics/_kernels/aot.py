@@ -98,6 +98,10 @@ EXPORTS: dict[tuple[str, str], str] = {
     ("cube", "event_keys"): "i8[:](i4[:], i4[:], i4[:], i8[:], i8[:], i4[:], i4[:], i8)",
     ("cube", "accumulate_events"):  # inv ev_c ev_k, pair iou free, iou_cut, K C T
         "i8[:, :, :](i8[:], i4[:], i4[:], f8[:], b1[:], f8[:], i8, i8, i8)",
+    ("cube", "event_key_cells"):  # ev_k ev_c, pair gt pd, gt_row row_slice, feats, W, pair iou free,
+        # cut, bounds present diff
+        "void(i4[:], i4[:], i4[:], i4[:], i8[:], i8[:], i4[:], i4[:], i8, f8[:], b1[:], f8[:],"
+        f" i8[:], b1[:], i4[:, :, :], {_I8_ROWS})",
     ("cube", "emit_confusion"):
         "(i8[:], i8[:], i8[:], i8[:], i8[:], i8[:])"
         "(i8[:], i8[:], i8[:], i8[:, :, :], i8[:, :, :, :], i8[:, :, :, :], i8[:])",

@@ -145,6 +145,23 @@ def event_keys(ev_k, pair_gt, pair_pd, gt_row, row_slice, gt_feat, pd_feat, widt
 
 
 @njit(cache=True, nogil=True, _nrt=False)
+def event_key_cells(ev_k, ev_c, pair_gt, pair_pd, gt_row, row_slice, gt_feat, pd_feat, width,
+                    pair_iou, pair_free, iou_cut, bounds, present, diff, lo, hi):
+    """:func:`event_keys` and :func:`accumulate_events`' differences in one pass over the events
+    ``bounds[lo]:bounds[hi]``, over the whole (dense) key space: ``present[key]`` set for every
+    event's key, its +1 / -1 at ``diff[key, c]``. No per-event array of keys or bins."""
+    n_iou = diff.shape[2] - 1
+    for i in range(bounds[lo], bounds[hi]):
+        k = ev_k[i]
+        g, p = pair_gt[k], pair_pd[k]
+        key = (row_slice[gt_row[g]] * width + gt_feat[g]) * width + pd_feat[p]
+        b = pair_bin(k, pair_iou, pair_free, iou_cut)
+        present[key] = True
+        diff[key, ev_c[i], 0] += 1
+        diff[key, ev_c[i], min(b, n_iou)] -= 1
+
+
+@njit(cache=True, nogil=True, _nrt=False)
 def _event_differences(inv, ev_c, ev_k, pair_iou, pair_free, iou_cut, n_iou, diff):
     """The events' +1 / -1 into ``diff``, without reference counts (the inlined ``pair_bin``
     would count its three arrays per event)."""

@@ -106,6 +106,29 @@ def _random_rows(seed: int, n_rows: int):
     return boxes(int(g_off[-1])), g_off.astype(np.int64), boxes(int(p_off[-1])), p_off.astype(np.int64)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_joined_parts_copied_on_threads_equal_their_concatenation(monkeypatch, threads):
+    """``_joined`` copies the parts into each joined column on threads (pieces split across
+    part boundaries): the columns equal numpy's concatenation, and the parts are emptied."""
+    from polars_metrics import _parallel
+    from polars_metrics.kinds import box as box_kind
+
+    monkeypatch.setattr(_parallel, "num_threads", lambda: threads)
+    monkeypatch.setattr(box_kind, "JOIN_THREADS_PAIRS", 0)
+    rng = np.random.default_rng(threads)
+    sizes = [0, 5, 1, 17, 3]
+    parts = [[rng.integers(0, 99, n).astype(np.int32), rng.integers(0, 99, n).astype(np.int32),
+              rng.random(n)] for n in sizes]
+    want = [np.concatenate([p[i] for p in parts]) for i in range(3)]
+    off = np.array([0, sum(sizes)], np.int64)
+    got = box_kind._joined(off, parts)
+    assert got[0] is off
+    for a, b in zip(got[1:], want, strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    assert all(x is None for p in parts for x in p)
+
+
 def test_box_pairs_kernel_growth_path_gives_the_same_pairs(monkeypatch):
     """Ranges whose grid exceeds PAIR_CAP grow their outputs between data rows: the pure
     Python kernel with a tiny cap lists the pairs of the compiled one (full cap)."""

@@ -28,6 +28,7 @@ from polars_metrics.events import (
     compact_events,
     compact_walk_values,
     drop_unread_tables,
+    event_kernel,
     iou_passes,
     narrowed,
     walk_rows,
@@ -80,12 +81,14 @@ def match(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
     ev_off, ev_n, ev_pair, rf_ngt, rf_until, _, _, _, row_iou = walk
     out_off = _arrays.offsets_from_lengths(ev_n.sum(axis=1))
     n_ev = int(out_off[-1])
-    ev_c, ev_k = np.empty(n_ev, np.int32), np.empty(n_ev, np.int64)
-    run_ranges(compact_events, (ev_off, ev_n, ev_pair, out_off, ev_c, ev_k), out_off)
+    # the events' pairs written in their kept dtype (int32 below 2**31 pairs), not converted
+    ev_c, ev_k = np.empty(n_ev, np.int32), np.empty(n_ev, index_dtype(len(pairs)))
+    run_ranges(event_kernel(compact_events, ev_k), (ev_off, ev_n, ev_pair, out_off, ev_c, ev_k),
+               out_off)
     del ev_pair
     walk = walk[:2] + (None,) + walk[3:]  # the events' scratch goes before the values'
     return Matches(
-        ev_k=ev_k.astype(index_dtype(len(pairs))), pairs=pairs, rf_off=rf_off,
+        ev_k=ev_k, pairs=pairs, rf_off=rf_off,
         narrow=narrowed(ev_c=ev_c, rf_feat=rf_feat, rf_ngt=rf_ngt, rf_until=rf_until,
                         npass=npass),
         values=compact_walk_values(walk), class_aware=profile.class_aware,
@@ -154,8 +157,10 @@ def match_by_score(prep: Prepared, pairs: Pairs, profile: Profile) -> Matches:
                                        walk_nt, n_iou, ev_off, ev_n, ev_walk),
                walk_off + prep.gt.off)
     out_off = _arrays.offsets_from_lengths(ev_n.sum(axis=1))
-    ev_t, ev_w = np.empty(int(out_off[-1]), np.int32), np.empty(int(out_off[-1]), np.int64)
-    run_ranges(compact_events, (ev_off, ev_n, ev_walk, out_off, ev_t, ev_w), out_off)
+    n_ev = int(out_off[-1])
+    ev_t, ev_w = np.empty(n_ev, np.int32), np.empty(n_ev, index_dtype(k.shape[0]))
+    run_ranges(event_kernel(compact_events, ev_w), (ev_off, ev_n, ev_walk, out_off, ev_t, ev_w),
+               out_off)
     ev_k = k[ev_w].astype(index_dtype(len(pairs)))
     ev_c = base.npass[pairs.pd[ev_k]].astype(np.int32)
     score_rows = _score_row_tables(prep, base, ev_k, ev_c, ev_t)

@@ -80,7 +80,9 @@ EXPORTS: dict[tuple[str, str], str] = {
     ("matching", "greedy_match_by_score"):
         "void(i8[:], i8[:], i4[:], i4[:], f8[:], i4[:], i8, "  # gt_off walk_* n_iou
         f"i8[:], i8[:, :], i8[:], {_I8_ROWS})",             # ev_off ev_n ev_walk, row range
-    ("groups", "compact_events"): f"void(i8[:], i8[:, :], i8[:], i8[:], i4[:], i8[:], {_I8_ROWS})",
+    ("groups", "compact_events"):  # slots, counts, slot pairs, offsets, c, pairs (int32: see
+        # events.event_kernel)
+        f"void(i8[:], i8[:, :], i8[:], i8[:], i4[:], i4[:], {_I8_ROWS})",
     ("groups", "compact_values"):
         f"void(i8[:], i8[:, :], i4[:], f8[:], i8[:], i4[:], i4[:], f8[:], {_I8_ROWS})",
     ("groups", "stable_group_order"): "i8[:](i8[:], i8)",

@@ -28,12 +28,24 @@ def test_side_equals_the_numpy_construction(seed):
     row = rng.integers(0, n_rows, n)
     if seed % 3 == 0:
         row = np.sort(row)  # a table in data-row order
-    keep = rng.random(n) < (1.0 if seed % 4 == 1 else 0.8)
+    keep = rng.random(n) < (1.0 if seed % 4 == 1 else 0.3 if seed % 4 == 2 else 0.8)
     names = ("cat", "dog", "eel")
-    feat = rng.integers(0, 3, n)
-    npass = rng.integers(0, 12, n).astype(np.int32) if seed % 2 else None
+    # codes converted to int32 by _side (packed in place when most are kept), or given as
+    # int32 (the caller's arrays: packed into new ones, never overwritten)
+    feat = rng.integers(0, 3, n).astype(np.int32 if seed % 5 == 0 else np.int64)
+    npass = rng.integers(0, 12, n).astype(np.int32 if seed % 2 else np.int8) if seed % 3 else None
+    given = (feat.copy(), None if npass is None else npass.copy())
     frame = pl.DataFrame({"feature": pl.Series([names[f] for f in feat], dtype=pl.String)})
     side = P._side(frame, keep, row, feat, npass, n_rows)
+    assert np.array_equal(feat, given[0]) and (npass is None or np.array_equal(npass, given[1]))
+    # arrays the caller gives up may be overwritten: the same side
+    up = P._side(frame, keep, row, feat.copy(), None if npass is None else npass.copy(), n_rows,
+                 given_up=True)
+    assert up.off.tolist() == side.off.tolist() and up.feat.tolist() == side.feat.tolist()
+    assert (up.idx is None) == (side.idx is None)
+    assert up.idx is None or up.idx.tolist() == side.idx.tolist()
+    assert (up.npass is None) == (side.npass is None)
+    assert up.npass is None or up.npass.tolist() == side.npass.tolist()
     idx, off, f, p = _reference(keep, row, feat, npass, n_rows)
     assert (side.idx is None) == (idx is None)
     if idx is not None:

@@ -264,9 +264,11 @@ def event_cells(m: Matches, row_slice: np.ndarray, gt_feat: np.ndarray, pd_feat:
     parts = even_parts(ev_k.shape[0])
     cells = event_kernel(event_key_cells, ev_k)
 
+    # int32 counts while the events' pairs are int32 positions (fewer than 2**31 events)
+    count_dtype = np.int32 if ev_k.dtype == np.int32 else np.int64
+
     def counted(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-        # int32: a thread's differences stay below its number of events
-        present, diff = np.zeros(space, np.bool_), np.zeros((space, C, T + 1), np.int32)
+        present, diff = np.zeros(space, np.bool_), np.zeros((space, C, T + 1), count_dtype)
         cells(ev_k, m.ev_c, *keyed[1:], pair_iou, pair_free, iou_cut, parts, present, diff,
               lo, hi)
         return present, diff
@@ -275,7 +277,7 @@ def event_cells(m: Matches, row_slice: np.ndarray, gt_feat: np.ndarray, pd_feat:
     present, diff = parts_counted[0]
     for more_present, more in parts_counted[1:]:
         present |= more_present
-        diff += more  # int32 still: the events number below 2**31 (int32 pair positions)
+        diff += more
     uniq = np.flatnonzero(present)
     return uniq, np.cumsum(diff[uniq, :, :T], axis=2, dtype=np.int64)
 

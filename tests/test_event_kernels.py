@@ -57,13 +57,15 @@ def test_accumulate_events_bins_each_pair_as_event_bins_does(seed, strict, free)
         assert pair_free.shape == (1,)
 
 
-@pytest.mark.parametrize("dense", [True, False])
+@pytest.mark.parametrize(("dense", "positions"),
+                         [(True, np.int32), (False, np.int32), (True, np.int64)])
 @pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_event_cells_count_each_event_at_its_key_and_cells(monkeypatch, seed, threads, dense):
-    """``cube.event_cells`` (keys seen, then each event's differences at its key's index, per
-    thread) against events counted one by one at (key, c, t < bin), the key and the bin taken
-    the numpy way; both the one-pass path (many events) and the keys-array one."""
+def test_event_cells_count_each_event_at_its_key_and_cells(monkeypatch, seed, threads, dense,
+                                                            positions):
+    """``cube.event_cells`` against events counted one by one at (key, c, t < bin), the key
+    and the bin taken the numpy way: the one-pass path (many events; int64 event positions,
+    beyond 2**31 pairs, through numba's JIT) and the keys-array one."""
     from polars_metrics import _parallel, cube
 
     monkeypatch.setattr(_parallel, "num_threads", lambda: threads)
@@ -76,7 +78,8 @@ def test_event_cells_count_each_event_at_its_key_and_cells(monkeypatch, seed, th
     row_slice = rng.integers(0, n_slices, 6).astype(np.int64)
     gt_feat = rng.integers(0, n_feat + 1, 50).astype(np.int32)
     pd_feat = rng.integers(0, n_feat + 1, 60).astype(np.int32)
-    m = dataclasses.replace(_matches(pairs, ev_k, ev_c, thr, False), gt_row=gt_row)
+    m = dataclasses.replace(_matches(pairs, ev_k.astype(positions), ev_c, thr, False),
+                            gt_row=gt_row)
     uniq, matched = cube.event_cells(m, row_slice, gt_feat, pd_feat, n_slices=n_slices,
                                      n_features=n_feat, n_conf=C)
     W = n_feat + 1

@@ -34,7 +34,7 @@ accumulate_events = kernel("cube", "accumulate_events")
 event_key_cells = kernel("cube", "event_key_cells")
 
 DENSE_KEY_LIMIT = 1 << 22  # key spaces up to this size use a lookup table instead of np.unique
-DENSE_CELL_BYTES = 16 << 20  # a thread's (key, c, t) differences over the whole key space
+DENSE_CELL_BYTES = 16 << 20  # at most this per thread: (key, c, t) counts over the whole key space
 
 
 def compress_keys(key: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray]:
@@ -255,7 +255,10 @@ def event_cells(m: Matches, row_slice: np.ndarray, gt_feat: np.ndarray, pd_feat:
     W, C, T = n_features + 1, n_conf, iou_cut.shape[0]
     space = n_slices * W * W
     keyed = (ev_k, pair_gt, pair_pd, m.gt_row, row_slice, gt_feat, pd_feat, W)
-    if 8 * ev_k.shape[0] < MMAP_THRESHOLD or space * C * (T + 1) * 4 > DENSE_CELL_BYTES:
+    # int32 counts while the events' pairs are int32 positions (fewer than 2**31 events)
+    count_dtype = np.dtype(np.int32 if ev_k.dtype == np.int32 else np.int64)
+    cell_bytes = space * C * (T + 1) * count_dtype.itemsize
+    if 8 * ev_k.shape[0] < MMAP_THRESHOLD or cell_bytes > DENSE_CELL_BYTES:
         key = event_kernel(event_keys, ev_k)(*keyed)
         uniq, inv = compress_keys(key, space)
         del key
@@ -263,9 +266,6 @@ def event_cells(m: Matches, row_slice: np.ndarray, gt_feat: np.ndarray, pd_feat:
             inv, m.ev_c, ev_k, pair_iou, pair_free, iou_cut, uniq.shape[0], C, T)
     parts = even_parts(ev_k.shape[0])
     cells = event_kernel(event_key_cells, ev_k)
-
-    # int32 counts while the events' pairs are int32 positions (fewer than 2**31 events)
-    count_dtype = np.int32 if ev_k.dtype == np.int32 else np.int64
 
     def counted(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         present, diff = np.zeros(space, np.bool_), np.zeros((space, C, T + 1), count_dtype)

@@ -379,10 +379,14 @@ def _result(rows: _Rows, lay: _Layout, p: CocoParams, precision, recall, scores,
     names, cat_ids = (rows.names, rows.cat_ids) if p.use_cats else (["all"], np.array([-1], np.int64))
     stats, md_used = summarize(precision, recall, p)
     # the int64 index arrays a result keeps, narrowed (a result alive while the next evaluation
-    # runs costs its peak): widened again only when ``dt_match`` is built
-    index = {id(a): _arrays.narrowed(a=a)["a"] for a in (*match_inputs[0], lay.rank)
-             if isinstance(a, np.ndarray) and a.dtype == np.int64}
-    kept = lambda a: index.get(id(a), a)  # noqa: E731
+    # runs costs its peak): widened again only when ``dt_match`` is built. An array held twice
+    # (frame rows and positions are also in ``_row_code_of``) is narrowed once and shared
+    narrow = {id(a): _arrays.narrowed(a=a)["a"] for a in (*match_inputs[0], lay.rank)
+              if isinstance(a, np.ndarray) and a.dtype == np.int64}
+
+    def kept(a):
+        return narrow.get(id(a), a)
+
     match_inputs = (tuple(map(kept, match_inputs[0])), *match_inputs[1:])
     return CocoResult(
         params=p, precision=precision, recall=recall, scores=scores, stats=stats,

@@ -279,16 +279,25 @@ def test_work_peak_sees_the_work_and_not_the_loading():
     """The harness's peak RSS of the timed work comes from VmHWM restarted at the work's start
     (no thread sampling beside the timed code): memory touched inside counts, the loading's
     larger transient before it does not, and the process peak keeps both."""
+    import mmap
+
     from benchmarks.worker import WorkPeak, rss_bytes
 
     mb = 2**20
-    loading = np.ones(96 * mb, np.uint8)  # a transient of the loading, freed before the work
-    del loading
+
+    def touched(n: int) -> mmap.mmap:
+        # pages of their own, each written: resident whatever the allocator holds free already
+        # (a numpy array may reuse free heap that a test before this one left in the process)
+        m = mmap.mmap(-1, n)
+        np.frombuffer(m, np.uint8)[:] = 1
+        return m
+
+    touched(96 * mb).close()  # a transient of the loading, freed before the work
     peak = WorkPeak()
     with peak.measuring():
-        work = np.ones(48 * mb, np.uint8)  # touched: resident
+        work = touched(48 * mb)
         inside = rss_bytes()
-        del work
+        work.close()
     assert inside >= peak.rss_loaded + 40 * mb
     # the kernel's counters behind VmHWM and VmRSS are batched per thread: equal to ~1 MB
     assert peak.peak >= inside - mb

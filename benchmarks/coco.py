@@ -158,6 +158,10 @@ def timed(fn):
 def peak_mb():  # VmHWM: this interpreter's own peak (ru_maxrss would carry the forking parent's)
     return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM:")).split()[1]) / 1024
 
+def file_backed_mb():  # resident pages of mapped files: library code (polars' runtime is ~59 MB of
+    # ours), an input file a reader maps; counted in VmHWM like any page, shared between processes
+    return int(next(l for l in open("/proc/self/status") if l.startswith("RssFile:")).split()[1]) / 1024
+
 def reset_peak():  # the peak starts again from the resident size now (Linux: "5" > clear_refs)
     import gc; gc.collect()
     try:
@@ -226,6 +230,7 @@ for name, fn in runs.items():
     out[f"{name}_stats"] = [float(v) for v in stats]
     # the loaded data plus this variant's runs (each run's result alive during the next run's)
     out[f"peak_rss_{name}_mb"] = peak_mb() if phase else None
+    out[f"file_rss_{name}_mb"] = file_backed_mb()  # at the phase's end (library pages only grow)
     r = None
 out["peak_rss_mb"] = max(out["peak_rss_load_mb"], peak_mb(),
                          *(v for k, v in out.items() if k.startswith("peak_rss_") and v))
@@ -262,7 +267,7 @@ def _merge(runs: list[dict]) -> dict:
         out[key.replace("_s", "_min_s")] = float(min(pooled))
     for key in ("load_s", "load_cpu_s", "load_warm_s"):
         out[key] = float(min(r[key] for r in runs))
-    for key in [k for k in runs[0] if k.startswith("peak_rss_")]:
+    for key in [k for k in runs[0] if k.startswith(("peak_rss_", "file_rss_"))]:
         values = [r[key] for r in runs if r.get(key) is not None]
         out[key] = max(values) if values else None
     out["loadavg"] = [round(r["loadavg_before"], 2) for r in runs]
@@ -297,7 +302,9 @@ def run_coco_benchmark(
     ``pm.evaluate_coco``), for ours ``full_s`` (``pm.evaluate(profile="coco")`` with the
     cube, confusion and data-row tables), ``peak_rss_mb`` (the process) and per phase
     ``peak_rss_load_mb`` / ``peak_rss_core_mb`` / ``peak_rss_full_mb`` (the peak restarts from the
-    resident size at each phase: the loaded data plus that phase's runs), ``stats``, ``max_abs_stat_diff``,
+    resident size at each phase: the loaded data plus that phase's runs), ``file_rss_core_mb`` /
+    ``file_rss_full_mb`` (of the resident size at that phase's end, the pages of mapped files:
+    library code above all), ``stats``, ``max_abs_stat_diff``,
     ``loadavg``, and for the peers ``ratio_core`` (peer / ours core), ``ratio_full`` (peer /
     ours full), ``ratio_load`` (peer load / ours).
     """
@@ -363,17 +370,20 @@ def run_coco_benchmark(
 
 
 def _rss(r: dict) -> str:
-    """Peak RSS: the whole process, then its load and core phases (and ours' full phase)."""
+    """Peak RSS: the whole process, then its load and core phases (and ours' full phase); then
+    how much of the last phase's resident size was file-backed (mostly library code)."""
     phases = [f"{r[k]:.0f}" for k in ("peak_rss_load_mb", "peak_rss_core_mb", "peak_rss_full_mb")
               if r.get(k) is not None]
-    return f"{r['peak_rss_mb']:.0f} ({' / '.join(phases)})" if phases else f"{r['peak_rss_mb']:.0f}"
+    text = f"{r['peak_rss_mb']:.0f} ({' / '.join(phases)})" if phases else f"{r['peak_rss_mb']:.0f}"
+    files = [r[k] for k in ("file_rss_full_mb", "file_rss_core_mb") if r.get(k) is not None]
+    return f"{text}; {files[0]:.0f} file-backed" if files else text
 
 
 def format_table(rows: list[dict]) -> str:
     """A markdown table of ``run_coco_benchmark`` rows: seconds, then ratios peer / ours (> 1:
     ours faster), medians (min / min in brackets)."""
     head = ("| library | variant | load s first / again | evaluate+accumulate+summarize s (CPU s) | ours full s "
-            "| peak RSS MB: process (load / core / full phases) | peer / ours core | peer / ours full | peer / ours load first / again "
+            "| peak RSS MB: process (load / core / full phases); of it file-backed at the end | peer / ours core | peer / ours full | peer / ours load first / again "
             "| 12 stats: max abs diff (exactly equal) | load avg |")
     lines = [head, "|" + "---|" * 11]
     for r in rows:

@@ -36,6 +36,7 @@ t1 = time.perf_counter()
 import polars_metrics as pm
 t2 = time.perf_counter()
 path, d = sys.argv[1], sys.argv[2]
+loaded = set(sys.modules)  # what the call imports beyond what reading the inputs did
 if path.startswith("coco-"):
     iou_type = path.split("-")[1]
     t3, c3 = time.perf_counter(), time.process_time()
@@ -46,6 +47,7 @@ else:
     name = path.split()[0]
     gt = pl.read_parquet(d + f"/{name}_gt.parquet")
     pd = pl.read_parquet(d + f"/{name}_pd.parquet")
+    loaded = set(sys.modules)
     t3, c3 = time.perf_counter(), time.process_time()
     if path == "labelbox_sdk.metrics":
         pm.labelbox_sdk.metrics(gt, pd)
@@ -56,6 +58,7 @@ else:
         ev = pm.evaluate(gt, pd)
         ev.cube, ev.confusion, ev.data_rows
 t4, c4 = time.perf_counter(), time.process_time()
+imported = sorted(set(sys.modules) - loaded)
 compiled = []
 if "numba" in sys.modules:
     from polars_metrics._kernels import _jit
@@ -65,7 +68,8 @@ if "numba" in sys.modules:
                 if isinstance(v, _jit.Kernel) and v._dispatcher is not None and v._dispatcher.signatures:
                     compiled.append(".".join(v.key))
 print(json.dumps({"import_polars_s": t1 - t0, "import_s": t2 - t1, "call_s": t4 - t3, "call_cpu_s": c4 - c3,
-                  "numba_loaded": "numba" in sys.modules, "compiled": sorted(set(compiled))}))
+                  "numba_loaded": "numba" in sys.modules, "compiled": sorted(set(compiled)),
+                  "imported": imported}))
 """
 
 

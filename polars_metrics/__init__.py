@@ -13,6 +13,12 @@ import os as _os
 # starts its thread pool; an explicit setting by the user wins).
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# polars imports numpy.ma the first time it makes a Series from a numpy array (np.ma.getmask),
+# which every evaluation does: 10-12 ms of module setup (numpy.ma parses the text signatures of
+# numpy's builtins). Imported here, with everything else an evaluation needs, so that a
+# process's first evaluation does not pay for it.
+import numpy.ma as _numpy_ma  # noqa: E402, F401
+
 from polars_metrics import _memory, state
 from polars_metrics import namespace as _namespace  # noqa: F401  (registers `.pm`)
 from polars_metrics._memory import release_memory

@@ -53,6 +53,16 @@ def test_first_call_compiles_nothing(path, inputs, tmp_path):
     assert (out["numba_loaded"], out["compiled"]) == (False, [])
 
 
+def test_first_box_evaluation_imports_nothing_but_the_compiled_kernels(inputs, tmp_path):
+    """``import polars_metrics`` imports what a box evaluation needs (numpy.ma too, which polars
+    imports on its first Series from a numpy array): a process's first call sets up no module
+    but the compiled kernels, loaded on first use."""
+    out = json.loads(_python(CHILD, "boxes", str(inputs),
+                             NUMBA_CACHE_DIR=str(tmp_path / "numba_cache")).splitlines()[-1])
+    assert out["imported"], "the compiled kernels are loaded on first use: the probe sees imports"
+    assert [m for m in out["imported"] if not m.startswith(f"{aot.__package__}._aot_")] == []
+
+
 # Installed before anything runs: the first call of each exported kernel is also run, on copies
 # of its arguments, compiled and through numba's JIT; ``seen`` says whether results and
 # written arrays were equal.

@@ -32,47 +32,60 @@ def ratio_columns(tp="tp", fp="fp", fn="fn") -> list[pl.Expr]:
     ]
 
 
-def cube_from_counts(counts: pl.DataFrame, by: Sequence[str], zero_tn: bool) -> pl.DataFrame:
-    """(*by, feature, c, t, tp, fp, tn, fn, precision, recall, f1, iou) from additive counts."""
-    keys = [*by, s.FEATURE, *C_T]
-    tn = pl.col(s.TN).cast(pl.Int64)
-    tn = (tn.fill_null(0) if zero_tn else tn).alias(s.TN)
-    return (
+def cube_and_overall(counts: pl.DataFrame, by: Sequence[str],
+                     zero_tn: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The cube and the overall table from additive counts. One pass computes the per-feature
+    ratios and one aggregation both the summed counts and the means of those ratios: a small
+    evaluation's cost is mostly per polars operation (4.3-4.9 ms here at 100 images as two
+    group-bys and a join, 2.7-3.4 ms so).
+
+    cube : (*by, feature, c, t, tp, fp, tn, fn, precision, recall, f1, iou), sorted.
+    overall : (*by, average, c, t, tp, fp, tn, fn, precision, recall, f1, iou): ``micro`` rows
+        (ratios of the summed counts) and ``macro`` rows (the summed counts with the means of
+        the per-feature ratios), sorted. Both aggregate the sorted per-feature rows, so their
+        float sums do not depend on the order ``counts`` came in.
+
+    Examples
+    --------
+    >>> counts = pl.DataFrame({"feature": ["a", "b"], "confidence_threshold": [0.5, 0.5],
+    ...     "iou_threshold": [0.5, 0.5], "tp": [1, 0], "gt_count": [2, 0], "pd_count": [1, 1],
+    ...     "iou_sum": [0.8, 0.0], "iou_rows": [1, 0], "tn": [None, None]},
+    ...     schema_overrides={"tn": pl.Int64})
+    >>> cube, overall = cube_and_overall(counts, (), zero_tn=False)
+    >>> cube.select("feature", "tp", "fp", "fn", "precision", "recall").rows()
+    [('a', 1, 0, 1, 1.0, 0.5), ('b', 0, 1, 0, 0.0, None)]
+    >>> overall.select("average", "tp", "fp", "fn", "precision", "recall").rows()
+    [('macro', 1, 1, 1, 0.5, 0.5), ('micro', 1, 1, 1, 0.5, 0.5)]
+    """
+    keys = [*by, *C_T]
+    per_feature = (
         counts.select(
-            *keys,
+            *by, s.FEATURE, *C_T,
             pl.col(s.TP).cast(pl.Int64),
             (pl.col("pd_count") - pl.col(s.TP)).cast(pl.Int64).alias(s.FP),
-            tn,
+            pl.col(s.TN).cast(pl.Int64),
             (pl.col("gt_count") - pl.col(s.TP)).cast(pl.Int64).alias(s.FN),
             pl.col("iou_sum"), pl.col("iou_rows"),
         )
         .with_columns(*ratio_columns(), _ratio(pl.col("iou_sum"), pl.col("iou_rows")).alias(s.IOU))
-        .drop("iou_sum", "iou_rows")
-        .sort(keys, nulls_last=True)
+        .sort([*by, s.FEATURE, *C_T], nulls_last=True)
     )
-
-
-def overall_from_counts(counts: pl.DataFrame, cube: pl.DataFrame, by: Sequence[str],
-                        zero_tn: bool) -> pl.DataFrame:
-    """Micro rows (ratios of summed counts) and macro rows (means of per-feature ratios)."""
-    keys = [*by, *C_T]
-    sums = counts.group_by(keys).agg(
-        pl.col(s.TP).sum().cast(pl.Int64),
-        (pl.col("pd_count") - pl.col(s.TP)).sum().cast(pl.Int64).alias(s.FP),
-        (pl.col("gt_count") - pl.col(s.TP)).sum().cast(pl.Int64).alias(s.FN),
-        pl.when(pl.col(s.TN).is_not_null().any()).then(pl.col(s.TN).sum()).cast(pl.Int64).alias(s.TN),
+    tn = pl.col(s.TN).fill_null(0) if zero_tn else pl.col(s.TN)
+    cube = per_feature.select(*by, s.FEATURE, *C_T, s.TP, s.FP, tn, s.FN, *s.RATIO_COLUMNS)
+    sums = per_feature.group_by(keys).agg(
+        pl.col(s.TP).sum(), pl.col(s.FP).sum(), pl.col(s.FN).sum(),
+        pl.when(pl.col(s.TN).is_not_null().any()).then(pl.col(s.TN).sum()).cast(pl.Int64)
+        .alias(s.TN),
         pl.col("iou_sum").sum(), pl.col("iou_rows").sum(),
+        *(pl.col(c).mean().alias(f"mean_{c}") for c in s.RATIO_COLUMNS),
     )
-    tn = (pl.col(s.TN).fill_null(0) if zero_tn else pl.col(s.TN)).alias(s.TN)
-    micro = sums.select(
-        *keys, pl.lit("micro").alias(s.AVERAGE), s.TP, s.FP, tn, s.FN,
-        *ratio_columns(), _ratio(pl.col("iou_sum"), pl.col("iou_rows")).alias(s.IOU),
-    )
-    means = cube.group_by(keys).agg([pl.col(c).mean() for c in s.RATIO_COLUMNS])
-    macro = sums.select(*keys, pl.lit("macro").alias(s.AVERAGE), s.TP, s.FP, tn, s.FN).join(
-        means, on=keys, how="left", nulls_equal=True)
-    return (pl.concat([micro, macro]).sort([*by, s.AVERAGE, *C_T], nulls_last=True)
-            .select(*by, s.AVERAGE, *C_T, *s.METRIC_COLUMNS))
+    micro = sums.select(*keys, pl.lit("micro").alias(s.AVERAGE), s.TP, s.FP, tn, s.FN,
+                        *ratio_columns(), _ratio(pl.col("iou_sum"), pl.col("iou_rows")).alias(s.IOU))
+    macro = sums.select(*keys, pl.lit("macro").alias(s.AVERAGE), s.TP, s.FP, tn, s.FN,
+                        *(pl.col(f"mean_{c}").alias(c) for c in s.RATIO_COLUMNS))
+    overall = (pl.concat([micro, macro]).sort([*by, s.AVERAGE, *C_T], nulls_last=True)
+               .select(*by, s.AVERAGE, *C_T, *s.METRIC_COLUMNS))
+    return cube, overall
 
 
 # The table's generated columns (thresholds, row IoU, numeric keys) are kept as spares only

@@ -72,11 +72,10 @@ class CocoEvaluation(Evaluation):
         """The evaluation of one COCO engine run (:func:`polars_metrics.coco.run`)."""
         t0 = time.perf_counter()
         zero_tn = out.profile.zero_tn
-        cube = metrics.cube_from_counts(out.tables.counts, out.by, zero_tn)
+        cube, overall = metrics.cube_and_overall(out.tables.counts, out.by, zero_tn)
         return cls(
             profile=out.profile, keys=out.keys, by=out.by, confidence_thresholds=out.conf_thr,
-            iou_thresholds=out.iou_thr, cube=cube,
-            overall=metrics.overall_from_counts(out.tables.counts, cube, out.by, zero_tn),
+            iou_thresholds=out.iou_thr, cube=cube, overall=overall,
             confusion=out.tables.confusion, data_rows=out.tables.rows,
             excluded=out.excluded, rejects=out.rejects, coco=out.coco,
             coco_summary=out.summary, coco_per_category=out.per_category, tables=out.tables,

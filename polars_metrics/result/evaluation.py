@@ -91,8 +91,7 @@ class Evaluation:
         """Finalize a (merged) partial result: ratios, micro and macro rows."""
         t0 = time.perf_counter()
         zero_tn = part.profile.zero_tn
-        cube = metrics.cube_from_counts(part.counts, part.by, zero_tn)
-        overall = metrics.overall_from_counts(part.counts, cube, part.by, zero_tn)
+        cube, overall = metrics.cube_and_overall(part.counts, part.by, zero_tn)
         return cls(
             profile=part.profile, keys=part.keys, by=part.by, confidence_thresholds=part.conf_thr,
             iou_thresholds=part.iou_thr, cube=cube, overall=overall,

@@ -330,11 +330,10 @@ def _groups(dirs: list[Path], codes: list[np.ndarray], n_rec: np.ndarray, use_ca
 
 def _evaluation(run: CocoRun, data_rows: pl.LazyFrame, out: Path) -> StreamedCocoEvaluation:
     """:meth:`CocoEvaluation.from_run` with the data-row frame left lazy."""
-    cube = metrics.cube_from_counts(run.tables.counts, run.by, run.profile.zero_tn)
+    cube, overall = metrics.cube_and_overall(run.tables.counts, run.by, run.profile.zero_tn)
     ev = StreamedCocoEvaluation(
         profile=run.profile, keys=run.keys, by=run.by, confidence_thresholds=run.conf_thr,
-        iou_thresholds=run.iou_thr, cube=cube,
-        overall=metrics.overall_from_counts(run.tables.counts, cube, run.by, run.profile.zero_tn),
+        iou_thresholds=run.iou_thr, cube=cube, overall=overall,
         confusion=run.tables.confusion, data_rows=data_rows, excluded=run.excluded,
         rejects=run.rejects, coco=run.coco, coco_summary=run.summary,
         coco_per_category=run.per_category, tables=run.tables, timings=run.timings)

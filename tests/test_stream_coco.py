@@ -4,6 +4,7 @@ tolerance), pycocotools' published numbers on the real fixture, and the same cub
 data-row and per-annotation frames — for any number of batches and any batch order."""
 from __future__ import annotations
 
+import pickle
 import re
 import warnings
 from pathlib import Path
@@ -15,6 +16,8 @@ import pytest
 import polars_metrics as pm
 from polars_metrics.errors import PolarsMetricsError, ProfileError
 from polars_metrics.io.coco import read_coco
+from polars_metrics.result.coco import CocoEvaluation
+from polars_metrics.state import RowTable
 from polars_metrics.stream import evaluate_stream
 from polars_metrics.synthetic import detections
 
@@ -82,6 +85,32 @@ def test_fixture_streamed_equals_in_memory_and_published(fixture_files, tmp_path
     assert [squash(x) for x in ev.coco.format_summary().splitlines()] == list(map(squash, published))
     assert np.array_equal(np.round(ev.coco.stats, 3),
                           [float(line.rsplit("=", 1)[1]) for line in published])
+
+
+def test_a_coco_result_pickles_in_memory_and_streamed(fixture_files, tmp_path):
+    """Every lazy table of a profile="coco" result is built by a module function, not a
+    lambda: the result pickles (its data-row table as the frame) and comes back equal."""
+    iou_type, d, whole = fixture_files
+    assert_same(pickle.loads(pickle.dumps(whole)), whole)
+    streamed = pm.evaluate(d / "gt.parquet", d / "pd.parquet", profile="coco",
+                           iou_type=iou_type, batches=2, out=tmp_path)
+    assert_same(pickle.loads(pickle.dumps(streamed)), whole)
+
+
+def test_per_category_is_built_on_first_read():
+    gt, pd = read_coco(GT, RESULTS["bbox"])
+    ev = pm.evaluate(gt, pd, profile="coco")
+    assert "per_category" not in vars(ev.coco)  # CocoResult caches it once built
+    assert isinstance(CocoEvaluation.coco_per_category.raw(ev), RowTable)
+    table = ev.coco_per_category
+    assert "per_category" in vars(ev.coco) and table.equals(ev.coco.per_category)
+    # with by=, each slice's stats are evaluated during the call: a frame
+    sliced = pm.evaluate(gt, pd, profile="coco", data_rows=pl.DataFrame(
+        {"data_row": gt["data_row"].unique().sort()}).with_columns(
+        split=pl.when(pl.col("data_row") % 2 == 0).then(pl.lit("a")).otherwise(pl.lit("b"))),
+        by="split")
+    assert isinstance(CocoEvaluation.coco_per_category.raw(sliced), pl.DataFrame)
+    assert set(sliced.coco_per_category["split"]) == {"a", "b"}
 
 
 def test_fixture_any_batch_order(fixture_files, tmp_path):

@@ -29,6 +29,7 @@ from polars_metrics.coco.slices import image_slices, slice_summaries
 from polars_metrics.errors import ProfileError, SchemaError
 from polars_metrics.prepare import to_frame
 from polars_metrics.profiles import Profile
+from polars_metrics.state import RowTable
 from polars_metrics.validation import POS, require_columns
 
 
@@ -53,7 +54,7 @@ class CocoRun:
     iou_thr: np.ndarray
     coco: CocoResult
     summary: pl.DataFrame
-    per_category: pl.DataFrame
+    per_category: pl.DataFrame | RowTable  # (built on read without ``by``: slice_summaries)
     tables: CubeTables
     excluded: pl.DataFrame
     rejects: pl.DataFrame

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 
 import numpy as np
 import polars as pl
@@ -86,14 +86,21 @@ class CubeTables:
         return self._build_false_positives()
 
     def renamed(self, mapping: dict[str, str]) -> CubeTables:
-        """The same tables with columns renamed (``strict=False``); the lazy ones when built."""
+        """The same tables with columns renamed (``strict=False``); the lazy ones when built.
+        The lazy builders are partials of module functions, not lambdas, so that a result
+        pickles (a :class:`RowTable` pickles as its frame)."""
         def rn(frame: pl.DataFrame) -> pl.DataFrame:
             return frame.rename(mapping, strict=False)
 
-        m, f = self._build_matches, self._build_false_positives
-        return CubeTables(counts=rn(self.counts), confusion=rn(self.confusion),
-                          rows=RowTable(lambda: rn(self.data_rows)), gt_counted=rn(self.gt_counted),
-                          _build_matches=lambda: rn(m()), _build_false_positives=lambda: rn(f()))
+        return CubeTables(
+            counts=rn(self.counts), confusion=rn(self.confusion),
+            rows=RowTable(lambda: rn(self.data_rows)), gt_counted=rn(self.gt_counted),
+            _build_matches=partial(_built_renamed, self._build_matches, mapping),
+            _build_false_positives=partial(_built_renamed, self._build_false_positives, mapping))
+
+
+def _built_renamed(build: Callable[[], pl.DataFrame], mapping: dict[str, str]) -> pl.DataFrame:
+    return build().rename(mapping, strict=False)
 
 
 def category_index(frame: pl.DataFrame, res: CocoResult) -> np.ndarray:
@@ -183,8 +190,8 @@ def cube_tables(gt: pl.DataFrame, pd: pl.DataFrame, res: CocoResult, *, conf_thr
         gt_counted=pl.DataFrame({s.DATA_ROW: gt[s.DATA_ROW].filter(counted_gt),
                                  s.GT_ID: gt_ids.filter(counted_gt),
                                  s.FEATURE: feats.gather(g_cat[counted_gt])}),
-        _build_matches=lambda: _matches(pd_cols, res, iou_rounded, d_cat, gt_ids, feats),
-        _build_false_positives=lambda: _false_positives(pd_cols, res, iou_rounded, d_cat, feats),
+        _build_matches=partial(_matches, pd_cols, res, iou_rounded, d_cat, gt_ids, feats),
+        _build_false_positives=partial(_false_positives, pd_cols, res, iou_rounded, d_cat, feats),
     )
 
 

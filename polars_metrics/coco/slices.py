@@ -14,6 +14,7 @@ from polars_metrics.coco.arrays import CocoResult
 from polars_metrics.coco.engine import evaluate
 from polars_metrics.coco.params import CocoParams
 from polars_metrics.prepare import SLICE, attach_by, data_rows_frame, number_slices
+from polars_metrics.state import RowTable
 
 NOT_IN_GT = "not in ground truth"
 
@@ -50,11 +51,13 @@ def image_slices(gt: pl.DataFrame, pd: pl.DataFrame, image_ids: np.ndarray, by: 
 
 def slice_summaries(gt: pl.DataFrame, pd: pl.DataFrame, res: CocoResult, p: CocoParams,
                     images: pl.DataFrame, slices: pl.DataFrame,
-                    by: tuple[str, ...]) -> tuple[pl.DataFrame, pl.DataFrame]:
+                    by: tuple[str, ...]) -> tuple[pl.DataFrame, pl.DataFrame | RowTable]:
     """The summary and per-category frames; with ``by``, each slice evaluated on its images and
-    its rows led by the slice's ``by`` values."""
+    its rows led by the slice's ``by`` values. Without ``by`` the per-category frame is built
+    on first read (3 ms at any size, which most callers never read; ``res`` keeps it once
+    built)."""
     if not by:
-        return res.summary, res.per_category
+        return res.summary, RowTable(lambda: res.per_category)
     summaries, per_category = [], []
     for i in range(slices.height):
         members = images.filter(pl.col(SLICE) == i)[s.DATA_ROW].implode()

@@ -19,6 +19,7 @@ from polars_metrics._lazy import lazy
 from polars_metrics.analysis import BACKGROUND_IOU
 from polars_metrics.errors import did_you_mean
 from polars_metrics.result.evaluation import Evaluation
+from polars_metrics.state import LazyFrameField
 
 _tide = lazy("polars_metrics.analysis.tide")  # TIDE: on first use
 
@@ -39,7 +40,8 @@ class CocoEvaluation(Evaluation):
     coco_summary : the 12 summary stats (``metric``, ``iou``, ``area``, ``max_dets``,
         ``value``); with ``by=``, 12 rows per slice led by the ``by`` columns, each slice's
         images evaluated on their own (AP is not additive over images).
-    coco_per_category : per-category AP / AR (per slice likewise).
+    coco_per_category : per-category AP / AR (per slice likewise); without ``by``, built on
+        first read.
 
     The cube, confusion and data-row frames count under COCO matching at area "all" and the
     largest maxDet (ignored detections are neither TP nor FP; ignored ground truths never FN);
@@ -213,3 +215,7 @@ class CocoEvaluation(Evaluation):
         if per == "annotation":
             return ann
         return counts
+
+
+# coco_per_category: a frame, or (without by=) built on first read from the run's CocoResult
+CocoEvaluation.coco_per_category = LazyFrameField("coco_per_category")  # type: ignore[assignment]

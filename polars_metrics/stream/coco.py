@@ -20,6 +20,7 @@ import os
 import shutil
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -288,9 +289,9 @@ def finalize(small: dict[str, Any], tasks: list[Task], profile, key: str, out: P
     data_rows = scan_large(dirs, "data_rows").sort(key, maintain_order=True)
     tables = _StreamTables(
         counts=counts, confusion=confusion, rows=data_rows,
-        gt_counted=_Deferred(lambda: per_annotation(tasks, "gt_counted")),
-        _build_matches=lambda: per_annotation(tasks, "matches"),
-        _build_false_positives=lambda: per_annotation(tasks, "false_positives"))
+        gt_counted=_Deferred(partial(per_annotation, tasks, "gt_counted")),
+        _build_matches=partial(per_annotation, tasks, "matches"),
+        _build_false_positives=partial(per_annotation, tasks, "false_positives"))
     run = CocoRun(
         profile=profile, keys=(key,), by=(), conf_thr=conf_thr,
         iou_thr=np.round(p.iou_thresholds, s.THRESHOLD_DECIMALS), coco=res,

@@ -4,6 +4,8 @@ directories and LazyFrames; resume and incremental runs reuse finished batches; 
 is refused with a clear message."""
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import polars as pl
 import pytest
@@ -95,6 +97,17 @@ def test_batches_and_order_give_identical_frames(boxes, tmp_path, n, monkeypatch
     ev2 = evaluate_stream(gt, pd, profile=whole.profile, keys=["data_row"],
                           kwargs={}, batches=n, out=tmp_path / "b", batch_order=order)
     assert_identical(ev2, whole)
+    assert ev.lazy("data_rows").select(pl.len()).collect().item() == whole.data_rows.height
+
+
+def test_a_streamed_result_pickles(boxes, tmp_path):
+    """Its per-annotation loaders are partials of module functions, not closures: the result
+    pickles and, unpickled, reads the same frames (matches and data rows from its batch files)."""
+    gt, pd = boxes
+    whole = pm.evaluate(gt, pd)
+    ev = pickle.loads(pickle.dumps(pm.evaluate(gt, pd, batches=3, out=tmp_path)))
+    assert type(ev).__name__ == "StreamedEvaluation"
+    assert_identical(ev, whole)
     assert ev.lazy("data_rows").select(pl.len()).collect().item() == whole.data_rows.height
 
 

@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +232,20 @@ def _write_seconds(dirs: list[Path]) -> dict[str, float]:
         t is not None for t in total) else {}
 
 
+def _scan_per_annotation(tasks: list[Task], name: str) -> pl.LazyFrame:
+    """The batches' per-annotation files of one kind (``matches``, ``gt_annotations``, ...)."""
+    return pl.scan_parquet([str(per_annotation(t)[name]) for t in tasks])
+
+
+def _sorted_matches(tasks: list[Task], keys: tuple[str, ...]) -> pl.DataFrame:
+    return sorted_rows(_scan_per_annotation(tasks, "matches"), keys).collect()
+
+
+def _annotations(tasks: list[Task]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    return (_scan_per_annotation(tasks, "gt_annotations").collect(),
+            _scan_per_annotation(tasks, "pd_annotations").collect())
+
+
 def _finalize(reducer, tasks: list[Task], profile: Profile, keys, kwargs, out: Path,
               seconds: float, check: bool) -> StreamedEvaluation:
     t0 = time.perf_counter()
@@ -245,15 +260,11 @@ def _finalize(reducer, tasks: list[Task], profile: Profile, keys, kwargs, out: P
                   "iou_thr": s.normalize_thresholds(kwargs.get("iou_thresholds"),
                                                     "iou_thresholds")}
     keys_t = tuple(keys)
-
-    def scan(name: str) -> pl.LazyFrame:  # the batches' per-annotation files, rebuilt once
-        return pl.scan_parquet([str(per_annotation(t)[name]) for t in tasks])
-
+    # partials of module functions, not closures: the result pickles
     loaders = {
-        "matches": lambda: sorted_rows(scan("matches"), keys_t).collect(),
-        "_matches_lazy": lambda: scan("matches"),
-        "annotations": lambda: (scan("gt_annotations").collect(),
-                                scan("pd_annotations").collect()),
+        "matches": partial(_sorted_matches, tasks, keys_t),
+        "_matches_lazy": partial(_scan_per_annotation, tasks, "matches"),
+        "annotations": partial(_annotations, tasks),
     }
     part = PartialResult(
         profile=profile, keys=keys_t, by=by, conf_thr=np.asarray(thresholds["conf_thr"]),

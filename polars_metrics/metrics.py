@@ -47,15 +47,18 @@ def cube_and_overall(counts: pl.DataFrame, by: Sequence[str],
 
     Examples
     --------
-    >>> counts = pl.DataFrame({"feature": ["a", "b"], "confidence_threshold": [0.5, 0.5],
-    ...     "iou_threshold": [0.5, 0.5], "tp": [1, 0], "gt_count": [2, 0], "pd_count": [1, 1],
-    ...     "iou_sum": [0.8, 0.0], "iou_rows": [1, 0], "tn": [None, None]},
+    Feature a: 1 TP of 1 prediction and 2 ground truths; b: 1 TP of 4 predictions and 1
+    ground truth. Micro precision 2 / 5, recall 2 / 3; macro (1 + 1/4) / 2, (1/2 + 1) / 2.
+
+    >>> counts = pl.DataFrame({"feature": ["b", "a"], "confidence_threshold": [0.5, 0.5],
+    ...     "iou_threshold": [0.5, 0.5], "tp": [1, 1], "gt_count": [1, 2], "pd_count": [4, 1],
+    ...     "iou_sum": [0.6, 0.8], "iou_rows": [1, 1], "tn": [None, None]},
     ...     schema_overrides={"tn": pl.Int64})
     >>> cube, overall = cube_and_overall(counts, (), zero_tn=False)
     >>> cube.select("feature", "tp", "fp", "fn", "precision", "recall").rows()
-    [('a', 1, 0, 1, 1.0, 0.5), ('b', 0, 1, 0, 0.0, None)]
-    >>> overall.select("average", "tp", "fp", "fn", "precision", "recall").rows()
-    [('macro', 1, 1, 1, 0.5, 0.5), ('micro', 1, 1, 1, 0.5, 0.5)]
+    [('a', 1, 0, 1, 1.0, 0.5), ('b', 1, 3, 0, 0.25, 1.0)]
+    >>> overall.select("average", "tp", "fp", "fn", pl.col("precision", "recall").round(4)).rows()
+    [('macro', 2, 3, 1, 0.625, 0.75), ('micro', 2, 3, 1, 0.4, 0.6667)]
     """
     keys = [*by, *C_T]
     per_feature = (

@@ -66,7 +66,8 @@ def _merged(how: str, **kwargs: Any) -> Any:
 
 
 class RowTable:
-    """A per-data-row frame kept as the arrays it is built from (``build``), not as the frame.
+    """A per-data-row frame kept as the arrays it is built from (``build``), not as the frame
+    (also a COCO run's per-category table, which nobody may read).
 
     The frame of one run (121 rows per data row at 11 × 11 thresholds, ~1 GB at 100,000 data
     rows) is built on first read and cached *weakly*: while anybody holds it, every read returns

@@ -480,3 +480,64 @@ def test_box_iou_expression_validates_like_evaluate():
         rev.head(1).vstack(rev.tail(1).with_columns(a=pl.lit([0.0, 0.0, 1.0, 1.0], dtype=BOX["bbox"]))
                            ).select(pl.col("a").pm.box_iou("b"))
     assert df.head(2).select(pl.col("a").pm.box_iou("b")).to_series().to_list() == [1.0, None]
+
+
+# --- 8. JSON numbers beyond int64 / float64 in COCO files --------------------------------------------
+HUGE_INT, BEYOND_FLOAT = 10**20, 10**400  # JSON integers have no size limit
+
+COCO_GT = {"images": [{"id": 1, "height": 20, "width": 30}], "categories": [{"id": 1, "name": "c"}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4], "area": 12}]}
+COCO_RES = [{"image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4], "score": 0.5}]
+# (label, file, path to the value, value, table, column, reason)
+OVERSIZED = [
+    ("image id", "gt", ("images", 0, "id"), HUGE_INT, "images", "id", "not a 64-bit integer"),
+    ("image height", "gt", ("images", 0, "height"), HUGE_INT, "images", "height", "not a 64-bit integer"),
+    ("category id", "gt", ("categories", 0, "id"), HUGE_INT, "categories", "id", "not a 64-bit integer"),
+    ("annotation id", "gt", ("annotations", 0, "id"), -HUGE_INT, "annotations", "id", "not a 64-bit integer"),
+    ("annotation image", "gt", ("annotations", 0, "image_id"), HUGE_INT, "annotations", "image_id",
+     "not a 64-bit integer"),
+    ("annotation area", "gt", ("annotations", 0, "area"), BEYOND_FLOAT, "annotations", "area", "finite"),
+    ("annotation bbox", "gt", ("annotations", 0, "bbox", 2), BEYOND_FLOAT, "annotations", "bbox", "finite"),
+    ("polygon", "gt", ("annotations", 0, "segmentation"), [[1, 2, BEYOND_FLOAT, 2, 4, 6]], "annotations",
+     "segmentation", "not a list of polygons"),
+    ("rle size", "gt", ("annotations", 0, "segmentation"), {"size": [HUGE_INT, 30], "counts": [600]},
+     "annotations", "segmentation", "RLE size"),
+    ("result image", "res", (0, "image_id"), HUGE_INT, "results", "image_id", "not a 64-bit integer"),
+    ("result score", "res", (0, "score"), BEYOND_FLOAT, "results", "score", "finite"),
+    ("result bbox", "res", (0, "bbox", 0), -BEYOND_FLOAT, "results", "bbox", "finite"),
+    ("result rle size", "res", (0, "segmentation"), {"size": [20, HUGE_INT], "counts": "0j01N2"},
+     "results", "segmentation", "RLE size"),
+]
+
+
+def _with(doc, path, value):
+    doc = json.loads(json.dumps(doc))
+    *parents, last = path
+    node = doc
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return doc
+
+
+@pytest.mark.parametrize("case", OVERSIZED, ids=[c[0] for c in OVERSIZED])
+def test_numbers_beyond_int64_or_float64_are_row_errors(tmp_path, case):
+    """Before: an integer beyond int64 (an id, a height, an RLE size) or beyond float64 (a
+    coordinate, an area, a score) in a COCO file raised Python's raw OverflowError ("Python int
+    too large to convert to C long"). Now each is the reader's error naming table, row and
+    column, read from a file (typed scanner, which leaves such files to the generic reader) and
+    from parsed JSON alike, and a reject under ``on_invalid="drop"``."""
+    label, side, path, value, table, column, reason = case
+    gt = _with(COCO_GT, path, value) if side == "gt" else COCO_GT
+    res = _with(COCO_RES, path, value) if side == "res" else COCO_RES
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "res.json").write_text(json.dumps(res))
+    for source in ((tmp_path / "gt.json", tmp_path / "res.json"), (gt, res)):
+        for iou_type in ("bbox", "segm"):
+            with pytest.raises(FormatError) as err:
+                pm.read_coco(*source, iou_type=iou_type)
+            message = str(err.value)
+            assert f'{table}[0]: "{column}"' in message and reason in message, message
+            *_, rejects = pm.read_coco(*source, iou_type=iou_type, on_invalid="drop")
+            # (a dropped image also drops the annotations and results on it, each with its reason)
+            assert (table, 0, column) in rejects.select("table", "row", "column").rows()

@@ -58,8 +58,17 @@ def _all_of(values: list, types: set[type]) -> bool:
     return set(map(type, values)) <= types
 
 
-def int_column(values: list, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Values as int64 plus a 'bad' mask (missing, not an integer, bool)."""
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1  # ids and sizes are int64 columns
+
+
+def int_column(values: list) -> tuple[np.ndarray, np.ndarray]:
+    """Values as int64 plus a 'bad' mask: missing, not an integer, a bool, or an integer
+    beyond int64 (JSON numbers have no size limit; the rejects say "not a 64-bit integer").
+
+    >>> out, bad = int_column([3, 2.0, None, True, 1.5, 2**63, -2**63])
+    >>> out.tolist(), bad.tolist()
+    ([3, 2, 0, 0, 0, 0, -9223372036854775808], [False, False, True, True, True, True, False])
+    """
     if values and _all_of(values, {int}):  # the usual file: one conversion, no Python loop
         try:
             return np.array(values, np.int64), np.zeros(len(values), bool)
@@ -70,9 +79,9 @@ def int_column(values: list, name: str) -> tuple[np.ndarray, np.ndarray]:
     for i, v in enumerate(values):
         if isinstance(v, bool) or v is None:
             bad[i] = True
-        elif isinstance(v, int):
+        elif isinstance(v, int) and INT64_MIN <= v <= INT64_MAX:
             out[i] = v
-        elif isinstance(v, float) and v.is_integer():
+        elif isinstance(v, float) and v.is_integer() and INT64_MIN <= v < -INT64_MIN:
             out[i] = int(v)
         else:
             bad[i] = True
@@ -89,11 +98,23 @@ def float_column(values: list) -> tuple[np.ndarray, np.ndarray]:
     out = np.full(len(values), np.nan)
     bad = np.zeros(len(values), bool)
     for i, v in enumerate(values):
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v):
             out[i] = v
         else:
             bad[i] = True
     return out, bad
+
+
+def _finite(v: int | float) -> bool:
+    """A JSON number that is a finite float64 (an integer beyond ~1.8e308 is not).
+
+    >>> _finite(1.5), _finite(float("nan")), _finite(10**400)
+    (True, False, False)
+    """
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
 
 
 def bbox_column(values: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -119,7 +140,7 @@ def bbox_column(values: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             continue
         try:
             out[i] = v
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float
             bad[i] = True
     bad |= ~missing & ~np.isfinite(out).all(axis=1)
     return out, missing, bad

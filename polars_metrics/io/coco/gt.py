@@ -91,25 +91,25 @@ class _Parsed:
 
     def image_cols(self) -> ImageCols:
         images = _objects("images", self.data["images"])
-        img_id, bad_id = int_column([im.get("id") for im in images], "id")
+        img_id, bad_id = int_column([im.get("id") for im in images])
         hh = [im.get("height") for im in images]
         ww = [im.get("width") for im in images]
-        hgt, bad_h = int_column(hh, "height")
-        wid, bad_w = int_column(ww, "width")
+        hgt, bad_h = int_column(hh)
+        wid, bad_w = int_column(ww)
         return ImageCols(img_id, bad_id, hgt, bad_h, np.array([v is None for v in hh], bool),
                          wid, bad_w, np.array([v is None for v in ww], bool))
 
     def category_cols(self) -> CategoryCols:
         cats = _objects("categories", self.data["categories"])
-        cid, bad_c = int_column([c.get("id") for c in cats], "id")
+        cid, bad_c = int_column([c.get("id") for c in cats])
         return CategoryCols(cid, bad_c, [c.get("name") for c in cats])
 
     def annotation_cols(self) -> AnnotationCols:
         anns = _objects(T, self.anns)
         n = len(anns)
-        aid, bad_aid = int_column([a.get("id") for a in anns], "id")
-        a_img, bad_img = int_column([a.get("image_id") for a in anns], "image_id")
-        a_cat, bad_cat = int_column([a.get("category_id") for a in anns], "category_id")
+        aid, bad_aid = int_column([a.get("id") for a in anns])
+        a_img, bad_img = int_column([a.get("image_id") for a in anns])
+        a_cat, bad_cat = int_column([a.get("category_id") for a in anns])
         box, box_missing, box_bad = bbox_column([a.get("bbox") for a in anns])
         seg = Segmentations(n)
         segs = [a.get("segmentation") for a in anns]
@@ -138,9 +138,9 @@ def _images(im: ImageCols, rej: Rejects) -> tuple[np.ndarray, np.ndarray, np.nda
     img_id, bad_id = im.id, im.bad_id
     hgt, bad_h, h_missing = im.h, im.bad_h, im.h_missing
     wid, bad_w, w_missing = im.w, im.bad_w, im.w_missing
-    rej.add_where("images", bad_id, "id", "is missing or not an integer", fix="Every image needs an integer id. ")
-    rej.add_where("images", bad_h & ~h_missing & ~bad_id, "height", "is not an integer", data_row=img_id)
-    rej.add_where("images", bad_w & ~w_missing & ~bad_id, "width", "is not an integer", data_row=img_id)
+    rej.add_where("images", bad_id, "id", "is missing or not a 64-bit integer", fix="Every image needs an integer id. ")
+    rej.add_where("images", bad_h & ~h_missing & ~bad_id, "height", "is not a 64-bit integer", data_row=img_id)
+    rej.add_where("images", bad_w & ~w_missing & ~bad_id, "width", "is not a 64-bit integer", data_row=img_id)
     rej.add_where("images", ~bad_h & (hgt < 0) & ~bad_id, "height", "is negative", data_row=img_id)
     rej.add_where("images", ~bad_w & (wid < 0) & ~bad_id, "width", "is negative", data_row=img_id)
     ok = ~bad_id & ~(bad_h & ~h_missing) & ~(bad_w & ~w_missing) & (hgt >= 0) & (wid >= 0)
@@ -155,7 +155,7 @@ def _images(im: ImageCols, rej: Rejects) -> tuple[np.ndarray, np.ndarray, np.nda
 def _categories(cats: CategoryCols, rej: Rejects) -> tuple[np.ndarray, list[str]]:
     """Category ids in ascending order and their feature names (a repeated name gets its id)."""
     cid, bad_c, cname = cats.id, cats.bad_id, cats.names
-    rej.add_where("categories", bad_c, "id", "is missing or not an integer")
+    rej.add_where("categories", bad_c, "id", "is missing or not a 64-bit integer")
     name_bad = ~bad_c & np.array([not isinstance(v, str) for v in cname], bool)
     rej.add_where("categories", name_bad, "name", "is missing or not a string", data_row=cid)
     cok = ~bad_c & ~name_bad
@@ -206,12 +206,12 @@ def _annotations(a: AnnotationCols, meta: Meta, rej: Rejects) -> _Anns:
         rej.add_where(T, where, column, reason, data_row=rows_for, ids=ids_for, fix=fix)
         return where
 
-    reject(bad_aid, "id", "is missing or not an integer")
-    reject(~bad_aid & bad_img, "image_id", "is missing or not an integer")
+    reject(bad_aid, "id", "is missing or not a 64-bit integer")
+    reject(~bad_aid & bad_img, "image_id", "is missing or not a 64-bit integer")
     reject(~bad_aid & ~bad_img & ~img_known, "image_id", "is not the id of an image",
            "Add the image to the images list or remove the annotation. ")
     bad = bad_aid | bad_img | ~img_known
-    reject(~bad & bad_cat, "category_id", "is missing or not an integer")
+    reject(~bad & bad_cat, "category_id", "is missing or not a 64-bit integer")
     reject(~bad & ~bad_cat & ~cat_known, "category_id", "is not the id of a category",
            "Add the category to the categories list or remove the annotation. ")
     bad |= bad_cat | ~cat_known

@@ -163,8 +163,8 @@ def _from_scan(sc: Scanned) -> _Raw:
 
 
 def _from_list(lst: list) -> _Raw:
-    img, bad_img = int_column([a.get("image_id") for a in lst], "image_id")
-    cat, bad_cat = int_column([a.get("category_id") for a in lst], "category_id")
+    img, bad_img = int_column([a.get("image_id") for a in lst])
+    cat, bad_cat = int_column([a.get("category_id") for a in lst])
     score, bad_score = float_column([a.get("score") for a in lst])
     box, box_missing, box_bad = bbox_column([a.get("bbox") for a in lst])
     seg = None
@@ -184,12 +184,12 @@ def _check(raw: _Raw, meta: Meta, rows_for: np.ndarray, rej: Rejects, bbox_branc
         rej.add_where(T, where, column, reason, data_row=rows_for, fix=fix)
         return where
 
-    reject(raw.bad_img, "image_id", "is missing or not an integer")
+    reject(raw.bad_img, "image_id", "is missing or not a 64-bit integer")
     pos, known = find_sorted(meta.image_ids, raw.img, ~raw.bad_img)
     reject(~raw.bad_img & ~known, "image_id", "is not the id of an image of the ground truth",
            "Results must only refer to images of the ground truth file. ")
     bad = ~known
-    reject(~bad & raw.bad_cat, CATEGORY_ID, "is missing or not an integer")
+    reject(~bad & raw.bad_cat, CATEGORY_ID, "is missing or not a 64-bit integer")
     cpos, ck = find_sorted(meta.cat_ids, raw.cat, ~raw.bad_cat)
     reject(~bad & ~raw.bad_cat & ~ck, CATEGORY_ID, "is not the id of a category of the ground truth",
            "Use the category ids of the ground truth file. ")

@@ -12,6 +12,7 @@ import polars as pl
 from polars_metrics._arrays import offsets_from_lengths
 from polars_metrics._lazy import lazy
 from polars_metrics._parallel import run_ranges
+from polars_metrics.io.coco._columns import INT64_MAX
 from polars_metrics.kinds._rle import (
     FIRST_CHAR,
     LAST_CHAR,
@@ -22,7 +23,7 @@ from polars_metrics.kinds._rle import (
 )
 
 R = lazy("polars_metrics._kernels.rle")
-_SIZE_REASON = "has an RLE size that is not [height, width] (non-negative ints)"
+_SIZE_REASON = "has an RLE size that is not [height, width] (non-negative 64-bit ints)"
 _POLYGONS_REASON = "is not a list of polygons (lists of x, y numbers)"
 _DECODE_REASON = ("is not a valid compressed RLE string (a character outside '0'..'o', a string "
                   "ending inside a run, or a count out of range)")
@@ -81,7 +82,7 @@ class Segmentations:
                     if not np.isfinite(a).all():
                         raise ValueError
                     polys.append(a)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # an int beyond float: not finite
                 self._bad(i, _POLYGONS_REASON)
                 return
             self.kind[i] = 1
@@ -96,7 +97,8 @@ class Segmentations:
             if (
                 not isinstance(size, (list, tuple))
                 or len(size) != 2
-                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in size)
+                or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= INT64_MAX
+                           for v in size)
             ):
                 self._bad(i, _SIZE_REASON)
                 return

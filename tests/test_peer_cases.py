@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 
 import numpy as np
 import polars as pl
@@ -134,6 +135,30 @@ def test_zero_ground_truths_segm_gives_minus_one_like_pycocotools():
     # takes such results as they are
     assert isinstance(dets[0]["bbox"], np.ndarray)
     np.testing.assert_array_equal(ours(gt, dets, "segm"), want)
+
+
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_a_ground_truth_without_categories_gives_minus_one_like_pycocotools(tmp_path, iou_type):
+    """A file whose ``categories`` list is empty: pycocotools evaluates no category and reports
+    12 x -1. Before, the COCO profile's tables failed with numpy's "cannot reshape array of size
+    0"; now the stats equal pycocotools' and the tables are empty (the data-row table still
+    lists every image). pycocotools scores the detection of an unknown category nowhere; our
+    reader sets it aside as a reject."""
+    gt, dets = coco_json([([[0.0, 0.0, 10.0, 10.0]], [1])], [([[0.0, 0.0, 10.0, 10.0]], [0.9], [1])])
+    gt["categories"], gt["annotations"] = [], []
+    for det in dets:
+        det["segmentation"] = [[0, 0, 10, 0, 10, 10, 0, 10]]
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "res.json").write_text(json.dumps(dets))
+    want = pycocotools_stats(gt, dets, iou_type)  # (its loadRes rewrites dets in place)
+    g, p, rejects = pm.read_coco(tmp_path / "gt.json", tmp_path / "res.json", iou_type=iou_type,
+                                 on_invalid="drop")  # the detection's category is not in the file
+    assert rejects.select("table", "row", "column").rows() == [("results", 0, "category_id")]
+    ev = pm.evaluate(g, p, profile="coco", iou_type=iou_type)
+    np.testing.assert_array_equal(ev.coco.stats, want)
+    assert (want == -1).all()
+    assert ev.cube.height == ev.confusion.height == 0
+    assert ev.data_rows["data_row"].unique().to_list() == [1]
 
 
 # --- valor-lite's confusion-matrix cases under its rule set ------------------------------------

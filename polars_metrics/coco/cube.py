@@ -158,7 +158,7 @@ def cube_tables(gt: pl.DataFrame, pd: pl.DataFrame, res: CocoResult, *, conf_thr
     gt_total = np.bincount(g_key[counted_gt], minlength=S * F).reshape(S, F)
     n_pd = np.bincount(d_key[evaluated], minlength=S * F).reshape(S, F)
     # the matched (slice, gt feature, pd feature) keys: COCO matching is class-aware
-    sf = np.flatnonzero(key_tp.reshape(S * F, -1).any(axis=1))
+    sf = np.flatnonzero(key_tp.reshape(S * F, C * T).any(axis=1))  # (no -1: F may be 0)
     uniq = (sf // F * (F + 1) + sf % F) * (F + 1) + sf % F
     counts, confusion = tables_from_matched(
         uniq, key_tp[sf], n_slices=S, n_features=F,

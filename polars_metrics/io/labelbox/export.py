@@ -192,9 +192,14 @@ def _export_record(rec: Any, n: int, ctx: _ExportContext) -> None:
     if not isinstance(dr, Mapping) or not isinstance(dr.get("id"), str):
         bad(n, "data_row.id", f"every export line needs data_row.id, got {dr!r}")
         return
-    data_row, global_key = dr["id"], dr.get("global_key")
+    data_row = dr["id"]
     media = rec.get("media_attributes") or {}
-    size = (media.get("height"), media.get("width"))
+    try:
+        size = _check_data_row(dr, media)
+    except R.RecordError as exc:
+        bad(n, exc.field, exc.problem, data_row)
+        return
+    global_key = dr.get("global_key")
     if ctx.mode is None:
         ctx.mode = ("project" if ctx.project is not None else "model_run" if ctx.model_run is not None
                     else "model_run" if rec.get("experiments") else "project")
@@ -208,7 +213,11 @@ def _export_record(rec: Any, n: int, ctx: _ExportContext) -> None:
         return
     n_pred_labels = 0 if preds is None else len(preds)
     if labels is None or len(labels) == 0:
-        n_pd_ann = sum(_count_annotations(p) for p in preds or [])
+        try:
+            n_pd_ann = sum(_count_annotations(p, f"predictions[{i}]") for i, p in enumerate(preds or []))
+        except R.RecordError as exc:
+            bad(n, exc.field, exc.problem, data_row)
+            return
         ctx.excluded.append((data_row, global_key, reason if labels is None else
                              "not labeled (labels: [])", 0, n_pd_ann))
         ctx.data_rows.append(_data_row_entry(dr, media, False, 0, None, n))
@@ -242,20 +251,60 @@ def _emit(buf: R.RowBuffer, rows: list[dict], common: dict, label_id) -> None:
         buf.add(**row)
 
 
+def _check_data_row(dr: Mapping, media: Any) -> tuple[int | None, int | None]:
+    """Check the fields of a line's ``data_row`` and ``media_attributes`` that the
+    ``data_rows`` table holds; returns the image (height, width), None where not given."""
+    for name in ("global_key", "external_id"):
+        R.optional_text(dr.get(name), f"data_row.{name}")
+    if not isinstance(media, Mapping):
+        raise R.RecordError("media_attributes", f"expected an object, got {media!r}")
+    R.optional_text(media.get("mime_type"), "media_attributes.mime_type")
+    size = []
+    for name in ("height", "width"):
+        value = media.get(name)
+        side = _image_side(value)
+        if value is not None and side is None:
+            raise R.RecordError(f"media_attributes.{name}",
+                                f"expected a non-negative 64-bit integer, got {value!r}")
+        size.append(side)
+    return size[0], size[1]
+
+
+def _image_side(value: Any) -> int | None:
+    """An image height / width of ``media_attributes`` as an int; None when absent or not a
+    non-negative integer that fits int64 (the caller says which).
+
+    >>> [_image_side(v) for v in (480, 480.0, 480.5, -1, float("inf"), 2**63, True, None)]
+    [480, 480, None, None, None, None, None, None]
+    """
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63:
+        return value
+    return None
+
+
 def _data_row_entry(dr: Mapping, media: Mapping, labeled: bool, n_labels: int, label_id, n: int):
-    def as_int(v):
-        return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
-    return (dr["id"], dr.get("global_key"), dr.get("external_id"), as_int(media.get("height")),
-            as_int(media.get("width")), media.get("mime_type"), labeled, n_labels, label_id, n)
+    return (dr["id"], dr.get("global_key"), dr.get("external_id"), _image_side(media.get("height")),
+            _image_side(media.get("width")), media.get("mime_type"), labeled, n_labels, label_id, n)
 
 
-def _count_annotations(label: Mapping) -> int:
-    ann = label.get("annotations") or {}
-    objs = ann.get("objects") or []
+def _count_annotations(label: Any, field: str) -> int:
+    """The annotations of a label that is not read (a model run's predictions on a data row
+    without ground truth), for the ``excluded`` table."""
+    ann = R.mapping(R.mapping(label, field).get("annotations") or {}, f"{field}.annotations")
     if isinstance(ann.get("frames"), Mapping):
-        return sum(len((f or {}).get("objects") or {}) + len((f or {}).get("classifications") or [])
-                   for f in ann["frames"].values() if isinstance(f, Mapping))
-    return len(objs) + len(ann.get("classifications") or [])
+        frames = [R.mapping(f or {}, f"{field}.annotations.frames[{k!r}]") for k, f in ann["frames"].items()]
+        return sum(len(_objects(f.get("objects"), f"{field}.annotations.frames.objects"))
+                   + len(R.listed(f.get("classifications"), f"{field}.annotations.frames.classifications"))
+                   for f in frames)
+    return (len(R.listed(ann.get("objects"), f"{field}.annotations.objects"))
+            + len(R.listed(ann.get("classifications"), f"{field}.annotations.classifications")))
+
+
+def _objects(value: Any, field: str) -> list:
+    """A frame's objects: a list, or an object keyed by feature id (video exports)."""
+    return list(value.values()) if isinstance(value, Mapping) else R.listed(value, field)
 
 
 def _project_labels(rec: Mapping, ctx: _ExportContext):
@@ -280,7 +329,7 @@ def _project_labels(rec: Mapping, ctx: _ExportContext):
         proj = projects[ids[0]]
     if proj is None:
         return None
-    labels = proj.get("labels")
+    labels = R.mapping(proj, f"projects[{ctx.chosen_project!r}]").get("labels")
     if labels is None:
         return None
     if not isinstance(labels, list):
@@ -295,9 +344,10 @@ def _run_labels(rec: Mapping, ctx: _ExportContext):
     if not isinstance(experiments, Mapping):
         raise R.RecordError("experiments", f"expected an object keyed by model id, got {experiments!r}")
     runs = {}
-    for model in experiments.values():
-        for run_id, run in ((model or {}).get("runs") or {}).items():
-            runs[run_id] = run
+    for model_id, model in experiments.items():
+        model = R.mapping(model or {}, f"experiments[{model_id!r}]")
+        for run_id, run in R.mapping(model.get("runs") or {}, f"experiments[{model_id!r}].runs").items():
+            runs[run_id] = R.mapping(run, f"experiments[{model_id!r}].runs[{run_id!r}]")
     if ctx.model_run is not None:
         run = runs.get(ctx.model_run)
         ctx.chosen_run = ctx.model_run
@@ -318,6 +368,8 @@ def _run_labels(rec: Mapping, ctx: _ExportContext):
         raise R.RecordError("experiments.labels", f"expected a list of labels, got {labels!r}")
     if not isinstance(preds, list):
         raise R.RecordError("experiments.predictions", f"expected a list of labels, got {preds!r}")
+    for i, pred in enumerate(preds):
+        R.mapping(pred, f"experiments.predictions[{i}]")
     return labels, preds
 
 
@@ -376,7 +428,7 @@ def _label_rows(label: Mapping, common: dict, size, ctx: _ExportContext) -> list
     if not isinstance(ann, Mapping):
         raise R.RecordError("annotations", f"expected {{objects, classifications}}, got {ann!r}")
     rows: list[dict] = []
-    lid = label.get("id")
+    lid = R.optional_text(label.get("id"), "label.id")
     if isinstance(ann.get("frames"), Mapping):  # video: frames → objects keyed by feature_id
         rows.extend(_frame_rows(ann["frames"], "frames", common, size, ctx))
     elif isinstance(ann.get("groups"), Mapping):  # DICOM: groups.<Axial|...>.frames
@@ -387,9 +439,9 @@ def _label_rows(label: Mapping, common: dict, size, ctx: _ExportContext) -> list
             rows.extend(dict(r, group=str(group))
                         for r in _frame_rows(frames, f"groups.{group}.frames", common, size, ctx))
     else:
-        for i, obj in enumerate(ann.get("objects") or []):
+        for i, obj in enumerate(R.listed(ann.get("objects"), "objects")):
             rows.extend(_export_object(obj, f"objects[{i}]", common, size, ctx))
-    for i, c in enumerate(ann.get("classifications") or []):
+    for i, c in enumerate(R.listed(ann.get("classifications"), "classifications")):
         rows.append(_export_global_classification(c, f"classifications[{i}]", common))
     for r in rows:
         r["label_id"] = lid
@@ -415,12 +467,10 @@ def _frame_rows(frames: Mapping, field: str, common: dict, size, ctx: _ExportCon
         fr = frames[key] or {}
         if not isinstance(fr, Mapping):
             raise R.RecordError(f"{field}[{key}]", f"expected {{objects, classifications}}, got {fr!r}")
-        objects = fr.get("objects") or {}
-        values = objects.values() if isinstance(objects, Mapping) else objects
-        for i, obj in enumerate(values):
+        for i, obj in enumerate(_objects(fr.get("objects"), f"{field}[{key}].objects")):
             rows.extend(dict(r, frame=frame_no)
                         for r in _export_object(obj, f"{field}[{key}].objects[{i}]", common, size, ctx))
-        for i, c in enumerate(fr.get("classifications") or []):
+        for i, c in enumerate(R.listed(fr.get("classifications"), f"{field}[{key}].classifications")):
             rows.append(dict(_export_global_classification(c, f"{field}[{key}].classifications[{i}]",
                                                            common), frame=frame_no))
     return rows
@@ -431,18 +481,22 @@ def _export_object(obj: Any, field: str, common: dict, size, ctx: _ExportContext
         raise R.RecordError(field, f"expected an object annotation, got {obj!r}")
     key = next((k for k in EXPORT_GEOMETRY if k in obj), None)
     kind_name = obj.get("annotation_kind", key)
-    if key is None or (key == "location" and "groups" in (obj.get("location") or {})):
+    if key is None or (key == "location" and isinstance(obj["location"], Mapping)
+                       and "groups" in obj["location"]):
         ctx.problems.skipped[f"{kind_name or 'unknown'} object"] += 1
         return []
-    name, schema_id = obj.get("name"), obj.get("feature_schema_id")
+    name = R.optional_text(obj.get("name"), f"{field}.name")
+    schema_id = R.optional_text(obj.get("feature_schema_id"), f"{field}.feature_schema_id")
     if name is None and schema_id is None:
         raise R.RecordError(field, "an object needs 'name' or 'feature_schema_id'")
     f = f"{field}.{key}"
-    row = dict(common, ident=obj.get("feature_id") or f"line:{common['source_line']}:{field}",
+    feature_id = R.optional_text(obj.get("feature_id"), f"{field}.feature_id")
+    row = dict(common, ident=feature_id or f"line:{common['source_line']}:{field}",
                name=name, schema_id=schema_id,
                conf=R.confidence(obj.get("confidence"), f"{field}.confidence"),
                subclasses=[R.subclass_export(c, f"{field}.classifications[{i}]")
-                           for i, c in enumerate(obj.get("classifications") or [])])
+                           for i, c in enumerate(R.listed(obj.get("classifications"),
+                                                          f"{field}.classifications"))])
     value = obj[key]
     if key == "bounding_box":
         row.update(kind="box", bbox=R.box(value, f))
@@ -469,13 +523,15 @@ def _export_object(obj: Any, field: str, common: dict, size, ctx: _ExportContext
                                 f"media_attributes say the image is {h}×{w}")
         row.update(kind="mask", mask=mask)
     else:
-        loc = value.get("location") if key == "conversational_location" else value
+        loc = R.mapping(value, f).get("location") if key == "conversational_location" else value
         if not isinstance(loc, Mapping) or "start" not in loc or "end" not in loc:
             raise R.RecordError(f, f"expected {{\"start\", \"end\"}}, got {value!r}")
         start, end = R.integer(loc["start"], f + ".start"), R.integer(loc["end"], f + ".end")
         if end < start or start < 0:
             raise R.RecordError(f, f"need 0 <= start <= end, got start={start}, end={end}")
-        msg = value.get("message_id") if key == "conversational_location" else obj.get("message_id")
+        msg = (R.optional_text(value.get("message_id"), f"{f}.message_id")
+               if key == "conversational_location"
+               else R.optional_text(obj.get("message_id"), f"{field}.message_id"))
         row.update(kind="span", start=start, end=end + (ctx.span_end == "inclusive"),
                    span_end=ctx.span_end, message_id=msg)
     return [row]

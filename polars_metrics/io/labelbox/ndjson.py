@@ -156,7 +156,7 @@ def _data_row(value: Any, field: str, id_key: str, gk_key: str) -> tuple[str, st
 
 def _object_extras(rec: Mapping) -> dict:
     subclasses = [R.subclass_import(c, f"classifications[{i}]")
-                  for i, c in enumerate(rec.get("classifications") or [])]
+                  for i, c in enumerate(R.listed(rec.get("classifications"), "classifications"))]
     out = dict(conf=R.confidence(rec.get("confidence"), "confidence"),
                custom=R.custom_metrics(rec.get("customMetrics"), "customMetrics"),
                subclasses=subclasses)
@@ -295,7 +295,8 @@ def _video_object_rows(rec: Mapping, common: dict, ctx: _ImportContext) -> list[
             if geom is None:
                 raise R.RecordError(where[:-1], f"no bbox, point or line among {sorted(kf)}")
             subs = [R.subclass_import(c, f"{where}classifications[{k}]")
-                    for k, c in enumerate(kf.get("classifications") or [])]
+                    for k, c in enumerate(R.listed(kf.get("classifications"),
+                                                   f"{where}classifications"))]
             out.append({**common, **geom, "frame": R.integer(kf.get("frame"), where + "frame"),
                         "conf": R.confidence(rec.get("confidence"), "confidence"),
                         "subclasses": subs})

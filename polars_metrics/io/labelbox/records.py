@@ -96,6 +96,38 @@ def text(value: Any, field: str) -> str:
     return value
 
 
+def listed(value: Any, field: str) -> list:
+    """A list field that may be absent or null (then empty); any other value is an error naming
+    the field, not an iteration over it (a string's characters, a dict's keys) or a raw error.
+
+    >>> listed(None, "classifications"), listed([1], "classifications")
+    ([], [1])
+    >>> try:
+    ...     listed(5, "classifications")
+    ... except RecordError as e:
+    ...     print(e.field, "-", e.problem)
+    classifications - expected a list, got 5
+    """
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise RecordError(field, f"expected a list, got {value!r}")
+    return value
+
+
+def mapping(value: Any, field: str) -> Mapping:
+    """An object field; any other value is an error naming the field."""
+    if not isinstance(value, Mapping):
+        raise RecordError(field, f"expected an object, got {value!r}")
+    return value
+
+
+def optional_text(value: Any, field: str) -> str | None:
+    """A string field that may be absent (None); anything else than a string is an error
+    naming the field (it would otherwise reach a String column as a raw polars error)."""
+    return None if value is None else text(value, field)
+
+
 def point_xy(value: Any, field: str) -> tuple[float, float]:
     if not isinstance(value, Mapping) or "x" not in value or "y" not in value:
         raise RecordError(field, f"expected {{\"x\": number, \"y\": number}}, got {value!r}")
@@ -200,20 +232,20 @@ def subclass_import(elem: Any, field: str) -> dict:
         ans = elem["answer"]
         if isinstance(ans, str):
             kind, answer, answers, conf = "text", ans, None, line_conf
-            nested.extend(elem.get("classifications") or [])
+            nested.extend(listed(elem.get("classifications"), f"{field}.classifications"))
         elif isinstance(ans, Mapping):  # radio (a single-object sub-checklist reads as radio)
             answer = _answer_name(ans, f"{field}.answer", "schemaId")
             kind, answers = "radio", None
             conf = confidence(ans.get("confidence"), f"{field}.answer.confidence")
             conf = line_conf if conf is None else conf
-            nested.extend(ans.get("classifications") or [])
+            nested.extend(listed(ans.get("classifications"), f"{field}.answer.classifications"))
         elif isinstance(ans, list):
             kind, answer = "checklist", None
             answers = [_answer_name(a, f"{field}.answer[{i}]", "schemaId") if isinstance(a, Mapping)
                        else _bad(f"{field}.answer[{i}]", a) for i, a in enumerate(ans)]
             conf = line_conf
-            for a in ans:
-                nested.extend(a.get("classifications") or [])
+            for i, a in enumerate(ans):
+                nested.extend(listed(a.get("classifications"), f"{field}.answer[{i}].classifications"))
         else:
             raise RecordError(f"{field}.answer", f"expected an object, a list or a string, got {ans!r}")
     elif "answers" in elem and isinstance(elem["answers"], list):
@@ -257,7 +289,7 @@ def export_classification(elem: Any, field: str) -> dict:
         kind, answer, answers = "radio", _answer_name(ans, f"{field}.{key}", "feature_schema_id"), None
         c = confidence(ans.get("confidence"), f"{field}.{key}.confidence")
         conf = conf if c is None else c
-        nested.extend(ans.get("classifications") or [])
+        nested.extend(listed(ans.get("classifications"), f"{field}.{key}.classifications"))
     elif key.endswith("checklist_answers"):
         if not isinstance(ans, list):
             raise RecordError(f"{field}.{key}", f"expected a list, got {ans!r}")
@@ -266,15 +298,16 @@ def export_classification(elem: Any, field: str) -> dict:
                    else _bad(f"{field}.{key}[{i}]", a) for i, a in enumerate(ans)]
         option_conf = [confidence(a.get("confidence"), f"{field}.{key}[{i}].confidence")
                        for i, a in enumerate(ans)]
-        for a in ans:
-            nested.extend(a.get("classifications") or [])
+        for i, a in enumerate(ans):
+            nested.extend(listed(a.get("classifications"), f"{field}.{key}[{i}].classifications"))
     else:
         content = ans.get("content") if isinstance(ans, Mapping) else ans
         kind, answer, answers = "text", text(content, f"{field}.{key}.content"), None
     return {"question": question, "kind": kind, "answer": answer, "answers": answers,
             "confidence": conf, "option_confidences": option_conf, "nested": nested,
-            "message_id": elem.get("message_id"), "feature_id": elem.get("feature_id"),
-            "schema_id": elem.get("feature_schema_id")}
+            "message_id": optional_text(elem.get("message_id"), f"{field}.message_id"),
+            "feature_id": optional_text(elem.get("feature_id"), f"{field}.feature_id"),
+            "schema_id": optional_text(elem.get("feature_schema_id"), f"{field}.feature_schema_id")}
 
 
 def subclass_export(elem: Any, field: str) -> dict:

@@ -187,6 +187,22 @@ def test_checklist_option_confidences_are_validated(confs, reason):
     assert "answer_confidences" in ev.rejects["reason"][0]
 
 
+def test_a_null_list_of_option_scores_means_the_row_score_for_every_option():
+    """Row a lists per-option scores, row b gives none (a null list): b's options take the
+    row's confidence, as a null entry inside the list does. Before, the null list failed with
+    polars' "exploded columns must have matching element counts". By hand, at thresholds
+    0.0 / 0.5: x is selected on both rows and y on b; b's row score 0.3 drops both of b's
+    options at 0.5, a's x (0.9) stays."""
+    gt = _checklist(["a", "b"], [["x"], ["x", "y"]])
+    pd = _checklist(["a", "b"], [["x"], ["x", "y"]], [[0.9], None]).with_columns(
+        confidence=pl.Series([1.0, 0.3]))
+    ev = pm.evaluate(gt, pd, confidence_thresholds=[0.0, 0.5])
+    got = {(r["confidence_threshold"], r["feature"]): (r["tp"], r["fp"], r["fn"])
+           for r in ev.cube.iter_rows(named=True)}
+    assert got == {(0.0, "x"): (2, 0, 0), (0.0, "y"): (1, 0, 0),
+                   (0.5, "x"): (1, 0, 1), (0.5, "y"): (0, 0, 1)}
+
+
 def test_null_option_inside_answers_is_rejected_not_dropped():
     gt = _checklist(["a", "b"], [["x", None], ["x"]])
     with pytest.raises(pm.InvalidAnnotationError, match="an option in answers is null"):

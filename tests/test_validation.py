@@ -191,3 +191,19 @@ def test_duplicate_ids_packed_path_equals_a_window_per_data_row(seed):
     got = duplicate_ids(frame, ("data_row",))
     assert got.any() and not got.all()
     np.testing.assert_array_equal(got, naive)
+
+
+def test_an_annotation_without_a_kind_is_a_row_error():
+    """A row with a feature and a box but a null ``kind`` beside rows of kind box: before, a raw
+    TypeError (sorting the kinds with None among them); now a row error naming the row, and
+    under drop a reject, the other box still counted."""
+    box = pl.Array(pl.Float64, 4)
+    gt = pl.DataFrame({"data_row": ["a", "a"], "feature": ["c", "c"], "id": [1, 2],
+                       "kind": ["box", None], "bbox": [[0.0, 0, 1, 1], [0.0, 0, 2, 2]]},
+                      schema_overrides={"bbox": box})
+    with pytest.raises(pm.InvalidAnnotationError, match=r"(?s)kind is null.*row 1 .*id=2"):
+        pm.evaluate(gt, gt)
+    ev = pm.evaluate(gt, gt, on_invalid="drop", confidence_thresholds=[0.5], iou_thresholds=[0.5])
+    assert sorted(ev.rejects.select("table", "row", "column").rows()) == [
+        ("ground_truth", 1, "kind"), ("predictions", 1, "kind")]
+    assert ev.cube.select("tp", "fp", "fn").rows() == [(1, 0, 0)]

@@ -1,5 +1,6 @@
 """Every field of every valid record (and every record) of each reader's format replaced by a
-value of another type or size — a number where a string or a list belongs, a list where an
+value of another type or size, and every column of valid input frames by a column of another
+dtype — a number where a string or a list belongs, a list where an
 object belongs, ``1e400``, ``True``, ``null`` — then read (``on_invalid="raise"`` and "drop")
 and evaluated. Each must end in the library's own error naming the line / entry and the
 field, or a reject, or a result: never a raw Python / numpy / polars error. The loops run in a
@@ -120,6 +121,69 @@ def swap_coco_fields(which: str) -> list[dict]:
     return findings
 
 
+def _other_dtypes(column):
+    """Columns of the same name and length with another dtype, or nulls of the same one."""
+    import datetime
+
+    import polars as pl
+
+    n, name = column.len(), column.name
+    yield "Int64", pl.Series(name, list(range(n)), dtype=pl.Int64)
+    yield "Float64", pl.Series(name, [1.5] * n, dtype=pl.Float64)
+    yield "String", pl.Series(name, ["x"] * n, dtype=pl.String)
+    yield "Boolean", pl.Series(name, [True] * n, dtype=pl.Boolean)
+    yield "Null", pl.Series(name, [None] * n, dtype=pl.Null)
+    yield "Categorical", pl.Series(name, ["x"] * n, dtype=pl.Categorical)
+    yield "Date", pl.Series(name, [datetime.date(2020, 1, 1)] * n, dtype=pl.Date)
+    yield "List(Float64)", pl.Series(name, [[1.0, 2.0]] * n, dtype=pl.List(pl.Float64))
+    yield "List(List)", pl.Series(name, [[[1.0]]] * n, dtype=pl.List(pl.List(pl.Float64)))
+    yield "Array(Float64, 4)", pl.Series(name, [[0.0, 0, 1, 1]] * n, dtype=pl.Array(pl.Float64, 4))
+    yield "Array(Int64, 2)", pl.Series(name, [[1, 2]] * n, dtype=pl.Array(pl.Int64, 2))
+    yield "Struct", pl.Series(name, [{"a": 1}] * n)
+    yield "Binary", pl.Series(name, [b"x"] * n, dtype=pl.Binary)
+    yield "nulls", pl.Series(name, [None] * n, dtype=column.dtype)
+
+
+def swap_frame_dtypes() -> list[dict]:
+    """Every column of a ground truth holding every kind (read from :func:`ndjson_lines`) and
+    of the predictions made from it, replaced by each of :func:`_other_dtypes`, evaluated
+    (raise, then drop)."""
+    import polars as pl
+
+    import polars_metrics as pm
+
+    gt = pm.read_labelbox_ndjson([json.dumps(line) for line in ndjson_lines()], role="ground_truth",
+                                 allow_rle_masks=True, global_key_map={"g3": "d3"})
+    pd = gt.with_columns(confidence=pl.lit(0.7))
+    findings = []
+    for side, frame in (("ground_truth", gt), ("predictions", pd)):
+        for column in frame.columns:
+            for label, other in _other_dtypes(frame[column]):
+                g = frame.with_columns(other) if side == "ground_truth" else gt
+                p = frame.with_columns(other) if side == "predictions" else pd
+                for on_invalid in ("raise", "drop"):
+                    def run(g=g, p=p, on_invalid=on_invalid):
+                        ev = pm.evaluate(g, p, on_invalid=on_invalid)
+                        return ev.cube.height, ev.confusion.height, ev.data_rows.height
+
+                    got = outcome(run)
+                    if got[0] == "raw":
+                        findings.append({"table": side, "column": column, "dtype": label,
+                                         "on_invalid": on_invalid, "error": got[1]})
+    return findings
+
+
+def test_every_input_column_of_another_dtype_is_a_library_error():
+    """Before: a kind / id / message-id column of lists, a categorical ground-truth confidence,
+    answer scores that are not a list of numbers, answers as lists of lists, a 2-wide box
+    array, a null kind on an annotation (TypeError sorting kinds), a null answer-score list on
+    a checklist (polars' "exploded columns must have matching element counts") all ended in raw
+    polars / Python errors. Now each is a SchemaError naming table, column and the expected
+    dtype, or a row error / reject."""
+    findings = run_isolated(__file__, "swap-frame", "-")
+    assert not findings, json.dumps(findings[:3], indent=1)
+
+
 @pytest.mark.parametrize("reader", ["ndjson", "export", "run"])
 def test_every_labelbox_field_of_a_wrong_type_is_a_library_error(reader):
     """Before: a list where an object belongs (``projects``, a model run, a prediction label),
@@ -141,5 +205,6 @@ def test_every_coco_field_of_a_wrong_type_is_a_library_error(which):
 
 if __name__ == "__main__":  # the loop of one test, in its own interpreter
     warnings.simplefilter("ignore")
-    found = swap_fields(sys.argv[2]) if sys.argv[1] == "swap" else swap_coco_fields(sys.argv[2])
+    found = (swap_fields(sys.argv[2]) if sys.argv[1] == "swap"
+             else swap_frame_dtypes() if sys.argv[1] == "swap-frame" else swap_coco_fields(sys.argv[2]))
     print(json.dumps(found))

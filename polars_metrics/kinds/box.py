@@ -54,7 +54,8 @@ def normalize(frame: pl.DataFrame, table: str) -> pl.DataFrame:
     if dtype == s.BBOX_DTYPE:
         return frame
     inner = getattr(dtype, "inner", None)
-    if isinstance(dtype, pl.List | pl.Array) and inner is not None and inner.is_numeric():
+    if (isinstance(dtype, pl.List | pl.Array) and inner is not None and inner.is_numeric()
+            and (not isinstance(dtype, pl.Array) or dtype.size == 4)):
         if isinstance(dtype, pl.List):
             lengths = frame[s.BBOX].list.len()
             bad = frame.with_row_index("_r").filter(lengths.is_not_null() & (lengths != 4))

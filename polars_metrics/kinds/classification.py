@@ -30,13 +30,31 @@ RADIO, CHECKLIST, TEXT = "radio", "checklist", "text"
 WITH_TRUE_NEGATIVES = (RADIO, CHECKLIST)
 
 
+def _castable(have, want) -> bool:
+    """Whether a column of dtype ``have`` reads as ``want`` (String, Float64, or a list of
+    either) without changing what it says: names from categoricals, numbers from any numeric
+    dtype, lists from lists or arrays of such values, nulls from anything."""
+    if have == want or have == pl.Null:
+        return True
+    if isinstance(want, pl.List):
+        return isinstance(have, pl.List | pl.Array) and _castable(have.inner, want.inner)
+    if want == pl.String:
+        return isinstance(have, pl.Categorical | pl.Enum)
+    return want == pl.Float64 and have.is_numeric()
+
+
 def _cast(frame: pl.DataFrame, table: str, column: str, dtype) -> pl.DataFrame:
+    """``column`` as ``dtype`` when :func:`_castable`, else an error naming table and column.
+
+    >>> _cast(pl.DataFrame({"answers": [[["a"]]]}), "gt", "answers", pl.List(pl.String))
+    Traceback (most recent call last):
+    ...
+    polars_metrics.errors.SchemaError: gt.answers has dtype List(List(String)); expected List(String).
+    """
     have = frame.schema[column]
     if have == dtype:
         return frame
-    if have == pl.Null or (isinstance(have, pl.Categorical | pl.Enum) and dtype == pl.String):
-        return frame.with_columns(pl.col(column).cast(dtype))
-    if isinstance(have, pl.List) and dtype == pl.List(pl.String):
+    if _castable(have, dtype):
         return frame.with_columns(pl.col(column).cast(dtype))
     raise SchemaError(f"{table}.{column} has dtype {have}; expected {dtype}.")
 
@@ -45,6 +63,8 @@ def _normalize(geometry: tuple[str, ...], frame: pl.DataFrame, table: str) -> pl
     frame = _cast(frame, table, s.QUESTION, pl.String)
     for col in geometry[1:]:
         frame = _cast(frame, table, col, pl.List(pl.String) if col == s.ANSWERS else pl.String)
+    if s.ANSWER_CONFIDENCES in frame.columns:  # one score per option, read with the answers
+        frame = _cast(frame, table, s.ANSWER_CONFIDENCES, pl.List(pl.Float64))
     return frame
 
 
@@ -119,8 +139,12 @@ def expand_checklist(frame: pl.DataFrame) -> pl.DataFrame:
     [('q', 'a'), ('q', 'b'), ('q', None)]
     """
     if s.ANSWER_CONFIDENCES in frame.columns:
-        # per-option confidence (aligned with answers) takes precedence over the row's
-        out = frame.explode([s.ANSWERS, s.ANSWER_CONFIDENCES], empty_as_null=True)
+        # per-option confidence (aligned with answers) takes precedence over the row's; a
+        # null list means none (one null per option, so that both lists explode alike)
+        none = pl.col(s.ANSWERS).list.eval(
+            pl.when(pl.element().is_null() & pl.element().is_not_null()).then(pl.lit(0.0)))
+        out = frame.with_columns(pl.col(s.ANSWER_CONFIDENCES).fill_null(none)).explode(
+            [s.ANSWERS, s.ANSWER_CONFIDENCES], empty_as_null=True)
         if s.CONFIDENCE in out.columns:
             out = out.with_columns(pl.coalesce(pl.col(s.ANSWER_CONFIDENCES).cast(pl.Float64),
                                                pl.col(s.CONFIDENCE)).alias(s.CONFIDENCE))
@@ -246,7 +270,8 @@ class QuestionIndex:
         for frame, row, np_ in ((gt, gt_row, None), (pd, pd_row, pd_npass)):
             if s.QUESTION not in frame.columns or not self.questions:
                 continue
-            mask = frame[s.KIND].is_in(WITH_TRUE_NEGATIVES).to_numpy() & (row >= 0)
+            # (placeholder rows have no kind: null, not a classification)
+            mask = frame[s.KIND].is_in(WITH_TRUE_NEGATIVES).fill_null(False).to_numpy() & (row >= 0)
             if not mask.any():
                 continue
             q = frame[s.QUESTION].filter(pl.Series(mask))

@@ -25,7 +25,7 @@ from polars_metrics.errors import (
     SchemaError,
     did_you_mean,
 )
-from polars_metrics.kinds import KIND_DTYPE, derive_features, infer_kind, kind
+from polars_metrics.kinds import KIND_DTYPE, KIND_NAMES, derive_features, infer_kind, kind
 from polars_metrics.kinds.classification import QuestionIndex, qualify_collisions
 from polars_metrics.prepare import guards as G
 from polars_metrics.prepare.guards import to_frame, use_confidence_column  # noqa: F401 (re-exported)
@@ -424,6 +424,7 @@ def _normalize(frame: pl.DataFrame, table: str, keys: Sequence[str], *,
         raise SchemaError(f"{table}.{s.FEATURE} has dtype {feat}; expected String (the class name).")
     elif feat == pl.Null:
         frame = frame.with_columns(pl.col(s.FEATURE).cast(pl.String))
+    G.scalar_columns(frame, table)
     frame = G.positions(frame, table)
     if s.ID not in frame.columns:
         frame = frame.with_columns(pl.col(POS).cast(pl.Int64).alias(s.ID))
@@ -448,19 +449,24 @@ def _normalize(frame: pl.DataFrame, table: str, keys: Sequence[str], *,
             frame, repairs = k.repair(frame, table)
             if repairs.height:
                 found_repairs.append(repairs)
+    if not is_pd and s.CONFIDENCE in frame.columns:
+        _numeric_confidence(frame, table)  # a ground truth's scores are not read, but checked
     if is_pd:
         if s.CONFIDENCE not in frame.columns:
             G.refuse_score_like(frame, table)
             frame = frame.with_columns(pl.lit(1.0, dtype=pl.Float64).alias(s.CONFIDENCE),
                                        pl.lit(False).alias(GIVEN))
-        elif not frame.schema[s.CONFIDENCE].is_numeric() and frame.schema[s.CONFIDENCE] != pl.Null:
-            raise SchemaError(
-                f"{table}.{s.CONFIDENCE} has dtype {frame.schema[s.CONFIDENCE]}; expected Float64 in [0, 1]."
-            )
         else:
+            _numeric_confidence(frame, table)
             frame = frame.with_columns(pl.col(s.CONFIDENCE).cast(pl.Float64),
                                        pl.col(s.CONFIDENCE).is_not_null().alias(GIVEN))
     return frame, found_repairs
+
+
+def _numeric_confidence(frame: pl.DataFrame, table: str) -> None:
+    dtype = frame.schema[s.CONFIDENCE]
+    if not dtype.is_numeric() and dtype != pl.Null:
+        raise SchemaError(f"{table}.{s.CONFIDENCE} has dtype {dtype}; expected Float64 in [0, 1].")
 
 
 def _check_key_dtypes(gt: pl.DataFrame, pd: pl.DataFrame, keys: Sequence[str]) -> None:
@@ -524,6 +530,8 @@ def _validate(frame: pl.DataFrame, table: str, keys: Sequence[str], on_invalid: 
               "data-row key is null", "give every annotation its data row"),
         Check(s.FEATURE, pl.col(s.FEATURE).is_null(), "feature is null",
               "give every annotation its class name").within(annotation & ~derived),
+        Check(s.KIND, pl.col(s.KIND).is_null(), "kind is null",
+              f"give every annotation its kind ({', '.join(KIND_NAMES)})").within(annotation),
     ]
     if is_pd:
         conf = pl.col(s.CONFIDENCE)
@@ -541,7 +549,8 @@ def _validate(frame: pl.DataFrame, table: str, keys: Sequence[str], on_invalid: 
                             "give each annotation of a data row its own id"))
     kinds = _kinds(frame)
     for name in kinds:
-        scope = annotation if len(kinds) == 1 else annotation & (frame[s.KIND] == name).to_numpy()
+        scope = (annotation if len(kinds) == 1
+                 else annotation & (frame[s.KIND] == name).fill_null(False).to_numpy())
         checks.extend(c.within(scope) for c in kind(name).checks(table, keys))
     frame, rejects = run_checks(frame, table, keys, checks, on_invalid)
     if is_pd and frame[s.CONFIDENCE].has_nulls():

@@ -109,8 +109,9 @@ def warn_unpairable_kinds(gt, pd, gt_row, pd_row, gt_ann, pd_ann, universe, keys
     if len(set(gt[s.KIND].unique().drop_nulls().to_list())
            | set(pd[s.KIND].unique().drop_nulls().to_list())) < 2:
         return
-    g_kind = gt[s.KIND].cast(pl.String).filter(pl.Series(gt_ann))
-    p_kind = pd[s.KIND].cast(pl.String).filter(pl.Series(pd_ann))
+    # (annotation rows without a kind are rejected by the row checks, never reach here)
+    g_kind = gt[s.KIND].cast(pl.String).filter(pl.Series(gt_ann)).drop_nulls()
+    p_kind = pd[s.KIND].cast(pl.String).filter(pl.Series(pd_ann)).drop_nulls()
     names = sorted(set(g_kind.unique().to_list()) | set(p_kind.unique().to_list()))
     if len(names) < 2:
         return
@@ -177,6 +178,31 @@ def use_confidence_column(predictions, name: str | None):
         raise SchemaError(f"confidence={name!r}: predictions also have a '{s.CONFIDENCE}' "
                           "column; drop one of the two so the score is unambiguous.")
     return frame.rename({name: s.CONFIDENCE})
+
+
+# columns holding one name or number per row (the kinds check their own geometry columns)
+_SCALAR_COLUMNS = {
+    s.KIND: ("a kind name (String)", lambda d: d in (pl.String, pl.Null)
+             or isinstance(d, pl.Categorical | pl.Enum)),
+    s.ID: ("an integer or String id", lambda d: d.is_integer() or d in (pl.String, pl.Null)
+           or isinstance(d, pl.Categorical | pl.Enum)),
+    s.MESSAGE_ID: ("one message id per row (an integer or a String)",
+                   lambda d: not d.is_nested() and d not in (pl.Binary, pl.Object)),
+}
+
+
+def scalar_columns(frame: pl.DataFrame, table: str) -> None:
+    """Refuse a kind, id or message-id column of a dtype that holds no single value per row
+    (a list, an array, a struct): polars' own cast error would name neither table nor fix.
+
+    >>> scalar_columns(pl.DataFrame({"id": [[1]]}), "ground_truth")
+    Traceback (most recent call last):
+    ...
+    polars_metrics.errors.SchemaError: ground_truth.id has dtype List(Int64); expected an integer or String id.
+    """
+    for column, (expected, accepts) in _SCALAR_COLUMNS.items():
+        if column in frame.columns and not accepts(frame.schema[column]):
+            raise SchemaError(f"{table}.{column} has dtype {frame.schema[column]}; expected {expected}.")
 
 
 def positions(frame: pl.DataFrame, table: str) -> pl.DataFrame:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# valid documents (the RLE strings are pycocotools' encodings of 20 x 30 masks): every
+# mutation starts from an input that reads and evaluates
 COCO_GT = {
     "info": {"description": "fuzz"},
     "images": [{"id": i, "height": 20, "width": 30, "file_name": f"{i}.jpg"} for i in (1, 2, 3)],
@@ -25,14 +27,14 @@ COCO_GT = {
         {"id": 2, "image_id": 2, "category_id": 7, "bbox": [1.5, 2.25, 3e0, 4], "area": 12.5,
          "iscrowd": 1, "segmentation": {"size": [20, 30], "counts": [5, 10, 585]}},
         {"id": 3, "image_id": 3, "category_id": 7, "bbox": [0, 0, 10, 10], "area": 100,
-         "iscrowd": 0, "segmentation": {"size": [20, 30], "counts": "0j01N2"}},
+         "iscrowd": 0, "segmentation": {"size": [20, 30], "counts": "n16>000000000R="}},
     ],
 }
 COCO_RESULTS = [
     {"image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4.5], "score": 0.9,
-     "segmentation": {"size": [20, 30], "counts": "52Ob0"}},
+     "segmentation": [[1, 2, 4, 2, 4, 6, 1, 6]]},
     {"image_id": 2, "category_id": 7, "bbox": [1e-3, 2, 3, 4], "score": 0.25,
-     "segmentation": {"size": [20, 30], "counts": "0j01N2"}},
+     "segmentation": {"size": [20, 30], "counts": "5:Yb0"}},
     {"image_id": 3, "category_id": 7, "bbox": [0, 0, 10, 10], "score": 1},
 ]
 

@@ -173,6 +173,43 @@ def swap_frame_dtypes() -> list[dict]:
     return findings
 
 
+def swap_coco_frame_dtypes() -> list[dict]:
+    """Every column of ``read_coco``'s frames (bbox and segm) replaced by each of
+    :func:`_other_dtypes`, evaluated under ``profile="coco"`` (raise, then drop)."""
+    import polars_metrics as pm
+
+    findings = []
+    for iou_type in ("bbox", "segm"):
+        gt, pd = pm.read_coco(COCO_GT, COCO_RESULTS, iou_type=iou_type)
+        for side, frame in (("ground_truth", gt), ("predictions", pd)):
+            for column in frame.columns:
+                for label, other in _other_dtypes(frame[column]):
+                    g = frame.with_columns(other) if side == "ground_truth" else gt
+                    p = frame.with_columns(other) if side == "predictions" else pd
+                    for on_invalid in ("raise", "drop"):
+                        def run(g=g, p=p, on_invalid=on_invalid, iou_type=iou_type):
+                            ev = pm.evaluate(g, p, profile="coco", iou_type=iou_type,
+                                             on_invalid=on_invalid)
+                            return ev.coco.stats.tolist(), ev.cube.height, ev.data_rows.height
+
+                        got = outcome(run)
+                        if got[0] == "raw":
+                            findings.append({"iou_type": iou_type, "table": side, "column": column,
+                                             "dtype": label, "on_invalid": on_invalid,
+                                             "error": got[1]})
+    return findings
+
+
+def test_every_coco_input_column_of_another_dtype_is_a_library_error():
+    """Before: the COCO engine read ``data_row``, ``id``, ``category_id``, ``area``,
+    ``is_crowd``, ``confidence``, ``bbox_xywh``, ``height`` / ``width`` of any dtype and failed
+    inside polars or numpy ("cannot cast List type", "invalid literal for int()", "shape
+    mismatch", a kernel's "expected a C-contiguous 1-D float64 array"). Now each is a
+    SchemaError naming table, column and the dtype the engine reads (``coco.checks``)."""
+    findings = run_isolated(__file__, "swap-coco-frame", "-")
+    assert not findings, json.dumps(findings[:3], indent=1)
+
+
 def test_every_input_column_of_another_dtype_is_a_library_error():
     """Before: a kind / id / message-id column of lists, a categorical ground-truth confidence,
     answer scores that are not a list of numbers, answers as lists of lists, a 2-wide box
@@ -205,6 +242,7 @@ def test_every_coco_field_of_a_wrong_type_is_a_library_error(which):
 
 if __name__ == "__main__":  # the loop of one test, in its own interpreter
     warnings.simplefilter("ignore")
-    found = (swap_fields(sys.argv[2]) if sys.argv[1] == "swap"
-             else swap_frame_dtypes() if sys.argv[1] == "swap-frame" else swap_coco_fields(sys.argv[2]))
+    found = {"swap": lambda: swap_fields(sys.argv[2]), "swap-frame": swap_frame_dtypes,
+             "swap-coco-frame": swap_coco_frame_dtypes,
+             "swap-coco": lambda: swap_coco_fields(sys.argv[2])}[sys.argv[1]]()
     print(json.dumps(found))

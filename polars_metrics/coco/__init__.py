@@ -20,7 +20,7 @@ import polars as pl
 from polars_metrics import schema as s
 from polars_metrics._rejects import check_on_invalid
 from polars_metrics.coco.arrays import CocoResult
-from polars_metrics.coco.checks import check_rows
+from polars_metrics.coco.checks import check_image_ids, check_rows
 from polars_metrics.coco.cube import CubeTables, cube_tables
 from polars_metrics.coco.engine import evaluate, evaluate_coco
 from polars_metrics.coco.params import CocoParams, params_from_options
@@ -97,6 +97,7 @@ def run(ground_truth, predictions, profile: Profile, *,
                                 on_invalid=on_invalid)
     pd, pd_rejects = check_rows(pd, s.PREDICTIONS, iou_type=p.iou_type, is_pd=True,
                                 on_invalid=on_invalid)
+    check_image_ids(gt, pd)
     t1 = time.perf_counter()
     res = evaluate(gt, pd, p)
     t2 = time.perf_counter()

@@ -102,64 +102,56 @@ def fuzz_coco(seed: int, n: int, which: str) -> list[dict]:
     return findings
 
 
-def fuzz_ndjson(seed: int, n: int) -> list[dict]:
-    """Read ``n`` NDJSON documents with one mutated line (raise and drop), evaluate what drop
-    keeps against itself, and build the frames."""
-    import polars as pl
-
-    import polars_metrics as pm
-
+def _fuzz_lines(seed: int, n: int, records: list[dict], read_and_evaluate) -> list[dict]:
+    """``n`` documents of ``records`` (one JSON line each) with one mutated line, through
+    ``read_and_evaluate(lines, on_invalid)`` with "raise" and "drop"; the raw errors."""
     rng = random.Random(seed)
-    base = [json.dumps(line).encode() for line in ndjson_lines()]
+    base = [json.dumps(record).encode() for record in records]
     findings = []
     for case in range(n):
         lines = list(base)
         k = rng.randrange(len(lines))
         lines[k] = mutate(rng, lines[k])
         for on_invalid in ("raise", "drop"):
-            def run(on_invalid=on_invalid, lines=lines):
-                out = pm.read_labelbox_ndjson(lines, role="ground_truth", allow_rle_masks=True,
-                                              global_key_map={"g3": "d3"}, on_invalid=on_invalid)
-                frame = out[0] if isinstance(out, tuple) else out
-                if on_invalid == "drop":
-                    pd = frame if "confidence" in frame.columns else frame.with_columns(
-                        confidence=pl.lit(0.5))
-                    ev = pm.evaluate(frame, pd, on_invalid="drop")
-                    return ev.cube.height, ev.confusion.height, ev.data_rows.height
-                return frame.height
-
-            got = outcome(run)
+            got = outcome(lambda lines=lines, on_invalid=on_invalid: read_and_evaluate(lines, on_invalid))
             if got[0] == "raw":
                 findings.append({"case": case, "on_invalid": on_invalid,
                                  "line": lines[k][:600].decode("latin-1"), "error": got[1]})
     return findings
+
+
+def fuzz_ndjson(seed: int, n: int) -> list[dict]:
+    """Mutated NDJSON documents: read, and evaluate what drop keeps against itself."""
+    import polars as pl
+
+    import polars_metrics as pm
+
+    def read_and_evaluate(lines, on_invalid):
+        out = pm.read_labelbox_ndjson(lines, role="ground_truth", allow_rle_masks=True,
+                                      global_key_map={"g3": "d3"}, on_invalid=on_invalid)
+        frame = out[0] if isinstance(out, tuple) else out
+        if on_invalid == "raise":
+            return frame.height
+        pd = frame if "confidence" in frame.columns else frame.with_columns(confidence=pl.lit(0.5))
+        ev = pm.evaluate(frame, pd, on_invalid="drop")
+        return ev.cube.height, ev.confusion.height, ev.data_rows.height
+
+    return _fuzz_lines(seed, n, ndjson_lines(), read_and_evaluate)
 
 
 def fuzz_export(seed: int, n: int) -> list[dict]:
-    """Read ``n`` exports with one mutated line (raise and drop) and evaluate what drop keeps."""
+    """Mutated project exports: read, and evaluate what is read against itself."""
     import polars as pl
 
     import polars_metrics as pm
 
-    rng = random.Random(seed)
-    base = [json.dumps(record).encode() for record in export_records()]
-    findings = []
-    for case in range(n):
-        lines = list(base)
-        k = rng.randrange(len(lines))
-        lines[k] = mutate(rng, lines[k])
-        for on_invalid in ("raise", "drop"):
-            def run(on_invalid=on_invalid, lines=lines):
-                gt, _ = pm.read_labelbox_export([line.decode("utf-8", "replace") for line in lines],
-                                                on_invalid=on_invalid)
-                ev = pm.evaluate(gt, gt.with_columns(confidence=pl.lit(0.5)), on_invalid="drop")
-                return ev.cube.height, ev.data_rows.height
+    def read_and_evaluate(lines, on_invalid):
+        gt, _ = pm.read_labelbox_export([line.decode("utf-8", "replace") for line in lines],
+                                        on_invalid=on_invalid)
+        ev = pm.evaluate(gt, gt.with_columns(confidence=pl.lit(0.5)), on_invalid="drop")
+        return ev.cube.height, ev.data_rows.height
 
-            got = outcome(run)
-            if got[0] == "raw":
-                findings.append({"case": case, "on_invalid": on_invalid,
-                                 "line": lines[k][:600].decode("latin-1"), "error": got[1]})
-    return findings
+    return _fuzz_lines(seed, n, export_records(), read_and_evaluate)
 
 
 @pytest.mark.parametrize("which", ["gt", "results"])

@@ -144,17 +144,9 @@ def _other_dtypes(column):
     yield "nulls", pl.Series(name, [None] * n, dtype=column.dtype)
 
 
-def swap_frame_dtypes() -> list[dict]:
-    """Every column of a ground truth holding every kind (read from :func:`ndjson_lines`) and
-    of the predictions made from it, replaced by each of :func:`_other_dtypes`, evaluated
-    (raise, then drop)."""
-    import polars as pl
-
-    import polars_metrics as pm
-
-    gt = pm.read_labelbox_ndjson([json.dumps(line) for line in ndjson_lines()], role="ground_truth",
-                                 allow_rle_masks=True, global_key_map={"g3": "d3"})
-    pd = gt.with_columns(confidence=pl.lit(0.7))
+def _swap_columns(gt, pd, evaluate, **where) -> list[dict]:
+    """Every column of ``gt`` and ``pd`` replaced by each of :func:`_other_dtypes`, through
+    ``evaluate(gt, pd, on_invalid)`` with "raise" and "drop"; the raw errors."""
     findings = []
     for side, frame in (("ground_truth", gt), ("predictions", pd)):
         for column in frame.columns:
@@ -162,41 +154,41 @@ def swap_frame_dtypes() -> list[dict]:
                 g = frame.with_columns(other) if side == "ground_truth" else gt
                 p = frame.with_columns(other) if side == "predictions" else pd
                 for on_invalid in ("raise", "drop"):
-                    def run(g=g, p=p, on_invalid=on_invalid):
-                        ev = pm.evaluate(g, p, on_invalid=on_invalid)
-                        return ev.cube.height, ev.confusion.height, ev.data_rows.height
-
-                    got = outcome(run)
+                    got = outcome(lambda g=g, p=p, on_invalid=on_invalid: evaluate(g, p, on_invalid))
                     if got[0] == "raw":
-                        findings.append({"table": side, "column": column, "dtype": label,
+                        findings.append({**where, "table": side, "column": column, "dtype": label,
                                          "on_invalid": on_invalid, "error": got[1]})
     return findings
 
 
+def swap_frame_dtypes() -> list[dict]:
+    """The columns of a ground truth holding every kind (read from :func:`ndjson_lines`) and
+    of the predictions made from it, through ``pm.evaluate``."""
+    import polars as pl
+
+    import polars_metrics as pm
+
+    def evaluate(g, p, on_invalid):
+        ev = pm.evaluate(g, p, on_invalid=on_invalid)
+        return ev.cube.height, ev.confusion.height, ev.data_rows.height
+
+    gt = pm.read_labelbox_ndjson([json.dumps(line) for line in ndjson_lines()], role="ground_truth",
+                                 allow_rle_masks=True, global_key_map={"g3": "d3"})
+    return _swap_columns(gt, gt.with_columns(confidence=pl.lit(0.7)), evaluate)
+
+
 def swap_coco_frame_dtypes() -> list[dict]:
-    """Every column of ``read_coco``'s frames (bbox and segm) replaced by each of
-    :func:`_other_dtypes`, evaluated under ``profile="coco"`` (raise, then drop)."""
+    """The columns of ``read_coco``'s frames (bbox and segm) through ``profile="coco"``."""
     import polars_metrics as pm
 
     findings = []
     for iou_type in ("bbox", "segm"):
-        gt, pd = pm.read_coco(COCO_GT, COCO_RESULTS, iou_type=iou_type)
-        for side, frame in (("ground_truth", gt), ("predictions", pd)):
-            for column in frame.columns:
-                for label, other in _other_dtypes(frame[column]):
-                    g = frame.with_columns(other) if side == "ground_truth" else gt
-                    p = frame.with_columns(other) if side == "predictions" else pd
-                    for on_invalid in ("raise", "drop"):
-                        def run(g=g, p=p, on_invalid=on_invalid, iou_type=iou_type):
-                            ev = pm.evaluate(g, p, profile="coco", iou_type=iou_type,
-                                             on_invalid=on_invalid)
-                            return ev.coco.stats.tolist(), ev.cube.height, ev.data_rows.height
+        def evaluate(g, p, on_invalid, iou_type=iou_type):
+            ev = pm.evaluate(g, p, profile="coco", iou_type=iou_type, on_invalid=on_invalid)
+            return ev.coco.stats.tolist(), ev.cube.height, ev.data_rows.height
 
-                        got = outcome(run)
-                        if got[0] == "raw":
-                            findings.append({"iou_type": iou_type, "table": side, "column": column,
-                                             "dtype": label, "on_invalid": on_invalid,
-                                             "error": got[1]})
+        gt, pd = pm.read_coco(COCO_GT, COCO_RESULTS, iou_type=iou_type)
+        findings += _swap_columns(gt, pd, evaluate, iou_type=iou_type)
     return findings
 
 

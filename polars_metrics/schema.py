@@ -48,7 +48,7 @@ LINE_DTYPE = pl.List(pl.Array(pl.Float64, 2))
 # COCO RLE, uncompressed: column-major run lengths starting with a run of 0s, summing to h * w
 MASK_DTYPE = pl.Struct({"height": pl.Int64, "width": pl.Int64, "counts": pl.List(pl.UInt32)})
 # span: character offsets, half-open [start, end), optional message_id (one scalar a row,
-# an integer or a String; null = none)
+# e.g. an integer or a String; null = none)
 SPAN_DTYPE = pl.Int64
 
 # the kind names and the ``kind`` Enum are derived from the registry: ``kinds.KIND_NAMES``,

@@ -92,7 +92,7 @@ def fuzz_coco(seed: int, n: int, which: str) -> list[dict]:
         elif scanned[0] == "ok":
             try:
                 for a, b in zip(scanned[1], generic[1], strict=True):
-                    assert_frame_equal(a, b)
+                    assert_frame_equal(a, b, check_exact=True)  # floats equal exactly
             except AssertionError as e:
                 problem, scanned = "frames differ", ("ok", str(e)[:800])
         if problem:

@@ -600,3 +600,22 @@ def test_export_bad_frame_keys_are_rejects():
     video = {"frames": {"one": {"objects": {}, "classifications": [_RADIO]}}}
     exp = pm.read_labelbox_export([_export_line("v", video, "Video")], on_invalid="drop")
     assert _rows(exp.rejects, "row", "column") == [(1, "frames['one']")]
+
+
+def test_media_attributes_are_checked_not_truncated_or_stringified():
+    """An image size of 640.5 was truncated to 640 and a numeric mime type turned into "5",
+    silently; an infinite size raised OverflowError. Now each is the line's error naming the
+    field, or a reject; an integral float (640.0) still reads as 640."""
+    def exported(**media):
+        return [export_line("d1", [label("l1")], media={"height": 480, "width": 640, **media})]
+
+    assert pm.read_labelbox_export(exported(width=640.0)).data_rows["width"].to_list() == [640]
+    for media, field, problem in [({"width": 640.5}, "media_attributes.width", "expected an integer"),
+                                  ({"width": float("inf")}, "media_attributes.width", "expected an integer"),
+                                  ({"height": -1}, "media_attributes.height", "is negative"),
+                                  ({"mime_type": 5}, "media_attributes.mime_type", "expected a string")]:
+        with pytest.raises(pm.FormatError, match=f"export line 1: {field}: {problem}"):
+            pm.read_labelbox_export(exported(**media))
+        exp = pm.read_labelbox_export(exported(**media), on_invalid="drop")
+        assert exp.rejects.select("row", "column").rows() == [(1, field)]
+        assert exp.data_rows.height == 0

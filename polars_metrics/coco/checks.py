@@ -16,6 +16,7 @@ from polars_metrics.coco.inputs import BBOX_XYWH, CATEGORY_ID, HEIGHT, WIDTH
 from polars_metrics.errors import SchemaError
 from polars_metrics.kinds import box, mask
 from polars_metrics.prepare import duplicate_ids
+from polars_metrics.prepare import guards as G
 from polars_metrics.validation import POS, Check, OnInvalid, run_checks
 
 GENERATED_ID = "_generated_id"  # ids of a table without an ``id`` column: the input row
@@ -34,65 +35,21 @@ def placeholder(frame: pl.DataFrame) -> np.ndarray:
     return frame.select(pl.all_horizontal([pl.col(c).is_null() for c in cols])).to_series().to_numpy()
 
 
-def _integers(d) -> bool:
-    return d.is_integer() or d == pl.Null
-
-
-def _numbers(d) -> bool:
-    return d.is_numeric() or d == pl.Null
-
-
-def _names(d) -> bool:
-    return d in (pl.String, pl.Null) or isinstance(d, pl.Categorical | pl.Enum)
-
-
-def _flags(d) -> bool:
-    return d in (pl.Boolean, pl.Null) or d.is_integer()
-
-
-def _four_numbers(d) -> bool:
-    inner = getattr(d, "inner", None)
-    return d == pl.Null or (isinstance(d, pl.List | pl.Array) and inner is not None and inner.is_numeric()
-                            and (not isinstance(d, pl.Array) or d.size == 4))
-
-
-# the dtypes the COCO engine reads its columns as (``bbox`` and ``mask``: their kinds' checks)
-COLUMN_DTYPES = {
-    s.DATA_ROW: (lambda d: d.is_integer() or (_names(d) and d != pl.Null),
+# the dtypes the COCO engine reads its columns as (beyond those of every profile:
+# ``prepare.guards.COLUMN_DTYPES``; ``bbox``, ``bbox_xywh`` and ``mask``: four numbers / RLEs)
+COLUMN_DTYPES: G.DtypeRules = {
+    **G.COLUMN_DTYPES,
+    s.DATA_ROW: (lambda d: d.is_integer() or (G.is_name(d) and d != pl.Null),
                  "image ids (integers, as COCO's, or Strings)"),
-    s.ID: (_integers, "integer annotation ids"),
-    s.FEATURE: (_names, "category names (String)"),
-    CATEGORY_ID: (_integers, "integer category ids"),
-    s.CONFIDENCE: (_numbers, "scores (Float64)"),
-    s.AREA: (_numbers, "areas (Float64)"),
-    s.IS_CROWD: (_flags, "flags (Boolean, or 0 / 1)"),
-    s.IGNORE: (_flags, "flags (Boolean, or 0 / 1)"),
-    HEIGHT: (_integers, "integer image heights"),
-    WIDTH: (_integers, "integer image widths"),
-    BBOX_XYWH: (_four_numbers, "Array(Float64, 4) as COCO's (x, y, width, height)"),
+    s.ID: (G.is_integer, "integer annotation ids (the COCO engine's)"),
+    s.FEATURE: (G.is_name, "category names (String)"),
+    CATEGORY_ID: (G.is_integer, "integer category ids"),
+    s.AREA: (G.is_number, "areas (Float64)"),
+    s.IS_CROWD: (G.is_flag, "flags (Boolean, or 0 / 1)"),
+    s.IGNORE: (G.is_flag, "flags (Boolean, or 0 / 1)"),
+    HEIGHT: (G.is_integer, "integer image heights"),
+    WIDTH: (G.is_integer, "integer image widths"),
 }
-
-
-def check_dtypes(frame: pl.DataFrame, table: str) -> None:
-    """Refuse a column the engine reads in a dtype it cannot read it as, naming table, column
-    and the dtype expected (polars' or numpy's own error would name neither).
-
-    >>> check_dtypes(pl.DataFrame({"data_row": [1], "id": ["a"]}), "ground_truth")
-    Traceback (most recent call last):
-    ...
-    polars_metrics.errors.SchemaError: ground_truth.id has dtype String; the COCO engine reads integer annotation ids.
-    """
-    for column, (accepts, expected) in COLUMN_DTYPES.items():
-        if column in frame.columns and not accepts(frame.schema[column]):
-            raise SchemaError(f"{table}.{column} has dtype {frame.schema[column]}; the COCO engine "
-                              f"reads {expected}.")
-    if BBOX_XYWH in frame.columns and isinstance(frame.schema[BBOX_XYWH], pl.List):
-        lengths = frame[BBOX_XYWH].list.len()
-        wrong = (lengths.is_not_null() & (lengths != 4)).arg_true()
-        if wrong.len():
-            row = int(wrong[0])
-            raise SchemaError(f"{table}.{BBOX_XYWH}: row {row} has {int(lengths[row])} values; "
-                              "expected 4 (COCO's x, y, width, height).")
 
 
 def check_image_ids(gt: pl.DataFrame, pd: pl.DataFrame) -> None:
@@ -123,9 +80,11 @@ def check_rows(frame: pl.DataFrame, table: str, *, iou_type: str, is_pd: bool,
     >>> good.height, rejects.select("row", "column", "reason").rows()
     (0, [(0, 'id', 'annotation id is not unique within its data row'), (1, 'id', 'annotation id is not unique within its data row')])
     """
-    check_dtypes(frame, table)
+    G.refuse_dtypes(frame, table, COLUMN_DTYPES)
     if s.BBOX in frame.columns:
         frame = box.normalize(frame, table)
+    if BBOX_XYWH in frame.columns and frame.schema[BBOX_XYWH] != pl.Null:
+        frame = box.four_numbers(frame, table, BBOX_XYWH, "COCO's (x, y, width, height)")
     if s.MASK in frame.columns and iou_type == "segm":
         frame = mask.normalize(frame, table)
     frame = frame.with_row_index(POS)

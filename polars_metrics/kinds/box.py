@@ -50,26 +50,37 @@ def normalize(frame: pl.DataFrame, table: str) -> pl.DataFrame:
     >>> normalize(pl.DataFrame({"bbox": [[0, 0, 2, 3]]}), "ground_truth").schema["bbox"]
     Array(Float64, shape=(4,))
     """
-    dtype = frame.schema[s.BBOX]
+    return four_numbers(frame, table, s.BBOX, "(x0, y0, x1, y1)",
+                        "Build boxes with pm.bbox_from_xywh(...) or pm.bbox_from_tlhw(...).")
+
+
+def four_numbers(frame: pl.DataFrame, table: str, column: str, meaning: str,
+                 fix: str = "") -> pl.DataFrame:
+    """``column`` cast to Array(Float64, 4) from a List or Array of any numeric type; another
+    dtype, an array not 4 wide or a list row of another length is an error naming table,
+    column (and row), ``meaning`` the four values and ``fix`` how to build them.
+
+    >>> four_numbers(pl.DataFrame({"b": [[0, 1, 2, 3], [1, 2]]}), "gt", "b", "(x, y, w, h)")
+    Traceback (most recent call last):
+    ...
+    polars_metrics.errors.SchemaError: gt.b: row 1 has 2 values; expected 4 (x, y, w, h).
+    """
+    dtype = frame.schema[column]
     if dtype == s.BBOX_DTYPE:
         return frame
     inner = getattr(dtype, "inner", None)
     if (isinstance(dtype, pl.List | pl.Array) and inner is not None and inner.is_numeric()
             and (not isinstance(dtype, pl.Array) or dtype.size == 4)):
         if isinstance(dtype, pl.List):
-            lengths = frame[s.BBOX].list.len()
-            bad = frame.with_row_index("_r").filter(lengths.is_not_null() & (lengths != 4))
-            if bad.height:
-                r = bad.row(0, named=True)
-                raise SchemaError(
-                    f"{table}.{s.BBOX}: row {r['_r']} has {len(r[s.BBOX])} values; expected 4 "
-                    "(x0, y0, x1, y1). Build boxes with pm.bbox_from_xywh or pm.bbox_from_tlhw."
-                )
-        return frame.with_columns(pl.col(s.BBOX).cast(s.BBOX_DTYPE))
-    raise SchemaError(
-        f"{table}.{s.BBOX} has dtype {dtype}; expected Array(Float64, 4) as (x0, y0, x1, y1). "
-        "Build it with pm.bbox_from_xywh(...) or pm.bbox_from_tlhw(...)."
-    )
+            lengths = frame[column].list.len()
+            wrong = (lengths.is_not_null() & (lengths != 4)).arg_true()
+            if wrong.len():
+                row = int(wrong[0])
+                raise SchemaError(f"{table}.{column}: row {row} has {int(lengths[row])} values; "
+                                  f"expected 4 {meaning}. {fix}".rstrip())
+        return frame.with_columns(pl.col(column).cast(s.BBOX_DTYPE))
+    raise SchemaError(f"{table}.{column} has dtype {dtype}; expected Array(Float64, 4) as "
+                      f"{meaning}. {fix}".rstrip())
 
 
 _last_problems: tuple = (None, None)

@@ -141,8 +141,7 @@ def expand_checklist(frame: pl.DataFrame) -> pl.DataFrame:
     if s.ANSWER_CONFIDENCES in frame.columns:
         # per-option confidence (aligned with answers) takes precedence over the row's; a
         # null list means none (one null per option, so that both lists explode alike)
-        none = pl.col(s.ANSWERS).list.eval(
-            pl.when(pl.element().is_null() & pl.element().is_not_null()).then(pl.lit(0.0)))
+        none = pl.col(s.ANSWERS).list.eval(pl.lit(None, dtype=pl.Float64))
         out = frame.with_columns(pl.col(s.ANSWER_CONFIDENCES).fill_null(none)).explode(
             [s.ANSWERS, s.ANSWER_CONFIDENCES], empty_as_null=True)
         if s.CONFIDENCE in out.columns:

@@ -424,7 +424,7 @@ def _normalize(frame: pl.DataFrame, table: str, keys: Sequence[str], *,
         raise SchemaError(f"{table}.{s.FEATURE} has dtype {feat}; expected String (the class name).")
     elif feat == pl.Null:
         frame = frame.with_columns(pl.col(s.FEATURE).cast(pl.String))
-    G.scalar_columns(frame, table)
+    G.refuse_dtypes(frame, table)  # (a ground truth's confidence is not read, but checked)
     frame = G.positions(frame, table)
     if s.ID not in frame.columns:
         frame = frame.with_columns(pl.col(POS).cast(pl.Int64).alias(s.ID))
@@ -449,24 +449,15 @@ def _normalize(frame: pl.DataFrame, table: str, keys: Sequence[str], *,
             frame, repairs = k.repair(frame, table)
             if repairs.height:
                 found_repairs.append(repairs)
-    if not is_pd and s.CONFIDENCE in frame.columns:
-        _numeric_confidence(frame, table)  # a ground truth's scores are not read, but checked
     if is_pd:
         if s.CONFIDENCE not in frame.columns:
             G.refuse_score_like(frame, table)
             frame = frame.with_columns(pl.lit(1.0, dtype=pl.Float64).alias(s.CONFIDENCE),
                                        pl.lit(False).alias(GIVEN))
         else:
-            _numeric_confidence(frame, table)
             frame = frame.with_columns(pl.col(s.CONFIDENCE).cast(pl.Float64),
                                        pl.col(s.CONFIDENCE).is_not_null().alias(GIVEN))
     return frame, found_repairs
-
-
-def _numeric_confidence(frame: pl.DataFrame, table: str) -> None:
-    dtype = frame.schema[s.CONFIDENCE]
-    if not dtype.is_numeric() and dtype != pl.Null:
-        raise SchemaError(f"{table}.{s.CONFIDENCE} has dtype {dtype}; expected Float64 in [0, 1].")
 
 
 def _check_key_dtypes(gt: pl.DataFrame, pd: pl.DataFrame, keys: Sequence[str]) -> None:

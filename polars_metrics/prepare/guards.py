@@ -5,6 +5,8 @@ mostly rejected, kinds that never pair."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -180,27 +182,47 @@ def use_confidence_column(predictions, name: str | None):
     return frame.rename({name: s.CONFIDENCE})
 
 
-# columns holding one name or number per row (the kinds check their own geometry columns)
-_SCALAR_COLUMNS = {
-    s.KIND: ("a kind name (String)", lambda d: d in (pl.String, pl.Null)
-             or isinstance(d, pl.Categorical | pl.Enum)),
-    s.ID: ("an integer or String id", lambda d: d.is_integer() or d in (pl.String, pl.Null)
-           or isinstance(d, pl.Categorical | pl.Enum)),
-    s.MESSAGE_ID: ("one message id per row (an integer or a String)",
-                   lambda d: not d.is_nested() and d not in (pl.Binary, pl.Object)),
+def is_name(dtype) -> bool:
+    """A column of names: String, Categorical or Enum (or all null)."""
+    return dtype in (pl.String, pl.Null) or isinstance(dtype, pl.Categorical | pl.Enum)
+
+
+def is_integer(dtype) -> bool:
+    return dtype.is_integer() or dtype == pl.Null
+
+
+def is_number(dtype) -> bool:
+    return dtype.is_numeric() or dtype == pl.Null
+
+
+def is_flag(dtype) -> bool:
+    """Boolean, or integers 0 / 1 as COCO writes ``iscrowd``."""
+    return dtype == pl.Boolean or is_integer(dtype)
+
+
+DtypeRules = dict[str, tuple[Callable[[Any], bool], str]]  # column: (accepts dtype, expected)
+
+# the columns every profile reads one value a row from (the kinds check their geometry columns)
+COLUMN_DTYPES: DtypeRules = {
+    s.KIND: (is_name, "a kind name (String)"),
+    s.ID: (lambda d: is_integer(d) or is_name(d), "an integer or String id"),
+    s.MESSAGE_ID: (lambda d: not d.is_nested() and d not in (pl.Binary, pl.Object),
+                   "one message id per row (an integer or a String)"),
+    s.CONFIDENCE: (is_number, "Float64 in [0, 1]"),
 }
 
 
-def scalar_columns(frame: pl.DataFrame, table: str) -> None:
-    """Refuse a kind, id or message-id column of a dtype that holds no single value per row
-    (a list, an array, a struct): polars' own cast error would name neither table nor fix.
+def refuse_dtypes(frame: pl.DataFrame, table: str, rules: DtypeRules = COLUMN_DTYPES) -> None:
+    """Refuse a column of a dtype it cannot be read as (for ``id``: a list, an array, a
+    struct), naming table, column and the dtype expected: polars' or numpy's own error from
+    deeper down would name neither.
 
-    >>> scalar_columns(pl.DataFrame({"id": [[1]]}), "ground_truth")
+    >>> refuse_dtypes(pl.DataFrame({"id": [[1]]}), "ground_truth")
     Traceback (most recent call last):
     ...
     polars_metrics.errors.SchemaError: ground_truth.id has dtype List(Int64); expected an integer or String id.
     """
-    for column, (expected, accepts) in _SCALAR_COLUMNS.items():
+    for column, (accepts, expected) in rules.items():
         if column in frame.columns and not accepts(frame.schema[column]):
             raise SchemaError(f"{table}.{column} has dtype {frame.schema[column]}; expected {expected}.")
 

@@ -220,7 +220,7 @@ def _export_record(rec: Any, n: int, ctx: _ExportContext) -> None:
             return
         ctx.excluded.append((data_row, global_key, reason if labels is None else
                              "not labeled (labels: [])", 0, n_pd_ann))
-        ctx.data_rows.append(_data_row_entry(dr, media, False, 0, None, n))
+        ctx.data_rows.append(_data_row_entry(dr, media, size, False, 0, None, n))
         return
     try:
         label = _select_label(labels, ctx)
@@ -236,7 +236,7 @@ def _export_record(rec: Any, n: int, ctx: _ExportContext) -> None:
     except R.RecordError as exc:
         bad(n, exc.field, exc.problem, data_row)
         return
-    ctx.data_rows.append(_data_row_entry(dr, media, True, len(labels), label.get("id"), n))
+    ctx.data_rows.append(_data_row_entry(dr, media, size, True, len(labels), label.get("id"), n))
     _emit(ctx.gt, gt_rows, common, label.get("id"))
     if preds is not None:
         _emit(ctx.pd, pd_rows, common, preds[0].get("id") if n_pred_labels == 1 else None)
@@ -256,37 +256,22 @@ def _check_data_row(dr: Mapping, media: Any) -> tuple[int | None, int | None]:
     ``data_rows`` table holds; returns the image (height, width), None where not given."""
     for name in ("global_key", "external_id"):
         R.optional_text(dr.get(name), f"data_row.{name}")
-    if not isinstance(media, Mapping):
-        raise R.RecordError("media_attributes", f"expected an object, got {media!r}")
-    R.optional_text(media.get("mime_type"), "media_attributes.mime_type")
+    R.optional_text(R.mapping(media, "media_attributes").get("mime_type"), "media_attributes.mime_type")
     size = []
     for name in ("height", "width"):
-        value = media.get(name)
-        side = _image_side(value)
-        if value is not None and side is None:
-            raise R.RecordError(f"media_attributes.{name}",
-                                f"expected a non-negative 64-bit integer, got {value!r}")
+        side = media.get(name)
+        if side is not None:
+            side = R.integer(side, f"media_attributes.{name}")
+            if side < 0:
+                raise R.RecordError(f"media_attributes.{name}", f"is negative, got {side}")
         size.append(side)
     return size[0], size[1]
 
 
-def _image_side(value: Any) -> int | None:
-    """An image height / width of ``media_attributes`` as an int; None when absent or not a
-    non-negative integer that fits int64 (the caller says which).
-
-    >>> [_image_side(v) for v in (480, 480.0, 480.5, -1, float("inf"), 2**63, True, None)]
-    [480, 480, None, None, None, None, None, None]
-    """
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63:
-        return value
-    return None
-
-
-def _data_row_entry(dr: Mapping, media: Mapping, labeled: bool, n_labels: int, label_id, n: int):
-    return (dr["id"], dr.get("global_key"), dr.get("external_id"), _image_side(media.get("height")),
-            _image_side(media.get("width")), media.get("mime_type"), labeled, n_labels, label_id, n)
+def _data_row_entry(dr: Mapping, media: Mapping, size: tuple, labeled: bool, n_labels: int,
+                    label_id, n: int):
+    return (dr["id"], dr.get("global_key"), dr.get("external_id"), *size, media.get("mime_type"),
+            labeled, n_labels, label_id, n)
 
 
 def _count_annotations(label: Any, field: str) -> int:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from polars_metrics import schema as s
-from polars_metrics._memory import release_free_heap
+from polars_metrics._memory import gives_back_free_heap
 from polars_metrics.errors import ProfileError
 from polars_metrics.pipeline import partial
 from polars_metrics.prepare import to_frame, use_confidence_column
@@ -22,6 +22,7 @@ from polars_metrics.result.coco import CocoEvaluation
 from polars_metrics.stream.sources import is_streamable, scan
 
 
+@gives_back_free_heap
 def evaluate(ground_truth, predictions, *, profile: str | Profile = "labelbox",
              confidence_thresholds: Sequence[float] | None = None,
              iou_thresholds: Sequence[float] | None = None,
@@ -125,9 +126,7 @@ def evaluate(ground_truth, predictions, *, profile: str | Profile = "labelbox",
     part = partial(ground_truth, predictions, profile=prof,
                    confidence_thresholds=confidence_thresholds, iou_thresholds=iou_thresholds,
                    by=by, data_row=data_row, data_rows=data_rows, on_invalid=on_invalid)
-    ev = Evaluation.from_partial(part)
-    release_free_heap()  # the stage temporaries are freed by now
-    return ev
+    return Evaluation.from_partial(part)
 
 
 def _stream(gt, pd, prof: Profile, data_row, data_rows, engine: str, progress: bool,

@@ -15,6 +15,7 @@ category): the rows are sorted once, and numba kernels run over group offsets. T
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -124,6 +125,8 @@ def evaluate(gt: pl.DataFrame, pd: pl.DataFrame, p: CocoParams, *,
         lay = _layout(rows, p)
         iou, iou_ptr = _group_iou(gt, pd, rows, lay, p)
         d_area = _detection_area(pd, rows, p)
+        # the matching is the call's peak: the arrays only the layout and the IoU read go first
+        rows, lay = rows.for_matching(), lay.for_matching()
         return _match_and_accumulate(rows, lay, iou, iou_ptr, d_area, p, pd.height)
     finally:
         numba.set_num_threads(prev)
@@ -154,6 +157,11 @@ class _Rows:
     n_gt_frame: int
     n_outside: int
     d_area: np.ndarray | None = None  # the area column's values when it has them all
+
+    def for_matching(self) -> _Rows:
+        """Without the per-detection arrays the matching and the result never read (image,
+        category, score: the layout has placed them), so they are freed before it."""
+        return dataclasses.replace(self, d_img=None, d_cat=None, score=None)
 
 
 def _annotations(gt: pl.DataFrame, pd: pl.DataFrame, p: CocoParams, use_ignore_flag: bool) -> _Rows:
@@ -277,6 +285,11 @@ class _Layout:
     dt_pos: np.ndarray
     score_acc: np.ndarray
     rank_acc: np.ndarray
+
+    def for_matching(self) -> _Layout:
+        """Without ``acc`` and ``d_cat_e`` (their positions are in ``dt_pos`` and ``cat_ptr``),
+        which the matching and the result never read."""
+        return dataclasses.replace(self, acc=None, d_cat_e=None)
 
 
 def _layout(rows: _Rows, p: CocoParams) -> _Layout:

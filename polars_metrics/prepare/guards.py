@@ -195,6 +195,11 @@ def is_number(dtype) -> bool:
     return dtype.is_numeric() or dtype == pl.Null
 
 
+def is_key(dtype) -> bool:
+    """One identifying value a row: not a list, array or struct, not bytes or an object."""
+    return not dtype.is_nested() and dtype not in (pl.Binary, pl.Object)
+
+
 def is_flag(dtype) -> bool:
     """Boolean, or integers 0 / 1 as COCO writes ``iscrowd``."""
     return dtype == pl.Boolean or is_integer(dtype)
@@ -206,10 +211,15 @@ DtypeRules = dict[str, tuple[Callable[[Any], bool], str]]  # column: (accepts dt
 COLUMN_DTYPES: DtypeRules = {
     s.KIND: (is_name, "a kind name (String)"),
     s.ID: (lambda d: is_integer(d) or is_name(d), "an integer or String id"),
-    s.MESSAGE_ID: (lambda d: not d.is_nested() and d not in (pl.Binary, pl.Object),
-                   "one message id per row (an integer or a String)"),
+    s.MESSAGE_ID: (is_key, "one message id per row (an integer or a String)"),
     s.CONFIDENCE: (is_number, "Float64 in [0, 1]"),
 }
+
+
+def key_rules(keys) -> DtypeRules:
+    """The rules of the data-row key columns (one per column of a composite key)."""
+    return {k: (is_key, "one data-row key value per row (a String or an integer); for a "
+                        "composite key, data_row=[column, ...]") for k in keys}
 
 
 def refuse_dtypes(frame: pl.DataFrame, table: str, rules: DtypeRules = COLUMN_DTYPES) -> None:

@@ -36,12 +36,13 @@ def test_import_turns_numpy_huge_pages_off_unless_the_user_chose(env, after):
 JEMALLOC_QUIET = {"_RJEM_MALLOC_CONF": "background_thread:false"}
 
 
-def _probe(code: str, env: dict[str, str] | None = None, timeout: float = 120) -> dict:
-    """Run ``code`` in a fresh interpreter and read the JSON it prints; skip where it prints
-    null (not glibc >= 2.33: the heap is left to the allocator)."""
+def _probe(code: str, env: dict[str, str] | None = None, timeout: float = 120,
+           args: list[str] = ()) -> dict:
+    """Run ``code`` in a fresh interpreter (``args`` in its ``sys.argv``) and read the JSON it
+    prints; skip where it prints null (not glibc >= 2.33: the heap is left to the allocator)."""
     env = {**(os.environ if env is None else env), **JEMALLOC_QUIET}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=timeout)
+    out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
+                         text=True, timeout=timeout)
     assert out.returncode == 0, out.stderr[-2000:]
     got = json.loads(out.stdout)
     if got is None:
@@ -79,7 +80,8 @@ def test_free_heap_is_returned_only_beyond_the_budget():
 
 
 EVALUATE_PROBE = """
-import ctypes, gc, json, polars_metrics as pm
+import ctypes, gc, json, sys, polars_metrics as pm
+ENTRY = sys.argv[1]  # pm.evaluate or pm.evaluate_coco
 from polars_metrics import _memory
 from polars_metrics.synthetic import detections
 if _memory.free_heap_bytes() is None:
@@ -98,7 +100,7 @@ for budget in (_memory.KEEP_FREE, 0):  # as shipped, then a budget that always t
     _memory.KEEP_FREE = budget
     for _ in range(2):
         ev = None  # the last result is freed before the call, not after its trim
-        ev = pm.evaluate(gt, pd)
+        ev = getattr(pm, ENTRY)(gt, pd)
     before = heap_rss()
     _memory.release_free_heap(keep=0)
     out[str(budget)] = before - heap_rss()  # what the evaluation left resident as free heap
@@ -106,13 +108,14 @@ print(json.dumps(out))
 """
 
 
-def test_an_evaluation_leaves_its_free_heap_for_the_next_one():
-    """Under the budget, ``pm.evaluate`` leaves the heap it freed resident for the next call
+@pytest.mark.parametrize("entry", ["evaluate", "evaluate_coco"])
+def test_an_evaluation_leaves_its_free_heap_for_the_next_one(entry):
+    """Under the budget, an evaluation leaves the heap it freed resident for the next call
     (15 MB measured here); with a budget of 0 it trims it once the call has returned, and
     nothing is left to give back (0 bytes measured here; 0.5 MB when the trim ran before the
     call's locals were freed, 5 MB on a CI machine). Measured on the heap mapping alone: RSS
     also moves with polars' own allocator."""
-    got = _probe(EVALUATE_PROBE, timeout=300)
+    got = _probe(EVALUATE_PROBE, timeout=300, args=[entry])
     mb = 1 << 20
     kept, always_trimmed = got.values()
     assert kept >= 8 * mb

@@ -30,6 +30,7 @@ from polars_metrics._kernels import coco as K
 from polars_metrics._kernels import coco_layout as L
 from polars_metrics._kernels import rle as R
 from polars_metrics._lazy import lazy
+from polars_metrics._memory import gives_back_free_heap
 from polars_metrics._parallel import run_ranges
 from polars_metrics.coco import threaded
 from polars_metrics.coco.arrays import CocoResult
@@ -52,6 +53,7 @@ numba = lazy("polars_metrics._kernels._jit")  # get/set_num_threads without impo
 _SMALL = 50_000  # below this many rows one thread runs (waking the pool costs more)
 
 
+@gives_back_free_heap
 def evaluate_coco(
     gt: pl.DataFrame,
     pd: pl.DataFrame,

@@ -29,8 +29,8 @@ and comes back to these.
 **The free heap.** Once freed, an evaluation's arrays stay resident as free heap space, which
 the next evaluation reuses. ``malloc_trim(0)`` returns those pages (1-2 ms), but the next
 evaluation then faults them in again: that made a warm 5,000-image call 8-12% slower. So
-once ``pm.evaluate`` or ``pm.evaluate_coco`` has returned (:func:`gives_back_free_heap`), :func:`release_free_heap`
-trims only when more than ``KEEP_FREE`` bytes of the heap are free
+once ``pm.evaluate`` or ``pm.evaluate_coco`` has returned (:func:`gives_back_free_heap`),
+:func:`release_free_heap` trims only when more than ``KEEP_FREE`` bytes of the heap are free
 (glibc's ``mallinfo2``): small and medium evaluations keep their free pages for the next one
 (measured with the previous result alive: +3 to +8 MB peak at 5,000 images, +23 to +34 MB at
 20,000), large ones give them back (at 100,000 images an untrimmed heap raised that peak by

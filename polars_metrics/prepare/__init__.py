@@ -424,8 +424,9 @@ def _normalize(frame: pl.DataFrame, table: str, keys: Sequence[str], *,
         raise SchemaError(f"{table}.{s.FEATURE} has dtype {feat}; expected String (the class name).")
     elif feat == pl.Null:
         frame = frame.with_columns(pl.col(s.FEATURE).cast(pl.String))
+    # the data-row keys and the columns read a value a row from (a ground truth's confidence
+    # is not read, but checked)
     G.refuse_dtypes(frame, table, {**G.COLUMN_DTYPES, **G.key_rules(keys)})
-    # (a ground truth's confidence is not read, but checked)
     frame = G.positions(frame, table)
     if s.ID not in frame.columns:
         frame = frame.with_columns(pl.col(POS).cast(pl.Int64).alias(s.ID))

@@ -42,8 +42,8 @@ INTEGERS = {"data_row": 1, "id": 7, "confidence": 1, "start": 0, "end": 5, "mess
             "feature": 1, "question": 1, "answer": 1, "kind": 1, "answer_confidences": 1}
 FLOATS = {"data_row": 1.5, "id": 1.5, "confidence": 0.5, "start": 0.0, "end": 5.0,
           "answer_confidences": 0.5}
-LISTS = {"answers": ["x", "y"], "answer_confidences": [0.9, 0.8], "bbox": [0, 0, 10, 10],
-         "point": [1, 2]}
+NUMBER_LISTS = {"answers": [1, 2], "answer_confidences": [0.9, 0.8], "bbox": [0, 0, 10, 10],
+                "point": [1, 2]}
 
 
 def _base(fixture: str) -> pl.DataFrame:
@@ -79,15 +79,11 @@ def _series(column: str, dtype) -> pl.Series:
         return pl.Series(column, [NAMES[column].encode()])
     if isinstance(dtype, pl.Struct):
         return pl.Series(column, [{"x": 1}], dtype)
-    inner = dtype.inner
-    if inner == pl.String:  # a list of names; answers keep their options
-        values = LISTS["answers"] if column == "answers" else [NAMES[column]]
+    if dtype.inner == pl.String:  # a list of names; answers keep their two options
+        values = ["x", "y"] if column == "answers" else [NAMES[column]]
         return pl.Series(column, [values], dtype)
-    values = LISTS[column] if column in LISTS else [INTEGERS[column], INTEGERS[column]]
-    if column == "answers":
-        values = [1, 2]
-    if column == "answer_confidences" and inner.is_integer():
-        values = [1, 0]
+    values = ([1, 0] if column == "answer_confidences" and dtype.inner.is_integer()
+              else NUMBER_LISTS[column])
     return pl.Series(column, [values], pl.List(pl.Float64)).cast(dtype)
 
 
@@ -116,7 +112,7 @@ def _contract() -> list[tuple[str, str, str, object]]:
     cases = []
     for line in rows:
         first, accepted, refused = (cell.strip() for cell in line.strip("|").split("|"))
-        columns = [c for c in re.findall(r"`([a-z_]+)`", first)]
+        columns = re.findall(r"`([a-z_]+)`", first)
         for verdict, cell in (("accepted", accepted), ("refused", refused)):
             cell = re.sub(r"\s*\(values in [^)]*\)", "", cell)
             words = [w.strip() for w in re.split(r",\s*(?![^()]*\))", cell)]

@@ -19,6 +19,7 @@ two halves and merging gives exactly the whole result.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -98,18 +99,55 @@ def _frame_itself(value: Any) -> Any:
     return value
 
 
-class LazyFrameField:
-    """A frozen-dataclass field that may hold a :class:`RowTable`: reads return the frame.
-    Set on the class after ``@dataclass`` (the dataclass sees a plain field); ``raw`` gives the
-    stored value without building it."""
+class Deferred:
+    """A value built by ``build`` on its first read and kept from then on (strongly, unlike a
+    :class:`RowTable`: what it builds is small, or read again). Concurrent first reads build
+    it once; pickling and copying store the value itself.
 
-    def __init__(self, name: str) -> None:
+    >>> calls = []
+    >>> d = Deferred(lambda: calls.append(1) or "built")
+    >>> d.value(), d.value(), len(calls)
+    ('built', 'built', 1)
+    """
+
+    __slots__ = ("_build", "_value", "_lock")
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build: Callable[[], Any] | None = build
+        self._value: Any = None
+        self._lock = threading.Lock()
+
+    def value(self) -> Any:
+        if self._build is not None:
+            with self._lock:
+                if self._build is not None:
+                    self._value = self._build()
+                    self._build = None  # what the builder holds goes with it
+        return self._value
+
+    def __reduce__(self):
+        return (_frame_itself, (self.value(),))
+
+
+class LazyField:
+    """A frozen-dataclass field whose value may be built on read: a :class:`Deferred` is
+    built on the first read and stored in its place; a :class:`RowTable` (possibly what a
+    Deferred built) is stored as it is and each read returns its frame. Other values read as
+    they are. Set on the class after ``@dataclass`` (the dataclass sees a plain field);
+    ``raw`` gives the stored value without building it."""
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name
+
+    def __set_name__(self, owner, name: str) -> None:
         self.name = name
 
     def __get__(self, obj, objtype=None):
         if obj is None:
             return self
         value = obj.__dict__[self.name]
+        if isinstance(value, Deferred):
+            obj.__dict__[self.name] = value = value.value()
         return value.frame() if isinstance(value, RowTable) else value
 
     def __set__(self, obj, value) -> None:
@@ -280,7 +318,7 @@ class PartialResult:
 
 
 # data_rows: a frame, or the RowTable of one run (pipeline.partial) built on first read
-PartialResult.data_rows = LazyFrameField("data_rows")  # type: ignore[assignment]
+PartialResult.data_rows = LazyField("data_rows")  # type: ignore[assignment]
 
 
 def merge(*parts: PartialResult) -> PartialResult:

@@ -18,6 +18,7 @@ Data: the pycocotools fixture (bbox and segm) and the seeded random datasets of
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import types
 from pathlib import Path
@@ -134,7 +135,8 @@ def _both(monkeypatch, gt, pd, **kwargs):
 
     monkeypatch.setattr("polars_metrics.coco.cube_tables", spy)
     out = run(gt, pd, kwargs.pop("profile", get_profile("coco")), **kwargs)
-    return out, seen["prev"]
+    assert "prev" not in seen  # the tables are built on first read, not by the run
+    return dataclasses.replace(out, tables=out.tables.value()), seen["prev"]
 
 
 def _assert_same(out, prev):
@@ -304,12 +306,13 @@ def test_data_rows_are_built_on_read_and_cached_weakly():
     import weakref
 
     from polars_metrics.result.evaluation import Evaluation
-    from polars_metrics.state import RowTable
+    from polars_metrics.state import Deferred, RowTable
 
     gt, pd = read_coco(GT, RESULTS["bbox"])
     ev = pm.evaluate(gt, pd, profile="coco", confidence_thresholds=CONF)
-    assert isinstance(Evaluation.data_rows.raw(ev), RowTable)
+    assert isinstance(Evaluation.data_rows.raw(ev), Deferred)  # the call built no table
     first = ev.data_rows
+    assert isinstance(Evaluation.data_rows.raw(ev), RowTable)  # the counts, not the frame
     assert ev.data_rows is first and ev.tables.data_rows is first
     copy, ref = first.clone(), weakref.ref(first)
     del first
@@ -318,6 +321,49 @@ def test_data_rows_are_built_on_read_and_cached_weakly():
     assert_frame_equal(ev.data_rows, copy)
     renamed = ev.tables.renamed({s.DATA_ROW: "image_id"})
     assert_frame_equal(renamed.data_rows, copy.rename({s.DATA_ROW: "image_id"}))
+
+
+def test_the_tables_are_built_on_first_read_once_whichever_is_read_first(monkeypatch):
+    """``pm.evaluate(profile="coco")`` builds no table: ``cube_tables`` runs on the first read
+    of any of cube / overall / confusion / data_rows / tables, once (also when threads read at
+    once), its seconds then in ``timings``; the frames are the same whichever is read first.
+    Until then the result holds a few input columns, never the geometry."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from polars_metrics.result.coco import CocoEvaluation
+
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return cube_tables(*args, **kwargs)
+
+    monkeypatch.setattr("polars_metrics.coco.cube_tables", counted)
+    gt, pd = read_coco(GT, RESULTS["bbox"])
+    names = ("cube", "overall", "confusion", "data_rows")
+    seen = None
+    for first in (*names, "tables"):
+        calls.clear()
+        ev = pm.evaluate(gt, pd, profile="coco", confidence_thresholds=CONF)
+        _ = (ev.coco_summary, ev.coco.stats, ev.coco_per_category, ev.format_coco_summary())
+        assert calls == [] and "cube" not in ev.timings
+        getattr(ev, first)
+        frames = {name: getattr(ev, name) for name in names}
+        assert calls == [1] and ev.timings["cube"] > 0
+        if seen is None:
+            seen = frames
+        for name in names:
+            assert_frame_equal(frames[name], seen[name], check_exact=True)
+    calls.clear()
+    ev = pm.evaluate(gt, pd, profile="coco", confidence_thresholds=CONF)
+    build = CocoEvaluation.tables.raw(ev)._build  # what the unbuilt result holds for them
+    held = {c for a in (*build.args, *build.keywords.values()) if isinstance(a, pl.DataFrame)
+            for c in a.columns if c != SLICE}
+    assert held <= {s.DATA_ROW, s.FEATURE, "category_id", s.CONFIDENCE}, held
+    with ThreadPoolExecutor(4) as pool:
+        cubes = list(pool.map(lambda _: ev.cube, range(8)))
+    assert calls == [1] and all(c is cubes[0] for c in cubes)
+    assert_frame_equal(cubes[0], seen["cube"], check_exact=True)
 
 
 def test_a_result_read_for_its_tables_keeps_no_per_row_codes_or_ranks():

@@ -10,6 +10,7 @@ tables). :func:`evaluate_coco` is the arrays-only entry (a ``COCOeval`` replacem
 """
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,18 +19,20 @@ import numpy as np
 import polars as pl
 
 from polars_metrics import schema as s
+from polars_metrics._memory import gives_back_free_heap
 from polars_metrics._rejects import check_on_invalid
 from polars_metrics.coco.arrays import CocoResult
 from polars_metrics.coco.checks import check_image_ids, check_rows
 from polars_metrics.coco.cube import CubeTables, cube_tables
 from polars_metrics.coco.engine import evaluate, evaluate_coco
+from polars_metrics.coco.inputs import CATEGORY_ID
 from polars_metrics.coco.params import CocoParams, params_from_options
 from polars_metrics.coco.segmentation import mask_csr
 from polars_metrics.coco.slices import image_slices, slice_summaries
 from polars_metrics.errors import ProfileError, SchemaError
 from polars_metrics.prepare import to_frame
 from polars_metrics.profiles import Profile
-from polars_metrics.state import RowTable
+from polars_metrics.state import Deferred, RowTable
 from polars_metrics.validation import POS, require_columns
 
 
@@ -42,7 +45,8 @@ class CocoRun:
         slice (each slice's images evaluated on their own: AP is not additive) led by the
         ``by`` columns.
     tables : the cube counts, confusion, data-row frames, matches and the small annotation
-        frames ``examples()`` reads (:class:`~polars_metrics.coco.cube.CubeTables`).
+        frames ``examples()`` reads (:class:`~polars_metrics.coco.cube.CubeTables`), built on
+        first read (a :class:`~polars_metrics.state.Deferred`).
     excluded : images with predictions but absent from the ground truth; rejects : rows that
         failed the checks (``on_invalid="drop"``).
     """
@@ -55,7 +59,7 @@ class CocoRun:
     coco: CocoResult
     summary: pl.DataFrame
     per_category: pl.DataFrame | RowTable  # (built on read without ``by``: slice_summaries)
-    tables: CubeTables
+    tables: Deferred  # of CubeTables
     excluded: pl.DataFrame
     rejects: pl.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
@@ -103,20 +107,40 @@ def run(ground_truth, predictions, profile: Profile, *,
     t2 = time.perf_counter()
     images, slices, excluded = image_slices(gt, pd, res.image_ids, by_cols, meta,
                                             pd_outside=res.n_pd_outside > 0)
-    tables = cube_tables(gt, pd, res, conf_thr=conf_thr, images=images, slices=slices,
-                         by=by_cols, ids=(_ids(gt), _ids(pd)), zero_tn=profile.zero_tn)
     t3 = time.perf_counter()
     summary, per_cat = slice_summaries(gt, pd, res, p, images, slices, by_cols)
     t4 = time.perf_counter()
-    back = {s.DATA_ROW: key}
+    timings = {"prepare": t1 - t0, "coco": t2 - t1, "slices": t3 - t2, "summary": t4 - t3}
+    # the cube's tables are built on first read: what they read of the inputs is a few
+    # columns (shared with the input tables, not copied), never the geometry
+    # (functools.partial: this package's ``partial`` is its submodule once imported)
+    tables = Deferred(functools.partial(
+        _cube_tables, timings, {s.DATA_ROW: key}, _slim(gt), _slim(pd), res, conf_thr=conf_thr,
+        images=images, slices=slices, by=by_cols, ids=(_ids(gt), _ids(pd)),
+        zero_tn=profile.zero_tn))
     return CocoRun(
         profile=profile, keys=(key,), by=by_cols, conf_thr=conf_thr,
         iou_thr=np.round(res.params.iou_thresholds, s.THRESHOLD_DECIMALS), coco=res,
-        summary=summary, per_category=per_cat,
-        tables=tables.renamed(back),
-        excluded=excluded.rename(back), rejects=pl.concat([gt_rejects, pd_rejects]),
-        timings={"prepare": t1 - t0, "coco": t2 - t1, "cube": t3 - t2, "summary": t4 - t3},
+        summary=summary, per_category=per_cat, tables=tables,
+        excluded=excluded.rename({s.DATA_ROW: key}), rejects=pl.concat([gt_rejects, pd_rejects]),
+        timings=timings,
     )
+
+
+@gives_back_free_heap
+def _cube_tables(timings: dict[str, float], back: dict[str, str], *args, **kwargs) -> CubeTables:
+    """:func:`~polars_metrics.coco.cube.cube_tables` on first read, its seconds in
+    ``timings["cube"]``, the image id column renamed ``back`` to the caller's name."""
+    t0 = time.perf_counter()
+    tables = cube_tables(*args, **kwargs).renamed(back)
+    timings["cube"] = time.perf_counter() - t0
+    return tables
+
+
+def _slim(frame: pl.DataFrame) -> pl.DataFrame:
+    """The columns :func:`~polars_metrics.coco.cube.cube_tables` reads of an input table."""
+    return frame.select([c for c in (s.DATA_ROW, s.FEATURE, CATEGORY_ID, s.CONFIDENCE)
+                         if c in frame.columns])
 
 
 _PIPELINE = Profile()  # the defaults of the switches the COCO engine has no use for

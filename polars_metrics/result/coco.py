@@ -19,7 +19,7 @@ from polars_metrics._lazy import lazy
 from polars_metrics.analysis import BACKGROUND_IOU
 from polars_metrics.errors import did_you_mean
 from polars_metrics.result.evaluation import Evaluation
-from polars_metrics.state import LazyFrameField
+from polars_metrics.state import Deferred, LazyField
 
 _tide = lazy("polars_metrics.analysis.tide")  # TIDE: on first use
 
@@ -46,7 +46,11 @@ class CocoEvaluation(Evaluation):
     The cube, confusion and data-row frames count under COCO matching at area "all" and the
     largest maxDet (ignored detections are neither TP nor FP; ignored ground truths never FN);
     they are additive, so ``by=`` slices them from the same pass. ``iou`` (the IoU metric) is
-    null, and the data-row ratios are per image, from its counts.
+    null, and the data-row ratios are per image, from its counts. They are built on first
+    read, from the matcher's result the evaluation keeps: ``pm.evaluate`` pays for pycocotools'
+    numbers only, and a result read for ``coco_summary`` alone never builds them. Until then
+    the result holds the few input columns they read (image, category, confidence: shared
+    with the input tables, not copied); the frames are the same whenever they are built.
 
     Examples
     --------
@@ -73,15 +77,19 @@ class CocoEvaluation(Evaluation):
     def from_run(cls, out: CocoRun) -> CocoEvaluation:
         """The evaluation of one COCO engine run (:func:`polars_metrics.coco.run`)."""
         t0 = time.perf_counter()
-        zero_tn = out.profile.zero_tn
-        cube, overall = metrics.cube_and_overall(out.tables.counts, out.by, zero_tn)
+        tables, by, zero_tn = out.tables, out.by, out.profile.zero_tn
+        cube_overall = Deferred(lambda: metrics.cube_and_overall(tables.value().counts, by, zero_tn))
+        timings = out.timings  # the tables' build adds its seconds ("cube") when it runs
+        timings["finalize"] = time.perf_counter() - t0
         return cls(
-            profile=out.profile, keys=out.keys, by=out.by, confidence_thresholds=out.conf_thr,
-            iou_thresholds=out.iou_thr, cube=cube, overall=overall,
-            confusion=out.tables.confusion, data_rows=out.tables.rows,
+            profile=out.profile, keys=out.keys, by=by, confidence_thresholds=out.conf_thr,
+            iou_thresholds=out.iou_thr, cube=Deferred(lambda: cube_overall.value()[0]),
+            overall=Deferred(lambda: cube_overall.value()[1]),
+            confusion=Deferred(lambda: tables.value().confusion),
+            data_rows=Deferred(lambda: tables.value().rows),
             excluded=out.excluded, rejects=out.rejects, coco=out.coco,
-            coco_summary=out.summary, coco_per_category=out.per_category, tables=out.tables,
-            timings=dict(out.timings, finalize=time.perf_counter() - t0),
+            coco_summary=out.summary, coco_per_category=out.per_category, tables=tables,
+            timings=timings,
         )
 
     def __repr__(self) -> str:
@@ -217,5 +225,7 @@ class CocoEvaluation(Evaluation):
         return counts
 
 
-# coco_per_category: a frame, or (without by=) built on first read from the run's CocoResult
-CocoEvaluation.coco_per_category = LazyFrameField("coco_per_category")  # type: ignore[assignment]
+# coco_per_category: a frame, or (without by=) built on first read from the run's CocoResult;
+# tables: built on first read (coco.run), with the cube, overall, confusion and data-row frames
+CocoEvaluation.coco_per_category = LazyField("coco_per_category")  # type: ignore[assignment]
+CocoEvaluation.tables = LazyField("tables")  # type: ignore[assignment]

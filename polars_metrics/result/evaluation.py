@@ -25,7 +25,7 @@ from polars_metrics.kinds.polygon import REPAIRS_SCHEMA
 from polars_metrics.matching import matched_at
 from polars_metrics.profiles import Profile
 from polars_metrics.result import outcomes as _outcomes
-from polars_metrics.state import Detail, LazyFrameField, PartialResult
+from polars_metrics.state import Detail, LazyField, PartialResult
 
 _queues = lazy("polars_metrics.result.queues")  # calibration, suspects: on first use
 _errors = lazy("polars_metrics.analysis.errors")
@@ -434,8 +434,11 @@ def _finished(detail: Detail) -> Detail:
     return detail
 
 
-# data_rows: a frame, or the RowTable of one run, built on first read and cached weakly
-Evaluation.data_rows = LazyFrameField("data_rows")  # type: ignore[assignment]
+# frames a result may build on first read (state.LazyField): data_rows the RowTable of one run
+# (cached weakly), and under profile="coco" every table of the cube (coco.run)
+for _name in ("cube", "overall", "confusion", "data_rows"):
+    setattr(Evaluation, _name, LazyField(_name))
+del _name
 
 
 def finalize(part: PartialResult) -> Evaluation:

@@ -46,6 +46,7 @@ from polars_metrics.coco.partial import (
 from polars_metrics.coco.slices import image_slices
 from polars_metrics.errors import PolarsMetricsError, PolarsMetricsWarning
 from polars_metrics.result.coco import CocoEvaluation
+from polars_metrics.state import Deferred, LazyField
 from polars_metrics.stream.checkpoint import Task, _global_rows, batch_dir, read_side
 from polars_metrics.stream.combine import scan_large
 from polars_metrics.stream.result import _Lazy
@@ -187,30 +188,11 @@ def merge_small(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
             "timings": timings, "n_outside": a["n_outside"] + b["n_outside"]}
 
 
-class _Deferred:
-    """A frame built by a function on first read (see :class:`_OnRead`)."""
-
-    def __init__(self, build) -> None:
-        self.build = build
-
-
-class _OnRead(_Lazy):
-    """:class:`_Lazy` that also builds a :class:`_Deferred` on first read."""
-
-    def __get__(self, obj, objtype=None):
-        if obj is None:
-            return self
-        value = obj.__dict__[self.name]
-        if isinstance(value, _Deferred):
-            obj.__dict__[self.name] = value = value.build()
-        return super().__get__(obj, objtype)
-
-
 class _StreamTables(CubeTables):
     """CubeTables whose per-image frames stay in the batch files until first read."""
 
     rows = _Lazy()  # the data-row frame: a scan of the batches until first read
-    gt_counted = _OnRead()
+    gt_counted = LazyField()  # a Deferred: read from the batch files on first read
 
 
 class StreamedCocoEvaluation(CocoEvaluation):
@@ -289,7 +271,7 @@ def finalize(small: dict[str, Any], tasks: list[Task], profile, key: str, out: P
     data_rows = scan_large(dirs, "data_rows").sort(key, maintain_order=True)
     tables = _StreamTables(
         counts=counts, confusion=confusion, rows=data_rows,
-        gt_counted=_Deferred(partial(per_annotation, tasks, "gt_counted")),
+        gt_counted=Deferred(partial(per_annotation, tasks, "gt_counted")),
         _build_matches=partial(per_annotation, tasks, "matches"),
         _build_false_positives=partial(per_annotation, tasks, "false_positives"))
     run = CocoRun(

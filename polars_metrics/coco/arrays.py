@@ -15,6 +15,23 @@ from polars_metrics.coco.summary import format_summary, per_category
 ALL_IGNORED = ((1 << K.MAX_THR) - 1) << K.IGN_SHIFT  # a code word: ignored at every threshold
 
 
+@dataclass(frozen=True)
+class Gathered:
+    """A per-detection argument a result does not keep: ``source[rows]``, gathered when it is
+    needed. ``source`` is a column of the input table, shared with it (a result alive while
+    the caller holds the input costs nothing for it).
+
+    >>> Gathered(np.array([1.0, 2.0, 3.0]), np.array([2, 0], np.int32)).array().tolist()
+    [3.0, 1.0]
+    """
+
+    source: np.ndarray
+    rows: np.ndarray
+
+    def array(self) -> np.ndarray:
+        return np.ascontiguousarray(self.source[self.rows], dtype=np.float64)
+
+
 @dataclass(frozen=True, eq=False)
 class CocoResult:
     """Result of :func:`~polars_metrics.coco.evaluate_coco`; arrays laid out like ``COCOeval.eval``.
@@ -153,8 +170,10 @@ class CocoResult:
         # the per-row match arrays are not needed for the COCO numbers: computed on first use
         # by re-running the matching at the recorded area only
         args, lo, hi, thrs, n_d, n_rows = self._match_inputs
-        # the kernel's index arrays are int64; the result keeps them narrowed (engine._result)
-        args = tuple(a.astype(np.int64) if isinstance(a, np.ndarray) and a.dtype.kind in "iu"
+        # the kernel's index arrays are int64; the result keeps them narrowed, and an input
+        # column as it is (engine._result)
+        args = tuple(a.array() if isinstance(a, Gathered) else
+                     a.astype(np.int64) if isinstance(a, np.ndarray) and a.dtype.kind in "iu"
                      else a for a in args)
         T = thrs.size
         dt_match = np.full((n_rows, T), -1, np.int32)

@@ -33,7 +33,7 @@ from polars_metrics._lazy import lazy
 from polars_metrics._memory import gives_back_free_heap
 from polars_metrics._parallel import run_ranges
 from polars_metrics.coco import threaded
-from polars_metrics.coco.arrays import CocoResult
+from polars_metrics.coco.arrays import CocoResult, Gathered
 from polars_metrics.coco.inputs import (
     category_axis,
     f64,
@@ -159,6 +159,7 @@ class _Rows:
     n_gt_frame: int
     n_outside: int
     d_area: np.ndarray | None = None  # the area column's values when it has them all
+    area_column: np.ndarray | None = None  # that column itself (shared with the frame)
 
     def for_matching(self) -> _Rows:
         """Without the per-detection arrays the matching and the result never read (image,
@@ -212,7 +213,7 @@ def _annotations(gt: pl.DataFrame, pd: pl.DataFrame, p: CocoParams, use_ignore_f
         d_img=d_img, g_cat=gk_all[gt_rows].astype(np.int64), d_cat=d_cat, score=score,
         g_area=np.ascontiguousarray(_gt_area(gt, gt_rows, p)), g_crowd=g_crowd, g_ignore=g_ignore,
         g_idzero=np.ascontiguousarray(g_idzero), n_gt_frame=gt.height, n_outside=n_outside,
-        d_area=None if area is None else d_area,
+        d_area=None if area is None else d_area, area_column=area,
     )
 
 
@@ -348,6 +349,9 @@ def match_arguments(rows: _Rows, lay: _Layout, iou, iou_ptr, d_area, p: CocoPara
     return match_args, area_lo, area_hi
 
 
+_D_AREA, _PD_ROWS = 12, 14  # positions in match_arguments' tuple
+
+
 def _match_and_accumulate(rows: _Rows, lay: _Layout, iou, iou_ptr, d_area, p: CocoParams,
                           n_pd_frame: int) -> CocoResult:
     """``evaluateImg`` then ``accumulate``, 16 IoU thresholds at a time (the packed code's width)."""
@@ -402,7 +406,10 @@ def _result(rows: _Rows, lay: _Layout, p: CocoParams, precision, recall, scores,
     def kept(a):
         return narrow.get(id(a), a)
 
-    match_inputs = (tuple(map(kept, match_inputs[0])), *match_inputs[1:])
+    args = tuple(map(kept, match_inputs[0]))
+    if rows.area_column is not None:  # the input's area column: gathered again, not kept
+        args = (*args[:_D_AREA], Gathered(rows.area_column, args[_PD_ROWS]), *args[_D_AREA + 1:])
+    match_inputs = (args, *match_inputs[1:])
     return CocoResult(
         params=p, precision=precision, recall=recall, scores=scores, stats=stats,
         summary=summary_frame(stats, md_used), _per_category_of=(names, cat_ids, n_gt),

@@ -752,9 +752,10 @@ def markdown(env: dict[str, Any], rows: list[dict[str, Any]], flat: list[dict[st
         out += [
             "## COCO bbox (benchmarks/coco.py: its own parity and timing, same data as COCO JSON)",
             "",
-            "core = evaluate + accumulate + summarize (ours: `pm.evaluate_coco`); full = ours "
-            "`pm.evaluate(profile=\"coco\")` with `coco_summary`, `cube`, `confusion` and "
-            "`data_rows`; medians of interleaved rounds (min / min in brackets).",
+            "core = evaluate + accumulate + summarize (ours: `pm.evaluate_coco`); profile = ours "
+            "`pm.evaluate(profile=\"coco\")` through `coco_summary`; full = that call with "
+            "`coco_summary`, `cube`, `confusion` and `data_rows` read; medians of interleaved "
+            "rounds (min / min in brackets).",
             "",
         ]
     for n, coco in cocos:
@@ -781,7 +782,7 @@ def ratio_table(rows: list[dict[str, Any]]) -> str:
             "supervision cell / ours (warm; ours fresh; both fresh; both fresh with import)",
             "peak RSS MB ours (previous result alive) / supervision", "ours / IoU floor",
             "valor ingest+cube / ours"]
-    head += [f"{p} / ours COCO (core; full)" for p in coco_peers]
+    head += [f"{p} / ours COCO (core; profile; full)" for p in coco_peers]
     head += ["hotcoco load / read_coco (first; again)", "peak RSS MB ours COCO / hotcoco"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r, f in zip(rows, summarize(rows), strict=True):
@@ -800,8 +801,8 @@ def ratio_table(rows: list[dict[str, Any]]) -> str:
                  _x(f.get("speedup_vs_valor_ingest_cube"))]
         for p in coco_peers:
             c = by_lib.get(p)
-            cells.append(f"{c['ratio_core']:.2f}x; {c['ratio_full']:.2f}x" if c and "ratio_core" in c
-                         else "—")
+            cells.append(f"{c['ratio_core']:.2f}x; {c['ratio_profile']:.2f}x; {c['ratio_full']:.2f}x"
+                         if c and "ratio_core" in c else "—")
         h, o = by_lib.get("hotcoco"), by_lib.get("polars_metrics")
         cells.append(f"{h['ratio_load']:.2f}x; {h['ratio_load_warm']:.2f}x" if h and "ratio_load" in h
                      else "—")

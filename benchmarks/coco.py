@@ -140,10 +140,12 @@ def generate_coco(
 
 # --- one library in its own process -------------------------------------------------------------
 # Each child loads the JSON files (timed: "load"), runs the evaluation once untimed when `warmup`
-# (the warm variant), then `repeats` timed runs. polars_metrics is timed two ways in the same
+# (the warm variant), then `repeats` timed runs. polars_metrics is timed three ways in the same
 # process: "core" = pm.evaluate_coco + the summary (the COCOeval replacement: evaluate +
-# accumulate + summarize, what every peer does) and "full" = pm.evaluate(profile="coco") with
-# coco_summary, cube, confusion and data_rows materialized (what no peer computes).
+# accumulate + summarize, what every peer does), "profile" = pm.evaluate(profile="coco") through
+# coco_summary (the same numbers from the profile's call; its tables are built on first read)
+# and "full" = that call with coco_summary, cube, confusion and data_rows materialized (what no
+# peer computes).
 _CHILD = r'''
 import contextlib, io, json, sys, time
 lib, gt_path, res_path, iou_type, repeats, warmup = sys.argv[1:7]
@@ -178,11 +180,13 @@ if lib == "polars_metrics":
     out["load_warm_s"] = timed(load)[0]
     def core():
         r = pm.evaluate_coco(gt, pd, iou_type=iou_type); r.format_summary(); return r
+    def profile():  # the profile's call as a COCOeval user makes it: the tables are not read
+        ev = pm.evaluate(gt, pd, profile="coco", iou_type=iou_type); ev.coco_summary; return ev
     def full():
         ev = pm.evaluate(gt, pd, profile="coco", iou_type=iou_type)
         _ = (ev.coco_summary, ev.cube, ev.confusion, ev.data_rows)
         return ev
-    runs = {"core": core, "full": full}
+    runs = {"core": core, "profile": profile, "full": full}
 elif lib in ("pycocotools", "faster-coco-eval", "vernier"):
     if lib == "faster-coco-eval":
         from faster_coco_eval import COCO
@@ -226,7 +230,7 @@ for name, fn in runs.items():
     for _ in range(repeats):
         w, c, r = timed(fn); walls.append(w); cpus.append(c)
     out[f"{name}_s"], out[f"{name}_cpu_s"] = walls, cpus
-    stats = r.coco.stats if name == "full" else getattr(r, "stats", None)
+    stats = r.coco.stats if name in ("profile", "full") else getattr(r, "stats", None)
     out[f"{name}_stats"] = [float(v) for v in stats]
     # the loaded data plus this variant's runs (each run's result alive during the next run's)
     out[f"peak_rss_{name}_mb"] = peak_mb() if phase else None
@@ -299,14 +303,15 @@ def run_coco_benchmark(
 
     Returns one dict per (library, variant): ``library``, ``variant``, ``load_s`` (min),
     ``core_s`` / ``core_cpu_s`` (median wall / CPU of evaluate + accumulate + summarize; ours:
-    ``pm.evaluate_coco``), for ours ``full_s`` (``pm.evaluate(profile="coco")`` with the
-    cube, confusion and data-row tables), ``peak_rss_mb`` (the process) and per phase
-    ``peak_rss_load_mb`` / ``peak_rss_core_mb`` / ``peak_rss_full_mb`` (the peak restarts from the
-    resident size at each phase: the loaded data plus that phase's runs), ``file_rss_core_mb`` /
-    ``file_rss_full_mb`` (of the resident size at that phase's end, the pages of mapped files:
-    library code above all), ``stats``, ``max_abs_stat_diff``,
-    ``loadavg``, and for the peers ``ratio_core`` (peer / ours core), ``ratio_full`` (peer /
-    ours full), ``ratio_load`` (peer load / ours).
+    ``pm.evaluate_coco``), for ours ``profile_s`` (``pm.evaluate(profile="coco")`` through
+    ``coco_summary``) and ``full_s`` (that call with the cube, confusion and data-row tables
+    read), ``peak_rss_mb`` (the process) and per phase ``peak_rss_load_mb`` /
+    ``peak_rss_core_mb`` / ``peak_rss_profile_mb`` / ``peak_rss_full_mb`` (the peak restarts
+    from the resident size at each phase: the loaded data plus that phase's runs),
+    ``file_rss_core_mb`` / ``file_rss_full_mb`` (of the resident size at that phase's end, the
+    pages of mapped files: library code above all), ``stats``, ``max_abs_stat_diff``,
+    ``loadavg``, and for the peers ``ratio_core`` (peer / ours core), ``ratio_profile`` (peer /
+    ours profile), ``ratio_full`` (peer / ours full), ``ratio_load`` (peer load / ours).
     """
     import tempfile
 
@@ -318,7 +323,8 @@ def run_coco_benchmark(
             c = _run_child("polars_metrics", gt, res, iou_type, 1, warmup=False,
                            env={"NUMBA_CACHE_DIR": cache})
         c.update(variant="cold (fresh process, empty numba cache)", stats=c["core_stats"],
-                 core_s=c["core_s"][0], core_cpu_s=c["core_cpu_s"][0], full_s=c["full_s"][0],
+                 core_s=c["core_s"][0], core_cpu_s=c["core_cpu_s"][0],
+                 profile_s=c["profile_s"][0], full_s=c["full_s"][0],
                  full_cpu_s=c["full_cpu_s"][0], loadavg=[round(c["loadavg_before"], 2)])
         rows.append(c)
     runs: dict[str, list[dict]] = {lib: [] for lib in ("polars_metrics", *peers)}
@@ -346,7 +352,8 @@ def run_coco_benchmark(
     ref = next((r for r in ran if r["library"] == "pycocotools"), None) or next(
         (r for r in ran if r["library"] != "polars_metrics"), ran[0])
     for r in ran:
-        diffs = [np.abs(np.subtract(r[k], ref["stats"])) for k in ("core_stats", "full_stats") if k in r]
+        diffs = [np.abs(np.subtract(r[k], ref["stats"]))
+                 for k in ("core_stats", "profile_stats", "full_stats") if k in r]
         r["max_abs_stat_diff"] = float(max(np.max(d) for d in diffs))
         r["stats_equal"] = int(min(np.sum(d == 0) for d in diffs))
     bad = [r for r in ran if r["max_abs_stat_diff"] > atol]
@@ -361,6 +368,8 @@ def run_coco_benchmark(
         if r["library"] != "polars_metrics":
             r["ratio_core"] = r["core_s"] / ours["core_s"]
             r["ratio_core_min"] = r["core_min_s"] / ours["core_min_s"]
+            r["ratio_profile"] = r["core_s"] / ours["profile_s"]
+            r["ratio_profile_min"] = r["core_min_s"] / ours["profile_min_s"]
             r["ratio_full"] = r["core_s"] / ours["full_s"]
             r["ratio_full_min"] = r["core_min_s"] / ours["full_min_s"]
             r["ratio_core_cpu"] = r["core_cpu_s"] / ours["core_cpu_s"]
@@ -370,9 +379,11 @@ def run_coco_benchmark(
 
 
 def _rss(r: dict) -> str:
-    """Peak RSS: the whole process, then its load and core phases (and ours' full phase); then
-    how much of the last phase's resident size was file-backed (mostly library code)."""
-    phases = [f"{r[k]:.0f}" for k in ("peak_rss_load_mb", "peak_rss_core_mb", "peak_rss_full_mb")
+    """Peak RSS: the whole process, then its load and core phases (and ours' profile and full
+    phases); then how much of the last phase's resident size was file-backed (mostly library
+    code)."""
+    phases = [f"{r[k]:.0f}" for k in ("peak_rss_load_mb", "peak_rss_core_mb",
+                                        "peak_rss_profile_mb", "peak_rss_full_mb")
               if r.get(k) is not None]
     text = f"{r['peak_rss_mb']:.0f} ({' / '.join(phases)})" if phases else f"{r['peak_rss_mb']:.0f}"
     files = [r[k] for k in ("file_rss_full_mb", "file_rss_core_mb") if r.get(k) is not None]
@@ -382,22 +393,24 @@ def _rss(r: dict) -> str:
 def format_table(rows: list[dict]) -> str:
     """A markdown table of ``run_coco_benchmark`` rows: seconds, then ratios peer / ours (> 1:
     ours faster), medians (min / min in brackets)."""
-    head = ("| library | variant | load s first / again | evaluate+accumulate+summarize s (CPU s) | ours full s "
-            "| peak RSS MB: process (load / core / full phases); of it file-backed at the end | peer / ours core | peer / ours full | peer / ours load first / again "
+    head = ("| library | variant | load s first / again | evaluate+accumulate+summarize s (CPU s) "
+            "| ours profile s | ours full s "
+            "| peak RSS MB: process (load / core / profile / full phases); of it file-backed at the end "
+            "| peer / ours core | peer / ours profile | peer / ours full | peer / ours load first / again "
             "| 12 stats: max abs diff (exactly equal) | load avg |")
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 13]
     for r in rows:
         if "skipped" in r:
-            lines.append(f"| {r['library']} | skipped | | | | | | | | {r['skipped'][:60]} | |")
+            lines.append(f"| {r['library']} | skipped | | | | | | | | | | {r['skipped'][:60]} | |")
             continue
         ours = r["library"] == "polars_metrics"
-        rc = "" if ours else f"{r['ratio_core']:.2f}x ({r['ratio_core_min']:.2f}x)"
-        rf = "" if ours else f"{r['ratio_full']:.2f}x ({r['ratio_full_min']:.2f}x)"
+        rc, rp, rf = ("" if ours else f"{r[f'ratio_{k}']:.2f}x ({r[f'ratio_{k}_min']:.2f}x)"
+                      for k in ("core", "profile", "full"))
         rl = "" if ours else f"{r['ratio_load']:.2f}x / {r['ratio_load_warm']:.2f}x"
-        full = f"{r['full_s']:.3f}" if "full_s" in r else ""
+        prof, full = (f"{r[k]:.3f}" if k in r else "" for k in ("profile_s", "full_s"))
         lines.append(
             f"| {r['library']} | {r['variant']} | {r['load_s']:.3f} / {r['load_warm_s']:.3f} | {r['core_s']:.3f} "
-            f"({r['core_cpu_s']:.3f}) | {full} | {_rss(r)} | {rc} | {rf} | {rl} | "
+            f"({r['core_cpu_s']:.3f}) | {prof} | {full} | {_rss(r)} | {rc} | {rp} | {rf} | {rl} | "
             f"{r['max_abs_stat_diff']:.1e} ({r['stats_equal']}/12) | "
             f"{', '.join(f'{x:.1f}' for x in r['loadavg'])} |")
     return "\n".join(lines)

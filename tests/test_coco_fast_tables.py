@@ -253,11 +253,20 @@ def test_random_by_slices_many_thresholds_and_lazy_tables(monkeypatch, seed):
 
 def test_row_code_is_the_matchers_result():
     """The code words kept from the one matcher run give exactly ``dt_tp`` / ``dt_ignore`` of
-    the separate matcher run at the kept area (what ``matches`` reads)."""
+    the separate matcher run at the kept area (what ``matches`` reads). They are taken once:
+    the result keeps none after, and ``pm.evaluate_coco`` keeps none at all."""
+    from polars_metrics.coco.engine import evaluate
+    from polars_metrics.coco.params import normalize_params
+    from polars_metrics.errors import PolarsMetricsError
+
     gt_dict, results = make_dataset(7, big_group=True, id_zero=True)
     gt, pd = read_coco(gt_dict, results)
-    res = pm.evaluate_coco(gt, pd)
-    code = res._row_code()[:, 0]
+    p = normalize_params("bbox", None, None, (1, 10, 100), None, True)
+    res = evaluate(gt, pd, p, for_tables=True)
+    code = res.take_row_code()[:, 0]
+    for kept_none in (res, pm.evaluate_coco(gt, pd)):
+        with pytest.raises(PolarsMetricsError, match="keeps no code words"):
+            kept_none.take_row_code()
     T = res.params.iou_thresholds.size
     tp = np.array([(code >> t) & 1 for t in range(T)], bool)
     ign = np.array([(code >> (16 + t)) & 1 for t in range(T)], bool)
@@ -368,16 +377,17 @@ def test_the_tables_are_built_on_first_read_once_whichever_is_read_first(monkeyp
 
 def test_a_result_read_for_its_tables_keeps_no_per_row_codes_or_ranks():
     """The cube reads the code words and the evaluated rows once: neither they nor ``dt_rank``
-    stay cached on the result (two results alive, as in a loop, would hold them twice), and
+    stay on the result (two results alive, as in a loop, would hold them twice), and
     the per-image counts it keeps for the data-row table are narrowed to a byte or two (a few
     detections an image here). (That table's counts are checked against pycocotools'
     per-image matches in ``_assert_naive``.)"""
     gt_dict, results = make_dataset(11, big_group=True)
     gt, pd = read_coco(gt_dict, results)
     ev = pm.evaluate(gt, pd, profile="coco")
+    assert ev.coco._row_code_of[4]  # the code words, until the tables take them
     _ = (ev.cube, ev.confusion, ev.data_rows, ev.coco_summary)
     kept = vars(ev.coco)
-    assert "dt_rank" not in kept
+    assert "dt_rank" not in kept and ev.coco._row_code_of[4] == []
     counts = [a for a in _closure_arrays(ev.tables.rows._build) if a.ndim == 3]
     assert len(counts) == 2 and {a.dtype for a in counts} <= {np.dtype(np.uint8), np.dtype(np.uint16)}
 

@@ -103,7 +103,7 @@ def run(ground_truth, predictions, profile: Profile, *,
                                 on_invalid=on_invalid)
     check_image_ids(gt, pd)
     t1 = time.perf_counter()
-    res = evaluate(gt, pd, p)
+    res = evaluate(gt, pd, p, for_tables=True)  # the code words, until the tables take them
     t2 = time.perf_counter()
     images, slices, excluded = image_slices(gt, pd, res.image_ids, by_cols, meta,
                                             pd_outside=res.n_pd_outside > 0)

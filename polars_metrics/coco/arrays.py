@@ -11,6 +11,7 @@ from polars_metrics._kernels import coco as K
 from polars_metrics.coco import threaded
 from polars_metrics.coco.params import CocoParams
 from polars_metrics.coco.summary import format_summary, per_category
+from polars_metrics.errors import PolarsMetricsError
 
 ALL_IGNORED = ((1 << K.MAX_THR) - 1) << K.IGN_SHIFT  # a code word: ignored at every threshold
 
@@ -122,7 +123,8 @@ class CocoResult:
     _match_inputs: tuple = field(default=(), repr=False)
     # what the lazily built frames are made of: (names, category ids, non-ignored ground
     # truths per category) for ``per_category``; (evaluated rows, their rank, their position
-    # in the code, the largest maxDet, the code at match_area, n_pd) for ``_row_code``
+    # in the code, the largest maxDet, [the code at match_area] until taken, n_pd) for
+    # ``take_row_code``
     _per_category_of: tuple = field(default=(), repr=False)
     _row_code_of: tuple = field(default=(), repr=False)
 
@@ -150,12 +152,19 @@ class CocoResult:
         out[pd_rows[rank < max_det]] = True
         return out
 
-    def _row_code(self) -> np.ndarray:
+    def take_row_code(self) -> np.ndarray:
         """(n_pd, n_chunks) int64: the matcher's code word per prediction row at
         ``match_area`` and chunk of 16 IoU thresholds (bit t: true positive, bit 16 + t:
         ignored; rows not evaluated are ignored everywhere) — what the cube's counts are built
-        from (coco.cube); built on each call and not kept (its one reader calls it once)."""
-        pd_rows, rank, dt_pos, max_det, keep_code, n_pd = self._row_code_of
+        from (coco.cube). Its one reader, the cube's tables (built once), takes it: the result
+        keeps the code words until then, and none after (nor when evaluated without
+        ``for_tables``, as ``pm.evaluate_coco`` does)."""
+        pd_rows, rank, dt_pos, max_det, kept_code, n_pd = self._row_code_of
+        if not kept_code:
+            raise PolarsMetricsError(
+                "this COCO result keeps no code words: they are taken once, by the cube's "
+                "tables of pm.evaluate(profile='coco') (pm.evaluate_coco keeps none).")
+        keep_code = kept_code.pop()
         row_code = np.full((n_pd, keep_code.shape[1]), ALL_IGNORED, np.int64)
         evaluated = rank < max_det
         rows, pos = pd_rows[evaluated], dt_pos[evaluated]

@@ -8,7 +8,7 @@ confidence threshold: a detection that passes ``n`` confidence thresholds counts
 detection is added once, at ``n - 1``, to a per-(slice, category) and a per-image histogram
 over (confidence, IoU), which a sum from the top of the confidence axis turns into counts
 (``_kernels/coco_tables.py``) — read from the code words the one matcher run left
-(``CocoResult._row_code()``), without expanding (threshold × detection) cells. The same
+(``CocoResult.take_row_code()``), without expanding (threshold × detection) cells. The same
 :func:`polars_metrics.cube.tables_from_matched` as the default profile labels them.
 
 Counted like pycocotools: ignored detections (matched to a crowd or ignored ground truth, beyond
@@ -126,7 +126,7 @@ def cube_tables(gt: pl.DataFrame, pd: pl.DataFrame, res: CocoResult, *, conf_thr
     """The tables of one run. ``images`` lists ``res.image_ids`` in order with their ``by``
     values and ``_slice``; ``ids`` are the gt / pd annotation ids reported in the frames.
 
-    The counts come from the matcher's code word per detection (``res._row_code()``): each
+    The counts come from the matcher's code word per detection (``res.take_row_code()``): each
     detection is added once to a (key, confidence, IoU) histogram at its last passed
     confidence threshold, and the histogram is summed from the top of the confidence axis
     (``_kernels/coco_tables.py``) — no (threshold × detection) cells are expanded and the
@@ -148,7 +148,7 @@ def cube_tables(gt: pl.DataFrame, pd: pl.DataFrame, res: CocoResult, *, conf_thr
     # key; threads take disjoint IoU thresholds (scores are finite: the row checks said so)
     key_tp, key_pd = (np.zeros((T, S * F, C), np.int64) for _ in range(2))
     img_tp, img_pd = (np.zeros((T, n_img, C), np.int32) for _ in range(2))
-    run_ranges(coco_cell_counts, (res._row_code(), f64(pd[s.CONFIDENCE]),
+    run_ranges(coco_cell_counts, (res.take_row_code(), f64(pd[s.CONFIDENCE]),
                                   np.ascontiguousarray(conf_thr, dtype=np.float64),
                                   np.maximum(d_key, 0).astype(np.int64), d_img.astype(np.int64),
                                   key_tp, key_pd, img_tp, img_pd),

@@ -117,8 +117,10 @@ def evaluate_coco(
 
 
 def evaluate(gt: pl.DataFrame, pd: pl.DataFrame, p: CocoParams, *,
-             use_ignore_flag: bool = False) -> CocoResult:
-    """:func:`evaluate_coco` with settings already validated (a :class:`CocoParams`)."""
+             use_ignore_flag: bool = False, for_tables: bool = False) -> CocoResult:
+    """:func:`evaluate_coco` with settings already validated (a :class:`CocoParams`).
+    ``for_tables``: the result keeps the matcher's code words until the cube's tables take
+    them (:meth:`CocoResult.take_row_code`); without it, a result keeps none."""
     prev = numba.get_num_threads()
     if pd.height + gt.height < _SMALL:
         numba.set_num_threads(1)
@@ -129,7 +131,7 @@ def evaluate(gt: pl.DataFrame, pd: pl.DataFrame, p: CocoParams, *,
         d_area = _detection_area(pd, rows, p)
         # the matching is the call's peak: the arrays only the layout and the IoU read go first
         rows, lay = rows.for_matching(), lay.for_matching()
-        return _match_and_accumulate(rows, lay, iou, iou_ptr, d_area, p, pd.height)
+        return _match_and_accumulate(rows, lay, iou, iou_ptr, d_area, p, pd.height, for_tables)
     finally:
         numba.set_num_threads(prev)
 
@@ -353,7 +355,7 @@ _D_AREA, _PD_ROWS = 12, 14  # positions in match_arguments' tuple
 
 
 def _match_and_accumulate(rows: _Rows, lay: _Layout, iou, iou_ptr, d_area, p: CocoParams,
-                          n_pd_frame: int) -> CocoResult:
+                          n_pd_frame: int, for_tables: bool) -> CocoResult:
     """``evaluateImg`` then ``accumulate``, 16 IoU thresholds at a time (the packed code's width)."""
     T, Rn, A, M = p.iou_thresholds.size, p.rec_thresholds.size, len(p.area_ranges), len(p.max_dets)
     match_args, area_lo, area_hi = match_arguments(rows, lay, iou, iou_ptr, d_area, p)
@@ -373,14 +375,15 @@ def _match_and_accumulate(rows: _Rows, lay: _Layout, iou, iou_ptr, d_area, p: Co
     keep = p.area_labels.index("all") if "all" in p.area_labels else 0
     # the matcher's code at the kept area, per chunk of thresholds: the cube's counts come from
     # it (coco.cube), so the matching never runs twice for them
-    keep_code = np.empty((n_d, -(-T // K.MAX_THR)), np.uint32)  # the code words as written
+    keep_code = np.empty((n_d, -(-T // K.MAX_THR)), np.uint32) if for_tables else None
     for ch, t0 in enumerate(range(0, T, K.MAX_THR)):
         t1 = min(t0 + K.MAX_THR, T)
         threaded.coco_match(*match_args, area_lo, area_hi, thrs[t0:t1].copy(), -1, code, no_rows,
                             no_rows.astype(bool))
         threaded.coco_accumulate(code, lay.score_acc, lay.rank_acc, lay.cat_ptr, npig, max_dets,
                                  rec_thrs, precision[t0:t1], recall[t0:t1], scores[t0:t1])
-        keep_code[:, ch] = code[:, keep]
+        if keep_code is not None:
+            keep_code[:, ch] = code[:, keep]
     match_inputs = (match_args, area_lo[keep: keep + 1].copy(), area_hi[keep: keep + 1].copy(),
                     thrs, n_d, n_pd_frame)
     return _result(rows, lay, p, precision, recall, scores, npig[:, keep], keep, area_lo[keep],
@@ -416,6 +419,8 @@ def _result(rows: _Rows, lay: _Layout, p: CocoParams, precision, recall, scores,
         category_ids=cat_ids, features=tuple(names), image_ids=rows.image_ids,
         gt_id_zero=gt_id_zero, gt_ignore=gt_ig, match_area=p.area_labels[keep],
         n_pd_outside=rows.n_outside, _match_inputs=match_inputs,
-        _row_code_of=(kept(rows.pd_rows), kept(lay.rank), kept(lay.dt_pos), max_det, keep_code,
-                      match_inputs[-1]),
+        # the code words in a list the cube's tables empty (take_row_code): a result read for
+        # its tables, or never, holds none
+        _row_code_of=(kept(rows.pd_rows), kept(lay.rank), kept(lay.dt_pos), max_det,
+                      [] if keep_code is None else [keep_code], match_inputs[-1]),
     )

@@ -193,6 +193,18 @@ def test_duplicate_ids_packed_path_equals_a_window_per_data_row(seed):
     np.testing.assert_array_equal(got, naive)
 
 
+def test_null_ids_are_never_duplicates_and_do_not_hide_one():
+    """Ids unique but for nulls (a COCO ground truth's image placeholders) have no duplicate,
+    however many nulls share a data row; a repeated id beside nulls is still found."""
+    from polars_metrics.prepare import duplicate_ids
+
+    rows = pl.Series([1, 1, 1, 2, 2, 2])
+    for ids, expected in (([10, None, None, 11, None, 12], [False] * 6),
+                          ([10, None, 10, None, 11, 12], [True, False, True, False, False, False])):
+        frame = pl.DataFrame({"data_row": rows, "id": pl.Series(ids, dtype=pl.Int64)})
+        assert duplicate_ids(frame, ("data_row",)).tolist() == expected
+
+
 def test_an_annotation_without_a_kind_is_a_row_error():
     """A row with a feature and a box but a null ``kind`` beside rows of kind box: before, a raw
     TypeError (sorting the kinds with None among them); now a row error naming the row, and

@@ -553,9 +553,12 @@ def _validate(frame: pl.DataFrame, table: str, keys: Sequence[str], on_invalid: 
 
 def duplicate_ids(frame: pl.DataFrame, keys: Sequence[str]) -> np.ndarray:
     """Rows whose (data row, id) occurs more than once. Ids are often unique across the whole
-    table, which one hash of the id column shows; otherwise a window per data row decides."""
+    table, which one hash of the id column shows; otherwise a window per data row decides.
+    Null ids are never duplicates (the null check names them): a COCO ground truth's image
+    placeholders have them, so the known ids alone are tested first."""
     ids = frame[s.ID]
-    if _ascend_strictly(ids) or ids.n_unique() == ids.len():
+    known_ids = ids.drop_nulls() if ids.has_nulls() else ids
+    if _ascend_strictly(known_ids) or known_ids.n_unique() == known_ids.len():
         return np.zeros(frame.height, dtype=bool)
     if len(keys) == 1 and ids.dtype.is_integer() and frame[keys[0]].dtype.is_integer():
         # one hash of (key, id) packed into an Int64 instead of a window per data row

@@ -39,6 +39,32 @@ def _executor(n: int) -> ThreadPoolExecutor:
         return _pool
 
 
+class _Call:
+    """``fn(*args)`` for the pool that lets go of ``fn`` and ``args`` before its future
+    completes. A pool thread drops its work item (which holds them) only when it takes the
+    next one: that may be after the caller has returned and given back its free heap
+    (``_memory.gives_back_free_heap``), and arrays freed then would stay resident.
+
+    >>> call = _Call(sum, ([1, 2],))
+    >>> call(), call.args
+    (3, None)
+    """
+
+    __slots__ = ("fn", "args")
+
+    def __init__(self, fn: Callable, args: tuple) -> None:
+        self.fn, self.args = fn, args
+
+    def __call__(self):
+        fn, args = self.fn, self.args
+        self.fn = self.args = None
+        return fn(*args)
+
+
+def _submit(threads: int, fn: Callable, *args):
+    return _executor(threads).submit(_Call(fn, args))
+
+
 def _forget_pool_after_fork() -> None:
     # a forked child inherits the pool object but none of its threads: start a new one
     global _pool, _pool_lock
@@ -97,7 +123,7 @@ def run_ranges(kernel: Callable[..., None], args: tuple, cum_work: np.ndarray,
     if len(ranges) == 1:
         kernel(*args, *ranges[0])
         return
-    futures = [_executor(threads).submit(kernel, *args, lo, hi) for lo, hi in ranges[1:]]
+    futures = [_submit(threads, kernel, *args, lo, hi) for lo, hi in ranges[1:]]
     kernel(*args, *ranges[0])  # the calling thread takes the first range
     for f in futures:
         f.result()
@@ -121,7 +147,7 @@ def map_ranges(kernel: Callable[..., object], args: tuple, cum_work: np.ndarray,
     if threads <= 1 or int(cum_work[-1] - cum_work[0]) < small:
         return [kernel(*args, 0, n)]
     ranges = split(cum_work, threads)
-    futures = [_executor(threads).submit(kernel, *args, lo, hi) for lo, hi in ranges[1:]]
+    futures = [_submit(threads, kernel, *args, lo, hi) for lo, hi in ranges[1:]]
     first = kernel(*args, *ranges[0])  # the calling thread takes the first range
     return [first, *(f.result() for f in futures)]
 

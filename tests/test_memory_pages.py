@@ -98,12 +98,14 @@ gt, pd = detections(2000)  # 14k ground truths, 186k predictions
 out = {}
 for budget in (_memory.KEEP_FREE, 0):  # as shipped, then a budget that always trims
     _memory.KEEP_FREE = budget
-    for _ in range(2):
+    left = []
+    for _ in range(3):
         ev = None  # the last result is freed before the call, not after its trim
         ev = getattr(pm, ENTRY)(gt, pd)
-    before = heap_rss()
-    _memory.release_free_heap(keep=0)
-    out[str(budget)] = before - heap_rss()  # what the evaluation left resident as free heap
+        before = heap_rss()
+        _memory.release_free_heap(keep=0)
+        left.append(before - heap_rss())  # what the evaluation left resident as free heap
+    out[str(budget)] = left[1:]  # (the first call of a budget follows the previous budget's)
 print(json.dumps(out))
 """
 
@@ -118,8 +120,11 @@ def test_an_evaluation_leaves_its_free_heap_for_the_next_one(entry):
     got = _probe(EVALUATE_PROBE, timeout=300, args=[entry])
     mb = 1 << 20
     kept, always_trimmed = got.values()
-    assert kept >= 8 * mb
-    assert always_trimmed < mb
+    assert min(kept) >= 8 * mb, got
+    # a call that keeps its free heap leaves it after every call (20 MB each here with the
+    # trim removed); the least of two calls filters a free landing late, after the trim (seen
+    # in three of five runs of the whole suite here, never alone: 4.5 MB)
+    assert min(always_trimmed) < mb, got
 
 
 THRESHOLD_PROBE = """

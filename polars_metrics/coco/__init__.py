@@ -59,7 +59,7 @@ class CocoRun:
     coco: CocoResult
     summary: pl.DataFrame
     per_category: pl.DataFrame | RowTable  # (built on read without ``by``: slice_summaries)
-    tables: Deferred  # of CubeTables
+    tables: Deferred | CubeTables  # built on first read (run); a streamed run's are built
     excluded: pl.DataFrame
     rejects: pl.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
@@ -111,8 +111,8 @@ def run(ground_truth, predictions, profile: Profile, *,
     summary, per_cat = slice_summaries(gt, pd, res, p, images, slices, by_cols)
     t4 = time.perf_counter()
     timings = {"prepare": t1 - t0, "coco": t2 - t1, "slices": t3 - t2, "summary": t4 - t3}
-    # the cube's tables are built on first read: what they read of the inputs is a few
-    # columns (shared with the input tables, not copied), never the geometry
+    # the cube's tables are built on first read: until then the result holds the few input
+    # columns they read (image, category, confidence), never the geometry
     # (functools.partial: this package's ``partial`` is its submodule once imported)
     tables = Deferred(functools.partial(
         _cube_tables, timings, {s.DATA_ROW: key}, _slim(gt), _slim(pd), res, conf_thr=conf_thr,

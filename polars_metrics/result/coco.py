@@ -49,8 +49,8 @@ class CocoEvaluation(Evaluation):
     null, and the data-row ratios are per image, from its counts. They are built on first
     read, from the matcher's result the evaluation keeps: ``pm.evaluate`` pays for pycocotools'
     numbers only, and a result read for ``coco_summary`` alone never builds them. Until then
-    the result holds the few input columns they read (image, category, confidence: shared
-    with the input tables, not copied); the frames are the same whenever they are built.
+    the result holds the few input columns they read (image, category, confidence; never the
+    geometry); the frames are the same whenever they are built.
 
     Examples
     --------
@@ -75,7 +75,8 @@ class CocoEvaluation(Evaluation):
 
     @classmethod
     def from_run(cls, out: CocoRun) -> CocoEvaluation:
-        """The evaluation of one COCO engine run (:func:`polars_metrics.coco.run`)."""
+        """The evaluation of one COCO engine run (:func:`polars_metrics.coco.run`: its tables
+        are built on first read, and so are this evaluation's frames of them)."""
         t0 = time.perf_counter()
         tables, by, zero_tn = out.tables, out.by, out.profile.zero_tn
         cube_overall = Deferred(lambda: metrics.cube_and_overall(tables.value().counts, by, zero_tn))

@@ -801,7 +801,8 @@ def ratio_table(rows: list[dict[str, Any]]) -> str:
                  _x(f.get("speedup_vs_valor_ingest_cube"))]
         for p in coco_peers:
             c = by_lib.get(p)
-            cells.append(f"{c['ratio_core']:.2f}x; {c['ratio_profile']:.2f}x; {c['ratio_full']:.2f}x"
+            # (results.json written before the "profile" phase has no ratio_profile: --report-only)
+            cells.append("; ".join(_x(c.get(k)) for k in ("ratio_core", "ratio_profile", "ratio_full"))
                          if c and "ratio_core" in c else "—")
         h, o = by_lib.get("hotcoco"), by_lib.get("polars_metrics")
         cells.append(f"{h['ratio_load']:.2f}x; {h['ratio_load_warm']:.2f}x" if h and "ratio_load" in h

@@ -20,6 +20,7 @@ import pytest
 
 from polars_metrics.coco import evaluate_coco
 from polars_metrics.io.coco import read_coco, write_coco_results
+from polars_metrics.kinds import KIND_DTYPE
 
 pytestmark = [
     pytest.mark.reference,
@@ -133,6 +134,11 @@ def test_frames_schema(both):
     assert gt.schema["mask"] == pl.Struct(
         {"height": pl.Int64, "width": pl.Int64, "counts": pl.List(pl.UInt32)}
     )
+    # ``kind`` is the engine's Enum (a byte a row), on both sides
+    assert gt.schema["kind"] == pd.schema["kind"] == KIND_DTYPE
+    assert set(pd["kind"].unique()) == {"box"}  # read with iou_type="bbox": every row has a box
+    # the image size is the ground truth's, not repeated on every detection
+    assert {"height", "width"} <= set(gt.columns) and not {"height", "width"} & set(pd.columns)
     # every image of the file is a data row, annotated or not
     n_images = gt["data_row"].n_unique()
     assert n_images == 100

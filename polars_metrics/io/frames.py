@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from polars_metrics import schema as s
+from polars_metrics.kinds import KIND_DTYPE
 
 # --- columns only the readers add -----------------------------------------------------------------
 CATEGORY_ID = "category_id"   # COCO category id
@@ -58,13 +59,14 @@ class FrameSchema:
 
 def _coco(predictions: bool) -> FrameSchema:
     required: dict = {s.DATA_ROW: pl.Int64, s.ID: pl.Int64, s.FEATURE: pl.Enum,
-                      CATEGORY_ID: pl.Int64, s.KIND: pl.String, s.BBOX: s.BBOX_DTYPE,
+                      CATEGORY_ID: pl.Int64, s.KIND: KIND_DTYPE, s.BBOX: s.BBOX_DTYPE,
                       BBOX_XYWH: s.BBOX_DTYPE, s.AREA: pl.Float64}
     required.update({s.CONFIDENCE: pl.Float64} if predictions
                     else {s.IS_CROWD: pl.Boolean, s.IGNORE: pl.Boolean})
-    # ``mask`` sits between these and the image size when any annotation has one
-    return FrameSchema("coco " + ("predictions" if predictions else "ground truth"), required,
-                       {s.MASK: s.MASK_DTYPE, HEIGHT: pl.Int64, WIDTH: pl.Int64})
+    # ``mask`` sits between these and the image size when any annotation has one; the image
+    # size is the ground truth's (a detection's would repeat its image's: 16 bytes a detection)
+    optional = {s.MASK: s.MASK_DTYPE} | ({} if predictions else {HEIGHT: pl.Int64, WIDTH: pl.Int64})
+    return FrameSchema("coco " + ("predictions" if predictions else "ground truth"), required, optional)
 
 
 COCO_GT = _coco(predictions=False)

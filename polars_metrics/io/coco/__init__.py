@@ -15,7 +15,7 @@ annotations"):
 * ``data_row`` Int64 — image id; ``height``, ``width`` Int64 — from the images table;
 * ``feature`` Enum — category names in ascending category-id order (every category of the
   file, so categories without annotations are still known); ``category_id`` Int64;
-* ``id`` Int64 — annotation id; ``kind`` String — "mask" when the annotation has a
+* ``id`` Int64 — annotation id; ``kind`` Enum (the engine's kinds) — "mask" when the annotation has a
   segmentation, else "box";
 * ``bbox`` Array(Float64, 4) — x0, y0, x1, y1 (from COCO's x, y, w, h); ``bbox_xywh``
   Array(Float64, 4) — COCO's numbers as read, kept so COCO IoUs are bit-exact;
@@ -26,7 +26,8 @@ annotations"):
   (``frPyObjects`` + ``merge``), compressed strings decoded, uncompressed counts kept.
 
 ``pd`` — one row per result entry in file order, the same columns (no ``is_crowd`` /
-``ignore``) plus ``confidence`` Float64 (COCO ``score``). Ids are 1..n in file order and
+``ignore``, and no ``height`` / ``width``: a detection's image size is its image's, in ``gt``)
+plus ``confidence`` Float64 (COCO ``score``). Ids are 1..n in file order and
 ``area`` follows ``COCO.loadRes``: when the first entry has a non-empty ``bbox`` every area is
 the box's ``w * h``, otherwise it is the mask's pixel area (and a missing box is the mask's
 bounding box).

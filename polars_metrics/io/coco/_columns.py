@@ -15,6 +15,7 @@ from polars_metrics import schema as s
 from polars_metrics._lazy import lazy
 from polars_metrics._rejects import Reject, Rejects
 from polars_metrics.errors import FormatError
+from polars_metrics.kinds import KIND_DTYPE, KIND_NAMES
 
 msgspec = lazy("msgspec")
 
@@ -158,11 +159,16 @@ def enum_take(names: list[str], enum: pl.Enum, codes: np.ndarray) -> pl.Series:
 
 
 def kind_column(is_mask: np.ndarray, null: np.ndarray | None = None) -> pl.Series:
-    """"mask" / "box" per row (null where ``null``)."""
-    when = pl.when(pl.lit(pl.Series(is_mask, dtype=pl.Boolean))).then(pl.lit("mask")).otherwise(pl.lit("box"))
-    if null is not None and null.any():
-        when = pl.when(pl.lit(pl.Series(null, dtype=pl.Boolean))).then(None).otherwise(when)
-    return pl.select(when.alias(s.KIND)).to_series()
+    """"mask" / "box" per row (null where ``null``), as the ``kind`` Enum: a byte a row (a
+    String column would hold a 16-byte view a row).
+
+    >>> kind_column(np.array([True, False, False]), null=np.array([False, False, True])).to_list()
+    ['mask', 'box', None]
+    """
+    codes = np.where(is_mask, KIND_NAMES.index("mask"), KIND_NAMES.index("box"))
+    if null is not None:
+        codes = np.where(null, -1, codes)
+    return enum_take(KIND_NAMES, KIND_DTYPE, codes).alias(s.KIND)
 
 
 def comparable_kind(has_box: np.ndarray, has_mask: np.ndarray, iou_type: str) -> np.ndarray:

@@ -28,14 +28,13 @@ from polars_metrics.io.coco._columns import (
     int_column,
     kind_column,
     load_json,
-    nonneg_or_null,
     take_mask,
     xyxy,
 )
 from polars_metrics.io.coco._scan import Scanned, scan_results
 from polars_metrics.io.coco.gt import Meta
 from polars_metrics.io.coco.segmentation import Segmentations
-from polars_metrics.io.frames import BBOX_XYWH, CATEGORY_ID, COCO_PD, HEIGHT, WIDTH, check_frame
+from polars_metrics.io.frames import BBOX_XYWH, CATEGORY_ID, COCO_PD, check_frame
 from polars_metrics.kinds._rle import (
     RLE_OK,
     RLE_REASONS,
@@ -283,14 +282,14 @@ def read_results(results: Any, meta: Meta, rej: Rejects, iou_type: str = "bbox")
     bbox_branch = not raw.box_missing[0]  # loadRes picks its branch from the first entry
     rows_for = _ids_or_none(raw.img, raw.bad_img)
     bad, pos, known, cpos = _check(raw, meta, rows_for, rej, bbox_branch)
-    h = np.zeros(raw.n, np.int64)
-    w = np.zeros(raw.n, np.int64)
-    hw_known = np.zeros(raw.n, bool)
-    kn = np.flatnonzero(known)
-    h[kn], w[kn] = meta.heights[pos[kn]], meta.widths[pos[kn]]
-    hw_known[kn] = (h[kn] >= 0) & (w[kn] >= 0)
     mask = None
-    if raw.seg is not None:
+    if raw.seg is not None:  # polygons are rasterized at their image's size
+        h = np.zeros(raw.n, np.int64)
+        w = np.zeros(raw.n, np.int64)
+        hw_known = np.zeros(raw.n, bool)
+        kn = np.flatnonzero(known)
+        h[kn], w[kn] = meta.heights[pos[kn]], meta.widths[pos[kn]]
+        hw_known[kn] = (h[kn] >= 0) & (w[kn] >= 0)
         mask = _mask_column(raw, bad, h, w, hw_known, rows_for, rej, bbox_branch)
     has_mask = np.zeros(raw.n, bool) if mask is None else ~mask.is_null().to_numpy()
     if not bbox_branch:
@@ -299,7 +298,7 @@ def read_results(results: Any, meta: Meta, rej: Rejects, iou_type: str = "bbox")
                       data_row=rows_for)
         bad |= missing
     area = _area(raw, mask, has_mask, bbox_branch)
-    return _frame(raw, meta, np.flatnonzero(~bad), cpos, has_mask, area, mask, h, w, iou_type)
+    return _frame(raw, meta, np.flatnonzero(~bad), cpos, has_mask, area, mask, iou_type)
 
 
 def _ids_or_none(ids: np.ndarray, bad: np.ndarray) -> np.ndarray:
@@ -328,8 +327,7 @@ def _area(raw: _Raw, mask: pl.Series | None, has_mask: np.ndarray, bbox_branch: 
 
 
 def _frame(raw: _Raw, meta: Meta, keep: np.ndarray, cpos: np.ndarray, has_mask: np.ndarray,
-           area: np.ndarray, mask: pl.Series | None, h: np.ndarray, w: np.ndarray,
-           iou_type: str) -> pl.DataFrame:
+           area: np.ndarray, mask: pl.Series | None, iou_type: str) -> pl.DataFrame:
     """The kept rows; every column straight from its numpy array (polars takes them without a
     copy), and no gather when every row is kept (the usual file)."""
     everything = keep.size == raw.n
@@ -351,8 +349,6 @@ def _frame(raw: _Raw, meta: Meta, keep: np.ndarray, cpos: np.ndarray, has_mask: 
         array_series(s.BBOX, xyxy(box), box_null),
         array_series(BBOX_XYWH, box, box_null),
         *([] if mask is None else [take_mask(mask, keep) if not everything else mask.alias(s.MASK)]),
-        nonneg_or_null(HEIGHT, take(h)),
-        nonneg_or_null(WIDTH, take(w)),
     ])
     return check_frame(frame.select(COCO_PD.columns(frame.columns)), COCO_PD)
 
@@ -360,5 +356,4 @@ def _frame(raw: _Raw, meta: Meta, keep: np.ndarray, cpos: np.ndarray, has_mask: 
 def empty_results(meta: Meta) -> pl.DataFrame:
     """The ``pd`` frame without rows (its feature Enum is the ground truth's)."""
     schema = {c: (meta.enum if c == s.FEATURE else d) for c, d in COCO_PD.required.items()}
-    schema.update({HEIGHT: pl.Int64, WIDTH: pl.Int64})
     return check_frame(pl.DataFrame(schema=schema), COCO_PD)

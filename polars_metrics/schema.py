@@ -4,7 +4,8 @@ Code elsewhere refers to these constants; it never retypes a column name.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import polars as pl
@@ -104,3 +105,18 @@ def normalize_thresholds(values: Sequence[float] | np.ndarray | None, name: str)
 ERROR_TYPE = "error_type"
 SIDE = "side"
 DELTA_AP = "delta_ap"
+
+
+def natural_order(names: Iterable[str]) -> list[str]:
+    """Feature names in the order a reader expects: runs of digits compare as numbers
+    ("class_2" before "class_10"), names without digits alphabetically; equal keys ("a01",
+    "a1") fall back to string order, so the order is total and stable.
+
+    >>> natural_order(["class_10", "class_2", "class_1", "car", "a01", "a1", "10", "9b"])
+    ['9b', '10', 'a01', 'a1', 'car', 'class_1', 'class_2', 'class_10']
+    """
+    def key(name: str) -> tuple:
+        parts = re.split(r"(\d+)", name)  # text, digits, text, ...: a str or an int per place
+        return tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), name
+
+    return sorted(names, key=key)

@@ -120,8 +120,10 @@ class Evaluation:
 
     @cached_property
     def features(self) -> list[str]:
-        """The features of the cube, sorted."""
-        return self.cube[s.FEATURE].unique().sort().to_list()
+        """The features of the cube in natural order (:func:`~polars_metrics.schema.natural_order`:
+        "class_2" before "class_10"): the order of ``confusion_matrix``'s labels, the plots and
+        the report (the frames' rows stay sorted as strings)."""
+        return s.natural_order(self.cube[s.FEATURE].unique().drop_nulls().to_list())
 
     # --- lookups -----------------------------------------------------------------------------
     def _threshold(self, value: float, axis: str) -> float:

@@ -63,7 +63,7 @@ def build_payload(runs: dict[str, Evaluation], *, title: str, max_examples_per_c
                   comparison: Comparison | None = None) -> dict:
     """The report's JSON data (see ``_payload``), its large arrays packed in ``bin``."""
     first = _check_same_grid(runs)
-    features = sorted(set().union(*(ev.features for ev in runs.values())))
+    features = s.natural_order(set().union(*(ev.features for ev in runs.values())))
     slices = sorted({tuple(r) for ev in runs.values()
                      for r in ev.data_rows.select(ev.by).unique().rows()},
                     key=lambda r: tuple("" if v is None else str(v) for v in r)) if first.by else []

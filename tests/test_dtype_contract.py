@@ -145,3 +145,21 @@ def test_every_column_the_prepare_step_checks_is_in_the_table():
 
     documented = {c for c, *_ in CASES}
     assert set(COLUMN_DTYPES) <= documented, set(COLUMN_DTYPES) - documented
+
+
+def test_the_readers_kind_enum_evaluates_as_the_same_kinds_as_strings():
+    """``read_coco`` / the Labelbox readers give ``kind`` as the engine's Enum, which the
+    prepare step takes as it is; the same kinds as Strings take the cast: same tables."""
+    from polars.testing import assert_frame_equal
+
+    from polars_metrics.kinds import KIND_DTYPE
+
+    data = Path(__file__).resolve().parent / "data" / "cocoapi"
+    gt, pd = pm.read_coco(data / "instances_val2014_100.json",
+                          data / "instances_val2014_fakebbox100_results.json")
+    assert gt.schema["kind"] == pd.schema["kind"] == KIND_DTYPE
+    as_enum = pm.evaluate(gt, pd)
+    as_string = pm.evaluate(*(t.with_columns(pl.col("kind").cast(pl.String)) for t in (gt, pd)))
+    for table in ("cube", "confusion", "data_rows"):
+        assert_frame_equal(getattr(as_enum, table), getattr(as_string, table))
+    assert as_enum.cube["tp"].sum() > 0

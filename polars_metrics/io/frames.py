@@ -74,7 +74,7 @@ COCO_PD = _coco(predictions=True)
 
 LABELBOX = FrameSchema("labelbox", {
     s.DATA_ROW: pl.String, DATA_ROW_KEY_TYPE: pl.String, s.ID: pl.String, s.FEATURE: pl.String,
-    NAME: pl.String, SCHEMA_ID: pl.String, s.KIND: pl.String, s.CONFIDENCE: pl.Float64,
+    NAME: pl.String, SCHEMA_ID: pl.String, s.KIND: KIND_DTYPE, s.CONFIDENCE: pl.Float64,
     s.BBOX: s.BBOX_DTYPE, s.POLYGON: s.POLYGON_DTYPE, s.POINT: s.POINT_DTYPE, s.LINE: s.LINE_DTYPE,
     s.MASK: s.MASK_DTYPE, s.START: pl.Int64, s.END: pl.Int64, s.MESSAGE_ID: pl.String,
     SPAN_END: pl.String, s.QUESTION: pl.String, s.ANSWER: pl.String,

@@ -18,7 +18,8 @@ Frames produced (both readers; one row per annotation, a checklist is one row)
   (the engine derives their feature: the answer for radio and checklist options, the question
   for text). ``name`` and ``schema_id`` keep both identities (P1: a file keyed by schema ids
   does not join a file keyed by names).
-* ``kind`` String — box, polygon, line, point, mask, span, radio, checklist, text.
+* ``kind`` Enum (the engine's kinds, a byte a row) — box, polygon, line, point, mask, span,
+  radio, checklist, text.
 * ``confidence`` Float64 — null means 1.0. Radio: the answer's, else the line's (P3).
   Checklist: the line's, else the highest option confidence given; every option's own
   confidence is in ``answer_confidences`` (List(Float64), aligned with ``answers``).

@@ -15,8 +15,8 @@ annotations"):
 * ``data_row`` Int64 — image id; ``height``, ``width`` Int64 — from the images table;
 * ``feature`` Enum — category names in ascending category-id order (every category of the
   file, so categories without annotations are still known); ``category_id`` Int64;
-* ``id`` Int64 — annotation id; ``kind`` Enum (the engine's kinds) — "mask" when the annotation has a
-  segmentation, else "box";
+* ``id`` Int64 — annotation id; ``kind`` Enum (the engine's kinds, a byte a row) — "mask"
+  when the annotation has a segmentation, else "box";
 * ``bbox`` Array(Float64, 4) — x0, y0, x1, y1 (from COCO's x, y, w, h); ``bbox_xywh``
   Array(Float64, 4) — COCO's numbers as read, kept so COCO IoUs are bit-exact;
 * ``area`` Float64 — the json ``area`` (``w * h`` of the box when absent); ``is_crowd``,

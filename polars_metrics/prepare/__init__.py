@@ -507,9 +507,10 @@ def _kind_enum(column: pl.Series) -> pl.Series:
             return column.cast(KIND_DTYPE)  # strict: any value that is not a kind raises
         except pl.exceptions.InvalidOperationError:
             pass  # named below, with a suggestion
-    for name in column.cast(pl.String).unique().drop_nulls().to_list():
+    names = column.cast(pl.String)
+    for name in names.unique().drop_nulls().to_list():
         kind(name)  # unknown kinds fail here, with a suggestion
-    return column.cast(pl.String).cast(KIND_DTYPE)
+    return names.cast(KIND_DTYPE)
 
 
 def _kinds(frame: pl.DataFrame) -> list[str]:
